@@ -1,0 +1,3 @@
+module startuptrace
+
+go 1.15

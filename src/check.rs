@@ -1,0 +1,552 @@
+//! Observation + Reference -> Verdict. Each check kind is one function here; a lab's
+//! `checks:` pick and parameterise them. A check compares, it does not probe: every
+//! value it needs was read by a probe and sits in the Observation.
+
+use crate::lab::{CheckKind, CheckSpec, Lab};
+use crate::reference::{Profile, startup};
+use crate::trace::{Hit, Observation, Session, stop_matches};
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// A value golab knows independently of the process, to compare with one read inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fact {
+    Argc,
+    Argv,
+    PageSize,
+    Ncpu,
+    Gomaxprocs,
+    Symbol(String),
+    Int(u64),
+    Bool(bool),
+}
+
+impl Fact {
+    pub fn parse(s: &str) -> Result<Fact> {
+        let s = s.trim();
+        Ok(match s {
+            "argc" => Fact::Argc,
+            "argv" => Fact::Argv,
+            "page-size" => Fact::PageSize,
+            "ncpu" => Fact::Ncpu,
+            "gomaxprocs" => Fact::Gomaxprocs,
+            "true" => Fact::Bool(true),
+            "false" => Fact::Bool(false),
+            _ => {
+                if let Some(sym) = s.strip_prefix("symbol ") {
+                    Fact::Symbol(sym.trim().to_string())
+                } else if let Some(n) = parse_int(s) {
+                    Fact::Int(n)
+                } else {
+                    bail!("'{s}' is not a fact golab knows (argc, argv, page-size, ncpu, gomaxprocs, symbol NAME, a number, true or false)")
+                }
+            }
+        })
+    }
+
+    fn value(&self, o: &Observation) -> Option<Val> {
+        let f = &o.facts;
+        Some(match self {
+            Fact::Argc => Val::Int(f.argc),
+            Fact::Argv => Val::Int(f.argv?),
+            Fact::PageSize => Val::Int(f.page_size),
+            Fact::Ncpu => Val::Int(f.ncpu),
+            Fact::Gomaxprocs => Val::Int(f.gomaxprocs),
+            Fact::Symbol(s) => Val::Int(*f.symbols.get(s)?),
+            Fact::Int(n) => Val::Int(*n),
+            Fact::Bool(b) => Val::Bool(*b),
+        })
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Fact::Argc => "argc: the program's argument count".into(),
+            Fact::Argv => "argv: the entry stack pointer + 8".into(),
+            Fact::PageSize => "the machine's page size".into(),
+            Fact::Ncpu => "the machine's logical CPUs".into(),
+            Fact::Gomaxprocs => "GOMAXPROCS of the run".into(),
+            Fact::Symbol(s) => format!("the address of {s}"),
+            Fact::Int(_) | Fact::Bool(_) => "literal".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Val {
+    Int(u64),
+    Bool(bool),
+}
+
+impl std::fmt::Display for Val {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Val::Int(n) if *n > 0xffff => write!(f, "{n:#x}"),
+            Val::Int(n) => write!(f, "{n}"),
+            Val::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+fn parse_int(s: &str) -> Option<u64> {
+    let s = s.trim();
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+fn parse_val(s: &str) -> Option<Val> {
+    match s.trim() {
+        "true" => Some(Val::Bool(true)),
+        "false" => Some(Val::Bool(false)),
+        t => parse_int(t).map(Val::Int),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Mark {
+    Good,
+    Bad,
+    Missing,
+    Note,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Line {
+    pub mark: Mark,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub id: String,
+    pub kind: String,
+    pub points: u32,
+    pub earned: u32,
+    pub passed: bool,
+    /// Why the check does not apply to this run (then it counts for nothing).
+    pub skipped: Option<String>,
+    pub summary: String,
+    pub says: Option<String>,
+    pub note: Option<String>,
+    pub lines: Vec<Line>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verdict {
+    pub lab: String,
+    pub go_version: String,
+    pub profile: String,
+    pub checks: Vec<CheckResult>,
+    pub earned: u32,
+    pub possible: u32,
+    pub warnings: Vec<String>,
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed || c.skipped.is_some())
+    }
+}
+
+struct Outcome {
+    passed: bool,
+    summary: String,
+    lines: Vec<Line>,
+}
+
+fn line(mark: Mark, text: impl Into<String>) -> Line {
+    Line { mark, text: text.into() }
+}
+
+/// Judges one run of `lab`.
+pub fn judge(lab: &Lab, obs: &Observation, profile: &Profile, warnings: Vec<String>) -> Verdict {
+    let v = crate::toolchain::GoVersion::parse(&obs.go_version).unwrap_or(crate::toolchain::GoVersion::new(1, profile.minor, 0));
+    let mut checks = Vec::new();
+    for spec in &lab.checks {
+        let applies = crate::toolchain::applies(spec.go.as_deref(), v);
+        let (outcome, skipped) = if applies {
+            (run_check(spec, obs, profile), None)
+        } else {
+            (Outcome { passed: true, summary: String::new(), lines: vec![] }, Some(format!("applies to Go {}, not {}", spec.go.as_deref().unwrap_or(""), obs.go_version)))
+        };
+        let earned = if outcome.passed && skipped.is_none() { spec.points } else { 0 };
+        checks.push(CheckResult {
+            id: spec.id.clone(),
+            kind: serde_yaml::to_string(&spec.kind).unwrap_or_default().trim().to_string(),
+            points: if skipped.is_some() { 0 } else { spec.points },
+            earned,
+            passed: outcome.passed,
+            skipped,
+            summary: outcome.summary,
+            says: spec.says.clone(),
+            note: spec.note.clone(),
+            lines: outcome.lines,
+        });
+    }
+    let earned = checks.iter().map(|c| c.earned).sum();
+    let possible = checks.iter().map(|c| c.points).sum();
+    Verdict { lab: lab.name.clone(), go_version: obs.go_version.clone(), profile: profile.name(), checks, earned, possible, warnings }
+}
+
+fn run_check(spec: &CheckSpec, o: &Observation, p: &Profile) -> Outcome {
+    match spec.kind {
+        CheckKind::BuildFlags => build_flags(o),
+        CheckKind::EntryPoint => entry_point(o),
+        CheckKind::ChainOrder => chain_order(o, p),
+        CheckKind::ChainCallers => chain_callers(o, p),
+        CheckKind::GoStatement => go_statement(o),
+        CheckKind::SysmonThread => sysmon_thread(o, p),
+        CheckKind::WitnessesAgree => witnesses_agree(o),
+        CheckKind::WrapperDisassembly => wrapper_disassembly(o, p),
+        CheckKind::Value => values(spec, o),
+    }
+}
+
+fn build_flags(o: &Observation) -> Outcome {
+    let b = &o.build;
+    let lines = vec![
+        line(if b.has_dwarf { Mark::Good } else { Mark::Bad }, format!("DWARF debug information {}", if b.has_dwarf { "present" } else { "missing (built with -ldflags=-w?)" })),
+        line(
+            if b.main_args_is_function { Mark::Good } else { Mark::Bad },
+            format!("main.args {}", if b.main_args_is_function { "is a function symbol: -l kept it from being inlined" } else { "is not a function symbol: it was inlined, so -gcflags \"all=-l -N\" did not take effect" }),
+        ),
+    ];
+    Outcome { passed: b.has_dwarf && b.main_args_is_function, summary: format!("built with -gcflags \"{}\" in {:.1}s", b.gcflags, b.seconds), lines }
+}
+
+fn entry_point(o: &Observation) -> Outcome {
+    let e = &o.entry;
+    let dlv_first = o.dlv.hits.first().map(|h| h.pc());
+    let mut lines = Vec::new();
+    let mut ok = true;
+    for (who, v) in [("readelf -h", e.readelf), ("gdb info file", e.gdb), ("ELF header (in-process)", Some(e.elf)), ("dlv's first stop", dlv_first)] {
+        match v {
+            Some(a) if a == e.elf => lines.push(line(Mark::Good, format!("{who}: {a:#x}"))),
+            Some(a) => {
+                ok = false;
+                lines.push(line(Mark::Bad, format!("{who}: {a:#x}, the ELF header says {:#x}", e.elf)))
+            }
+            None => {
+                ok = false;
+                lines.push(line(Mark::Missing, format!("{who}: not read")))
+            }
+        }
+    }
+    let sym = e.symbol.clone().unwrap_or_else(|| "no symbol".into());
+    if sym == "_rt0_amd64_linux" {
+        lines.push(line(Mark::Good, format!("the symbol at the entry is {sym}")));
+    } else {
+        ok = false;
+        lines.push(line(Mark::Bad, format!("the symbol at the entry is {sym}, expected _rt0_amd64_linux")));
+    }
+    Outcome { passed: ok, summary: format!("{:#x} {sym}", e.elf), lines }
+}
+
+/// Steps of the reference chain the dlv session watched (the entry is always watched).
+fn watched<'a>(o: &Observation, chain: &'a [startup::Step]) -> Vec<&'a startup::Step> {
+    chain.iter().filter(|s| s.reached == startup::Reached::Entry || o.dlv.placed(&s.function).is_some()).collect()
+}
+
+/// Functions in the order of their first stop.
+fn first_hit_order(s: &Session, among: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for h in &s.hits {
+        let f = h.function().to_string();
+        if among.contains(&f.as_str()) && !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// Longest common subsequence of two name lists, as index pairs.
+pub fn lcs(a: &[String], b: &[String]) -> Vec<(usize, usize)> {
+    let (n, m) = (a.len(), b.len());
+    let mut t = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            t[i][j] = if a[i] == b[j] { t[i + 1][j + 1] + 1 } else { t[i + 1][j].max(t[i][j + 1]) };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < n && j < m {
+        if a[i] == b[j] {
+            out.push((i, j));
+            i += 1;
+            j += 1;
+        } else if t[i + 1][j] >= t[i][j + 1] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+fn chain_order(o: &Observation, p: &Profile) -> Outcome {
+    let chain = startup::chain(p);
+    let steps = watched(o, &chain);
+    let expected: Vec<String> = steps.iter().map(|s| s.function.clone()).collect();
+    let names: Vec<&str> = expected.iter().map(String::as_str).collect();
+    let observed = first_hit_order(&o.dlv, &names);
+    let common = lcs(&expected, &observed);
+    let mut lines = Vec::new();
+    for (i, f) in expected.iter().enumerate() {
+        let placed = o.dlv.placed(f);
+        if let Some(err) = placed.and_then(|b| b.error.as_ref()) {
+            lines.push(line(Mark::Missing, format!("{f}: no breakpoint could be set ({err})")));
+        } else if common.iter().any(|(a, _)| *a == i) {
+            lines.push(line(Mark::Good, f.clone()));
+        } else if observed.contains(f) {
+            let pos = observed.iter().position(|x| x == f).unwrap_or(0);
+            lines.push(line(Mark::Bad, format!("{f}: first hit at position {}, expected at {}", pos + 1, i + 1)));
+        } else {
+            lines.push(line(Mark::Missing, format!("{f}: never hit")));
+        }
+    }
+    let unwatched: Vec<&str> = chain.iter().filter(|s| !expected.contains(&s.function)).map(|s| s.function.as_str()).collect();
+    if !unwatched.is_empty() {
+        lines.push(line(Mark::Note, format!("not watched by this lab's breakpoints: {}", unwatched.join(", "))));
+    }
+    let passed = observed == expected;
+    Outcome { passed, summary: format!("{} of {} steps in the reference's order ({})", common.len(), expected.len(), p.name()), lines }
+}
+
+fn chain_callers(o: &Observation, p: &Profile) -> Outcome {
+    let chain = startup::chain(p);
+    let mut lines = Vec::new();
+    let mut good = 0;
+    let mut total = 0;
+    for s in watched(o, &chain) {
+        if s.reached == startup::Reached::Entry {
+            continue;
+        }
+        total += 1;
+        let Some(hit) = o.dlv.first_real_hit(&s.function) else {
+            lines.push(line(Mark::Missing, format!("{}: never hit", s.function)));
+            continue;
+        };
+        let mut observed = hit.caller();
+        let expected = s.caller();
+        let mut witness = "";
+        if observed.is_none() && expected.is_some() && hit.stack.len() > 1 {
+            // dlv showed a goroutine's saved pc where the caller would be; gdb sees threads.
+            if let Some(g) = o.gdb.as_ref().and_then(|g| g.first_real_hit(&s.function)) {
+                observed = g.caller();
+                witness = " (gdb's thread stack: dlv unwinds the goroutine being switched to, whose saved pc is its entry)";
+            }
+        }
+        let how = match &s.reached {
+            startup::Reached::Jump { from } => format!("reached by a JMP from {from}: no caller frame"),
+            startup::Reached::Gogo { fake_return } => format!("entered by gogo's JMP; its return address is {fake_return}"),
+            _ => String::new(),
+        };
+        let mut ok = observed.as_deref() == expected;
+        let mut text = format!("{} <- {}{witness}", s.function, observed.as_deref().unwrap_or("(no caller frame)"));
+        if s.via_wrapper() {
+            // The first stop must be in the wrapper, called from the same caller.
+            let w = o.dlv.first_hit(&s.function).filter(|h| h.in_wrapper());
+            match w {
+                Some(w) if w.caller().as_deref() == expected => text.push_str(" (through its ABI0 wrapper <autogenerated>:1)"),
+                _ => {
+                    ok = false;
+                    text.push_str(" (expected the call to pass through its ABI0 wrapper first; no wrapper stop seen)");
+                }
+            }
+        }
+        if !how.is_empty() {
+            text.push_str(&format!("; {how}"));
+        }
+        if ok {
+            good += 1;
+            lines.push(line(Mark::Good, text));
+        } else {
+            lines.push(line(Mark::Bad, format!("{text}; expected {}", expected.unwrap_or("no caller frame"))));
+        }
+    }
+    Outcome { passed: good == total, summary: format!("{good} of {total} callers as the reference says (wrappers, systemstack and closures folded)"), lines }
+}
+
+fn go_statement(o: &Observation) -> Outcome {
+    let hits = &o.dlv.hits;
+    let mut lines = Vec::new();
+    let np = hits.iter().find(|h| stop_matches(h, "runtime.newproc", Some("main.main")));
+    let Some(np) = np else {
+        return Outcome { passed: false, summary: "no runtime.newproc stop called from main.main".into(), lines: vec![line(Mark::Missing, "main.main -> runtime.newproc")] };
+    };
+    lines.push(line(Mark::Good, format!("main.main -> runtime.newproc (thread {}, goroutine {})", np.thread, np.goroutine)));
+    let after = |f: &str, from: usize| hits.iter().find(|h| h.seq > from && h.thread == np.thread && stop_matches(h, f, Some("runtime.newproc")));
+    let n1 = after("runtime.newproc1", np.seq);
+    let mut ok = true;
+    match n1 {
+        Some(h) => lines.push(line(Mark::Good, format!("runtime.newproc -> runtime.newproc1 (on the system stack: {})", h.stack.get(1).map(|f| f.function.as_str()).unwrap_or("?")))),
+        None => {
+            ok = false;
+            lines.push(line(Mark::Missing, "runtime.newproc -> runtime.newproc1"))
+        }
+    }
+    let rq = after("runtime.runqput", n1.map(|h| h.seq).unwrap_or(np.seq));
+    match rq {
+        Some(h) => {
+            let next = h.values.get("eval next").cloned().unwrap_or_else(|| "not read".into());
+            if next == "true" {
+                lines.push(line(Mark::Good, "runtime.newproc -> runtime.runqput(p, newg, next=true): the new g goes to runnext"));
+            } else {
+                ok = false;
+                lines.push(line(Mark::Bad, format!("runtime.runqput's next = {next}, expected true")));
+            }
+        }
+        None => {
+            ok = false;
+            lines.push(line(Mark::Missing, "runtime.newproc -> runtime.runqput"))
+        }
+    }
+    Outcome { passed: ok, summary: "go func(){}() in main.main: newproc -> newproc1 -> runqput(next=true)".into(), lines }
+}
+
+fn sysmon_thread(o: &Observation, p: &Profile) -> Outcome {
+    let m0 = o.dlv.hits.first().map(|h| h.thread);
+    let Some(h) = o.dlv.first_real_hit("runtime.sysmon") else {
+        return Outcome { passed: false, summary: "runtime.sysmon was never hit".into(), lines: vec![line(Mark::Missing, "runtime.sysmon")] };
+    };
+    let want = startup::sysmon_step(p);
+    let mut lines = Vec::new();
+    let own = Some(h.thread) != m0;
+    lines.push(line(if own { Mark::Good } else { Mark::Bad }, format!("runtime.sysmon on thread {}, the main thread is {}", h.thread, m0.unwrap_or(-1))));
+    let caller_ok = h.caller().as_deref() == want.as_ref().and_then(|s| s.caller());
+    lines.push(line(if caller_ok { Mark::Good } else { Mark::Bad }, format!("called from {} (expected {})", h.caller().unwrap_or_default(), want.as_ref().and_then(|s| s.caller()).unwrap_or("?"))));
+    let main_first = o.dlv.first_real_hit("runtime.main").map(|m| m.seq);
+    let after_main = main_first.map(|m| h.seq > m).unwrap_or(false);
+    lines.push(line(if after_main { Mark::Good } else { Mark::Bad }, "started after runtime.main began (newm(sysmon) in runtime.main)"));
+    Outcome { passed: own && caller_ok && after_main, summary: format!("sysmon runs on thread {} of its own", h.thread), lines }
+}
+
+fn witnesses_agree(o: &Observation) -> Outcome {
+    let Some(g) = &o.gdb else {
+        return Outcome { passed: false, summary: "no gdb session".into(), lines: vec![line(Mark::Missing, "gdb")] };
+    };
+    let mut lines = Vec::new();
+    let mut ok = true;
+    let mut compared = 0;
+    for gb in &g.breakpoints {
+        let Some(db) = o.dlv.placed(&gb.function) else { continue };
+        compared += 1;
+        let (mut a, mut b) = (gb.addrs.clone(), db.addrs.clone());
+        a.sort();
+        b.sort();
+        let fmt = |v: &[u64]| v.iter().map(|x| format!("{x:#x}")).collect::<Vec<_>>().join(" ");
+        if a == b {
+            lines.push(line(Mark::Good, format!("{}: both break at {}", gb.function, fmt(&a))));
+        } else {
+            ok = false;
+            lines.push(line(Mark::Bad, format!("{}: gdb at {}, dlv at {}", gb.function, fmt(&a), fmt(&b))));
+        }
+        let gf = g.hits.iter().find(|h| h.breakpoint == gb.function && !h.in_wrapper());
+        let df = o.dlv.first_real_hit(&gb.function);
+        if let (Some(gh), Some(dh)) = (gf, df) {
+            let (gc, dc) = (gh.caller(), dh.caller());
+            let dlv_sees_a_goroutine = dc.is_none() && dh.stack.get(1).is_some_and(|f| f.entry_pc);
+            if dlv_sees_a_goroutine {
+                let g = dh.stack.get(1).map(|f| f.function.as_str()).unwrap_or("?");
+                lines.push(line(Mark::Note, format!("{}: gdb sees it called from {}; dlv shows the goroutine being switched to (its saved pc is {g}'s entry), so no caller to compare", gb.function, gc.unwrap_or_default())));
+            } else if gc == dc {
+                lines.push(line(Mark::Good, format!("{}: both see it called from {}", gb.function, gc.unwrap_or_else(|| "no caller frame".into()))));
+            } else {
+                ok = false;
+                lines.push(line(Mark::Bad, format!("{}: gdb sees caller {}, dlv {}", gb.function, gc.unwrap_or_default(), dc.unwrap_or_default())));
+            }
+        }
+    }
+    if let Some(h) = g.hits.iter().find(|h| h.breakpoint == "main.main") {
+        let past = h.chain().iter().any(|f| f == "runtime.main");
+        lines.push(line(if past { Mark::Good } else { Mark::Bad }, "gdb's backtrace at main.main goes on to runtime.main (set backtrace past-main on)"));
+        ok &= past;
+    }
+    if compared == 0 {
+        ok = false;
+        lines.push(line(Mark::Missing, "no function was watched by both gdb and dlv"));
+    }
+    Outcome { passed: ok, summary: format!("{compared} functions watched by both gdb and dlv"), lines }
+}
+
+fn wrapper_disassembly(o: &Observation, p: &Profile) -> Outcome {
+    let mut lines = Vec::new();
+    let mut ok = true;
+    for w in &o.wrappers {
+        match w.call_to_real() {
+            Some(i) => lines.push(line(Mark::Good, format!("{} wrapper at {:#x}: {:#x} {} -> the real {}", w.function, w.entry, i.pc, i.text, w.function))),
+            None => {
+                ok = false;
+                lines.push(line(Mark::Bad, format!("{} wrapper at {:#x}: no call or jump to the real {} in {} instructions", w.function, w.entry, w.function, w.instructions.len())));
+            }
+        }
+    }
+    if o.wrappers.is_empty() && p.abi_wrappers {
+        ok = false;
+        lines.push(line(Mark::Missing, "no stop landed in an <autogenerated> wrapper, though this Go version has them"));
+    }
+    Outcome { passed: ok, summary: format!("{} ABI wrappers disassembled", o.wrappers.len()), lines }
+}
+
+fn values(spec: &CheckSpec, o: &Observation) -> Outcome {
+    let mut lines = Vec::new();
+    let mut ok = true;
+    for x in &spec.expect {
+        let key = match (&x.eval, &x.reg) {
+            (Some(e), _) => format!("eval {e}"),
+            (_, Some(r)) => format!("reg {}", r.to_lowercase()),
+            _ => continue,
+        };
+        let what = key.split_once(' ').map(|(_, w)| w.to_string()).unwrap_or_default();
+        let fact = Fact::parse(&x.equals).expect("validated when the lab was loaded");
+        let hit: Option<&Hit> = o.dlv.hits.iter().find(|h| stop_matches(h, x.at.function(), x.at.caller()));
+        let expected = fact.value(o);
+        let observed = hit.and_then(|h| h.values.get(&key));
+        match (observed, expected) {
+            (None, _) => {
+                ok = false;
+                lines.push(line(Mark::Missing, format!("{what} at {}: no such stop was recorded", x.at.describe())));
+            }
+            (Some(obs), Some(exp)) => {
+                let v = parse_val(obs);
+                if v == Some(exp) {
+                    lines.push(line(Mark::Good, format!("{what} at {} = {} ({})", x.at.describe(), v.map(|v| v.to_string()).unwrap_or_default(), fact.name())));
+                } else {
+                    ok = false;
+                    let shown = v.map(|v| v.to_string()).unwrap_or_else(|| obs.clone());
+                    lines.push(line(Mark::Bad, format!("{what} at {}: observed {shown}, expected {exp} ({})", x.at.describe(), fact.name())));
+                }
+            }
+            (Some(_), None) => {
+                ok = false;
+                lines.push(line(Mark::Missing, format!("{what}: golab does not know {} for this run", fact.name())));
+            }
+        }
+    }
+    Outcome { passed: ok, summary: spec.says.clone().unwrap_or_default(), lines }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_parse() {
+        assert_eq!(Fact::parse("symbol runtime.main").unwrap(), Fact::Symbol("runtime.main".into()));
+        assert_eq!(Fact::parse("10000").unwrap(), Fact::Int(10000));
+        assert_eq!(Fact::parse("0x10").unwrap(), Fact::Int(16));
+        assert!(Fact::parse("cpus").is_err());
+    }
+
+    #[test]
+    fn lcs_keeps_the_common_order() {
+        let a: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+        let b: Vec<String> = ["a", "c", "b", "d"].map(String::from).to_vec();
+        let l = lcs(&a, &b);
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[0], (0, 0));
+        assert_eq!(*l.last().unwrap(), (3, 3));
+    }
+}

@@ -1,0 +1,87 @@
+//! The command line: clap definitions and dispatch only.
+
+use crate::toolchain::Choice;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "golab", version, about = "Go runtime internals labs: reproducible, scripted, gradable")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Check that go, dlv, gdb, readelf and ptrace are ready; print fixes for what is not.
+    Doctor(ToolArgs),
+    /// List the bundled labs.
+    Labs,
+    /// Build a lab's program, run the scripted readelf, gdb and dlv sessions, and check
+    /// what they saw against the reference.
+    Run(RunArgs),
+    /// Print the reference's expected chain for a lab and a Go version.
+    Reference(ReferenceArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct ToolArgs {
+    /// GOROOT of the Go to use (else `go` on PATH).
+    #[arg(long, env = "GOLAB_GOROOT")]
+    pub goroot: Option<PathBuf>,
+    /// The dlv binary to use (else `dlv` on PATH).
+    #[arg(long, env = "GOLAB_DLV")]
+    pub dlv: Option<PathBuf>,
+    /// The gdb binary to use (else `gdb` on PATH).
+    #[arg(long, env = "GOLAB_GDB")]
+    pub gdb: Option<PathBuf>,
+}
+
+impl ToolArgs {
+    pub fn choice(&self) -> Choice {
+        Choice { goroot: self.goroot.clone(), dlv: self.dlv.clone(), gdb: self.gdb.clone() }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Provider {
+    /// The machine golab runs on.
+    Host,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// A bundled lab's name (see `golab labs`) or the path of a lab folder.
+    pub lab: String,
+    #[arg(long, value_enum, default_value = "host")]
+    pub provider: Provider,
+    #[command(flatten)]
+    pub tools: ToolArgs,
+    /// Write the Observation and the Verdict as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Keep the sessions in DIR: the dlv JSON-RPC exchange, a dlv-style log, the gdb/MI log, readelf's output.
+    #[arg(long, value_name = "DIR")]
+    pub transcript: Option<PathBuf>,
+    /// Build in DIR and keep it (default: a temporary folder, removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    pub work: Option<PathBuf>,
+    /// Show the GOOD lines of passing checks too.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// No progress lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct ReferenceArgs {
+    /// The lab whose chain to print.
+    pub lab: String,
+    /// The Go version, e.g. 1.17 or go1.17.1.
+    #[arg(long = "go", value_name = "VERSION")]
+    pub go: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}

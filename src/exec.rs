@@ -1,0 +1,192 @@
+//! The one way golab runs a subprocess.
+//!
+//! Every child is started in a process group of its own, so that a timeout or an early
+//! return kills the whole group (dlv forks the debuggee, `go build` forks the compiler):
+//! no process is left behind. Output is captured on threads so that a chatty child can
+//! never block on a full pipe. Not for: deciding what to run (the probes do that).
+
+use anyhow::{Context, Result, bail};
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a finished command printed, and how it ended.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Captured {
+    pub fn ok(&self) -> bool {
+        self.status.success()
+    }
+    /// stdout and stderr together, for error messages.
+    pub fn combined(&self) -> String {
+        let mut s = self.stdout.clone();
+        if !s.is_empty() && !s.ends_with('\n') {
+            s.push('\n');
+        }
+        s.push_str(&self.stderr);
+        s
+    }
+}
+
+/// A child in its own process group; dropping it kills the group.
+pub struct Group {
+    child: Child,
+    pub label: String,
+    done: bool,
+}
+
+impl Group {
+    /// Starts `cmd` in a new process group. `label` names it in errors.
+    pub fn spawn(mut cmd: Command, label: &str) -> Result<Group> {
+        cmd.process_group(0);
+        let child = cmd.spawn().with_context(|| format!("cannot start {label} ({:?})", cmd.get_program()))?;
+        Ok(Group { child, label: label.to_string(), done: false })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn child_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// Waits until the child exits or `deadline` passes; on timeout the group is killed.
+    pub fn wait_deadline(&mut self, deadline: Instant) -> Result<ExitStatus> {
+        loop {
+            if let Some(st) = self.child.try_wait()? {
+                self.done = true;
+                // The leader is gone; its group may not be (a debuggee it forked).
+                kill_group(self.child.id());
+                return Ok(st);
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                bail!("{} did not finish in time: its process group was killed", self.label);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Kills the whole group and reaps the leader.
+    pub fn kill(&mut self) {
+        kill_group(self.child.id());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.done = true;
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if !self.done {
+            self.kill();
+        } else {
+            kill_group(self.child.id());
+        }
+    }
+}
+
+/// SIGKILL to every process in group `pgid` (ignores a group that is already gone).
+pub fn kill_group(pgid: u32) {
+    // SAFETY: killpg only sends a signal; a stale pgid yields ESRCH, which we ignore.
+    unsafe {
+        libc::killpg(pgid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// Runs `cmd` to completion with a timeout, capturing stdout and stderr.
+pub fn run(mut cmd: Command, label: &str, timeout: Duration) -> Result<Captured> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut g = Group::spawn(cmd, label)?;
+    let out = reader(g.child_mut().stdout.take());
+    let err = reader(g.child_mut().stderr.take());
+    let status = g.wait_deadline(Instant::now() + timeout);
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    let status = status.with_context(|| format!("after {}s; it printed:\n{}{}", timeout.as_secs(), tail(&stdout), tail(&stderr)))?;
+    Ok(Captured { status, stdout, stderr })
+}
+
+fn reader<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut r) = r {
+            let _ = r.read_to_end(&mut buf);
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+/// The last lines of a long output, for error messages.
+pub fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    let start = lines.len().saturating_sub(30);
+    let mut t = lines[start..].join("\n");
+    if !t.is_empty() {
+        t.push('\n');
+    }
+    t
+}
+
+/// The pids of live processes whose process group is `pgid` (read from /proc).
+pub fn processes_in_group(pgid: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return pids };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Fields after the ")" that closes the command name: state ppid pgrp ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 2 && f[0] != "Z" && f[2].parse::<u32>().ok() == Some(pgid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_kills_the_whole_group() {
+        // A shell that forks a grandchild which would outlive it.
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg("sleep 30 & sleep 30");
+        let mut g = Group::spawn(cmd, "sleeper").unwrap();
+        let pgid = g.pid();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(processes_in_group(pgid).len() >= 2, "the shell and its sleeps should be running");
+        let err = g.wait_deadline(Instant::now() + Duration::from_millis(200)).unwrap_err();
+        assert!(format!("{err:#}").contains("did not finish in time"), "{err:#}");
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(processes_in_group(pgid), Vec::<u32>::new(), "left behind");
+    }
+
+    #[test]
+    fn run_reports_a_timeout_with_what_was_printed() {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg("echo started; sleep 30");
+        let err = run(cmd, "slow", Duration::from_millis(300)).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("slow did not finish in time") && msg.contains("started"), "{msg}");
+    }
+
+    #[test]
+    fn captures_output_and_status() {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg("echo out; echo err >&2; exit 3");
+        let c = run(cmd, "sh", Duration::from_secs(10)).unwrap();
+        assert_eq!(c.stdout, "out\n");
+        assert_eq!(c.stderr, "err\n");
+        assert_eq!(c.status.code(), Some(3));
+    }
+}

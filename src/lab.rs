@@ -1,0 +1,346 @@
+//! The `lab.yaml` schema: what a lab builds, where the debuggers stop, and what is checked.
+//!
+//! A lab is a folder under `labs/` holding a Go program and a `lab.yaml`. Course authors
+//! add labs here without touching Rust: the check kinds are generic (chains, callers,
+//! values read in the live process) and a lab picks and parameterises them.
+//! Unknown keys and wrong types are errors that name the file, the line and the key.
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lab {
+    pub name: String,
+    pub title: String,
+    /// Which chain of the Reference this lab is checked against (e.g. `startup`).
+    pub chain: String,
+    pub program: Program,
+    pub dlv: DlvPlan,
+    #[serde(default)]
+    pub gdb: Option<GdbPlan>,
+    pub checks: Vec<CheckSpec>,
+    /// The folder the lab was loaded from (not part of the file).
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Program {
+    /// gcflags for `go build`; the lab needs optimisation and inlining off.
+    #[serde(default = "default_gcflags")]
+    pub gcflags: String,
+    /// Arguments the program runs with (argv[1..]); makes argc distinctive.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment for the debugged run, with the reason in `env_why`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub env_why: Option<String>,
+    /// Wall-clock limit for each debugger session, in seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_gcflags() -> String {
+    "all=-l -N".into()
+}
+fn default_timeout() -> u64 {
+    120
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DlvPlan {
+    pub breakpoints: Vec<BreakpointSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GdbPlan {
+    pub breakpoints: Vec<BreakpointSpec>,
+}
+
+/// A breakpoint on a function: `runtime.schedinit`, or `{function: ..., max_hits: N}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum BreakpointSpec {
+    Name(String),
+    Full(BreakpointFull),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakpointFull {
+    pub function: String,
+    /// Hits recorded before the breakpoint is cleared; 0 means never cleared.
+    #[serde(default = "default_max_hits")]
+    pub max_hits: u32,
+    /// Go versions this breakpoint applies to, e.g. `>=1.17`.
+    #[serde(default)]
+    pub go: Option<String>,
+}
+
+fn default_max_hits() -> u32 {
+    5
+}
+
+impl BreakpointSpec {
+    pub fn function(&self) -> &str {
+        match self {
+            BreakpointSpec::Name(n) => n,
+            BreakpointSpec::Full(f) => &f.function,
+        }
+    }
+    pub fn max_hits(&self) -> u32 {
+        match self {
+            BreakpointSpec::Name(_) => default_max_hits(),
+            BreakpointSpec::Full(f) => f.max_hits,
+        }
+    }
+    pub fn go(&self) -> Option<&str> {
+        match self {
+            BreakpointSpec::Name(_) => None,
+            BreakpointSpec::Full(f) => f.go.as_deref(),
+        }
+    }
+}
+
+/// One graded check of the lab.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    pub id: String,
+    pub kind: CheckKind,
+    #[serde(default = "default_points")]
+    pub points: u32,
+    /// What the lab notes claim, in words (shown in the report).
+    #[serde(default)]
+    pub says: Option<String>,
+    /// A correction or remark shown with the result.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Go versions the check applies to, e.g. `>=1.17`.
+    #[serde(default)]
+    pub go: Option<String>,
+    /// For `kind: value`: what to read in the live process and what it must equal.
+    #[serde(default)]
+    pub expect: Vec<Expectation>,
+}
+
+fn default_points() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckKind {
+    /// The binary was built with `-l -N`: DWARF present, `main.args` a function symbol.
+    BuildFlags,
+    /// readelf, gdb and the ELF header agree on the entry point; the symbol there.
+    EntryPoint,
+    /// First hits in the Reference's order.
+    ChainOrder,
+    /// Each step's caller (wrappers folded) is the Reference's.
+    ChainCallers,
+    /// `main.main`'s `go` statement: newproc -> newproc1 -> runqput(next).
+    GoStatement,
+    /// `sysmon` runs on a thread of its own.
+    SysmonThread,
+    /// dlv and gdb agree on addresses and callers where both looked.
+    WitnessesAgree,
+    /// Each ABI wrapper hit disassembles to a call of the real function.
+    WrapperDisassembly,
+    /// Values read in the live process (registers, runtime variables).
+    Value,
+}
+
+/// `at` a stop, read `eval` (a Go expression, through dlv) or `reg` (a register) and
+/// compare with `equals`: a fact golab knows (`argc`, `argv`, `page-size`, `ncpu`,
+/// `gomaxprocs`, `symbol NAME`), or a literal (`10000`, `true`, `0`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    pub at: StopSpec,
+    #[serde(default)]
+    pub eval: Option<String>,
+    #[serde(default)]
+    pub reg: Option<String>,
+    pub equals: String,
+}
+
+/// Which stop: the first hit of the real function (not its ABI wrapper), optionally
+/// the first whose caller (wrappers folded) is `caller`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum StopSpec {
+    Function(String),
+    Full {
+        function: String,
+        #[serde(default)]
+        caller: Option<String>,
+    },
+}
+
+impl StopSpec {
+    pub fn function(&self) -> &str {
+        match self {
+            StopSpec::Function(f) => f,
+            StopSpec::Full { function, .. } => function,
+        }
+    }
+    pub fn caller(&self) -> Option<&str> {
+        match self {
+            StopSpec::Function(_) => None,
+            StopSpec::Full { caller, .. } => caller.as_deref(),
+        }
+    }
+    pub fn describe(&self) -> String {
+        match self.caller() {
+            Some(c) => format!("{} (called from {c})", self.function()),
+            None => self.function().to_string(),
+        }
+    }
+}
+
+/// The folder holding the bundled labs: `GOLAB_LABS`, else `labs/` beside the
+/// executable's project (found upward from the executable), else `./labs`.
+pub fn labs_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("GOLAB_LABS") {
+        return PathBuf::from(d);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for a in exe.ancestors().skip(1) {
+            let c = a.join("labs");
+            if c.join("startup-trace").join("lab.yaml").is_file() {
+                return c;
+            }
+        }
+    }
+    PathBuf::from("labs")
+}
+
+/// Loads a lab by name (a folder under the labs dir) or by path to its folder.
+pub fn load(name_or_path: &str) -> Result<Lab> {
+    let p = Path::new(name_or_path);
+    let dir = if p.join("lab.yaml").is_file() { p.to_path_buf() } else { labs_dir().join(name_or_path) };
+    let file = dir.join("lab.yaml");
+    if !file.is_file() {
+        let known = list().map(|l| l.iter().map(|l| l.name.clone()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+        bail!("no lab named '{name_or_path}': {} does not exist (bundled labs: {known})", file.display());
+    }
+    load_file(&file)
+}
+
+pub fn load_file(file: &Path) -> Result<Lab> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut lab = parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    lab.dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    Ok(lab)
+}
+
+/// Parses and validates a lab file's text; errors carry the line and column.
+pub fn parse(text: &str) -> Result<Lab, String> {
+    let lab: Lab = serde_yaml::from_str(text).map_err(|e| describe_yaml_error(&e))?;
+    validate(&lab)?;
+    Ok(lab)
+}
+
+fn describe_yaml_error(e: &serde_yaml::Error) -> String {
+    let msg = e.to_string();
+    match e.location() {
+        // serde_yaml already appends "at line L column C"; make the line lead.
+        Some(loc) => {
+            let core = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            format!("line {}, column {}: {core}", loc.line(), loc.column())
+        }
+        None => msg,
+    }
+}
+
+fn validate(lab: &Lab) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for c in &lab.checks {
+        if !seen.insert(c.id.as_str()) {
+            return Err(format!("check id '{}' is used twice", c.id));
+        }
+        if let Some(g) = &c.go {
+            crate::toolchain::GoRange::parse(g).map_err(|e| format!("check '{}': go: {e}", c.id))?;
+        }
+        if c.kind == CheckKind::Value {
+            if c.expect.is_empty() {
+                return Err(format!("check '{}' of kind value needs at least one `expect`", c.id));
+            }
+            for x in &c.expect {
+                match (&x.eval, &x.reg) {
+                    (Some(_), None) | (None, Some(_)) => {}
+                    _ => return Err(format!("check '{}': each expect needs exactly one of `eval` or `reg`", c.id)),
+                }
+                crate::check::Fact::parse(&x.equals).map_err(|e| format!("check '{}': equals: {e}", c.id))?;
+            }
+        } else if !c.expect.is_empty() {
+            return Err(format!("check '{}': `expect` belongs to checks of kind value", c.id));
+        }
+    }
+    for b in &lab.dlv.breakpoints {
+        if let Some(g) = b.go() {
+            crate::toolchain::GoRange::parse(g).map_err(|e| format!("breakpoint {}: go: {e}", b.function()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Every bundled lab, sorted by name.
+pub fn list() -> Result<Vec<Lab>> {
+    let dir = labs_dir();
+    let mut labs = Vec::new();
+    for e in std::fs::read_dir(&dir).with_context(|| format!("cannot read the labs folder {}", dir.display()))? {
+        let e = e?;
+        let f = e.path().join("lab.yaml");
+        if f.is_file() {
+            labs.push(load_file(&f)?);
+        }
+    }
+    labs.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(labs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_startup_lab_loads() {
+        let lab = load_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/startup-trace/lab.yaml")).unwrap();
+        assert_eq!(lab.name, "startup-trace");
+        assert_eq!(lab.program.gcflags, "all=-l -N");
+        assert!(lab.dlv.breakpoints.iter().any(|b| b.function() == "runtime.newproc" && b.max_hits() == 0));
+    }
+
+    #[test]
+    fn an_unknown_key_names_its_line_and_key() {
+        let text = "name: x\ntitle: t\nchain: startup\nprogram: {}\ndlv:\n  breakpoints: []\n  brekpoints: []\nchecks: []\n";
+        let err = parse(text).unwrap_err();
+        assert!(err.starts_with("line 7,"), "{err}");
+        assert!(err.contains("unknown field `brekpoints`"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_line() {
+        let text = "name: x\ntitle: t\nchain: startup\nprogram:\n  timeout_secs: soon\ndlv: {breakpoints: []}\nchecks: []\n";
+        let err = parse(text).unwrap_err();
+        assert!(err.starts_with("line 5,"), "{err}");
+        assert!(err.contains("timeout_secs"), "{err}");
+    }
+
+    #[test]
+    fn a_value_check_needs_a_known_fact() {
+        let text = "name: x\ntitle: t\nchain: startup\nprogram: {}\ndlv: {breakpoints: []}\nchecks:\n- id: a\n  kind: value\n  expect:\n  - {at: runtime.osinit, eval: runtime.ncpu, equals: cpus}\n";
+        let err = parse(text).unwrap_err();
+        assert!(err.contains("check 'a'") && err.contains("cpus"), "{err}");
+    }
+}

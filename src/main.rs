@@ -1,0 +1,77 @@
+//! golab: the Go runtime internals lab, reproducible, scripted and gradable.
+//! `main` parses the command line and dispatches; the work lives in the modules.
+
+mod check;
+mod cli;
+mod doctor;
+mod exec;
+mod files;
+mod lab;
+mod probe;
+mod progress;
+mod reference;
+mod report;
+mod runner;
+mod toolchain;
+mod trace;
+
+use anyhow::{Result, bail};
+use clap::Parser;
+use cli::{Cli, Cmd};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("golab: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Cmd::Doctor(t) => {
+            let findings = doctor::examine(&t.choice());
+            let (text, ready) = doctor::report(&findings);
+            print!("{text}");
+            Ok(if ready { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Cmd::Labs => {
+            for l in lab::list()? {
+                println!("{:<18} {}", l.name, l.title);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run(a) => {
+            let lab = lab::load(&a.lab)?;
+            let opts = runner::Options { choice: a.tools.choice(), transcript: a.transcript.clone(), keep_work: a.work.clone(), quiet: a.quiet };
+            let out = runner::run(&lab, &opts)?;
+            print!("{}", report::terminal(&out.verdict, &out.header, a.verbose));
+            if let Some(j) = &a.json {
+                files::write_atomic(j, report::json(&out.observation, &out.verdict).as_bytes())?;
+            }
+            Ok(if out.verdict.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Cmd::Reference(a) => {
+            let lab = lab::load(&a.lab)?;
+            let v = toolchain::GoVersion::parse(&a.go)?;
+            if lab.chain != "startup" {
+                bail!("lab {} checks the '{}' chain, which `golab reference` cannot print yet", lab.name, lab.chain);
+            }
+            let (p, warning) = reference::Profile::for_version(v);
+            if let Some(w) = warning {
+                eprintln!("warning: {w}");
+            }
+            if a.json {
+                let steps = reference::startup::walk(&p);
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"profile": p, "chain": reference::startup::chain(&p), "walk": steps}))?);
+            } else {
+                print!("{}", reference::startup::render(&p, v));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

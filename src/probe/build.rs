@@ -1,0 +1,38 @@
+//! `go build -gcflags "all=-l -N"` of a lab program in a work folder of its own.
+
+use crate::exec;
+use crate::toolchain::Toolchain;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub struct Built {
+    pub binary: PathBuf,
+    pub seconds: f64,
+}
+
+/// Copies the lab's files (not its subfolders) into `work` and builds `work/main`.
+/// A compile error comes back with the compiler's own output.
+pub fn build(tc: &Toolchain, lab_dir: &Path, work: &Path, gcflags: &str) -> Result<Built> {
+    copy_program(lab_dir, work)?;
+    let binary = work.join("main");
+    let mut c = tc.go_command();
+    c.current_dir(work).arg("build").arg("-gcflags").arg(gcflags).arg("-o").arg(&binary).arg(".");
+    let start = Instant::now();
+    let out = exec::run(c, "go build", Duration::from_secs(600))?;
+    if !out.ok() {
+        bail!("go build -gcflags \"{gcflags}\" failed in {}:\n{}", work.display(), out.combined().trim_end());
+    }
+    Ok(Built { binary, seconds: start.elapsed().as_secs_f64() })
+}
+
+fn copy_program(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for e in std::fs::read_dir(from).with_context(|| format!("cannot read the lab folder {}", from.display()))? {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).with_context(|| format!("cannot copy {}", e.path().display()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! Probes: one file per tool. Each runs its tool and returns typed data; none of them
+//! judges what it saw (that is `check`) or prints it (that is `report`).
+
+pub mod build;
+pub mod dlv_rpc;
+pub mod elf;
+pub mod gdb_mi;
+pub mod readelf;

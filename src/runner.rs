@@ -1,0 +1,204 @@
+//! One run of a lab on the host: toolchain -> build -> probes -> Observation -> Verdict.
+//!
+//! The stages hand plain data forward and never reach back. What each probe recorded is
+//! written to the transcript folder as soon as it exists, so a later failure loses
+//! nothing that was already seen.
+
+use crate::check::{self, Fact, Verdict};
+use crate::files::write_atomic;
+use crate::lab::{BreakpointSpec, CheckKind, Lab};
+use crate::probe::{build, dlv_rpc, elf::Elf, gdb_mi, readelf};
+use crate::progress::Progress;
+use crate::reference::{Profile, startup};
+use crate::toolchain::{self, Choice, Toolchain};
+use crate::trace::{self, Observation};
+use anyhow::{Context, Result, bail};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub struct Options {
+    pub choice: Choice,
+    pub transcript: Option<PathBuf>,
+    pub keep_work: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+pub struct Outcome {
+    pub observation: Observation,
+    pub verdict: Verdict,
+    pub header: String,
+}
+
+/// The breakpoints of a lab for a Go version: `@chain` expands to the reference chain's
+/// functions; an explicit entry for a function overrides the expansion's hit limit.
+pub fn breakpoints(lab: &Lab, profile: &Profile, v: toolchain::GoVersion) -> Vec<dlv_rpc::BreakpointPlan> {
+    plan_breakpoints(&lab.dlv.breakpoints, profile, v)
+}
+
+fn plan_breakpoints(specs: &[BreakpointSpec], profile: &Profile, v: toolchain::GoVersion) -> Vec<dlv_rpc::BreakpointPlan> {
+    let explicit: BTreeMap<&str, &BreakpointSpec> = specs.iter().filter(|b| b.function() != "@chain").map(|b| (b.function(), b)).collect();
+    let mut out: Vec<dlv_rpc::BreakpointPlan> = Vec::new();
+    let mut push = |f: &str, max: u32, out: &mut Vec<dlv_rpc::BreakpointPlan>| {
+        if !out.iter().any(|b| b.function == f) {
+            out.push(dlv_rpc::BreakpointPlan { function: f.to_string(), max_hits: max });
+        }
+    };
+    for b in specs {
+        if b.function() == "@chain" {
+            for s in startup::chain(profile) {
+                // The entry point is where the process is stopped already.
+                if s.reached == startup::Reached::Entry {
+                    continue;
+                }
+                let max = explicit.get(s.function.as_str()).map(|e| e.max_hits()).unwrap_or(b.max_hits());
+                push(&s.function, max, &mut out);
+            }
+        } else if toolchain::applies(b.go(), v) {
+            push(b.function(), b.max_hits(), &mut out);
+        }
+    }
+    out
+}
+
+/// The stops the checks read values at, and what they read there.
+fn stops(lab: &Lab, v: toolchain::GoVersion) -> Vec<dlv_rpc::Stop> {
+    let mut by: BTreeMap<(String, Option<String>), BTreeSet<dlv_rpc::Read>> = BTreeMap::new();
+    for c in lab.checks.iter().filter(|c| c.kind == CheckKind::Value && toolchain::applies(c.go.as_deref(), v)) {
+        for x in &c.expect {
+            let read = match (&x.eval, &x.reg) {
+                (Some(e), _) => dlv_rpc::Read::Eval(e.clone()),
+                (_, Some(r)) => dlv_rpc::Read::Reg(r.clone()),
+                _ => continue,
+            };
+            by.entry((x.at.function().to_string(), x.at.caller().map(str::to_string))).or_default().insert(read);
+        }
+    }
+    let mut out: Vec<dlv_rpc::Stop> = by.into_iter().map(|((function, caller), reads)| dlv_rpc::Stop { function, caller, every: false, reads }).collect();
+    if lab.checks.iter().any(|c| c.kind == CheckKind::GoStatement) {
+        // Every runqput that newproc makes: which one follows main.main's go statement is
+        // known only afterwards.
+        out.push(dlv_rpc::Stop { function: "runtime.runqput".into(), caller: Some("runtime.newproc".into()), every: true, reads: [dlv_rpc::Read::Eval("next".into())].into() });
+    }
+    out
+}
+
+fn symbols_named(lab: &Lab) -> Vec<String> {
+    let mut v = Vec::new();
+    for c in &lab.checks {
+        for x in &c.expect {
+            if let Ok(Fact::Symbol(s)) = Fact::parse(&x.equals) {
+                v.push(s);
+            }
+        }
+    }
+    v
+}
+
+struct Transcript(Option<PathBuf>);
+
+impl Transcript {
+    fn write(&self, name: &str, text: &str) -> Result<()> {
+        match &self.0 {
+            Some(d) => write_atomic(&d.join(name), text.as_bytes()),
+            None => Ok(()),
+        }
+    }
+}
+
+pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
+    let mut progress = Progress::new(6, opts.quiet);
+    let transcript = Transcript(opts.transcript.clone());
+    progress.stage("finding go, dlv, gdb and readelf");
+    let tc = Toolchain::find(&opts.choice)?;
+    let (profile, profile_warning) = Profile::for_version(tc.go_version);
+    let mut warnings: Vec<String> = profile_warning.into_iter().collect();
+    let header = header(lab, &tc, &profile);
+
+    progress.stage(&format!("building {} with -gcflags \"{}\"", lab.name, lab.program.gcflags));
+    let tmp = tempfile::Builder::new().prefix("golab-").tempdir()?;
+    let work = opts.keep_work.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let built = build::build(&tc, &lab.dir, &work, &lab.program.gcflags)?;
+    let elf = Elf::read(&built.binary)?;
+
+    let mut obs = Observation { lab: lab.name.clone(), go_version: tc.go_version.to_string(), ..Default::default() };
+    obs.build = trace::Build { gcflags: lab.program.gcflags.clone(), has_dwarf: elf.has_dwarf, main_args_is_function: elf.is_function("main.args"), seconds: built.seconds };
+
+    progress.stage("reading the entry point (readelf -h, ELF header)");
+    let rh = readelf::header(&tc.readelf, &built.binary)?;
+    transcript.write("readelf-h.txt", &format!("$ readelf -h ./main\n{}", rh.text))?;
+    obs.entry = trace::Entry { readelf: Some(rh.entry), gdb: None, elf: elf.entry, symbol: elf.function_at(elf.entry).map(str::to_string) };
+
+    let mut args = vec![];
+    args.extend(lab.program.args.iter().cloned());
+    let env: Vec<(String, String)> = lab.program.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let timeout = Duration::from_secs(lab.program.timeout_secs);
+
+    progress.stage("gdb/MI session");
+    if let Some(gp) = &lab.gdb {
+        let specs = plan_breakpoints(&gp.breakpoints, &profile, tc.go_version);
+        let plan: Vec<gdb_mi::Plan> = specs.iter().map(|b| gdb_mi::Plan { function: &b.function, max_hits: b.max_hits }).collect();
+        let g = gdb_mi::run(&tc.gdb, &tc.gdb_version, &built.binary, &args, &env, &plan, Instant::now() + timeout)?;
+        transcript.write("gdb-mi.log", &format!("# gdb --interpreter=mi3 -nx -q ./main (gdb {})\n{}", tc.gdb_version, g.log))?;
+        transcript.write("gdb-info-file.txt", &format!("(gdb) info file\n{}", g.info_file))?;
+        if let Some(e) = g.error {
+            bail!("the gdb session failed: {e}");
+        }
+        obs.entry.gdb = g.entry;
+        warnings.extend(g.session.warnings.iter().map(|w| format!("gdb: {w}")));
+        obs.gdb = Some(g.session);
+    }
+
+    progress.stage("dlv session (JSON-RPC)");
+    let plan = dlv_rpc::Plan { breakpoints: breakpoints(lab, &profile, tc.go_version), stops: stops(lab, tc.go_version), args: args.clone(), env: env.clone(), source_dir: work.clone(), skip_version_check: tc.dlv_supports_go() == Some(false) };
+    let d = dlv_rpc::run(&tc.dlv, &tc.dlv_version, &built.binary, &plan, Instant::now() + timeout)?;
+    transcript.write("dlv-rpc.jsonl", &format!("# dlv exec --headless --api-version=2 ./main -- {} (dlv {}); -> sent, <- received\n{}", args.join(" "), tc.dlv_version, d.exchange))?;
+    transcript.write("dlv-session.txt", &d.readable)?;
+    transcript.write("dlv-console.txt", &d.console)?;
+    if let Some(e) = d.error {
+        bail!("the dlv session failed: {e}");
+    }
+    warnings.extend(d.session.warnings.iter().map(|w| format!("dlv: {w}")));
+    obs.dlv = d.session;
+    obs.wrappers = d.wrappers;
+
+    progress.stage("checking against the reference");
+    let gomaxprocs = lab.program.env.get("GOMAXPROCS").and_then(|g| g.parse().ok()).unwrap_or(toolchain::affinity_cpus() as u64);
+    let argv = obs.dlv.hits.first().and_then(|h| h.values.get("reg rsp")).and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok()).map(|sp| sp + 8);
+    let mut symbols = BTreeMap::new();
+    for s in symbols_named(lab) {
+        if let Some(a) = elf.symbol(&s).or_else(|| elf.symbol(&format!("{s}.abi0"))) {
+            symbols.insert(s, a);
+        }
+    }
+    obs.facts = trace::Facts { argc: args.len() as u64 + 1, argv, page_size: toolchain::page_size(), ncpu: toolchain::affinity_cpus() as u64, gomaxprocs, symbols };
+    let verdict = check::judge(lab, &obs, &profile, warnings);
+    progress.finish();
+    Ok(Outcome { observation: obs, verdict, header })
+}
+
+fn header(lab: &Lab, tc: &Toolchain, p: &Profile) -> String {
+    let mut h = format!("golab run {}: {}\n", lab.name, lab.title);
+    h.push_str(&format!(
+        "{} ({}) | dlv {} | gdb {} | readelf {} | reference profile {}\n",
+        tc.go_version,
+        tc.go.display(),
+        tc.dlv_version,
+        tc.gdb_version,
+        tc.readelf_version,
+        p.name()
+    ));
+    let env: Vec<String> = lab.program.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    h.push_str(&format!("program: ./main {}{}\n", lab.program.args.join(" "), if env.is_empty() { String::new() } else { format!("  with {}", env.join(" ")) }));
+    if let Some(why) = &lab.program.env_why {
+        h.push_str(&format!("  ({why})\n"));
+    }
+    h
+}
+
+/// The path of a file to write, refusing one inside the lab's own folder.
+pub fn output_path(p: &Path) -> Result<PathBuf> {
+    let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    Ok(p.to_path_buf())
+}

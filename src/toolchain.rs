@@ -1,0 +1,298 @@
+//! Finding and checking the tools a lab needs: go, dlv, gdb, readelf, objdump.
+//!
+//! A tool is chosen explicitly (`--goroot`, `--dlv`, `--gdb` or `GOLAB_GOROOT`,
+//! `GOLAB_DLV`, `GOLAB_GDB`), else found on PATH. Versions are read from the tools
+//! themselves. `doctor` turns every problem into the exact command that fixes it.
+//! Not for: downloading toolchains (the VM providers install pinned ones).
+
+use crate::exec;
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A Go release, `go1.19.8` -> 1.19.8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct GoVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl GoVersion {
+    pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
+        GoVersion { major, minor, patch }
+    }
+
+    /// Parses `go1.19.8`, `1.19.8`, `1.19`, `go1.22rc1` (the rc counts as .0).
+    pub fn parse(s: &str) -> Result<GoVersion> {
+        let t = s.trim().trim_start_matches("go");
+        let mut nums = t.split('.').map(|p| {
+            let digits: String = p.chars().take_while(|c| c.is_ascii_digit()).collect();
+            digits.parse::<u32>()
+        });
+        let major = nums.next().and_then(|r| r.ok());
+        let minor = nums.next().and_then(|r| r.ok());
+        let patch = nums.next().and_then(|r| r.ok()).unwrap_or(0);
+        match (major, minor) {
+            (Some(major), Some(minor)) => Ok(GoVersion { major, minor, patch }),
+            _ => bail!("'{s}' is not a Go version (expected e.g. 1.19 or go1.19.8)"),
+        }
+    }
+
+    /// `1.19`: the release line, which is what the runtime's behaviour follows.
+    pub fn line(&self) -> String {
+        format!("{}.{}", self.major, self.minor)
+    }
+}
+
+impl fmt::Display for GoVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "go{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// `>=1.17`, `<1.19`, `1.17-1.19`, `=1.15`: which Go versions something applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoRange {
+    pub min: Option<(u32, u32)>,
+    pub max_incl: Option<(u32, u32)>,
+}
+
+impl GoRange {
+    pub fn parse(s: &str) -> Result<GoRange> {
+        let s = s.trim();
+        let line = |t: &str| -> Result<(u32, u32)> {
+            let v = GoVersion::parse(t.trim())?;
+            Ok((v.major, v.minor))
+        };
+        let r = if let Some(t) = s.strip_prefix(">=") {
+            GoRange { min: Some(line(t)?), max_incl: None }
+        } else if let Some(t) = s.strip_prefix("<=") {
+            GoRange { min: None, max_incl: Some(line(t)?) }
+        } else if let Some(t) = s.strip_prefix('<') {
+            let (ma, mi) = line(t)?;
+            if mi == 0 {
+                bail!("'{s}': use <=1.N instead");
+            }
+            GoRange { min: None, max_incl: Some((ma, mi - 1)) }
+        } else if let Some(t) = s.strip_prefix('=') {
+            let l = line(t)?;
+            GoRange { min: Some(l), max_incl: Some(l) }
+        } else if let Some((a, b)) = s.split_once('-') {
+            GoRange { min: Some(line(a)?), max_incl: Some(line(b)?) }
+        } else {
+            bail!("'{s}' is not a Go version range (expected >=1.17, <=1.18, <1.19, =1.15 or 1.17-1.19)")
+        };
+        Ok(r)
+    }
+
+    pub fn contains(&self, v: GoVersion) -> bool {
+        let l = (v.major, v.minor);
+        self.min.is_none_or(|m| l >= m) && self.max_incl.is_none_or(|m| l <= m)
+    }
+}
+
+/// Applies an optional `go:` constraint from a lab file.
+pub fn applies(go: Option<&str>, v: GoVersion) -> bool {
+    go.map(|g| GoRange::parse(g).map(|r| r.contains(v)).unwrap_or(false)).unwrap_or(true)
+}
+
+/// The Go versions a dlv release debugs without `--check-go-version=false`, from
+/// delve's own compatibility table (pkg/goversion/compat.go of each release).
+pub fn dlv_supported_go(dlv: &str) -> Option<(GoVersion, GoVersion)> {
+    let v = GoVersion::parse(dlv).ok()?; // "1.20.2" parses as major 1, minor 20
+    let (lo, hi) = match v.minor {
+        9 => (17, 19),
+        20 => (18, 20),
+        21 => (19, 21),
+        22 => (20, 22),
+        23 => (21, 23),
+        24 => (21, 24),
+        25 => (22, 25),
+        _ => return None,
+    };
+    Some((GoVersion::new(1, lo, 0), GoVersion::new(1, hi, u32::MAX)))
+}
+
+/// The tools one lab run uses, with their versions.
+#[derive(Debug, Clone, Serialize)]
+pub struct Toolchain {
+    pub go: PathBuf,
+    pub goroot: Option<PathBuf>,
+    pub go_version: GoVersion,
+    pub dlv: PathBuf,
+    pub dlv_version: String,
+    pub gdb: PathBuf,
+    pub gdb_version: String,
+    pub readelf: PathBuf,
+    pub readelf_version: String,
+}
+
+/// What the user asked for explicitly (flags or environment).
+#[derive(Debug, Clone, Default)]
+pub struct Choice {
+    pub goroot: Option<PathBuf>,
+    pub dlv: Option<PathBuf>,
+    pub gdb: Option<PathBuf>,
+}
+
+impl Toolchain {
+    /// Finds every tool or fails with the doctor's fix for the first one missing.
+    pub fn find(choice: &Choice) -> Result<Toolchain> {
+        let (go, goroot) = find_go(choice)?;
+        let go_version = go_version(&go, goroot.as_deref())?;
+        let dlv = find_tool("dlv", choice.dlv.as_deref(), "--dlv / GOLAB_DLV")?;
+        let dlv_version = dlv_version(&dlv)?;
+        let gdb = find_tool("gdb", choice.gdb.as_deref(), "--gdb / GOLAB_GDB")?;
+        let gdb_version = first_line_version(&gdb, "--version")?;
+        let readelf = find_tool("readelf", None, "")?;
+        let readelf_version = first_line_version(&readelf, "--version")?;
+        Ok(Toolchain { go, goroot, go_version, dlv, dlv_version, gdb, gdb_version, readelf, readelf_version })
+    }
+
+    /// A `go` command with the chosen GOROOT and no automatic toolchain switch.
+    pub fn go_command(&self) -> Command {
+        let mut c = Command::new(&self.go);
+        if let Some(r) = &self.goroot {
+            c.env("GOROOT", r);
+        }
+        c.env("GOTOOLCHAIN", "local").env("GOFLAGS", "-mod=mod");
+        c
+    }
+
+    /// Whether this dlv supports this Go without `--check-go-version=false`.
+    pub fn dlv_supports_go(&self) -> Option<bool> {
+        dlv_supported_go(&self.dlv_version).map(|(lo, hi)| self.go_version >= lo && self.go_version <= hi)
+    }
+}
+
+fn find_go(choice: &Choice) -> Result<(PathBuf, Option<PathBuf>)> {
+    if let Some(root) = &choice.goroot {
+        let go = root.join("bin/go");
+        if !go.is_file() {
+            bail!("--goroot {}: there is no bin/go in it (a GOROOT is the folder that holds bin/go and src/runtime)", root.display());
+        }
+        return Ok((go, Some(root.clone())));
+    }
+    Ok((find_tool("go", None, "--goroot / GOLAB_GOROOT")?, None))
+}
+
+/// An explicit path, else the first `name` on PATH; the error carries the fix.
+pub fn find_tool(name: &str, explicit: Option<&Path>, flag: &str) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        if p.is_file() {
+            return Ok(p.to_path_buf());
+        }
+        bail!("{name}: {} does not exist{}", p.display(), if flag.is_empty() { String::new() } else { format!(" (given with {flag})") });
+    }
+    which(name).ok_or_else(|| anyhow::anyhow!("{name} is not installed (not on PATH). Fix: {}", install_hint(name)))
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+/// The command that installs a tool on Debian or Ubuntu.
+pub fn install_hint(name: &str) -> String {
+    let pkg = match name {
+        "go" => "golang-go",
+        "dlv" => "delve",
+        "gdb" => "gdb",
+        "readelf" | "objdump" => "binutils",
+        other => other,
+    };
+    format!("apt-get install -y {pkg}   (or run scripts/install-deps.sh)")
+}
+
+pub fn go_version(go: &Path, goroot: Option<&Path>) -> Result<GoVersion> {
+    let mut c = Command::new(go);
+    c.arg("version").env("GOTOOLCHAIN", "local");
+    if let Some(r) = goroot {
+        c.env("GOROOT", r);
+    }
+    let out = exec::run(c, "go version", Duration::from_secs(30))?;
+    // "go version go1.19.8 linux/amd64"
+    let word = out.stdout.split_whitespace().find(|w| w.starts_with("go1")).with_context(|| format!("cannot read the Go version from `{} version`: {}", go.display(), out.combined().trim()))?;
+    GoVersion::parse(word)
+}
+
+fn dlv_version(dlv: &Path) -> Result<String> {
+    let mut c = Command::new(dlv);
+    c.arg("version");
+    let out = exec::run(c, "dlv version", Duration::from_secs(30))?;
+    out.stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Version:").map(|v| v.trim().to_string()))
+        .with_context(|| format!("cannot read the version from `{} version`: {}", dlv.display(), out.combined().trim()))
+}
+
+/// The last word of the first line of `tool --version` (`GNU gdb (Debian 13.1-3) 13.1` -> 13.1).
+fn first_line_version(tool: &Path, flag: &str) -> Result<String> {
+    let mut c = Command::new(tool);
+    c.arg(flag);
+    let out = exec::run(c, &format!("{} {flag}", tool.display()), Duration::from_secs(30))?;
+    let line = out.stdout.lines().next().unwrap_or("").trim().to_string();
+    line.split_whitespace().last().map(str::to_string).with_context(|| format!("cannot read the version of {}", tool.display()))
+}
+
+/// The machine's logical CPUs as the Go runtime counts them (sched_getaffinity).
+pub fn affinity_cpus() -> u32 {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for this process.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            return libc::CPU_COUNT(&set) as u32;
+        }
+    }
+    std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+}
+
+/// The machine's page size (what the kernel puts in the auxiliary vector as AT_PAGESZ).
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as u64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_versions_parse_and_order() {
+        assert_eq!(GoVersion::parse("go1.19.8").unwrap(), GoVersion::new(1, 19, 8));
+        assert_eq!(GoVersion::parse("1.17").unwrap(), GoVersion::new(1, 17, 0));
+        assert_eq!(GoVersion::parse("go1.22rc1").unwrap(), GoVersion::new(1, 22, 0));
+        assert!(GoVersion::parse("banana").is_err());
+        assert!(GoVersion::new(1, 9, 0) < GoVersion::new(1, 17, 1));
+    }
+
+    #[test]
+    fn ranges_select_versions() {
+        let v17 = GoVersion::new(1, 17, 1);
+        let v15 = GoVersion::new(1, 15, 15);
+        assert!(GoRange::parse(">=1.17").unwrap().contains(v17));
+        assert!(!GoRange::parse(">=1.17").unwrap().contains(v15));
+        assert!(GoRange::parse("<1.17").unwrap().contains(v15));
+        assert!(!GoRange::parse("<1.17").unwrap().contains(v17));
+        assert!(GoRange::parse("1.15-1.16").unwrap().contains(v15));
+        assert!(GoRange::parse("=1.17").unwrap().contains(v17));
+        assert!(GoRange::parse("1.17+").is_err());
+    }
+
+    #[test]
+    fn dlv_120_supports_119_but_not_115() {
+        let (lo, hi) = dlv_supported_go("1.20.2").unwrap();
+        assert!(GoVersion::new(1, 19, 8) >= lo && GoVersion::new(1, 19, 8) <= hi);
+        assert!(GoVersion::new(1, 15, 15) < lo);
+        assert!(dlv_supported_go("7.0.0").is_none());
+    }
+}
