@@ -74,8 +74,10 @@ impl Group {
         }
     }
 
-    /// Kills the whole group and reaps the leader.
+    /// Kills the whole group, and every descendant that left it (a debugger puts the
+    /// program it starts in a process group of its own), and reaps the leader.
     pub fn kill(&mut self) {
+        kill_tree(self.child.id());
         kill_group(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -91,6 +93,43 @@ impl Drop for Group {
             kill_group(self.child.id());
         }
     }
+}
+
+/// SIGKILL to `pid`'s descendants, deepest first (read from /proc before any dies, so
+/// none is re-parented out of reach).
+pub fn kill_tree(pid: u32) {
+    let mut children: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+            if let Some(pp) = proc_stat(p).map(|f| f.1) {
+                children.entry(pp).or_default().push(p);
+            }
+        }
+    }
+    let mut order = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        for &c in children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
+            order.push(c);
+            stack.push(c);
+        }
+    }
+    for c in order.into_iter().rev() {
+        // SAFETY: kill only sends a signal.
+        unsafe {
+            libc::kill(c as libc::pid_t, libc::SIGKILL);
+        }
+    }
+}
+
+/// (state, ppid, pgrp) of a live process.
+fn proc_stat(pid: u32) -> Option<(String, u32, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the ")" that closes the command name: state ppid pgrp ...
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((f.first()?.to_string(), f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?))
 }
 
 /// SIGKILL to every process in group `pgid` (ignores a group that is already gone).
@@ -141,12 +180,10 @@ pub fn processes_in_group(pgid: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return pids };
     for e in dir.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // Fields after the ")" that closes the command name: state ppid pgrp ...
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.len() > 2 && f[0] != "Z" && f[2].parse::<u32>().ok() == Some(pgid) {
-            pids.push(pid);
+        if let Some((state, _, pgrp)) = proc_stat(pid) {
+            if state != "Z" && pgrp == pgid {
+                pids.push(pid);
+            }
         }
     }
     pids

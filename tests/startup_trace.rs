@@ -1,0 +1,182 @@
+//! End-to-end: `golab` as a user runs it, with the real go, dlv, gdb and readelf
+//! (Debian's golang-go and delve, installed by scripts/install-deps.sh).
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn golab() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_golab"));
+    c.env("GOLAB_LABS", Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"));
+    c
+}
+
+fn run(c: &mut Command) -> (Output, String, String) {
+    let o = c.output().expect("golab runs");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    (o, out, err)
+}
+
+/// Processes whose command line or executable mentions `dir`.
+fn processes_under(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().to_string();
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.parse::<u32>().is_err() {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default();
+        let exe = std::fs::read_link(e.path().join("exe")).map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
+        let zombie = std::fs::read_to_string(e.path().join("stat")).map(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')).unwrap_or(false)).unwrap_or(false);
+        if !zombie && (cmd.contains(&needle) || exe.contains(&needle)) {
+            v.push(format!("{name}: {cmd}"));
+        }
+    }
+    v
+}
+
+/// A lab folder made from the bundled one, with `edit` applied to its files.
+fn lab_copy(edit: impl Fn(&Path)) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/startup-trace");
+    for f in ["main.go", "go.mod", "lab.yaml"] {
+        std::fs::copy(src.join(f), d.path().join(f)).unwrap();
+    }
+    edit(d.path());
+    d
+}
+
+#[test]
+fn startup_trace_passes_on_the_host_and_records_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let tr = dir.path().join("transcript");
+    let (o, out, err) = run(golab().args(["run", "startup-trace", "--json"]).arg(&json).arg("--transcript").arg(&tr));
+    assert!(o.status.success(), "golab run failed:\n{out}\n{err}");
+    let last = out.lines().last().unwrap();
+    let (earned, possible) = last.strip_prefix("Score: ").unwrap().split_once('/').unwrap();
+    assert_eq!(earned, possible, "{out}");
+    assert!(out.lines().nth(1).unwrap().contains("dlv 1.") && out.contains("gdb "), "the header names the tools: {out}");
+
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let obs = &v["observation"];
+    // The entry point, three witnesses and dlv's first stop.
+    assert_eq!(obs["entry"]["symbol"], "_rt0_amd64_linux");
+    assert_eq!(obs["entry"]["readelf"], obs["entry"]["elf"]);
+    assert_eq!(obs["entry"]["gdb"], obs["entry"]["elf"]);
+    // Every stop carries a stack; main.main was reached from runtime.main.
+    let hits = obs["dlv"]["hits"].as_array().unwrap();
+    assert!(hits.iter().all(|h| !h["stack"].as_array().unwrap().is_empty()));
+    let main = hits.iter().find(|h| h["stack"][0]["function"] == "main.main").expect("main.main was hit");
+    assert_eq!(main["stack"][1]["function"], "runtime.main");
+    // The newproc made by main.main's go statement is recorded despite hit limits.
+    assert!(hits.iter().any(|h| h["stack"][0]["function"] == "runtime.newproc" && h["stack"].as_array().unwrap().iter().any(|f| f["function"] == "main.main")));
+    // sysmon on a thread other than the first.
+    let t0 = &hits[0]["thread"];
+    assert!(hits.iter().any(|h| h["stack"][0]["function"] == "runtime.sysmon" && &h["thread"] != t0));
+    // The verdict agrees with the exit code.
+    assert!(v["verdict"]["checks"].as_array().unwrap().iter().all(|c| c["passed"] == true));
+
+    // Transcripts: the JSON-RPC exchange, the dlv-style log, the gdb/MI log, readelf.
+    let rpc = std::fs::read_to_string(tr.join("dlv-rpc.jsonl")).unwrap();
+    assert!(rpc.contains("RPCServer.CreateBreakpoint") && rpc.contains("\"exited\":true"));
+    let session = std::fs::read_to_string(tr.join("dlv-session.txt")).unwrap();
+    assert!(session.contains("(dlv) b runtime.rt0_go") && session.contains("(dlv) bt") && session.contains("has exited with status 0"));
+    assert!(std::fs::read_to_string(tr.join("gdb-mi.log")).unwrap().contains("*stopped,reason=\"breakpoint-hit\""));
+    assert!(std::fs::read_to_string(tr.join("readelf-h.txt")).unwrap().contains("Entry point address"));
+}
+
+#[test]
+fn plain_progress_lines_go_to_stderr_when_not_a_terminal() {
+    let (o, out, err) = run(golab().args(["run", "startup-trace"]));
+    assert!(o.status.success(), "{out}{err}");
+    assert!(err.lines().any(|l| l.starts_with("[1/6] ")), "{err}");
+    assert!(!out.contains("[1/6]"));
+}
+
+#[test]
+fn a_lab_file_with_an_unknown_key_names_file_line_and_key() {
+    let lab = lab_copy(|d| {
+        let y = std::fs::read_to_string(d.join("lab.yaml")).unwrap().replace("  timeout_secs: 120", "  timeout_secs: 120\n  timeout_sec: 5");
+        std::fs::write(d.join("lab.yaml"), y).unwrap();
+    });
+    let (o, _, err) = run(golab().arg("run").arg(lab.path()));
+    assert_eq!(o.status.code(), Some(2));
+    let line_no = std::fs::read_to_string(lab.path().join("lab.yaml")).unwrap().lines().position(|l| l.contains("timeout_sec:")).unwrap() + 1;
+    assert!(err.contains("lab.yaml") && err.contains(&format!("line {line_no},")) && err.contains("unknown field `timeout_sec`"), "{err}");
+}
+
+#[test]
+fn a_program_that_does_not_compile_shows_the_compilers_words() {
+    let lab = lab_copy(|d| std::fs::write(d.join("main.go"), "package main\nfunc main() { undefinedThing() }\n").unwrap());
+    let (o, _, err) = run(golab().arg("run").arg(lab.path()).arg("-q"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err.contains("go build") && err.contains("undefined: undefinedThing"), "{err}");
+}
+
+#[test]
+fn a_missing_tool_names_the_fix() {
+    let (o, _, err) = run(golab().args(["run", "startup-trace", "-q", "--dlv", "/nonexistent/dlv"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err.contains("/nonexistent/dlv does not exist") && err.contains("--dlv"), "{err}");
+    // No gdb on PATH: the doctor's fix.
+    let bin = tempfile::tempdir().unwrap();
+    for t in ["go", "dlv", "readelf"] {
+        let p = which(t);
+        std::os::unix::fs::symlink(p, bin.path().join(t)).unwrap();
+    }
+    let (o, _, err) = run(golab().args(["run", "startup-trace", "-q"]).env("PATH", bin.path()).env_remove("GOLAB_GDB"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err.contains("gdb is not installed") && err.contains("apt-get install -y gdb"), "{err}");
+}
+
+fn which(t: &str) -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap()).map(|d| d.join(t)).find(|p| p.is_file()).unwrap_or_else(|| panic!("{t} not on PATH"))
+}
+
+#[test]
+fn a_program_that_never_ends_times_out_and_leaves_no_process_behind() {
+    let lab = lab_copy(|d| {
+        std::fs::write(d.join("main.go"), "package main\n\nfunc main() {\n\tfor {\n\t}\n}\n\nfunc args() {}\n").unwrap();
+        let y = std::fs::read_to_string(d.join("lab.yaml")).unwrap().replace("timeout_secs: 120", "timeout_secs: 8");
+        std::fs::write(d.join("lab.yaml"), y).unwrap();
+    });
+    let work = tempfile::tempdir().unwrap();
+    let (o, _, err) = run(golab().arg("run").arg(lab.path()).arg("-q").arg("--work").arg(work.path()));
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("deadline"), "{err}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(processes_under(work.path()), Vec::<String>::new(), "processes left behind");
+}
+
+#[test]
+fn doctor_lists_the_tools_and_their_fixes() {
+    let (o, out, _) = run(golab().arg("doctor"));
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("ok   go go1.") && out.contains("ok   dlv ") && out.contains("ok   ptrace works"), "{out}");
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(which("go"), bin.path().join("go")).unwrap();
+    let (o, out, _) = run(golab().arg("doctor").env("PATH", bin.path()));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out.contains("FAIL dlv is not installed") && out.contains("fix: apt-get install -y delve"), "{out}");
+}
+
+#[test]
+fn labs_lists_the_bundled_labs() {
+    let (o, out, _) = run(golab().arg("labs"));
+    assert!(o.status.success());
+    assert!(out.lines().any(|l| l.starts_with("startup-trace ")), "{out}");
+}
+
+#[test]
+fn reference_prints_the_go117_chain_without_go117_installed() {
+    let (o, out, _) = run(golab().args(["reference", "startup-trace", "--go", "1.17.1"]));
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("runtime.mstart0") && out.contains("runtime.findrunnable") && out.contains("via its ABI0 wrapper"), "{out}");
+    let (_, out15, _) = run(golab().args(["reference", "startup-trace", "--go", "1.15"]));
+    assert!(!out15.contains("runtime.mstart0") && !out15.contains("via its ABI0 wrapper"), "{out15}");
+    let (o, _, err) = run(golab().args(["reference", "startup-trace", "--go", "1.99"]));
+    assert!(o.status.success() && err.contains("nearest"), "{err}");
+}
