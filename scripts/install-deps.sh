@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what golab and its tests need on Debian 12 / Ubuntu (run as root):
+# Go (golang-go), dlv (delve), gdb, binutils (readelf, objdump), a C linker, and a Rust
+# toolchain when none is on the machine. Idempotent: what is installed is skipped.
+set -euo pipefail
+
+pkgs=(golang-go delve gdb binutils gcc libc6-dev ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: apt-get install ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    :
+  else
+    # Debian 12's rustc (1.63) is older than golab's dependencies need: use rustup.
+    echo "install-deps: installing a Rust toolchain with rustup" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >/dev/null
+  fi
+fi
