@@ -167,7 +167,7 @@ pub fn judge(lab: &Lab, obs: &Observation, profile: &Profile, warnings: Vec<Stri
     for spec in &lab.checks {
         let applies = crate::toolchain::applies(spec.go.as_deref(), v);
         let (outcome, skipped) = if applies {
-            (run_check(spec, obs, profile), None)
+            (run_check(spec, obs, profile, v), None)
         } else {
             (Outcome { passed: true, summary: String::new(), lines: vec![] }, Some(format!("applies to Go {}, not {}", spec.go.as_deref().unwrap_or(""), obs.go_version)))
         };
@@ -190,7 +190,7 @@ pub fn judge(lab: &Lab, obs: &Observation, profile: &Profile, warnings: Vec<Stri
     Verdict { lab: lab.name.clone(), go_version: obs.go_version.clone(), profile: profile.name(), checks, earned, possible, warnings }
 }
 
-fn run_check(spec: &CheckSpec, o: &Observation, p: &Profile) -> Outcome {
+fn run_check(spec: &CheckSpec, o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Outcome {
     match spec.kind {
         CheckKind::BuildFlags => build_flags(o),
         CheckKind::EntryPoint => entry_point(o),
@@ -200,7 +200,7 @@ fn run_check(spec: &CheckSpec, o: &Observation, p: &Profile) -> Outcome {
         CheckKind::SysmonThread => sysmon_thread(o, p),
         CheckKind::WitnessesAgree => witnesses_agree(o),
         CheckKind::WrapperDisassembly => wrapper_disassembly(o, p),
-        CheckKind::Value => values(spec, o),
+        CheckKind::Value => values(spec, o, v),
     }
 }
 
@@ -437,8 +437,17 @@ fn witnesses_agree(o: &Observation) -> Outcome {
         a.sort();
         b.sort();
         let fmt = |v: &[u64]| v.iter().map(|x| format!("{x:#x}")).collect::<Vec<_>>().join(" ");
+        let base = |s: &str| s.split('+').next().unwrap_or(s).to_string();
+        let (mut sa, mut sb): (Vec<String>, Vec<String>) = (gb.symbols.iter().map(|s| base(s)).collect(), db.symbols.iter().map(|s| base(s)).collect());
+        sa.sort();
+        sb.sort();
         if a == b {
             lines.push(line(Mark::Good, format!("{}: both break at {}", gb.function, fmt(&a))));
+        } else if !sa.is_empty() && sa == sb {
+            lines.push(line(
+                Mark::Good,
+                format!("{}: both break in {}; at gdb {} / dlv {}: each skips its own idea of the prologue", gb.function, sa.join(" and "), gb.symbols.join(" "), db.symbols.join(" ")),
+            ));
         } else {
             ok = false;
             lines.push(line(Mark::Bad, format!("{}: gdb at {}, dlv at {}", gb.function, fmt(&a), fmt(&b))));
@@ -490,10 +499,10 @@ fn wrapper_disassembly(o: &Observation, p: &Profile) -> Outcome {
     Outcome { passed: ok, summary: format!("{} ABI wrappers disassembled", o.wrappers.len()), lines }
 }
 
-fn values(spec: &CheckSpec, o: &Observation) -> Outcome {
+fn values(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVersion) -> Outcome {
     let mut lines = Vec::new();
     let mut ok = true;
-    for x in &spec.expect {
+    for x in spec.expect.iter().filter(|x| crate::toolchain::applies(x.go.as_deref(), v)) {
         let key = match (&x.eval, &x.reg) {
             (Some(e), _) => format!("eval {e}"),
             (_, Some(r)) => format!("reg {}", r.to_lowercase()),

@@ -49,6 +49,7 @@ impl Group {
         Ok(Group { child, label: label.to_string(), done: false })
     }
 
+    #[cfg(test)]
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -175,6 +176,7 @@ pub fn tail(s: &str) -> String {
 }
 
 /// The pids of live processes whose process group is `pgid` (read from /proc).
+#[cfg(test)]
 pub fn processes_in_group(pgid: u32) -> Vec<u32> {
     let mut pids = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else { return pids };

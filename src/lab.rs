@@ -166,6 +166,9 @@ pub enum CheckKind {
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
     pub at: StopSpec,
+    /// Go versions this expectation applies to (a runtime variable may be renamed).
+    #[serde(default)]
+    pub go: Option<String>,
     #[serde(default)]
     pub eval: Option<String>,
     #[serde(default)]
@@ -276,6 +279,9 @@ fn validate(lab: &Lab) -> Result<(), String> {
                 return Err(format!("check '{}' of kind value needs at least one `expect`", c.id));
             }
             for x in &c.expect {
+                if let Some(g) = &x.go {
+                    crate::toolchain::GoRange::parse(g).map_err(|e| format!("check '{}': go: {e}", c.id))?;
+                }
                 match (&x.eval, &x.reg) {
                     (Some(_), None) | (None, Some(_)) => {}
                     _ => return Err(format!("check '{}': each expect needs exactly one of `eval` or `reg`", c.id)),

@@ -12,9 +12,9 @@ use crate::progress::Progress;
 use crate::reference::{Profile, startup};
 use crate::toolchain::{self, Choice, Toolchain};
 use crate::trace::{self, Observation};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub struct Options {
@@ -39,7 +39,7 @@ pub fn breakpoints(lab: &Lab, profile: &Profile, v: toolchain::GoVersion) -> Vec
 fn plan_breakpoints(specs: &[BreakpointSpec], profile: &Profile, v: toolchain::GoVersion) -> Vec<dlv_rpc::BreakpointPlan> {
     let explicit: BTreeMap<&str, &BreakpointSpec> = specs.iter().filter(|b| b.function() != "@chain").map(|b| (b.function(), b)).collect();
     let mut out: Vec<dlv_rpc::BreakpointPlan> = Vec::new();
-    let mut push = |f: &str, max: u32, out: &mut Vec<dlv_rpc::BreakpointPlan>| {
+    let push = |f: &str, max: u32, out: &mut Vec<dlv_rpc::BreakpointPlan>| {
         if !out.iter().any(|b| b.function == f) {
             out.push(dlv_rpc::BreakpointPlan { function: f.to_string(), max_hits: max });
         }
@@ -65,7 +65,7 @@ fn plan_breakpoints(specs: &[BreakpointSpec], profile: &Profile, v: toolchain::G
 fn stops(lab: &Lab, v: toolchain::GoVersion) -> Vec<dlv_rpc::Stop> {
     let mut by: BTreeMap<(String, Option<String>), BTreeSet<dlv_rpc::Read>> = BTreeMap::new();
     for c in lab.checks.iter().filter(|c| c.kind == CheckKind::Value && toolchain::applies(c.go.as_deref(), v)) {
-        for x in &c.expect {
+        for x in c.expect.iter().filter(|x| toolchain::applies(x.go.as_deref(), v)) {
             let read = match (&x.eval, &x.reg) {
                 (Some(e), _) => dlv_rpc::Read::Eval(e.clone()),
                 (_, Some(r)) => dlv_rpc::Read::Reg(r.clone()),
@@ -118,7 +118,9 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     progress.stage(&format!("building {} with -gcflags \"{}\"", lab.name, lab.program.gcflags));
     let tmp = tempfile::Builder::new().prefix("golab-").tempdir()?;
     let work = opts.keep_work.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    let built = build::build(&tc, &lab.dir, &work, &lab.program.gcflags)?;
+    let (build_env, build_warning) = tc.build_env(profile.dwarf5_default);
+    warnings.extend(build_warning);
+    let built = build::build(&tc, &lab.dir, &work, &lab.program.gcflags, &build_env)?;
     let elf = Elf::read(&built.binary)?;
 
     let mut obs = Observation { lab: lab.name.clone(), go_version: tc.go_version.to_string(), ..Default::default() };
@@ -162,6 +164,12 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     obs.dlv = d.session;
     obs.wrappers = d.wrappers;
 
+    // Name every breakpoint address by the ELF symbol that holds it, so that witnesses
+    // can be compared by function even where their prologue analyses differ.
+    for b in obs.dlv.breakpoints.iter_mut().chain(obs.gdb.iter_mut().flat_map(|g| g.breakpoints.iter_mut())) {
+        b.symbols = b.addrs.iter().map(|a| elf.describe(*a).unwrap_or_else(|| format!("{a:#x}"))).collect();
+    }
+
     progress.stage("checking against the reference");
     let gomaxprocs = lab.program.env.get("GOMAXPROCS").and_then(|g| g.parse().ok()).unwrap_or(toolchain::affinity_cpus() as u64);
     let argv = obs.dlv.hits.first().and_then(|h| h.values.get("reg rsp")).and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok()).map(|sp| sp + 8);
@@ -194,11 +202,4 @@ fn header(lab: &Lab, tc: &Toolchain, p: &Profile) -> String {
         h.push_str(&format!("  ({why})\n"));
     }
     h
-}
-
-/// The path of a file to write, refusing one inside the lab's own folder.
-pub fn output_path(p: &Path) -> Result<PathBuf> {
-    let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    Ok(p.to_path_buf())
 }

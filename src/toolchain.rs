@@ -163,6 +163,19 @@ impl Toolchain {
         c
     }
 
+    /// Environment for `go build` that this go/dlv pair needs, with the reason. A dlv
+    /// whose range stops before Go 1.25 cannot read the DWARF 5 that Go writes by
+    /// default from 1.25 (measured with dlv 1.24 on go1.25-1.27: no arguments, no
+    /// locals, `?` for assembly files); `GOEXPERIMENT=nodwarf5` restores DWARF 4.
+    pub fn build_env(&self, dwarf5_default: bool) -> (Vec<(String, String)>, Option<String>) {
+        let dlv_reads_dwarf5 = dlv_supported_go(&self.dlv_version).is_some_and(|(_, hi)| hi.minor >= 25);
+        if dwarf5_default && !dlv_reads_dwarf5 {
+            let w = format!("dlv {} predates Go's DWARF 5 (default from 1.25): built with GOEXPERIMENT=nodwarf5", self.dlv_version);
+            return (vec![("GOEXPERIMENT".into(), "nodwarf5".into())], Some(w));
+        }
+        (Vec::new(), None)
+    }
+
     /// Whether this dlv supports this Go without `--check-go-version=false`.
     pub fn dlv_supports_go(&self) -> Option<bool> {
         dlv_supported_go(&self.dlv_version).map(|(lo, hi)| self.go_version >= lo && self.go_version <= hi)

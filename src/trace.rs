@@ -155,6 +155,9 @@ pub struct Placed {
     pub addrs: Vec<u64>,
     /// Why it could not be set (e.g. the function does not exist in this Go version).
     pub error: Option<String>,
+    /// Each address as `symbol+offset` in the ELF symbol table (filled in after the run).
+    #[serde(default)]
+    pub symbols: Vec<String>,
 }
 
 /// One session of one debugger.

@@ -13,10 +13,11 @@ pub struct Built {
 
 /// Copies the lab's files (not its subfolders) into `work` and builds `work/main`.
 /// A compile error comes back with the compiler's own output.
-pub fn build(tc: &Toolchain, lab_dir: &Path, work: &Path, gcflags: &str) -> Result<Built> {
+pub fn build(tc: &Toolchain, lab_dir: &Path, work: &Path, gcflags: &str, env: &[(String, String)]) -> Result<Built> {
     copy_program(lab_dir, work)?;
     let binary = work.join("main");
     let mut c = tc.go_command();
+    c.envs(env.iter().map(|(k, v)| (k, v)));
     c.current_dir(work).arg("build").arg("-gcflags").arg(gcflags).arg("-o").arg(&binary).arg(".");
     let start = Instant::now();
     let out = exec::run(c, "go build", Duration::from_secs(600))?;

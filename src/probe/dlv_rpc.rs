@@ -349,7 +349,12 @@ pub fn run(dlv: &Path, dlv_version: &str, binary: &Path, plan: &Plan, deadline: 
                     warnings.push(format!("dlv {dlv_version} refused this Go version: ran again with --check-go-version=false"));
                     continue;
                 }
-                bail!("dlv did not start a session: {e:#}\n{}", out.trim());
+                let hint = if out.to_lowercase().contains("operation not permitted") {
+                    "\nptrace is not permitted here. Fix: `sysctl -w kernel.yama.ptrace_scope=0`, or in a container --cap-add=SYS_PTRACE --security-opt seccomp=unconfined (golab doctor checks this)"
+                } else {
+                    ""
+                };
+                bail!("dlv did not start a session: {e:#}\n{}{hint}", out.trim());
             }
         };
         let mut d = Driver { c: &mut client, plan, log: String::new(), session: Session { version: dlv_version.to_string(), warnings: warnings.clone(), ..Default::default() }, wrappers: Vec::new(), done_stops: vec![false; plan.stops.len()] };
@@ -403,12 +408,12 @@ impl Driver<'_> {
                 Ok(bp) => {
                     let addrs = if bp.addrs.is_empty() { vec![bp.addr] } else { bp.addrs.clone() };
                     self.log.push_str(&format!("Breakpoint {} set at {} for {}() {}:{}\n", bp.id, addrs.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(", "), b.function, bp.file, bp.line));
-                    self.session.breakpoints.push(Placed { function: b.function.clone(), addrs, error: None });
+                    self.session.breakpoints.push(Placed { function: b.function.clone(), addrs, error: None, symbols: vec![] });
                     ids.insert(bp.id, (b.function.clone(), b.max_hits, 0));
                 }
                 Err(e) => {
                     self.log.push_str(&format!("Command failed: {e:#}\n"));
-                    self.session.breakpoints.push(Placed { function: b.function.clone(), addrs: vec![], error: Some(format!("{e:#}")) });
+                    self.session.breakpoints.push(Placed { function: b.function.clone(), addrs: vec![], error: Some(format!("{e:#}")), symbols: vec![] });
                 }
             }
         }

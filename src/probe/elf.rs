@@ -11,6 +11,8 @@ pub struct Elf {
     pub has_dwarf: bool,
     /// name -> (address, is a text symbol)
     symbols: BTreeMap<String, (u64, bool)>,
+    /// Text symbols by address: (start, size, name).
+    text: Vec<(u64, u64, String)>,
 }
 
 impl Elf {
@@ -22,12 +24,17 @@ impl Elf {
             n == ".debug_info" || n == ".zdebug_info"
         });
         let mut symbols = BTreeMap::new();
+        let mut text = Vec::new();
         for s in file.symbols() {
             if let Ok(n) = s.name() {
                 symbols.insert(n.to_string(), (s.address(), s.kind() == SymbolKind::Text));
+                if s.kind() == SymbolKind::Text {
+                    text.push((s.address(), s.size(), n.to_string()));
+                }
             }
         }
-        Ok(Elf { entry: file.entry(), has_dwarf, symbols })
+        text.sort();
+        Ok(Elf { entry: file.entry(), has_dwarf, symbols, text })
     }
 
     pub fn symbol(&self, name: &str) -> Option<u64> {
@@ -36,6 +43,16 @@ impl Elf {
 
     pub fn is_function(&self, name: &str) -> bool {
         self.symbols.get(name).map(|s| s.1).unwrap_or(false)
+    }
+
+    /// The text symbol that contains `addr`, as `name+0xOFF` (`name` at its start).
+    pub fn describe(&self, addr: u64) -> Option<String> {
+        let i = self.text.partition_point(|t| t.0 <= addr).checked_sub(1)?;
+        let (start, size, name) = &self.text[i];
+        if addr >= start + (*size).max(1) {
+            return None;
+        }
+        Some(if addr == *start { name.clone() } else { format!("{name}+{:#x}", addr - start) })
     }
 
     /// The text symbol that starts exactly at `addr`.

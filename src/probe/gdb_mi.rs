@@ -333,10 +333,6 @@ impl Gdb {
             }
         }
     }
-
-    pub fn pid(&self) -> u32 {
-        self.group.pid()
-    }
 }
 
 /// One gdb breakpoint to set, and how many of its hits to record before deleting it.
@@ -385,12 +381,12 @@ fn drive(g: &mut Gdb, s: &mut Session, entry: &mut Option<u64>, info_file: &mut 
         let a = g.command(&format!("-break-insert {}", p.function))?;
         if a.class == "error" {
             let Value::Str(msg) = a.results else { unreachable!() };
-            s.breakpoints.push(Placed { function: p.function.to_string(), addrs: vec![], error: Some(msg) });
+            s.breakpoints.push(Placed { function: p.function.to_string(), addrs: vec![], error: Some(msg), symbols: vec![] });
             continue;
         }
         let bkpt = a.results.get("bkpt").context("-break-insert answered without bkpt")?.clone();
         let number = bkpt.str("number").unwrap_or("").to_string();
-        s.breakpoints.push(Placed { function: p.function.to_string(), addrs: breakpoint_addrs(&bkpt), error: None });
+        s.breakpoints.push(Placed { function: p.function.to_string(), addrs: breakpoint_addrs(&bkpt), error: None, symbols: vec![] });
         by_number.insert(number, (p.function.to_string(), p.max_hits, 0));
     }
     let mut cmd = "-exec-run";

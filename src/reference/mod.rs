@@ -36,6 +36,9 @@ pub struct Profile {
     pub page_size_set_by: &'static str,
     /// rt0_go checks GOAMD64 CPU features before `runtime.check` (1.18+).
     pub goamd64_check: bool,
+    /// The linker writes DWARF 5 by default (1.25+); a dlv older than 1.25 then loses
+    /// assembly file names, wrapper lines, arguments and locals.
+    pub dwarf5_default: bool,
 }
 
 impl Profile {
@@ -56,6 +59,7 @@ impl Profile {
             steal_work: minor >= 17,
             page_size_set_by: "runtime.args",
             goamd64_check: minor >= 18,
+            dwarf5_default: minor >= 25,
         }
     }
 
