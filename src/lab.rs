@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 pub struct Lab {
     pub name: String,
     pub title: String,
-    /// Which chain of the Reference this lab is checked against (e.g. `startup`).
-    pub chain: String,
+    /// Which chain of the Reference this lab is checked against (`startup`), if any.
+    #[serde(default)]
+    pub chain: Option<String>,
     pub program: Program,
     pub dlv: DlvPlan,
     #[serde(default)]
@@ -130,6 +131,10 @@ pub struct CheckSpec {
     /// For `kind: value`: what to read in the live process and what it must equal.
     #[serde(default)]
     pub expect: Vec<Expectation>,
+    /// For `static-callers` and `dynamic-callers`: the runtime functions whose callers
+    /// are checked (a name of any version: `runtime.findrunnable` finds `findRunnable`).
+    #[serde(default)]
+    pub functions: Vec<String>,
 }
 
 fn default_points() -> u32 {
@@ -157,6 +162,10 @@ pub enum CheckKind {
     WrapperDisassembly,
     /// Values read in the live process (registers, runtime variables).
     Value,
+    /// Callers found in the binary's machine code vs the Reference's caller table.
+    StaticCallers,
+    /// Every caller seen at a breakpoint is one the Reference's caller table allows.
+    DynamicCallers,
 }
 
 /// `at` a stop, read `eval` (a Go expression, through dlv) or `reg` (a register) and
@@ -291,8 +300,22 @@ fn validate(lab: &Lab) -> Result<(), String> {
         } else if !c.expect.is_empty() {
             return Err(format!("check '{}': `expect` belongs to checks of kind value", c.id));
         }
+        let wants_functions = matches!(c.kind, CheckKind::StaticCallers | CheckKind::DynamicCallers);
+        if wants_functions && c.functions.is_empty() {
+            return Err(format!("check '{}' needs a list of `functions`", c.id));
+        }
+        if !wants_functions && !c.functions.is_empty() {
+            return Err(format!("check '{}': `functions` belongs to checks of kind static-callers or dynamic-callers", c.id));
+        }
+        let chain_kinds = matches!(c.kind, CheckKind::ChainOrder | CheckKind::ChainCallers);
+        if chain_kinds && lab.chain.as_deref() != Some("startup") {
+            return Err(format!("check '{}' compares with a reference chain: set `chain: startup`", c.id));
+        }
     }
     for b in &lab.dlv.breakpoints {
+        if b.function() == "@chain" && lab.chain.is_none() {
+            return Err("breakpoint \"@chain\" needs `chain:` (e.g. `chain: startup`)".into());
+        }
         if let Some(g) = b.go() {
             crate::toolchain::GoRange::parse(g).map_err(|e| format!("breakpoint {}: go: {e}", b.function()))?;
         }

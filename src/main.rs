@@ -58,8 +58,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Reference(a) => {
             let lab = lab::load(&a.lab)?;
             let v = toolchain::GoVersion::parse(&a.go)?;
-            if lab.chain != "startup" {
-                bail!("lab {} checks the '{}' chain, which `golab reference` cannot print yet", lab.name, lab.chain);
+            if lab.chain.as_deref() != Some("startup") {
+                bail!("lab {} has no reference chain to print (its lab.yaml sets no `chain: startup`)", lab.name);
             }
             let (p, warning) = reference::Profile::for_version(v);
             if let Some(w) = warning {

@@ -7,7 +7,8 @@
 use crate::check::{self, Fact, Verdict};
 use crate::files::write_atomic;
 use crate::lab::{BreakpointSpec, CheckKind, Lab};
-use crate::probe::{build, dlv_rpc, elf::Elf, gdb_mi, readelf};
+use crate::probe::{build, dlv_rpc, elf::Elf, gdb_mi, objdump, readelf};
+use crate::reference::callers;
 use crate::progress::Progress;
 use crate::reference::{Profile, startup};
 use crate::toolchain::{self, Choice, Toolchain};
@@ -107,7 +108,8 @@ impl Transcript {
 }
 
 pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
-    let mut progress = Progress::new(6, opts.quiet);
+    let static_check = lab.checks.iter().any(|c| c.kind == CheckKind::StaticCallers);
+    let mut progress = Progress::new(if static_check { 7 } else { 6 }, opts.quiet);
     let transcript = Transcript(opts.transcript.clone());
     progress.stage("finding go, dlv, gdb and readelf");
     let tc = Toolchain::find(&opts.choice)?;
@@ -130,6 +132,26 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     let rh = readelf::header(&tc.readelf, &built.binary)?;
     transcript.write("readelf-h.txt", &format!("$ readelf -h ./main\n{}", rh.text))?;
     obs.entry = trace::Entry { readelf: Some(rh.entry), gdb: None, elf: elf.entry, symbol: elf.function_at(elf.entry).map(str::to_string) };
+
+    let named: Vec<&String> = lab.checks.iter().filter(|c| matches!(c.kind, CheckKind::StaticCallers | CheckKind::DynamicCallers)).flat_map(|c| c.functions.iter()).collect();
+    if !named.is_empty() {
+        let (table, note) = callers::Table::for_version(tc.go_version)?;
+        warnings.extend(note);
+        let targets: Vec<String> = named.iter().filter_map(|n| table.resolve(n)).collect();
+        for f in &targets {
+            obs.in_binary.insert(f.clone(), elf.is_function(f));
+            for c in table.static_callers(f) {
+                let present = elf.is_function(&c) || elf.is_function(&format!("{c}.abi0"));
+                obs.in_binary.insert(c, present);
+            }
+        }
+        if static_check {
+            progress.stage("reading static callers from the machine code (objdump -d)");
+            let objdump = toolchain::find_tool("objdump", None, "")?;
+            let (sites, _) = objdump::call_sites(&objdump, &built.binary, &targets)?;
+            obs.static_callers = sites;
+        }
+    }
 
     let mut args = vec![];
     args.extend(lab.program.args.iter().cloned());

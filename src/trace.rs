@@ -73,6 +73,13 @@ impl Hit {
     pub fn chain(&self) -> Vec<String> {
         fold(&self.stack)
     }
+    /// The stop is on the system stack and the debugger unwound straight from frame 0 to
+    /// the goroutine's stack (dlv 1.20 does): the g0 frames in between, the immediate
+    /// caller among them, are not shown. `caller()` is then the function that called
+    /// `systemstack`.
+    pub fn caller_hidden_by_switch(&self) -> bool {
+        self.stack.get(1).is_some_and(|f| f.function == "runtime.systemstack_switch")
+    }
     /// The caller with wrappers, systemstack and closures folded, if the stack shows one.
     pub fn caller(&self) -> Option<String> {
         self.chain().get(1).cloned()
@@ -252,6 +259,12 @@ pub struct Observation {
     pub dlv: Session,
     pub gdb: Option<Session>,
     pub wrappers: Vec<WrapperCode>,
+    /// From `objdump -d`: function -> the symbols whose code calls it.
+    #[serde(default)]
+    pub static_callers: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Which of the functions the checks name are text symbols of the binary.
+    #[serde(default)]
+    pub in_binary: BTreeMap<String, bool>,
 }
 
 #[cfg(test)]

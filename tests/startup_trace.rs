@@ -180,3 +180,18 @@ fn reference_prints_the_go117_chain_without_go117_installed() {
     let (o, _, err) = run(golab().args(["reference", "startup-trace", "--go", "1.99"]));
     assert!(o.status.success() && err.contains("nearest"), "{err}");
 }
+
+#[test]
+fn scheduler_callers_agree_with_the_source_table_for_the_installed_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let (o, out, err) = run(golab().args(["run", "scheduler-callers", "-q", "--json"]).arg(&json));
+    assert!(o.status.success(), "{out}\n{err}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    // The machine code was really read: schedule has several callers in it.
+    let sched = v["observation"]["static_callers"]["runtime.schedule"].as_array().unwrap();
+    assert!(sched.len() >= 5, "{sched:?}");
+    // The breakpoints really stopped in the scheduler.
+    let hits = v["observation"]["dlv"]["hits"].as_array().unwrap();
+    assert!(hits.iter().filter(|h| h["stack"][0]["function"] == "runtime.execute").count() >= 5);
+}

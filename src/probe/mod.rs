@@ -5,4 +5,5 @@ pub mod build;
 pub mod dlv_rpc;
 pub mod elf;
 pub mod gdb_mi;
+pub mod objdump;
 pub mod readelf;

@@ -6,6 +6,7 @@
 //! (see ../shared/GO-RUNTIME-SOURCE.md for the lines read); nothing else in golab asks
 //! "which Go version is this".
 
+pub mod callers;
 pub mod sched;
 pub mod startup;
 

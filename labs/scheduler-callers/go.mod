@@ -1,0 +1,3 @@
+module schedulercallers
+
+go 1.15

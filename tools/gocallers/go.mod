@@ -1,0 +1,3 @@
+module golab/tools/gocallers
+
+go 1.15
