@@ -3,7 +3,7 @@
 //! value it needs was read by a probe and sits in the Observation.
 
 use crate::lab::{CheckKind, CheckSpec, Lab};
-use crate::reference::{Profile, callers, startup};
+use crate::reference::{Profile, callers, sched, startup};
 use std::collections::BTreeSet;
 use crate::trace::{Hit, Observation, Session, stop_matches};
 use anyhow::{Result, bail};
@@ -204,6 +204,7 @@ fn run_check(spec: &CheckSpec, o: &Observation, p: &Profile, v: crate::toolchain
         CheckKind::Value => values(spec, o, v),
         CheckKind::StaticCallers => static_callers(spec, o, v),
         CheckKind::DynamicCallers => dynamic_callers(spec, o, v),
+        CheckKind::RunOrder => run_order(o, p, v),
     }
 }
 
@@ -538,6 +539,73 @@ fn values(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVersion) -> 
         }
     }
     Outcome { passed: ok, summary: spec.says.clone().unwrap_or_default(), lines }
+}
+
+/// The model's starting state from the values read at main.main.
+pub fn live_state(p: &Profile, live: &std::collections::BTreeMap<String, String>) -> Option<sched::LiveState> {
+    let get = |e: &str| live.get(&format!("eval {e}")).and_then(|v| parse_int(v));
+    let [tick, head, tail, next, global] = p.live_state_exprs();
+    let (head, tail) = (get(head)? as u32, get(tail)? as u32);
+    Some(sched::LiveState { schedtick: get(tick)? as u32, runqhead: head, local_len: tail.wrapping_sub(head), runnext: get(next)? != 0, global_len: get(global)? as u32 })
+}
+
+fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Outcome {
+    let profile = sched::Profile::for_version(v.minor);
+    let mut lines = Vec::new();
+    let (mut matched, mut total) = (0, 0);
+    let mut ids: Vec<&str> = Vec::new();
+    for r in &o.scenarios {
+        if !ids.contains(&r.id.as_str()) {
+            ids.push(&r.id);
+        }
+    }
+    for id in ids {
+        let runs: Vec<&crate::trace::ScenarioRun> = o.scenarios.iter().filter(|r| r.id == id).collect();
+        let verdicts: Vec<Result<String, (Mark, String)>> = runs.iter().map(|r| judge_run(r, p, &profile)).collect();
+        let ok = verdicts.iter().filter(|v| v.is_ok()).count();
+        matched += ok;
+        total += runs.len();
+        let args = runs[0].args.join(" ");
+        // `[matched/runs]` at a fixed place: scripts/fidelity.sh reads it.
+        if ok == runs.len() {
+            let shown = verdicts[0].as_ref().map(String::as_str).unwrap_or("");
+            lines.push(line(Mark::Good, format!("{id} (./main {args}) [{ok}/{}]: as predicted: {shown}", runs.len())));
+        } else {
+            let (k, (mark, why)) = verdicts.iter().enumerate().find_map(|(k, v)| v.as_ref().err().map(|e| (k, e))).expect("a failed run");
+            lines.push(line(*mark, format!("{id} (./main {args}) [{ok}/{}]: run {}: {why}", runs.len(), k + 1)));
+        }
+    }
+    Outcome { passed: total > 0 && matched == total, summary: format!("{matched} of {total} runs in the order the model predicts (model go1.{})", v.minor), lines }
+}
+
+/// One run: Ok(the start of the order) when prediction and observation agree.
+fn judge_run(run: &crate::trace::ScenarioRun, p: &Profile, profile: &sched::Profile) -> Result<String, (Mark, String)> {
+    let spec = crate::lab::ScenarioSpec { id: run.id.clone(), n: run.args[0].parse().unwrap_or(0), block: run.args[1].clone(), gosched: run.args[2].clone() };
+    let scenario = spec.model().map_err(|e| (Mark::Bad, e))?;
+    let live = live_state(p, &run.live).ok_or_else(|| (Mark::Missing, format!("the scheduler's state at main.main was not read: {:?}", run.live)))?;
+    let observed = run.observed.as_ref().ok_or_else(|| (Mark::Missing, "the program printed no order (did it finish?)".to_string()))?;
+    if !run.disturbances.is_empty() {
+        return Err((Mark::Bad, format!("not comparable, the run was disturbed: {}", run.disturbances.join("; "))));
+    }
+    let predicted = sched::predict_order(profile, &scenario, &live);
+    let start = format!("tick={} runnext={} local={} global={}", live.schedtick, live.runnext, live.local_len, live.global_len);
+    if &predicted == observed {
+        let head: Vec<String> = observed.iter().take(12).map(|i| i.to_string()).collect();
+        Ok(format!("{}{} (from {start})", head.join(" "), if observed.len() > 12 { " ..." } else { "" }))
+    } else {
+        Err((Mark::Bad, divergence(profile, &scenario, &live, &predicted, observed)))
+    }
+}
+
+/// The first place where prediction and observation part, with the model's state there.
+pub fn divergence(profile: &sched::Profile, scenario: &sched::Scenario, live: &sched::LiveState, predicted: &[u32], observed: &[u32]) -> String {
+    let pos = predicted.iter().zip(observed).position(|(a, b)| a != b).unwrap_or(predicted.len().min(observed.len()));
+    let want = predicted.get(pos).map(|x| format!("f({x})")).unwrap_or_else(|| "nothing".into());
+    let got = observed.get(pos).map(|x| format!("f({x})")).unwrap_or_else(|| "nothing".into());
+    let e = sched::simulate(profile, scenario, live);
+    let at = predicted.get(pos).and_then(|x| e.steps.iter().find(|s| s.picked.as_deref() == Some(&format!("f({x})"))));
+    let state = at.map(|s| format!("; the model there: tick={} runnext={} local({})=[{}] global({})=[{}]", s.schedtick, s.runnext.as_deref().unwrap_or("-"), s.local_len, s.local.join(" "), s.global_len, s.global.join(" "))).unwrap_or_default();
+    format!("first divergence at position {pos}: predicted {want}, observed {got} (from tick={} runnext={} local={} global={}){state}", live.schedtick, live.runnext, live.local_len, live.global_len)
 }
 
 fn caller_table(v: crate::toolchain::GoVersion) -> Result<callers::Table, Outcome> {

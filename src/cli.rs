@@ -22,6 +22,37 @@ pub enum Cmd {
     Run(RunArgs),
     /// Print the reference's expected chain for a lab and a Go version.
     Reference(ReferenceArgs),
+    /// Step through the scheduler model for a run-order scenario: runnext, the local
+    /// run queue, the global queue and schedtick after every step.
+    Explain(ExplainArgs),
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    /// The lab (runq-order).
+    pub lab: String,
+    /// How many goroutines main starts.
+    #[arg(long)]
+    pub n: u32,
+    /// How main waits: wg or chan.
+    #[arg(long, default_value = "wg")]
+    pub block: String,
+    /// Who calls runtime.Gosched() first: none, all, every:K.
+    #[arg(long, default_value = "none")]
+    pub gosched: String,
+    /// The Go version whose scheduler to model.
+    #[arg(long = "go", default_value = "1.19")]
+    pub go: String,
+    /// The state at main.main (defaults: what go1.19.8 showed in most runs: schedtick 4,
+    /// runtime.runfinq's g in runnext, both queues empty).
+    #[arg(long, default_value_t = 4)]
+    pub schedtick: u32,
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub runnext: bool,
+    #[arg(long, default_value_t = 0)]
+    pub local: u32,
+    #[arg(long, default_value_t = 0)]
+    pub global: u32,
 }
 
 #[derive(Args, Clone)]
@@ -72,6 +103,12 @@ pub struct RunArgs {
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run only this scenario (labs with scenarios, e.g. runq-order).
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Run each scenario this many times (to measure how often the model is right).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
 }
 
 #[derive(Args)]

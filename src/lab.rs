@@ -23,6 +23,10 @@ pub struct Lab {
     #[serde(default)]
     pub gdb: Option<GdbPlan>,
     pub checks: Vec<CheckSpec>,
+    /// Runs of the program with different arguments, each its own dlv session
+    /// (the runq-order lab: N goroutines, how main waits, who yields).
+    #[serde(default)]
+    pub scenarios: Vec<ScenarioSpec>,
     /// The folder the lab was loaded from (not part of the file).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -66,6 +70,52 @@ pub struct GdbPlan {
     pub breakpoints: Vec<BreakpointSpec>,
 }
 
+/// One run-order scenario: the program runs as `./main N BLOCK GOSCHED`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSpec {
+    pub id: String,
+    pub n: u32,
+    /// How main waits: `wg` (sync.WaitGroup) or `chan` (a buffered channel).
+    #[serde(default = "default_block")]
+    pub block: String,
+    /// Which goroutines call runtime.Gosched() before recording: `none`, `all`, `every:K`.
+    #[serde(default = "default_gosched")]
+    pub gosched: String,
+}
+
+fn default_block() -> String {
+    "wg".into()
+}
+fn default_gosched() -> String {
+    "none".into()
+}
+
+impl ScenarioSpec {
+    pub fn args(&self) -> Vec<String> {
+        vec![self.n.to_string(), self.block.clone(), self.gosched.clone()]
+    }
+
+    /// The model's scenario, or why this one cannot be modelled.
+    pub fn model(&self) -> Result<crate::reference::sched::Scenario, String> {
+        use crate::reference::sched::{Block, Scenario, Yield};
+        let block = match self.block.as_str() {
+            "wg" => Block::WaitGroup,
+            "chan" => Block::BufferedChan,
+            other => return Err(format!("scenario '{}': block '{other}' is not wg or chan", self.id)),
+        };
+        let gosched = match self.gosched.as_str() {
+            "none" => Yield::None,
+            "all" => Yield::All,
+            g => match g.strip_prefix("every:").and_then(|k| k.parse::<u32>().ok()) {
+                Some(k) if k > 0 => Yield::EveryNth(k),
+                _ => return Err(format!("scenario '{}': gosched '{g}' is not none, all or every:K", self.id)),
+            },
+        };
+        Ok(Scenario { n: self.n, block, gosched, main_preempted_after: Vec::new() })
+    }
+}
+
 /// A breakpoint on a function: `runtime.schedinit`, or `{function: ..., max_hits: N}`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
@@ -84,6 +134,9 @@ pub struct BreakpointFull {
     /// Go versions this breakpoint applies to, e.g. `>=1.17`.
     #[serde(default)]
     pub go: Option<String>,
+    /// What a hit means, in the report's words (e.g. "sysmon preempted a goroutine").
+    #[serde(default)]
+    pub means: Option<String>,
 }
 
 fn default_max_hits() -> u32 {
@@ -101,6 +154,12 @@ impl BreakpointSpec {
         match self {
             BreakpointSpec::Name(_) => default_max_hits(),
             BreakpointSpec::Full(f) => f.max_hits,
+        }
+    }
+    pub fn means(&self) -> Option<&str> {
+        match self {
+            BreakpointSpec::Name(_) => None,
+            BreakpointSpec::Full(f) => f.means.as_deref(),
         }
     }
     pub fn go(&self) -> Option<&str> {
@@ -166,6 +225,8 @@ pub enum CheckKind {
     StaticCallers,
     /// Every caller seen at a breakpoint is one the Reference's caller table allows.
     DynamicCallers,
+    /// Each scenario's goroutines ran in the order the scheduler model predicts.
+    RunOrder,
 }
 
 /// `at` a stop, read `eval` (a Go expression, through dlv) or `reg` (a register) and
@@ -311,6 +372,16 @@ fn validate(lab: &Lab) -> Result<(), String> {
         if chain_kinds && lab.chain.as_deref() != Some("startup") {
             return Err(format!("check '{}' compares with a reference chain: set `chain: startup`", c.id));
         }
+    }
+    let mut ids = std::collections::HashSet::new();
+    for s in &lab.scenarios {
+        if !ids.insert(s.id.as_str()) {
+            return Err(format!("scenario id '{}' is used twice", s.id));
+        }
+        s.model()?;
+    }
+    if lab.checks.iter().any(|c| c.kind == CheckKind::RunOrder) && lab.scenarios.is_empty() {
+        return Err("a run-order check needs `scenarios`".into());
     }
     for b in &lab.dlv.breakpoints {
         if b.function() == "@chain" && lab.chain.is_none() {

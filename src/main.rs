@@ -47,13 +47,26 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Run(a) => {
             let lab = lab::load(&a.lab)?;
-            let opts = runner::Options { choice: a.tools.choice(), transcript: a.transcript.clone(), keep_work: a.work.clone(), quiet: a.quiet };
+            let opts = runner::Options { choice: a.tools.choice(), transcript: a.transcript.clone(), keep_work: a.work.clone(), quiet: a.quiet, scenario: a.scenario.clone(), repeat: a.repeat };
             let out = runner::run(&lab, &opts)?;
             print!("{}", report::terminal(&out.verdict, &out.header, a.verbose));
             if let Some(j) = &a.json {
                 files::write_atomic(j, report::json(&out.observation, &out.verdict).as_bytes())?;
             }
             Ok(if out.verdict.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Cmd::Explain(a) => {
+            let lab = lab::load(&a.lab)?;
+            if !lab.checks.iter().any(|c| c.kind == lab::CheckKind::RunOrder) {
+                bail!("lab {} has no run-order scenarios to explain", lab.name);
+            }
+            let v = toolchain::GoVersion::parse(&a.go)?;
+            let spec = lab::ScenarioSpec { id: "explain".into(), n: a.n, block: a.block.clone(), gosched: a.gosched.clone() };
+            let scenario = spec.model().map_err(anyhow::Error::msg)?;
+            let live = reference::sched::LiveState { schedtick: a.schedtick, runqhead: 0, local_len: a.local, runnext: a.runnext, global_len: a.global };
+            let e = reference::sched::simulate(&reference::sched::Profile::for_version(v.minor), &scenario, &live);
+            print!("{}", e.render());
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Reference(a) => {
             let lab = lab::load(&a.lab)?;

@@ -6,7 +6,7 @@
 
 use crate::check::{self, Fact, Verdict};
 use crate::files::write_atomic;
-use crate::lab::{BreakpointSpec, CheckKind, Lab};
+use crate::lab::{BreakpointSpec, CheckKind, Lab, ScenarioSpec};
 use crate::probe::{build, dlv_rpc, elf::Elf, gdb_mi, objdump, readelf};
 use crate::reference::callers;
 use crate::progress::Progress;
@@ -23,6 +23,10 @@ pub struct Options {
     pub transcript: Option<PathBuf>,
     pub keep_work: Option<PathBuf>,
     pub quiet: bool,
+    /// Run only this scenario of a lab that has several.
+    pub scenario: Option<String>,
+    /// Run each scenario this many times (fidelity measurements).
+    pub repeat: u32,
 }
 
 pub struct Outcome {
@@ -96,6 +100,25 @@ fn symbols_named(lab: &Lab) -> Vec<String> {
     v
 }
 
+fn scenario_run(lab: &Lab, sc: &ScenarioSpec, d: dlv_rpc::DlvRun) -> trace::ScenarioRun {
+    let main = d.session.hits.iter().find(|h| h.function() == "main.main");
+    let live = main.map(|h| h.values.clone()).unwrap_or_default();
+    let started = main.map(|h| h.seq);
+    // Every other breakpoint of such a lab marks a source of non-determinism.
+    let disturbances = d
+        .session
+        .hits
+        .iter()
+        .filter(|h| started.is_some_and(|s| h.seq > s) && h.function() != "main.main")
+        .map(|h| {
+            let means = lab.dlv.breakpoints.iter().find(|b| b.function() == h.breakpoint).and_then(|b| b.means()).unwrap_or("");
+            format!("{} on goroutine {}{}", h.function(), h.goroutine, if means.is_empty() { String::new() } else { format!(": {means}") })
+        })
+        .collect();
+    let observed = d.console.lines().find_map(|l| l.strip_prefix("order")).map(|rest| rest.split_whitespace().filter_map(|x| x.parse().ok()).collect());
+    trace::ScenarioRun { id: sc.id.clone(), args: sc.args(), live, observed, disturbances, session: d.session }
+}
+
 struct Transcript(Option<PathBuf>);
 
 impl Transcript {
@@ -109,7 +132,16 @@ impl Transcript {
 
 pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     let static_check = lab.checks.iter().any(|c| c.kind == CheckKind::StaticCallers);
-    let mut progress = Progress::new(if static_check { 7 } else { 6 }, opts.quiet);
+    let scenarios: Vec<&ScenarioSpec> = lab.scenarios.iter().filter(|s| opts.scenario.as_ref().is_none_or(|id| &s.id == id)).collect();
+    if let Some(id) = &opts.scenario {
+        if scenarios.is_empty() {
+            let known: Vec<&str> = lab.scenarios.iter().map(|s| s.id.as_str()).collect();
+            bail!("lab {} has no scenario '{id}' (it has: {})", lab.name, if known.is_empty() { "none".into() } else { known.join(", ") });
+        }
+    }
+    let repeat = opts.repeat.max(1);
+    let stages = 4 + static_check as usize + lab.gdb.is_some() as usize + (scenarios.len() * repeat as usize).max(1);
+    let mut progress = Progress::new(stages, opts.quiet);
     let transcript = Transcript(opts.transcript.clone());
     progress.stage("finding go, dlv, gdb and readelf");
     let tc = Toolchain::find(&opts.choice)?;
@@ -158,8 +190,8 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     let env: Vec<(String, String)> = lab.program.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let timeout = Duration::from_secs(lab.program.timeout_secs);
 
-    progress.stage("gdb/MI session");
     if let Some(gp) = &lab.gdb {
+        progress.stage("gdb/MI session");
         let specs = plan_breakpoints(&gp.breakpoints, &profile, tc.go_version);
         let plan: Vec<gdb_mi::Plan> = specs.iter().map(|b| gdb_mi::Plan { function: &b.function, max_hits: b.max_hits }).collect();
         let g = gdb_mi::run(&tc.gdb, &tc.gdb_version, &built.binary, &args, &env, &plan, Instant::now() + timeout)?;
@@ -173,18 +205,39 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
         obs.gdb = Some(g.session);
     }
 
-    progress.stage("dlv session (JSON-RPC)");
-    let plan = dlv_rpc::Plan { breakpoints: breakpoints(lab, &profile, tc.go_version), stops: stops(lab, tc.go_version), args: args.clone(), env: env.clone(), source_dir: work.clone(), skip_version_check: tc.dlv_supports_go() == Some(false) };
-    let d = dlv_rpc::run(&tc.dlv, &tc.dlv_version, &built.binary, &plan, Instant::now() + timeout)?;
-    transcript.write("dlv-rpc.jsonl", &format!("# dlv exec --headless --api-version=2 ./main -- {} (dlv {}); -> sent, <- received\n{}", args.join(" "), tc.dlv_version, d.exchange))?;
-    transcript.write("dlv-session.txt", &d.readable)?;
-    transcript.write("dlv-console.txt", &d.console)?;
-    if let Some(e) = d.error {
-        bail!("the dlv session failed: {e}");
+    let skip_version_check = tc.dlv_supports_go() == Some(false);
+    // One dlv session; its transcript is kept under `name` (none for repeated runs).
+    let session = |args: &[String], stops: Vec<dlv_rpc::Stop>, name: Option<&str>| -> Result<dlv_rpc::DlvRun> {
+        let plan = dlv_rpc::Plan { breakpoints: breakpoints(lab, &profile, tc.go_version), stops, args: args.to_vec(), env: env.clone(), source_dir: work.clone(), skip_version_check };
+        let d = dlv_rpc::run(&tc.dlv, &tc.dlv_version, &built.binary, &plan, Instant::now() + timeout)?;
+        if let Some(name) = name {
+            transcript.write(&format!("{name}dlv-rpc.jsonl"), &format!("# dlv exec --headless --api-version=2 ./main -- {} (dlv {}); -> sent, <- received\n{}", args.join(" "), tc.dlv_version, d.exchange))?;
+            transcript.write(&format!("{name}dlv-session.txt"), &d.readable)?;
+            transcript.write(&format!("{name}dlv-console.txt"), &d.console)?;
+        }
+        match &d.error {
+            Some(e) => bail!("the dlv session of ./main {} failed: {e}", args.join(" ")),
+            None => Ok(d),
+        }
+    };
+    if scenarios.is_empty() {
+        progress.stage("dlv session (JSON-RPC)");
+        let d = session(&args, stops(lab, tc.go_version), Some(""))?;
+        warnings.extend(d.session.warnings.iter().map(|w| format!("dlv: {w}")));
+        obs.dlv = d.session;
+        obs.wrappers = d.wrappers;
     }
-    warnings.extend(d.session.warnings.iter().map(|w| format!("dlv: {w}")));
-    obs.dlv = d.session;
-    obs.wrappers = d.wrappers;
+    for sc in &scenarios {
+        for round in 0..repeat {
+            progress.stage(&format!("scenario {}: ./main {}{}", sc.id, sc.args().join(" "), if repeat > 1 { format!(" (run {})", round + 1) } else { String::new() }));
+            let mut stops = stops(lab, tc.go_version);
+            stops.push(dlv_rpc::Stop { function: "main.main".into(), caller: None, every: false, reads: profile.live_state_exprs().iter().map(|e| dlv_rpc::Read::Eval(e.to_string())).collect() });
+            // With --repeat, only the first run of each scenario keeps a transcript.
+            let name = format!("{}-", sc.id);
+            let d = session(&sc.args(), stops, (round == 0).then_some(name.as_str()))?;
+            obs.scenarios.push(scenario_run(lab, sc, d));
+        }
+    }
 
     // Name every breakpoint address by the ELF symbol that holds it, so that witnesses
     // can be compared by function even where their prologue analyses differ.

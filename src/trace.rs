@@ -265,6 +265,23 @@ pub struct Observation {
     /// Which of the functions the checks name are text symbols of the binary.
     #[serde(default)]
     pub in_binary: BTreeMap<String, bool>,
+    /// One dlv session per scenario (labs with `scenarios`).
+    #[serde(default)]
+    pub scenarios: Vec<ScenarioRun>,
+}
+
+/// What one scenario's run showed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScenarioRun {
+    pub id: String,
+    pub args: Vec<String>,
+    /// Values read at `main.main` (`eval EXPR` -> value).
+    pub live: BTreeMap<String, String>,
+    /// The indices in the order the goroutines recorded them (the program's `order` line).
+    pub observed: Option<Vec<u32>>,
+    /// Stops at breakpoints that mark non-determinism (preemption, GC), after main.main.
+    pub disturbances: Vec<String>,
+    pub session: Session,
 }
 
 #[cfg(test)]

@@ -276,7 +276,27 @@ pub struct DlvRun {
 }
 
 /// Starts `dlv exec --headless` and returns the group and the API address.
-fn start_headless(dlv: &Path, binary: &Path, plan: &Plan, skip_check: bool, deadline: Instant) -> Result<(Group, String, Arc<Mutex<String>>)> {
+/// dlv's output (and the program's, which shares its stdout), gathered by two threads.
+struct Console {
+    text: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Console {
+    /// Everything printed so far.
+    fn snapshot(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+    /// Everything printed, once the pipes are closed (dlv and the program are gone).
+    fn finish(self) -> String {
+        for r in self.readers {
+            let _ = r.join();
+        }
+        self.text.lock().unwrap().clone()
+    }
+}
+
+fn start_headless(dlv: &Path, binary: &Path, plan: &Plan, skip_check: bool, deadline: Instant) -> Result<(Group, String, Console)> {
     let mut c = Command::new(dlv);
     c.args(["exec", "--headless", "--api-version=2", "--listen=127.0.0.1:0", "--accept-multiclient"]);
     if skip_check {
@@ -290,9 +310,10 @@ fn start_headless(dlv: &Path, binary: &Path, plan: &Plan, skip_check: bool, dead
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let stdout = g.child_mut().stdout.take().context("dlv stdout")?;
     let stderr = g.child_mut().stderr.take().context("dlv stderr")?;
+    let mut readers = Vec::new();
     {
         let console = console.clone();
-        std::thread::spawn(move || {
+        readers.push(std::thread::spawn(move || {
             let mut first = true;
             for l in BufReader::new(stdout).lines() {
                 let Ok(l) = l else { break };
@@ -304,15 +325,15 @@ fn start_headless(dlv: &Path, binary: &Path, plan: &Plan, skip_check: bool, dead
                 c.push_str(&l);
                 c.push('\n');
             }
-        });
+        }));
     }
     {
         let console = console.clone();
-        std::thread::spawn(move || {
+        readers.push(std::thread::spawn(move || {
             let mut s = String::new();
             let _ = BufReader::new(stderr).read_to_string(&mut s);
             console.lock().unwrap().push_str(&s);
-        });
+        }));
     }
     let wait = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(60));
     let first = rx.recv_timeout(wait).map_err(|_| {
@@ -320,7 +341,7 @@ fn start_headless(dlv: &Path, binary: &Path, plan: &Plan, skip_check: bool, dead
         anyhow::anyhow!("dlv printed no API address: {}", console.lock().unwrap().trim())
     })?;
     let addr = first.split("listening at:").nth(1).map(|a| a.trim().to_string()).with_context(|| format!("dlv's first line has no address: {first}"))?;
-    Ok((g, addr, console))
+    Ok((g, addr, Console { text: console, readers }))
 }
 
 fn is_version_complaint(s: &str) -> bool {
@@ -343,7 +364,7 @@ pub fn run(dlv: &Path, dlv_version: &str, binary: &Path, plan: &Plan, deadline: 
             Ok(c) => c,
             Err(e) => {
                 let _ = group.wait_deadline(Instant::now() + Duration::from_secs(2));
-                let out = console.lock().unwrap().clone();
+                let out = console.snapshot();
                 if !skip && is_version_complaint(&out) {
                     skip = true;
                     warnings.push(format!("dlv {dlv_version} refused this Go version: ran again with --check-go-version=false"));
@@ -363,7 +384,7 @@ pub fn run(dlv: &Path, dlv_version: &str, binary: &Path, plan: &Plan, deadline: 
         // Whatever happened, the process group goes.
         let _ = client.call::<Value>("Detach", json!({"Kill": true}), None);
         drop(group);
-        let console = console.lock().unwrap().clone();
+        let console = console.finish();
         return Ok(DlvRun { session, wrappers, exchange: std::mem::take(&mut client.exchange), readable, console, error });
     }
 }

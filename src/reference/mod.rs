@@ -40,6 +40,9 @@ pub struct Profile {
     /// The linker writes DWARF 5 by default (1.25+); a dlv older than 1.25 then loses
     /// assembly file names, wrapper lines, arguments and locals.
     pub dwarf5_default: bool,
+    /// The global run queue's length: `sched.runqsize` up to 1.24; from 1.25 the queue
+    /// is a `gQueue` that carries its own `size`.
+    pub global_runq_size: &'static str,
 }
 
 impl Profile {
@@ -61,7 +64,15 @@ impl Profile {
             page_size_set_by: "runtime.args",
             goamd64_check: minor >= 18,
             dwarf5_default: minor >= 25,
+            global_runq_size: if minor >= 25 { "runtime.sched.runq.size" } else { "runtime.sched.runqsize" },
         }
+    }
+
+    /// What the run-order lab reads at main.main, in the model's order: P0's schedtick,
+    /// runqhead, runqtail and runnext, and the global queue's length (GOMAXPROCS=1:
+    /// P0 is main's P).
+    pub fn live_state_exprs(&self) -> [&'static str; 5] {
+        ["runtime.allp[0].schedtick", "runtime.allp[0].runqhead", "runtime.allp[0].runqtail", "runtime.allp[0].runnext", self.global_runq_size]
     }
 
     pub fn name(&self) -> String {

@@ -1,0 +1,3 @@
+module runqorder
+
+go 1.15

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Fidelity of the scheduler model: every runq-order scenario RUNS times (default 100)
+# on every Go version scripts/fetch-toolchains.sh provides plus the system's golang-go,
+# each run a real dlv session reading the live state at main.main. Prints
+# matches/runs per scenario and version, and for a mismatch its first divergence.
+# Targets: >= 99% on go1.19 and on the newest version, no version below 95%.
+# Usage: scripts/fidelity.sh [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+. scripts/env.sh
+runs=${1:-100}
+cargo build --release --quiet
+golab=$PWD/target/release/golab
+out=${GOLAB_FIDELITY_OUT:-$(mktemp -d)}
+mkdir -p "$out"
+
+declare -A root
+dlv124=""
+while read -r name path; do
+  case "$name" in
+    go1.*) root[$name]=$path ;;
+    dlv-1.24) dlv124=$path ;;
+  esac
+done < <(bash scripts/fetch-toolchains.sh)
+sys_root=$(GOTOOLCHAIN=local go env GOROOT)
+root[go$(GOTOOLCHAIN=local go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/')]=$sys_root
+
+versions=$(printf '%s\n' "${!root[@]}" | sort -V)
+for name in $versions; do
+  r=${root[$name]}
+  dlv=$dlv124
+  [ "$r" = "$sys_root" ] && dlv=$(command -v dlv)
+  echo "fidelity: $name, $runs runs per scenario" >&2
+  "$golab" run runq-order -q --repeat "$runs" --goroot "$r" --dlv "$dlv" --json "$out/$name.json" >"$out/$name.txt" 2>"$out/$name.err" || true
+done
+
+python3 - "$out" $versions <<'PY'
+import json, os, re, sys
+out, versions = sys.argv[1], sys.argv[2:]
+newest = versions[-1]
+table, ids, notes, rates = {}, [], [], {}
+for v in versions:
+    path = f"{out}/{v}.json"
+    if not os.path.exists(path):
+        notes.append(f"{v}: no result: " + open(f"{out}/{v}.err").read().strip()[-300:])
+        continue
+    check = next(c for c in json.load(open(path))["verdict"]["checks"] if c["kind"] == "run-order")
+    m_all = n_all = 0
+    for l in check["lines"]:
+        m = re.match(r"^(\S+) \(.*?\) \[(\d+)/(\d+)\]: (.*)$", l["text"])
+        if not m:
+            continue
+        sid, ok, n, rest = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)
+        if sid not in ids:
+            ids.append(sid)
+        table[(sid, v)] = f"{ok}/{n}"
+        m_all += ok
+        n_all += n
+        if ok < n:
+            notes.append(f"{v} {sid}: {rest}")
+    rates[v] = (m_all, n_all)
+print("runq-order: runs in the order the model predicted / runs")
+print("%-18s" % "scenario" + "".join("%-10s" % v for v in versions))
+for sid in ids:
+    print("%-18s" % sid + "".join("%-10s" % table.get((sid, v), "-") for v in versions))
+print("%-18s" % "all" + "".join("%-10s" % ("%.1f%%" % (100 * rates[v][0] / rates[v][1]) if v in rates and rates[v][1] else "-") for v in versions))
+for n in notes:
+    print("  " + n)
+bad = [v for v in versions if v not in rates or rates[v][1] == 0 or rates[v][0] / rates[v][1] < (0.99 if v in ("go1.19", newest) else 0.95)]
+print("targets (>= 99% on go1.19 and " + newest + ", >= 95% elsewhere): " + ("met" if not bad else "missed on " + ", ".join(bad)))
+sys.exit(1 if bad else 0)
+PY
