@@ -625,7 +625,8 @@ fn static_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVers
     let mut ok = true;
     for name in &spec.functions {
         let Some(f) = t.resolve(name) else {
-            lines.push(line(Mark::Note, format!("{name}: not in {}'s runtime source (renamed or not yet written)", t.go)));
+            let why = if t.absent.iter().any(|a| a.eq_ignore_ascii_case(name)) { "the source has no such function in this version" } else { "not in the table" };
+            lines.push(line(Mark::Note, format!("{name}: not in {}'s runtime ({why})", t.go)));
             continue;
         };
         let shown = if &f != name { format!("{f} (named {name} in the notes)") } else { f.clone() };
@@ -643,7 +644,8 @@ fn static_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVers
         ok &= good;
         let mut text = format!("{shown} <- {}", if seen.is_empty() { "(no direct call in the machine code)".into() } else { names(&seen) });
         if !missing.is_empty() {
-            text.push_str(&format!("; MISSING {}", names(&missing)));
+            let at: Vec<String> = missing.iter().map(|c| format!("{} ({})", c.trim_start_matches("runtime."), t.call_sites(&f, c).join(", "))).collect();
+            text.push_str(&format!("; MISSING {}", at.join(", ")));
         }
         if !extra.is_empty() {
             text.push_str(&format!("; EXTRA (not in the source table) {}", names(&extra)));
@@ -769,5 +771,47 @@ mod caller_tests {
         o.dlv.hits.push(hit("runtime.gcStart"));
         let out = dynamic_callers(&spec(CheckKind::DynamicCallers, "runtime.execute"), &o, v);
         assert!(!out.passed && out.lines[0].text.contains("gcStart"), "{:?}", out.lines);
+    }
+}
+
+#[cfg(test)]
+mod run_order_tests {
+    use super::*;
+    use crate::trace::ScenarioRun;
+
+    fn run(observed: Vec<u32>, disturbances: Vec<String>) -> ScenarioRun {
+        let p = Profile::for_version(crate::toolchain::GoVersion::new(1, 19, 8)).0;
+        let live: Vec<(String, String)> = p.live_state_exprs().iter().zip(["4", "2", "2", "824633733504", "0"]).map(|(e, v)| (format!("eval {e}"), v.to_string())).collect();
+        ScenarioRun { id: "n5".into(), args: vec!["5".into(), "wg".into(), "none".into()], live: live.into_iter().collect(), observed: Some(observed), disturbances, session: Default::default() }
+    }
+
+    fn judge(r: ScenarioRun) -> Outcome {
+        let mut o = Observation::default();
+        o.scenarios.push(r);
+        let v = crate::toolchain::GoVersion::new(1, 19, 8);
+        run_order(&o, &Profile::for_version(v).0, v)
+    }
+
+    #[test]
+    fn the_last_go_statement_runs_first_from_runnext() {
+        // go1.19.8, N=5: observed in real runs as 4 0 1 2 3 (the model's own tests say how).
+        let out = judge(run(vec![4, 0, 1, 2, 3], vec![]));
+        assert!(out.passed, "{:?}", out.lines);
+        assert!(out.lines[0].text.contains("[1/1]"));
+    }
+
+    #[test]
+    fn a_wrong_order_names_the_first_divergence_and_the_models_state() {
+        let out = judge(run(vec![0, 1, 2, 3, 4], vec![]));
+        assert!(!out.passed);
+        let t = &out.lines[0].text;
+        assert!(t.contains("first divergence at position 0: predicted f(4), observed f(0)") && t.contains("the model there"), "{t}");
+    }
+
+    #[test]
+    fn a_disturbed_run_is_reported_by_name_not_absorbed() {
+        let out = judge(run(vec![4, 0, 1, 2, 3], vec!["runtime.gopreempt_m on goroutine 1: sysmon asked a goroutine to yield".into()]));
+        assert!(!out.passed);
+        assert!(out.lines[0].text.contains("not comparable") && out.lines[0].text.contains("gopreempt_m"), "{:?}", out.lines);
     }
 }

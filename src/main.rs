@@ -1,19 +1,9 @@
-//! golab: the Go runtime internals lab, reproducible, scripted and gradable.
-//! `main` parses the command line and dispatches; the work lives in the modules.
+//! golab's command line: parses the arguments and dispatches; the work lives in the
+//! library (src/lib.rs).
 
-mod check;
 mod cli;
-mod doctor;
-mod exec;
-mod files;
-mod lab;
-mod probe;
-mod progress;
-mod reference;
-mod report;
-mod runner;
-mod toolchain;
-mod trace;
+
+use golab::{doctor, files, lab, reference, report, runner, toolchain};
 
 use anyhow::{Result, bail};
 use clap::Parser;
@@ -21,6 +11,12 @@ use cli::{Cli, Cmd};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Like other command-line tools, end quietly when the reader of stdout goes away
+    // (`golab explain ... | head`) instead of panicking on a broken pipe.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,

@@ -272,7 +272,8 @@ fn header(lab: &Lab, tc: &Toolchain, p: &Profile) -> String {
         p.name()
     ));
     let env: Vec<String> = lab.program.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    h.push_str(&format!("program: ./main {}{}\n", lab.program.args.join(" "), if env.is_empty() { String::new() } else { format!("  with {}", env.join(" ")) }));
+    let args = if lab.scenarios.is_empty() { lab.program.args.join(" ") } else { "N BLOCK GOSCHED (per scenario)".into() };
+    h.push_str(&format!("program: ./main {args}{}\n", if env.is_empty() { String::new() } else { format!("  with {}", env.join(" ")) }));
     if let Some(why) = &lab.program.env_why {
         h.push_str(&format!("  ({why})\n"));
     }

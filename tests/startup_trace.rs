@@ -195,3 +195,27 @@ fn scheduler_callers_agree_with_the_source_table_for_the_installed_go() {
     let hits = v["observation"]["dlv"]["hits"].as_array().unwrap();
     assert!(hits.iter().filter(|h| h["stack"][0]["function"] == "runtime.execute").count() >= 5);
 }
+
+#[test]
+fn runq_order_observes_what_the_model_predicts_for_a_full_local_queue() {
+    // N=257 overflows the 256-slot local ring: runqputslow moves half to the global queue.
+    for sc in ["n5", "n257"] {
+        let (o, out, err) = run(golab().args(["run", "runq-order", "-q", "-v", "--scenario", sc]));
+        assert!(o.status.success(), "{sc}:\n{out}\n{err}");
+        assert!(out.contains(&format!("{sc} (./main")) && out.contains("[1/1]"), "{out}");
+    }
+    let (o, _, err) = run(golab().args(["run", "runq-order", "-q", "--scenario", "n7"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err.contains("no scenario 'n7'") && err.contains("n257"), "{err}");
+}
+
+#[test]
+fn explain_shows_the_queues_step_by_step() {
+    let (o, out, _) = run(golab().args(["explain", "runq-order", "--n", "300"]));
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("runnext=") && out.contains("global(") && out.contains("local("), "{out}");
+    // The ring overflows once: runqputslow is named where it happens.
+    assert!(out.to_lowercase().contains("runqputslow"), "{}", &out[..out.len().min(3000)]);
+    let last = out.lines().filter(|l| l.starts_with("order: ")).last().unwrap();
+    assert_eq!(last.split_whitespace().count(), 301);
+}

@@ -83,6 +83,23 @@ impl Table {
         self.functions.get(f).map(|x| x.callers.iter().filter(|c| c.kind == "call").map(|c| c.caller.clone()).collect()).unwrap_or_default()
     }
 
+    /// Where `caller` calls `f` in the source: `proc.go:2734`, `(closure) debugcall.go:228`.
+    pub fn call_sites(&self, f: &str, caller: &str) -> Vec<String> {
+        let Some(x) = self.functions.get(f) else { return Vec::new() };
+        x.callers
+            .iter()
+            .filter(|c| c.caller == caller)
+            .map(|c| {
+                let at = match (&c.file, c.line) {
+                    (Some(file), Some(line)) => format!("{file}:{line}"),
+                    (Some(file), None) => file.clone(),
+                    _ => "?".into(),
+                };
+                if c.closure { format!("in a closure, {at}") } else { at }
+            })
+            .collect()
+    }
+
     /// Who may be seen calling `f` in a live stack.
     pub fn dynamic_callers(&self, f: &str) -> BTreeSet<String> {
         let mut s = self.static_callers(f);

@@ -1,0 +1,17 @@
+//! golab: the Go runtime internals lab, reproducible, scripted and gradable.
+//!
+//! The library holds the work; `main.rs` is only the command line. See ARCHITECTURE.md
+//! for how the modules hand data to each other.
+
+pub mod check;
+pub mod doctor;
+pub mod exec;
+pub mod files;
+pub mod lab;
+pub mod probe;
+pub mod progress;
+pub mod reference;
+pub mod report;
+pub mod runner;
+pub mod toolchain;
+pub mod trace;
