@@ -23,6 +23,12 @@ pub struct Lab {
     #[serde(default)]
     pub gdb: Option<GdbPlan>,
     pub checks: Vec<CheckSpec>,
+    /// What students answer in answers.yaml, and how each answer is checked.
+    #[serde(default)]
+    pub questions: Vec<Question>,
+    /// How `golab assign` varies the program per student (see `grade::variant`).
+    #[serde(default)]
+    pub variant: Option<VariantSpec>,
     /// Runs of the program with different arguments, each its own dlv session
     /// (the runq-order lab: N goroutines, how main waits, who yields).
     #[serde(default)]
@@ -68,6 +74,52 @@ pub struct DlvPlan {
 #[serde(deny_unknown_fields)]
 pub struct GdbPlan {
     pub breakpoints: Vec<BreakpointSpec>,
+}
+
+/// A question students answer in answers.yaml.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Question {
+    pub id: String,
+    pub kind: QuestionKind,
+    pub title: String,
+    /// Automatic points (free text: 0, kept for a person to grade).
+    #[serde(default)]
+    pub points: f64,
+    /// For `callers`: the runtime functions whose callers are asked.
+    #[serde(default)]
+    pub functions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuestionKind {
+    /// `{address, symbol}` of the student's build: checked against the build (same Go).
+    EntryPoint,
+    /// The startup chain in order: LCS against the reference chain for the Go used.
+    Chain,
+    /// Callers of each function: set overlap with the Go version's source table.
+    Callers,
+    /// The run order of the student's runq-order variant: against the real run.
+    RunOrder,
+    /// Free text: shown in the report for a person to grade.
+    FreeText,
+}
+
+/// How a lab's program varies between students. The template is the program with
+/// `{{ name }}` placeholders (minijinja, strict about undefined names); each parameter
+/// draws one of its choices from the student's id and the course's seed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSpec {
+    /// The template file, relative to the lab folder (e.g. `variant/main.go.tmpl`).
+    pub template: String,
+    /// Parameter name -> its choices (strings; lists are joined by the template).
+    pub params: BTreeMap<String, Vec<serde_yaml::Value>>,
+    /// For labs with scenarios: which scenario fields the variant sets (n, block, gosched)
+    /// from parameters of the same names.
+    #[serde(default)]
+    pub scenario: bool,
 }
 
 /// One run-order scenario: the program runs as `./main N BLOCK GOSCHED`.
@@ -382,6 +434,18 @@ fn validate(lab: &Lab) -> Result<(), String> {
     }
     if lab.checks.iter().any(|c| c.kind == CheckKind::RunOrder) && lab.scenarios.is_empty() {
         return Err("a run-order check needs `scenarios`".into());
+    }
+    let mut qids = std::collections::HashSet::new();
+    for q in &lab.questions {
+        if !qids.insert(q.id.as_str()) {
+            return Err(format!("question id '{}' is used twice", q.id));
+        }
+        if q.kind == QuestionKind::FreeText && q.points != 0.0 {
+            return Err(format!("question '{}': free-text answers are graded by a person: points must be 0", q.id));
+        }
+        if (q.kind == QuestionKind::Callers) == q.functions.is_empty() {
+            return Err(format!("question '{}': `functions` goes with kind callers, and only there", q.id));
+        }
     }
     for b in &lab.dlv.breakpoints {
         if b.function() == "@chain" && lab.chain.is_none() {

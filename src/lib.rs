@@ -7,6 +7,7 @@ pub mod check;
 pub mod doctor;
 pub mod exec;
 pub mod files;
+pub mod grade;
 pub mod lab;
 pub mod probe;
 pub mod progress;

@@ -1,0 +1,7 @@
+//! Grading students' lab submissions: answers checked against what golab observes
+//! when it runs the lab for that submission (in a sandbox) and against the Reference.
+
+pub mod answers;
+pub mod model;
+pub mod submission;
+pub mod variant;

@@ -1,0 +1,111 @@
+//! The result model of grading: one `SubmissionResult` per student, gathered in a
+//! `BatchResult`. Every output (terminal table, JSON, CSV gradebook, JUnit XML,
+//! Gradescope results.json) is a rendering of these types and nothing else.
+
+use serde::{Deserialize, Serialize};
+
+/// What became of a submission as a whole. Anything but `Graded` means the answers
+/// could not all be checked; the message says why in words a student can act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Every question was checked (some answers may still be wrong).
+    Graded,
+    /// No answers.yaml in the submission.
+    MissingAnswers,
+    /// answers.yaml is not valid (the message has the line and the key).
+    InvalidAnswers,
+    /// answers.yaml expands beyond the limits (a YAML alias bomb, or too large).
+    YamlBomb,
+    /// The archive holds `../` paths, absolute paths, or links out of its folder.
+    UnsafeArchive,
+    /// The submitted program does not compile (the message has the compiler's output).
+    CompileError,
+    /// The program ran past the wall-clock limit.
+    Timeout,
+    /// The program used more CPU time than allowed.
+    CpuLimit,
+    /// The program tried to use more memory than allowed.
+    MemoryLimit,
+    /// The program started more processes or threads than allowed (a fork bomb).
+    ProcessLimit,
+    /// The program wrote more output than allowed.
+    OutputLimit,
+    /// The program tried to open a network connection (the sandbox has no network).
+    NetworkDenied,
+    /// The program tried to read outside its own folder (another submission, the grader).
+    EscapeDenied,
+    /// The program crashed or exited with an error.
+    ProgramFailed,
+    /// golab itself failed on this submission (a bug or a missing tool); regrade later.
+    GraderError,
+}
+
+impl Outcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Graded => "graded",
+            Outcome::MissingAnswers => "missing-answers",
+            Outcome::InvalidAnswers => "invalid-answers",
+            Outcome::YamlBomb => "yaml-bomb",
+            Outcome::UnsafeArchive => "unsafe-archive",
+            Outcome::CompileError => "compile-error",
+            Outcome::Timeout => "timeout",
+            Outcome::CpuLimit => "cpu-limit",
+            Outcome::MemoryLimit => "memory-limit",
+            Outcome::ProcessLimit => "process-limit",
+            Outcome::OutputLimit => "output-limit",
+            Outcome::NetworkDenied => "network-denied",
+            Outcome::EscapeDenied => "escape-denied",
+            Outcome::ProgramFailed => "program-failed",
+            Outcome::GraderError => "grader-error",
+        }
+    }
+}
+
+/// One question's result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuestionResult {
+    pub id: String,
+    pub title: String,
+    pub kind: String,
+    pub points: f64,
+    pub max_points: f64,
+    /// What is right, missing or wrong, in words a student can act on.
+    pub feedback: Vec<String>,
+    /// Kept for a person to grade (free text): 0 automatic points.
+    pub manual: bool,
+    /// The student's answer as text, for the report (free text, lists).
+    pub answer: Option<String>,
+}
+
+/// A submitted dlv transcript, checked against the student's variant's binary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TranscriptCheck {
+    /// False when the transcript could not have come from a real session.
+    pub genuine: bool,
+    pub findings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubmissionResult {
+    pub student: String,
+    pub outcome: Outcome,
+    /// Why the outcome is what it is (empty for `Graded`).
+    pub message: String,
+    pub questions: Vec<QuestionResult>,
+    pub score: f64,
+    pub max_score: f64,
+    pub transcript: Option<TranscriptCheck>,
+    /// The variant this student was assigned (parameters in words).
+    pub variant: Option<String>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchResult {
+    pub lab: String,
+    /// Question ids and maximum points, in the lab's order (the gradebook's columns).
+    pub questions: Vec<(String, f64)>,
+    pub submissions: Vec<SubmissionResult>,
+}

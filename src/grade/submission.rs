@@ -1,0 +1,278 @@
+//! Finding submissions in a folder and unpacking them safely.
+//!
+//! A submission is a folder named after the student, or a `STUDENT.zip` /
+//! `STUDENT.tar.gz` / `STUDENT.tgz`. Archives are untrusted: an entry with an absolute
+//! path, a `..` component, a link, or a device is refused (the whole archive is, since a
+//! partial unpack would grade something the student did not send), and so are archives
+//! that unpack to too many files or bytes.
+
+use super::variant::check_student_id;
+use anyhow::{Context, Result, bail};
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+pub const MAX_FILES: usize = 200;
+pub const MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Folder(PathBuf),
+    Zip(PathBuf),
+    TarGz(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    pub student: String,
+    pub source: Source,
+}
+
+/// Every submission in `dir`, sorted by student. Entries that are not submissions
+/// (hidden files, other file types) are skipped; a bad student id is an error.
+pub fn discover(dir: &Path) -> Result<Vec<Submission>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).with_context(|| format!("cannot read the submissions folder {}", dir.display()))? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') {
+            continue;
+        }
+        let ft = e.file_type()?;
+        let (student, source) = if ft.is_dir() {
+            (name.clone(), Source::Folder(e.path()))
+        } else if let Some(s) = name.strip_suffix(".zip") {
+            (s.to_string(), Source::Zip(e.path()))
+        } else if let Some(s) = name.strip_suffix(".tar.gz").or_else(|| name.strip_suffix(".tgz")) {
+            (s.to_string(), Source::TarGz(e.path()))
+        } else {
+            continue;
+        };
+        check_student_id(&student).with_context(|| format!("submission {}", e.path().display()))?;
+        if out.iter().any(|s: &Submission| s.student == student) {
+            bail!("student {student} has two submissions in {}", dir.display());
+        }
+        out.push(Submission { student, source });
+    }
+    out.sort_by(|a, b| a.student.cmp(&b.student));
+    Ok(out)
+}
+
+/// Why an archive was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsafe(pub String);
+
+/// Copies or unpacks the submission into `dest` (created, must not exist yet).
+/// `Ok(Err(Unsafe))` is a refused archive; `Err` is golab's own trouble.
+pub fn unpack(s: &Submission, dest: &Path) -> Result<std::result::Result<(), Unsafe>> {
+    std::fs::create_dir_all(dest)?;
+    match &s.source {
+        Source::Folder(p) => copy_folder(p, dest),
+        Source::Zip(p) => unzip(p, dest),
+        Source::TarGz(p) => untar(p, dest),
+    }
+}
+
+/// An entry path made safe, or why it is not.
+fn safe_relative(name: &str) -> std::result::Result<PathBuf, Unsafe> {
+    let p = Path::new(name);
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(x) => out.push(x),
+            Component::CurDir => {}
+            Component::ParentDir => return Err(Unsafe(format!("the entry '{name}' climbs out of the archive with '..'"))),
+            Component::RootDir | Component::Prefix(_) => return Err(Unsafe(format!("the entry '{name}' has an absolute path"))),
+        }
+    }
+    Ok(out)
+}
+
+fn copy_folder(src: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe>> {
+    let (mut files, mut bytes) = (0usize, 0u64);
+    let mut stack = vec![(src.to_path_buf(), dest.to_path_buf())];
+    while let Some((from, to)) = stack.pop() {
+        std::fs::create_dir_all(&to)?;
+        for e in std::fs::read_dir(&from)? {
+            let e = e?;
+            // symlink_metadata: a link is refused, never followed out of the folder.
+            let md = std::fs::symlink_metadata(e.path())?;
+            let name = e.file_name();
+            if md.file_type().is_symlink() {
+                return Ok(Err(Unsafe(format!("{} is a symbolic link", e.path().strip_prefix(src).unwrap_or(&e.path()).display()))));
+            }
+            if md.is_dir() {
+                stack.push((e.path(), to.join(&name)));
+            } else if md.is_file() {
+                files += 1;
+                bytes += md.len();
+                if files > MAX_FILES || bytes > MAX_BYTES {
+                    return Ok(Err(Unsafe(format!("the submission has more than {MAX_FILES} files or {MAX_BYTES} bytes"))));
+                }
+                std::fs::copy(e.path(), to.join(&name))?;
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+fn unzip(path: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe>> {
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut z = match zip::ZipArchive::new(f) {
+        Ok(z) => z,
+        Err(e) => return Ok(Err(Unsafe(format!("not a readable zip archive: {e}")))),
+    };
+    if z.len() > MAX_FILES {
+        return Ok(Err(Unsafe(format!("the archive has {} entries; the limit is {MAX_FILES}", z.len()))));
+    }
+    let mut total = 0u64;
+    for i in 0..z.len() {
+        let mut entry = match z.by_index(i) {
+            Ok(e) => e,
+            Err(e) => return Ok(Err(Unsafe(format!("entry {i}: {e}")))),
+        };
+        let name = match entry.name() {
+            Ok(n) => n.to_string(),
+            Err(e) => return Ok(Err(Unsafe(format!("entry {i} has an unreadable name: {e}")))),
+        };
+        let rel = match safe_relative(&name) {
+            Ok(r) => r,
+            Err(u) => return Ok(Err(u)),
+        };
+        if entry.is_symlink() {
+            return Ok(Err(Unsafe(format!("the entry '{name}' is a symbolic link"))));
+        }
+        if entry.is_dir() {
+            std::fs::create_dir_all(dest.join(&rel))?;
+            continue;
+        }
+        let mut buf = Vec::new();
+        // Read at most what is left of the budget, plus one byte to notice the excess.
+        (&mut entry).take(MAX_BYTES - total + 1).read_to_end(&mut buf)?;
+        total += buf.len() as u64;
+        if total > MAX_BYTES {
+            return Ok(Err(Unsafe(format!("the archive unpacks to more than {MAX_BYTES} bytes"))));
+        }
+        let out = dest.join(&rel);
+        if let Some(p) = out.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        std::fs::write(out, buf)?;
+    }
+    Ok(Ok(()))
+}
+
+fn untar(path: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe>> {
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let entries = match a.entries() {
+        Ok(e) => e,
+        Err(e) => return Ok(Err(Unsafe(format!("not a readable .tar.gz: {e}")))),
+    };
+    let (mut files, mut total) = (0usize, 0u64);
+    for entry in entries {
+        let mut entry = match entry {
+            Ok(e) => e,
+            Err(e) => return Ok(Err(Unsafe(format!("not a readable .tar.gz: {e}")))),
+        };
+        let name = entry.path().map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
+        let rel = match safe_relative(&name) {
+            Ok(r) => r,
+            Err(u) => return Ok(Err(u)),
+        };
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            std::fs::create_dir_all(dest.join(&rel))?;
+            continue;
+        }
+        if !kind.is_file() {
+            return Ok(Err(Unsafe(format!("the entry '{name}' is a {}, not a file", if kind.is_symlink() { "symbolic link" } else if kind.is_hard_link() { "hard link" } else { "special file" }))));
+        }
+        files += 1;
+        if files > MAX_FILES {
+            return Ok(Err(Unsafe(format!("the archive has more than {MAX_FILES} files"))));
+        }
+        let mut buf = Vec::new();
+        (&mut entry).take(MAX_BYTES - total + 1).read_to_end(&mut buf)?;
+        total += buf.len() as u64;
+        if total > MAX_BYTES {
+            return Ok(Err(Unsafe(format!("the archive unpacks to more than {MAX_BYTES} bytes"))));
+        }
+        let out = dest.join(&rel);
+        if let Some(p) = out.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        std::fs::write(out, buf)?;
+    }
+    Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn zip_with(entries: &[(&str, &[u8])], link: Option<(&str, &str)>) -> tempfile::NamedTempFile {
+        let f = tempfile::Builder::new().suffix(".zip").tempfile().unwrap();
+        let mut z = zip::ZipWriter::new(f.reopen().unwrap());
+        let o = zip::write::SimpleFileOptions::default();
+        for (n, data) in entries {
+            z.start_file(*n, o).unwrap();
+            z.write_all(data).unwrap();
+        }
+        if let Some((n, target)) = link {
+            z.add_symlink(n, target, o).unwrap();
+        }
+        z.finish().unwrap();
+        f
+    }
+
+    fn unpack_zip(f: &tempfile::NamedTempFile) -> std::result::Result<(), Unsafe> {
+        let d = tempfile::tempdir().unwrap();
+        unpack(&Submission { student: "s".into(), source: Source::Zip(f.path().into()) }, &d.path().join("s")).unwrap()
+    }
+
+    #[test]
+    fn a_plain_zip_unpacks() {
+        let f = zip_with(&[("answers.yaml", b"lab: x\n"), ("src/main.go", b"package main\n")], None);
+        assert_eq!(unpack_zip(&f), Ok(()));
+    }
+
+    #[test]
+    fn dot_dot_absolute_and_links_are_refused() {
+        let e = unpack_zip(&zip_with(&[("../../etc/evil", b"x")], None)).unwrap_err();
+        assert!(e.0.contains("'..'"), "{e:?}");
+        let e = unpack_zip(&zip_with(&[("/tmp/evil", b"x")], None)).unwrap_err();
+        assert!(e.0.contains("absolute"), "{e:?}");
+        let e = unpack_zip(&zip_with(&[("answers.yaml", b"x")], Some(("other", "../bob/answers.yaml")))).unwrap_err();
+        assert!(e.0.contains("symbolic link"), "{e:?}");
+    }
+
+    #[test]
+    fn a_tar_with_a_link_out_is_refused() {
+        let f = tempfile::Builder::new().suffix(".tar.gz").tempfile().unwrap();
+        {
+            let gz = flate2::write::GzEncoder::new(f.reopen().unwrap(), flate2::Compression::fast());
+            let mut t = tar::Builder::new(gz);
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            t.append_link(&mut h, "answers.yaml", "/etc/shadow").unwrap();
+            t.into_inner().unwrap().finish().unwrap();
+        }
+        let d = tempfile::tempdir().unwrap();
+        let r = unpack(&Submission { student: "s".into(), source: Source::TarGz(f.path().into()) }, &d.path().join("s")).unwrap();
+        assert!(r.unwrap_err().0.contains("symbolic link"));
+    }
+
+    #[test]
+    fn a_folder_with_a_link_is_refused_and_ids_are_checked() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("alice")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("alice/answers.yaml")).unwrap();
+        let subs = discover(d.path()).unwrap();
+        let r = unpack(&subs[0], &d.path().join("out")).unwrap();
+        assert!(r.unwrap_err().0.contains("symbolic link"));
+        std::fs::create_dir(d.path().join("bad name")).unwrap();
+        assert!(discover(d.path()).is_err());
+    }
+}
