@@ -581,14 +581,18 @@ fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Ou
 /// One run: Ok(the start of the order) when prediction and observation agree.
 fn judge_run(run: &crate::trace::ScenarioRun, p: &Profile, profile: &sched::Profile) -> Result<String, (Mark, String)> {
     let spec = crate::lab::ScenarioSpec { id: run.id.clone(), n: run.args[0].parse().unwrap_or(0), block: run.args[1].clone(), gosched: run.args[2].clone() };
-    let scenario = spec.model().map_err(|e| (Mark::Bad, e))?;
+    let mut scenario = spec.model().map_err(|e| (Mark::Bad, e))?;
+    scenario.main_preempted_after = run.preempted_after.clone();
     let live = live_state(p, &run.live).ok_or_else(|| (Mark::Missing, format!("the scheduler's state at main.main was not read: {:?}", run.live)))?;
     let observed = run.observed.as_ref().ok_or_else(|| (Mark::Missing, "the program printed no order (did it finish?)".to_string()))?;
     if !run.disturbances.is_empty() {
         return Err((Mark::Bad, format!("not comparable, the run was disturbed: {}", run.disturbances.join("; "))));
     }
     let predicted = sched::predict_order(profile, &scenario, &live);
-    let start = format!("tick={} runnext={} local={} global={}", live.schedtick, live.runnext, live.local_len, live.global_len);
+    let mut start = format!("tick={} runnext={} local={} global={}", live.schedtick, live.runnext, live.local_len, live.global_len);
+    if !run.preempted_after.is_empty() {
+        start.push_str(&format!("; sysmon preempted main after {} spawns, measured and given to the model", run.preempted_after.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")));
+    }
     if &predicted == observed {
         let head: Vec<String> = observed.iter().take(12).map(|i| i.to_string()).collect();
         Ok(format!("{}{} (from {start})", head.join(" "), if observed.len() > 12 { " ..." } else { "" }))
@@ -782,7 +786,7 @@ mod run_order_tests {
     fn run(observed: Vec<u32>, disturbances: Vec<String>) -> ScenarioRun {
         let p = Profile::for_version(crate::toolchain::GoVersion::new(1, 19, 8)).0;
         let live: Vec<(String, String)> = p.live_state_exprs().iter().zip(["4", "2", "2", "824633733504", "0"]).map(|(e, v)| (format!("eval {e}"), v.to_string())).collect();
-        ScenarioRun { id: "n5".into(), args: vec!["5".into(), "wg".into(), "none".into()], live: live.into_iter().collect(), observed: Some(observed), disturbances, session: Default::default() }
+        ScenarioRun { id: "n5".into(), args: vec!["5".into(), "wg".into(), "none".into()], live: live.into_iter().collect(), observed: Some(observed), disturbances, preempted_after: vec![], session: Default::default() }
     }
 
     fn judge(r: ScenarioRun) -> Outcome {

@@ -25,6 +25,100 @@ pub enum Cmd {
     /// Step through the scheduler model for a run-order scenario: runnext, the local
     /// run queue, the global queue and schedtick after every step.
     Explain(ExplainArgs),
+    /// Give each student of a roster their own variant of a lab's program.
+    Assign(AssignArgs),
+    /// Grade a folder of submissions: a gradebook (CSV), JUnit XML, Gradescope results.
+    Grade(GradeArgs),
+    /// Check one submission the way the grader will (for a student, before handing in).
+    Check(CheckArgs),
+    /// Gradescope: write the autograder zip for a lab.
+    Gradescope(GradescopeArgs),
+}
+
+#[derive(Args)]
+pub struct AssignArgs {
+    #[arg(long)]
+    pub lab: String,
+    /// A CSV with a `student` (or `id`) column.
+    #[arg(long)]
+    pub roster: PathBuf,
+    /// The course's secret: the same seed gives every student the same variant again.
+    #[arg(long)]
+    pub seed: String,
+    /// Where the handouts go: one folder per student.
+    #[arg(long, short, default_value = "handouts")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Clone)]
+pub struct GradingArgs {
+    #[arg(long)]
+    pub lab: String,
+    /// The seed given to `golab assign` (without it, everyone has the lab's own program).
+    #[arg(long, env = "GOLAB_SEED")]
+    pub seed: Option<String>,
+    /// Toolchains folder (scripts/fetch-toolchains.sh): go1.X GOROOTs and dlv-1.24, to build
+    /// with the Go a student used.
+    #[arg(long, env = "GOLAB_TOOLCHAINS")]
+    pub toolchains: Option<PathBuf>,
+    #[command(flatten)]
+    pub tools: ToolArgs,
+    /// Wall-clock limit for one submission's lab run, in seconds.
+    #[arg(long, default_value_t = 180)]
+    pub timeout: u64,
+    /// Run students' programs without the sandbox (only for trusted code).
+    #[arg(long)]
+    pub no_sandbox: bool,
+}
+
+#[derive(Args)]
+pub struct GradeArgs {
+    /// The folder of submissions: STUDENT/ folders, STUDENT.zip or STUDENT.tar.gz.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub grading: GradingArgs,
+    /// Submissions graded at once.
+    #[arg(long, short, default_value_t = 2)]
+    pub jobs: usize,
+    /// Regrade submissions that already have a result.
+    #[arg(long)]
+    pub force: bool,
+    /// Where results, work folders and reports go.
+    #[arg(long, short, default_value = "golab-grades")]
+    pub out: PathBuf,
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The submission: a folder, or a .zip / .tar.gz.
+    pub submission: PathBuf,
+    #[command(flatten)]
+    pub grading: GradingArgs,
+    /// The student id (default: the submission's name).
+    #[arg(long)]
+    pub student: Option<String>,
+    /// Also write Gradescope's results.json here.
+    #[arg(long, value_name = "FILE")]
+    pub gradescope: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct GradescopeArgs {
+    #[command(subcommand)]
+    pub command: GradescopeCmd,
+}
+
+#[derive(Subcommand)]
+pub enum GradescopeCmd {
+    /// Write the autograder zip (setup.sh, run_autograder, golab's sources) for a lab.
+    Package {
+        #[arg(long)]
+        lab: String,
+        #[arg(long, short, default_value = "autograder.zip")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -109,6 +203,10 @@ pub struct RunArgs {
     /// Run each scenario this many times (to measure how often the model is right).
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
+    /// Use this binary, already built from the lab's program with the same Go and
+    /// gcflags, instead of building (the grader builds identical programs once).
+    #[arg(long, value_name = "FILE")]
+    pub binary: Option<PathBuf>,
 }
 
 #[derive(Args)]

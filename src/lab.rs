@@ -189,6 +189,9 @@ pub struct BreakpointFull {
     /// What a hit means, in the report's words (e.g. "sysmon preempted a goroutine").
     #[serde(default)]
     pub means: Option<String>,
+    /// Go expressions read at every hit (through dlv's Eval).
+    #[serde(default)]
+    pub read: Vec<String>,
 }
 
 fn default_max_hits() -> u32 {
@@ -206,6 +209,12 @@ impl BreakpointSpec {
         match self {
             BreakpointSpec::Name(_) => default_max_hits(),
             BreakpointSpec::Full(f) => f.max_hits,
+        }
+    }
+    pub fn reads(&self) -> &[String] {
+        match self {
+            BreakpointSpec::Name(_) => &[],
+            BreakpointSpec::Full(f) => &f.read,
         }
     }
     pub fn means(&self) -> Option<&str> {

@@ -2,6 +2,7 @@
 //! library (src/lib.rs).
 
 mod cli;
+mod commands;
 
 use golab::{doctor, files, lab, reference, report, runner, toolchain};
 
@@ -43,7 +44,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Run(a) => {
             let lab = lab::load(&a.lab)?;
-            let opts = runner::Options { choice: a.tools.choice(), transcript: a.transcript.clone(), keep_work: a.work.clone(), quiet: a.quiet, scenario: a.scenario.clone(), repeat: a.repeat };
+            let opts = runner::Options { choice: a.tools.choice(), transcript: a.transcript.clone(), keep_work: a.work.clone(), quiet: a.quiet, scenario: a.scenario.clone(), repeat: a.repeat, prebuilt: a.binary.clone() };
             let out = runner::run(&lab, &opts)?;
             print!("{}", report::terminal(&out.verdict, &out.header, a.verbose));
             if let Some(j) = &a.json {
@@ -51,6 +52,17 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(if out.verdict.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Cmd::Assign(a) => commands::assign(&a),
+        Cmd::Grade(a) => commands::grade(&a),
+        Cmd::Check(a) => commands::check(&a),
+        Cmd::Gradescope(a) => match a.command {
+            cli::GradescopeCmd::Package { lab, out } => {
+                let source = std::env::current_exe()?.ancestors().find(|d| d.join("Cargo.toml").is_file() && d.join("src").is_dir()).map(|d| d.to_path_buf()).unwrap_or(std::path::PathBuf::from("."));
+                golab::grade::gradescope::package(&lab, &source, &out)?;
+                println!("wrote {} (upload it as the autograder of lab {lab})", out.display());
+                Ok(ExitCode::SUCCESS)
+            }
+        },
         Cmd::Explain(a) => {
             let lab = lab::load(&a.lab)?;
             if !lab.checks.iter().any(|c| c.kind == lab::CheckKind::RunOrder) {

@@ -27,6 +27,9 @@ pub struct Options {
     pub scenario: Option<String>,
     /// Run each scenario this many times (fidelity measurements).
     pub repeat: u32,
+    /// A binary already built from this lab's program by the same Go (the grader builds
+    /// identical programs once); the build stage then only copies it.
+    pub prebuilt: Option<PathBuf>,
 }
 
 pub struct Outcome {
@@ -80,6 +83,9 @@ fn stops(lab: &Lab, v: toolchain::GoVersion) -> Vec<dlv_rpc::Stop> {
         }
     }
     let mut out: Vec<dlv_rpc::Stop> = by.into_iter().map(|((function, caller), reads)| dlv_rpc::Stop { function, caller, every: false, reads }).collect();
+    for b in lab.dlv.breakpoints.iter().filter(|b| !b.reads().is_empty() && toolchain::applies(b.go(), v)) {
+        out.push(dlv_rpc::Stop { function: b.function().to_string(), caller: None, every: true, reads: b.reads().iter().map(|e| dlv_rpc::Read::Eval(e.clone())).collect() });
+    }
     if lab.checks.iter().any(|c| c.kind == CheckKind::GoStatement) {
         // Every runqput that newproc makes: which one follows main.main's go statement is
         // known only afterwards.
@@ -104,19 +110,26 @@ fn scenario_run(lab: &Lab, sc: &ScenarioSpec, d: dlv_rpc::DlvRun) -> trace::Scen
     let main = d.session.hits.iter().find(|h| h.function() == "main.main");
     let live = main.map(|h| h.values.clone()).unwrap_or_default();
     let started = main.map(|h| h.seq);
-    // Every other breakpoint of such a lab marks a source of non-determinism.
-    let disturbances = d
-        .session
-        .hits
+    // Every other breakpoint of such a lab marks a source of non-determinism. Where
+    // sysmon preempted main itself, the number of goroutines it had started is read
+    // there: that makes the preemption an input of the model, not a disturbance.
+    let after_main: Vec<&trace::Hit> = d.session.hits.iter().filter(|h| started.is_some_and(|s| h.seq > s) && h.function() != "main.main").collect();
+    let main_g = main.map(|h| h.goroutine);
+    let spawned = |h: &trace::Hit| -> Option<u32> {
+        let main_preempted = h.function() == "runtime.gopreempt_m" && Some(h.goroutine) == main_g;
+        if main_preempted { h.values.get("eval main.spawned").and_then(|v| v.parse().ok()) } else { None }
+    };
+    let preempted_after: Vec<u32> = after_main.iter().filter_map(|h| spawned(h)).collect();
+    let disturbances = after_main
         .iter()
-        .filter(|h| started.is_some_and(|s| h.seq > s) && h.function() != "main.main")
+        .filter(|h| spawned(h).is_none())
         .map(|h| {
             let means = lab.dlv.breakpoints.iter().find(|b| b.function() == h.breakpoint).and_then(|b| b.means()).unwrap_or("");
             format!("{} on goroutine {}{}", h.function(), h.goroutine, if means.is_empty() { String::new() } else { format!(": {means}") })
         })
         .collect();
     let observed = d.console.lines().find_map(|l| l.strip_prefix("order")).map(|rest| rest.split_whitespace().filter_map(|x| x.parse().ok()).collect());
-    trace::ScenarioRun { id: sc.id.clone(), args: sc.args(), live, observed, disturbances, session: d.session }
+    trace::ScenarioRun { id: sc.id.clone(), args: sc.args(), live, observed, disturbances, preempted_after, session: d.session }
 }
 
 struct Transcript(Option<PathBuf>);
@@ -154,7 +167,10 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     let work = opts.keep_work.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     let (build_env, build_warning) = tc.build_env(profile.dwarf5_default);
     warnings.extend(build_warning);
-    let built = build::build(&tc, &lab.dir, &work, &lab.program.gcflags, &build_env)?;
+    let built = match &opts.prebuilt {
+        Some(b) => build::reuse(b, &work)?,
+        None => build::build(&tc, &lab.dir, &work, &lab.program.gcflags, &build_env)?,
+    };
     let elf = Elf::read(&built.binary)?;
 
     let mut obs = Observation { lab: lab.name.clone(), go_version: tc.go_version.to_string(), ..Default::default() };
@@ -208,7 +224,7 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     let skip_version_check = tc.dlv_supports_go() == Some(false);
     // One dlv session; its transcript is kept under `name` (none for repeated runs).
     let session = |args: &[String], stops: Vec<dlv_rpc::Stop>, name: Option<&str>| -> Result<dlv_rpc::DlvRun> {
-        let plan = dlv_rpc::Plan { breakpoints: breakpoints(lab, &profile, tc.go_version), stops, args: args.to_vec(), env: env.clone(), source_dir: work.clone(), skip_version_check };
+        let plan = dlv_rpc::Plan { breakpoints: breakpoints(lab, &profile, tc.go_version), stops, args: args.to_vec(), env: env.clone(), source_dir: built.source_dir.clone(), skip_version_check };
         let d = dlv_rpc::run(&tc.dlv, &tc.dlv_version, &built.binary, &plan, Instant::now() + timeout)?;
         if let Some(name) = name {
             transcript.write(&format!("{name}dlv-rpc.jsonl"), &format!("# dlv exec --headless --api-version=2 ./main -- {} (dlv {}); -> sent, <- received\n{}", args.join(" "), tc.dlv_version, d.exchange))?;

@@ -281,6 +281,9 @@ pub struct ScenarioRun {
     pub observed: Option<Vec<u32>>,
     /// Stops at breakpoints that mark non-determinism (preemption, GC), after main.main.
     pub disturbances: Vec<String>,
+    /// How many goroutines main had started each time sysmon preempted it (measured).
+    #[serde(default)]
+    pub preempted_after: Vec<u32>,
     pub session: Session,
 }
 

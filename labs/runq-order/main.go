@@ -18,6 +18,9 @@ import (
 var (
 	order []int32
 	next  int32
+	// How many goroutines main has started: golab reads it when sysmon preempts main,
+	// so that the model knows where the preemption fell.
+	spawned int
 )
 
 func record(i int) {
@@ -56,6 +59,7 @@ func main() {
 				wg.Done()
 			}
 		}(i)
+		spawned++
 	}
 	if mode == "chan" {
 		for k := 0; k < n; k++ {

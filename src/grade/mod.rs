@@ -2,6 +2,11 @@
 //! when it runs the lab for that submission (in a sandbox) and against the Reference.
 
 pub mod answers;
+pub mod batch;
+pub mod grader;
+pub mod gradescope;
 pub mod model;
+pub mod render;
 pub mod submission;
+pub mod transcript;
 pub mod variant;

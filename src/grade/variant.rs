@@ -31,11 +31,13 @@ fn show(v: &serde_yaml::Value) -> String {
     }
 }
 
-/// A student id usable as a folder name: letters, digits, `.`, `_`, `-`; not `.`/`..`.
+/// A student id usable as a folder name and a gradebook cell: letters, digits, `.`,
+/// `_`, `-`, starting with a letter or digit (so never `..`, a hidden file, an option,
+/// or a spreadsheet formula).
 pub fn check_student_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) && id != "." && id != ".." && !id.starts_with('.');
+    let ok = id.len() <= 64 && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !ok {
-        bail!("'{id}' is not a usable student id (letters, digits, '.', '_' and '-', at most 64, not starting with '.')");
+        bail!("'{id}' is not a usable student id (letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit)");
     }
     Ok(())
 }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 pub struct Built {
     pub binary: PathBuf,
     pub seconds: f64,
+    /// Where the program's sources were when it was built (DWARF names files there).
+    pub source_dir: PathBuf,
 }
 
 /// Copies the lab's files (not its subfolders) into `work` and builds `work/main`.
@@ -24,7 +26,18 @@ pub fn build(tc: &Toolchain, lab_dir: &Path, work: &Path, gcflags: &str, env: &[
     if !out.ok() {
         bail!("go build -gcflags \"{gcflags}\" failed in {}:\n{}", work.display(), out.combined().trim_end());
     }
-    Ok(Built { binary, seconds: start.elapsed().as_secs_f64() })
+    Ok(Built { binary, seconds: start.elapsed().as_secs_f64(), source_dir: work.to_path_buf() })
+}
+
+/// Uses a binary built earlier from the same program (copied into `work`).
+pub fn reuse(binary: &Path, work: &Path) -> Result<Built> {
+    std::fs::create_dir_all(work)?;
+    let dest = work.join("main");
+    if binary != dest {
+        std::fs::copy(binary, &dest).with_context(|| format!("cannot copy the prebuilt {}", binary.display()))?;
+    }
+    let source_dir = binary.parent().map(Path::to_path_buf).unwrap_or_else(|| work.to_path_buf());
+    Ok(Built { binary: dest, seconds: 0.0, source_dir })
 }
 
 fn copy_program(from: &Path, to: &Path) -> Result<()> {

@@ -1,0 +1,130 @@
+//! The grading commands' glue: from parsed arguments to a Grader and back to files.
+
+use crate::cli::{AssignArgs, CheckArgs, GradeArgs, GradingArgs};
+use anyhow::{Context, Result, bail};
+use golab::files::write_atomic;
+use golab::grade::{batch, grader::Grader, render, submission, variant};
+use golab::lab;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub fn assign(a: &AssignArgs) -> Result<ExitCode> {
+    let lab = lab::load(&a.lab)?;
+    let spec = lab.variant.as_ref().with_context(|| format!("lab {} declares no variant", lab.name))?;
+    let text = std::fs::read_to_string(&a.roster).with_context(|| format!("cannot read {}", a.roster.display()))?;
+    let students = variant::roster(&text).with_context(|| format!("{}", a.roster.display()))?;
+    let mut csv = String::from("student,variant\n");
+    for s in &students {
+        let v = variant::draw(spec, &a.seed, s);
+        let dir = a.out.join(s);
+        variant::materialize(&lab, &v, &dir)?;
+        // The handout: the program, how to run it, and the answers to fill in.
+        std::fs::remove_file(dir.join("lab.yaml")).ok();
+        let tmpl = dir.join(&spec.template);
+        if spec.template != "main.go" {
+            std::fs::remove_dir_all(tmpl.parent().unwrap_or(&dir)).ok();
+        }
+        let mut answers = format!("lab: {}\ngo: \"\"   # the output of `go version`, e.g. 1.17.1\n# transcript: dlv.txt   # optional: your dlv session, saved in this folder\nanswers:\n", lab.name);
+        for q in &lab.questions {
+            answers.push_str(&format!("  # {} ({})\n  {}:\n", q.title, if q.points > 0.0 { format!("{} points", q.points) } else { "graded by hand".into() }, q.id));
+        }
+        std::fs::write(dir.join("answers.yaml"), answers)?;
+        let run = if lab.scenarios.is_empty() { "./main".to_string() } else { format!("./main {}", v.params.get("n").map(|n| serde_yaml::to_string(n).unwrap_or_default().trim().to_string()).unwrap_or_default()) };
+        std::fs::write(dir.join("README.txt"), format!("Lab {}: {}\nYour variant: {}\nBuild: go build -gcflags \"all=-l -N\" -o main .   Run: {run}\nFill in answers.yaml and hand in this folder (golab check . --lab {} shows what the grader will say).\n", lab.name, lab.title, v.describe(), lab.name))?;
+        csv.push_str(&format!("{s},{}\n", v.describe()));
+    }
+    write_atomic(&a.out.join("assignments.csv"), csv.as_bytes())?;
+    println!("{} variants of {} in {} (assignments.csv lists them)", students.len(), lab.name, a.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn grader(g: &GradingArgs, work: PathBuf) -> Result<Grader> {
+    let lab = lab::load(&g.lab)?;
+    if lab.questions.is_empty() {
+        bail!("lab {} has no questions to grade", lab.name);
+    }
+    let mut goroots = Vec::new();
+    let mut dlv_for = Vec::new();
+    if let Some(t) = &g.toolchains {
+        let newer_dlv = t.join("dlv-1.24/dlv");
+        for e in std::fs::read_dir(t).with_context(|| format!("cannot read the toolchains folder {}", t.display()))?.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("go1.") && e.path().join("bin/go").is_file() {
+                goroots.push((name.clone(), e.path()));
+                if newer_dlv.is_file() {
+                    dlv_for.push((name, newer_dlv.clone()));
+                }
+            }
+        }
+    }
+    let golab = std::env::current_exe()?;
+    let direct = batch::Direct { golab, dlv: g.tools.dlv.clone(), dlv_for, timeout: Duration::from_secs(g.timeout) };
+    if !g.no_sandbox {
+        bail!("the grading sandbox is not available yet: run with --no-sandbox for trusted code");
+    }
+    std::fs::create_dir_all(&work)?;
+    Ok(Grader { lab, seed: g.seed.clone(), work: std::fs::canonicalize(&work)?, goroots, runner: Box::new(direct) })
+}
+
+pub fn grade(a: &GradeArgs) -> Result<ExitCode> {
+    let subs = submission::discover(&a.dir)?;
+    if subs.is_empty() {
+        bail!("no submissions in {} (expected STUDENT/ folders, STUDENT.zip or STUDENT.tar.gz)", a.dir.display());
+    }
+    let g = grader(&a.grading, a.out.join("work"))?;
+    let b = batch::run(&g, &subs, &batch::Options { jobs: a.jobs, force: a.force, out: a.out.clone(), quiet: a.quiet })?;
+    batch::write_reports(&b, &a.out)?;
+    print!("{}", render::table(&b));
+    println!("reports: {}/gradebook.csv, junit.xml, results.json, gradescope/", a.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn check(a: &CheckArgs) -> Result<ExitCode> {
+    let name = a.submission.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let student = a.student.clone().unwrap_or_else(|| name.trim_end_matches(".zip").trim_end_matches(".tar.gz").trim_end_matches(".tgz").to_string());
+    variant::check_student_id(&student).context("give the id with --student")?;
+    let source = if a.submission.is_dir() {
+        submission::Source::Folder(a.submission.clone())
+    } else if name.ends_with(".zip") {
+        submission::Source::Zip(a.submission.clone())
+    } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        submission::Source::TarGz(a.submission.clone())
+    } else {
+        bail!("{} is not a folder, a .zip or a .tar.gz", a.submission.display());
+    };
+    let tmp = tempfile::Builder::new().prefix("golab-check-").tempdir()?;
+    let g = grader(&a.grading, tmp.path().to_path_buf())?;
+    let r = g.grade(&submission::Submission { student, source }, 0);
+    print!("{}", feedback(&r));
+    if let Some(f) = &a.gradescope {
+        write_atomic(f, serde_json::to_string_pretty(&render::gradescope(&r))?.as_bytes())?;
+    }
+    Ok(if r.outcome == golab::grade::model::Outcome::Graded { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// One submission's result in words, for the student.
+pub fn feedback(r: &golab::grade::model::SubmissionResult) -> String {
+    let mut s = format!("{}: {} ({}/{} points)\n", r.student, r.outcome.name(), render::num(r.score), render::num(r.max_score));
+    if !r.message.is_empty() {
+        s.push_str(&format!("  {}\n", r.message));
+    }
+    if let Some(v) = &r.variant {
+        s.push_str(&format!("  variant: {v}\n"));
+    }
+    for q in &r.questions {
+        let pts = if q.manual { "graded by hand".to_string() } else { format!("{}/{}", render::num(q.points), render::num(q.max_points)) };
+        s.push_str(&format!("- {} [{pts}]: {}\n", q.id, q.title));
+        for f in &q.feedback {
+            s.push_str(&format!("    {f}\n"));
+        }
+    }
+    if let Some(t) = &r.transcript {
+        s.push_str(&format!("- transcript: {}\n", if t.genuine { "consistent with your program" } else { "could not have come from a real session of your program" }));
+        for f in &t.findings {
+            s.push_str(&format!("    {f}\n"));
+        }
+    }
+    s
+}
+
