@@ -20,7 +20,7 @@ pub fn assign(a: &AssignArgs) -> Result<ExitCode> {
         let dir = a.out.join(s);
         variant::materialize(&lab, &v, &dir)?;
         // The handout: the program, how to run it, and the answers to fill in.
-        std::fs::remove_file(dir.join("lab.yaml")).ok();
+        std::fs::rename(dir.join("lab.yaml"), dir.join("lab.yaml.variant")).ok();
         let tmpl = dir.join(&spec.template);
         if spec.template != "main.go" {
             std::fs::remove_dir_all(tmpl.parent().unwrap_or(&dir)).ok();
@@ -30,8 +30,14 @@ pub fn assign(a: &AssignArgs) -> Result<ExitCode> {
             answers.push_str(&format!("  # {} ({})\n  {}:\n", q.title, if q.points > 0.0 { format!("{} points", q.points) } else { "graded by hand".into() }, q.id));
         }
         std::fs::write(dir.join("answers.yaml"), answers)?;
-        let run = if lab.scenarios.is_empty() { "./main".to_string() } else { format!("./main {}", v.params.get("n").map(|n| serde_yaml::to_string(n).unwrap_or_default().trim().to_string()).unwrap_or_default()) };
+        let env: Vec<String> = lab.program.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let args = match lab::load_file(&dir.join("lab.yaml.variant")).ok().and_then(|l| l.scenarios.first().map(|s| s.args())) {
+            Some(a) => a,
+            None => lab.program.args.clone(),
+        };
+        let run = format!("{}./main {}", if env.is_empty() { String::new() } else { format!("{} ", env.join(" ")) }, args.join(" "));
         std::fs::write(dir.join("README.txt"), format!("Lab {}: {}\nYour variant: {}\nBuild: go build -gcflags \"all=-l -N\" -o main .   Run: {run}\nFill in answers.yaml and hand in this folder (golab check . --lab {} shows what the grader will say).\n", lab.name, lab.title, v.describe(), lab.name))?;
+        std::fs::remove_file(dir.join("lab.yaml.variant")).ok();
         csv.push_str(&format!("{s},{}\n", v.describe()));
     }
     write_atomic(&a.out.join("assignments.csv"), csv.as_bytes())?;

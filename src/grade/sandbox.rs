@@ -1,0 +1,1251 @@
+//! The sandbox that runs a student's program (and `go build`, `dlv`, `gdb` on it).
+//!
+//! One run is: `[strace -f … -o FIFO] bwrap … -- /bin/sh -c '<ready>; exec "$@"' argv…`,
+//! started by `exec::Group` as an unprivileged uid of its own (61000 + job slot) with
+//! rlimits set between `setuid` and `exec`. bubblewrap then works unprivileged through a
+//! user namespace: a new pid namespace (`--unshare-pid`: when the program's pid 1 dies,
+//! the kernel kills the rest), no network but a loopback (`--unshare-net`: dlv's API on
+//! 127.0.0.1 works), a private size-limited /tmp, the system folders and the caller's
+//! toolchains read-only, the hidden folders (the batch holding the other submissions)
+//! covered by an empty read-only tmpfs, and the `work` folder bound back read-write at
+//! its own path.
+//!
+//! Limits and how each verdict is known (never guessed from what the program printed):
+//! - wall clock, output (counted while read), total CPU (polled from /proc every 20 ms,
+//!   summed over every process of the uid), resident anonymous memory (same poll) and
+//!   the number of tasks of the uid (same poll) are measured here; golab kills the tree
+//!   when one passes its limit and the verdict names it. These need no syscall evidence.
+//! - The kernel enforces the rest per process: RLIMIT_DATA (the Go runtime reserves
+//!   address space, so RLIMIT_AS would have to be over 1 GiB for hello world; DATA counts
+//!   only writable private mappings), RLIMIT_NPROC (per uid, which is why the uid is not
+//!   root), RLIMIT_FSIZE, RLIMIT_CPU (a backstop one second above the polled limit),
+//!   RLIMIT_CORE = 0. What the kernel refused is only known from syscall evidence:
+//!   with `with_syscall_evidence(true)` (the default) strace traces the run from outside
+//!   the sandbox, into a FIFO the program cannot see, and the trace gives
+//!   `ProcessLimit` (clone/fork = EAGAIN), `MemoryLimit` (mmap/mremap = ENOMEM),
+//!   `NetworkDenied` (connect/sendto/sendmsg to an address outside 127.0.0.0/8 and ::1),
+//!   `EscapeDenied` (open/openat/execve of a path under a hidden folder), `CpuLimit`
+//!   (SIGXCPU), `OutputLimit` (SIGXFSZ) and `Signaled` (the program killed by a signal).
+//!   Without it those runs end as `Failed(code)` (128 + N for a signal, as bwrap reports).
+//! - A traced program cannot be ptraced again: run dlv and gdb with
+//!   `with_syscall_evidence(false)`.
+//!
+//! Not for: deciding what to run, or grading what it printed (grade/ does that).
+
+use crate::exec::Group;
+use anyhow::{Context, Result, bail};
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The uid (and gid) of job slot 0; slot N runs as `FIRST_UID + N`.
+pub const FIRST_UID: u32 = 61000;
+
+/// How often the tree's CPU, memory and task count are read from /proc.
+const POLL: Duration = Duration::from_millis(20);
+
+/// What one sandboxed run may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time, from the start of the sandbox.
+    pub wall: Duration,
+    /// CPU seconds of all the run's processes together (polled; RLIMIT_CPU one second
+    /// above it is the per-process backstop).
+    pub cpu_secs: u64,
+    /// RLIMIT_DATA of every process (writable private memory: the Go heap, dlv's), and
+    /// the limit on the resident anonymous memory of all the run's processes together.
+    pub memory_bytes: u64,
+    /// Tasks (processes and threads) of the slot's uid, RLIMIT_NPROC. The sandbox itself
+    /// uses three or four of them (strace, bwrap and its pid 1).
+    pub processes: u64,
+    /// stdout and stderr together; past it the tree is killed and each is cut there.
+    pub output_bytes: u64,
+    /// RLIMIT_FSIZE: the largest file a process may write; the private /tmp holds at
+    /// most four times this much.
+    pub file_bytes: u64,
+}
+
+impl Default for Limits {
+    /// For one lab run or build: `go build` of a lab program with a cold cache needs
+    /// about 200 MiB of data per compiler process and dlv about 100 MiB.
+    fn default() -> Limits {
+        Limits {
+            wall: Duration::from_secs(120),
+            cpu_secs: 60,
+            memory_bytes: 2 << 30,
+            processes: 256,
+            output_bytes: 4 << 20,
+            file_bytes: 64 << 20,
+        }
+    }
+}
+
+/// How a sandboxed run ended, from evidence (see the module doc for which needs strace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Exited with status 0.
+    Ok,
+    /// Exited with this non-zero status.
+    Failed(i32),
+    /// Ran past the wall-clock limit (killed).
+    Timeout,
+    /// Used more CPU than allowed (killed, or SIGXCPU seen).
+    CpuLimit,
+    /// An allocation was refused (mmap ENOMEM), or the resident memory passed the limit.
+    MemoryLimit,
+    /// A fork or thread creation was refused (EAGAIN), or the task count reached the limit.
+    ProcessLimit,
+    /// Printed more than allowed (killed), or a file write passed RLIMIT_FSIZE (SIGXFSZ).
+    OutputLimit,
+    /// Tried to connect or send to an address other than loopback.
+    NetworkDenied,
+    /// Tried to open or execute a path under a hidden folder.
+    EscapeDenied,
+    /// Killed by this signal (not by golab).
+    Signaled(i32),
+}
+
+impl Verdict {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Failed(_) => "failed",
+            Verdict::Timeout => "timeout",
+            Verdict::CpuLimit => "cpu-limit",
+            Verdict::MemoryLimit => "memory-limit",
+            Verdict::ProcessLimit => "process-limit",
+            Verdict::OutputLimit => "output-limit",
+            Verdict::NetworkDenied => "network-denied",
+            Verdict::EscapeDenied => "escape-denied",
+            Verdict::Signaled(_) => "signaled",
+        }
+    }
+}
+
+/// What one sandboxed run printed, and how it ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The exit status the sandbox ended with (the program's, or 128 + N for a signal);
+    /// None when golab killed it at a limit.
+    pub status: Option<i32>,
+    /// At most `output_bytes` of each (lossy UTF-8).
+    pub stdout: String,
+    pub stderr: String,
+    pub verdict: Verdict,
+    /// Why the verdict: the measurement or the first strace lines that showed it.
+    pub evidence: Vec<String>,
+    /// From spawning the sandbox to its end.
+    pub wall: Duration,
+    /// From spawning the sandbox to the moment the program was exec'd (its start cost).
+    pub startup: Option<Duration>,
+    /// The highest polled totals: CPU time, resident anonymous memory, tasks.
+    pub cpu: Duration,
+    pub peak_memory_bytes: u64,
+    pub peak_tasks: u64,
+    /// All bytes the program wrote to stdout and stderr (including what was cut).
+    pub output_bytes: u64,
+}
+
+/// A sandbox for one job slot: what the program sees, and as which uid it runs.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    work: PathBuf,
+    cwd: Option<PathBuf>,
+    read_only: Vec<PathBuf>,
+    read_write: Vec<PathBuf>,
+    hidden: Vec<PathBuf>,
+    uid: u32,
+    syscall_evidence: bool,
+}
+
+impl Sandbox {
+    /// A sandbox whose only writable folder is `work` (bound read-write at its own path,
+    /// the working directory), running as uid `FIRST_UID + slot`. Give `work` to that uid
+    /// with `prepare()` first.
+    pub fn new(work: impl Into<PathBuf>, slot: u32) -> Sandbox {
+        Sandbox {
+            work: work.into(),
+            cwd: None,
+            read_only: Vec::new(),
+            read_write: Vec::new(),
+            hidden: Vec::new(),
+            uid: FIRST_UID + slot,
+            syscall_evidence: true,
+        }
+    }
+
+    /// Also visible, read-only, at the same path: a GOROOT, the dlv binary, golab itself.
+    /// /usr and /etc always are. The path and its parents must be reachable by the uid.
+    pub fn read_only(mut self, path: impl Into<PathBuf>) -> Sandbox {
+        self.read_only.push(path.into());
+        self
+    }
+
+    /// Also writable, at the same path: a per-slot GOCACHE shared between runs. Must be
+    /// owned by the uid (`give`).
+    pub fn read_write(mut self, path: impl Into<PathBuf>) -> Sandbox {
+        self.read_write.push(path.into());
+        self
+    }
+
+    /// Covered by an empty read-only tmpfs: the batch folder holding the other
+    /// submissions. `work` and the other bound paths stay visible inside it.
+    pub fn hide(mut self, path: impl Into<PathBuf>) -> Sandbox {
+        self.hidden.push(path.into());
+        self
+    }
+
+    /// The working directory of the program (default: `work`).
+    pub fn cwd(mut self, path: impl Into<PathBuf>) -> Sandbox {
+        self.cwd = Some(path.into());
+        self
+    }
+
+    /// Trace the run with strace for the verdicts that need syscall evidence (default
+    /// on). Turn it off for dlv and gdb, which need ptrace themselves.
+    pub fn with_syscall_evidence(mut self, on: bool) -> Sandbox {
+        self.syscall_evidence = on;
+        self
+    }
+
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+
+    pub fn work(&self) -> &Path {
+        &self.work
+    }
+
+    /// Creates `work` if needed and gives it (recursively) to the sandbox's uid.
+    pub fn prepare(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.work).with_context(|| format!("cannot create {}", self.work.display()))?;
+        self.give(&self.work)
+    }
+
+    /// Gives `path` and everything under it to the sandbox's uid (symbolic links are not
+    /// followed; a file with other hard links is left alone, read-only to the sandbox).
+    pub fn give(&self, path: &Path) -> Result<()> {
+        give_tree(path, self.uid)
+    }
+
+    /// The environment every run starts from (the caller's `env` overrides it): a plain
+    /// PATH, HOME and the Go caches in `work`, no module proxy, no go.work lookup.
+    pub fn default_env(&self) -> Vec<(String, String)> {
+        let w = self.work.display().to_string();
+        vec![
+            ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+            ("HOME".into(), w.clone()),
+            ("TMPDIR".into(), "/tmp".into()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("USER".into(), "golab".into()),
+            ("GOCACHE".into(), format!("{w}/.cache/go-build")),
+            ("GOPATH".into(), format!("{w}/.cache/go")),
+            ("GOTOOLCHAIN".into(), "local".into()),
+            ("GOPROXY".into(), "off".into()),
+            ("GOWORK".into(), "off".into()),
+            ("GOTELEMETRY".into(), "off".into()),
+        ]
+    }
+
+    /// Runs `argv` in the sandbox with `env` (over `default_env`) under `limits`.
+    /// Err only when the sandbox itself could not start (bwrap missing, a path not
+    /// reachable by the uid): that is golab's failure, never the student's.
+    pub fn run(&self, argv: &[String], env: &[(String, String)], limits: &Limits) -> Result<Outcome> {
+        if argv.is_empty() {
+            bail!("nothing to run in the sandbox");
+        }
+        let bwrap = find_tool("bwrap").context("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")?;
+        let strace = if self.syscall_evidence {
+            Some(find_tool("strace").context("strace is not installed: apt-get install strace")?)
+        } else {
+            None
+        };
+        let layout = self.layout()?;
+        let uid = self.uid;
+
+        // Nothing of a previous run of this slot may count against this one.
+        kill_uid(uid);
+
+        // The ready pipe: the wrapper shell writes one byte to fd 3 just before it execs
+        // the program, so a bwrap that failed to set up is told apart from the program.
+        let (ready_r, ready_w) = pipe()?;
+
+        // strace writes into a FIFO in a folder of the uid's in the host's /tmp, which the
+        // sandbox (private /tmp) cannot see.
+        let fifo = match &strace {
+            Some(_) => Some(TraceFifo::new(uid)?),
+            None => None,
+        };
+
+        let mut args: Vec<OsString> = Vec::new();
+        let program: PathBuf;
+        if let (Some(strace), Some(fifo)) = (&strace, &fifo) {
+            program = strace.clone();
+            for a in [
+                "-f",
+                "-q",
+                "--seccomp-bpf",
+                "-y",
+                "-s",
+                "4096",
+                "-e",
+                "trace=open,openat,openat2,creat,execve,execveat,connect,sendto,sendmsg,sendmmsg,clone,clone3,fork,vfork,mmap,mremap",
+                "-e",
+                "signal=SIGXCPU,SIGXFSZ",
+                "-o",
+            ] {
+                args.push(a.into());
+            }
+            args.push(fifo.path.clone().into());
+            args.push("--".into());
+            args.push(bwrap.clone().into());
+        } else {
+            program = bwrap.clone();
+        }
+        args.extend(self.bwrap_args(&layout, limits));
+        args.push("--".into());
+        args.push("/bin/sh".into());
+        args.push("-c".into());
+        args.push(r#"printf . >&3; exec 3>&-; exec "$@""#.into());
+        args.push(READY_MARKER.into());
+        args.extend(argv.iter().map(OsString::from));
+
+        let mut envs: Vec<(String, String)> = self.default_env();
+        for (k, v) in env {
+            envs.retain(|(k2, _)| k2 != k);
+            envs.push((k.clone(), v.clone()));
+        }
+
+        let mut cmd = Command::new(&program);
+        cmd.args(&args).env_clear().envs(envs.iter().map(|(k, v)| (k, v)));
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.current_dir("/");
+        cmd.uid(uid).gid(uid); // std calls setgroups(0) first when it runs as root
+        let rl = RlimitPlan::new(limits);
+        let ready_fd = ready_w.as_raw_fd();
+        // SAFETY: the closure runs in the forked child before exec and only makes
+        // async-signal-safe system calls.
+        unsafe {
+            cmd.pre_exec(move || {
+                rl.apply()?;
+                if ready_fd == 3 {
+                    if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(ready_fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Set after setuid, which clears it: if golab dies, so does the sandbox.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                Ok(())
+            });
+        }
+
+        let trace = Arc::new(Mutex::new(Trace::new(self.visible_roots(&layout), layout.hidden.clone(), layout.cwd.clone())));
+        let process_evidence = Arc::new(AtomicBool::new(false));
+        let trace_reader = fifo.as_ref().map(|f| f.reader(trace.clone(), process_evidence.clone())).transpose()?;
+
+        let start = Instant::now();
+        let mut group = Group::spawn(cmd, "sandbox")?;
+        drop(ready_w);
+        let leader = group.child_mut().id();
+        let ready_at: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
+        let ready_thread = {
+            let ready_at = ready_at.clone();
+            std::thread::spawn(move || {
+                let mut f = std::fs::File::from(ready_r);
+                let mut b = [0u8; 1];
+                if let Ok(1) = f.read(&mut b) {
+                    let _ = ready_at.set(Instant::now());
+                }
+            })
+        };
+        let total_out = Arc::new(AtomicU64::new(0));
+        let over = Arc::new(AtomicBool::new(false));
+        let out_t = capped_reader(group.child_mut().stdout.take(), limits.output_bytes, total_out.clone(), over.clone());
+        let err_t = capped_reader(group.child_mut().stderr.take(), limits.output_bytes, total_out.clone(), over.clone());
+
+        let deadline = start + limits.wall;
+        let cpu_limit_ticks = limits.cpu_secs.saturating_mul(clock_ticks());
+        let mut peak = Usage::default();
+        let mut killed: Option<(Verdict, String)> = None;
+        let mut status = None;
+        loop {
+            if let Some(st) = group.child_mut().try_wait()? {
+                status = Some(st);
+                break;
+            }
+            let u = usage_of_uid(uid, if strace.is_some() { Some(leader) } else { None });
+            peak.cpu_ticks = peak.cpu_ticks.max(u.cpu_ticks);
+            peak.rss_anon = peak.rss_anon.max(u.rss_anon);
+            peak.tasks = peak.tasks.max(u.tasks);
+            let now = Instant::now();
+            killed = if over.load(Ordering::SeqCst) {
+                Some((Verdict::OutputLimit, format!("stdout and stderr passed {} bytes", limits.output_bytes)))
+            } else if process_evidence.load(Ordering::SeqCst) {
+                Some((Verdict::ProcessLimit, "a fork or thread creation failed with EAGAIN (see the trace lines)".into()))
+            } else if u.cpu_ticks >= cpu_limit_ticks {
+                Some((Verdict::CpuLimit, format!("the run's processes used {:.2}s of CPU (limit {}s)", u.cpu_ticks as f64 / clock_ticks() as f64, limits.cpu_secs)))
+            } else if u.rss_anon > limits.memory_bytes {
+                Some((Verdict::MemoryLimit, format!("resident memory of the run reached {} bytes (limit {})", u.rss_anon, limits.memory_bytes)))
+            } else if u.tasks >= limits.processes {
+                Some((Verdict::ProcessLimit, format!("the uid {uid} had {} tasks (limit {})", u.tasks, limits.processes)))
+            } else if now >= deadline {
+                Some((Verdict::Timeout, format!("still running after {:.1}s (limit {:.1}s)", (now - start).as_secs_f64(), limits.wall.as_secs_f64())))
+            } else {
+                None
+            };
+            if killed.is_some() {
+                break;
+            }
+            std::thread::sleep(POLL.min(deadline.saturating_duration_since(now)).max(Duration::from_millis(1)));
+        }
+        // Every process of the uid, then the group's leader (reaped), then make sure.
+        kill_uid(uid);
+        group.kill();
+        let wall = start.elapsed();
+        let leftovers = sweep_uid(uid, Duration::from_secs(5));
+        let stdout = out_t.join().unwrap_or_default();
+        let stderr = err_t.join().unwrap_or_default();
+        let _ = ready_thread.join();
+        if let Some(f) = &fifo {
+            f.close_writer();
+        }
+        if let Some(t) = trace_reader {
+            let _ = t.join();
+        }
+        if !leftovers.is_empty() {
+            bail!("processes of sandbox uid {uid} survived the kill: {leftovers:?}");
+        }
+        let startup = ready_at.get().map(|t| t.duration_since(start));
+        let stdout_s = String::from_utf8_lossy(&stdout).into_owned();
+        let stderr_s = String::from_utf8_lossy(&stderr).into_owned();
+        if startup.is_none() && killed.is_none() {
+            bail!("the sandbox did not start (bwrap {}): {}", status.map(|s| s.to_string()).unwrap_or_default(), stderr_s.trim());
+        }
+        let code = status.map(|s| s.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0)));
+
+        let was_killed = killed.is_some();
+        let mut evidence = Vec::new();
+        let verdict = if let Some((v, why)) = killed {
+            evidence.push(why);
+            if v == Verdict::ProcessLimit {
+                evidence.extend(trace.lock().unwrap().evidence_for(Verdict::ProcessLimit));
+            }
+            v
+        } else {
+            let t = trace.lock().unwrap();
+            match t.verdict() {
+                Some(v) => {
+                    evidence.extend(t.evidence_for(v));
+                    v
+                }
+                None => match code {
+                    Some(0) => Verdict::Ok,
+                    Some(c) => Verdict::Failed(c),
+                    None => Verdict::Failed(-1),
+                },
+            }
+        };
+        Ok(Outcome {
+            status: if was_killed { None } else { code },
+            stdout: stdout_s,
+            stderr: stderr_s,
+            verdict,
+            evidence,
+            wall,
+            startup,
+            cpu: Duration::from_millis(peak.cpu_ticks * 1000 / clock_ticks()),
+            peak_memory_bytes: peak.rss_anon,
+            peak_tasks: peak.tasks,
+            output_bytes: total_out.load(Ordering::SeqCst),
+        })
+    }
+
+    /// Canonical paths, checked to be reachable by the uid.
+    fn layout(&self) -> Result<Layout> {
+        let canon = |p: &Path, what: &str| -> Result<PathBuf> {
+            std::fs::canonicalize(p).with_context(|| format!("sandbox {what} {} does not exist", p.display()))
+        };
+        let work = canon(&self.work, "work folder")?;
+        let md = std::fs::metadata(&work)?;
+        if !md.is_dir() {
+            bail!("sandbox work folder {} is not a folder", work.display());
+        }
+        if md.uid() != self.uid {
+            bail!("sandbox work folder {} belongs to uid {}, not to the sandbox's uid {} (call Sandbox::prepare)", work.display(), md.uid(), self.uid);
+        }
+        let cwd = match &self.cwd {
+            Some(c) => canon(c, "working directory")?,
+            None => work.clone(),
+        };
+        let mut read_only = Vec::new();
+        for p in &self.read_only {
+            read_only.push(canon(p, "read-only path")?);
+        }
+        let mut read_write = Vec::new();
+        for p in &self.read_write {
+            read_write.push(canon(p, "read-write path")?);
+        }
+        let mut hidden = Vec::new();
+        for p in &self.hidden {
+            // A hidden folder that does not exist is hidden already; keep its lexical path
+            // for the evidence.
+            hidden.push(std::fs::canonicalize(p).unwrap_or_else(|_| normalize(p)));
+        }
+        for p in read_only.iter().chain(&read_write).chain(std::iter::once(&work)) {
+            reachable_by(p, self.uid)?;
+        }
+        Ok(Layout { work, cwd, read_only, read_write, hidden })
+    }
+
+    fn visible_roots(&self, l: &Layout) -> Vec<PathBuf> {
+        let mut v = vec![l.work.clone()];
+        v.extend(l.read_only.iter().cloned());
+        v.extend(l.read_write.iter().cloned());
+        v
+    }
+
+    fn bwrap_args(&self, l: &Layout, limits: &Limits) -> Vec<OsString> {
+        let mut a: Vec<OsString> = Vec::new();
+        let mut push = |xs: &[&dyn AsRefOs]| {
+            for x in xs {
+                a.push(x.as_os());
+            }
+        };
+        push(&[
+            &"--unshare-user",
+            &"--unshare-pid",
+            &"--unshare-net",
+            &"--unshare-ipc",
+            &"--unshare-uts",
+            &"--unshare-cgroup-try",
+            &"--disable-userns",
+            &"--die-with-parent",
+            &"--new-session",
+            &"--hostname",
+            &"golab-sandbox",
+        ]);
+        for d in ["/usr", "/etc"] {
+            push(&[&"--ro-bind", &d, &d]);
+        }
+        for d in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+            match std::fs::read_link(d) {
+                Ok(target) => push(&[&"--symlink", &target, &d]),
+                Err(_) if Path::new(d).is_dir() => push(&[&"--ro-bind", &d, &d]),
+                Err(_) => {}
+            }
+        }
+        let tmp_size = limits.file_bytes.saturating_mul(4).max(1 << 20).to_string();
+        push(&[&"--proc", &"/proc", &"--dev", &"/dev", &"--size", &tmp_size, &"--tmpfs", &"/tmp"]);
+        for p in &l.read_only {
+            push(&[&"--ro-bind", p, p]);
+        }
+        for h in &l.hidden {
+            if h.is_dir() {
+                push(&[&"--size", &"65536", &"--tmpfs", h]);
+            }
+        }
+        for p in &l.read_write {
+            push(&[&"--bind", p, p]);
+        }
+        push(&[&"--bind", &l.work, &l.work]);
+        for h in &l.hidden {
+            if h.is_dir() {
+                push(&[&"--remount-ro", h]);
+            }
+        }
+        push(&[&"--remount-ro", &"/dev", &"--remount-ro", &"/", &"--chdir", &l.cwd]);
+        a
+    }
+}
+
+/// The argv[0] of the wrapper shell, which marks the program's start in the trace.
+const READY_MARKER: &str = "golab-sandbox-ready";
+
+struct Layout {
+    work: PathBuf,
+    cwd: PathBuf,
+    read_only: Vec<PathBuf>,
+    read_write: Vec<PathBuf>,
+    hidden: Vec<PathBuf>,
+}
+
+trait AsRefOs {
+    fn as_os(&self) -> OsString;
+}
+impl AsRefOs for &str {
+    fn as_os(&self) -> OsString {
+        OsString::from(*self)
+    }
+}
+impl AsRefOs for String {
+    fn as_os(&self) -> OsString {
+        OsString::from(self)
+    }
+}
+impl AsRefOs for PathBuf {
+    fn as_os(&self) -> OsString {
+        self.clone().into_os_string()
+    }
+}
+impl AsRefOs for &PathBuf {
+    fn as_os(&self) -> OsString {
+        (*self).clone().into_os_string()
+    }
+}
+
+/// Is bubblewrap installed (and strace, for syscall evidence)? The error says what to
+/// install.
+pub fn available(syscall_evidence: bool) -> Result<()> {
+    find_tool("bwrap").context("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")?;
+    if syscall_evidence {
+        find_tool("strace").context("strace is not installed: apt-get install strace")?;
+    }
+    Ok(())
+}
+
+fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file() && p.metadata().map(|m| m.permissions().mode() & 0o111 != 0).unwrap_or(false))
+}
+
+/// Every path a sandbox binds must be reachable by its uid: bwrap runs as that uid.
+fn reachable_by(path: &Path, uid: u32) -> Result<()> {
+    let mut p = PathBuf::new();
+    let comps: Vec<_> = path.components().collect();
+    for (i, c) in comps.iter().enumerate() {
+        p.push(c);
+        let md = std::fs::metadata(&p)?;
+        let mode = md.permissions().mode();
+        let last = i + 1 == comps.len();
+        let need = if last && !md.is_dir() { 0o4 } else { 0o1 };
+        let ok = if md.uid() == uid {
+            mode & (need << 6) != 0
+        } else if md.gid() == uid {
+            mode & (need << 3) != 0
+        } else {
+            mode & need != 0
+        };
+        if !ok {
+            bail!(
+                "{} cannot be bound in the sandbox: {} is mode {:o} owned by uid {}, which the sandbox's uid {uid} cannot {} (put it under a folder others can enter, or chmod o+x the folder)",
+                path.display(),
+                p.display(),
+                mode & 0o7777,
+                md.uid(),
+                if need == 1 { "enter" } else { "read" }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn give_tree(path: &Path, uid: u32) -> Result<()> {
+    let md = std::fs::symlink_metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if md.is_file() && md.nlink() > 1 {
+        return Ok(());
+    }
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).with_context(|| format!("cannot give {} to uid {uid}", path.display()))?;
+    if md.is_dir() {
+        for e in std::fs::read_dir(path)? {
+            give_tree(&e?.path(), uid)?;
+        }
+    }
+    Ok(())
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds that we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("pipe2");
+    }
+    // SAFETY: both fds were just opened and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The rlimits of a run, computed before fork so the child only makes system calls.
+#[derive(Clone, Copy)]
+struct RlimitPlan {
+    set: [(libc::__rlimit_resource_t, u64, u64); 5],
+}
+
+impl RlimitPlan {
+    fn new(l: &Limits) -> RlimitPlan {
+        RlimitPlan {
+            set: [
+                // The polled total is the limit; the kernel's per-process one is a backstop.
+                (libc::RLIMIT_CPU, l.cpu_secs + 1, l.cpu_secs + 2),
+                (libc::RLIMIT_DATA, l.memory_bytes, l.memory_bytes),
+                (libc::RLIMIT_NPROC, l.processes, l.processes),
+                (libc::RLIMIT_FSIZE, l.file_bytes, l.file_bytes),
+                (libc::RLIMIT_CORE, 0, 0),
+            ],
+        }
+    }
+
+    /// Lowers each limit (never raises a hard limit). Async-signal-safe.
+    fn apply(&self) -> std::io::Result<()> {
+        for &(res, soft, hard) in &self.set {
+            let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: plain system calls on a local struct.
+            unsafe {
+                if libc::getrlimit(res, &mut cur) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let hard = hard.min(cur.rlim_max);
+                let new = libc::rlimit { rlim_cur: soft.min(hard), rlim_max: hard };
+                if libc::setrlimit(res, &new) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a pipe to its end, keeping at most `cap` bytes; flags `over` once the bytes of
+/// every reader sharing `total` pass `cap`.
+fn capped_reader<R: Read + Send + 'static>(r: Option<R>, cap: u64, total: Arc<AtomicU64>, over: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let Some(mut r) = r else { return kept };
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let room = (cap as usize).saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                    if total.fetch_add(n as u64, Ordering::SeqCst) + n as u64 > cap {
+                        over.store(true, Ordering::SeqCst);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        kept
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Processes of a uid, read from /proc.
+
+fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    cpu_ticks: u64,
+    rss_anon: u64,
+    tasks: u64,
+}
+
+/// (pid, real uid, threads, RssAnon bytes, zombie) of every process.
+fn processes() -> Vec<(u32, u32, u64, u64, bool)> {
+    let mut v = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return v };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { continue };
+        let (mut uid, mut threads, mut rss, mut zombie) = (None, 1, 0, false);
+        for line in status.lines() {
+            if let Some(r) = line.strip_prefix("Uid:") {
+                uid = r.split_whitespace().next().and_then(|s| s.parse().ok());
+            } else if let Some(r) = line.strip_prefix("Threads:") {
+                threads = r.trim().parse().unwrap_or(1);
+            } else if let Some(r) = line.strip_prefix("RssAnon:") {
+                rss = r.split_whitespace().next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) * 1024;
+            } else if let Some(r) = line.strip_prefix("State:") {
+                zombie = r.trim_start().starts_with('Z');
+            }
+        }
+        if let Some(uid) = uid {
+            v.push((pid, uid, threads, rss, zombie));
+        }
+    }
+    v
+}
+
+/// Totals over the processes of `uid`; `tracer` (strace) counts as a task only.
+fn usage_of_uid(uid: u32, tracer: Option<u32>) -> Usage {
+    let mut u = Usage::default();
+    for (pid, puid, threads, rss, _) in processes() {
+        if puid != uid {
+            continue;
+        }
+        u.tasks += threads;
+        if Some(pid) == tracer {
+            continue;
+        }
+        u.rss_anon += rss;
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            if let Some((_, rest)) = stat.rsplit_once(')') {
+                // Fields after the name: state(3) ... utime(14) stime(15) cutime(16) cstime(17).
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                for i in 11..15 {
+                    u.cpu_ticks += f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+                }
+            }
+        }
+    }
+    u
+}
+
+/// The pids of the live (non-zombie) processes whose real uid is `uid`.
+pub fn processes_of_uid(uid: u32) -> Vec<u32> {
+    processes().into_iter().filter(|p| p.1 == uid && !p.4).map(|p| p.0).collect()
+}
+
+/// SIGKILL to every process of `uid` at once: a child process takes that uid and calls
+/// kill(-1), which the kernel applies to all of them under one lock, so a fork bomb
+/// cannot outrun it. Refuses uids below 1000.
+pub fn kill_uid(uid: u32) {
+    if uid < 1000 {
+        return;
+    }
+    // SAFETY: the child makes only async-signal-safe raw system calls, then _exits.
+    unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            let u = uid as libc::c_long;
+            if libc::syscall(libc::SYS_setgroups, 0 as libc::c_long, std::ptr::null::<libc::gid_t>()) == 0
+                && libc::syscall(libc::SYS_setresgid, u, u, u) == 0
+                && libc::syscall(libc::SYS_setresuid, u, u, u) == 0
+                && libc::syscall(libc::SYS_getuid) == u
+                && libc::syscall(libc::SYS_geteuid) == u
+            {
+                libc::kill(-1, libc::SIGKILL);
+                libc::_exit(0);
+            }
+            libc::_exit(1);
+        } else if pid > 0 {
+            let mut st = 0;
+            libc::waitpid(pid, &mut st, 0);
+        }
+    }
+}
+
+/// Kills the uid's processes until none is left or `within` passes; returns survivors.
+fn sweep_uid(uid: u32, within: Duration) -> Vec<u32> {
+    let end = Instant::now() + within;
+    loop {
+        let left = processes_of_uid(uid);
+        if left.is_empty() || Instant::now() >= end {
+            return left;
+        }
+        kill_uid(uid);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Syscall evidence: strace's output, read from a FIFO while the run goes on.
+
+struct TraceFifo {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    /// Our own write end: keeps the reader from seeing an end before strace opens the
+    /// FIFO, closed once strace is gone.
+    writer: Mutex<Option<std::fs::File>>,
+    reader: Mutex<Option<std::fs::File>>,
+}
+
+impl TraceFifo {
+    fn new(uid: u32) -> Result<TraceFifo> {
+        let dir = tempfile::Builder::new().prefix(".golab-sandbox-trace-").tempdir_in("/tmp")?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+        std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid))?;
+        let path = dir.path().join("trace");
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+        // SAFETY: mkfifo with a valid C string.
+        if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("mkfifo");
+        }
+        std::os::unix::fs::chown(&path, Some(uid), Some(uid))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let reader = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&path)?;
+        let writer = std::fs::OpenOptions::new().write(true).open(&path)?;
+        // Back to blocking reads.
+        // SAFETY: fcntl on an fd we own.
+        unsafe {
+            let fl = libc::fcntl(reader.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(reader.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+        }
+        Ok(TraceFifo { _dir: dir, path, writer: Mutex::new(Some(writer)), reader: Mutex::new(Some(reader)) })
+    }
+
+    fn reader(&self, trace: Arc<Mutex<Trace>>, process_evidence: Arc<AtomicBool>) -> Result<std::thread::JoinHandle<()>> {
+        let f = self.reader.lock().unwrap().take().context("trace FIFO already read")?;
+        Ok(std::thread::spawn(move || {
+            let mut r = BufReader::with_capacity(1 << 16, f);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match r.by_ref().take(1 << 16).read_until(b'\n', &mut line) {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        if line.last() != Some(&b'\n') {
+                            // A line longer than 64 KiB: skip the rest of it.
+                            let mut rest = Vec::new();
+                            let _ = r.read_until(b'\n', &mut rest);
+                            continue;
+                        }
+                        let mut t = trace.lock().unwrap();
+                        t.line(&String::from_utf8_lossy(&line[..line.len() - 1]));
+                        if t.process_limit_seen() {
+                            process_evidence.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }))
+    }
+
+    fn close_writer(&self) {
+        self.writer.lock().unwrap().take();
+    }
+}
+
+/// Evidence gathered from the trace. A line counts for the program when its pid was not
+/// seen before the wrapper shell was exec'd (those are bwrap's own processes, which make
+/// no traced call afterwards): strace prints host pids, while the pids clone() returns
+/// inside the sandbox are of its own pid namespace, so parentage cannot be read from it.
+struct Trace {
+    visible: Vec<PathBuf>,
+    hidden: Vec<PathBuf>,
+    cwd: PathBuf,
+    /// The pid that exec'd the wrapper shell, and so the program.
+    root: Option<u32>,
+    setup_pids: HashSet<u32>,
+    pending: HashMap<u32, String>,
+    /// (verdict, line) for the program's processes; at most KEEP lines of each verdict.
+    found: Vec<(Verdict, String)>,
+    counts: HashMap<Verdict, usize>,
+    /// EAGAIN from a fork or clone anywhere in the run.
+    process_limit: bool,
+    root_killed_by: Option<i32>,
+}
+
+const KEEP: usize = 8;
+
+impl Trace {
+    fn new(visible: Vec<PathBuf>, hidden: Vec<PathBuf>, cwd: PathBuf) -> Trace {
+        Trace {
+            visible,
+            hidden,
+            cwd,
+            root: None,
+            setup_pids: HashSet::new(),
+            pending: HashMap::new(),
+            found: Vec::new(),
+            counts: HashMap::new(),
+            process_limit: false,
+            root_killed_by: None,
+        }
+    }
+
+    fn in_program(&self, pid: u32) -> bool {
+        self.root.is_some() && !self.setup_pids.contains(&pid)
+    }
+
+    fn note(&mut self, pid: u32, v: Verdict, line: &str) {
+        if v == Verdict::ProcessLimit {
+            self.process_limit = true;
+        }
+        if !self.in_program(pid) {
+            return;
+        }
+        let n = self.counts.entry(v).or_default();
+        *n += 1;
+        if *n <= KEEP {
+            self.found.push((v, line.chars().take(400).collect()));
+        }
+    }
+
+    fn process_limit_seen(&self) -> bool {
+        self.process_limit
+    }
+
+    /// One line of `strace -f -y` output.
+    fn line(&mut self, line: &str) {
+        let Some((pid, rest)) = line.split_once(' ') else { return };
+        let Ok(pid) = pid.parse::<u32>() else { return };
+        if self.root.is_none() {
+            self.setup_pids.insert(pid);
+        }
+        let rest = rest.trim_start();
+        if let Some(sig) = rest.strip_prefix("--- ") {
+            if sig.starts_with("SIGXCPU") {
+                self.note(pid, Verdict::CpuLimit, line);
+            } else if sig.starts_with("SIGXFSZ") {
+                self.note(pid, Verdict::OutputLimit, line);
+            }
+            return;
+        }
+        if let Some(end) = rest.strip_prefix("+++ ") {
+            if Some(pid) == self.root {
+                if let Some(s) = end.strip_prefix("killed by ") {
+                    let name = s.split_whitespace().next().unwrap_or("");
+                    self.root_killed_by = signal_number(name);
+                }
+            }
+            return;
+        }
+        let full = if let Some(r) = rest.strip_prefix("<... ") {
+            let Some((_, after)) = r.split_once(" resumed>") else { return };
+            match self.pending.remove(&pid) {
+                Some(start) => format!("{start}{after}"),
+                None => return,
+            }
+        } else if let Some(start) = rest.strip_suffix(" <unfinished ...>") {
+            self.pending.insert(pid, start.to_string());
+            return;
+        } else {
+            rest.to_string()
+        };
+        if let Some(call) = parse_call(&full) {
+            self.call(pid, &call, line);
+        }
+    }
+
+    fn call(&mut self, pid: u32, c: &Call, line: &str) {
+        match c.name.as_str() {
+            "clone" | "clone3" | "fork" | "vfork" => {
+                if c.errno.as_deref() == Some("EAGAIN") {
+                    self.note(pid, Verdict::ProcessLimit, line);
+                }
+            }
+            "mmap" | "mremap" => {
+                if c.errno.as_deref() == Some("ENOMEM") {
+                    self.note(pid, Verdict::MemoryLimit, line);
+                }
+            }
+            "connect" | "sendto" | "sendmsg" | "sendmmsg" => {
+                if outside_address(&c.args.join(", ")).is_some() {
+                    self.note(pid, Verdict::NetworkDenied, line);
+                }
+            }
+            "execve" | "execveat" | "open" | "openat" | "openat2" | "creat" => {
+                if c.name == "execve"
+                    && c.ret == "0"
+                    && self.root.is_none()
+                    && c.args.first().map(String::as_str) == Some("\"/bin/sh\"")
+                    && c.args.get(1).is_some_and(|a| a.contains(READY_MARKER))
+                {
+                    self.setup_pids.remove(&pid);
+                    self.root = Some(pid);
+                }
+                // The path argument, and the directory it is relative to.
+                let (dir, path) = match c.name.as_str() {
+                    "open" | "creat" | "execve" => (None, c.args.first()),
+                    _ => (c.args.first(), c.args.get(1)),
+                };
+                let Some(path) = path.and_then(|p| unquote(p)) else { return };
+                let base = dir.and_then(|d| fd_path(d)).unwrap_or_else(|| self.cwd.clone());
+                let full = normalize(&base.join(PathBuf::from(OsString::from_vec(path))));
+                if self.is_escape(&full) {
+                    self.note(pid, Verdict::EscapeDenied, line);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Under a hidden folder, and neither inside a visible path nor on the way to one.
+    fn is_escape(&self, p: &Path) -> bool {
+        self.hidden.iter().any(|h| p.starts_with(h)) && !self.visible.iter().any(|v| p.starts_with(v) || v.starts_with(p))
+    }
+
+    /// The verdict the trace shows for the program, strongest first.
+    fn verdict(&self) -> Option<Verdict> {
+        for v in [Verdict::ProcessLimit, Verdict::MemoryLimit, Verdict::CpuLimit, Verdict::OutputLimit, Verdict::NetworkDenied, Verdict::EscapeDenied] {
+            if self.counts.contains_key(&v) {
+                return Some(v);
+            }
+        }
+        self.root_killed_by.map(Verdict::Signaled)
+    }
+
+    fn evidence_for(&self, v: Verdict) -> Vec<String> {
+        let mut e: Vec<String> = self.found.iter().filter(|(fv, _)| *fv == v).map(|(_, l)| format!("strace: {l}")).collect();
+        if let Verdict::Signaled(s) = v {
+            e.push(format!("strace: the program was killed by signal {s}"));
+        }
+        let n = self.counts.get(&v).copied().unwrap_or(0);
+        if n > e.len() && !e.is_empty() {
+            e.push(format!("({n} such calls in all)"));
+        }
+        e
+    }
+}
+
+struct Call {
+    name: String,
+    args: Vec<String>,
+    ret: String,
+    errno: Option<String>,
+}
+
+/// `name(arg, arg, ...) = ret [ERRNO (text)]`, splitting arguments at top-level commas.
+fn parse_call(s: &str) -> Option<Call> {
+    let open = s.find('(')?;
+    let name = s[..open].trim().to_string();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return None;
+    }
+    let b = s.as_bytes();
+    let (mut depth, mut i, mut in_str, mut arg_start) = (0i32, open + 1, false, open + 1);
+    let mut args = Vec::new();
+    while i < b.len() {
+        let c = b[i];
+        if in_str {
+            if c == b'\\' {
+                i += 1;
+            } else if c == b'"' {
+                in_str = false;
+            }
+        } else {
+            match c {
+                b'"' => in_str = true,
+                b'(' | b'[' | b'{' | b'<' => depth += 1,
+                b')' if depth == 0 => {
+                    let a = s[arg_start..i].trim();
+                    if !a.is_empty() {
+                        args.push(a.to_string());
+                    }
+                    break;
+                }
+                b')' | b']' | b'}' | b'>' => depth -= 1,
+                b',' if depth == 0 => {
+                    args.push(s[arg_start..i].trim().to_string());
+                    arg_start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    let after = s.get(i + 1..)?.trim_start();
+    let result = after.strip_prefix("= ")?;
+    let mut words = result.split_whitespace();
+    let ret = words.next()?.to_string();
+    let errno = if ret == "-1" { words.next().map(str::to_string) } else { None };
+    Some(Call { name, args, ret, errno })
+}
+
+/// The bytes of a strace string literal `"..."` (possibly followed by `...`).
+fn unquote(a: &str) -> Option<Vec<u8>> {
+    let s = a.strip_prefix('"')?;
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => return Some(out),
+            b'\\' if i + 1 < b.len() => {
+                i += 1;
+                match b[i] {
+                    b'n' => out.push(b'\n'),
+                    b't' => out.push(b'\t'),
+                    b'r' => out.push(b'\r'),
+                    b'v' => out.push(0x0b),
+                    b'f' => out.push(0x0c),
+                    b'x' if i + 2 < b.len() => {
+                        out.push(u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).ok()?, 16).ok()?);
+                        i += 2;
+                    }
+                    d @ b'0'..=b'7' => {
+                        let mut v = (d - b'0') as u32;
+                        let mut n = 1;
+                        while n < 3 && i + 1 < b.len() && (b'0'..=b'7').contains(&b[i + 1]) {
+                            i += 1;
+                            v = v * 8 + (b[i] - b'0') as u32;
+                            n += 1;
+                        }
+                        out.push(v as u8);
+                    }
+                    c => out.push(c),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The path strace -y prints for a directory fd: `AT_FDCWD</a/b>` or `3</a/b>`.
+fn fd_path(a: &str) -> Option<PathBuf> {
+    let start = a.find('<')?;
+    let inner = a[start + 1..].strip_suffix('>')?;
+    inner.starts_with('/').then(|| PathBuf::from(inner))
+}
+
+/// Removes `.` and resolves `..` without touching the file system.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+/// The first IPv4/IPv6 address in a decoded sockaddr that is not loopback (or the
+/// unspecified address, which means this host).
+fn outside_address(args: &str) -> Option<String> {
+    let mut rest = args;
+    while let Some(i) = rest.find("sa_family=AF_INET") {
+        rest = &rest[i..];
+        let v6 = rest.starts_with("sa_family=AF_INET6");
+        let addr = if v6 {
+            rest.find("inet_pton(AF_INET6, \"").map(|j| &rest[j + 22..]).and_then(|s| s.split('"').next())
+        } else {
+            rest.find("inet_addr(\"").map(|j| &rest[j + 11..]).and_then(|s| s.split('"').next())
+        };
+        if let Some(a) = addr {
+            let local = match a.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V4(v)) => v.is_loopback() || v.is_unspecified(),
+                Ok(std::net::IpAddr::V6(v)) => v.is_loopback() || v.is_unspecified() || v.to_ipv4_mapped().is_some_and(|m| m.is_loopback() || m.is_unspecified()),
+                Err(_) => false,
+            };
+            if !local {
+                return Some(a.to_string());
+            }
+        }
+        rest = &rest[1..];
+    }
+    None
+}
+
+fn signal_number(name: &str) -> Option<i32> {
+    const NAMES: [&str; 31] = [
+        "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT",
+        "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+    ];
+    NAMES.iter().position(|n| *n == name).map(|i| i as i32 + 1)
+}
