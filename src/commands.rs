@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use golab::files::write_atomic;
 use golab::grade::{batch, grader::Grader, render, submission, variant};
 use golab::lab;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //! exact command that fixes each problem.
 
 use crate::exec;
+use crate::machine::Machine;
 use crate::toolchain::{self, Choice, GoVersion};
 use std::process::Command;
 use std::time::Duration;
@@ -19,10 +20,11 @@ fn found(what: String) -> Finding {
 }
 
 pub fn examine(choice: &Choice) -> Vec<Finding> {
+    let host = Machine::Host;
     let mut out = Vec::new();
     let mut go_version: Option<GoVersion> = None;
-    let go = choice.goroot.as_ref().map(|r| Ok(r.join("bin/go"))).unwrap_or_else(|| toolchain::find_tool("go", None, ""));
-    match go.and_then(|g| toolchain::go_version(&g, choice.goroot.as_deref()).map(|v| (g, v))) {
+    let go = choice.goroot.as_ref().map(|r| Ok(r.join("bin/go"))).unwrap_or_else(|| toolchain::find_tool(&host, "go", None, ""));
+    match go.and_then(|g| toolchain::go_version(&host, &g, choice.goroot.as_deref()).map(|v| (g, v))) {
         Ok((g, v)) => {
             go_version = Some(v);
             out.push(found(format!("go {v} ({})", g.display())));
@@ -31,21 +33,14 @@ pub fn examine(choice: &Choice) -> Vec<Finding> {
     }
     let mut dlv_version = None;
     for (name, explicit) in [("dlv", choice.dlv.as_deref()), ("gdb", choice.gdb.as_deref()), ("readelf", None), ("objdump", None)] {
-        match toolchain::find_tool(name, explicit, "") {
+        match toolchain::find_tool(&host, name, explicit, "") {
             Ok(p) => {
-                let flag = if name == "dlv" { "version" } else { "--version" };
-                let mut c = Command::new(&p);
-                c.arg(flag);
-                let v = exec::run(c, name, Duration::from_secs(20)).map(|o| o.stdout).unwrap_or_default();
-                let line = if name == "dlv" {
-                    v.lines().find_map(|l| l.trim().strip_prefix("Version:").map(|x| x.trim().to_string())).unwrap_or_default()
-                } else {
-                    v.lines().next().and_then(|l| l.split_whitespace().last()).unwrap_or("").to_string()
-                };
+                let v = if name == "dlv" { toolchain::dlv_version(&host, &p) } else { toolchain::first_line_version(&host, &p, "--version") };
+                let v = v.unwrap_or_else(|e| format!("(version unreadable: {e:#})"));
                 if name == "dlv" {
-                    dlv_version = Some(line.clone());
+                    dlv_version = Some(v.clone());
                 }
-                out.push(found(format!("{name} {line} ({})", p.display())));
+                out.push(found(format!("{name} {v} ({})", p.display())));
             }
             Err(_) => out.push(Finding { ok: false, blocking: true, what: format!("{name} is not installed"), fix: Some(toolchain::install_hint(name)) }),
         }

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod files;
 pub mod grade;
 pub mod lab;
+pub mod machine;
 pub mod probe;
 pub mod progress;
 pub mod reference;

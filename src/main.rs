@@ -44,7 +44,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Run(a) => {
             let lab = lab::load(&a.lab)?;
-            let opts = runner::Options { choice: a.tools.choice(), transcript: a.transcript.clone(), keep_work: a.work.clone(), quiet: a.quiet, scenario: a.scenario.clone(), repeat: a.repeat, prebuilt: a.binary.clone() };
+            let opts = runner::Options { choice: a.tools.choice(), transcript: a.transcript.clone(), keep_work: a.work.clone(), quiet: a.quiet, scenario: a.scenario.clone(), repeat: a.repeat, prebuilt: a.binary.clone(), machine: golab::machine::Machine::Host };
             let out = runner::run(&lab, &opts)?;
             print!("{}", report::terminal(&out.verdict, &out.header, a.verbose));
             if let Some(j) = &a.json {

@@ -7,6 +7,7 @@
 use crate::check::{self, Fact, Verdict};
 use crate::files::write_atomic;
 use crate::lab::{BreakpointSpec, CheckKind, Lab, ScenarioSpec};
+use crate::machine::Machine;
 use crate::probe::{build, dlv_rpc, elf::Elf, gdb_mi, objdump, readelf};
 use crate::reference::callers;
 use crate::progress::Progress;
@@ -30,6 +31,8 @@ pub struct Options {
     /// A binary already built from this lab's program by the same Go (the grader builds
     /// identical programs once); the build stage then only copies it.
     pub prebuilt: Option<PathBuf>,
+    /// Where the lab runs.
+    pub machine: Machine,
 }
 
 pub struct Outcome {
@@ -157,27 +160,42 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     let mut progress = Progress::new(stages, opts.quiet);
     let transcript = Transcript(opts.transcript.clone());
     progress.stage("finding go, dlv, gdb and readelf");
-    let tc = Toolchain::find(&opts.choice)?;
+    let m = &opts.machine;
+    let tc = Toolchain::find(&opts.choice, m)?;
     let (profile, profile_warning) = Profile::for_version(tc.go_version);
     let mut warnings: Vec<String> = profile_warning.into_iter().collect();
     let header = header(lab, &tc, &profile);
 
     progress.stage(&format!("building {} with -gcflags \"{}\"", lab.name, lab.program.gcflags));
-    let tmp = tempfile::Builder::new().prefix("golab-").tempdir()?;
-    let work = opts.keep_work.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let (work, _tmp) = match (&opts.keep_work, m) {
+        (Some(w), Machine::Host) => (w.clone(), None),
+        (Some(_), _) => bail!("--work keeps a folder on the host; the lab runs on {}", m.name()),
+        (None, _) => m.temp_dir()?,
+    };
     let (build_env, build_warning) = tc.build_env(profile.dwarf5_default);
     warnings.extend(build_warning);
-    let built = match &opts.prebuilt {
-        Some(b) => build::reuse(b, &work)?,
-        None => build::build(&tc, &lab.dir, &work, &lab.program.gcflags, &build_env)?,
+    let built = match (&opts.prebuilt, m) {
+        (Some(b), Machine::Host) => build::reuse(b, &work)?,
+        (Some(_), _) => bail!("--binary names a file on the host; the lab runs on {}", m.name()),
+        (None, _) => build::build(m, &tc, &lab.dir, &work, &lab.program.gcflags, &build_env)?,
     };
-    let elf = Elf::read(&built.binary)?;
+    // The ELF reader works on a local copy.
+    let local = tempfile::Builder::new().prefix("golab-elf-").tempdir()?;
+    let local_binary = match m {
+        Machine::Host => built.binary.clone(),
+        _ => {
+            let p = local.path().join("main");
+            m.fetch(&built.binary, &p)?;
+            p
+        }
+    };
+    let elf = Elf::read(&local_binary)?;
 
     let mut obs = Observation { lab: lab.name.clone(), go_version: tc.go_version.to_string(), ..Default::default() };
     obs.build = trace::Build { gcflags: lab.program.gcflags.clone(), has_dwarf: elf.has_dwarf, main_args_is_function: elf.is_function("main.args"), seconds: built.seconds };
 
     progress.stage("reading the entry point (readelf -h, ELF header)");
-    let rh = readelf::header(&tc.readelf, &built.binary)?;
+    let rh = readelf::header(m, &tc.readelf, &built.binary)?;
     transcript.write("readelf-h.txt", &format!("$ readelf -h ./main\n{}", rh.text))?;
     obs.entry = trace::Entry { readelf: Some(rh.entry), gdb: None, elf: elf.entry, symbol: elf.function_at(elf.entry).map(str::to_string) };
 
@@ -195,8 +213,8 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
         }
         if static_check {
             progress.stage("reading static callers from the machine code (objdump -d)");
-            let objdump = toolchain::find_tool("objdump", None, "")?;
-            let (sites, _) = objdump::call_sites(&objdump, &built.binary, &targets)?;
+            let objdump = toolchain::find_tool(m, "objdump", None, "")?;
+            let (sites, _) = objdump::call_sites(m, &objdump, &built.binary, &targets)?;
             obs.static_callers = sites;
         }
     }
@@ -210,7 +228,7 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
         progress.stage("gdb/MI session");
         let specs = plan_breakpoints(&gp.breakpoints, &profile, tc.go_version);
         let plan: Vec<gdb_mi::Plan> = specs.iter().map(|b| gdb_mi::Plan { function: &b.function, max_hits: b.max_hits }).collect();
-        let g = gdb_mi::run(&tc.gdb, &tc.gdb_version, &built.binary, &args, &env, &plan, Instant::now() + timeout)?;
+        let g = gdb_mi::run(m, &tc.gdb, &tc.gdb_version, &built.binary, &args, &env, &plan, Instant::now() + timeout)?;
         transcript.write("gdb-mi.log", &format!("# gdb --interpreter=mi3 -nx -q ./main (gdb {})\n{}", tc.gdb_version, g.log))?;
         transcript.write("gdb-info-file.txt", &format!("(gdb) info file\n{}", g.info_file))?;
         if let Some(e) = g.error {
@@ -225,7 +243,7 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     // One dlv session; its transcript is kept under `name` (none for repeated runs).
     let session = |args: &[String], stops: Vec<dlv_rpc::Stop>, name: Option<&str>| -> Result<dlv_rpc::DlvRun> {
         let plan = dlv_rpc::Plan { breakpoints: breakpoints(lab, &profile, tc.go_version), stops, args: args.to_vec(), env: env.clone(), source_dir: built.source_dir.clone(), skip_version_check };
-        let d = dlv_rpc::run(&tc.dlv, &tc.dlv_version, &built.binary, &plan, Instant::now() + timeout)?;
+        let d = dlv_rpc::run(m, &tc.dlv, &tc.dlv_version, &built.binary, &plan, Instant::now() + timeout)?;
         if let Some(name) = name {
             transcript.write(&format!("{name}dlv-rpc.jsonl"), &format!("# dlv exec --headless --api-version=2 ./main -- {} (dlv {}); -> sent, <- received\n{}", args.join(" "), tc.dlv_version, d.exchange))?;
             transcript.write(&format!("{name}dlv-session.txt"), &d.readable)?;
@@ -262,7 +280,8 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     }
 
     progress.stage("checking against the reference");
-    let gomaxprocs = lab.program.env.get("GOMAXPROCS").and_then(|g| g.parse().ok()).unwrap_or(toolchain::affinity_cpus() as u64);
+    let ncpu = m.ncpu()?;
+    let gomaxprocs = lab.program.env.get("GOMAXPROCS").and_then(|g| g.parse().ok()).unwrap_or(ncpu);
     let argv = obs.dlv.hits.first().and_then(|h| h.values.get("reg rsp")).and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok()).map(|sp| sp + 8);
     let mut symbols = BTreeMap::new();
     for s in symbols_named(lab) {
@@ -270,7 +289,7 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
             symbols.insert(s, a);
         }
     }
-    obs.facts = trace::Facts { argc: args.len() as u64 + 1, argv, page_size: toolchain::page_size(), ncpu: toolchain::affinity_cpus() as u64, gomaxprocs, symbols };
+    obs.facts = trace::Facts { argc: args.len() as u64 + 1, argv, page_size: m.page_size()?, ncpu, gomaxprocs, symbols };
     let verdict = check::judge(lab, &obs, &profile, warnings);
     progress.finish();
     Ok(Outcome { observation: obs, verdict, header })

@@ -5,12 +5,11 @@
 //! themselves. `doctor` turns every problem into the exact command that fixes it.
 //! Not for: downloading toolchains (the VM providers install pinned ones).
 
-use crate::exec;
+use crate::machine::{Cmd, Machine};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 /// A Go release, `go1.19.8` -> 1.19.8.
@@ -141,21 +140,21 @@ pub struct Choice {
 
 impl Toolchain {
     /// Finds every tool or fails with the doctor's fix for the first one missing.
-    pub fn find(choice: &Choice) -> Result<Toolchain> {
-        let (go, goroot) = find_go(choice)?;
-        let go_version = go_version(&go, goroot.as_deref())?;
-        let dlv = find_tool("dlv", choice.dlv.as_deref(), "--dlv / GOLAB_DLV")?;
-        let dlv_version = dlv_version(&dlv)?;
-        let gdb = find_tool("gdb", choice.gdb.as_deref(), "--gdb / GOLAB_GDB")?;
-        let gdb_version = first_line_version(&gdb, "--version")?;
-        let readelf = find_tool("readelf", None, "")?;
-        let readelf_version = first_line_version(&readelf, "--version")?;
+    pub fn find(choice: &Choice, m: &Machine) -> Result<Toolchain> {
+        let (go, goroot) = find_go(choice, m)?;
+        let go_version = go_version(m, &go, goroot.as_deref())?;
+        let dlv = find_tool(m, "dlv", choice.dlv.as_deref(), "--dlv / GOLAB_DLV")?;
+        let dlv_version = dlv_version(m, &dlv)?;
+        let gdb = find_tool(m, "gdb", choice.gdb.as_deref(), "--gdb / GOLAB_GDB")?;
+        let gdb_version = first_line_version(m, &gdb, "--version")?;
+        let readelf = find_tool(m, "readelf", None, "")?;
+        let readelf_version = first_line_version(m, &readelf, "--version")?;
         Ok(Toolchain { go, goroot, go_version, dlv, dlv_version, gdb, gdb_version, readelf, readelf_version })
     }
 
     /// A `go` command with the chosen GOROOT and no automatic toolchain switch.
-    pub fn go_command(&self) -> Command {
-        let mut c = Command::new(&self.go);
+    pub fn go_command(&self) -> Cmd {
+        let mut c = Cmd::new(&self.go);
         if let Some(r) = &self.goroot {
             c.env("GOROOT", r);
         }
@@ -182,26 +181,26 @@ impl Toolchain {
     }
 }
 
-fn find_go(choice: &Choice) -> Result<(PathBuf, Option<PathBuf>)> {
+fn find_go(choice: &Choice, m: &Machine) -> Result<(PathBuf, Option<PathBuf>)> {
     if let Some(root) = &choice.goroot {
         let go = root.join("bin/go");
-        if !go.is_file() {
+        if !m.is_file(&go) {
             bail!("--goroot {}: there is no bin/go in it (a GOROOT is the folder that holds bin/go and src/runtime)", root.display());
         }
         return Ok((go, Some(root.clone())));
     }
-    Ok((find_tool("go", None, "--goroot / GOLAB_GOROOT")?, None))
+    Ok((find_tool(m, "go", None, "--goroot / GOLAB_GOROOT")?, None))
 }
 
 /// An explicit path, else the first `name` on PATH; the error carries the fix.
-pub fn find_tool(name: &str, explicit: Option<&Path>, flag: &str) -> Result<PathBuf> {
+pub fn find_tool(m: &Machine, name: &str, explicit: Option<&Path>, flag: &str) -> Result<PathBuf> {
     if let Some(p) = explicit {
-        if p.is_file() {
+        if m.is_file(p) {
             return Ok(p.to_path_buf());
         }
         bail!("{name}: {} does not exist{}", p.display(), if flag.is_empty() { String::new() } else { format!(" (given with {flag})") });
     }
-    which(name).ok_or_else(|| anyhow::anyhow!("{name} is not installed (not on PATH). Fix: {}", install_hint(name)))
+    m.which(name).ok_or_else(|| anyhow::anyhow!("{name} is not installed on {} (not on PATH). Fix: {}", m.name(), install_hint(name)))
 }
 
 pub fn which(name: &str) -> Option<PathBuf> {
@@ -226,22 +225,20 @@ pub fn install_hint(name: &str) -> String {
     format!("apt-get install -y {pkg}   (or run scripts/install-deps.sh)")
 }
 
-pub fn go_version(go: &Path, goroot: Option<&Path>) -> Result<GoVersion> {
-    let mut c = Command::new(go);
+pub fn go_version(m: &Machine, go: &Path, goroot: Option<&Path>) -> Result<GoVersion> {
+    let mut c = Cmd::new(go);
     c.arg("version").env("GOTOOLCHAIN", "local");
     if let Some(r) = goroot {
         c.env("GOROOT", r);
     }
-    let out = exec::run(c, "go version", Duration::from_secs(30))?;
+    let out = m.run(&c, "go version", Duration::from_secs(60))?;
     // "go version go1.19.8 linux/amd64"
     let word = out.stdout.split_whitespace().find(|w| w.starts_with("go1")).with_context(|| format!("cannot read the Go version from `{} version`: {}", go.display(), out.combined().trim()))?;
     GoVersion::parse(word)
 }
 
-fn dlv_version(dlv: &Path) -> Result<String> {
-    let mut c = Command::new(dlv);
-    c.arg("version");
-    let out = exec::run(c, "dlv version", Duration::from_secs(30))?;
+pub fn dlv_version(m: &Machine, dlv: &Path) -> Result<String> {
+    let out = m.run(Cmd::new(dlv).arg("version"), "dlv version", Duration::from_secs(60))?;
     out.stdout
         .lines()
         .find_map(|l| l.trim().strip_prefix("Version:").map(|v| v.trim().to_string()))
@@ -249,10 +246,8 @@ fn dlv_version(dlv: &Path) -> Result<String> {
 }
 
 /// The last word of the first line of `tool --version` (`GNU gdb (Debian 13.1-3) 13.1` -> 13.1).
-fn first_line_version(tool: &Path, flag: &str) -> Result<String> {
-    let mut c = Command::new(tool);
-    c.arg(flag);
-    let out = exec::run(c, &format!("{} {flag}", tool.display()), Duration::from_secs(30))?;
+pub fn first_line_version(m: &Machine, tool: &Path, flag: &str) -> Result<String> {
+    let out = m.run(Cmd::new(tool).arg(flag), &format!("{} {flag}", tool.display()), Duration::from_secs(60))?;
     let line = out.stdout.lines().next().unwrap_or("").trim().to_string();
     line.split_whitespace().last().map(str::to_string).with_context(|| format!("cannot read the version of {}", tool.display()))
 }

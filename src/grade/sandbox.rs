@@ -384,7 +384,7 @@ impl Sandbox {
                 status = Some(st);
                 break;
             }
-            let u = usage_of_uid(uid, if strace.is_some() { Some(leader) } else { None });
+            let u = usage_of_tree(uid, leader, strace.is_some());
             peak.cpu_ticks = peak.cpu_ticks.max(u.cpu_ticks);
             peak.rss_anon = peak.rss_anon.max(u.rss_anon);
             peak.tasks = peak.tasks.max(u.tasks);
@@ -398,7 +398,7 @@ impl Sandbox {
             } else if u.rss_anon > limits.memory_bytes {
                 Some((Verdict::MemoryLimit, format!("resident memory of the run reached {} bytes (limit {})", u.rss_anon, limits.memory_bytes)))
             } else if u.tasks >= limits.processes {
-                Some((Verdict::ProcessLimit, format!("the uid {uid} had {} tasks (limit {})", u.tasks, limits.processes)))
+                Some((Verdict::ProcessLimit, format!("the run had {} tasks (limit {})", u.tasks, limits.processes)))
             } else if now >= deadline {
                 Some((Verdict::Timeout, format!("still running after {:.1}s (limit {:.1}s)", (now - start).as_secs_f64(), limits.wall.as_secs_f64())))
             } else {
@@ -758,45 +758,71 @@ struct Usage {
     tasks: u64,
 }
 
-/// (pid, real uid, threads, RssAnon bytes, zombie) of every process.
-fn processes() -> Vec<(u32, u32, u64, u64, bool)> {
+/// One process, from /proc/PID/status.
+struct Proc {
+    pid: u32,
+    ppid: u32,
+    uid: u32,
+    threads: u64,
+    rss_anon: u64,
+    zombie: bool,
+}
+
+fn processes() -> Vec<Proc> {
     let mut v = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else { return v };
     for e in dir.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { continue };
-        let (mut uid, mut threads, mut rss, mut zombie) = (None, 1, 0, false);
+        let mut p = Proc { pid, ppid: 0, uid: u32::MAX, threads: 1, rss_anon: 0, zombie: false };
         for line in status.lines() {
             if let Some(r) = line.strip_prefix("Uid:") {
-                uid = r.split_whitespace().next().and_then(|s| s.parse().ok());
+                p.uid = r.split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or(u32::MAX);
+            } else if let Some(r) = line.strip_prefix("PPid:") {
+                p.ppid = r.trim().parse().unwrap_or(0);
             } else if let Some(r) = line.strip_prefix("Threads:") {
-                threads = r.trim().parse().unwrap_or(1);
+                p.threads = r.trim().parse().unwrap_or(1);
             } else if let Some(r) = line.strip_prefix("RssAnon:") {
-                rss = r.split_whitespace().next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) * 1024;
+                p.rss_anon = r.split_whitespace().next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) * 1024;
             } else if let Some(r) = line.strip_prefix("State:") {
-                zombie = r.trim_start().starts_with('Z');
+                p.zombie = r.trim_start().starts_with('Z');
             }
         }
-        if let Some(uid) = uid {
-            v.push((pid, uid, threads, rss, zombie));
-        }
+        v.push(p);
     }
     v
 }
 
-/// Totals over the processes of `uid`; `tracer` (strace) counts as a task only.
-fn usage_of_uid(uid: u32, tracer: Option<u32>) -> Usage {
+/// Totals over `leader` and its descendants that run as `uid` (zombies of an earlier
+/// run, which the machine's init may reap late, are not descendants). CPU counts what
+/// each process used and what it reaped from its children. When `leader` is the tracer
+/// (strace), it counts as a task only.
+fn usage_of_tree(uid: u32, leader: u32, leader_is_tracer: bool) -> Usage {
+    let procs = processes();
+    let mut children: HashMap<u32, Vec<usize>> = HashMap::new();
+    let mut at = None;
+    for (i, p) in procs.iter().enumerate() {
+        children.entry(p.ppid).or_default().push(i);
+        if p.pid == leader {
+            at = Some(i);
+        }
+    }
     let mut u = Usage::default();
-    for (pid, puid, threads, rss, _) in processes() {
-        if puid != uid {
+    let mut stack: Vec<usize> = at.into_iter().collect();
+    while let Some(i) = stack.pop() {
+        let p = &procs[i];
+        if let Some(c) = children.get(&p.pid) {
+            stack.extend(c.iter().copied());
+        }
+        if p.uid != uid {
             continue;
         }
-        u.tasks += threads;
-        if Some(pid) == tracer {
+        u.tasks += p.threads;
+        if leader_is_tracer && p.pid == leader {
             continue;
         }
-        u.rss_anon += rss;
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        u.rss_anon += p.rss_anon;
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", p.pid)) {
             if let Some((_, rest)) = stat.rsplit_once(')') {
                 // Fields after the name: state(3) ... utime(14) stime(15) cutime(16) cstime(17).
                 let f: Vec<&str> = rest.split_whitespace().collect();
@@ -811,7 +837,7 @@ fn usage_of_uid(uid: u32, tracer: Option<u32>) -> Usage {
 
 /// The pids of the live (non-zombie) processes whose real uid is `uid`.
 pub fn processes_of_uid(uid: u32) -> Vec<u32> {
-    processes().into_iter().filter(|p| p.1 == uid && !p.4).map(|p| p.0).collect()
+    processes().into_iter().filter(|p| p.uid == uid && !p.zombie).map(|p| p.pid).collect()
 }
 
 /// SIGKILL to every process of `uid` at once: a child process takes that uid and calls
@@ -1218,14 +1244,16 @@ fn normalize(p: &Path) -> PathBuf {
 /// The first IPv4/IPv6 address in a decoded sockaddr that is not loopback (or the
 /// unspecified address, which means this host).
 fn outside_address(args: &str) -> Option<String> {
+    const V4: &str = "inet_addr(\"";
+    const V6: &str = "inet_pton(AF_INET6, \"";
     let mut rest = args;
     while let Some(i) = rest.find("sa_family=AF_INET") {
         rest = &rest[i..];
         let v6 = rest.starts_with("sa_family=AF_INET6");
         let addr = if v6 {
-            rest.find("inet_pton(AF_INET6, \"").map(|j| &rest[j + 22..]).and_then(|s| s.split('"').next())
+            rest.find(V6).map(|j| &rest[j + V6.len()..]).and_then(|s| s.split('"').next())
         } else {
-            rest.find("inet_addr(\"").map(|j| &rest[j + 11..]).and_then(|s| s.split('"').next())
+            rest.find(V4).map(|j| &rest[j + V4.len()..]).and_then(|s| s.split('"').next())
         };
         if let Some(a) = addr {
             let local = match a.parse::<std::net::IpAddr>() {
@@ -1248,4 +1276,370 @@ fn signal_number(name: &str) -> Option<i32> {
         "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
     ];
     NAMES.iter().position(|n| *n == name).map(|i| i as i32 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    /// Test slots start high so a golab grading on the same machine keeps its own uids.
+    static NEXT_SLOT: AtomicU32 = AtomicU32::new(900);
+    const BUILDER_SLOT: u32 = 899;
+
+    fn slot() -> u32 {
+        NEXT_SLOT.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// The only reason to skip: no bubblewrap on this machine.
+    fn have_bwrap() -> bool {
+        if find_tool("bwrap").is_none() {
+            eprintln!("SKIPPED: bubblewrap is not installed (scripts/install-deps.sh installs bubblewrap and strace)");
+            return false;
+        }
+        true
+    }
+
+    fn small() -> Limits {
+        Limits { wall: Duration::from_secs(10), cpu_secs: 2, memory_bytes: 512 << 20, processes: 64, output_bytes: 1 << 20, file_bytes: 16 << 20 }
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hostile").join(name)
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+
+    /// A batch folder as golab lays it out: the student's folder (the work folder) next
+    /// to another student's, whose answers must stay out of reach.
+    struct Batch {
+        _dir: tempfile::TempDir,
+        batch: PathBuf,
+        work: PathBuf,
+        other_answers: PathBuf,
+        sandbox: Sandbox,
+    }
+
+    fn batch(slot: u32) -> Batch {
+        let dir = tempfile::Builder::new().prefix("golab-sandbox-test-").tempdir_in("/tmp").unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let batch = dir.path().join("batch");
+        let work = batch.join("alice");
+        let other = batch.join("other-student");
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        let other_answers = other.join("answers.yaml");
+        std::fs::write(&other_answers, "q1: the other student's secret answer\n").unwrap();
+        let sandbox = Sandbox::new(&work, slot).hide(&batch);
+        sandbox.prepare().unwrap();
+        Batch { _dir: dir, batch, work, other_answers, sandbox }
+    }
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    const ALL: [&str; 9] = ["loops-forever", "fork-bomb", "big-output", "network", "reads-others", "memory-hog", "cpu-burner", "compile-error", "well-behaved"];
+
+    /// Every fixture built once, by `go build` inside the sandbox (one slot, one cache).
+    struct Built {
+        _dir: tempfile::TempDir,
+        bins: HashMap<String, PathBuf>,
+        builds: HashMap<String, Outcome>,
+    }
+
+    fn built() -> &'static Built {
+        static B: OnceLock<Built> = OnceLock::new();
+        B.get_or_init(|| {
+            let b = batch(BUILDER_SLOT);
+            let out = tempfile::Builder::new().prefix("golab-sandbox-bins-").tempdir_in("/tmp").unwrap();
+            let mut bins = HashMap::new();
+            let mut builds = HashMap::new();
+            for name in ALL {
+                let src = b.work.join("src").join(name);
+                copy_dir(&fixture(name), &src);
+                b.sandbox.prepare().unwrap();
+                let bin = b.work.join("bin").join(name);
+                let sb = b.sandbox.clone().cwd(&src);
+                let limits = Limits { wall: Duration::from_secs(240), cpu_secs: 240, ..Limits::default() };
+                let t = Instant::now();
+                let o = sb.run(&s(&["go", "build", "-gcflags", "all=-l -N", "-o", bin.to_str().unwrap(), "."]), &[], &limits).unwrap();
+                eprintln!("go build {name}: {:?} in {:.2}s (startup {:?}, cpu {:?})", o.verdict, t.elapsed().as_secs_f64(), o.startup, o.cpu);
+                if o.verdict == Verdict::Ok {
+                    let dest = out.path().join(name);
+                    std::fs::copy(&bin, &dest).unwrap();
+                    bins.insert(name.to_string(), dest);
+                }
+                assert!(processes_of_uid(b.sandbox.uid()).is_empty(), "go build {name} left processes behind");
+                builds.insert(name.to_string(), o);
+            }
+            Built { _dir: out, bins, builds }
+        })
+    }
+
+    /// Runs a built fixture as `./prog` in a fresh batch; checks nothing is left behind.
+    fn run_fixture(name: &str, limits: &Limits, evidence: bool, env: &[(&str, &str)]) -> (Outcome, Batch) {
+        let built = built();
+        let bin = built.bins.get(name).unwrap_or_else(|| panic!("{name} did not build: {:?}", built.builds.get(name)));
+        let b = batch(slot());
+        std::fs::copy(bin, b.work.join("prog")).unwrap();
+        b.sandbox.prepare().unwrap();
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let sb = b.sandbox.clone().with_syscall_evidence(evidence);
+        let o = sb.run(&s(&["./prog"]), &env, limits).unwrap();
+        eprintln!(
+            "{name} (evidence {evidence}): {:?} in {:.2}s, startup {:?}, cpu {:?}, memory {} MiB, tasks {}, output {} bytes; evidence: {:?}",
+            o.verdict,
+            o.wall.as_secs_f64(),
+            o.startup,
+            o.cpu,
+            o.peak_memory_bytes >> 20,
+            o.peak_tasks,
+            o.output_bytes,
+            o.evidence
+        );
+        assert_eq!(processes_of_uid(sb.uid()), Vec::<u32>::new(), "{name}: processes of uid {} left behind", sb.uid());
+        (o, b)
+    }
+
+    #[test]
+    fn well_behaved_is_ok() {
+        if !have_bwrap() {
+            return;
+        }
+        let (o, _) = run_fixture("well-behaved", &small(), true, &[]);
+        assert_eq!(o.verdict, Verdict::Ok, "{o:?}");
+        assert_eq!(o.status, Some(0));
+        assert_eq!(o.stdout, "hello from a well-behaved lab program\n");
+        assert!(o.evidence.is_empty(), "{:?}", o.evidence);
+    }
+
+    #[test]
+    fn go_build_runs_in_the_sandbox_and_a_compile_error_fails() {
+        if !have_bwrap() {
+            return;
+        }
+        let b = built();
+        for name in ALL {
+            let o = &b.builds[name];
+            if name == "compile-error" {
+                assert_eq!(o.verdict, Verdict::Failed(2), "go build exits 2 on a compile error: {o:?}");
+                assert!(o.stderr.contains("undefined: undefinedName"), "{}", o.stderr);
+            } else {
+                // Ok, with no false evidence: go build looks for go.work and VCS folders
+                // above the module, inside the hidden batch folder.
+                assert_eq!(o.verdict, Verdict::Ok, "{name}: {o:?}");
+                assert!(o.evidence.is_empty(), "{name}: {:?}", o.evidence);
+            }
+        }
+    }
+
+    #[test]
+    fn loops_forever_times_out() {
+        if !have_bwrap() {
+            return;
+        }
+        let limits = Limits { wall: Duration::from_secs(2), cpu_secs: 10, ..small() };
+        let (o, _) = run_fixture("loops-forever", &limits, true, &[]);
+        assert_eq!(o.verdict, Verdict::Timeout, "{o:?}");
+        assert_eq!(o.status, None);
+        assert!(o.wall < Duration::from_secs(4), "{:?}", o.wall);
+    }
+
+    #[test]
+    fn cpu_burner_hits_the_cpu_limit_before_the_wall_clock() {
+        if !have_bwrap() {
+            return;
+        }
+        let (o, _) = run_fixture("cpu-burner", &small(), true, &[]);
+        assert_eq!(o.verdict, Verdict::CpuLimit, "{o:?}");
+        assert!(o.cpu >= Duration::from_secs(2) && o.wall < Duration::from_secs(6), "{o:?}");
+    }
+
+    #[test]
+    fn fork_bomb_hits_the_process_limit() {
+        if !have_bwrap() {
+            return;
+        }
+        let (o, _) = run_fixture("fork-bomb", &small(), true, &[]);
+        assert_eq!(o.verdict, Verdict::ProcessLimit, "{o:?}");
+        assert!(o.evidence.iter().any(|e| e.contains("EAGAIN") || e.contains("tasks")), "{:?}", o.evidence);
+        assert!(o.wall < Duration::from_secs(8), "{:?}", o.wall);
+    }
+
+    #[test]
+    fn big_output_hits_the_output_limit() {
+        if !have_bwrap() {
+            return;
+        }
+        let (o, _) = run_fixture("big-output", &small(), true, &[]);
+        assert_eq!(o.verdict, Verdict::OutputLimit, "{o:?}");
+        assert_eq!(o.stdout.len(), 1 << 20, "stdout is cut at the limit");
+        assert!(o.wall < Duration::from_secs(5), "{:?}", o.wall);
+    }
+
+    #[test]
+    fn network_is_denied() {
+        if !have_bwrap() {
+            return;
+        }
+        let (o, _) = run_fixture("network", &small(), true, &[]);
+        assert_eq!(o.verdict, Verdict::NetworkDenied, "{o:?}");
+        assert!(o.evidence.iter().any(|e| e.contains("192.0.2.1")), "{:?}", o.evidence);
+        assert!(!o.stdout.contains("connected"));
+    }
+
+    #[test]
+    fn reading_another_submission_is_denied() {
+        if !have_bwrap() {
+            return;
+        }
+        // The other student's answers exist, readable by anyone, next to the work folder.
+        let probe = batch(slot());
+        let other = probe.other_answers.to_str().unwrap().replace(probe.batch.to_str().unwrap(), "BATCH");
+        drop(probe);
+        let (o, b) = {
+            let built = built();
+            let b = batch(slot());
+            std::fs::copy(&built.bins["reads-others"], b.work.join("prog")).unwrap();
+            b.sandbox.prepare().unwrap();
+            let abs = other.replace("BATCH", b.batch.to_str().unwrap());
+            assert!(std::fs::read_to_string(&abs).unwrap().contains("secret"));
+            let o = b.sandbox.run(&s(&["./prog", &abs]), &[("OTHER_ANSWERS".into(), abs.clone())], &small()).unwrap();
+            (o, b)
+        };
+        eprintln!("reads-others: {:?}, evidence {:?}, stderr {}", o.verdict, o.evidence, o.stderr);
+        assert_eq!(o.verdict, Verdict::EscapeDenied, "{o:?}");
+        assert!(!o.stdout.contains("secret"), "{}", o.stdout);
+        assert!(o.evidence.iter().any(|e| e.contains("../other-student/answers.yaml")), "{:?}", o.evidence);
+        assert!(o.evidence.iter().any(|e| e.contains(b.other_answers.to_str().unwrap())), "{:?}", o.evidence);
+        assert_eq!(processes_of_uid(b.sandbox.uid()), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn memory_hog_hits_the_memory_limit() {
+        if !have_bwrap() {
+            return;
+        }
+        let (o, _) = run_fixture("memory-hog", &small(), true, &[]);
+        assert_eq!(o.verdict, Verdict::MemoryLimit, "{o:?}");
+        assert!(o.peak_memory_bytes <= 600 << 20, "{}", o.peak_memory_bytes);
+    }
+
+    #[test]
+    fn limits_that_are_measured_need_no_syscall_evidence() {
+        if !have_bwrap() {
+            return;
+        }
+        let wall2 = Limits { wall: Duration::from_secs(2), cpu_secs: 10, ..small() };
+        assert_eq!(run_fixture("loops-forever", &wall2, false, &[]).0.verdict, Verdict::Timeout);
+        assert_eq!(run_fixture("cpu-burner", &small(), false, &[]).0.verdict, Verdict::CpuLimit);
+        assert_eq!(run_fixture("big-output", &small(), false, &[]).0.verdict, Verdict::OutputLimit);
+        assert_eq!(run_fixture("fork-bomb", &small(), false, &[]).0.verdict, Verdict::ProcessLimit);
+        assert_eq!(run_fixture("well-behaved", &small(), false, &[]).0.verdict, Verdict::Ok);
+        // What the kernel refused is not seen without the trace: the program's own failure.
+        assert_eq!(run_fixture("network", &small(), false, &[]).0.verdict, Verdict::Failed(1));
+    }
+
+    #[test]
+    fn dlv_headless_works_in_the_sandbox() {
+        if !have_bwrap() {
+            return;
+        }
+        if find_tool("dlv").is_none() {
+            eprintln!("SKIPPED: dlv is not installed");
+            return;
+        }
+        let built = built();
+        let b = batch(slot());
+        std::fs::copy(&built.bins["well-behaved"], b.work.join("prog")).unwrap();
+        // A client inside the sandbox speaks JSON-RPC to dlv's API on 127.0.0.1.
+        std::fs::write(
+            b.work.join("client.sh"),
+            r#"set -u
+dlv exec --headless --listen=127.0.0.1:0 --api-version=2 ./prog > dlv.out 2>&1 &
+for i in $(seq 200); do grep -q "listening at" dlv.out && break; sleep 0.05; done
+port=$(sed -n 's/.*listening at: 127.0.0.1:\([0-9]*\).*/\1/p' dlv.out)
+exec 3<>/dev/tcp/127.0.0.1/$port
+printf '{"method":"RPCServer.Command","params":[{"name":"continue"}],"id":1}\n' >&3
+read -r -t 20 line <&3; echo "continue: $line"
+printf '{"method":"RPCServer.Detach","params":[{"Kill":true}],"id":2}\n' >&3
+read -r -t 20 line <&3; echo "detach: $line"
+wait
+cat dlv.out
+"#,
+        )
+        .unwrap();
+        b.sandbox.prepare().unwrap();
+        let sb = b.sandbox.clone().with_syscall_evidence(false);
+        let limits = Limits { wall: Duration::from_secs(30), cpu_secs: 20, ..small() };
+        let o = sb.run(&s(&["bash", "client.sh"]), &[], &limits).unwrap();
+        eprintln!("dlv: {:?} in {:.2}s\n{}{}", o.verdict, o.wall.as_secs_f64(), o.stdout, o.stderr);
+        assert_eq!(o.verdict, Verdict::Ok, "{o:?}");
+        assert!(o.stdout.contains(r#""exited":true,"exitStatus":0"#), "{}", o.stdout);
+        assert!(o.stdout.contains("hello from a well-behaved lab program"), "{}", o.stdout);
+        assert_eq!(processes_of_uid(sb.uid()), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_path_the_uid_cannot_reach_is_golabs_error() {
+        if !have_bwrap() {
+            return;
+        }
+        let b = batch(slot());
+        let private = tempfile::tempdir_in("/tmp").unwrap(); // mode 0700, owned by root
+        let err = b.sandbox.clone().read_only(private.path()).run(&s(&["true"]), &[], &small()).unwrap_err();
+        assert!(format!("{err:#}").contains("cannot be bound in the sandbox"), "{err:#}");
+        let err = Sandbox::new(private.path(), slot()).run(&s(&["true"]), &[], &small()).unwrap_err();
+        assert!(format!("{err:#}").contains("call Sandbox::prepare"), "{err:#}");
+    }
+
+    #[test]
+    fn strace_lines_are_read_as_evidence() {
+        let mut t = Trace::new(vec!["/b/alice".into(), "/usr".into()], vec!["/b".into()], "/b/alice".into());
+        t.line(r#"100 execve("/usr/bin/bwrap", ["bwrap", "--", "/bin/sh", "-c", "x", "golab-sandbox-ready", "./prog"], 0x7ffd /* 3 vars */) = 0"#);
+        t.line(r#"100 openat(AT_FDCWD</>, "/b/bob/answers.yaml", O_RDONLY|O_PATH) = 5</b/bob/answers.yaml>"#);
+        assert!(t.root.is_none() && t.counts.is_empty(), "bwrap's own calls are not the program's");
+        t.line(r#"102 execve("/bin/sh", ["golab-sandbox-ready", "-c", "printf . >&3; exec 3>&-; exec \"$@\"", "golab-sandbox-ready", "./prog"], 0x5 /* 9 vars */) = 0"#);
+        assert_eq!(t.root, Some(102));
+        t.line(r#"102 openat(AT_FDCWD</b/alice>, "go.mod", O_RDONLY|O_CLOEXEC) = 3</b/alice/go.mod>"#);
+        t.line(r#"102 openat(AT_FDCWD</b/alice>, "..", O_RDONLY|O_DIRECTORY) = 3</b>"#);
+        assert!(t.verdict().is_none(), "the way to the work folder is no escape");
+        t.line(r#"103 openat(AT_FDCWD</b/alice>, "../other-student/answers.yaml", O_RDONLY|O_CLOEXEC <unfinished ...>"#);
+        t.line(r#"103 <... openat resumed>) = -1 ENOENT (No such file or directory)"#);
+        assert_eq!(t.verdict(), Some(Verdict::EscapeDenied));
+        t.line(r#"104 connect(3<socket:[1]>, {sa_family=AF_INET, sin_port=htons(8080), sin_addr=inet_addr("127.0.0.1")}, 16) = -1 EINPROGRESS"#);
+        t.line(r#"104 connect(3<socket:[2]>, {sa_family=AF_INET6, sin6_port=htons(80), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::1", &sin6_addr), sin6_scope_id=0}, 28) = 0"#);
+        assert_eq!(t.verdict(), Some(Verdict::EscapeDenied), "loopback is allowed");
+        t.line(r#"104 connect(3<socket:[3]>, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("192.0.2.1")}, 16) = -1 ENETUNREACH (Network is unreachable)"#);
+        assert_eq!(t.verdict(), Some(Verdict::NetworkDenied));
+        t.line(r#"105 mmap(0xc000400000, 67108864, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_FIXED|MAP_ANONYMOUS, -1, 0) = -1 ENOMEM (Cannot allocate memory)"#);
+        assert_eq!(t.verdict(), Some(Verdict::MemoryLimit));
+        t.line(r#"106 clone(child_stack=NULL, flags=CLONE_VM|CLONE_VFORK|SIGCHLD) = -1 EAGAIN (Resource temporarily unavailable)"#);
+        assert_eq!(t.verdict(), Some(Verdict::ProcessLimit));
+        assert!(t.process_limit_seen());
+        let mut t = Trace::new(vec![], vec![], "/".into());
+        t.line(r#"7 execve("/bin/sh", ["golab-sandbox-ready", "golab-sandbox-ready"], 0x1 /* 1 var */) = 0"#);
+        t.line("7 +++ killed by SIGSEGV (core dumped) +++");
+        assert_eq!(t.verdict(), Some(Verdict::Signaled(11)));
+    }
+
+    #[test]
+    fn strace_strings_and_paths_are_decoded() {
+        assert_eq!(unquote(r#""a\"b\\c\x41\101\n"..."#).unwrap(), b"a\"b\\cAA\n");
+        assert_eq!(fd_path("AT_FDCWD</tmp/x y>"), Some(PathBuf::from("/tmp/x y")));
+        assert_eq!(fd_path("3<socket:[5]>"), None);
+        assert_eq!(normalize(Path::new("/a/b/../../c/./d/..")), PathBuf::from("/c"));
+        let c = parse_call(r#"openat(AT_FDCWD</a>, "x, (y)", O_RDONLY) = -1 ENOENT (No such file or directory)"#).unwrap();
+        assert_eq!((c.name.as_str(), c.args.len(), c.ret.as_str(), c.errno.as_deref()), ("openat", 3, "-1", Some("ENOENT")));
+        assert_eq!(outside_address(r#"{sa_family=AF_INET6, sin6_port=htons(53), inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6_addr)}"#), None);
+        assert_eq!(outside_address(r#"{sa_family=AF_INET6, sin6_port=htons(53), inet_pton(AF_INET6, "2001:db8::1", &sin6_addr)}"#).as_deref(), Some("2001:db8::1"));
+        assert_eq!(outside_address(r#"{sa_family=AF_UNIX, sun_path="/run/x"}"#), None);
+    }
 }

@@ -1,6 +1,6 @@
 //! `go build -gcflags "all=-l -N"` of a lab program in a work folder of its own.
 
-use crate::exec;
+use crate::machine::Machine;
 use crate::toolchain::Toolchain;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -13,16 +13,16 @@ pub struct Built {
     pub source_dir: PathBuf,
 }
 
-/// Copies the lab's files (not its subfolders) into `work` and builds `work/main`.
-/// A compile error comes back with the compiler's own output.
-pub fn build(tc: &Toolchain, lab_dir: &Path, work: &Path, gcflags: &str, env: &[(String, String)]) -> Result<Built> {
-    copy_program(lab_dir, work)?;
+/// Copies the lab's files (not its subfolders) into `work` on the machine and builds
+/// `work/main` there. A compile error comes back with the compiler's own output.
+pub fn build(m: &Machine, tc: &Toolchain, lab_dir: &Path, work: &Path, gcflags: &str, env: &[(String, String)]) -> Result<Built> {
+    m.copy_files_in(lab_dir, work).with_context(|| format!("cannot copy the lab's program to {}", m.name()))?;
     let binary = work.join("main");
     let mut c = tc.go_command();
     c.envs(env.iter().map(|(k, v)| (k, v)));
     c.current_dir(work).arg("build").arg("-gcflags").arg(gcflags).arg("-o").arg(&binary).arg(".");
     let start = Instant::now();
-    let out = exec::run(c, "go build", Duration::from_secs(600))?;
+    let out = m.run(&c, "go build", Duration::from_secs(900))?;
     if !out.ok() {
         bail!("go build -gcflags \"{gcflags}\" failed in {}:\n{}", work.display(), out.combined().trim_end());
     }
@@ -38,15 +38,4 @@ pub fn reuse(binary: &Path, work: &Path) -> Result<Built> {
     }
     let source_dir = binary.parent().map(Path::to_path_buf).unwrap_or_else(|| work.to_path_buf());
     Ok(Built { binary: dest, seconds: 0.0, source_dir })
-}
-
-fn copy_program(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    for e in std::fs::read_dir(from).with_context(|| format!("cannot read the lab folder {}", from.display()))? {
-        let e = e?;
-        if e.file_type()?.is_file() {
-            std::fs::copy(e.path(), to.join(e.file_name())).with_context(|| format!("cannot copy {}", e.path().display()))?;
-        }
-    }
-    Ok(())
 }

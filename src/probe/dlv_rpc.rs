@@ -7,6 +7,7 @@
 //! exchange itself and a dlv-style log of what a student would have typed.
 
 use crate::exec::Group;
+use crate::machine::{Cmd, Machine};
 use crate::trace::{Frame, Hit, Instruction, Placed, Session, Tool, WrapperCode};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -16,7 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read as _, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -296,14 +297,16 @@ impl Console {
     }
 }
 
-fn start_headless(dlv: &Path, binary: &Path, plan: &Plan, skip_check: bool, deadline: Instant) -> Result<(Group, String, Console)> {
-    let mut c = Command::new(dlv);
-    c.args(["exec", "--headless", "--api-version=2", "--listen=127.0.0.1:0", "--accept-multiclient"]);
+fn start_headless(m: &Machine, dlv: &Path, binary: &Path, plan: &Plan, skip_check: bool, deadline: Instant) -> Result<(Group, String, Console)> {
+    let mut cmd = Cmd::new(dlv);
+    cmd.args(["exec", "--headless", "--api-version=2", "--accept-multiclient"]).arg(format!("--listen={}", m.dlv_listen()));
     if skip_check {
-        c.arg("--check-go-version=false");
+        cmd.arg("--check-go-version=false");
     }
-    c.arg(binary).arg("--").args(&plan.args);
-    c.envs(plan.env.iter().map(|(k, v)| (k, v)));
+    cmd.arg(binary).arg("--").args(&plan.args);
+    cmd.envs(plan.env.iter().map(|(k, v)| (k, v)));
+    cmd.deadline(deadline.saturating_duration_since(Instant::now()));
+    let mut c = m.command(&cmd);
     c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut g = Group::spawn(c, "dlv")?;
     let console = Arc::new(Mutex::new(String::new()));
@@ -340,7 +343,7 @@ fn start_headless(dlv: &Path, binary: &Path, plan: &Plan, skip_check: bool, dead
         let _ = g.wait_deadline(Instant::now() + Duration::from_millis(300));
         anyhow::anyhow!("dlv printed no API address: {}", console.lock().unwrap().trim())
     })?;
-    let addr = first.split("listening at:").nth(1).map(|a| a.trim().to_string()).with_context(|| format!("dlv's first line has no address: {first}"))?;
+    let addr = first.split("listening at:").nth(1).map(|a| m.dlv_connect(a.trim())).with_context(|| format!("dlv's first line has no address: {first}"))?;
     Ok((g, addr, Console { text: console, readers }))
 }
 
@@ -350,14 +353,14 @@ fn is_version_complaint(s: &str) -> bool {
 }
 
 /// Runs one dlv session as the plan says.
-pub fn run(dlv: &Path, dlv_version: &str, binary: &Path, plan: &Plan, deadline: Instant) -> Result<DlvRun> {
+pub fn run(m: &Machine, dlv: &Path, dlv_version: &str, binary: &Path, plan: &Plan, deadline: Instant) -> Result<DlvRun> {
     let mut skip = plan.skip_version_check;
     let mut warnings = Vec::new();
     if skip {
         warnings.push(format!("dlv {dlv_version} does not list this Go version as supported: ran with --check-go-version=false"));
     }
     loop {
-        let (mut group, addr, console) = start_headless(dlv, binary, plan, skip, deadline)?;
+        let (mut group, addr, console) = start_headless(m, dlv, binary, plan, skip, deadline)?;
         // dlv prints its address before its Go version check, and may exit right after.
         let client = Client::connect(&addr, deadline).and_then(|mut c| c.call::<Version>("GetVersion", json!({}), None).map(|_| c));
         let mut client = match client {

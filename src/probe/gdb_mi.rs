@@ -5,12 +5,13 @@
 //! the GDB manual's "GDB/MI Output Syntax" (results, tuples, lists, c-strings).
 
 use crate::exec::Group;
+use crate::machine::{Cmd, Machine};
 use crate::trace::{Frame, Hit, Placed, Session, Tool};
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::Instant;
 
@@ -254,10 +255,12 @@ pub struct Answer {
 }
 
 impl Gdb {
-    pub fn start(gdb: &Path, binary: &Path, env: &[(String, String)], deadline: Instant) -> Result<Gdb> {
-        let mut c = Command::new(gdb);
-        c.arg("--interpreter=mi3").arg("-nx").arg("-q").arg(binary);
-        c.envs(env.iter().map(|(k, v)| (k, v)));
+    pub fn start(m: &Machine, gdb: &Path, binary: &Path, env: &[(String, String)], deadline: Instant) -> Result<Gdb> {
+        let mut cmd = Cmd::new(gdb);
+        cmd.arg("--interpreter=mi3").arg("-nx").arg("-q").arg(binary);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        cmd.deadline(deadline.saturating_duration_since(Instant::now()));
+        let mut c = m.command(&cmd);
         c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
         let mut group = Group::spawn(c, "gdb")?;
         let stdin = group.child_mut().stdin.take().context("gdb stdin")?;
@@ -352,8 +355,8 @@ pub struct GdbRun {
 }
 
 /// Runs the program under gdb: `info file`, breakpoints, run, and a stack at every stop.
-pub fn run(gdb_path: &Path, version: &str, binary: &Path, args: &[String], env: &[(String, String)], plan: &[Plan], deadline: Instant) -> Result<GdbRun> {
-    let mut g = Gdb::start(gdb_path, binary, env, deadline)?;
+pub fn run(m: &Machine, gdb_path: &Path, version: &str, binary: &Path, args: &[String], env: &[(String, String)], plan: &[Plan], deadline: Instant) -> Result<GdbRun> {
+    let mut g = Gdb::start(m, gdb_path, binary, env, deadline)?;
     let mut s = Session { version: version.to_string(), ..Default::default() };
     let mut entry = None;
     let mut info_file = String::new();

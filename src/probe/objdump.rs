@@ -5,20 +5,17 @@
 //! Calls through a register (function values, `systemstack(fn)`) are invisible here,
 //! which is why the labs also watch callers at run time.
 
-use crate::exec;
+use crate::machine::{Cmd, Machine};
 use anyhow::{Result, bail};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 /// target function -> the symbols whose code calls or jumps to it.
 pub type CallSites = BTreeMap<String, BTreeSet<String>>;
 
-pub fn call_sites(objdump: &Path, binary: &Path, targets: &[String]) -> Result<(CallSites, BTreeSet<String>)> {
-    let mut c = Command::new(objdump);
-    c.args(["-d", "--no-show-raw-insn", "-M", "att"]).arg(binary);
-    let out = exec::run(c, "objdump -d", Duration::from_secs(300))?;
+pub fn call_sites(m: &Machine, objdump: &Path, binary: &Path, targets: &[String]) -> Result<(CallSites, BTreeSet<String>)> {
+    let out = m.run(Cmd::new(objdump).args(["-d", "--no-show-raw-insn", "-M", "att"]).arg(binary), "objdump -d", Duration::from_secs(300))?;
     if !out.ok() {
         bail!("objdump -d {} failed: {}", binary.display(), out.stderr.trim());
     }

@@ -1,9 +1,8 @@
 //! `readelf -h`: the ELF header as binutils reads it (the seed's first way to the entry).
 
-use crate::exec;
+use crate::machine::{Cmd, Machine};
 use anyhow::{Context, Result};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 pub struct Header {
@@ -12,10 +11,8 @@ pub struct Header {
     pub text: String,
 }
 
-pub fn header(readelf: &Path, binary: &Path) -> Result<Header> {
-    let mut c = Command::new(readelf);
-    c.arg("-h").arg(binary);
-    let out = exec::run(c, "readelf -h", Duration::from_secs(30))?;
+pub fn header(m: &Machine, readelf: &Path, binary: &Path) -> Result<Header> {
+    let out = m.run(Cmd::new(readelf).arg("-h").arg(binary), "readelf -h", Duration::from_secs(60))?;
     if !out.ok() {
         anyhow::bail!("readelf -h {} failed: {}", binary.display(), out.combined().trim());
     }

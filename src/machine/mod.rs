@@ -1,0 +1,310 @@
+//! Where a lab runs: the machine golab is on (`host`), or a lab VM reached with the
+//! system `ssh` on a port forwarded to 127.0.0.1 (the `qemu` and `vagrant` providers),
+//! the way Lima reaches its VMs. Probes build their commands through [`Machine`], so a
+//! lab runs the same way everywhere; only this module knows the difference.
+
+use crate::exec;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// A lab VM as golab reaches it.
+#[derive(Debug, Clone)]
+pub struct Ssh {
+    pub name: String,
+    pub user: String,
+    /// The host's 127.0.0.1 port forwarded to the guest's sshd.
+    pub port: u16,
+    pub key: PathBuf,
+    /// The host's 127.0.0.1 port forwarded to `guest_dlv_port` in the guest.
+    pub dlv_port: u16,
+    pub guest_dlv_port: u16,
+}
+
+#[derive(Debug, Clone)]
+pub enum Machine {
+    Host,
+    Ssh(Ssh),
+}
+
+/// A command to run on a machine: program, arguments, environment, folder.
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    program: String,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
+    /// On a VM, the remote command is bounded by `timeout` too: killing the local ssh
+    /// does not reach a debugger left running in the guest.
+    deadline: Option<Duration>,
+}
+
+impl Cmd {
+    pub fn new(program: impl AsRef<Path>) -> Cmd {
+        Cmd { program: program.as_ref().to_string_lossy().into_owned(), args: Vec::new(), envs: Vec::new(), cwd: None, deadline: None }
+    }
+    pub fn arg(&mut self, a: impl AsRef<std::ffi::OsStr>) -> &mut Cmd {
+        self.args.push(a.as_ref().to_string_lossy().into_owned());
+        self
+    }
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&mut self, a: I) -> &mut Cmd {
+        for x in a {
+            self.arg(x);
+        }
+        self
+    }
+    pub fn env(&mut self, k: impl Into<String>, v: impl AsRef<std::ffi::OsStr>) -> &mut Cmd {
+        self.envs.push((k.into(), v.as_ref().to_string_lossy().into_owned()));
+        self
+    }
+    pub fn envs<'a, I: IntoIterator<Item = (&'a String, &'a String)>>(&mut self, e: I) -> &mut Cmd {
+        for (k, v) in e {
+            self.env(k.clone(), v);
+        }
+        self
+    }
+    pub fn deadline(&mut self, d: Duration) -> &mut Cmd {
+        self.deadline = Some(d);
+        self
+    }
+    pub fn current_dir(&mut self, d: impl AsRef<Path>) -> &mut Cmd {
+        self.cwd = Some(d.as_ref().to_path_buf());
+        self
+    }
+}
+
+/// Quotes a word for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+impl Machine {
+    pub fn name(&self) -> String {
+        match self {
+            Machine::Host => "host".into(),
+            Machine::Ssh(s) => format!("vm {}", s.name),
+        }
+    }
+
+    /// The ssh command line to the guest, without a remote command.
+    fn ssh(s: &Ssh) -> Command {
+        let mut c = Command::new("ssh");
+        c.arg("-i").arg(&s.key).arg("-p").arg(s.port.to_string());
+        c.args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"]);
+        c.arg(format!("{}@127.0.0.1", s.user));
+        c
+    }
+
+    /// The process that runs `cmd` on this machine.
+    pub fn command(&self, cmd: &Cmd) -> Command {
+        match self {
+            Machine::Host => {
+                let mut c = Command::new(&cmd.program);
+                c.args(&cmd.args);
+                c.envs(cmd.envs.iter().map(|(k, v)| (k, v)));
+                if let Some(d) = &cmd.cwd {
+                    c.current_dir(d);
+                }
+                c
+            }
+            Machine::Ssh(s) => {
+                let mut line = String::new();
+                if let Some(d) = &cmd.cwd {
+                    line.push_str(&format!("cd {} && ", shell_quote(&d.to_string_lossy())));
+                }
+                // A login shell's PATH (the provisioner puts Go and dlv on it).
+                line.push_str("exec ");
+                if let Some(d) = cmd.deadline {
+                    line.push_str(&format!("timeout -k 5 {} ", d.as_secs().max(1) + 5));
+                }
+                line.push_str("env");
+                for (k, v) in &cmd.envs {
+                    line.push_str(&format!(" {}", shell_quote(&format!("{k}={v}"))));
+                }
+                line.push(' ');
+                line.push_str(&shell_quote(&cmd.program));
+                for a in &cmd.args {
+                    line.push(' ');
+                    line.push_str(&shell_quote(a));
+                }
+                let mut c = Self::ssh(s);
+                c.arg("--").arg(format!("bash -lc {}", shell_quote(&line)));
+                c
+            }
+        }
+    }
+
+    /// Runs a command to completion (see `exec::run`).
+    pub fn run(&self, cmd: &Cmd, label: &str, timeout: Duration) -> Result<exec::Captured> {
+        exec::run(self.command(cmd), label, timeout)
+    }
+
+    /// A fresh folder on the machine; on the host it is removed when `TempDir` drops.
+    pub fn temp_dir(&self) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+        match self {
+            Machine::Host => {
+                let t = tempfile::Builder::new().prefix("golab-").tempdir()?;
+                Ok((t.path().to_path_buf(), Some(t)))
+            }
+            Machine::Ssh(_) => {
+                let out = self.run(Cmd::new("mktemp").args(["-d", "/tmp/golab-XXXXXX"]), "mktemp", Duration::from_secs(60))?;
+                if !out.ok() {
+                    bail!("cannot make a folder on {}: {}", self.name(), out.combined().trim());
+                }
+                Ok((PathBuf::from(out.stdout.trim()), None))
+            }
+        }
+    }
+
+    /// Copies the files (not subfolders) of a local folder into a folder on the machine.
+    pub fn copy_files_in(&self, local: &Path, remote: &Path) -> Result<()> {
+        let files: Vec<PathBuf> = std::fs::read_dir(local)?.flatten().filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false)).map(|e| e.path()).collect();
+        match self {
+            Machine::Host => {
+                std::fs::create_dir_all(remote)?;
+                for f in files {
+                    std::fs::copy(&f, remote.join(f.file_name().unwrap_or_default())).with_context(|| format!("cannot copy {}", f.display()))?;
+                }
+                Ok(())
+            }
+            Machine::Ssh(_) => {
+                for f in files {
+                    let data = std::fs::read(&f)?;
+                    let dest = remote.join(f.file_name().unwrap_or_default());
+                    self.put(&data, &dest)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes bytes into a file on the machine (over ssh's stdin for a VM).
+    pub fn put(&self, data: &[u8], remote: &Path) -> Result<()> {
+        match self {
+            Machine::Host => Ok(std::fs::write(remote, data)?),
+            Machine::Ssh(s) => {
+                use std::io::Write;
+                let mut c = Self::ssh(s);
+                let dir = remote.parent().unwrap_or(Path::new("/"));
+                c.arg("--").arg(format!("mkdir -p {} && cat > {}", shell_quote(&dir.to_string_lossy()), shell_quote(&remote.to_string_lossy())));
+                c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+                let mut g = exec::Group::spawn(c, "ssh (copy in)")?;
+                g.child_mut().stdin.take().context("ssh stdin")?.write_all(data)?;
+                let st = g.wait_deadline(std::time::Instant::now() + Duration::from_secs(300))?;
+                if !st.success() {
+                    bail!("copying {} into {} failed", remote.display(), self.name());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A local copy of a file on the machine (the binary, for the in-process ELF reader).
+    pub fn fetch(&self, remote: &Path, local: &Path) -> Result<()> {
+        match self {
+            Machine::Host => {
+                if remote != local {
+                    std::fs::copy(remote, local)?;
+                }
+                Ok(())
+            }
+            Machine::Ssh(s) => {
+                let mut c = Self::ssh(s);
+                c.arg("--").arg(format!("cat {}", shell_quote(&remote.to_string_lossy())));
+                let out = std::process::Command::from(c).stdin(Stdio::null()).output().context("ssh (copy out)")?;
+                if !out.status.success() {
+                    bail!("copying {} out of {} failed: {}", remote.display(), self.name(), String::from_utf8_lossy(&out.stderr).trim());
+                }
+                Ok(std::fs::write(local, out.stdout)?)
+            }
+        }
+    }
+
+    /// dlv's `--listen` on the machine, and how to reach the address it prints.
+    pub fn dlv_listen(&self) -> String {
+        match self {
+            Machine::Host => "127.0.0.1:0".into(),
+            // User-mode networking forwards 127.0.0.1:dlv_port to the guest's port.
+            Machine::Ssh(s) => format!("0.0.0.0:{}", s.guest_dlv_port),
+        }
+    }
+
+    pub fn dlv_connect(&self, printed: &str) -> String {
+        match self {
+            Machine::Host => printed.to_string(),
+            Machine::Ssh(s) => format!("127.0.0.1:{}", s.dlv_port),
+        }
+    }
+
+    /// The first `name` on the machine's PATH.
+    pub fn which(&self, name: &str) -> Option<PathBuf> {
+        match self {
+            Machine::Host => crate::toolchain::which(name),
+            Machine::Ssh(_) => {
+                let out = self.run(Cmd::new("sh").args(["-c", &format!("command -v {}", shell_quote(name))]), "command -v", Duration::from_secs(60)).ok()?;
+                let p = out.stdout.trim();
+                (out.ok() && p.starts_with('/')).then(|| PathBuf::from(p))
+            }
+        }
+    }
+
+    /// Logical CPUs as the Go runtime counts them (the process's affinity mask).
+    pub fn ncpu(&self) -> Result<u64> {
+        match self {
+            Machine::Host => Ok(crate::toolchain::affinity_cpus() as u64),
+            Machine::Ssh(_) => self.number(&mut Cmd::new("nproc")),
+        }
+    }
+
+    /// The page size the kernel reports in the auxiliary vector.
+    pub fn page_size(&self) -> Result<u64> {
+        match self {
+            Machine::Host => Ok(crate::toolchain::page_size()),
+            Machine::Ssh(_) => self.number(Cmd::new("getconf").arg("PAGESIZE")),
+        }
+    }
+
+    fn number(&self, c: &mut Cmd) -> Result<u64> {
+        let out = self.run(c, "a fact of the machine", Duration::from_secs(60))?;
+        out.stdout.trim().parse().with_context(|| format!("{} answered {:?}", self.name(), out.combined().trim()))
+    }
+
+    pub fn is_file(&self, p: &Path) -> bool {
+        match self {
+            Machine::Host => p.is_file(),
+            Machine::Ssh(_) => self.run(Cmd::new("test").arg("-f").arg(p), "test -f", Duration::from_secs(60)).map(|o| o.ok()).unwrap_or(false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_are_quoted() {
+        assert_eq!(shell_quote("runtime.rt0_go"), "runtime.rt0_go");
+        assert_eq!(shell_quote("all=-l -N"), "'all=-l -N'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn a_vm_command_runs_through_ssh_with_its_folder_and_environment() {
+        let m = Machine::Ssh(Ssh { name: "lab".into(), user: "golab".into(), port: 2222, key: "/k".into(), dlv_port: 3333, guest_dlv_port: 2345 });
+        let mut cmd = Cmd::new("go");
+        cmd.args(["build", "-gcflags", "all=-l -N"]).env("GOTOOLCHAIN", "local").current_dir("/tmp/w");
+        let c = m.command(&cmd);
+        let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(c.get_program(), "ssh");
+        assert!(args.contains(&"2222".to_string()) && args.contains(&"golab@127.0.0.1".to_string()));
+        let remote = args.last().unwrap();
+        assert!(remote.starts_with("bash -lc ") && remote.contains("cd /tmp/w") && remote.contains("GOTOOLCHAIN=local") && remote.contains("all=-l -N"), "{remote}");
+        assert_eq!(m.dlv_listen(), "0.0.0.0:2345");
+        assert_eq!(m.dlv_connect("[::]:2345"), "127.0.0.1:3333");
+    }
+}
