@@ -4,7 +4,7 @@
 # toolchain when none is on the machine. Idempotent: what is installed is skipped.
 set -euo pipefail
 
-pkgs=(golang-go delve gdb binutils gcc libc6-dev ca-certificates)
+pkgs=(golang-go delve gdb binutils gcc libc6-dev ca-certificates bubblewrap strace openssh-client bc)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -13,6 +13,23 @@ if ((${#missing[@]})); then
   echo "install-deps: apt-get install ${missing[*]}" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# sshd for the ssh machine's test (a lab run through ssh to 127.0.0.1). Where the
+# image carries openssh-client from bookworm-backports, the server must come from
+# there too: read that suite with a private apt configuration, leaving the system's
+# sources as they are.
+if [ ! -x /usr/sbin/sshd ]; then
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null 2>&1; then
+    bp=$(mktemp -d)
+    mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm bookworm-updates bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$mirror" > "$bp/bp.sources"
+    mkdir -p "$bp/lists/partial"
+    apto=(-o "Dir::Etc::sourcelist=$bp/bp.sources" -o Dir::Etc::sourceparts=/dev/null -o "Dir::State::Lists=$bp/lists")
+    apt-get "${apto[@]}" update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get "${apto[@]}" install -y -qq --no-install-recommends -t bookworm-backports openssh-server >/dev/null
+    rm -rf "$bp"
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

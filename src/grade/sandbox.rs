@@ -61,8 +61,9 @@ pub struct Limits {
     /// CPU seconds of all the run's processes together (polled; RLIMIT_CPU one second
     /// above it is the per-process backstop).
     pub cpu_secs: u64,
-    /// RLIMIT_DATA of every process (writable private memory: the Go heap, dlv's), and
-    /// the limit on the resident anonymous memory of all the run's processes together.
+    /// Resident anonymous memory of all the run's processes together (polled). Each
+    /// process also has RLIMIT_DATA (writable private mappings: the Go heap, dlv's) at
+    /// 1.25 times this, a backstop for memory allocated but not touched.
     pub memory_bytes: u64,
     /// Tasks (processes and threads) of the slot's uid, RLIMIT_NPROC. The sandbox itself
     /// uses three or four of them (strace, bwrap and its pid 1).
@@ -685,11 +686,12 @@ struct RlimitPlan {
 
 impl RlimitPlan {
     fn new(l: &Limits) -> RlimitPlan {
+        let data = l.memory_bytes.saturating_add(l.memory_bytes / 4);
         RlimitPlan {
             set: [
                 // The polled total is the limit; the kernel's per-process one is a backstop.
                 (libc::RLIMIT_CPU, l.cpu_secs + 1, l.cpu_secs + 2),
-                (libc::RLIMIT_DATA, l.memory_bytes, l.memory_bytes),
+                (libc::RLIMIT_DATA, data, data),
                 (libc::RLIMIT_NPROC, l.processes, l.processes),
                 (libc::RLIMIT_FSIZE, l.file_bytes, l.file_bytes),
                 (libc::RLIMIT_CORE, 0, 0),
@@ -1385,6 +1387,10 @@ mod tests {
 
     /// Runs a built fixture as `./prog` in a fresh batch; checks nothing is left behind.
     fn run_fixture(name: &str, limits: &Limits, evidence: bool, env: &[(&str, &str)]) -> (Outcome, Batch) {
+        run_fixture_args(name, &[], limits, evidence, env)
+    }
+
+    fn run_fixture_args(name: &str, args: &[&str], limits: &Limits, evidence: bool, env: &[(&str, &str)]) -> (Outcome, Batch) {
         let built = built();
         let bin = built.bins.get(name).unwrap_or_else(|| panic!("{name} did not build: {:?}", built.builds.get(name)));
         let b = batch(slot());
@@ -1392,7 +1398,9 @@ mod tests {
         b.sandbox.prepare().unwrap();
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let sb = b.sandbox.clone().with_syscall_evidence(evidence);
-        let o = sb.run(&s(&["./prog"]), &env, limits).unwrap();
+        let mut argv = s(&["./prog"]);
+        argv.extend(s(args));
+        let o = sb.run(&argv, &env, limits).unwrap();
         eprintln!(
             "{name} (evidence {evidence}): {:?} in {:.2}s, startup {:?}, cpu {:?}, memory {} MiB, tasks {}, output {} bytes; evidence: {:?}",
             o.verdict,
@@ -1449,7 +1457,7 @@ mod tests {
         let (o, _) = run_fixture("loops-forever", &limits, true, &[]);
         assert_eq!(o.verdict, Verdict::Timeout, "{o:?}");
         assert_eq!(o.status, None);
-        assert!(o.wall < Duration::from_secs(4), "{:?}", o.wall);
+        assert!(o.wall < Duration::from_secs(4), "killed promptly: {:?}", o.wall);
     }
 
     #[test]
@@ -1458,8 +1466,9 @@ mod tests {
             return;
         }
         let (o, _) = run_fixture("cpu-burner", &small(), true, &[]);
+        // The verdict itself says the CPU limit came first: the wall-clock limit is 10 s.
         assert_eq!(o.verdict, Verdict::CpuLimit, "{o:?}");
-        assert!(o.cpu >= Duration::from_secs(2) && o.wall < Duration::from_secs(6), "{o:?}");
+        assert!(o.cpu >= Duration::from_secs(2), "{o:?}");
     }
 
     #[test]
@@ -1470,7 +1479,6 @@ mod tests {
         let (o, _) = run_fixture("fork-bomb", &small(), true, &[]);
         assert_eq!(o.verdict, Verdict::ProcessLimit, "{o:?}");
         assert!(o.evidence.iter().any(|e| e.contains("EAGAIN") || e.contains("tasks")), "{:?}", o.evidence);
-        assert!(o.wall < Duration::from_secs(8), "{:?}", o.wall);
     }
 
     #[test]
@@ -1481,7 +1489,6 @@ mod tests {
         let (o, _) = run_fixture("big-output", &small(), true, &[]);
         assert_eq!(o.verdict, Verdict::OutputLimit, "{o:?}");
         assert_eq!(o.stdout.len(), 1 << 20, "stdout is cut at the limit");
-        assert!(o.wall < Duration::from_secs(5), "{:?}", o.wall);
     }
 
     #[test]
@@ -1529,7 +1536,56 @@ mod tests {
         }
         let (o, _) = run_fixture("memory-hog", &small(), true, &[]);
         assert_eq!(o.verdict, Verdict::MemoryLimit, "{o:?}");
-        assert!(o.peak_memory_bytes <= 600 << 20, "{}", o.peak_memory_bytes);
+        assert!(o.peak_memory_bytes <= 700 << 20, "{}", o.peak_memory_bytes);
+        // Memory that is touched is measured, so the verdict needs no trace either.
+        let (o, _) = run_fixture("memory-hog", &small(), false, &[]);
+        assert_eq!(o.verdict, Verdict::MemoryLimit, "{o:?}");
+        // Memory asked for and never touched is refused by RLIMIT_DATA: only the trace
+        // (mmap = ENOMEM) tells it from the program's own failure.
+        let (o, _) = run_fixture_args("memory-hog", &["untouched"], &small(), true, &[]);
+        assert_eq!(o.verdict, Verdict::MemoryLimit, "{o:?}");
+        assert!(o.evidence.iter().any(|e| e.contains("ENOMEM")), "{:?}", o.evidence);
+        let (o, _) = run_fixture_args("memory-hog", &["untouched"], &small(), false, &[]);
+        assert_eq!(o.verdict, Verdict::Failed(2), "the Go runtime's exit status for out of memory: {o:?}");
+    }
+
+    /// Timings for the report: sandbox start, and what strace costs. Run with
+    /// `cargo test sandbox_overhead -- --ignored --nocapture` on an idle machine.
+    #[test]
+    #[ignore]
+    fn sandbox_overhead() {
+        if !have_bwrap() {
+            return;
+        }
+        let built = built();
+        for evidence in [false, true] {
+            let b = batch(slot());
+            std::fs::copy(&built.bins["well-behaved"], b.work.join("prog")).unwrap();
+            b.sandbox.prepare().unwrap();
+            let sb = b.sandbox.clone().with_syscall_evidence(evidence);
+            let mut walls = Vec::new();
+            let mut starts = Vec::new();
+            for _ in 0..20 {
+                let o = sb.run(&s(&["./prog"]), &[], &small()).unwrap();
+                assert_eq!(o.verdict, Verdict::Ok);
+                walls.push(o.wall.as_secs_f64() * 1000.0);
+                starts.push(o.startup.unwrap().as_secs_f64() * 1000.0);
+            }
+            walls.sort_by(f64::total_cmp);
+            starts.sort_by(f64::total_cmp);
+            eprintln!("hello world, evidence {evidence}: median wall {:.1} ms, median start {:.1} ms", walls[10], starts[10]);
+            // A cold `go build` of a program that uses net (cgo: gcc runs too).
+            let src = b.work.join("src");
+            copy_dir(&fixture("network"), &src);
+            b.sandbox.prepare().unwrap();
+            let sb = sb.cwd(&src);
+            let limits = Limits { wall: Duration::from_secs(300), cpu_secs: 300, ..Limits::default() };
+            let o = sb.run(&s(&["go", "build", "-gcflags", "all=-l -N", "-o", "prog", "."]), &[], &limits).unwrap();
+            assert_eq!(o.verdict, Verdict::Ok, "{o:?}");
+            eprintln!("cold go build, evidence {evidence}: wall {:.2}s, cpu {:.2}s", o.wall.as_secs_f64(), o.cpu.as_secs_f64());
+            let o = sb.run(&s(&["go", "build", "-gcflags", "all=-l -N", "-o", "prog", "."]), &[], &limits).unwrap();
+            eprintln!("warm go build, evidence {evidence}: wall {:.2}s, cpu {:.2}s", o.wall.as_secs_f64(), o.cpu.as_secs_f64());
+        }
     }
 
     #[test]
@@ -1593,7 +1649,8 @@ cat dlv.out
             return;
         }
         let b = batch(slot());
-        let private = tempfile::tempdir_in("/tmp").unwrap(); // mode 0700, owned by root
+        let private = tempfile::tempdir_in("/tmp").unwrap();
+        std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let err = b.sandbox.clone().read_only(private.path()).run(&s(&["true"]), &[], &small()).unwrap_err();
         assert!(format!("{err:#}").contains("cannot be bound in the sandbox"), "{err:#}");
         let err = Sandbox::new(private.path(), slot()).run(&s(&["true"]), &[], &small()).unwrap_err();

@@ -20,6 +20,9 @@ pub struct Ssh {
     /// The host's 127.0.0.1 port forwarded to `guest_dlv_port` in the guest.
     pub dlv_port: u16,
     pub guest_dlv_port: u16,
+    /// Where dlv listens in the guest: `0.0.0.0` behind QEMU's user-mode forward (it
+    /// arrives on the guest's own address), `127.0.0.1` when the "guest" is this host.
+    pub dlv_listen_host: String,
 }
 
 #[derive(Debug, Clone)]
@@ -230,7 +233,7 @@ impl Machine {
         match self {
             Machine::Host => "127.0.0.1:0".into(),
             // User-mode networking forwards 127.0.0.1:dlv_port to the guest's port.
-            Machine::Ssh(s) => format!("0.0.0.0:{}", s.guest_dlv_port),
+            Machine::Ssh(s) => format!("{}:{}", s.dlv_listen_host, s.guest_dlv_port),
         }
     }
 
@@ -295,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_vm_command_runs_through_ssh_with_its_folder_and_environment() {
-        let m = Machine::Ssh(Ssh { name: "lab".into(), user: "golab".into(), port: 2222, key: "/k".into(), dlv_port: 3333, guest_dlv_port: 2345 });
+        let m = Machine::Ssh(Ssh { name: "lab".into(), user: "golab".into(), port: 2222, key: "/k".into(), dlv_port: 3333, guest_dlv_port: 2345, dlv_listen_host: "0.0.0.0".into() });
         let mut cmd = Cmd::new("go");
         cmd.args(["build", "-gcflags", "all=-l -N"]).env("GOTOOLCHAIN", "local").current_dir("/tmp/w");
         let c = m.command(&cmd);
