@@ -15,22 +15,12 @@ golab=$PWD/target/release/golab
 out=${GOLAB_FIDELITY_OUT:-$(mktemp -d)}
 mkdir -p "$out"
 
-declare -A root
-dlv124=""
-while read -r name path; do
-  case "$name" in
-    go1.*) root[$name]=$path ;;
-    dlv-1.24) dlv124=$path ;;
-  esac
-done < <(bash scripts/fetch-toolchains.sh)
-sys_root=$(GOTOOLCHAIN=local go env GOROOT)
-root[go$(GOTOOLCHAIN=local go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/')]=$sys_root
+. scripts/toolchains.sh
 
 versions=$(printf '%s\n' "${!root[@]}" | sort -V)
 for name in $versions; do
   r=${root[$name]}
-  dlv=$dlv124
-  [ "$r" = "$sys_root" ] && dlv=$(command -v dlv)
+  dlv=$(dlv_for "$r")
   echo "fidelity: $name, $runs runs per scenario" >&2
   "$golab" run runq-order -q --repeat "$runs" --goroot "$r" --dlv "$dlv" --json "$out/$name.json" >"$out/$name.txt" 2>"$out/$name.err" || true
 done

@@ -13,23 +13,13 @@ golab=$PWD/target/release/golab
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-declare -A root
-dlv124=""
-while read -r name path; do
-  case "$name" in
-    go1.*) root[$name]=$path ;;
-    dlv-1.24) dlv124=$path ;;
-  esac
-done < <(bash scripts/fetch-toolchains.sh)
-sys_root=$(GOTOOLCHAIN=local go env GOROOT)
-root[go$(GOTOOLCHAIN=local go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/')]=$sys_root
+. scripts/toolchains.sh
 
 printf '%-8s %-10s %-8s %-6s %-8s %s\n' "go" "version" "dlv" "result" "score" "notes"
 fail=0
 for name in $(printf '%s\n' "${!root[@]}" | sort -V); do
   r=${root[$name]}
-  dlv=$dlv124
-  [ "$r" = "$sys_root" ] && dlv=$(command -v dlv)
+  dlv=$(dlv_for "$r")
   [ -n "$dlv" ] || { echo "no dlv for $name" >&2; fail=1; continue; }
   set +e
   "$golab" run "$lab" -q --goroot "$r" --dlv "$dlv" --json "$out/$name.json" >"$out/$name.txt" 2>"$out/$name.err"

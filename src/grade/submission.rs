@@ -145,19 +145,26 @@ fn unzip(path: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe>> {
             std::fs::create_dir_all(dest.join(&rel))?;
             continue;
         }
-        let mut buf = Vec::new();
-        // Read at most what is left of the budget, plus one byte to notice the excess.
-        (&mut entry).take(MAX_BYTES - total + 1).read_to_end(&mut buf)?;
-        total += buf.len() as u64;
-        if total > MAX_BYTES {
-            return Ok(Err(Unsafe(format!("the archive unpacks to more than {MAX_BYTES} bytes"))));
+        if let Err(u) = write_entry(&mut entry, &dest.join(&rel), &mut total)? {
+            return Ok(Err(u));
         }
-        let out = dest.join(&rel);
-        if let Some(p) = out.parent() {
-            std::fs::create_dir_all(p)?;
-        }
-        std::fs::write(out, buf)?;
     }
+    Ok(Ok(()))
+}
+
+/// Writes one archive entry, within what is left of the size budget.
+fn write_entry(entry: &mut impl Read, out: &Path, total: &mut u64) -> Result<std::result::Result<(), Unsafe>> {
+    let mut buf = Vec::new();
+    // Read at most what is left of the budget, plus one byte to notice the excess.
+    entry.take(MAX_BYTES - *total + 1).read_to_end(&mut buf)?;
+    *total += buf.len() as u64;
+    if *total > MAX_BYTES {
+        return Ok(Err(Unsafe(format!("the archive unpacks to more than {MAX_BYTES} bytes"))));
+    }
+    if let Some(p) = out.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    std::fs::write(out, buf)?;
     Ok(Ok(()))
 }
 
@@ -191,17 +198,9 @@ fn untar(path: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe>> {
         if files > MAX_FILES {
             return Ok(Err(Unsafe(format!("the archive has more than {MAX_FILES} files"))));
         }
-        let mut buf = Vec::new();
-        (&mut entry).take(MAX_BYTES - total + 1).read_to_end(&mut buf)?;
-        total += buf.len() as u64;
-        if total > MAX_BYTES {
-            return Ok(Err(Unsafe(format!("the archive unpacks to more than {MAX_BYTES} bytes"))));
+        if let Err(u) = write_entry(&mut entry, &dest.join(&rel), &mut total)? {
+            return Ok(Err(u));
         }
-        let out = dest.join(&rel);
-        if let Some(p) = out.parent() {
-            std::fs::create_dir_all(p)?;
-        }
-        std::fs::write(out, buf)?;
     }
     Ok(Ok(()))
 }
