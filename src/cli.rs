@@ -33,6 +33,32 @@ pub enum Cmd {
     Check(CheckArgs),
     /// Gradescope: write the autograder zip for a lab.
     Gradescope(GradescopeArgs),
+    /// Write the lab VM's Vagrantfile (and its provisioner) for a Vagrant provider.
+    Render(RenderArgs),
+}
+
+#[derive(Args)]
+pub struct RenderArgs {
+    /// virtualbox, libvirt or qemu (vagrant-qemu, for Apple Silicon hosts).
+    #[arg(long)]
+    pub provider: String,
+    /// The folder to write Vagrantfile and provision/lab-vm.sh into.
+    #[arg(long, short, default_value = ".")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Memory in MiB.
+    #[arg(long, default_value_t = 2048)]
+    pub memory: u32,
+    /// Host port on 127.0.0.1 for the guest's ssh (default: a free one).
+    #[arg(long)]
+    pub ssh_port: Option<u16>,
+    /// Host port on 127.0.0.1 for dlv's API in the guest (default: a free one).
+    #[arg(long)]
+    pub dlv_port: Option<u16>,
+    /// libvirt: kvm, or qemu for software emulation.
+    #[arg(long, default_value = "kvm")]
+    pub libvirt_driver: String,
 }
 
 #[derive(Args)]

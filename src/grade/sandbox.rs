@@ -11,25 +11,28 @@
 //! its own path.
 //!
 //! Limits and how each verdict is known (never guessed from what the program printed):
-//! - wall clock, output (counted while read), total CPU (polled from /proc every 20 ms,
-//!   summed over every process of the uid), resident anonymous memory (same poll) and
-//!   the number of tasks of the uid (same poll) are measured here; golab kills the tree
-//!   when one passes its limit and the verdict names it. These need no syscall evidence.
-//! - The kernel enforces the rest per process: RLIMIT_DATA (the Go runtime reserves
-//!   address space, so RLIMIT_AS would have to be over 1 GiB for hello world; DATA counts
-//!   only writable private mappings), RLIMIT_NPROC (per uid, which is why the uid is not
-//!   root), RLIMIT_FSIZE, RLIMIT_CPU (a backstop one second above the polled limit),
-//!   RLIMIT_CORE = 0. What the kernel refused is only known from syscall evidence:
-//!   with `with_syscall_evidence(true)` (the default) strace traces the run from outside
-//!   the sandbox, into a FIFO the program cannot see, and the trace gives
-//!   `ProcessLimit` (clone/fork = EAGAIN), `MemoryLimit` (mmap/mremap = ENOMEM),
-//!   `NetworkDenied` (connect/sendto/sendmsg to an address outside 127.0.0.0/8 and ::1),
-//!   `EscapeDenied` (open/openat/execve of a path under a hidden folder), `CpuLimit`
+//! - Measured here, no syscall evidence needed: the wall clock (`Timeout`), stdout and
+//!   stderr counted while read (`OutputLimit`), and, polled from /proc every 20 ms over
+//!   the sandbox's process tree, the CPU time (`CpuLimit`), the resident anonymous
+//!   memory (`MemoryLimit`) and the number of tasks (`ProcessLimit`). golab kills the
+//!   whole tree (`kill_uid`: kill(-1) as the slot's uid) when one passes its limit.
+//! - Enforced by the kernel per process: RLIMIT_NPROC (counted per uid, which is why the
+//!   uid is not root), RLIMIT_DATA (1.25 x memory: writable private mappings; RLIMIT_AS
+//!   would have to be over 1 GiB for a Go hello world, since the runtime reserves address
+//!   space), RLIMIT_FSIZE, RLIMIT_CPU (a backstop one second past the polled limit) and
+//!   RLIMIT_CORE = 0. What the kernel refused is known only from syscall evidence: with
+//!   `with_syscall_evidence(true)` (the default) strace traces the run from outside the
+//!   sandbox into a FIFO the program cannot see, and its lines give `ProcessLimit`
+//!   (clone/fork = EAGAIN: the tree is killed at once), `MemoryLimit` (mmap/mremap =
+//!   ENOMEM), `NetworkDenied` (connect/sendto/sendmsg to an address outside 127.0.0.0/8,
+//!   ::1), `EscapeDenied` (open/openat/execve of a path under a hidden folder), `CpuLimit`
 //!   (SIGXCPU), `OutputLimit` (SIGXFSZ) and `Signaled` (the program killed by a signal).
-//!   Without it those runs end as `Failed(code)` (128 + N for a signal, as bwrap reports).
-//! - A traced program cannot be ptraced again: run dlv and gdb with
-//!   `with_syscall_evidence(false)`.
+//!   Without the trace such runs end as the program's own `Failed(code)` (128 + N after a
+//!   signal, as bwrap reports it).
+//! - A traced program cannot be ptraced again (dlv: "fork/exec: operation not
+//!   permitted"): run dlv and gdb with `with_syscall_evidence(false)`.
 //!
+//! One run at a time per slot: a run starts and ends by killing every process of its uid.
 //! Not for: deciding what to run, or grading what it printed (grade/ does that).
 
 use crate::exec::Group;
@@ -301,7 +304,10 @@ impl Sandbox {
                 "-e",
                 "trace=open,openat,openat2,creat,execve,execveat,connect,sendto,sendmsg,sendmmsg,clone,clone3,fork,vfork,mmap,mremap",
                 "-e",
-                "signal=SIGXCPU,SIGXFSZ",
+                // Not a narrower set: strace prints "killed by SIG" only for the signals
+                // it shows. Left out: the ones whose default is to be ignored (Go's
+                // preemption sends SIGURG every 10 ms).
+                "signal=!SIGURG,SIGCHLD,SIGWINCH,SIGCONT",
                 "-o",
             ] {
                 args.push(a.into());
@@ -381,9 +387,16 @@ impl Sandbox {
         let mut killed: Option<(Verdict, String)> = None;
         let mut status = None;
         loop {
-            if let Some(st) = group.child_mut().try_wait()? {
-                status = Some(st);
-                break;
+            match group.child_mut().try_wait() {
+                Ok(Some(st)) => {
+                    status = Some(st);
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    kill_uid(uid);
+                    return Err(e).context("cannot wait for the sandbox");
+                }
             }
             let u = usage_of_tree(uid, leader, strace.is_some());
             peak.cpu_ticks = peak.cpu_ticks.max(u.cpu_ticks);
@@ -393,15 +406,35 @@ impl Sandbox {
             killed = if over.load(Ordering::SeqCst) {
                 Some((Verdict::OutputLimit, format!("stdout and stderr passed {} bytes", limits.output_bytes)))
             } else if process_evidence.load(Ordering::SeqCst) {
-                Some((Verdict::ProcessLimit, "a fork or thread creation failed with EAGAIN (see the trace lines)".into()))
+                Some((
+                    Verdict::ProcessLimit,
+                    "a fork or thread creation failed with EAGAIN (see the trace lines)".into(),
+                ))
             } else if u.cpu_ticks >= cpu_limit_ticks {
-                Some((Verdict::CpuLimit, format!("the run's processes used {:.2}s of CPU (limit {}s)", u.cpu_ticks as f64 / clock_ticks() as f64, limits.cpu_secs)))
+                Some((
+                    Verdict::CpuLimit,
+                    format!(
+                        "the run's processes used {:.2}s of CPU (limit {}s)",
+                        u.cpu_ticks as f64 / clock_ticks() as f64,
+                        limits.cpu_secs
+                    ),
+                ))
             } else if u.rss_anon > limits.memory_bytes {
-                Some((Verdict::MemoryLimit, format!("resident memory of the run reached {} bytes (limit {})", u.rss_anon, limits.memory_bytes)))
+                Some((
+                    Verdict::MemoryLimit,
+                    format!("resident memory of the run reached {} bytes (limit {})", u.rss_anon, limits.memory_bytes),
+                ))
             } else if u.tasks >= limits.processes {
                 Some((Verdict::ProcessLimit, format!("the run had {} tasks (limit {})", u.tasks, limits.processes)))
             } else if now >= deadline {
-                Some((Verdict::Timeout, format!("still running after {:.1}s (limit {:.1}s)", (now - start).as_secs_f64(), limits.wall.as_secs_f64())))
+                Some((
+                    Verdict::Timeout,
+                    format!(
+                        "still running after {:.1}s (limit {:.1}s)",
+                        (now - start).as_secs_f64(),
+                        limits.wall.as_secs_f64()
+                    ),
+                ))
             } else {
                 None
             };
@@ -431,7 +464,11 @@ impl Sandbox {
         let stdout_s = String::from_utf8_lossy(&stdout).into_owned();
         let stderr_s = String::from_utf8_lossy(&stderr).into_owned();
         if startup.is_none() && killed.is_none() {
-            bail!("the sandbox did not start (bwrap {}): {}", status.map(|s| s.to_string()).unwrap_or_default(), stderr_s.trim());
+            bail!(
+                "the sandbox did not start (bwrap {}): {}",
+                status.map(|s| s.to_string()).unwrap_or_default(),
+                stderr_s.trim()
+            );
         }
         let code = status.map(|s| s.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0)));
 
@@ -474,16 +511,20 @@ impl Sandbox {
 
     /// Canonical paths, checked to be reachable by the uid.
     fn layout(&self) -> Result<Layout> {
-        let canon = |p: &Path, what: &str| -> Result<PathBuf> {
-            std::fs::canonicalize(p).with_context(|| format!("sandbox {what} {} does not exist", p.display()))
-        };
+        let canon =
+            |p: &Path, what: &str| -> Result<PathBuf> { std::fs::canonicalize(p).with_context(|| format!("sandbox {what} {} does not exist", p.display())) };
         let work = canon(&self.work, "work folder")?;
         let md = std::fs::metadata(&work)?;
         if !md.is_dir() {
             bail!("sandbox work folder {} is not a folder", work.display());
         }
         if md.uid() != self.uid {
-            bail!("sandbox work folder {} belongs to uid {}, not to the sandbox's uid {} (call Sandbox::prepare)", work.display(), md.uid(), self.uid);
+            bail!(
+                "sandbox work folder {} belongs to uid {}, not to the sandbox's uid {} (call Sandbox::prepare)",
+                work.display(),
+                md.uid(),
+                self.uid
+            );
         }
         let cwd = match &self.cwd {
             Some(c) => canon(c, "working directory")?,
@@ -506,7 +547,13 @@ impl Sandbox {
         for p in read_only.iter().chain(&read_write).chain(std::iter::once(&work)) {
             reachable_by(p, self.uid)?;
         }
-        Ok(Layout { work, cwd, read_only, read_write, hidden })
+        Ok(Layout {
+            work,
+            cwd,
+            read_only,
+            read_write,
+            hidden,
+        })
     }
 
     fn visible_roots(&self, l: &Layout) -> Vec<PathBuf> {
@@ -518,54 +565,60 @@ impl Sandbox {
 
     fn bwrap_args(&self, l: &Layout, limits: &Limits) -> Vec<OsString> {
         let mut a: Vec<OsString> = Vec::new();
-        let mut push = |xs: &[&dyn AsRefOs]| {
-            for x in xs {
-                a.push(x.as_os());
-            }
-        };
-        push(&[
-            &"--unshare-user",
-            &"--unshare-pid",
-            &"--unshare-net",
-            &"--unshare-ipc",
-            &"--unshare-uts",
-            &"--unshare-cgroup-try",
-            &"--disable-userns",
-            &"--die-with-parent",
-            &"--new-session",
-            &"--hostname",
-            &"golab-sandbox",
-        ]);
+        macro_rules! push {
+            ($($x:expr),* $(,)?) => {{ $( a.push(OsString::from($x)); )* }};
+        }
+        push!(
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--disable-userns",
+            "--die-with-parent",
+            "--new-session",
+            "--hostname",
+            "golab-sandbox",
+        );
         for d in ["/usr", "/etc"] {
-            push(&[&"--ro-bind", &d, &d]);
+            push!("--ro-bind", d, d);
         }
         for d in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
             match std::fs::read_link(d) {
-                Ok(target) => push(&[&"--symlink", &target, &d]),
-                Err(_) if Path::new(d).is_dir() => push(&[&"--ro-bind", &d, &d]),
+                Ok(target) => push!("--symlink", &target, d),
+                Err(_) if Path::new(d).is_dir() => push!("--ro-bind", d, d),
                 Err(_) => {}
             }
         }
         let tmp_size = limits.file_bytes.saturating_mul(4).max(1 << 20).to_string();
-        push(&[&"--proc", &"/proc", &"--dev", &"/dev", &"--size", &tmp_size, &"--tmpfs", &"/tmp"]);
-        for p in &l.read_only {
-            push(&[&"--ro-bind", p, p]);
+        push!("--proc", "/proc", "--dev", "/dev", "--size", &tmp_size, "--tmpfs", "/tmp");
+        // Shallower mounts first, so that a folder bound inside a hidden one (work inside
+        // the batch) or hidden inside a bound one shows what it should.
+        enum Kind {
+            ReadOnly,
+            Hide,
+            ReadWrite,
         }
-        for h in &l.hidden {
-            if h.is_dir() {
-                push(&[&"--size", &"65536", &"--tmpfs", h]);
+        let mut mounts: Vec<(&PathBuf, Kind)> = Vec::new();
+        mounts.extend(l.read_only.iter().map(|p| (p, Kind::ReadOnly)));
+        mounts.extend(l.hidden.iter().filter(|h| h.is_dir()).map(|p| (p, Kind::Hide)));
+        mounts.extend(l.read_write.iter().map(|p| (p, Kind::ReadWrite)));
+        mounts.push((&l.work, Kind::ReadWrite));
+        mounts.sort_by_key(|(p, _)| p.components().count());
+        for (p, kind) in &mounts {
+            match kind {
+                Kind::ReadOnly => push!("--ro-bind", *p, *p),
+                Kind::Hide => push!("--size", "65536", "--tmpfs", *p),
+                Kind::ReadWrite => push!("--bind", *p, *p),
             }
         }
-        for p in &l.read_write {
-            push(&[&"--bind", p, p]);
-        }
-        push(&[&"--bind", &l.work, &l.work]);
-        for h in &l.hidden {
-            if h.is_dir() {
-                push(&[&"--remount-ro", h]);
+        for (p, kind) in &mounts {
+            if let Kind::Hide = kind {
+                push!("--remount-ro", *p);
             }
         }
-        push(&[&"--remount-ro", &"/dev", &"--remount-ro", &"/", &"--chdir", &l.cwd]);
+        push!("--remount-ro", "/dev", "--remount-ro", "/", "--chdir", &l.cwd);
         a
     }
 }
@@ -579,30 +632,6 @@ struct Layout {
     read_only: Vec<PathBuf>,
     read_write: Vec<PathBuf>,
     hidden: Vec<PathBuf>,
-}
-
-trait AsRefOs {
-    fn as_os(&self) -> OsString;
-}
-impl AsRefOs for &str {
-    fn as_os(&self) -> OsString {
-        OsString::from(*self)
-    }
-}
-impl AsRefOs for String {
-    fn as_os(&self) -> OsString {
-        OsString::from(self)
-    }
-}
-impl AsRefOs for PathBuf {
-    fn as_os(&self) -> OsString {
-        self.clone().into_os_string()
-    }
-}
-impl AsRefOs for &PathBuf {
-    fn as_os(&self) -> OsString {
-        (*self).clone().into_os_string()
-    }
 }
 
 /// Is bubblewrap installed (and strace, for syscall evidence)? The error says what to
@@ -709,7 +738,10 @@ impl RlimitPlan {
                     return Err(std::io::Error::last_os_error());
                 }
                 let hard = hard.min(cur.rlim_max);
-                let new = libc::rlimit { rlim_cur: soft.min(hard), rlim_max: hard };
+                let new = libc::rlimit {
+                    rlim_cur: soft.min(hard),
+                    rlim_max: hard,
+                };
                 if libc::setrlimit(res, &new) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -775,8 +807,17 @@ fn processes() -> Vec<Proc> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return v };
     for e in dir.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { continue };
-        let mut p = Proc { pid, ppid: 0, uid: u32::MAX, threads: 1, rss_anon: 0, zombie: false };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let mut p = Proc {
+            pid,
+            ppid: 0,
+            uid: u32::MAX,
+            threads: 1,
+            rss_anon: 0,
+            zombie: false,
+        };
         for line in status.lines() {
             if let Some(r) = line.strip_prefix("Uid:") {
                 p.uid = r.split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or(u32::MAX);
@@ -824,13 +865,13 @@ fn usage_of_tree(uid: u32, leader: u32, leader_is_tracer: bool) -> Usage {
             continue;
         }
         u.rss_anon += p.rss_anon;
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", p.pid)) {
-            if let Some((_, rest)) = stat.rsplit_once(')') {
-                // Fields after the name: state(3) ... utime(14) stime(15) cutime(16) cstime(17).
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                for i in 11..15 {
-                    u.cpu_ticks += f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-                }
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", p.pid))
+            && let Some((_, rest)) = stat.rsplit_once(')')
+        {
+            // Fields after the name: state(3) ... utime(14) stime(15) cutime(16) cstime(17).
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            for i in 11..15 {
+                u.cpu_ticks += f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
             }
         }
     }
@@ -917,7 +958,12 @@ impl TraceFifo {
             let fl = libc::fcntl(reader.as_raw_fd(), libc::F_GETFL);
             libc::fcntl(reader.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
         }
-        Ok(TraceFifo { _dir: dir, path, writer: Mutex::new(Some(writer)), reader: Mutex::new(Some(reader)) })
+        Ok(TraceFifo {
+            _dir: dir,
+            path,
+            writer: Mutex::new(Some(writer)),
+            reader: Mutex::new(Some(reader)),
+        })
     }
 
     fn reader(&self, trace: Arc<Mutex<Trace>>, process_evidence: Arc<AtomicBool>) -> Result<std::thread::JoinHandle<()>> {
@@ -1030,11 +1076,10 @@ impl Trace {
             return;
         }
         if let Some(end) = rest.strip_prefix("+++ ") {
-            if Some(pid) == self.root {
-                if let Some(s) = end.strip_prefix("killed by ") {
-                    let name = s.split_whitespace().next().unwrap_or("");
-                    self.root_killed_by = signal_number(name);
-                }
+            if Some(pid) == self.root
+                && let Some(s) = end.strip_prefix("killed by ")
+            {
+                self.root_killed_by = signal_number(s.split_whitespace().next().unwrap_or(""));
             }
             return;
         }
@@ -1051,26 +1096,21 @@ impl Trace {
             rest.to_string()
         };
         if let Some(call) = parse_call(&full) {
-            self.call(pid, &call, line);
+            // The evidence is the whole call, also when strace printed it in two pieces.
+            self.call(pid, &call, &format!("{pid} {full}"));
         }
     }
 
     fn call(&mut self, pid: u32, c: &Call, line: &str) {
         match c.name.as_str() {
-            "clone" | "clone3" | "fork" | "vfork" => {
-                if c.errno.as_deref() == Some("EAGAIN") {
-                    self.note(pid, Verdict::ProcessLimit, line);
-                }
+            "clone" | "clone3" | "fork" | "vfork" if c.errno.as_deref() == Some("EAGAIN") => {
+                self.note(pid, Verdict::ProcessLimit, line);
             }
-            "mmap" | "mremap" => {
-                if c.errno.as_deref() == Some("ENOMEM") {
-                    self.note(pid, Verdict::MemoryLimit, line);
-                }
+            "mmap" | "mremap" if c.errno.as_deref() == Some("ENOMEM") => {
+                self.note(pid, Verdict::MemoryLimit, line);
             }
-            "connect" | "sendto" | "sendmsg" | "sendmmsg" => {
-                if outside_address(&c.args.join(", ")).is_some() {
-                    self.note(pid, Verdict::NetworkDenied, line);
-                }
+            "connect" | "sendto" | "sendmsg" | "sendmmsg" if outside_address(&c.args.join(", ")).is_some() => {
+                self.note(pid, Verdict::NetworkDenied, line);
             }
             "execve" | "execveat" | "open" | "openat" | "openat2" | "creat" => {
                 if c.name == "execve"
@@ -1105,7 +1145,14 @@ impl Trace {
 
     /// The verdict the trace shows for the program, strongest first.
     fn verdict(&self) -> Option<Verdict> {
-        for v in [Verdict::ProcessLimit, Verdict::MemoryLimit, Verdict::CpuLimit, Verdict::OutputLimit, Verdict::NetworkDenied, Verdict::EscapeDenied] {
+        for v in [
+            Verdict::ProcessLimit,
+            Verdict::MemoryLimit,
+            Verdict::CpuLimit,
+            Verdict::OutputLimit,
+            Verdict::NetworkDenied,
+            Verdict::EscapeDenied,
+        ] {
             if self.counts.contains_key(&v) {
                 return Some(v);
             }
@@ -1260,7 +1307,9 @@ fn outside_address(args: &str) -> Option<String> {
         if let Some(a) = addr {
             let local = match a.parse::<std::net::IpAddr>() {
                 Ok(std::net::IpAddr::V4(v)) => v.is_loopback() || v.is_unspecified(),
-                Ok(std::net::IpAddr::V6(v)) => v.is_loopback() || v.is_unspecified() || v.to_ipv4_mapped().is_some_and(|m| m.is_loopback() || m.is_unspecified()),
+                Ok(std::net::IpAddr::V6(v)) => {
+                    v.is_loopback() || v.is_unspecified() || v.to_ipv4_mapped().is_some_and(|m| m.is_loopback() || m.is_unspecified())
+                }
                 Err(_) => false,
             };
             if !local {
@@ -1274,8 +1323,37 @@ fn outside_address(args: &str) -> Option<String> {
 
 fn signal_number(name: &str) -> Option<i32> {
     const NAMES: [&str; 31] = [
-        "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT",
-        "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
     ];
     NAMES.iter().position(|n| *n == name).map(|i| i as i32 + 1)
 }
@@ -1303,7 +1381,14 @@ mod tests {
     }
 
     fn small() -> Limits {
-        Limits { wall: Duration::from_secs(10), cpu_secs: 2, memory_bytes: 512 << 20, processes: 64, output_bytes: 1 << 20, file_bytes: 16 << 20 }
+        Limits {
+            wall: Duration::from_secs(10),
+            cpu_secs: 2,
+            memory_bytes: 512 << 20,
+            processes: 64,
+            output_bytes: 1 << 20,
+            file_bytes: 16 << 20,
+        }
     }
 
     fn fixture(name: &str) -> PathBuf {
@@ -1340,14 +1425,30 @@ mod tests {
         std::fs::write(&other_answers, "q1: the other student's secret answer\n").unwrap();
         let sandbox = Sandbox::new(&work, slot).hide(&batch);
         sandbox.prepare().unwrap();
-        Batch { _dir: dir, batch, work, other_answers, sandbox }
+        Batch {
+            _dir: dir,
+            batch,
+            work,
+            other_answers,
+            sandbox,
+        }
     }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
     }
 
-    const ALL: [&str; 9] = ["loops-forever", "fork-bomb", "big-output", "network", "reads-others", "memory-hog", "cpu-burner", "compile-error", "well-behaved"];
+    const ALL: [&str; 9] = [
+        "loops-forever",
+        "fork-bomb",
+        "big-output",
+        "network",
+        "reads-others",
+        "memory-hog",
+        "cpu-burner",
+        "compile-error",
+        "well-behaved",
+    ];
 
     /// Every fixture built once, by `go build` inside the sandbox (one slot, one cache).
     struct Built {
@@ -1369,10 +1470,22 @@ mod tests {
                 b.sandbox.prepare().unwrap();
                 let bin = b.work.join("bin").join(name);
                 let sb = b.sandbox.clone().cwd(&src);
-                let limits = Limits { wall: Duration::from_secs(240), cpu_secs: 240, ..Limits::default() };
+                let limits = Limits {
+                    wall: Duration::from_secs(240),
+                    cpu_secs: 240,
+                    ..Limits::default()
+                };
                 let t = Instant::now();
-                let o = sb.run(&s(&["go", "build", "-gcflags", "all=-l -N", "-o", bin.to_str().unwrap(), "."]), &[], &limits).unwrap();
-                eprintln!("go build {name}: {:?} in {:.2}s (startup {:?}, cpu {:?})", o.verdict, t.elapsed().as_secs_f64(), o.startup, o.cpu);
+                let o = sb
+                    .run(&s(&["go", "build", "-gcflags", "all=-l -N", "-o", bin.to_str().unwrap(), "."]), &[], &limits)
+                    .unwrap();
+                eprintln!(
+                    "go build {name}: {:?} in {:.2}s (startup {:?}, cpu {:?})",
+                    o.verdict,
+                    t.elapsed().as_secs_f64(),
+                    o.startup,
+                    o.cpu
+                );
                 if o.verdict == Verdict::Ok {
                     let dest = out.path().join(name);
                     std::fs::copy(&bin, &dest).unwrap();
@@ -1392,7 +1505,10 @@ mod tests {
 
     fn run_fixture_args(name: &str, args: &[&str], limits: &Limits, evidence: bool, env: &[(&str, &str)]) -> (Outcome, Batch) {
         let built = built();
-        let bin = built.bins.get(name).unwrap_or_else(|| panic!("{name} did not build: {:?}", built.builds.get(name)));
+        let bin = built
+            .bins
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} did not build: {:?}", built.builds.get(name)));
         let b = batch(slot());
         std::fs::copy(bin, b.work.join("prog")).unwrap();
         b.sandbox.prepare().unwrap();
@@ -1412,7 +1528,12 @@ mod tests {
             o.output_bytes,
             o.evidence
         );
-        assert_eq!(processes_of_uid(sb.uid()), Vec::<u32>::new(), "{name}: processes of uid {} left behind", sb.uid());
+        assert_eq!(
+            processes_of_uid(sb.uid()),
+            Vec::<u32>::new(),
+            "{name}: processes of uid {} left behind",
+            sb.uid()
+        );
         (o, b)
     }
 
@@ -1453,7 +1574,11 @@ mod tests {
         if !have_bwrap() {
             return;
         }
-        let limits = Limits { wall: Duration::from_secs(2), cpu_secs: 10, ..small() };
+        let limits = Limits {
+            wall: Duration::from_secs(2),
+            cpu_secs: 10,
+            ..small()
+        };
         let (o, _) = run_fixture("loops-forever", &limits, true, &[]);
         assert_eq!(o.verdict, Verdict::Timeout, "{o:?}");
         assert_eq!(o.status, None);
@@ -1518,7 +1643,10 @@ mod tests {
             b.sandbox.prepare().unwrap();
             let abs = other.replace("BATCH", b.batch.to_str().unwrap());
             assert!(std::fs::read_to_string(&abs).unwrap().contains("secret"));
-            let o = b.sandbox.run(&s(&["./prog", &abs]), &[("OTHER_ANSWERS".into(), abs.clone())], &small()).unwrap();
+            let o = b
+                .sandbox
+                .run(&s(&["./prog", &abs]), &[("OTHER_ANSWERS".into(), abs.clone())], &small())
+                .unwrap();
             (o, b)
         };
         eprintln!("reads-others: {:?}, evidence {:?}, stderr {}", o.verdict, o.evidence, o.stderr);
@@ -1573,18 +1701,33 @@ mod tests {
             }
             walls.sort_by(f64::total_cmp);
             starts.sort_by(f64::total_cmp);
-            eprintln!("hello world, evidence {evidence}: median wall {:.1} ms, median start {:.1} ms", walls[10], starts[10]);
+            eprintln!(
+                "hello world, evidence {evidence}: median wall {:.1} ms, median start {:.1} ms",
+                walls[10], starts[10]
+            );
             // A cold `go build` of a program that uses net (cgo: gcc runs too).
             let src = b.work.join("src");
             copy_dir(&fixture("network"), &src);
             b.sandbox.prepare().unwrap();
             let sb = sb.cwd(&src);
-            let limits = Limits { wall: Duration::from_secs(300), cpu_secs: 300, ..Limits::default() };
+            let limits = Limits {
+                wall: Duration::from_secs(300),
+                cpu_secs: 300,
+                ..Limits::default()
+            };
             let o = sb.run(&s(&["go", "build", "-gcflags", "all=-l -N", "-o", "prog", "."]), &[], &limits).unwrap();
             assert_eq!(o.verdict, Verdict::Ok, "{o:?}");
-            eprintln!("cold go build, evidence {evidence}: wall {:.2}s, cpu {:.2}s", o.wall.as_secs_f64(), o.cpu.as_secs_f64());
+            eprintln!(
+                "cold go build, evidence {evidence}: wall {:.2}s, cpu {:.2}s",
+                o.wall.as_secs_f64(),
+                o.cpu.as_secs_f64()
+            );
             let o = sb.run(&s(&["go", "build", "-gcflags", "all=-l -N", "-o", "prog", "."]), &[], &limits).unwrap();
-            eprintln!("warm go build, evidence {evidence}: wall {:.2}s, cpu {:.2}s", o.wall.as_secs_f64(), o.cpu.as_secs_f64());
+            eprintln!(
+                "warm go build, evidence {evidence}: wall {:.2}s, cpu {:.2}s",
+                o.wall.as_secs_f64(),
+                o.cpu.as_secs_f64()
+            );
         }
     }
 
@@ -1593,7 +1736,11 @@ mod tests {
         if !have_bwrap() {
             return;
         }
-        let wall2 = Limits { wall: Duration::from_secs(2), cpu_secs: 10, ..small() };
+        let wall2 = Limits {
+            wall: Duration::from_secs(2),
+            cpu_secs: 10,
+            ..small()
+        };
         assert_eq!(run_fixture("loops-forever", &wall2, false, &[]).0.verdict, Verdict::Timeout);
         assert_eq!(run_fixture("cpu-burner", &small(), false, &[]).0.verdict, Verdict::CpuLimit);
         assert_eq!(run_fixture("big-output", &small(), false, &[]).0.verdict, Verdict::OutputLimit);
@@ -1634,13 +1781,34 @@ cat dlv.out
         .unwrap();
         b.sandbox.prepare().unwrap();
         let sb = b.sandbox.clone().with_syscall_evidence(false);
-        let limits = Limits { wall: Duration::from_secs(30), cpu_secs: 20, ..small() };
+        let limits = Limits {
+            wall: Duration::from_secs(30),
+            cpu_secs: 20,
+            ..small()
+        };
         let o = sb.run(&s(&["bash", "client.sh"]), &[], &limits).unwrap();
         eprintln!("dlv: {:?} in {:.2}s\n{}{}", o.verdict, o.wall.as_secs_f64(), o.stdout, o.stderr);
         assert_eq!(o.verdict, Verdict::Ok, "{o:?}");
         assert!(o.stdout.contains(r#""exited":true,"exitStatus":0"#), "{}", o.stdout);
         assert!(o.stdout.contains("hello from a well-behaved lab program"), "{}", o.stdout);
         assert_eq!(processes_of_uid(sb.uid()), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_signal_is_known_from_the_trace_and_an_exit_status_is_not_one() {
+        if !have_bwrap() {
+            return;
+        }
+        let b = batch(slot());
+        let crash = s(&["sh", "-c", "kill -SEGV $$"]);
+        let o = b.sandbox.run(&crash, &[], &small()).unwrap();
+        assert_eq!(o.verdict, Verdict::Signaled(11), "{o:?}");
+        let o = b.sandbox.clone().with_syscall_evidence(false).run(&crash, &[], &small()).unwrap();
+        assert_eq!(o.verdict, Verdict::Failed(139), "without the trace, bwrap's 128 + 11: {o:?}");
+        // A program that exits 139 by itself is no crash.
+        let o = b.sandbox.run(&s(&["sh", "-c", "exit 139"]), &[], &small()).unwrap();
+        assert_eq!(o.verdict, Verdict::Failed(139), "{o:?}");
+        assert_eq!(processes_of_uid(b.sandbox.uid()), Vec::<u32>::new());
     }
 
     #[test]
@@ -1694,9 +1862,18 @@ cat dlv.out
         assert_eq!(fd_path("3<socket:[5]>"), None);
         assert_eq!(normalize(Path::new("/a/b/../../c/./d/..")), PathBuf::from("/c"));
         let c = parse_call(r#"openat(AT_FDCWD</a>, "x, (y)", O_RDONLY) = -1 ENOENT (No such file or directory)"#).unwrap();
-        assert_eq!((c.name.as_str(), c.args.len(), c.ret.as_str(), c.errno.as_deref()), ("openat", 3, "-1", Some("ENOENT")));
-        assert_eq!(outside_address(r#"{sa_family=AF_INET6, sin6_port=htons(53), inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6_addr)}"#), None);
-        assert_eq!(outside_address(r#"{sa_family=AF_INET6, sin6_port=htons(53), inet_pton(AF_INET6, "2001:db8::1", &sin6_addr)}"#).as_deref(), Some("2001:db8::1"));
+        assert_eq!(
+            (c.name.as_str(), c.args.len(), c.ret.as_str(), c.errno.as_deref()),
+            ("openat", 3, "-1", Some("ENOENT"))
+        );
+        assert_eq!(
+            outside_address(r#"{sa_family=AF_INET6, sin6_port=htons(53), inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6_addr)}"#),
+            None
+        );
+        assert_eq!(
+            outside_address(r#"{sa_family=AF_INET6, sin6_port=htons(53), inet_pton(AF_INET6, "2001:db8::1", &sin6_addr)}"#).as_deref(),
+            Some("2001:db8::1")
+        );
         assert_eq!(outside_address(r#"{sa_family=AF_UNIX, sun_path="/run/x"}"#), None);
     }
 }

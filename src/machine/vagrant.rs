@@ -1,0 +1,322 @@
+//! The lab VM as a Vagrantfile: `Vagrantfile.tmpl` rendered with minijinja (strict, so a
+//! missing variable is an error) and written with `provision/lab-vm.sh` beside it.
+//!
+//! This module only produces the files; running `vagrant` is the machine layer's job.
+//! The template holds the provider blocks of all three providers (Vagrant evaluates only
+//! the one in use); the `Provider` given to [`render`] becomes the default provider and
+//! its block comes first. Every string reaches the Vagrantfile through the `ruby` filter
+//! ([`ruby_string`]), so a hostname or a path with a quote cannot break out of its literal.
+//!
+//! The guest is x86_64 for every provider, also on Apple Silicon (vagrant-qemu emulates
+//! it): the labs follow the amd64 startup path and the pinned Go is `linux-amd64`.
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Map, Value, json};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// The template, from the crate's root.
+pub const TEMPLATE: &str = include_str!("../../Vagrantfile.tmpl");
+/// The shell provisioner the Vagrantfile runs (`provision/lab-vm.sh` beside it).
+pub const PROVISIONER: &str = include_str!("../../provision/lab-vm.sh");
+/// Where the provisioner sits, relative to the Vagrantfile (the template names it too).
+pub const PROVISIONER_PATH: &str = "provision/lab-vm.sh";
+
+/// A Vagrant provider golab can render for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provider {
+    /// VirtualBox (x86_64 hosts).
+    Virtualbox,
+    /// vagrant-libvirt (Linux hosts; KVM, or QEMU's software emulation).
+    Libvirt,
+    /// The vagrant-qemu plugin (Apple Silicon: an emulated x86_64 guest).
+    Qemu,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 3] = [Provider::Virtualbox, Provider::Libvirt, Provider::Qemu];
+
+    /// The provider's name as Vagrant spells it (`--provider=...`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Virtualbox => "virtualbox",
+            Provider::Libvirt => "libvirt",
+            Provider::Qemu => "qemu",
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Provider {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Provider::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| anyhow!("unknown Vagrant provider {s:?}: use one of virtualbox, libvirt, qemu"))
+    }
+}
+
+/// How vagrant-libvirt runs the guest: `kvm`, or `qemu` (software emulation, TCG) where
+/// KVM is missing or does not boot a guest (nested hosts; see VMS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LibvirtDriver {
+    #[default]
+    Kvm,
+    Qemu,
+}
+
+impl LibvirtDriver {
+    pub fn name(self) -> &'static str {
+        match self {
+            LibvirtDriver::Kvm => "kvm",
+            LibvirtDriver::Qemu => "qemu",
+        }
+    }
+}
+
+impl fmt::Display for LibvirtDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for LibvirtDriver {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "kvm" => Ok(LibvirtDriver::Kvm),
+            "qemu" | "tcg" => Ok(LibvirtDriver::Qemu),
+            _ => bail!("unknown libvirt driver {s:?}: use kvm or qemu"),
+        }
+    }
+}
+
+/// What differs between one lab VM and another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VagrantConfig {
+    /// The box. The default, `generic/ubuntu2204`, is published for virtualbox and
+    /// libvirt, and vagrant-qemu imports libvirt boxes, so one x86_64 box serves all three.
+    pub box_name: String,
+    pub cpus: u32,
+    pub memory_mib: u32,
+    pub hostname: String,
+    /// Host port (on 127.0.0.1) for the guest's ssh.
+    pub ssh_port: u16,
+    /// Host port (on 127.0.0.1) for dlv's API in the guest.
+    pub dlv_port: u16,
+    /// The port dlv listens on in the guest (it must listen on all the guest's
+    /// interfaces, `--listen=:PORT`, for the forwarded port to reach it).
+    pub dlv_port_guest: u16,
+    /// The labs folder on the host, shared as /home/vagrant/labs. A relative path is
+    /// taken from the Vagrantfile's folder (as Vagrant does).
+    pub labs_dir: PathBuf,
+    /// Where the provisioner downloads the Go tarball from (`GOLAB_GO_BASE_URL`).
+    pub go_base_url: String,
+    pub libvirt_driver: LibvirtDriver,
+}
+
+impl Default for VagrantConfig {
+    fn default() -> Self {
+        VagrantConfig {
+            box_name: "generic/ubuntu2204".into(),
+            cpus: 2,
+            memory_mib: 2048,
+            hostname: "golab".into(),
+            ssh_port: 52022,
+            dlv_port: 52345,
+            dlv_port_guest: 2345,
+            labs_dir: PathBuf::from("labs"),
+            go_base_url: "https://go.dev/dl/".into(),
+            libvirt_driver: LibvirtDriver::Kvm,
+        }
+    }
+}
+
+impl VagrantConfig {
+    /// Rejects values no provider could use, saying which field to change.
+    pub fn validate(&self) -> Result<()> {
+        if self.box_name.trim().is_empty() {
+            bail!("the Vagrant box name is empty");
+        }
+        if self.hostname.trim().is_empty() {
+            bail!("the VM's hostname is empty");
+        }
+        if self.cpus == 0 {
+            bail!("the VM needs at least 1 CPU");
+        }
+        if self.memory_mib < 1024 {
+            bail!("{} MiB of memory is too little for the lab VM: give it at least 1024", self.memory_mib);
+        }
+        for (what, port) in [("ssh", self.ssh_port), ("dlv", self.dlv_port), ("dlv (guest)", self.dlv_port_guest)] {
+            if port == 0 {
+                bail!("the {what} port is 0: give a port number");
+            }
+        }
+        if self.ssh_port == self.dlv_port {
+            bail!("the ssh and dlv host ports are both {}: they must differ", self.ssh_port);
+        }
+        if self.dlv_port_guest == 22 {
+            bail!("dlv cannot listen on the guest's ssh port 22");
+        }
+        if self.go_base_url.trim().is_empty() {
+            bail!("the Go download base URL is empty");
+        }
+        if self.labs_dir.to_str().is_none() {
+            bail!("the labs folder {} is not valid UTF-8: Vagrantfiles are UTF-8", self.labs_dir.display());
+        }
+        Ok(())
+    }
+}
+
+/// The memory as vagrant-qemu wants it: a QEMU size string ("3G", or "1536M").
+pub fn qemu_memory(memory_mib: u32) -> String {
+    if memory_mib.is_multiple_of(1024) { format!("{}G", memory_mib / 1024) } else { format!("{memory_mib}M") }
+}
+
+/// The template's variables for one rendering.
+pub fn template_vars(provider: Provider, cfg: &VagrantConfig) -> Result<Map<String, Value>> {
+    cfg.validate()?;
+    let mut order = vec![provider];
+    order.extend(Provider::ALL.into_iter().filter(|p| *p != provider));
+    let labs_dir = cfg.labs_dir.to_str().context("the labs folder is not valid UTF-8")?;
+    let vars = json!({
+        "default_provider": provider.name(),
+        "provider_order": order.iter().map(|p| p.name()).collect::<Vec<_>>(),
+        "box_name": cfg.box_name,
+        "cpus": cfg.cpus,
+        "memory_mib": cfg.memory_mib,
+        "qemu_memory": qemu_memory(cfg.memory_mib),
+        "hostname": cfg.hostname,
+        "ssh_port": cfg.ssh_port,
+        "dlv_port": cfg.dlv_port,
+        "dlv_port_guest": cfg.dlv_port_guest,
+        "labs_dir": labs_dir,
+        "go_base_url": cfg.go_base_url,
+        "libvirt_driver": cfg.libvirt_driver.name(),
+    });
+    match vars {
+        Value::Object(m) => Ok(m),
+        _ => unreachable!("json! of an object literal is an object"),
+    }
+}
+
+/// A double-quoted Ruby string literal of `s`: `"`, `\` and `#` (interpolation) are
+/// escaped, and everything outside printable ASCII becomes `\u{...}`, so the literal
+/// evaluates to exactly `s` and the Vagrantfile stays ASCII.
+pub fn ruby_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '#' => out.push_str("\\#"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            ' '..='~' => out.push(c),
+            _ => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn ruby_filter(value: minijinja::Value) -> std::result::Result<String, minijinja::Error> {
+    match value.as_str() {
+        Some(s) => Ok(ruby_string(s)),
+        None => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("the ruby filter takes a string, not {} ({})", value.kind(), value),
+        )),
+    }
+}
+
+/// Renders a Vagrantfile template (normally [`TEMPLATE`]) with `vars`; a variable the
+/// template uses and `vars` lacks is an error naming it.
+pub fn render_template(source: &str, vars: &Map<String, Value>) -> Result<String> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).keep_trailing_newline(true).build()?,
+    );
+    env.add_filter("ruby", ruby_filter);
+    env.add_template("Vagrantfile.tmpl", source).map_err(|e| anyhow!("Vagrantfile.tmpl does not parse: {e:#}"))?;
+    let tmpl = env.get_template("Vagrantfile.tmpl")?;
+    let mut missing: Vec<String> = tmpl.undeclared_variables(false).into_iter().filter(|v| !vars.contains_key(v)).collect();
+    if !missing.is_empty() {
+        missing.sort();
+        bail!("Vagrantfile.tmpl uses variables that were not given: {}", missing.join(", "));
+    }
+    // Strict undefined behaviour still guards what the check above cannot see.
+    tmpl.render(minijinja::value::Serde(vars)).map_err(|e| anyhow!("cannot render Vagrantfile.tmpl: {e:#}"))
+}
+
+/// The Vagrantfile for `provider` (the default provider; all provider blocks present).
+pub fn render(provider: Provider, cfg: &VagrantConfig) -> Result<String> {
+    render_template(TEMPLATE, &template_vars(provider, cfg)?)
+}
+
+/// Writes `dir/Vagrantfile` and `dir/provision/lab-vm.sh`, each atomically (the script
+/// first, so a Vagrantfile never names a missing script), and returns the Vagrantfile's
+/// path. Nothing is written when rendering fails.
+pub fn write(provider: Provider, cfg: &VagrantConfig, dir: &Path) -> Result<PathBuf> {
+    let text = render(provider, cfg)?;
+    let script = dir.join(PROVISIONER_PATH);
+    crate::files::write_atomic(&script, PROVISIONER.as_bytes())?;
+    set_mode(&script, 0o755)?;
+    let vagrantfile = dir.join("Vagrantfile");
+    crate::files::write_atomic(&vagrantfile, text.as_bytes())?;
+    set_mode(&vagrantfile, 0o644)?;
+    Ok(vagrantfile)
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).with_context(|| format!("cannot set the mode of {}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: u32) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ruby_literals_escape_quotes_backslashes_and_interpolation() {
+        assert_eq!(ruby_string(r#"a"b\c#{x}"#), r#""a\"b\\c\#{x}""#);
+        assert_eq!(ruby_string("tab\there\u{7}é"), r#""tab\there\u{7}\u{e9}""#);
+    }
+
+    #[test]
+    fn providers_read_and_print_as_vagrant_spells_them() {
+        for p in Provider::ALL {
+            assert_eq!(p.to_string().parse::<Provider>().unwrap(), p);
+        }
+        assert!("vmware".parse::<Provider>().is_err());
+    }
+
+    #[test]
+    fn qemu_memory_is_a_size_string() {
+        assert_eq!(qemu_memory(3072), "3G");
+        assert_eq!(qemu_memory(1536), "1536M");
+    }
+
+    #[test]
+    fn the_chosen_provider_comes_first() {
+        let text = render(Provider::Qemu, &VagrantConfig::default()).unwrap();
+        let pos = |p: &str| text.find(&format!("config.vm.provider \"{p}\"")).unwrap();
+        assert!(pos("qemu") < pos("virtualbox") && pos("virtualbox") < pos("libvirt"));
+    }
+}
