@@ -11,15 +11,19 @@
 #   GOLAB_GO_BASE_URL  where the Go tarball is downloaded from (default: Go's download page)
 #   GOPROXY            honoured by `go install` for dlv, as Go always does
 #   GOLAB_ROOT         a folder to install into instead of / (for tests; apt is unaffected)
+#   GOLAB_GO_VERSION, GOLAB_GO_SHA256, GOLAB_DLV_VERSION   other pins (golab's qemu provider)
+#   GOLAB_DLV_SOURCE   go-install (default) or apt (Debian's delve, in /usr/bin)
 # A tarball already at /var/cache/golab/go1.17.1.linux-amd64.tar.gz is used without a
 # download when its checksum matches (that is how machines without internet provide it).
 set -euo pipefail
 
-GO_VERSION="1.17.1"
+GO_VERSION="${GOLAB_GO_VERSION:-1.17.1}"
 GO_TARBALL="go${GO_VERSION}.linux-amd64.tar.gz"
-GO_SHA256="dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef"
-DLV_VERSION="1.9.1"
+GO_SHA256="${GOLAB_GO_SHA256:-dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef}"
+DLV_VERSION="${GOLAB_DLV_VERSION:-1.9.1}"
+DLV_SOURCE="${GOLAB_DLV_SOURCE:-go-install}"
 APT_PACKAGES=(gdb binutils vim git ca-certificates)
+[[ "$DLV_SOURCE" != apt ]] || APT_PACKAGES+=(delve)
 
 GO_BASE_URL="${GOLAB_GO_BASE_URL:-https://go.dev/dl/}"
 ROOT="${GOLAB_ROOT:-}"
@@ -162,11 +166,12 @@ main() {
   [[ "$(uname -m)" == "x86_64" ]] ||
     die "the lab VM must be x86_64 (the labs follow the amd64 startup path); this is $(uname -m)"
   [[ -n "$ROOT" || "$(id -u)" == 0 ]] || die "run as root"
+  [[ "$DLV_SOURCE" == go-install || "$DLV_SOURCE" == apt ]] || die "GOLAB_DLV_SOURCE must be go-install or apt, not $DLV_SOURCE"
   install_apt_packages
   install_go
-  install_dlv
+  if [[ "$DLV_SOURCE" == apt ]]; then say "dlv from Debian's delve package"; else install_dlv; fi
   install_profile
-  say "done: $("$GOROOT_DIR/bin/go" version), dlv $DLV_VERSION"
+  say "done: $("$GOROOT_DIR/bin/go" version), dlv $([[ "$DLV_SOURCE" == apt ]] && echo "from apt" || echo "$DLV_VERSION")"
 }
 
 main "$@"

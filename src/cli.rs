@@ -95,6 +95,10 @@ pub struct GradingArgs {
     /// Run students' programs without the sandbox (only for trusted code).
     #[arg(long)]
     pub no_sandbox: bool,
+    /// Wall-clock and CPU seconds for the student's program run on its own (traced)
+    /// before the lab runs on it.
+    #[arg(long, default_value_t = 20)]
+    pub program_seconds: u64,
 }
 
 #[derive(Args)]

@@ -45,7 +45,8 @@ pub fn assign(a: &AssignArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn grader(g: &GradingArgs, work: PathBuf) -> Result<Grader> {
+/// `hidden`: what the sandboxed programs must not see (the submissions folder).
+fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> {
     let lab = lab::load(&g.lab)?;
     if lab.questions.is_empty() {
         bail!("lab {} has no questions to grade", lab.name);
@@ -65,12 +66,18 @@ fn grader(g: &GradingArgs, work: PathBuf) -> Result<Grader> {
         }
     }
     let golab = std::env::current_exe()?;
-    let direct = batch::Direct { golab, dlv: g.tools.dlv.clone(), dlv_for, timeout: Duration::from_secs(g.timeout) };
-    if !g.no_sandbox {
-        bail!("the grading sandbox is not available yet: run with --no-sandbox for trusted code");
-    }
     std::fs::create_dir_all(&work)?;
-    Ok(Grader { lab, seed: g.seed.clone(), work: std::fs::canonicalize(&work)?, goroots, runner: Box::new(direct) })
+    let work = std::fs::canonicalize(&work)?;
+    let timeout = Duration::from_secs(g.timeout);
+    let runner: Box<dyn golab::grade::grader::LabRunner> = if g.no_sandbox {
+        Box::new(batch::Direct { golab, dlv: g.tools.dlv.clone(), dlv_for, timeout })
+    } else {
+        golab::grade::sandbox::available(true).context("grading runs students' programs in a sandbox (or pass --no-sandbox for trusted code)")?;
+        let mut hide: Vec<PathBuf> = hidden.iter().filter_map(|h| std::fs::canonicalize(h).ok()).collect();
+        hide.push(work.clone());
+        Box::new(golab::grade::sandboxed::Sandboxed { golab, dlv: g.tools.dlv.clone(), dlv_for, hidden: hide, caches: work.join(".gocache"), timeout, program: Duration::from_secs(g.program_seconds) })
+    };
+    Ok(Grader { lab, seed: g.seed.clone(), work, goroots, runner })
 }
 
 pub fn grade(a: &GradeArgs) -> Result<ExitCode> {
@@ -78,7 +85,7 @@ pub fn grade(a: &GradeArgs) -> Result<ExitCode> {
     if subs.is_empty() {
         bail!("no submissions in {} (expected STUDENT/ folders, STUDENT.zip or STUDENT.tar.gz)", a.dir.display());
     }
-    let g = grader(&a.grading, a.out.join("work"))?;
+    let g = grader(&a.grading, a.out.join("work"), std::slice::from_ref(&a.dir))?;
     let b = batch::run(&g, &subs, &batch::Options { jobs: a.jobs, force: a.force, out: a.out.clone(), quiet: a.quiet })?;
     batch::write_reports(&b, &a.out)?;
     print!("{}", render::table(&b));
@@ -100,7 +107,7 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
         bail!("{} is not a folder, a .zip or a .tar.gz", a.submission.display());
     };
     let tmp = tempfile::Builder::new().prefix("golab-check-").tempdir()?;
-    let g = grader(&a.grading, tmp.path().to_path_buf())?;
+    let g = grader(&a.grading, tmp.path().to_path_buf(), &[])?;
     let r = g.grade(&submission::Submission { student, source }, 0);
     print!("{}", feedback(&r));
     if let Some(f) = &a.gradescope {

@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod doctor;
+pub mod download;
 pub mod exec;
 pub mod files;
 pub mod grade;

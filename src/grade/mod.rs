@@ -7,6 +7,8 @@ pub mod grader;
 pub mod gradescope;
 pub mod model;
 pub mod render;
+pub mod sandbox;
+pub mod sandboxed;
 pub mod submission;
 pub mod transcript;
 pub mod variant;

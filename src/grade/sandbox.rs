@@ -1452,8 +1452,7 @@ mod tests {
 
     /// Every fixture built once, by `go build` inside the sandbox (one slot, one cache).
     struct Built {
-        _dir: tempfile::TempDir,
-        bins: HashMap<String, PathBuf>,
+        bins: HashMap<String, Vec<u8>>,
         builds: HashMap<String, Outcome>,
     }
 
@@ -1461,15 +1460,20 @@ mod tests {
         static B: OnceLock<Built> = OnceLock::new();
         B.get_or_init(|| {
             let b = batch(BUILDER_SLOT);
-            let out = tempfile::Builder::new().prefix("golab-sandbox-bins-").tempdir_in("/tmp").unwrap();
             let mut bins = HashMap::new();
             let mut builds = HashMap::new();
+            // The build cache outside the work folder, bound read-write, as a per-slot cache
+            // shared between submissions would be.
+            let cache = b._dir.path().join("gocache");
+            std::fs::create_dir_all(&cache).unwrap();
+            b.sandbox.give(&cache).unwrap();
+            let env = [("GOCACHE".to_string(), cache.display().to_string())];
             for name in ALL {
                 let src = b.work.join("src").join(name);
                 copy_dir(&fixture(name), &src);
                 b.sandbox.prepare().unwrap();
                 let bin = b.work.join("bin").join(name);
-                let sb = b.sandbox.clone().cwd(&src);
+                let sb = b.sandbox.clone().cwd(&src).read_write(&cache);
                 let limits = Limits {
                     wall: Duration::from_secs(240),
                     cpu_secs: 240,
@@ -1477,7 +1481,7 @@ mod tests {
                 };
                 let t = Instant::now();
                 let o = sb
-                    .run(&s(&["go", "build", "-gcflags", "all=-l -N", "-o", bin.to_str().unwrap(), "."]), &[], &limits)
+                    .run(&s(&["go", "build", "-gcflags", "all=-l -N", "-o", bin.to_str().unwrap(), "."]), &env, &limits)
                     .unwrap();
                 eprintln!(
                     "go build {name}: {:?} in {:.2}s (startup {:?}, cpu {:?})",
@@ -1487,15 +1491,18 @@ mod tests {
                     o.cpu
                 );
                 if o.verdict == Verdict::Ok {
-                    let dest = out.path().join(name);
-                    std::fs::copy(&bin, &dest).unwrap();
-                    bins.insert(name.to_string(), dest);
+                    bins.insert(name.to_string(), std::fs::read(&bin).unwrap());
                 }
                 assert!(processes_of_uid(b.sandbox.uid()).is_empty(), "go build {name} left processes behind");
                 builds.insert(name.to_string(), o);
             }
-            Built { _dir: out, bins, builds }
+            Built { bins, builds }
         })
+    }
+
+    fn install(bin: &[u8], to: &Path) {
+        std::fs::write(to, bin).unwrap();
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     /// Runs a built fixture as `./prog` in a fresh batch; checks nothing is left behind.
@@ -1510,7 +1517,7 @@ mod tests {
             .get(name)
             .unwrap_or_else(|| panic!("{name} did not build: {:?}", built.builds.get(name)));
         let b = batch(slot());
-        std::fs::copy(bin, b.work.join("prog")).unwrap();
+        install(bin, &b.work.join("prog"));
         b.sandbox.prepare().unwrap();
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let sb = b.sandbox.clone().with_syscall_evidence(evidence);
@@ -1639,7 +1646,7 @@ mod tests {
         let (o, b) = {
             let built = built();
             let b = batch(slot());
-            std::fs::copy(&built.bins["reads-others"], b.work.join("prog")).unwrap();
+            install(&built.bins["reads-others"], &b.work.join("prog"));
             b.sandbox.prepare().unwrap();
             let abs = other.replace("BATCH", b.batch.to_str().unwrap());
             assert!(std::fs::read_to_string(&abs).unwrap().contains("secret"));
@@ -1688,7 +1695,7 @@ mod tests {
         let built = built();
         for evidence in [false, true] {
             let b = batch(slot());
-            std::fs::copy(&built.bins["well-behaved"], b.work.join("prog")).unwrap();
+            install(&built.bins["well-behaved"], &b.work.join("prog"));
             b.sandbox.prepare().unwrap();
             let sb = b.sandbox.clone().with_syscall_evidence(evidence);
             let mut walls = Vec::new();
@@ -1761,7 +1768,7 @@ mod tests {
         }
         let built = built();
         let b = batch(slot());
-        std::fs::copy(&built.bins["well-behaved"], b.work.join("prog")).unwrap();
+        install(&built.bins["well-behaved"], &b.work.join("prog"));
         // A client inside the sandbox speaks JSON-RPC to dlv's API on 127.0.0.1.
         std::fs::write(
             b.work.join("client.sh"),
