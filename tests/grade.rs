@@ -179,3 +179,19 @@ fn unsafe_archives_and_yaml_bombs_get_their_own_verdicts() {
     assert_eq!(result(&out, "oscar")["outcome"], "yaml-bomb");
     assert!(!dir.path().join("evil.go").exists() && !out.join("evil.go").exists());
 }
+
+#[test]
+fn the_gradescope_autograder_zip_holds_a_crate_that_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("autograder.zip");
+    let (o, _, err) = run(golab().args(["gradescope", "package", "--lab", "startup-trace", "-o"]).arg(&zip_path));
+    assert!(o.status.success(), "{err}");
+    let mut z = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let root = dir.path().join("x");
+    z.extract(&root).unwrap();
+    assert!(std::fs::read_to_string(root.join("run_autograder")).unwrap().contains("startup-trace"));
+    // The packed sources compile on their own (offline, reusing this build's artifacts).
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let c = Command::new(env!("CARGO")).args(["check", "--offline", "--quiet", "--lib", "--bins"]).current_dir(root.join("golab")).env("CARGO_TARGET_DIR", target.join("autograder-check")).output().unwrap();
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+}

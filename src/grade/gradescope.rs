@@ -170,7 +170,8 @@ pub fn package(lab_name: &str, source_dir: &Path, out: &Path) -> Result<()> {
     zip.start_file("run_autograder", script)?;
     zip.write_all(run_autograder(lab_name).as_bytes())?;
     zip.add_directory("golab/", folder)?;
-    for f in ["Cargo.toml", "Cargo.lock", "build.rs"] {
+    // Everything the crate's build reads: the sources, and the files they include_str!.
+    for f in ["Cargo.toml", "Cargo.lock", "build.rs", "Vagrantfile.tmpl"] {
         let p = source_dir.join(f);
         if p.is_file() {
             zip.start_file(format!("golab/{f}"), file)?;
@@ -179,6 +180,9 @@ pub fn package(lab_name: &str, source_dir: &Path, out: &Path) -> Result<()> {
     }
     add_tree(&mut zip, &source_dir.join("src"), "golab/src", file, folder)?;
     add_tree(&mut zip, &source_dir.join("labs"), "golab/labs", file, folder)?;
+    if source_dir.join("provision").is_dir() {
+        add_tree(&mut zip, &source_dir.join("provision"), "golab/provision", file, folder)?;
+    }
     let bytes = zip.finish()?.into_inner();
     crate::files::write_atomic(out, &bytes)
 }
