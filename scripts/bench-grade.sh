@@ -13,7 +13,8 @@ cargo build --release --quiet
 golab=$PWD/target/release/golab
 export GOLAB_LABS=$PWD/labs
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+chmod 755 "$dir"   # the sandbox's unprivileged uids must be able to enter it
+trap '[ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
 
 seq -f "s%03g" 0 $((count - 1)) | { echo student; cat; } > "$dir/roster.csv"
 "$golab" assign --lab startup-trace --roster "$dir/roster.csv" --seed bench -o "$dir/handouts" >/dev/null

@@ -73,6 +73,15 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> 
         Box::new(batch::Direct { golab, dlv: g.tools.dlv.clone(), dlv_for, timeout })
     } else {
         golab::grade::sandbox::available(true).context("grading runs students' programs in a sandbox (or pass --no-sandbox for trusted code)")?;
+        // The sandbox runs as unprivileged uids: they must be able to enter the folders.
+        for a in work.ancestors() {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = std::fs::metadata(a) {
+                if m.permissions().mode() & 0o001 == 0 {
+                    bail!("{} is not enterable by other users (mode {:o}), so the sandbox cannot reach {}: grade into another folder (-o), or `chmod o+x {}`", a.display(), m.permissions().mode() & 0o777, work.display(), a.display());
+                }
+            }
+        }
         let mut hide: Vec<PathBuf> = hidden.iter().filter_map(|h| std::fs::canonicalize(h).ok()).collect();
         hide.push(work.clone());
         Box::new(golab::grade::sandboxed::Sandboxed { golab, dlv: g.tools.dlv.clone(), dlv_for, hidden: hide, caches: work.join(".gocache"), timeout, program: Duration::from_secs(g.program_seconds) })

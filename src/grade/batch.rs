@@ -91,7 +91,11 @@ pub fn result_path(out: &Path, student: &str) -> PathBuf {
 /// Grades every submission not graded yet (all with `force`), `jobs` at a time.
 pub fn run(g: &Grader, subs: &[Submission], o: &Options) -> Result<BatchResult> {
     std::fs::create_dir_all(o.out.join("results"))?;
-    let todo: VecDeque<&Submission> = subs.iter().filter(|s| o.force || !result_path(&o.out, &s.student).is_file()).collect();
+    // A result stands unless --force, or unless it is golab's own failure (regraded).
+    let done_before = |s: &Submission| -> bool {
+        std::fs::read_to_string(result_path(&o.out, &s.student)).ok().and_then(|t| serde_json::from_str::<SubmissionResult>(&t).ok()).is_some_and(|r| r.outcome != Outcome::GraderError)
+    };
+    let todo: VecDeque<&Submission> = subs.iter().filter(|s| o.force || !done_before(s)).collect();
     let total = todo.len();
     if !o.quiet && total < subs.len() {
         eprintln!("grade: {} of {} submissions already graded (results/ in {}); --force regrades them", subs.len() - total, subs.len(), o.out.display());
