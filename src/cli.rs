@@ -35,6 +35,21 @@ pub enum Cmd {
     Gradescope(GradescopeArgs),
     /// Write the lab VM's Vagrantfile (and its provisioner) for a Vagrant provider.
     Render(RenderArgs),
+    /// Bring the lab VM up: create, provision (Go, dlv, gdb, binutils), or resume it.
+    Up(UpArgs),
+    /// Whether the lab VM exists, runs, and on which ports.
+    Status(MachineArgs),
+    /// A shell (or COMMAND) in the lab VM.
+    Ssh {
+        #[command(flatten)]
+        machine: MachineArgs,
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Power the lab VM off (its disk stays; `up` boots it again).
+    Down(MachineArgs),
+    /// Power the lab VM off and delete it.
+    Destroy(MachineArgs),
 }
 
 #[derive(Args)]
@@ -198,18 +213,73 @@ impl ToolArgs {
     }
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Provider {
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VmProvider {
     /// The machine golab runs on.
     Host,
+    /// A lab VM under QEMU (`golab up --provider qemu`), reached over ssh.
+    Qemu,
+    /// A lab VM driven through Vagrant (`golab up --provider vagrant`), reached over ssh.
+    Vagrant,
+}
+
+/// Which lab machine.
+#[derive(Args, Clone)]
+pub struct MachineArgs {
+    #[arg(long, value_enum, default_value = "host")]
+    pub provider: VmProvider,
+    /// The lab VM's name (several can run at once).
+    #[arg(long, default_value = "lab")]
+    pub name: String,
+}
+
+#[derive(Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub machine: MachineArgs,
+    /// The base image (qcow2 or raw). Default: Ubuntu 22.04's amd64 cloud image, fetched
+    /// into the download cache and checked by SHA-256.
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// Direct kernel boot (default: IMAGE.vmlinuz / IMAGE.initrd when present).
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    #[arg(long)]
+    pub initrd: Option<PathBuf>,
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Memory in MiB.
+    #[arg(long, default_value_t = 2048)]
+    pub memory: u32,
+    /// The Go to install in the VM (the lab's pin: 1.17.1).
+    #[arg(long = "go", default_value = "1.17.1")]
+    pub go: String,
+    /// A local go*.linux-amd64.tar.gz instead of downloading the pinned one.
+    #[arg(long)]
+    pub go_tarball: Option<PathBuf>,
+    /// Its SHA-256 (required for a version golab does not pin).
+    #[arg(long)]
+    pub go_sha256: Option<String>,
+    /// dlv: a version to `go install` (v1.9.1 supports Go 1.17-1.19), or `apt`.
+    #[arg(long, default_value = "v1.9.1")]
+    pub dlv: String,
+    /// auto (KVM if a probe boot works, else software emulation), kvm, tcg.
+    #[arg(long, default_value = "auto")]
+    pub accel: String,
+    /// With --provider vagrant: Vagrant's provider (virtualbox, libvirt, qemu).
+    #[arg(long, default_value = "virtualbox")]
+    pub vagrant_provider: String,
+    /// With --provider vagrant and libvirt: kvm, or qemu for software emulation.
+    #[arg(long, default_value = "kvm")]
+    pub libvirt_driver: String,
 }
 
 #[derive(Args)]
 pub struct RunArgs {
     /// A bundled lab's name (see `golab labs`) or the path of a lab folder.
     pub lab: String,
-    #[arg(long, value_enum, default_value = "host")]
-    pub provider: Provider,
+    #[command(flatten)]
+    pub machine: MachineArgs,
     #[command(flatten)]
     pub tools: ToolArgs,
     /// Write the Observation and the Verdict as JSON to FILE.

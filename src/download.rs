@@ -52,6 +52,18 @@ pub fn require_go_tarball(version: &str) -> Result<Artifact> {
     })
 }
 
+/// The default base image of the `qemu` provider: Ubuntu 22.04's amd64 cloud image, at
+/// the dated release and digest Lima's ubuntu-22.04 template pins. Dated releases are
+/// removed after some months: `--image FILE` or `GOLAB_MIRROR` then take over.
+pub fn ubuntu_cloud_image() -> Artifact {
+    let name = "ubuntu-22.04-server-cloudimg-amd64.img";
+    Artifact {
+        name: name.into(),
+        url: format!("https://cloud-images.ubuntu.com/releases/jammy/release-20250429/{name}"),
+        sha256: "952bc5bb4349897a409559c26fdec006a2744b103e005af6df8693cfab515bc2".into(),
+    }
+}
+
 /// The download cache: a folder, and an optional mirror base URL.
 #[derive(Debug, Clone)]
 pub struct Cache {

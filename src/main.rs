@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod vm;
 
 use golab::{doctor, files, lab, reference, report, runner, toolchain};
 
@@ -44,7 +45,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Run(a) => {
             let lab = lab::load(&a.lab)?;
-            let opts = runner::Options { choice: a.tools.choice(), transcript: a.transcript.clone(), keep_work: a.work.clone(), quiet: a.quiet, scenario: a.scenario.clone(), repeat: a.repeat, prebuilt: a.binary.clone(), machine: golab::machine::Machine::Host };
+            let opts = runner::Options { choice: a.tools.choice(), transcript: a.transcript.clone(), keep_work: a.work.clone(), quiet: a.quiet, scenario: a.scenario.clone(), repeat: a.repeat, prebuilt: a.binary.clone(), machine: vm::machine(a.machine.provider, &a.machine.name)? };
             let out = runner::run(&lab, &opts)?;
             print!("{}", report::terminal(&out.verdict, &out.header, a.verbose));
             if let Some(j) = &a.json {
@@ -63,6 +64,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         },
+        Cmd::Up(a) => vm::up(&a),
+        Cmd::Status(m) => vm::status(&qemu_only(m)?),
+        Cmd::Ssh { machine, command } => vm::ssh(&qemu_only(machine)?, &command),
+        Cmd::Down(m) => vm::down(&qemu_only(m)?),
+        Cmd::Destroy(m) => vm::destroy(&qemu_only(m)?),
         Cmd::Render(a) => {
             use golab::machine::vagrant::{Provider, VagrantConfig, write};
             let provider: Provider = a.provider.parse()?;
@@ -113,4 +119,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Lab VM commands take the qemu provider (given or not: it is the only VM provider).
+fn qemu_only(mut m: cli::MachineArgs) -> Result<cli::MachineArgs> {
+    if m.provider == cli::VmProvider::Host {
+        m.provider = cli::VmProvider::Qemu;
+    }
+    Ok(m)
 }

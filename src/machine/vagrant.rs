@@ -10,6 +10,7 @@
 //! The guest is x86_64 for every provider, also on Apple Silicon (vagrant-qemu emulates
 //! it): the labs follow the amd64 startup path and the pinned Go is `linux-amd64`.
 
+use super::Machine;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value, json};
 use std::fmt;
@@ -278,6 +279,93 @@ pub fn write(provider: Provider, cfg: &VagrantConfig, dir: &Path) -> Result<Path
     Ok(vagrantfile)
 }
 
+/// Lab VMs driven through Vagrant: `$GOLAB_STATE/vagrant/NAME` holds the rendered
+/// Vagrantfile, the provisioner and `machine.json` (provider and forwarded ports);
+/// `vagrant` itself keeps the rest (`.vagrant/`).
+pub struct Vagrant {
+    root: PathBuf,
+}
+
+/// What `up` recorded for a Vagrant machine.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Recorded {
+    pub provider: String,
+    pub ssh_port: u16,
+    pub dlv_port: u16,
+    pub dlv_port_guest: u16,
+}
+
+/// `Port`, `User`, `IdentityFile` from `vagrant ssh-config`.
+pub fn parse_ssh_config(text: &str) -> Option<(String, u16, PathBuf)> {
+    let get = |k: &str| text.lines().find_map(|l| l.trim().strip_prefix(k).map(|v| v.trim().trim_matches('"').to_string()));
+    Some((get("User ")?, get("Port ")?.parse().ok()?, PathBuf::from(get("IdentityFile ")?)))
+}
+
+impl Vagrant {
+    pub fn new() -> Result<Vagrant> {
+        let root = match std::env::var_os("GOLAB_STATE").filter(|v| !v.is_empty()) {
+            Some(s) => PathBuf::from(s),
+            None => PathBuf::from(std::env::var_os("HOME").context("neither GOLAB_STATE nor HOME is set")?).join(".local/state/golab"),
+        };
+        Ok(Vagrant { root })
+    }
+
+    pub fn dir(&self, name: &str) -> PathBuf {
+        self.root.join("vagrant").join(name)
+    }
+
+    fn vagrant(&self, name: &str, args: &[&str], timeout: std::time::Duration) -> Result<crate::exec::Captured> {
+        let mut c = std::process::Command::new("vagrant");
+        c.args(args).current_dir(self.dir(name));
+        let out = crate::exec::run(c, &format!("vagrant {}", args.join(" ")), timeout)?;
+        if !out.ok() {
+            bail!("vagrant {} failed in {}:\n{}", args.join(" "), self.dir(name).display(), crate::exec::tail(&out.combined()));
+        }
+        Ok(out)
+    }
+
+    /// Renders the Vagrantfile (free 127.0.0.1 ports) and runs `vagrant up`.
+    pub fn up(&self, name: &str, provider: Provider, cfg: VagrantConfig) -> Result<Machine> {
+        let dir = self.dir(name);
+        let rec_path = dir.join("machine.json");
+        let rec: Recorded = match std::fs::read_to_string(&rec_path) {
+            // An existing machine keeps its ports: its Vagrantfile already names them.
+            Ok(t) => serde_json::from_str(&t).with_context(|| format!("{}", rec_path.display()))?,
+            Err(_) => {
+                write(provider, &cfg, &dir)?;
+                let r = Recorded { provider: provider.to_string(), ssh_port: cfg.ssh_port, dlv_port: cfg.dlv_port, dlv_port_guest: cfg.dlv_port_guest };
+                crate::files::write_atomic(&rec_path, serde_json::to_string_pretty(&r)?.as_bytes())?;
+                r
+            }
+        };
+        self.vagrant(name, &["up", &format!("--provider={}", rec.provider)], std::time::Duration::from_secs(3600))?;
+        self.machine(name)
+    }
+
+    /// The machine as the probes reach it, from `vagrant ssh-config` and `machine.json`.
+    pub fn machine(&self, name: &str) -> Result<Machine> {
+        let rec: Recorded = serde_json::from_str(&std::fs::read_to_string(self.dir(name).join("machine.json")).with_context(|| format!("no Vagrant machine {name}: `golab up --provider vagrant` first"))?)?;
+        let out = self.vagrant(name, &["ssh-config"], std::time::Duration::from_secs(120))?;
+        let (user, _port, key) = parse_ssh_config(&out.stdout).with_context(|| format!("cannot read `vagrant ssh-config`: {}", out.stdout))?;
+        // The Vagrantfile forwards the guest's 22 to 127.0.0.1:ssh_port.
+        Ok(Machine::Ssh(super::Ssh { name: name.into(), user, port: rec.ssh_port, key, dlv_port: rec.dlv_port, guest_dlv_port: rec.dlv_port_guest, dlv_listen_host: "0.0.0.0".into() }))
+    }
+
+    pub fn status(&self, name: &str) -> Result<String> {
+        let out = self.vagrant(name, &["status", "--machine-readable"], std::time::Duration::from_secs(120))?;
+        Ok(out.stdout.lines().find_map(|l| l.split(',').nth(2).filter(|k| *k == "state").and(l.split(',').nth(3))).unwrap_or("unknown").to_string())
+    }
+
+    pub fn down(&self, name: &str) -> Result<()> {
+        self.vagrant(name, &["halt"], std::time::Duration::from_secs(600)).map(|_| ())
+    }
+
+    pub fn destroy(&self, name: &str) -> Result<()> {
+        self.vagrant(name, &["destroy", "-f"], std::time::Duration::from_secs(600))?;
+        std::fs::remove_dir_all(self.dir(name)).with_context(|| format!("cannot remove {}", self.dir(name).display()))
+    }
+}
+
 #[cfg(unix)]
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -292,6 +380,14 @@ fn set_mode(_: &Path, _: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vagrant_ssh_config_gives_user_port_and_key() {
+        // As `vagrant ssh-config` prints it (vagrant 2.3.4).
+        let t = "Host default\n  HostName 127.0.0.1\n  User vagrant\n  Port 2222\n  UserKnownHostsFile /dev/null\n  StrictHostKeyChecking no\n  IdentityFile \"/home/u/.vagrant.d/insecure_private_key\"\n  IdentitiesOnly yes\n";
+        assert_eq!(parse_ssh_config(t), Some(("vagrant".into(), 2222, PathBuf::from("/home/u/.vagrant.d/insecure_private_key"))));
+        assert_eq!(parse_ssh_config("Host default\n"), None);
+    }
 
     #[test]
     fn ruby_literals_escape_quotes_backslashes_and_interpolation() {

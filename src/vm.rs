@@ -1,0 +1,132 @@
+//! `golab up | status | ssh | down | destroy`: the lab machine's lifecycle, and the
+//! machine a `--provider` names for `golab run`.
+
+use crate::cli::{MachineArgs, UpArgs, VmProvider};
+use anyhow::{Context, Result, bail};
+use golab::download::{self, Cache};
+use golab::machine::Machine;
+use golab::machine::qemu::{Accel, DlvSource, Qemu, UpOptions};
+use golab::machine::vagrant::{Vagrant, VagrantConfig};
+use std::process::ExitCode;
+
+/// The machine `golab run --provider P --name N` runs on.
+pub fn machine(provider: VmProvider, name: &str) -> Result<Machine> {
+    match provider {
+        VmProvider::Host => Ok(Machine::Host),
+        VmProvider::Qemu => Qemu::new()?.machine(name),
+        VmProvider::Vagrant => Vagrant::new()?.machine(name),
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn vagrant_up(a: &UpArgs) -> Result<ExitCode> {
+    let provider: golab::machine::vagrant::Provider = a.vagrant_provider.parse()?;
+    let cfg = VagrantConfig {
+        cpus: a.cpus,
+        memory_mib: a.memory,
+        ssh_port: free_port()?,
+        dlv_port: free_port()?,
+        labs_dir: std::fs::canonicalize(golab::lab::labs_dir())?,
+        libvirt_driver: a.libvirt_driver.parse()?,
+        ..VagrantConfig::default()
+    };
+    Vagrant::new()?.up(&a.machine.name, provider, cfg)?;
+    println!("{}: up through vagrant ({provider}); `golab run LAB --provider vagrant --name {}`", a.machine.name, a.machine.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn up(a: &UpArgs) -> Result<ExitCode> {
+    match a.machine.provider {
+        VmProvider::Host => bail!("the host needs no `up`: give --provider qemu or --provider vagrant"),
+        VmProvider::Vagrant => return vagrant_up(a),
+        VmProvider::Qemu => {}
+    }
+    let cache = Cache::from_env()?;
+    let image = match &a.image {
+        Some(i) => i.clone(),
+        None => cache.fetch(&download::ubuntu_cloud_image(), true).context("the default cloud image (or give one with --image FILE)")?,
+    };
+    let (tarball, sha) = match (&a.go_tarball, &a.go_sha256) {
+        (Some(t), Some(s)) => (t.clone(), s.clone()),
+        (Some(t), None) => {
+            let pinned = download::require_go_tarball(&a.go)?;
+            (t.clone(), pinned.sha256)
+        }
+        (None, _) => {
+            let art = download::require_go_tarball(&a.go)?;
+            (cache.fetch(&art, true)?, art.sha256)
+        }
+    };
+    let mut o = UpOptions::new(image, tarball);
+    o.kernel = a.kernel.clone();
+    o.initrd = a.initrd.clone();
+    o.cpus = a.cpus;
+    o.memory_mib = a.memory;
+    o.go_version = a.go.trim_start_matches("go").to_string();
+    o.go_sha256 = sha;
+    o.dlv_source = if a.dlv == "apt" { DlvSource::Apt } else { DlvSource::GoInstall(a.dlv.clone()) };
+    o.accel = match a.accel.as_str() {
+        "auto" => Accel::Auto,
+        "kvm" => Accel::Kvm,
+        "tcg" => Accel::Tcg,
+        other => bail!("--accel {other}: use auto, kvm or tcg"),
+    };
+    let vm = Qemu::new()?.up(&a.machine.name, &o)?;
+    for n in &vm.notes {
+        eprintln!("note: {n}");
+    }
+    println!("{}: up (ssh -p {} golab@127.0.0.1, dlv on 127.0.0.1:{}); `golab run LAB --provider qemu --name {}`", vm.name, vm.ports.ssh, vm.ports.dlv, vm.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn status(m: &MachineArgs) -> Result<ExitCode> {
+    if m.provider == VmProvider::Vagrant {
+        let state = Vagrant::new()?.status(&m.name)?;
+        println!("{}: {state} (vagrant)", m.name);
+        return Ok(if state == "running" { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
+    let st = Qemu::new()?.status(&m.name)?;
+    println!("{st}");
+    Ok(if st.running() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+pub fn ssh(m: &MachineArgs, command: &[String]) -> Result<ExitCode> {
+    if m.provider == VmProvider::Vagrant {
+        let mut c = std::process::Command::new("vagrant");
+        c.arg("ssh").current_dir(Vagrant::new()?.dir(&m.name));
+        if !command.is_empty() {
+            c.arg("-c").arg(command.iter().map(|w| golab::machine::shell_quote(w)).collect::<Vec<_>>().join(" "));
+        }
+        return Ok(ExitCode::from(c.status().context("cannot run vagrant")?.code().unwrap_or(255) as u8));
+    }
+    let mut c = Qemu::new()?.ssh_command(&m.name)?;
+    if !command.is_empty() {
+        c.arg("--").args(command);
+    }
+    let st = c.status().context("cannot run ssh")?;
+    Ok(ExitCode::from(st.code().unwrap_or(255) as u8))
+}
+
+pub fn down(m: &MachineArgs) -> Result<ExitCode> {
+    if m.provider == VmProvider::Vagrant {
+        Vagrant::new()?.down(&m.name)?;
+        println!("{}: halted", m.name);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let how = Qemu::new()?.down(&m.name)?;
+    println!("{}: {how:?}", m.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn destroy(m: &MachineArgs) -> Result<ExitCode> {
+    if m.provider == VmProvider::Vagrant {
+        Vagrant::new()?.destroy(&m.name)?;
+    } else {
+        Qemu::new()?.destroy(&m.name)?;
+    }
+    println!("{}: destroyed", m.name);
+    Ok(ExitCode::SUCCESS)
+}
