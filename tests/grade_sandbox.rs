@@ -43,7 +43,7 @@ fn hostile_programs_each_get_their_own_verdict_and_the_batch_goes_on() {
         .env("GOLAB_LABS", Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"))
         .arg("grade")
         .arg(&subs)
-        .args(["--lab", "startup-trace", "--program-seconds", "4", "-j", "2", "-q", "-o"])
+        .args(["--lab", "startup-trace", "--program-seconds", "10", "-j", "2", "-q", "-o"])
         .arg(&out)
         .output()
         .unwrap();
