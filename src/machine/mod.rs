@@ -12,6 +12,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// Where lab VMs keep their folders: `$GOLAB_STATE`, else `~/.local/state/golab`.
+pub fn state_root() -> Result<PathBuf> {
+    match std::env::var_os("GOLAB_STATE").filter(|v| !v.is_empty()) {
+        Some(s) => Ok(PathBuf::from(s)),
+        None => {
+            let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).context("neither GOLAB_STATE nor HOME is set: cannot place the machines' folders")?;
+            Ok(PathBuf::from(home).join(".local/state/golab"))
+        }
+    }
+}
+
 /// A lab VM as golab reaches it.
 #[derive(Debug, Clone)]
 pub struct Ssh {

@@ -297,14 +297,7 @@ pub struct Qemu {
 impl Qemu {
     /// Machines under `$GOLAB_STATE`, else `~/.local/state/golab`.
     pub fn new() -> Result<Qemu> {
-        let root = match std::env::var_os("GOLAB_STATE").filter(|v| !v.is_empty()) {
-            Some(s) => PathBuf::from(s),
-            None => {
-                let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).context("neither GOLAB_STATE nor HOME is set: cannot place the machines' folders")?;
-                PathBuf::from(home).join(".local/state/golab")
-            }
-        };
-        Ok(Qemu::with_state_root(root))
+        Ok(Qemu::with_state_root(super::state_root()?))
     }
 
     pub fn with_state_root(root: impl Into<PathBuf>) -> Qemu {

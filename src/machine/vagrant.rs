@@ -303,11 +303,7 @@ pub fn parse_ssh_config(text: &str) -> Option<(String, u16, PathBuf)> {
 
 impl Vagrant {
     pub fn new() -> Result<Vagrant> {
-        let root = match std::env::var_os("GOLAB_STATE").filter(|v| !v.is_empty()) {
-            Some(s) => PathBuf::from(s),
-            None => PathBuf::from(std::env::var_os("HOME").context("neither GOLAB_STATE nor HOME is set")?).join(".local/state/golab"),
-        };
-        Ok(Vagrant { root })
+        Ok(Vagrant { root: super::state_root()? })
     }
 
     pub fn dir(&self, name: &str) -> PathBuf {
