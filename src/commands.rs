@@ -84,6 +84,17 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> 
         }
         let mut hide: Vec<PathBuf> = hidden.iter().filter_map(|h| std::fs::canonicalize(h).ok()).collect();
         hide.push(work.clone());
+        // golab itself runs inside the sandbox: a copy where its uids can reach it,
+        // whatever the folder golab was installed in.
+        let inside = work.join(".bin/golab");
+        std::fs::create_dir_all(work.join(".bin"))?;
+        std::fs::copy(&golab, &inside).with_context(|| format!("cannot copy {} for the sandbox", golab.display()))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(work.join(".bin"), std::fs::Permissions::from_mode(0o755))?;
+            std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o755))?;
+        }
+        let golab = inside;
         Box::new(golab::grade::sandboxed::Sandboxed { golab, dlv: g.tools.dlv.clone(), dlv_for, hidden: hide, caches: work.join(".gocache"), timeout, program: Duration::from_secs(g.program_seconds) })
     };
     Ok(Grader { lab, seed: g.seed.clone(), work, goroots, runner })
