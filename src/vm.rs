@@ -104,7 +104,9 @@ pub fn ssh(m: &MachineArgs, command: &[String]) -> Result<ExitCode> {
     }
     let mut c = Qemu::new()?.ssh_command(&m.name)?;
     if !command.is_empty() {
-        c.arg("--").args(command);
+        // A login shell, so that the provisioned Go and dlv are on PATH.
+        let line = command.iter().map(|w| golab::machine::shell_quote(w)).collect::<Vec<_>>().join(" ");
+        c.arg("--").arg(format!("bash -lc {}", golab::machine::shell_quote(&line)));
     }
     let st = c.status().context("cannot run ssh")?;
     Ok(ExitCode::from(st.code().unwrap_or(255) as u8))
