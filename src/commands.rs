@@ -70,7 +70,7 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> 
     let work = std::fs::canonicalize(&work)?;
     let timeout = Duration::from_secs(g.timeout);
     let runner: Box<dyn golab::grade::grader::LabRunner> = if g.no_sandbox {
-        Box::new(batch::Direct { golab, dlv: g.tools.dlv.clone(), dlv_for, timeout })
+        Box::new(batch::Direct { run: batch::GolabRun { golab, dlv: g.tools.dlv.clone(), dlv_for }, timeout })
     } else {
         golab::grade::sandbox::available(true).context("grading runs students' programs in a sandbox (or pass --no-sandbox for trusted code)")?;
         // The sandbox runs as unprivileged uids: they must be able to enter the folders.
@@ -95,7 +95,7 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> 
             std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o755))?;
         }
         let golab = inside;
-        Box::new(golab::grade::sandboxed::Sandboxed { golab, dlv: g.tools.dlv.clone(), dlv_for, hidden: hide, caches: work.join(".gocache"), timeout, program: Duration::from_secs(g.program_seconds) })
+        Box::new(golab::grade::sandboxed::Sandboxed { run: batch::GolabRun { golab, dlv: g.tools.dlv.clone(), dlv_for }, hidden: hide, caches: work.join(".gocache"), timeout, program: Duration::from_secs(g.program_seconds) })
     };
     Ok(Grader { lab, seed: g.seed.clone(), work, goroots, runner })
 }

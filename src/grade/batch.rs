@@ -15,34 +15,43 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Runs `golab run` on a submission's lab folder, as a child process of its own.
-pub struct Direct {
+/// The `golab run` a submission's lab gets, directly or in the sandbox.
+pub struct GolabRun {
     pub golab: PathBuf,
     pub dlv: Option<PathBuf>,
-    /// dlv for Go versions outside the default dlv's range (from the toolchains folder).
+    /// dlv for Go versions outside the default dlv's range (from the toolchains folder),
+    /// by the GOROOT's folder name (`go1.21`).
     pub dlv_for: Vec<(String, PathBuf)>,
-    pub timeout: Duration,
 }
 
-impl Direct {
-    /// The `golab run` command line for a submission's lab folder.
-    pub fn command(&self, lab_dir: &Path, prebuilt: Option<&Path>, goroot: Option<&Path>, obs: &Path) -> Command {
-        let mut c = Command::new(&self.golab);
-        c.arg("run").arg(lab_dir).arg("-q").arg("--json").arg(obs).arg("--work").arg(lab_dir.join("work"));
-        if let Some(p) = prebuilt {
-            c.arg("--binary").arg(p);
+impl GolabRun {
+    /// The dlv for a GOROOT: the toolchains folder's, else the one chosen for the batch.
+    pub fn dlv(&self, goroot: Option<&Path>) -> Option<PathBuf> {
+        let line = goroot.and_then(|g| g.file_name()).map(|n| n.to_string_lossy().to_string());
+        line.and_then(|l| self.dlv_for.iter().find(|(x, _)| *x == l).map(|(_, d)| d.clone())).or_else(|| self.dlv.clone())
+    }
+
+    /// `golab run LAB_DIR -q --json OBS --work LAB_DIR/work [--binary] [--goroot] [--dlv]`.
+    pub fn argv(&self, lab_dir: &Path, obs: &Path, binary: Option<&Path>, goroot: Option<&Path>) -> Vec<String> {
+        let s = |p: &Path| p.display().to_string();
+        let mut v = vec![s(&self.golab), "run".into(), s(lab_dir), "-q".into(), "--json".into(), s(obs), "--work".into(), s(&lab_dir.join("work"))];
+        if let Some(b) = binary {
+            v.extend(["--binary".into(), s(b)]);
         }
         if let Some(g) = goroot {
-            c.arg("--goroot").arg(g);
-            let line = g.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            if let Some((_, d)) = self.dlv_for.iter().find(|(l, _)| l == &line) {
-                c.arg("--dlv").arg(d);
-            }
-        } else if let Some(d) = &self.dlv {
-            c.arg("--dlv").arg(d);
+            v.extend(["--goroot".into(), s(g)]);
         }
-        c
+        if let Some(d) = self.dlv(goroot) {
+            v.extend(["--dlv".into(), s(&d)]);
+        }
+        v
     }
+}
+
+/// Runs `golab run` on a submission's lab folder, as a child process of its own.
+pub struct Direct {
+    pub run: GolabRun,
+    pub timeout: Duration,
 }
 
 /// Reads what `golab run` left: the Observation, or the outcome that stopped it.
@@ -67,7 +76,9 @@ pub fn outcome_of(code: Option<i32>, stderr: &str, obs: &Path) -> Result<Ran> {
 impl LabRunner for Direct {
     fn run(&self, lab_dir: &Path, prebuilt: Option<&Path>, goroot: Option<&Path>, _slot: usize) -> Result<Ran> {
         let obs = lab_dir.join("observation.json");
-        let c = self.command(lab_dir, prebuilt, goroot, &obs);
+        let argv = self.run.argv(lab_dir, &obs, prebuilt, goroot);
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
         match exec::run(c, "golab run", self.timeout) {
             Ok(out) => outcome_of(out.status.code(), &out.stderr, &obs),
             Err(e) if format!("{e:#}").contains("did not finish in time") => Ok(Ran::Stopped { outcome: Outcome::Timeout, message: "the lab run did not finish in time".into() }),

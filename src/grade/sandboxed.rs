@@ -3,7 +3,7 @@
 //! another submission is caught and named), then the lab runs on it with dlv and gdb.
 //! Each step is a sandboxed process as the job slot's own uid, with limits.
 
-use super::batch::outcome_of;
+use super::batch::{GolabRun, outcome_of};
 use super::grader::{LabRunner, Ran};
 use super::model::Outcome;
 use super::sandbox::{Limits, Sandbox, Verdict};
@@ -13,9 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub struct Sandboxed {
-    pub golab: PathBuf,
-    pub dlv: Option<PathBuf>,
-    pub dlv_for: Vec<(String, PathBuf)>,
+    /// golab itself (a copy its uids can reach) and the dlv to give it.
+    pub run: GolabRun,
     /// Folders no submission may see: the submissions, and every student's work folder.
     pub hidden: Vec<PathBuf>,
     /// Per-slot Go build caches live here (slot-N), shared by that slot's runs.
@@ -43,7 +42,7 @@ impl Sandboxed {
     fn sandbox(&self, student_dir: &Path, slot: usize, extra_ro: &[PathBuf]) -> Result<(Sandbox, PathBuf)> {
         let cache = self.caches.join(format!("slot-{slot}"));
         std::fs::create_dir_all(&cache)?;
-        let mut s = Sandbox::new(student_dir, slot as u32).read_only(&self.golab).read_write(&cache);
+        let mut s = Sandbox::new(student_dir, slot as u32).read_only(&self.run.golab).read_write(&cache);
         for p in self.hidden.iter() {
             s = s.hide(p);
         }
@@ -63,7 +62,7 @@ impl LabRunner for Sandboxed {
         let work = lab_dir.join("work");
         std::fs::create_dir_all(&work)?;
         let binary = work.join("main");
-        let dlv = goroot.and_then(|g| g.file_name()).and_then(|n| self.dlv_for.iter().find(|(l, _)| l.as_str() == n.to_string_lossy())).map(|(_, d)| d.clone()).or(self.dlv.clone());
+        let dlv = self.run.dlv(goroot);
         let mut ro: Vec<PathBuf> = goroot.into_iter().map(Path::to_path_buf).collect();
         ro.extend(dlv.iter().cloned());
         if let Some(p) = prebuilt {
@@ -105,13 +104,7 @@ impl LabRunner for Sandboxed {
 
         // 3. The lab itself, with dlv and gdb (which need ptrace: no tracing).
         let obs = lab_dir.join("observation.json");
-        let mut argv: Vec<String> = vec![self.golab.display().to_string(), "run".into(), lab_dir.display().to_string(), "-q".into(), "--json".into(), obs.display().to_string(), "--work".into(), work.display().to_string(), "--binary".into(), binary.display().to_string()];
-        if let Some(g) = goroot {
-            argv.extend(["--goroot".into(), g.display().to_string()]);
-        }
-        if let Some(d) = &dlv {
-            argv.extend(["--dlv".into(), d.display().to_string()]);
-        }
+        let argv = self.run.argv(lab_dir, &obs, Some(&binary), goroot);
         let out = sb.cwd(lab_dir).with_syscall_evidence(false).run(&argv, &env, &limits)?;
         if let Some((o, m)) = stopping(out.verdict, "the lab run of your program") {
             return Ok(Ran::Stopped { outcome: o, message: m });
