@@ -71,6 +71,49 @@ pub struct RenderArgs {
     /// Host port on 127.0.0.1 for dlv's API in the guest (default: a free one).
     #[arg(long)]
     pub dlv_port: Option<u16>,
+    #[command(flatten)]
+    pub pins: PinArgs,
+    #[command(flatten)]
+    pub boot: BootArgs,
+    #[command(flatten)]
+    pub vagrant: VagrantArgs,
+}
+
+/// What the lab VM's provisioning installs.
+#[derive(Args, Clone)]
+pub struct PinArgs {
+    /// The Go to install in the VM (the lab's pin: 1.17.1).
+    #[arg(long = "go", default_value = "1.17.1")]
+    pub go: String,
+    /// The Go tarball's SHA-256 (required for a version golab does not pin).
+    #[arg(long)]
+    pub go_sha256: Option<String>,
+    /// dlv: a version to `go install` (v1.9.1 supports Go 1.17-1.19), or `apt`.
+    #[arg(long, default_value = "v1.9.1")]
+    pub dlv: String,
+}
+
+/// Direct kernel boot, for an image or box without a boot loader.
+#[derive(Args, Clone)]
+pub struct BootArgs {
+    /// The kernel (qemu: default IMAGE.vmlinuz when present; vagrant: libvirt only).
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// Its initrd (qemu: default IMAGE.initrd when present).
+    #[arg(long)]
+    pub initrd: Option<PathBuf>,
+}
+
+/// The Vagrant renderings' own settings.
+#[derive(Args, Clone)]
+pub struct VagrantArgs {
+    /// The Vagrant box: a name, or a .box file that `golab up` adds to Vagrant first.
+    #[arg(long = "box", default_value = "generic/ubuntu2204")]
+    pub box_name: String,
+    /// Where the provisioner downloads go*.linux-amd64.tar.gz from (default:
+    /// GOLAB_MIRROR, else Go's download page).
+    #[arg(long)]
+    pub go_base_url: Option<String>,
     /// libvirt: kvm, or qemu for software emulation.
     #[arg(long, default_value = "kvm")]
     pub libvirt_driver: String,
@@ -241,37 +284,26 @@ pub struct UpArgs {
     /// into the download cache and checked by SHA-256.
     #[arg(long)]
     pub image: Option<PathBuf>,
-    /// Direct kernel boot (default: IMAGE.vmlinuz / IMAGE.initrd when present).
-    #[arg(long)]
-    pub kernel: Option<PathBuf>,
-    #[arg(long)]
-    pub initrd: Option<PathBuf>,
+    #[command(flatten)]
+    pub boot: BootArgs,
     #[arg(long, default_value_t = 2)]
     pub cpus: u32,
     /// Memory in MiB.
     #[arg(long, default_value_t = 2048)]
     pub memory: u32,
-    /// The Go to install in the VM (the lab's pin: 1.17.1).
-    #[arg(long = "go", default_value = "1.17.1")]
-    pub go: String,
-    /// A local go*.linux-amd64.tar.gz instead of downloading the pinned one.
+    #[command(flatten)]
+    pub pins: PinArgs,
+    /// qemu: a local go*.linux-amd64.tar.gz instead of downloading the pinned one.
     #[arg(long)]
     pub go_tarball: Option<PathBuf>,
-    /// Its SHA-256 (required for a version golab does not pin).
-    #[arg(long)]
-    pub go_sha256: Option<String>,
-    /// dlv: a version to `go install` (v1.9.1 supports Go 1.17-1.19), or `apt`.
-    #[arg(long, default_value = "v1.9.1")]
-    pub dlv: String,
     /// auto (KVM if a probe boot works, else software emulation), kvm, tcg.
     #[arg(long, default_value = "auto")]
     pub accel: String,
     /// With --provider vagrant: Vagrant's provider (virtualbox, libvirt, qemu).
     #[arg(long, default_value = "virtualbox")]
     pub vagrant_provider: String,
-    /// With --provider vagrant and libvirt: kvm, or qemu for software emulation.
-    #[arg(long, default_value = "kvm")]
-    pub libvirt_driver: String,
+    #[command(flatten)]
+    pub vagrant: VagrantArgs,
 }
 
 #[derive(Args)]

@@ -70,19 +70,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Down(m) => vm::down(&qemu_only(m)?),
         Cmd::Destroy(m) => vm::destroy(&qemu_only(m)?),
         Cmd::Render(a) => {
-            use golab::machine::vagrant::{Provider, VagrantConfig, write};
+            use golab::machine::vagrant::{Provider, write};
             let provider: Provider = a.provider.parse()?;
-            let free = || -> Result<u16> { Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
-            let labs = std::fs::canonicalize(lab::labs_dir()).unwrap_or_else(|_| lab::labs_dir());
-            let cfg = VagrantConfig {
-                cpus: a.cpus,
-                memory_mib: a.memory,
-                ssh_port: match a.ssh_port { Some(p) => p, None => free()? },
-                dlv_port: match a.dlv_port { Some(p) => p, None => free()? },
-                labs_dir: labs,
-                libvirt_driver: a.libvirt_driver.parse()?,
-                ..VagrantConfig::default()
-            };
+            let mut cfg = vm::vagrant_config(a.cpus, a.memory, &a.pins, &a.boot, &a.vagrant)?;
+            cfg.ssh_port = a.ssh_port.unwrap_or(cfg.ssh_port);
+            cfg.dlv_port = a.dlv_port.unwrap_or(cfg.dlv_port);
             let path = write(provider, &cfg, &a.out)?;
             println!("wrote {} for {provider} (ssh on 127.0.0.1:{}, dlv on 127.0.0.1:{})", path.display(), cfg.ssh_port, cfg.dlv_port);
             Ok(ExitCode::SUCCESS)

@@ -1,12 +1,13 @@
 //! `golab up | status | ssh | down | destroy`: the lab machine's lifecycle, and the
 //! machine a `--provider` names for `golab run`.
 
-use crate::cli::{MachineArgs, UpArgs, VmProvider};
+use crate::cli::{BootArgs, MachineArgs, PinArgs, UpArgs, VagrantArgs, VmProvider};
 use anyhow::{Context, Result, bail};
 use golab::download::{self, Cache};
 use golab::machine::Machine;
-use golab::machine::qemu::{Accel, DlvSource, Qemu, UpOptions};
-use golab::machine::vagrant::{Vagrant, VagrantConfig};
+use golab::machine::DlvSource;
+use golab::machine::qemu::{Accel, Qemu, UpOptions};
+use golab::machine::vagrant::{DirectBoot, Vagrant, VagrantConfig};
 use std::process::ExitCode;
 
 /// The machine `golab run --provider P --name N` runs on.
@@ -18,22 +19,63 @@ pub fn machine(provider: VmProvider, name: &str) -> Result<Machine> {
     }
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Two distinct free ports on 127.0.0.1 (both held until both are known).
+fn free_ports() -> Result<(u16, u16)> {
+    let a = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let b = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
+}
+
+/// The Vagrantfile's settings from the command line (`golab render` and `golab up
+/// --provider vagrant`); the ports are free 127.0.0.1 ports unless given.
+pub fn vagrant_config(cpus: u32, memory: u32, pins: &PinArgs, boot: &BootArgs, v: &VagrantArgs) -> Result<VagrantConfig> {
+    let go_sha256 = match &pins.go_sha256 {
+        Some(s) => s.trim().to_string(),
+        None => match download::go_tarball(&pins.go) {
+            Some(a) => a.sha256,
+            None => bail!("golab has no SHA-256 pinned for Go {}: give the tarball's with --go-sha256", pins.go),
+        },
+    };
+    let boot = match (&boot.kernel, &boot.initrd) {
+        (None, None) => None,
+        (Some(k), Some(i)) => Some(DirectBoot {
+            kernel: std::fs::canonicalize(k).with_context(|| format!("--kernel {}", k.display()))?,
+            initrd: std::fs::canonicalize(i).with_context(|| format!("--initrd {}", i.display()))?,
+            cmdline: "root=/dev/vda console=ttyS0".into(),
+        }),
+        _ => bail!("direct kernel boot needs both --kernel and --initrd"),
+    };
+    let go_base_url = match &v.go_base_url {
+        Some(u) => u.clone(),
+        None => Cache::from_env()?.mirror().map(str::to_string).unwrap_or_else(|| download::GO_BASE.to_string()),
+    };
+    let (ssh_port, dlv_port) = free_ports()?;
+    Ok(VagrantConfig {
+        box_name: v.box_name.clone(),
+        cpus,
+        memory_mib: memory,
+        ssh_port,
+        dlv_port,
+        labs_dir: std::fs::canonicalize(golab::lab::labs_dir()).unwrap_or_else(|_| golab::lab::labs_dir()),
+        libvirt_driver: v.libvirt_driver.parse()?,
+        go_version: pins.go.trim_start_matches("go").to_string(),
+        go_sha256,
+        dlv: DlvSource::parse(&pins.dlv),
+        boot,
+        go_base_url,
+        ..VagrantConfig::default()
+    })
 }
 
 fn vagrant_up(a: &UpArgs) -> Result<ExitCode> {
     let provider: golab::machine::vagrant::Provider = a.vagrant_provider.parse()?;
-    let cfg = VagrantConfig {
-        cpus: a.cpus,
-        memory_mib: a.memory,
-        ssh_port: free_port()?,
-        dlv_port: free_port()?,
-        labs_dir: std::fs::canonicalize(golab::lab::labs_dir())?,
-        libvirt_driver: a.libvirt_driver.parse()?,
-        ..VagrantConfig::default()
-    };
-    Vagrant::new()?.up(&a.machine.name, provider, cfg)?;
+    let mut cfg = vagrant_config(a.cpus, a.memory, &a.pins, &a.boot, &a.vagrant)?;
+    let vagrant = Vagrant::new()?;
+    let as_file = std::path::Path::new(&cfg.box_name);
+    if cfg.box_name.ends_with(".box") && as_file.is_file() {
+        cfg.box_name = vagrant.add_box_file(as_file)?;
+    }
+    vagrant.up(&a.machine.name, provider, cfg)?;
     println!("{}: up through vagrant ({provider}); `golab run LAB --provider vagrant --name {}`", a.machine.name, a.machine.name);
     Ok(ExitCode::SUCCESS)
 }
@@ -49,25 +91,25 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
         Some(i) => i.clone(),
         None => cache.fetch(&download::ubuntu_cloud_image(), true).context("the default cloud image (or give one with --image FILE)")?,
     };
-    let (tarball, sha) = match (&a.go_tarball, &a.go_sha256) {
+    let (tarball, sha) = match (&a.go_tarball, &a.pins.go_sha256) {
         (Some(t), Some(s)) => (t.clone(), s.clone()),
         (Some(t), None) => {
-            let pinned = download::require_go_tarball(&a.go)?;
+            let pinned = download::require_go_tarball(&a.pins.go)?;
             (t.clone(), pinned.sha256)
         }
         (None, _) => {
-            let art = download::require_go_tarball(&a.go)?;
+            let art = download::require_go_tarball(&a.pins.go)?;
             (cache.fetch(&art, true)?, art.sha256)
         }
     };
     let mut o = UpOptions::new(image, tarball);
-    o.kernel = a.kernel.clone();
-    o.initrd = a.initrd.clone();
+    o.kernel = a.boot.kernel.clone();
+    o.initrd = a.boot.initrd.clone();
     o.cpus = a.cpus;
     o.memory_mib = a.memory;
-    o.go_version = a.go.trim_start_matches("go").to_string();
+    o.go_version = a.pins.go.trim_start_matches("go").to_string();
     o.go_sha256 = sha;
-    o.dlv_source = if a.dlv == "apt" { DlvSource::Apt } else { DlvSource::GoInstall(a.dlv.clone()) };
+    o.dlv_source = DlvSource::parse(&a.pins.dlv);
     o.accel = match a.accel.as_str() {
         "auto" => Accel::Auto,
         "kvm" => Accel::Kvm,

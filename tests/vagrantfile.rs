@@ -9,7 +9,8 @@
 //! Needs `ruby` and `shellcheck` (Debian packages); the `vagrant validate` test skips
 //! with a message when `vagrant` is not installed.
 
-use golab::machine::vagrant::{self, LibvirtDriver, Provider, VagrantConfig};
+use golab::machine::DlvSource;
+use golab::machine::vagrant::{self, DirectBoot, LibvirtDriver, Provider, VagrantConfig};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -43,8 +44,15 @@ fn lab_config(dir: &Path) -> VagrantConfig {
         labs_dir: labs,
         go_base_url: "http://127.0.0.1:8080/go/".into(),
         libvirt_driver: LibvirtDriver::Qemu,
+        go_version: "1.17.1".into(),
+        go_sha256: GO1171_SHA256.into(),
+        dlv: DlvSource::GoInstall("v1.9.1".into()),
+        boot: None,
     }
 }
+
+/// As go.dev publishes it (VMS.md), typed here again rather than read from golab.
+const GO1171_SHA256: &str = "dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef";
 
 fn ruby_syntax_ok(vagrantfile: &Path) {
     let mut c = Command::new("ruby");
@@ -347,7 +355,13 @@ fn provider_blocks_set_the_configured_values_under_their_real_names() {
             r["provision"],
             serde_json::json!([{"name": "shell", "opts": {
                 "name": "golab-lab-vm", "path": "provision/lab-vm.sh",
-                "env": {"GOLAB_GO_BASE_URL": "http://127.0.0.1:8080/go/"}}}])
+                "env": {
+                    "GOLAB_GO_BASE_URL": "http://127.0.0.1:8080/go/",
+                    "GOLAB_GO_VERSION": "1.17.1",
+                    "GOLAB_GO_SHA256": GO1171_SHA256,
+                    "GOLAB_DLV_SOURCE": "go-install",
+                    "GOLAB_DLV_VERSION": "1.9.1",
+                }}}])
         );
 
         let vb = provider_sets(&r, "virtualbox");
@@ -419,6 +433,47 @@ fn kvm_leaves_the_cpu_model_to_libvirt() {
     let lv = provider_sets(&r, "libvirt");
     assert_eq!(lv["driver"], "kvm");
     assert!(!lv.contains_key("cpu_mode") && !lv.contains_key("cpu_model"), "{lv:?}");
+}
+
+#[test]
+fn direct_boot_and_apt_dlv_reach_libvirt_and_the_provisioner() {
+    need("ruby", "ruby");
+    let d = tempfile::tempdir().unwrap();
+    let boot = DirectBoot { kernel: "/boxes/debian 12/vmlinuz".into(), initrd: "/boxes/debian 12/initrd".into(), cmdline: "root=/dev/vda console=ttyS0".into() };
+    let cfg = VagrantConfig { boot: Some(boot), dlv: DlvSource::Apt, go_version: "go1.19.8".into(), go_sha256: "AB".repeat(32), ..lab_config(d.path()) };
+    let r = evaluate(&vagrant::write(Provider::Libvirt, &cfg, d.path()).unwrap());
+    let lv = provider_sets(&r, "libvirt");
+    assert_eq!(lv["kernel"], "/boxes/debian 12/vmlinuz");
+    assert_eq!(lv["initrd"], "/boxes/debian 12/initrd");
+    assert_eq!(lv["cmd_line"], "root=/dev/vda console=ttyS0");
+    // The provisioner's names for the pins (lab-vm.sh reads exactly these), no dlv
+    // version when dlv comes from apt, and the version without its "go".
+    let env = &r["provision"][0]["opts"]["env"];
+    assert_eq!(env["GOLAB_GO_VERSION"], "1.19.8");
+    assert_eq!(env["GOLAB_GO_SHA256"], "ab".repeat(32));
+    assert_eq!(env["GOLAB_DLV_SOURCE"], "apt");
+    assert!(env.get("GOLAB_DLV_VERSION").is_none(), "{env}");
+    let script = std::fs::read_to_string(d.path().join("provision/lab-vm.sh")).unwrap();
+    for k in env.as_object().unwrap().keys() {
+        assert!(script.contains(&format!("${{{k}")), "lab-vm.sh does not read {k}");
+    }
+
+    // Only libvirt boots a kernel directly; the other renderings refuse it.
+    for p in [Provider::Virtualbox, Provider::Qemu] {
+        let err = vagrant::render(p, &cfg).unwrap_err();
+        assert!(format!("{err:#}").contains("libvirt provider only"), "{p}: {err:#}");
+    }
+    // Values no provisioner could use are refused before anything is written.
+    let out = d.path().join("refused");
+    for (bad, says) in [
+        (VagrantConfig { go_sha256: "123".into(), ..cfg.clone() }, "SHA-256"),
+        (VagrantConfig { go_version: "1.17\n;rm".into(), ..cfg.clone() }, "not a Go version"),
+        (VagrantConfig { boot: Some(DirectBoot { kernel: "vmlinuz".into(), ..cfg.boot.clone().unwrap() }), ..cfg.clone() }, "absolute"),
+    ] {
+        let err = vagrant::write(Provider::Libvirt, &bad, &out).unwrap_err();
+        assert!(format!("{err:#}").contains(says), "{err:#}");
+        assert!(!out.exists(), "nothing is written for a refused configuration");
+    }
 }
 
 #[test]

@@ -23,6 +23,31 @@ pub fn state_root() -> Result<PathBuf> {
     }
 }
 
+/// Where the guest's dlv comes from (both providers' provisioning runs
+/// `provision/lab-vm.sh`, which reads it from `GOLAB_DLV_SOURCE`/`GOLAB_DLV_VERSION`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DlvSource {
+    /// `go install github.com/go-delve/delve/cmd/dlv@VERSION` in the guest.
+    GoInstall(String),
+    /// Debian's `delve` package.
+    Apt,
+}
+
+impl DlvSource {
+    /// `--dlv` as the command line takes it: a version to `go install`, or `apt`.
+    pub fn parse(s: &str) -> DlvSource {
+        if s.trim() == "apt" { DlvSource::Apt } else { DlvSource::GoInstall(s.trim().to_string()) }
+    }
+
+    /// lab-vm.sh's `GOLAB_DLV_SOURCE`, and its `GOLAB_DLV_VERSION` (no leading "v").
+    pub fn provisioner_env(&self) -> (&'static str, Option<String>) {
+        match self {
+            DlvSource::Apt => ("apt", None),
+            DlvSource::GoInstall(v) => ("go-install", Some(v.trim_start_matches('v').to_string())),
+        }
+    }
+}
+
 /// A lab VM as golab reaches it.
 #[derive(Debug, Clone)]
 pub struct Ssh {

@@ -35,14 +35,7 @@ pub const GUEST_DLV_PORT: u16 = 2345;
 const USER: &str = "golab";
 const SHARE_TAG: &str = "golabcache";
 
-/// Where the guest's dlv comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DlvSource {
-    /// `go install github.com/go-delve/delve/cmd/dlv@VERSION` in the guest.
-    GoInstall(String),
-    /// Debian's `delve` package.
-    Apt,
-}
+pub use super::DlvSource;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Accel {
@@ -1071,11 +1064,8 @@ struct Seed {
 }
 
 fn render_seed(name: &str, instance_id: &str, public_key: &str, mirror: &Mirror, opts: &UpOptions) -> Result<Seed> {
-    let (dlv_source, dlv_version) = match &opts.dlv_source {
-        DlvSource::Apt => ("apt", String::new()),
-        // lab-vm.sh's DLV_VERSION has no leading "v".
-        DlvSource::GoInstall(v) => ("go-install", v.trim_start_matches('v').to_string()),
-    };
+    let (dlv_source, dlv_version) = opts.dlv_source.provisioner_env();
+    let dlv_version = dlv_version.unwrap_or_default();
     let mut env = format!("GOLAB_GO_VERSION={}\nGOLAB_GO_SHA256={}\nGOLAB_DLV_SOURCE={dlv_source}\n", super::shell_quote(&opts.go_version), super::shell_quote(&opts.go_sha256));
     if !dlv_version.is_empty() {
         env.push_str(&format!("GOLAB_DLV_VERSION={}\n", super::shell_quote(&dlv_version)));

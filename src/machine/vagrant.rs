@@ -10,7 +10,7 @@
 //! The guest is x86_64 for every provider, also on Apple Silicon (vagrant-qemu emulates
 //! it): the labs follow the amd64 startup path and the pinned Go is `linux-amd64`.
 
-use super::Machine;
+use super::{DlvSource, Machine};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value, json};
 use std::fmt;
@@ -121,7 +121,30 @@ pub struct VagrantConfig {
     /// Where the provisioner downloads the Go tarball from (`GOLAB_GO_BASE_URL`).
     pub go_base_url: String,
     pub libvirt_driver: LibvirtDriver,
+    /// The Go the provisioner installs, and its tarball's SHA-256 (lab-vm.sh's
+    /// `GOLAB_GO_VERSION`, `GOLAB_GO_SHA256`): written into the Vagrantfile, so the
+    /// machine is pinned by the file alone.
+    pub go_version: String,
+    pub go_sha256: String,
+    pub dlv: DlvSource,
+    /// libvirt only: boot this kernel directly (a box whose disk has no boot loader,
+    /// such as the one `scripts/vagrant-box.sh` makes from golab's Debian image).
+    pub boot: Option<DirectBoot>,
 }
+
+/// A kernel booted directly by the hypervisor, not by a loader on the disk.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DirectBoot {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    /// The kernel's command line (`root=/dev/vda console=ttyS0` for a bare file system
+    /// on the first virtio disk).
+    pub cmdline: String,
+}
+
+/// The Go the labs are written for, and the newest dlv that supports it.
+pub const LAB_GO: &str = "1.17.1";
+pub const LAB_DLV: &str = "v1.9.1";
 
 impl Default for VagrantConfig {
     fn default() -> Self {
@@ -134,8 +157,12 @@ impl Default for VagrantConfig {
             dlv_port: 52345,
             dlv_port_guest: 2345,
             labs_dir: PathBuf::from("labs"),
-            go_base_url: "https://go.dev/dl/".into(),
+            go_base_url: crate::download::GO_BASE.into(),
             libvirt_driver: LibvirtDriver::Kvm,
+            go_version: LAB_GO.into(),
+            go_sha256: crate::download::go_tarball(LAB_GO).map(|a| a.sha256).expect("the lab's Go is pinned in download.rs"),
+            dlv: DlvSource::GoInstall(LAB_DLV.into()),
+            boot: None,
         }
     }
 }
@@ -169,6 +196,25 @@ impl VagrantConfig {
         if self.go_base_url.trim().is_empty() {
             bail!("the Go download base URL is empty");
         }
+        let v = self.go_version.trim_start_matches("go");
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.') {
+            bail!("{:?} is not a Go version (like 1.17.1)", self.go_version);
+        }
+        if self.go_sha256.len() != 64 || !self.go_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("{:?} is not a SHA-256 (64 hex digits) for go{}.linux-amd64.tar.gz", self.go_sha256, self.go_version);
+        }
+        if let DlvSource::GoInstall(v) = &self.dlv
+            && v.trim().is_empty()
+        {
+            bail!("the dlv version to `go install` is empty (or use `apt`)");
+        }
+        if let Some(b) = &self.boot {
+            for (what, p) in [("kernel", &b.kernel), ("initrd", &b.initrd)] {
+                if !p.is_absolute() || p.to_str().is_none() {
+                    bail!("the {what} for direct boot must be an absolute UTF-8 path (libvirt reads it as is): {}", p.display());
+                }
+            }
+        }
         if self.labs_dir.to_str().is_none() {
             bail!("the labs folder {} is not valid UTF-8: Vagrantfiles are UTF-8", self.labs_dir.display());
         }
@@ -184,6 +230,9 @@ pub fn qemu_memory(memory_mib: u32) -> String {
 /// The template's variables for one rendering.
 pub fn template_vars(provider: Provider, cfg: &VagrantConfig) -> Result<Map<String, Value>> {
     cfg.validate()?;
+    if cfg.boot.is_some() && provider != Provider::Libvirt {
+        bail!("direct kernel boot (--kernel/--initrd) is for the libvirt provider only; {provider} boots the box's own loader");
+    }
     let mut order = vec![provider];
     order.extend(Provider::ALL.into_iter().filter(|p| *p != provider));
     let labs_dir = cfg.labs_dir.to_str().context("the labs folder is not valid UTF-8")?;
@@ -201,6 +250,15 @@ pub fn template_vars(provider: Provider, cfg: &VagrantConfig) -> Result<Map<Stri
         "labs_dir": labs_dir,
         "go_base_url": cfg.go_base_url,
         "libvirt_driver": cfg.libvirt_driver.name(),
+        "go_version": cfg.go_version.trim_start_matches("go"),
+        "go_sha256": cfg.go_sha256.to_ascii_lowercase(),
+        "dlv_source": cfg.dlv.provisioner_env().0,
+        "dlv_version": cfg.dlv.provisioner_env().1.unwrap_or_default(),
+        "boot": cfg.boot.as_ref().map(|b| json!({
+            "kernel": b.kernel.to_string_lossy(),
+            "initrd": b.initrd.to_string_lossy(),
+            "cmdline": b.cmdline,
+        })),
     });
     match vars {
         Value::Object(m) => Ok(m),
@@ -320,6 +378,32 @@ impl Vagrant {
         Ok(out)
     }
 
+    /// Adds a `.box` file to Vagrant as `golab/STEM` unless a box of that name is already
+    /// there (`vagrant box remove golab/STEM` makes the next `up` take a new file), and
+    /// returns the name.
+    pub fn add_box_file(&self, file: &Path) -> Result<String> {
+        let stem = file.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".box")).filter(|s| !s.is_empty());
+        let name = format!("golab/{}", stem.with_context(|| format!("{}: a box file is named NAME.box", file.display()))?);
+        let run = |args: &[&str], timeout: u64| -> Result<crate::exec::Captured> {
+            let mut c = std::process::Command::new("vagrant");
+            c.args(args);
+            let out = crate::exec::run(c, &format!("vagrant {}", args.join(" ")), std::time::Duration::from_secs(timeout))?;
+            if !out.ok() {
+                bail!("vagrant {} failed:\n{}", args.join(" "), crate::exec::tail(&out.combined()));
+            }
+            Ok(out)
+        };
+        let listed = run(&["box", "list", "--machine-readable"], 120)?;
+        if box_listed(&listed.stdout, &name) {
+            return Ok(name);
+        }
+        let path = std::fs::canonicalize(file).with_context(|| format!("{}", file.display()))?;
+        let path = path.to_str().with_context(|| format!("{} is not valid UTF-8", path.display()))?;
+        eprintln!("adding {} to Vagrant as {name}", file.display());
+        run(&["box", "add", "--name", &name, path], 1800)?;
+        Ok(name)
+    }
+
     /// Renders the Vagrantfile (free 127.0.0.1 ports) and runs `vagrant up`.
     pub fn up(&self, name: &str, provider: Provider, cfg: VagrantConfig) -> Result<Machine> {
         let dir = self.dir(name);
@@ -360,6 +444,14 @@ impl Vagrant {
         self.vagrant(name, &["destroy", "-f"], std::time::Duration::from_secs(600))?;
         std::fs::remove_dir_all(self.dir(name)).with_context(|| format!("cannot remove {}", self.dir(name).display()))
     }
+}
+
+/// Whether `vagrant box list --machine-readable` names the box `name`.
+fn box_listed(machine_readable: &str, name: &str) -> bool {
+    machine_readable.lines().any(|l| {
+        let f: Vec<&str> = l.split(',').collect();
+        f.len() >= 4 && f[2] == "box-name" && f[3] == name
+    })
 }
 
 #[cfg(unix)]
