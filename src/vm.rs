@@ -33,7 +33,7 @@ pub fn vagrant_config(cpus: u32, memory: u32, pins: &PinArgs, boot: &BootArgs, v
         Some(s) => s.trim().to_string(),
         None => match download::go_tarball(&pins.go) {
             Some(a) => a.sha256,
-            None => bail!("golab has no SHA-256 pinned for Go {}: give the tarball's with --go-sha256", pins.go),
+            None => bail!("no SHA-256 is pinned for Go {}: give its tarball's with --go-sha256", pins.go),
         },
     };
     let boot = match (&boot.kernel, &boot.initrd) {
