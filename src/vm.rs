@@ -7,7 +7,7 @@ use golab::download::{self, Cache};
 use golab::machine::Machine;
 use golab::machine::DlvSource;
 use golab::machine::qemu::{Accel, Qemu, UpOptions};
-use golab::machine::vagrant::{DirectBoot, Vagrant, VagrantConfig};
+use golab::machine::vagrant::{DirectBoot, UpOutcome, Vagrant, VagrantConfig};
 use std::process::ExitCode;
 
 /// The machine `golab run --provider P --name N` runs on.
@@ -75,8 +75,14 @@ fn vagrant_up(a: &UpArgs) -> Result<ExitCode> {
     if cfg.box_name.ends_with(".box") && as_file.is_file() {
         cfg.box_name = vagrant.add_box_file(as_file)?;
     }
-    vagrant.up(&a.machine.name, provider, cfg)?;
-    println!("{}: up through vagrant ({provider}); `golab run LAB --provider vagrant --name {}`", a.machine.name, a.machine.name);
+    let name = &a.machine.name;
+    let (_, outcome) = vagrant.up(name, provider, cfg)?;
+    let what = match outcome {
+        UpOutcome::Created => "up and provisioned",
+        UpOutcome::Resumed => "up again (provisioned before)",
+        UpOutcome::AlreadyRunning => "already running; nothing done",
+    };
+    println!("{name}: {what} through vagrant ({provider}); `golab run LAB --provider vagrant --name {name}`");
     Ok(ExitCode::SUCCESS)
 }
 

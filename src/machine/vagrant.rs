@@ -351,6 +351,22 @@ pub struct Recorded {
     pub ssh_port: u16,
     pub dlv_port: u16,
     pub dlv_port_guest: u16,
+    /// Set once `vagrant up` (with its provisioning) has succeeded: until then a
+    /// later `up` provisions again, so an interrupted first `up` is resumed, not left
+    /// half-provisioned.
+    #[serde(default)]
+    pub provisioned: bool,
+}
+
+/// What `up` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpOutcome {
+    /// Made (or finished making) and provisioned.
+    Created,
+    /// Booted again; provisioned before.
+    Resumed,
+    /// It was running: nothing done.
+    AlreadyRunning,
 }
 
 /// `Port`, `User`, `IdentityFile` from `vagrant ssh-config`.
@@ -369,6 +385,9 @@ impl Vagrant {
     }
 
     fn vagrant(&self, name: &str, args: &[&str], timeout: std::time::Duration) -> Result<crate::exec::Captured> {
+        if !self.dir(name).join("Vagrantfile").is_file() {
+            bail!("no Vagrant machine named {name} (in {}): `golab up --provider vagrant --name {name}` makes it", self.dir(name).display());
+        }
         let mut c = std::process::Command::new("vagrant");
         c.args(args).current_dir(self.dir(name));
         let out = crate::exec::run(c, &format!("vagrant {}", args.join(" ")), timeout)?;
@@ -404,22 +423,43 @@ impl Vagrant {
         Ok(name)
     }
 
-    /// Renders the Vagrantfile (free 127.0.0.1 ports) and runs `vagrant up`.
-    pub fn up(&self, name: &str, provider: Provider, cfg: VagrantConfig) -> Result<Machine> {
+    /// Renders the Vagrantfile (free 127.0.0.1 ports) and runs `vagrant up`. A machine
+    /// that exists keeps its Vagrantfile and ports; one that runs is left alone.
+    pub fn up(&self, name: &str, provider: Provider, cfg: VagrantConfig) -> Result<(Machine, UpOutcome)> {
         let dir = self.dir(name);
         let rec_path = dir.join("machine.json");
-        let rec: Recorded = match std::fs::read_to_string(&rec_path) {
-            // An existing machine keeps its ports: its Vagrantfile already names them.
+        let mut rec: Recorded = match std::fs::read_to_string(&rec_path) {
             Ok(t) => serde_json::from_str(&t).with_context(|| format!("{}", rec_path.display()))?,
             Err(_) => {
                 write(provider, &cfg, &dir)?;
-                let r = Recorded { provider: provider.to_string(), ssh_port: cfg.ssh_port, dlv_port: cfg.dlv_port, dlv_port_guest: cfg.dlv_port_guest };
+                let r = Recorded { provider: provider.to_string(), ssh_port: cfg.ssh_port, dlv_port: cfg.dlv_port, dlv_port_guest: cfg.dlv_port_guest, provisioned: false };
                 crate::files::write_atomic(&rec_path, serde_json::to_string_pretty(&r)?.as_bytes())?;
                 r
             }
         };
-        self.vagrant(name, &["up", &format!("--provider={}", rec.provider)], std::time::Duration::from_secs(3600))?;
-        self.machine(name)
+        if rec.provider != provider.name() {
+            bail!("{name} was made with Vagrant's {} provider, not {provider}: `golab destroy --provider vagrant --name {name}` first, or keep --vagrant-provider {}", rec.provider, rec.provider);
+        }
+        let outcome = if !rec.provisioned {
+            UpOutcome::Created
+        } else if self.status(name)? == "running" {
+            return Ok((self.machine(name)?, UpOutcome::AlreadyRunning));
+        } else {
+            UpOutcome::Resumed
+        };
+        let provider_arg = format!("--provider={}", rec.provider);
+        let mut args = vec!["up", provider_arg.as_str()];
+        // A first `up` that was cut off may have booted the machine without finishing its
+        // provisioning, and a plain `vagrant up` would not run it again.
+        if !rec.provisioned {
+            args.push("--provision");
+        }
+        self.vagrant(name, &args, std::time::Duration::from_secs(3600))?;
+        if !rec.provisioned {
+            rec.provisioned = true;
+            crate::files::write_atomic(&rec_path, serde_json::to_string_pretty(&rec)?.as_bytes())?;
+        }
+        Ok((self.machine(name)?, outcome))
     }
 
     /// The machine as the probes reach it, from `vagrant ssh-config` and `machine.json`.
