@@ -296,7 +296,8 @@ pub struct UpArgs {
     /// qemu: a local go*.linux-amd64.tar.gz instead of downloading the pinned one.
     #[arg(long)]
     pub go_tarball: Option<PathBuf>,
-    /// auto (KVM if a probe boot works, else software emulation), kvm, tcg.
+    /// auto (KVM on Linux, HVF on Intel macOS, if a probe boot works; else software
+    /// emulation), kvm, hvf, tcg.
     #[arg(long, default_value = "auto")]
     pub accel: String,
     /// With --provider vagrant: Vagrant's provider (virtualbox, libvirt, qemu).

@@ -119,8 +119,9 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
     o.accel = match a.accel.as_str() {
         "auto" => Accel::Auto,
         "kvm" => Accel::Kvm,
+        "hvf" => Accel::Hvf,
         "tcg" => Accel::Tcg,
-        other => bail!("--accel {other}: use auto, kvm or tcg"),
+        other => bail!("--accel {other}: use auto, kvm, hvf or tcg"),
     };
     let vm = Qemu::new()?.up(&a.machine.name, &o)?;
     for n in &vm.notes {

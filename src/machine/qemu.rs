@@ -39,9 +39,11 @@ pub use super::DlvSource;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Accel {
-    /// KVM when a short probe boot shows that it works, else TCG.
+    /// KVM (Linux) or HVF (Intel macOS) when a short probe boot shows that it works,
+    /// else TCG.
     Auto,
     Kvm,
+    Hvf,
     Tcg,
 }
 
@@ -164,6 +166,8 @@ pub struct Ports {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AccelUsed {
     Kvm,
+    /// macOS's Hypervisor.framework (Intel Macs: it runs x86_64 guests only there).
+    Hvf,
     Tcg,
 }
 
@@ -276,7 +280,7 @@ impl Deadlines {
             Duration::from_secs_f64(secs as f64 * scale)
         };
         match a {
-            AccelUsed::Kvm => Deadlines { ssh: s(180), first_boot: s(1200), resume_boot: s(300), tools: s(120) },
+            AccelUsed::Kvm | AccelUsed::Hvf => Deadlines { ssh: s(180), first_boot: s(1200), resume_boot: s(300), tools: s(120) },
             AccelUsed::Tcg => Deadlines { ssh: s(600), first_boot: s(2400), resume_boot: s(600), tools: s(300) },
         }
     }
@@ -428,28 +432,32 @@ impl Qemu {
     fn choose_accel(&self, want: Accel, made: &Made, say: &Say, notes: &mut Vec<String>) -> Result<AccelUsed> {
         match want {
             Accel::Kvm => Ok(AccelUsed::Kvm),
+            Accel::Hvf => Ok(AccelUsed::Hvf),
             Accel::Tcg => Ok(AccelUsed::Tcg),
-            Accel::Auto => {
-                if !kvm_usable() {
-                    notes.push("no usable /dev/kvm: running under TCG (software emulation, several times slower)".into());
-                    return Ok(AccelUsed::Tcg);
-                }
-                let (works, detail) = self.kvm_probe(made, say)?;
-                if works {
-                    Ok(AccelUsed::Kvm)
-                } else {
-                    let n = format!("KVM is present but a probe boot failed ({detail}): running under TCG (software emulation, several times slower)");
-                    say.line(&n);
-                    notes.push(n);
+            Accel::Auto => match auto_plan(std::env::consts::OS, std::env::consts::ARCH, kvm_usable(), hv_support()) {
+                AutoPlan::Tcg(why) => {
+                    notes.push(format!("{why}: running under TCG (software emulation, several times slower)"));
                     Ok(AccelUsed::Tcg)
                 }
-            }
+                AutoPlan::Probe(accel) => {
+                    let (works, detail) = self.accel_probe(accel, made, say)?;
+                    if works {
+                        Ok(accel)
+                    } else {
+                        let n = format!("{} is present but a probe boot failed ({detail}): running under TCG (software emulation, several times slower)", accel_name(accel).to_uppercase());
+                        say.line(&n);
+                        notes.push(n);
+                        Ok(AccelUsed::Tcg)
+                    }
+                }
+            },
         }
     }
 
-    /// Boots the kernel under KVM for a few seconds: on nested hosts /dev/kvm answers
-    /// every check yet guests hang. Remembered per host boot (`kvm-probe.json`).
-    fn kvm_probe(&self, made: &Made, say: &Say) -> Result<(bool, String)> {
+    /// Boots the kernel under `accel` (KVM or HVF) for a few seconds: on nested hosts
+    /// /dev/kvm answers every check yet guests hang. Remembered per host boot
+    /// (`kvm-probe.json`; on macOS, without a boot id, it probes each time).
+    fn accel_probe(&self, accel: AccelUsed, made: &Made, say: &Say) -> Result<(bool, String)> {
         #[derive(Serialize, Deserialize)]
         struct Probe {
             boot_id: String,
@@ -457,18 +465,19 @@ impl Qemu {
             detail: String,
         }
         let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default().trim().to_string();
-        let file = self.root.join("kvm-probe.json");
+        let name = accel_name(accel);
+        let file = self.root.join(format!("{name}-probe.json"));
         if let Some(p) = std::fs::read(&file).ok().and_then(|b| serde_json::from_slice::<Probe>(&b).ok())
             && p.boot_id == boot_id
             && !boot_id.is_empty()
         {
             return Ok((p.works, format!("{} (probed earlier since this host booted)", p.detail)));
         }
-        say.line("probing KVM with a short boot (20 s at most)");
+        say.line(&format!("probing {} with a short boot (20 s at most)", name.to_uppercase()));
         let tmp = tempfile::Builder::new().prefix("golab-kvm-probe-").tempdir()?;
         let log = tmp.path().join("serial.log");
         let mut c = Command::new("qemu-system-x86_64");
-        c.args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-accel", "kvm", "-cpu", "host", "-m", "256"]);
+        c.args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-accel", name, "-cpu", "host", "-m", "256"]);
         c.arg("-serial").arg(format!("file:{}", log.display()));
         match (&made.kernel, &made.initrd) {
             (Some(k), i) => {
@@ -482,12 +491,12 @@ impl Qemu {
             }
         }
         c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(tmp.path().join("stderr"))?);
-        let mut g = exec::Group::spawn(c, "qemu (KVM probe)")?;
+        let mut g = exec::Group::spawn(c, "qemu (accelerator probe)")?;
         let deadline = Instant::now() + Duration::from_secs(20);
         let (works, detail) = loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if text.contains("Run /init") || text.contains("Freeing unused kernel") {
-                break (true, "the kernel started under KVM".to_string());
+                break (true, format!("the kernel started under {}", name.to_uppercase()));
             }
             if let Ok(Some(st)) = g.child_mut().try_wait() {
                 let err = std::fs::read_to_string(tmp.path().join("stderr")).unwrap_or_default();
@@ -649,7 +658,7 @@ impl Qemu {
             return Ok(Stopped::NotRunning);
         };
         let accel = read_accel(&dir).unwrap_or(AccelUsed::Tcg);
-        let grace = if accel == AccelUsed::Kvm { Duration::from_secs(60) } else { Duration::from_secs(120) };
+        let grace = if accel != AccelUsed::Tcg { Duration::from_secs(60) } else { Duration::from_secs(120) };
         let mut how = Stopped::PoweredOff;
         let mut asked = false;
         if let Ok(mut c) = self.ssh_command(name) {
@@ -737,6 +746,7 @@ fn qemu_command(dir: &Path, name: &str, made: &Made, opts: &UpOptions, accel: Ac
     c.args(["-name", &format!("golab-{name}"), "-nodefaults", "-no-user-config", "-display", "none", "-machine", "q35"]);
     match accel {
         AccelUsed::Kvm => c.args(["-accel", "kvm", "-cpu", "host"]),
+        AccelUsed::Hvf => c.args(["-accel", "hvf", "-cpu", "host"]),
         AccelUsed::Tcg => c.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
     };
     c.arg("-smp").arg(opts.cpus.max(1).to_string()).arg("-m").arg(opts.memory_mib.max(512).to_string());
@@ -766,16 +776,53 @@ fn qemu_command(dir: &Path, name: &str, made: &Made, opts: &UpOptions, accel: Ac
 fn accel_name(a: AccelUsed) -> &'static str {
     match a {
         AccelUsed::Kvm => "kvm",
+        AccelUsed::Hvf => "hvf",
         AccelUsed::Tcg => "tcg",
     }
 }
 
 fn read_accel(dir: &Path) -> Option<AccelUsed> {
-    match std::fs::read_to_string(dir.join("accel")).ok()?.trim() {
+    read_accel_name(&std::fs::read_to_string(dir.join("accel")).ok()?)
+}
+
+fn read_accel_name(name: &str) -> Option<AccelUsed> {
+    match name.trim() {
         "kvm" => Some(AccelUsed::Kvm),
+        "hvf" => Some(AccelUsed::Hvf),
         "tcg" => Some(AccelUsed::Tcg),
         _ => None,
     }
+}
+
+/// What `--accel auto` does on a host, before any probe boot. The guest is always
+/// x86_64 (the labs follow the amd64 startup path), so only an x86_64 host can
+/// accelerate it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AutoPlan {
+    /// Try this accelerator with a short boot first.
+    Probe(AccelUsed),
+    /// Software emulation, and why.
+    Tcg(String),
+}
+
+fn auto_plan(os: &str, arch: &str, kvm_usable: bool, hv_support: bool) -> AutoPlan {
+    match (os, arch) {
+        ("linux", "x86_64") if kvm_usable => AutoPlan::Probe(AccelUsed::Kvm),
+        ("linux", "x86_64") => AutoPlan::Tcg("no usable /dev/kvm".into()),
+        ("macos", "x86_64") if hv_support => AutoPlan::Probe(AccelUsed::Hvf),
+        ("macos", "x86_64") => AutoPlan::Tcg("Hypervisor.framework is not available (sysctl kern.hv_support is not 1)".into()),
+        ("macos", _) => AutoPlan::Tcg("Apple Silicon: HVF runs only arm64 guests, and the lab VM is x86_64".into()),
+        (_, "x86_64") => AutoPlan::Tcg(format!("golab knows no accelerator on {os}")),
+        _ => AutoPlan::Tcg(format!("the lab VM is x86_64 and this host is {arch}: no accelerator can run it")),
+    }
+}
+
+/// macOS: whether Hypervisor.framework is there (`sysctl -n kern.hv_support`).
+fn hv_support() -> bool {
+    if std::env::consts::OS != "macos" {
+        return false;
+    }
+    Command::new("sysctl").args(["-n", "kern.hv_support"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "1").unwrap_or(false)
 }
 
 fn kvm_usable() -> bool {
@@ -1189,6 +1236,32 @@ mod tests {
 
     fn made() -> Made {
         Made { image: "/img/base.img".into(), image_format: "qcow2".into(), kernel: Some("/img/base.vmlinuz".into()), initrd: Some("/img/base.initrd".into()), go_version: "1.19.8".into(), go_sha256: "ab".repeat(32), dlv_source: DlvSource::Apt, instance_id: "golab-lab-1".into() }
+    }
+
+    #[test]
+    fn auto_accelerates_only_an_x86_64_host_and_probes_first() {
+        assert_eq!(auto_plan("linux", "x86_64", true, false), AutoPlan::Probe(AccelUsed::Kvm));
+        assert_eq!(auto_plan("macos", "x86_64", false, true), AutoPlan::Probe(AccelUsed::Hvf));
+        let tcg = |p: AutoPlan| match p {
+            AutoPlan::Tcg(why) => why,
+            other => panic!("expected TCG, got {other:?}"),
+        };
+        assert!(tcg(auto_plan("linux", "x86_64", false, false)).contains("/dev/kvm"));
+        assert!(tcg(auto_plan("macos", "x86_64", false, false)).contains("kern.hv_support"));
+        // Apple Silicon has HVF, but not for an x86_64 guest.
+        assert!(tcg(auto_plan("macos", "aarch64", false, true)).contains("Apple Silicon"));
+        assert!(tcg(auto_plan("linux", "aarch64", true, false)).contains("aarch64"));
+        assert!(tcg(auto_plan("freebsd", "x86_64", false, false)).contains("freebsd"));
+    }
+
+    #[test]
+    fn hvf_runs_with_the_host_cpu_and_short_deadlines() {
+        let c = qemu_command(Path::new("/s/machines/lab1"), "lab1", &made(), &opts(), AccelUsed::Hvf, Ports { ssh: 40022, dlv: 40345 });
+        let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let at = args.iter().position(|a| a == "-accel").unwrap();
+        assert_eq!(args[at + 1..at + 4], ["hvf", "-cpu", "host"]);
+        assert_eq!(read_accel_name("hvf"), Some(AccelUsed::Hvf));
+        assert!(Deadlines::for_accel(AccelUsed::Hvf).ssh < Deadlines::for_accel(AccelUsed::Tcg).ssh);
     }
 
     #[test]
