@@ -154,6 +154,36 @@ pub fn run(mut cmd: Command, label: &str, timeout: Duration) -> Result<Captured>
     Ok(Captured { status, stdout, stderr })
 }
 
+/// Like [`run`], and every line the command prints also goes to our stderr as it comes,
+/// after `prefix` (for long commands whose progress the user should see: `vagrant up`).
+pub fn run_echoed(mut cmd: Command, label: &str, timeout: Duration, prefix: &str) -> Result<Captured> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut g = Group::spawn(cmd, label)?;
+    let out = line_echoer(g.child_mut().stdout.take(), prefix.to_string());
+    let err = line_echoer(g.child_mut().stderr.take(), prefix.to_string());
+    let status = g.wait_deadline(Instant::now() + timeout);
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    let status = status.with_context(|| format!("after {}s; it printed:\n{}{}", timeout.as_secs(), tail(&stdout), tail(&stderr)))?;
+    Ok(Captured { status, stdout, stderr })
+}
+
+fn line_echoer<R: Read + Send + 'static>(r: Option<R>, prefix: String) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        if let Some(r) = r {
+            for line in std::io::BufReader::new(r).split(b'\n').map_while(|l| l.ok()) {
+                let line = String::from_utf8_lossy(&line).into_owned();
+                eprintln!("{prefix}{}", line.trim_end_matches('\r'));
+                all.push_str(&line);
+                all.push('\n');
+            }
+        }
+        all
+    })
+}
+
 fn reader<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut buf = Vec::new();
@@ -194,6 +224,16 @@ pub fn processes_in_group(pgid: u32) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_echoed_run_still_captures_both_streams_whole() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "printf 'one\\ntwo' ; echo err >&2; exit 3"]);
+        let out = run_echoed(c, "sh", Duration::from_secs(10), "  test: ").unwrap();
+        assert_eq!(out.stdout, "one\ntwo\n");
+        assert_eq!(out.stderr, "err\n");
+        assert_eq!(out.status.code(), Some(3));
+    }
 
     #[test]
     fn a_timeout_kills_the_whole_group() {

@@ -385,12 +385,18 @@ impl Vagrant {
     }
 
     fn vagrant(&self, name: &str, args: &[&str], timeout: std::time::Duration) -> Result<crate::exec::Captured> {
+        self.vagrant_in(name, args, timeout, false)
+    }
+
+    /// `vagrant ARGS` in the machine's folder; `echo` shows its lines as they come.
+    fn vagrant_in(&self, name: &str, args: &[&str], timeout: std::time::Duration, echo: bool) -> Result<crate::exec::Captured> {
         if !self.dir(name).join("Vagrantfile").is_file() {
             bail!("no Vagrant machine named {name} (in {}): `golab up --provider vagrant --name {name}` makes it", self.dir(name).display());
         }
         let mut c = std::process::Command::new("vagrant");
         c.args(args).current_dir(self.dir(name));
-        let out = crate::exec::run(c, &format!("vagrant {}", args.join(" ")), timeout)?;
+        let label = format!("vagrant {}", args.join(" "));
+        let out = if echo { crate::exec::run_echoed(c, &label, timeout, "  vagrant: ")? } else { crate::exec::run(c, &label, timeout)? };
         if !out.ok() {
             bail!("vagrant {} failed in {}:\n{}", args.join(" "), self.dir(name).display(), crate::exec::tail(&out.combined()));
         }
@@ -454,7 +460,7 @@ impl Vagrant {
         if !rec.provisioned {
             args.push("--provision");
         }
-        self.vagrant(name, &args, std::time::Duration::from_secs(3600))?;
+        self.vagrant_in(name, &args, std::time::Duration::from_secs(3600), true)?;
         if !rec.provisioned {
             rec.provisioned = true;
             crate::files::write_atomic(&rec_path, serde_json::to_string_pretty(&rec)?.as_bytes())?;
@@ -477,7 +483,7 @@ impl Vagrant {
     }
 
     pub fn down(&self, name: &str) -> Result<()> {
-        self.vagrant(name, &["halt"], std::time::Duration::from_secs(600)).map(|_| ())
+        self.vagrant_in(name, &["halt"], std::time::Duration::from_secs(600), true).map(|_| ())
     }
 
     pub fn destroy(&self, name: &str) -> Result<()> {
