@@ -34,6 +34,26 @@ impl Captured {
     }
 }
 
+/// The process groups golab has started and not yet reaped, so that an interrupt
+/// (Ctrl-C, SIGTERM, a closed terminal) can end them: each lives in a group of its own,
+/// which the terminal's signal does not reach.
+static LIVE: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<u32>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Kills every process group golab started that is still running, with their
+/// descendants (the interrupt handler's work; `main` installs it).
+pub fn kill_all_live() -> usize {
+    let pids: Vec<u32> = live().drain(..).collect();
+    for &p in &pids {
+        kill_tree(p);
+        kill_group(p);
+    }
+    pids.len()
+}
+
 /// A child in its own process group; dropping it kills the group.
 pub struct Group {
     child: Child,
@@ -46,6 +66,7 @@ impl Group {
     pub fn spawn(mut cmd: Command, label: &str) -> Result<Group> {
         cmd.process_group(0);
         let child = cmd.spawn().with_context(|| format!("cannot start {label} ({:?})", cmd.get_program()))?;
+        live().push(child.id());
         Ok(Group { child, label: label.to_string(), done: false })
     }
 
@@ -65,6 +86,7 @@ impl Group {
                 self.done = true;
                 // The leader is gone; its group may not be (a debuggee it forked).
                 kill_group(self.child.id());
+                self.forget();
                 return Ok(st);
             }
             if Instant::now() >= deadline {
@@ -83,6 +105,12 @@ impl Group {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.done = true;
+        self.forget();
+    }
+
+    fn forget(&self) {
+        let id = self.child.id();
+        live().retain(|&p| p != id);
     }
 }
 
@@ -92,6 +120,7 @@ impl Drop for Group {
             self.kill();
         } else {
             kill_group(self.child.id());
+            self.forget();
         }
     }
 }

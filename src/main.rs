@@ -19,6 +19,18 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // The tools golab starts (go, gdb, dlv and the program it debugs, vagrant, the
+    // sandbox) each run in a process group of their own, out of the terminal's reach:
+    // on Ctrl-C, SIGTERM or a closed terminal golab ends them before it goes. Files
+    // golab writes are written whole (written aside, then renamed), so what was
+    // recorded before the interrupt stays.
+    if let Err(e) = ctrlc::set_handler(|| {
+        let n = golab::exec::kill_all_live();
+        eprintln!("\ngolab: interrupted; stopped {n} process group(s) it had started");
+        std::process::exit(130);
+    }) {
+        eprintln!("golab: warning: cannot handle interrupts ({e}); a Ctrl-C may leave its tools running");
+    }
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,

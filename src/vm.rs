@@ -82,7 +82,7 @@ fn vagrant_up(a: &UpArgs) -> Result<ExitCode> {
         UpOutcome::Resumed => "up again (provisioned before)",
         UpOutcome::AlreadyRunning => "already running; nothing done",
     };
-    println!("{name}: {what} through vagrant ({provider}); `golab run LAB --provider vagrant --name {name}`");
+    println!("{name}: {what} (vagrant, {provider}); `golab run LAB --provider vagrant --name {name}`");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -152,6 +152,33 @@ fn a_program_that_never_ends_times_out_and_leaves_no_process_behind() {
 }
 
 #[test]
+fn an_interrupt_stops_the_debuggers_and_the_program_it_started() {
+    // The program never ends, so golab is surely still at work when the signal comes.
+    let lab = lab_copy(|d| {
+        std::fs::write(d.join("main.go"), "package main\n\nfunc main() {\n\tfor {\n\t}\n}\n\nfunc args() {}\n").unwrap();
+    });
+    let work = tempfile::tempdir().unwrap();
+    let mut child = golab().arg("run").arg(lab.path()).arg("-q").arg("--work").arg(work.path()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // Wait until the built program itself runs under a debugger: traced, it would go on
+    // looping after its tracer died.
+    let program = format!("{} ", work.path().join("main").display());
+    let t = std::time::Instant::now();
+    while !processes_under(work.path()).iter().any(|p| p.split_once(": ").is_some_and(|(_, cmd)| cmd.starts_with(&program))) {
+        assert!(t.elapsed() < std::time::Duration::from_secs(120), "no debugger started");
+        assert!(child.try_wait().unwrap().is_none(), "golab ended before a debugger started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let running = processes_under(work.path());
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(processes_under(work.path()), Vec::<String>::new(), "left behind after the interrupt (running before it: {running:?})");
+}
+
+#[test]
 fn doctor_lists_the_tools_and_their_fixes() {
     let (o, out, _) = run(golab().arg("doctor"));
     assert!(o.status.success(), "{out}");
