@@ -35,7 +35,6 @@ set -euo pipefail
 CACHE="${GOLAB_TOOLCHAINS:-${HOME:?}/.cache/golab/toolchains}"
 GOBIN_VERSIONS="${GOLAB_GOBIN_VERSIONS-1.25.5}"
 WORK="$CACHE/.work"
-SYSTEM_SOURCES="${GOLAB_APT_SOURCES:-/etc/apt/sources.list.d/debian.sources}"
 
 # name  suite  debian-version-suffix
 DEB_GOS=(
@@ -96,9 +95,9 @@ fi
 if [ "${#missing_debs[@]}" -gt 0 ] || [ "$need_dlv" = 1 ]; then
   command -v apt-get >/dev/null || die "apt-get not found"
   command -v dpkg-deb >/dev/null || die "dpkg-deb not found"
-  [ -r "$SYSTEM_SOURCES" ] || die "cannot read $SYSTEM_SOURCES (needed for the mirror URI)"
-  mirror="$(awk '/^URIs:/{print $2; exit}' "$SYSTEM_SOURCES")"
-  [ -n "$mirror" ] || die "no URIs: line in $SYSTEM_SOURCES"
+  # shellcheck source=scripts/apt-lib.sh
+  . "$(dirname "$0")/apt-lib.sh"
+  mirror=$(debian_mirror) || die "no mirror"
 
   apt_dir="$WORK/apt"
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"

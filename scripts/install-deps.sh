@@ -22,12 +22,10 @@ fi
 if [ ! -x /usr/sbin/sshd ]; then
   if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null 2>&1; then
     bp=$(mktemp -d)
-    mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-    printf 'Types: deb\nURIs: %s\nSuites: bookworm bookworm-updates bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$mirror" > "$bp/bp.sources"
-    mkdir -p "$bp/lists/partial"
-    apto=(-o "Dir::Etc::sourcelist=$bp/bp.sources" -o Dir::Etc::sourceparts=/dev/null -o "Dir::State::Lists=$bp/lists")
-    apt-get "${apto[@]}" update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get "${apto[@]}" install -y -qq --no-install-recommends -t bookworm-backports openssh-server >/dev/null
+    # shellcheck source=scripts/apt-lib.sh
+    . "$(dirname "$0")/apt-lib.sh"
+    apt_private "$bp" bookworm-backports -- update -qq
+    apt_private "$bp" bookworm-backports -- install -y -qq --no-install-recommends -t bookworm-backports openssh-server >/dev/null
     rm -rf "$bp"
   fi
 fi

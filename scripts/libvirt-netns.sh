@@ -27,6 +27,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/apt-lib.sh
+. "$here/apt-lib.sh"
 cache=${GOLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/golab}
 SUITE=bookworm
 POOL=default
@@ -69,27 +71,9 @@ install_packages() {
   local want=(libvirt-daemon-system libvirt-daemon-system-sysv libvirt-clients dnsmasq-base iptables) missing=() p
   for p in "${want[@]}"; do installed "$p" || missing+=("$p"); done
   ((${#missing[@]})) || return 0
-  local mirror=${GOLAB_DEBIAN_MIRROR:-}
-  if [ -z "$mirror" ] && [ -f /etc/apt/sources.list.d/debian.sources ]; then
-    mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-  fi
-  if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
-    mirror=$(awk '$1=="deb"{for(i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' /etc/apt/sources.list)
-  fi
-  [ -n "$mirror" ] || die "cannot find Debian's mirror in /etc/apt (set GOLAB_DEBIAN_MIRROR)"
   say "installing host packages: ${missing[*]}"
-  # The same private apt configuration as vm-image.sh: the system's sources plus
-  # backports, lists in golab's cache; libvirt itself comes from bookworm (priority 500).
-  local apt=$cache/apt
-  mkdir -p "$apt/lists/partial"
-  cat >"$apt/backports.sources" <<EOF
-Types: deb
-URIs: $mirror
-Suites: $SUITE-backports
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-  local o=(-o "Dir::Etc::sourcelist=$apt/backports.sources" -o "Dir::State::Lists=$apt/lists" -o APT::Sandbox::User=root)
+  # The same private apt configuration as vm-image.sh (scripts/apt-lib.sh); libvirt
+  # itself comes from bookworm (priority 500), QEMU stays at its backports version.
   # The packages' maintainer scripts must not start libvirtd/virtlogd here, in the root
   # namespace: a policy-rc.d that says no, unless the machine already has one.
   local policy=/usr/sbin/policy-rc.d ours=false
@@ -99,8 +83,8 @@ EOF
     ours=true
   fi
   local rc=0
-  { apt-get "${o[@]}" update -qq &&
-    DEBIAN_FRONTEND=noninteractive apt-get "${o[@]}" install -y -qq --no-install-recommends "${want[@]}" >/dev/null; } || rc=$?
+  { apt_private "$cache/apt" "$SUITE-backports" -- update -qq &&
+    apt_private "$cache/apt" "$SUITE-backports" -- install -y -qq --no-install-recommends "${want[@]}" >/dev/null; } || rc=$?
   if $ours; then rm -f "$policy"; fi
   ((rc == 0)) || die "apt-get install ${missing[*]} failed"
   # A daemon started anyway by a maintainer script would be in the root namespace.

@@ -94,14 +94,9 @@ for t in losetup qemu-img chroot fstrim e2fsck tar; do
 done
 
 # The mirror is read at run time from the system's apt configuration, never written here.
-mirror=${GOLAB_DEBIAN_MIRROR:-}
-if [ -z "$mirror" ] && [ -f /etc/apt/sources.list.d/debian.sources ]; then
-  mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-fi
-if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
-  mirror=$(awk '$1=="deb"{for(i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' /etc/apt/sources.list)
-fi
-[ -n "$mirror" ] || die "cannot find Debian's mirror in /etc/apt (set GOLAB_DEBIAN_MIRROR)"
+# shellcheck source=scripts/apt-lib.sh
+. "$(dirname "$0")/apt-lib.sh"
+mirror=$(debian_mirror) || die "no mirror"
 
 # Vagrant's insecure public key(s), from the installed vagrant (Debian's package keeps
 # them in the gem's keys/ folder; upstream packages in /opt/vagrant).

@@ -53,14 +53,9 @@ fi
 [ "$(id -u)" = 0 ] || { say "debootstrap needs root: run as root (or use a cached image)"; exit 1; }
 
 # The mirror is read at run time from the system's apt configuration, never written here.
-mirror=${GOLAB_DEBIAN_MIRROR:-}
-if [ -z "$mirror" ] && [ -f /etc/apt/sources.list.d/debian.sources ]; then
-  mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-fi
-if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
-  mirror=$(awk '$1=="deb"{for(i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' /etc/apt/sources.list)
-fi
-[ -n "$mirror" ] || { say "cannot find Debian's mirror in /etc/apt (set GOLAB_DEBIAN_MIRROR)"; exit 1; }
+# shellcheck source=scripts/apt-lib.sh
+. "$(dirname "$0")/apt-lib.sh"
+mirror=$(debian_mirror) || exit 1
 
 # --- host packages -------------------------------------------------------------------
 # qemu-utils on these machines comes from bookworm-backports, so qemu-system-x86 must
@@ -72,19 +67,8 @@ need_host_packages() {
   done
   ((${#missing[@]})) || return 0
   say "installing host packages: ${missing[*]}"
-  local apt=$cache/apt
-  mkdir -p "$apt/lists/partial"
-  cat >"$apt/backports.sources" <<EOF
-Types: deb
-URIs: $mirror
-Suites: $SUITE-backports
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-  # The system's sources plus backports, with lists kept in a private folder.
-  local o=(-o "Dir::Etc::sourcelist=$apt/backports.sources" -o "Dir::State::Lists=$apt/lists" -o APT::Sandbox::User=root)
-  apt-get "${o[@]}" update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get "${o[@]}" install -y -qq --no-install-recommends \
+  apt_private "$cache/apt" "$SUITE-backports" -- update -qq
+  apt_private "$cache/apt" "$SUITE-backports" -- install -y -qq --no-install-recommends \
     -t "$SUITE-backports" qemu-system-x86 qemu-utils debootstrap genisoimage openssh-client e2fsprogs >/dev/null
 }
 need_host_packages
