@@ -199,18 +199,108 @@ pub fn run_echoed(mut cmd: Command, label: &str, timeout: Duration, prefix: &str
 
 fn line_echoer<R: Read + Send + 'static>(r: Option<R>, prefix: String) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut all = String::new();
-        if let Some(r) = r {
-            for line in std::io::BufReader::new(r).split(b'\n').map_while(|l| l.ok()) {
-                let line = String::from_utf8_lossy(&line).into_owned();
-                eprintln!("{prefix}{}", line.trim_end_matches('\r'));
-                all.push_str(&line);
-                all.push('\n');
+        let mut echo = Echo::new(prefix);
+        if let Some(mut r) = r {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = r.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                for &b in &buf[..n] {
+                    echo.byte(b);
+                }
             }
         }
-        all
+        echo.finish()
     })
+}
+
+/// Lines of a command's output as they should reach a log or a terminal: ANSI escapes
+/// dropped, and a progress line redrawn with `\r` (vagrant's box upload redraws
+/// "Progress: N%" thousands of times) shown at most every few seconds, not each time.
+struct Echo {
+    prefix: String,
+    segment: Vec<u8>,
+    kept: String,
+    last_transient: Option<std::time::Instant>,
+    pending_transient: Option<String>,
+}
+
+impl Echo {
+    const TRANSIENT_EVERY: Duration = Duration::from_secs(5);
+
+    fn new(prefix: String) -> Echo {
+        Echo { prefix, segment: Vec::new(), kept: String::new(), last_transient: None, pending_transient: None }
+    }
+
+    fn byte(&mut self, b: u8) {
+        match b {
+            b'\n' => self.end_segment(false),
+            b'\r' => self.end_segment(true),
+            _ => self.segment.push(b),
+        }
+    }
+
+    fn end_segment(&mut self, transient: bool) {
+        let text = strip_ansi(&String::from_utf8_lossy(&std::mem::take(&mut self.segment)));
+        if transient {
+            if text.trim().is_empty() {
+                return;
+            }
+            let due = self.last_transient.is_none_or(|t| t.elapsed() >= Self::TRANSIENT_EVERY);
+            if due {
+                self.last_transient = Some(std::time::Instant::now());
+                self.emit(&text);
+                self.pending_transient = None;
+            } else {
+                self.pending_transient = Some(text);
+            }
+            return;
+        }
+        // A line ends: the last progress state it overwrote is shown first, if unseen.
+        if let Some(p) = self.pending_transient.take() {
+            self.emit(&p);
+        }
+        self.last_transient = None;
+        self.emit(&text);
+    }
+
+    fn emit(&mut self, line: &str) {
+        eprintln!("{}{line}", self.prefix);
+        self.kept.push_str(line);
+        self.kept.push('\n');
+    }
+
+    fn finish(mut self) -> String {
+        if !self.segment.is_empty() || self.pending_transient.is_some() {
+            self.end_segment(false);
+        }
+        self.kept
+    }
+}
+
+/// `s` without ANSI escape sequences (CSI `ESC [ ... letter`, `ESC ( B`, `ESC x`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            for d in chars.by_ref() {
+                if ('@'..='~').contains(&d) {
+                    break;
+                }
+            }
+        } else if matches!(chars.next(), Some('(' | ')' | '*' | '+')) {
+            // A character set designation: ESC ( B.
+            chars.next();
+        }
+    }
+    out
 }
 
 fn reader<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<String> {
@@ -262,6 +352,23 @@ mod tests {
         assert_eq!(out.stdout, "one\ntwo\n");
         assert_eq!(out.stderr, "err\n");
         assert_eq!(out.status.code(), Some(3));
+    }
+
+    #[test]
+    fn a_redrawn_progress_line_is_shown_once_not_a_thousand_times() {
+        // As vagrant uploads a box: ESC[K and "Progress: N%" redrawn with \r, then a line.
+        let mut e = Echo::new(String::new());
+        for n in 0..=100 {
+            for b in format!("\u{1b}[KProgress: {n}%\r").bytes() {
+                e.byte(b);
+            }
+        }
+        for b in "\u{1b}[K==> default: Creating image\n".bytes() {
+            e.byte(b);
+        }
+        let kept = e.finish();
+        assert_eq!(kept, "Progress: 0%\nProgress: 100%\n==> default: Creating image\n", "{kept:?}");
+        assert_eq!(strip_ansi("\u{1b}[1;32mok\u{1b}[0m \u{1b}(Bdone"), "ok done");
     }
 
     #[test]
