@@ -76,11 +76,10 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> 
         // The sandbox runs as unprivileged uids: they must be able to enter the folders.
         for a in work.ancestors() {
             use std::os::unix::fs::PermissionsExt;
-            if let Ok(m) = std::fs::metadata(a) {
-                if m.permissions().mode() & 0o001 == 0 {
+            if let Ok(m) = std::fs::metadata(a)
+                && m.permissions().mode() & 0o001 == 0 {
                     bail!("{} is not enterable by other users (mode {:o}), so the sandbox cannot reach {}: grade into another folder (-o), or `chmod o+x {}`", a.display(), m.permissions().mode() & 0o777, work.display(), a.display());
                 }
-            }
         }
         let mut hide: Vec<PathBuf> = hidden.iter().filter_map(|h| std::fs::canonicalize(h).ok()).collect();
         hide.push(work.clone());

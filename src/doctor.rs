@@ -112,11 +112,10 @@ pub fn report(findings: &[Finding]) -> (String, bool) {
     for f in findings {
         let mark = if f.ok { "ok  " } else if f.blocking { "FAIL" } else { "warn" };
         s.push_str(&format!("{mark} {}\n", f.what));
-        if let Some(fix) = &f.fix {
-            if !f.ok {
+        if let Some(fix) = &f.fix
+            && !f.ok {
                 s.push_str(&format!("     fix: {fix}\n"));
             }
-        }
     }
     let ready = findings.iter().all(|f| f.ok || !f.blocking);
     s.push_str(if ready { "golab run startup-trace can run here.\n" } else { "golab run startup-trace cannot run here until the FAIL lines are fixed.\n" });

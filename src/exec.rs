@@ -331,11 +331,10 @@ pub fn processes_in_group(pgid: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return pids };
     for e in dir.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        if let Some((state, _, pgrp)) = proc_stat(pid) {
-            if state != "Z" && pgrp == pgid {
+        if let Some((state, _, pgrp)) = proc_stat(pid)
+            && state != "Z" && pgrp == pgid {
                 pids.push(pid);
             }
-        }
     }
     pids
 }

@@ -27,11 +27,10 @@ pub fn terminal(v: &Verdict, header: &str, verbose: bool) -> String {
         if c.skipped.is_some() {
             continue;
         }
-        if let Some(says) = &c.says {
-            if verbose || !c.passed {
+        if let Some(says) = &c.says
+            && (verbose || !c.passed) {
                 let _ = writeln!(s, "     the notes say: {says}");
             }
-        }
         for l in &c.lines {
             if !verbose && c.passed && l.mark == Mark::Good {
                 continue;

@@ -149,12 +149,11 @@ impl Transcript {
 pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     let static_check = lab.checks.iter().any(|c| c.kind == CheckKind::StaticCallers);
     let scenarios: Vec<&ScenarioSpec> = lab.scenarios.iter().filter(|s| opts.scenario.as_ref().is_none_or(|id| &s.id == id)).collect();
-    if let Some(id) = &opts.scenario {
-        if scenarios.is_empty() {
+    if let Some(id) = &opts.scenario
+        && scenarios.is_empty() {
             let known: Vec<&str> = lab.scenarios.iter().map(|s| s.id.as_str()).collect();
             bail!("lab {} has no scenario '{id}' (it has: {})", lab.name, if known.is_empty() { "none".into() } else { known.join(", ") });
         }
-    }
     let repeat = opts.repeat.max(1);
     let stages = 4 + static_check as usize + lab.gdb.is_some() as usize + (scenarios.len() * repeat as usize).max(1);
     let mut progress = Progress::new(stages, opts.quiet);

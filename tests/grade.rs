@@ -145,7 +145,7 @@ fn check_tells_a_student_what_the_grader_will_say_and_flags_a_made_up_transcript
     // The same transcript with a breakpoint address changed could not come from gina's program.
     let real = std::fs::read_to_string(sub.join("dlv.txt")).unwrap();
     let line = real.lines().find(|l| l.starts_with("Breakpoint") && l.contains("runtime.schedinit")).unwrap().to_string();
-    let addr = line.split(" set at ").nth(1).unwrap().split(|c| c == ',' || c == ' ').next().unwrap().to_string();
+    let addr = line.split(" set at ").nth(1).unwrap().split([',', ' ']).next().unwrap().to_string();
     let fake_addr = format!("{:#x}", u64::from_str_radix(addr.trim_start_matches("0x"), 16).unwrap() + 0x40);
     std::fs::write(sub.join("dlv.txt"), real.replace(&line, &line.replace(&addr, &fake_addr))).unwrap();
     let (_, out, _) = run(golab().arg("check").arg(&sub).args(["--lab", "startup-trace", "--seed", SEED, "--no-sandbox"]));

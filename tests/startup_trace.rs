@@ -243,6 +243,6 @@ fn explain_shows_the_queues_step_by_step() {
     assert!(out.contains("runnext=") && out.contains("global(") && out.contains("local("), "{out}");
     // The ring overflows once: runqputslow is named where it happens.
     assert!(out.to_lowercase().contains("runqputslow"), "{}", &out[..out.len().min(3000)]);
-    let last = out.lines().filter(|l| l.starts_with("order: ")).last().unwrap();
+    let last = out.lines().rfind(|l| l.starts_with("order: ")).unwrap();
     assert_eq!(last.split_whitespace().count(), 301);
 }

@@ -149,12 +149,11 @@ impl Grader {
         });
         let score = questions.iter().map(|q| q.points).sum::<f64>();
         let mut message = notes.join("; ");
-        if let Some(w) = wanted {
-            if observed_go.is_some_and(|o| o.line() != w.line()) {
+        if let Some(w) = wanted
+            && observed_go.is_some_and(|o| o.line() != w.line()) {
                 let m = format!("you used {w}; the grader has no go{} and built with {}", w.line(), obs.go_version);
                 message = if message.is_empty() { m } else { format!("{message}; {m}") };
             }
-        }
         Ok(SubmissionResult { student: s.student.clone(), outcome: Outcome::Graded, message, questions, score: round2(score), max_score: self.max_score(), transcript, variant: v.map(|v| v.describe()), seconds: 0.0 })
     }
 }

@@ -64,11 +64,10 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
                 }
             }
         } else if let Some((func, pc)) = stop_line(l) {
-            if let Some(pc) = pc {
-                if in_function(pc, &func) == Some(false) {
+            if let Some(pc) = pc
+                && in_function(pc, &func) == Some(false) {
                     findings.push(format!("line {}: a stop in {func} at pc {pc:#x}, which your program does not have there", n + 1));
                 }
-            }
             stops.push(func);
         }
     }

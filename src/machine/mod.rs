@@ -258,7 +258,7 @@ impl Machine {
             Machine::Ssh(s) => {
                 let mut c = Self::ssh(s);
                 c.arg("--").arg(format!("cat {}", shell_quote(&remote.to_string_lossy())));
-                let out = std::process::Command::from(c).stdin(Stdio::null()).output().context("ssh (copy out)")?;
+                let out = c.stdin(Stdio::null()).output().context("ssh (copy out)")?;
                 if !out.status.success() {
                     bail!("copying {} out of {} failed: {}", remote.display(), self.name(), String::from_utf8_lossy(&out.stderr).trim());
                 }

@@ -329,11 +329,10 @@ impl Gdb {
     /// Waits for the next `*stopped` record.
     pub fn wait_stopped(&mut self) -> Result<Value> {
         loop {
-            if let Record::Async { kind: '*', class, results } = self.next_record()? {
-                if class == "stopped" {
+            if let Record::Async { kind: '*', class, results } = self.next_record()?
+                && class == "stopped" {
                     return Ok(results);
                 }
-            }
         }
     }
 }

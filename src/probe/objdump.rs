@@ -49,11 +49,10 @@ pub fn parse(text: &str, targets: &[String]) -> (CallSites, BTreeSet<String>) {
         if target.contains('+') || !wanted.contains(target) {
             continue; // a jump inside a function, or a function nobody asked about
         }
-        if let Some(cur) = &current {
-            if cur != target {
+        if let Some(cur) = &current
+            && cur != target {
                 sites.entry(target.to_string()).or_default().insert(cur.clone());
             }
-        }
     }
     (sites, symbols)
 }

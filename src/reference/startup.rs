@@ -165,6 +165,34 @@ pub fn sysmon_step(p: &Profile) -> Option<Step> {
     walk(p).into_iter().find(|s| s.function == "runtime.sysmon")
 }
 
+/// The chain as a table for `golab reference`.
+pub fn render(p: &Profile, v: crate::toolchain::GoVersion) -> String {
+    let mut s = format!("Reference profile {} for {v}: the amd64 Linux startup path, ELF entry to main.main\n", p.name());
+    let c = chain(p);
+    for (i, st) in c.iter().enumerate() {
+        let how = match &st.reached {
+            Reached::Entry => "process entry".to_string(),
+            Reached::Jump { from } => format!("JMP from {from}"),
+            Reached::Call { from, wrapper: true } => format!("CALL from {from} via its ABI0 wrapper"),
+            Reached::Call { from, .. } => format!("CALL from {from}"),
+            Reached::Gogo { fake_return } => format!("gogo's JMP; returns to {fake_return}"),
+            Reached::NewThread { from } => format!("new thread from {from}"),
+        };
+        s.push_str(&format!("{:>3}. {:<22} {:<44} {}\n", i + 1, st.function, how, st.does));
+    }
+    let sysmon: Vec<String> = walk(p).into_iter().filter(|x| x.thread == "sysmon").map(|x| x.function).collect();
+    s.push_str(&format!("  on a new thread (runtime.main -> newm -> clone): {}\n", sysmon.join(" -> ")));
+    s.push_str(&format!(
+        "  profile: ABI wrappers {}; mstart0 {}; newproc({}); {}; physPageSize set in {} (from the auxiliary vector)\n",
+        if p.abi_wrappers { "yes" } else { "no" },
+        if p.mstart0 { "yes" } else { "no" },
+        if p.newproc_has_size { "siz, fn" } else { "fn" },
+        if p.schedule_calls_runqget { format!("schedule calls runqget, {} when it is empty", p.find_runnable) } else { format!("schedule calls {}, which calls runqget", p.find_runnable) },
+        p.page_size_set_by
+    ));
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,32 +246,4 @@ mod tests {
         let s = sysmon_step(&p).unwrap();
         assert_eq!((s.thread, s.caller()), ("sysmon", Some("runtime.mstart1")));
     }
-}
-
-/// The chain as a table for `golab reference`.
-pub fn render(p: &Profile, v: crate::toolchain::GoVersion) -> String {
-    let mut s = format!("Reference profile {} for {v}: the amd64 Linux startup path, ELF entry to main.main\n", p.name());
-    let c = chain(p);
-    for (i, st) in c.iter().enumerate() {
-        let how = match &st.reached {
-            Reached::Entry => "process entry".to_string(),
-            Reached::Jump { from } => format!("JMP from {from}"),
-            Reached::Call { from, wrapper: true } => format!("CALL from {from} via its ABI0 wrapper"),
-            Reached::Call { from, .. } => format!("CALL from {from}"),
-            Reached::Gogo { fake_return } => format!("gogo's JMP; returns to {fake_return}"),
-            Reached::NewThread { from } => format!("new thread from {from}"),
-        };
-        s.push_str(&format!("{:>3}. {:<22} {:<44} {}\n", i + 1, st.function, how, st.does));
-    }
-    let sysmon: Vec<String> = walk(p).into_iter().filter(|x| x.thread == "sysmon").map(|x| x.function).collect();
-    s.push_str(&format!("  on a new thread (runtime.main -> newm -> clone): {}\n", sysmon.join(" -> ")));
-    s.push_str(&format!(
-        "  profile: ABI wrappers {}; mstart0 {}; newproc({}); {}; physPageSize set in {} (from the auxiliary vector)\n",
-        if p.abi_wrappers { "yes" } else { "no" },
-        if p.mstart0 { "yes" } else { "no" },
-        if p.newproc_has_size { "siz, fn" } else { "fn" },
-        if p.schedule_calls_runqget { format!("schedule calls runqget, {} when it is empty", p.find_runnable) } else { format!("schedule calls {}, which calls runqget", p.find_runnable) },
-        p.page_size_set_by
-    ));
-    s
 }
