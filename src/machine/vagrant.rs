@@ -380,6 +380,20 @@ impl Vagrant {
         Ok(Vagrant { root: super::state_root()? })
     }
 
+    pub fn with_state_root(root: impl Into<PathBuf>) -> Vagrant {
+        Vagrant { root: root.into() }
+    }
+
+    /// Vagrant must be on PATH for anything but `golab render`.
+    fn require_vagrant() -> Result<()> {
+        if crate::toolchain::which("vagrant").is_none() {
+            bail!(
+                "vagrant is not installed (or not on PATH): install Vagrant and the plugin of its provider (Debian: apt-get install vagrant vagrant-libvirt), or use --provider qemu, which needs only QEMU"
+            );
+        }
+        Ok(())
+    }
+
     pub fn dir(&self, name: &str) -> PathBuf {
         self.root.join("vagrant").join(name)
     }
@@ -395,8 +409,12 @@ impl Vagrant {
         }
         let mut c = std::process::Command::new("vagrant");
         c.args(args).current_dir(self.dir(name));
+        Self::require_vagrant()?;
         let label = format!("vagrant {}", args.join(" "));
         let out = if echo { crate::exec::run_echoed(c, &label, timeout, "  vagrant: ")? } else { crate::exec::run(c, &label, timeout)? };
+        if !out.ok() && echo {
+            bail!("vagrant {} failed in {} (its output is above)", args.join(" "), self.dir(name).display());
+        }
         if !out.ok() {
             bail!("vagrant {} failed in {}:\n{}", args.join(" "), self.dir(name).display(), crate::exec::tail(&out.combined()));
         }
@@ -407,6 +425,7 @@ impl Vagrant {
     /// there (`vagrant box remove golab/STEM` makes the next `up` take a new file), and
     /// returns the name.
     pub fn add_box_file(&self, file: &Path) -> Result<String> {
+        Self::require_vagrant()?;
         let stem = file.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".box")).filter(|s| !s.is_empty());
         let name = format!("golab/{}", stem.with_context(|| format!("{}: a box file is named NAME.box", file.display()))?);
         let run = |args: &[&str], timeout: u64| -> Result<crate::exec::Captured> {
@@ -487,7 +506,17 @@ impl Vagrant {
     }
 
     pub fn destroy(&self, name: &str) -> Result<()> {
-        self.vagrant(name, &["destroy", "-f"], std::time::Duration::from_secs(600))?;
+        // Vagrant records a machine's id once its provider has made it; without one there
+        // is nothing to destroy, and `vagrant destroy` would fail where the provider is
+        // unusable (the very case in which one wants the folder gone).
+        let made = std::fs::read_dir(self.dir(name).join(".vagrant/machines/default"))
+            .map(|providers| providers.flatten().any(|p| p.path().join("id").is_file()))
+            .unwrap_or(false);
+        if made {
+            self.vagrant(name, &["destroy", "-f"], std::time::Duration::from_secs(600))?;
+        } else if !self.dir(name).join("machine.json").is_file() {
+            bail!("no Vagrant machine named {name} (in {})", self.dir(name).display());
+        }
         std::fs::remove_dir_all(self.dir(name)).with_context(|| format!("cannot remove {}", self.dir(name).display()))
     }
 }
@@ -521,6 +550,29 @@ mod tests {
         let t = "Host default\n  HostName 127.0.0.1\n  User vagrant\n  Port 2222\n  UserKnownHostsFile /dev/null\n  StrictHostKeyChecking no\n  IdentityFile \"/home/u/.vagrant.d/insecure_private_key\"\n  IdentitiesOnly yes\n";
         assert_eq!(parse_ssh_config(t), Some(("vagrant".into(), 2222, PathBuf::from("/home/u/.vagrant.d/insecure_private_key"))));
         assert_eq!(parse_ssh_config("Host default\n"), None);
+    }
+
+    #[test]
+    fn a_machine_vagrant_never_made_is_destroyed_without_asking_vagrant() {
+        // `up` wrote the folder, then its provider turned out unusable: no machine id.
+        let d = tempfile::tempdir().unwrap();
+        let v = Vagrant::with_state_root(d.path());
+        write(Provider::Virtualbox, &VagrantConfig::default(), &v.dir("lab")).unwrap();
+        std::fs::write(v.dir("lab").join("machine.json"), "{}").unwrap();
+        std::fs::create_dir_all(v.dir("lab").join(".vagrant/machines/default/virtualbox")).unwrap();
+        v.destroy("lab").unwrap();
+        assert!(!v.dir("lab").exists());
+        let err = v.destroy("lab").unwrap_err();
+        assert!(format!("{err:#}").contains("no Vagrant machine named lab"), "{err:#}");
+    }
+
+    #[test]
+    fn boxes_are_found_in_vagrants_machine_readable_list() {
+        // As `vagrant box list --machine-readable` prints it (vagrant 2.3.4).
+        let t = "1764230000,,ui,info,golab/debian-12-golab (libvirt%!(VAGRANT_COMMA) 0)\n1764230000,,box-name,golab/debian-12-golab\n1764230000,,box-provider,libvirt\n1764230000,,box-version,0\n";
+        assert!(box_listed(t, "golab/debian-12-golab"));
+        assert!(!box_listed(t, "golab/debian-12"));
+        assert!(!box_listed("1764230000,,ui,info,There are no installed boxes!\n", "golab/debian-12-golab"));
     }
 
     #[test]
