@@ -96,7 +96,8 @@ pub struct PinArgs {
 /// Direct kernel boot, for an image or box without a boot loader.
 #[derive(Args, Clone)]
 pub struct BootArgs {
-    /// The kernel (qemu: default IMAGE.vmlinuz when present; vagrant: libvirt only).
+    /// The kernel (qemu: default IMAGE.vmlinuz when present; vagrant: libvirt only, and
+    /// libvirt's QEMU user must be able to read it and enter every folder above it).
     #[arg(long)]
     pub kernel: Option<PathBuf>,
     /// Its initrd (qemu: default IMAGE.initrd when present).
