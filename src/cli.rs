@@ -301,8 +301,10 @@ pub struct UpArgs {
     /// emulation), kvm, hvf, tcg.
     #[arg(long, default_value = "auto")]
     pub accel: String,
-    /// With --provider vagrant: Vagrant's provider (virtualbox, libvirt, qemu).
-    #[arg(long, default_value = "virtualbox")]
+    /// With --provider vagrant: Vagrant's provider (virtualbox, libvirt, qemu), or auto:
+    /// vagrant-qemu on Apple Silicon, VirtualBox where VBoxManage is installed, else
+    /// libvirt where the vagrant-libvirt plugin is.
+    #[arg(long, default_value = "auto")]
     pub vagrant_provider: String,
     #[command(flatten)]
     pub vagrant: VagrantArgs,

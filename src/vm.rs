@@ -68,7 +68,10 @@ pub fn vagrant_config(cpus: u32, memory: u32, pins: &PinArgs, boot: &BootArgs, v
 }
 
 fn vagrant_up(a: &UpArgs) -> Result<ExitCode> {
-    let provider: golab::machine::vagrant::Provider = a.vagrant_provider.parse()?;
+    let provider = match a.vagrant_provider.as_str() {
+        "auto" => Vagrant::auto_provider()?,
+        p => p.parse()?,
+    };
     let mut cfg = vagrant_config(a.cpus, a.memory, &a.pins, &a.boot, &a.vagrant)?;
     let vagrant = Vagrant::new()?;
     let as_file = std::path::Path::new(&cfg.box_name);

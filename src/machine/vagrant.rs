@@ -380,6 +380,16 @@ impl Vagrant {
         Ok(Vagrant { root: super::state_root()? })
     }
 
+    /// The provider `--vagrant-provider auto` picks on this host (see [`pick_provider`]).
+    pub fn auto_provider() -> Result<Provider> {
+        Self::require_vagrant()?;
+        let mut c = std::process::Command::new("vagrant");
+        c.args(["plugin", "list", "--machine-readable"]);
+        let plugins = crate::exec::run(c, "vagrant plugin list", std::time::Duration::from_secs(120))?;
+        let has = |p: &str| machine_readable_has(&plugins.stdout, "plugin-name", p);
+        pick_provider(std::env::consts::OS, std::env::consts::ARCH, crate::toolchain::which("VBoxManage").is_some(), has("vagrant-libvirt"), has("vagrant-qemu"))
+    }
+
     pub fn with_state_root(root: impl Into<PathBuf>) -> Vagrant {
         Vagrant { root: root.into() }
     }
@@ -521,12 +531,38 @@ impl Vagrant {
     }
 }
 
-/// Whether `vagrant box list --machine-readable` names the box `name`.
-fn box_listed(machine_readable: &str, name: &str) -> bool {
+/// `--vagrant-provider auto`: vagrant-qemu where only emulation can run an x86_64 guest
+/// (Apple Silicon), VirtualBox where it is installed, else vagrant-libvirt.
+pub fn pick_provider(os: &str, arch: &str, virtualbox: bool, libvirt_plugin: bool, qemu_plugin: bool) -> Result<Provider> {
+    if os == "macos" && arch != "x86_64" {
+        if qemu_plugin {
+            return Ok(Provider::Qemu);
+        }
+        bail!("on Apple Silicon the lab VM needs the vagrant-qemu plugin (`vagrant plugin install vagrant-qemu`), or use --provider qemu");
+    }
+    if virtualbox {
+        return Ok(Provider::Virtualbox);
+    }
+    if libvirt_plugin {
+        return Ok(Provider::Libvirt);
+    }
+    bail!(
+        "no Vagrant provider found: install VirtualBox, or the vagrant-libvirt plugin (Debian: apt-get install vagrant-libvirt libvirt-daemon-system), or use --provider qemu; --vagrant-provider names one"
+    )
+}
+
+/// Whether vagrant's `--machine-readable` output (`TIME,TARGET,KIND,DATA`) has a line
+/// of `kind` whose data is `value` (`box-name`, `plugin-name`).
+fn machine_readable_has(machine_readable: &str, kind: &str, value: &str) -> bool {
     machine_readable.lines().any(|l| {
         let f: Vec<&str> = l.split(',').collect();
-        f.len() >= 4 && f[2] == "box-name" && f[3] == name
+        f.len() >= 4 && f[2] == kind && f[3] == value
     })
+}
+
+/// Whether `vagrant box list --machine-readable` names the box `name`.
+fn box_listed(machine_readable: &str, name: &str) -> bool {
+    machine_readable_has(machine_readable, "box-name", name)
 }
 
 #[cfg(unix)]
@@ -567,12 +603,28 @@ mod tests {
     }
 
     #[test]
+    fn auto_picks_the_provider_the_host_can_run() {
+        assert_eq!(pick_provider("linux", "x86_64", true, true, false).unwrap(), Provider::Virtualbox);
+        assert_eq!(pick_provider("linux", "x86_64", false, true, false).unwrap(), Provider::Libvirt);
+        assert_eq!(pick_provider("macos", "x86_64", true, false, false).unwrap(), Provider::Virtualbox);
+        assert_eq!(pick_provider("macos", "aarch64", true, false, true).unwrap(), Provider::Qemu);
+        let err = pick_provider("macos", "aarch64", true, false, false).unwrap_err();
+        assert!(format!("{err}").contains("vagrant-qemu"), "{err}");
+        let err = pick_provider("linux", "x86_64", false, false, false).unwrap_err();
+        assert!(format!("{err}").contains("--provider qemu"), "{err}");
+    }
+
+    #[test]
     fn boxes_are_found_in_vagrants_machine_readable_list() {
         // As `vagrant box list --machine-readable` prints it (vagrant 2.3.4).
         let t = "1764230000,,ui,info,golab/debian-12-golab (libvirt%!(VAGRANT_COMMA) 0)\n1764230000,,box-name,golab/debian-12-golab\n1764230000,,box-provider,libvirt\n1764230000,,box-version,0\n";
         assert!(box_listed(t, "golab/debian-12-golab"));
         assert!(!box_listed(t, "golab/debian-12"));
         assert!(!box_listed("1764230000,,ui,info,There are no installed boxes!\n", "golab/debian-12-golab"));
+        // `vagrant plugin list --machine-readable`, recorded the same way.
+        let t = "1795767903,,ui,info,vagrant-libvirt (0.11.2%!(VAGRANT_COMMA) system)\n1795767903,,plugin-name,vagrant-libvirt\n1795767903,vagrant-libvirt,plugin-version,0.11.2%!(VAGRANT_COMMA) system\n";
+        assert!(machine_readable_has(t, "plugin-name", "vagrant-libvirt"));
+        assert!(!machine_readable_has(t, "plugin-name", "vagrant-qemu"));
     }
 
     #[test]
