@@ -127,13 +127,15 @@ vagrant_suite() {
   # (ip netns exec execs the server, so $! is the server itself.)
   ip netns exec "$ns" python3 -m http.server --bind 0.0.0.0 --directory "$(dirname "$tarball")" 8642 >"$state/http.log" 2>&1 &
   local http_pid=$! name=vt
-  local up=(up --provider vagrant --name "$name" --vagrant-provider libvirt --libvirt-driver qemu
+  # No --vagrant-provider: auto picks libvirt here (no VirtualBox, vagrant-libvirt installed).
+  local up=(up --provider vagrant --name "$name" --libvirt-driver qemu
     --box "${box[0]}" --kernel "$state/boot/vmlinuz" --initrd "$state/boot/initrd"
     --go "$gover" --go-sha256 "$sha" --dlv apt --go-base-url "http://192.168.121.1:8642/")
   local m=(--provider vagrant --name "$name")
 
   stamp "golab up --provider vagrant (box add, boot, provisioning)"
-  in_ns "$golab" "${up[@]}"
+  in_ns "$golab" "${up[@]}" | tee "$state/up1.txt"
+  grep -q "(vagrant, libvirt)" "$state/up1.txt"
   grep -q "GET /go$gover.linux-amd64.tar.gz" "$state/http.log" || { echo "test-vm: the provisioner did not download the tarball" >&2; cat "$state/http.log" >&2; exit 1; }
   stamp "golab up again (running: nothing to do)"
   in_ns "$golab" "${up[@]}" | tee "$state/up2.txt"
