@@ -136,10 +136,13 @@ fn which(t: &str) -> PathBuf {
     std::env::split_paths(&std::env::var_os("PATH").unwrap()).map(|d| d.join(t)).find(|p| p.is_file()).unwrap_or_else(|| panic!("{t} not on PATH"))
 }
 
+/// A lab program that loops forever.
+const NEVER_ENDS: &str = "package main\n\nfunc main() {\n\tfor {\n\t}\n}\n\nfunc args() {}\n";
+
 #[test]
 fn a_program_that_never_ends_times_out_and_leaves_no_process_behind() {
     let lab = lab_copy(|d| {
-        std::fs::write(d.join("main.go"), "package main\n\nfunc main() {\n\tfor {\n\t}\n}\n\nfunc args() {}\n").unwrap();
+        std::fs::write(d.join("main.go"), NEVER_ENDS).unwrap();
         let y = std::fs::read_to_string(d.join("lab.yaml")).unwrap().replace("timeout_secs: 120", "timeout_secs: 8");
         std::fs::write(d.join("lab.yaml"), y).unwrap();
     });
@@ -155,7 +158,7 @@ fn a_program_that_never_ends_times_out_and_leaves_no_process_behind() {
 fn an_interrupt_stops_the_debuggers_and_the_program_it_started() {
     // The program never ends, so golab is surely still at work when the signal comes.
     let lab = lab_copy(|d| {
-        std::fs::write(d.join("main.go"), "package main\n\nfunc main() {\n\tfor {\n\t}\n}\n\nfunc args() {}\n").unwrap();
+        std::fs::write(d.join("main.go"), NEVER_ENDS).unwrap();
     });
     let work = tempfile::tempdir().unwrap();
     let mut child = golab().arg("run").arg(lab.path()).arg("-q").arg("--work").arg(work.path()).stderr(std::process::Stdio::piped()).spawn().unwrap();
