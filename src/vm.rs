@@ -19,13 +19,6 @@ pub fn machine(provider: VmProvider, name: &str) -> Result<Machine> {
     }
 }
 
-/// Two distinct free ports on 127.0.0.1 (both held until both are known).
-fn free_ports() -> Result<(u16, u16)> {
-    let a = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let b = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
-}
-
 /// The Vagrantfile's settings from the command line (`golab render` and `golab up
 /// --provider vagrant`); the ports are free 127.0.0.1 ports unless given.
 pub fn vagrant_config(cpus: u32, memory: u32, pins: &PinArgs, boot: &BootArgs, v: &VagrantArgs) -> Result<VagrantConfig> {
@@ -49,7 +42,7 @@ pub fn vagrant_config(cpus: u32, memory: u32, pins: &PinArgs, boot: &BootArgs, v
         Some(u) => u.clone(),
         None => Cache::from_env()?.mirror().map(str::to_string).unwrap_or_else(|| download::GO_BASE.to_string()),
     };
-    let (ssh_port, dlv_port) = free_ports()?;
+    let (ssh_port, dlv_port) = golab::machine::free_port_pair()?;
     Ok(VagrantConfig {
         box_name: v.box_name.clone(),
         cpus,

@@ -23,6 +23,14 @@ pub fn state_root() -> Result<PathBuf> {
     }
 }
 
+/// Two distinct free ports on 127.0.0.1 (both listeners are held until both are known),
+/// for a lab VM's ssh and dlv forwards.
+pub fn free_port_pair() -> Result<(u16, u16)> {
+    let a = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port on 127.0.0.1")?;
+    let b = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port on 127.0.0.1")?;
+    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
+}
+
 /// Where the guest's dlv comes from (both providers' provisioning runs
 /// `provision/lab-vm.sh`, which reads it from `GOLAB_DLV_SOURCE`/`GOLAB_DLV_VERSION`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -838,10 +838,8 @@ fn choose_ports(previous: Option<Ports>) -> Result<Ports> {
     {
         return Ok(p);
     }
-    // Both listeners open at once, so the two differ.
-    let a = TcpListener::bind("127.0.0.1:0").context("cannot find a free port on 127.0.0.1")?;
-    let b = TcpListener::bind("127.0.0.1:0").context("cannot find a free port on 127.0.0.1")?;
-    Ok(Ports { ssh: a.local_addr()?.port(), dlv: b.local_addr()?.port() })
+    let (ssh, dlv) = super::free_port_pair()?;
+    Ok(Ports { ssh, dlv })
 }
 
 fn port_free(p: u16) -> bool {

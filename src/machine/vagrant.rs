@@ -382,10 +382,7 @@ impl Vagrant {
 
     /// The provider `--vagrant-provider auto` picks on this host (see [`pick_provider`]).
     pub fn auto_provider() -> Result<Provider> {
-        Self::require_vagrant()?;
-        let mut c = std::process::Command::new("vagrant");
-        c.args(["plugin", "list", "--machine-readable"]);
-        let plugins = crate::exec::run(c, "vagrant plugin list", std::time::Duration::from_secs(120))?;
+        let plugins = run_vagrant(None, &["plugin", "list", "--machine-readable"], std::time::Duration::from_secs(120), false)?;
         let has = |p: &str| machine_readable_has(&plugins.stdout, "plugin-name", p);
         pick_provider(std::env::consts::OS, std::env::consts::ARCH, crate::toolchain::which("VBoxManage").is_some(), has("vagrant-libvirt"), has("vagrant-qemu"))
     }
@@ -417,36 +414,16 @@ impl Vagrant {
         if !self.dir(name).join("Vagrantfile").is_file() {
             bail!("no Vagrant machine named {name} (in {}): `golab up --provider vagrant --name {name}` makes it", self.dir(name).display());
         }
-        let mut c = std::process::Command::new("vagrant");
-        c.args(args).current_dir(self.dir(name));
-        Self::require_vagrant()?;
-        let label = format!("vagrant {}", args.join(" "));
-        let out = if echo { crate::exec::run_echoed(c, &label, timeout, "  vagrant: ")? } else { crate::exec::run(c, &label, timeout)? };
-        if !out.ok() && echo {
-            bail!("vagrant {} failed in {} (its output is above)", args.join(" "), self.dir(name).display());
-        }
-        if !out.ok() {
-            bail!("vagrant {} failed in {}:\n{}", args.join(" "), self.dir(name).display(), crate::exec::tail(&out.combined()));
-        }
-        Ok(out)
+        run_vagrant(Some(&self.dir(name)), args, timeout, echo)
     }
 
     /// Adds a `.box` file to Vagrant as `golab/STEM` unless a box of that name is already
     /// there (`vagrant box remove golab/STEM` makes the next `up` take a new file), and
     /// returns the name.
     pub fn add_box_file(&self, file: &Path) -> Result<String> {
-        Self::require_vagrant()?;
         let stem = file.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".box")).filter(|s| !s.is_empty());
         let name = format!("golab/{}", stem.with_context(|| format!("{}: a box file is named NAME.box", file.display()))?);
-        let run = |args: &[&str], timeout: u64| -> Result<crate::exec::Captured> {
-            let mut c = std::process::Command::new("vagrant");
-            c.args(args);
-            let out = crate::exec::run(c, &format!("vagrant {}", args.join(" ")), std::time::Duration::from_secs(timeout))?;
-            if !out.ok() {
-                bail!("vagrant {} failed:\n{}", args.join(" "), crate::exec::tail(&out.combined()));
-            }
-            Ok(out)
-        };
+        let run = |args: &[&str], timeout: u64| run_vagrant(None, args, std::time::Duration::from_secs(timeout), false);
         let listed = run(&["box", "list", "--machine-readable"], 120)?;
         if box_listed(&listed.stdout, &name) {
             return Ok(name);
@@ -529,6 +506,27 @@ impl Vagrant {
         }
         std::fs::remove_dir_all(self.dir(name)).with_context(|| format!("cannot remove {}", self.dir(name).display()))
     }
+}
+
+/// `vagrant ARGS` (in `dir`, a machine's folder, when given); `echo` shows its lines as
+/// they come. A failure is an error with vagrant's last lines, unless they were shown.
+fn run_vagrant(dir: Option<&Path>, args: &[&str], timeout: std::time::Duration, echo: bool) -> Result<crate::exec::Captured> {
+    Vagrant::require_vagrant()?;
+    let mut c = std::process::Command::new("vagrant");
+    c.args(args);
+    if let Some(d) = dir {
+        c.current_dir(d);
+    }
+    let label = format!("vagrant {}", args.join(" "));
+    let out = if echo { crate::exec::run_echoed(c, &label, timeout, "  vagrant: ")? } else { crate::exec::run(c, &label, timeout)? };
+    if !out.ok() {
+        let place = dir.map(|d| format!(" in {}", d.display())).unwrap_or_default();
+        if echo {
+            bail!("{label} failed{place} (its output is above)");
+        }
+        bail!("{label} failed{place}:\n{}", crate::exec::tail(&out.combined()));
+    }
+    Ok(out)
 }
 
 /// `--vagrant-provider auto`: vagrant-qemu where only emulation can run an x86_64 guest
