@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The real VM tests (run as root; software emulation on 2 cores):
-#   scripts/test-vm.sh [all|qemu|vagrant]      default: all (~20 min with images cached)
+#   scripts/test-vm.sh [all|qemu|vagrant]      default: all (~15 min with images cached)
 #
-# qemu (~12 min):
+# qemu (~10 min):
 #   1. builds or reuses the base image (scripts/vm-image.sh);
 #   2. packs Debian's Go (`go env GOROOT` of /usr/bin/go, symlinks followed) the way
 #      go.dev packs its tarballs (top folder go/) as go$V.linux-amd64.tar.gz, with its
@@ -15,7 +15,7 @@
 #      machine alongside (its first up killed half-way, then started over), destroy.
 #   4. the same through the command line (`golab up`, `golab run startup-trace --provider
 #      qemu`), whose verdict must be the host's for the same Go.
-# vagrant (~8 min):
+# vagrant (~5 min):
 #   1. a vagrant-libvirt box from the same image (scripts/vagrant-box.sh, cached);
 #   2. a libvirt of its own in a network namespace the test makes (scripts/libvirt-netns.sh):
 #      vagrant-libvirt's management network (192.168.121.0/24) exists only inside it, and

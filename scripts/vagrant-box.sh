@@ -7,7 +7,7 @@
 #
 # Prints the box, kernel and initrd paths, one per line, on stdout; progress goes to stderr.
 # Cached: when the three files match their .sha256 and were built by this recipe from the
-# same base image, it prints their paths and exits (cold: ~3-4 min on 2 cores, plus the
+# same base image, it prints their paths and exits (cold: 14-16 s measured on 2 cores, plus the
 # base image's own build when that is not cached). Run as root (loop mount, chroot).
 #
 # The box's disk is the base image's bare ext4 (no partition table, no boot loader), so a
@@ -23,7 +23,7 @@
 # (apt-get install from the mirror the host's /etc/apt names), trimmed and converted
 # back to qcow2. Why not a fresh debootstrap: the base image already is the right system
 # (same kernel as the one booted beside it, same masked timers, same apt settings) and is
-# cached; a chroot apt-get of the few missing packages takes ~1-2 min where debootstrap
+# cached; a chroot apt-get of the few missing packages took ~15 s here where debootstrap
 # takes ~4-5 min, and the box stays the base image plus a reviewable list of changes:
 #   - networking by DHCP on en*/eth* (systemd-networkd) instead of QEMU user-net's static
 #     10.0.2.15: vagrant-libvirt's management network hands out addresses by DHCP;
