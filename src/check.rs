@@ -4,10 +4,10 @@
 
 use crate::lab::{CheckKind, CheckSpec, Lab};
 use crate::reference::{Profile, callers, sched, startup};
-use std::collections::BTreeSet;
 use crate::trace::{Hit, Observation, Session, stop_matches};
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// A value golab knows independently of the process, to compare with one read inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,9 @@ impl Fact {
                 } else if let Some(n) = parse_int(s) {
                     Fact::Int(n)
                 } else {
-                    bail!("'{s}' is not a fact golab knows (argc, argv, page-size, ncpu, gomaxprocs, symbol NAME, a number, true or false)")
+                    bail!(
+                        "'{s}' is not a fact golab knows (argc, argv, page-size, ncpu, gomaxprocs, symbol NAME, a number, true or false)"
+                    )
                 }
             }
         })
@@ -158,24 +160,46 @@ struct Outcome {
 }
 
 fn line(mark: Mark, text: impl Into<String>) -> Line {
-    Line { mark, text: text.into() }
+    Line {
+        mark,
+        text: text.into(),
+    }
 }
 
 /// Judges one run of `lab`.
 pub fn judge(lab: &Lab, obs: &Observation, profile: &Profile, warnings: Vec<String>) -> Verdict {
-    let v = crate::toolchain::GoVersion::parse(&obs.go_version).unwrap_or(crate::toolchain::GoVersion::new(1, profile.minor, 0));
+    let v = crate::toolchain::GoVersion::parse(&obs.go_version)
+        .unwrap_or(crate::toolchain::GoVersion::new(1, profile.minor, 0));
     let mut checks = Vec::new();
     for spec in &lab.checks {
         let applies = crate::toolchain::applies(spec.go.as_deref(), v);
         let (outcome, skipped) = if applies {
             (run_check(spec, obs, profile, v), None)
         } else {
-            (Outcome { passed: true, summary: String::new(), lines: vec![] }, Some(format!("applies to Go {}, not {}", spec.go.as_deref().unwrap_or(""), obs.go_version)))
+            (
+                Outcome {
+                    passed: true,
+                    summary: String::new(),
+                    lines: vec![],
+                },
+                Some(format!(
+                    "applies to Go {}, not {}",
+                    spec.go.as_deref().unwrap_or(""),
+                    obs.go_version
+                )),
+            )
         };
-        let earned = if outcome.passed && skipped.is_none() { spec.points } else { 0 };
+        let earned = if outcome.passed && skipped.is_none() {
+            spec.points
+        } else {
+            0
+        };
         checks.push(CheckResult {
             id: spec.id.clone(),
-            kind: serde_yaml::to_string(&spec.kind).unwrap_or_default().trim().to_string(),
+            kind: serde_yaml::to_string(&spec.kind)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
             points: if skipped.is_some() { 0 } else { spec.points },
             earned,
             passed: outcome.passed,
@@ -188,10 +212,23 @@ pub fn judge(lab: &Lab, obs: &Observation, profile: &Profile, warnings: Vec<Stri
     }
     let earned = checks.iter().map(|c| c.earned).sum();
     let possible = checks.iter().map(|c| c.points).sum();
-    Verdict { lab: lab.name.clone(), go_version: obs.go_version.clone(), profile: profile.name(), checks, earned, possible, warnings }
+    Verdict {
+        lab: lab.name.clone(),
+        go_version: obs.go_version.clone(),
+        profile: profile.name(),
+        checks,
+        earned,
+        possible,
+        warnings,
+    }
 }
 
-fn run_check(spec: &CheckSpec, o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Outcome {
+fn run_check(
+    spec: &CheckSpec,
+    o: &Observation,
+    p: &Profile,
+    v: crate::toolchain::GoVersion,
+) -> Outcome {
     match spec.kind {
         CheckKind::BuildFlags => build_flags(o),
         CheckKind::EntryPoint => entry_point(o),
@@ -211,13 +248,38 @@ fn run_check(spec: &CheckSpec, o: &Observation, p: &Profile, v: crate::toolchain
 fn build_flags(o: &Observation) -> Outcome {
     let b = &o.build;
     let lines = vec![
-        line(if b.has_dwarf { Mark::Good } else { Mark::Bad }, format!("DWARF debug information {}", if b.has_dwarf { "present" } else { "missing (built with -ldflags=-w?)" })),
         line(
-            if b.main_args_is_function { Mark::Good } else { Mark::Bad },
-            format!("main.args {}", if b.main_args_is_function { "is a function symbol: -l kept it from being inlined" } else { "is not a function symbol: it was inlined, so -gcflags \"all=-l -N\" did not take effect" }),
+            if b.has_dwarf { Mark::Good } else { Mark::Bad },
+            format!(
+                "DWARF debug information {}",
+                if b.has_dwarf {
+                    "present"
+                } else {
+                    "missing (built with -ldflags=-w?)"
+                }
+            ),
+        ),
+        line(
+            if b.main_args_is_function {
+                Mark::Good
+            } else {
+                Mark::Bad
+            },
+            format!(
+                "main.args {}",
+                if b.main_args_is_function {
+                    "is a function symbol: -l kept it from being inlined"
+                } else {
+                    "is not a function symbol: it was inlined, so -gcflags \"all=-l -N\" did not take effect"
+                }
+            ),
         ),
     ];
-    Outcome { passed: b.has_dwarf && b.main_args_is_function, summary: format!("built with -gcflags \"{}\" in {:.1}s", b.gcflags, b.seconds), lines }
+    Outcome {
+        passed: b.has_dwarf && b.main_args_is_function,
+        summary: format!("built with -gcflags \"{}\" in {:.1}s", b.gcflags, b.seconds),
+        lines,
+    }
 }
 
 fn entry_point(o: &Observation) -> Outcome {
@@ -225,12 +287,20 @@ fn entry_point(o: &Observation) -> Outcome {
     let dlv_first = o.dlv.hits.first().map(|h| h.pc());
     let mut lines = Vec::new();
     let mut ok = true;
-    for (who, v) in [("readelf -h", e.readelf), ("gdb info file", e.gdb), ("ELF header (in-process)", Some(e.elf)), ("dlv's first stop", dlv_first)] {
+    for (who, v) in [
+        ("readelf -h", e.readelf),
+        ("gdb info file", e.gdb),
+        ("ELF header (in-process)", Some(e.elf)),
+        ("dlv's first stop", dlv_first),
+    ] {
         match v {
             Some(a) if a == e.elf => lines.push(line(Mark::Good, format!("{who}: {a:#x}"))),
             Some(a) => {
                 ok = false;
-                lines.push(line(Mark::Bad, format!("{who}: {a:#x}, the ELF header says {:#x}", e.elf)))
+                lines.push(line(
+                    Mark::Bad,
+                    format!("{who}: {a:#x}, the ELF header says {:#x}", e.elf),
+                ))
             }
             None => {
                 ok = false;
@@ -240,17 +310,30 @@ fn entry_point(o: &Observation) -> Outcome {
     }
     let sym = e.symbol.clone().unwrap_or_else(|| "no symbol".into());
     if sym == "_rt0_amd64_linux" {
-        lines.push(line(Mark::Good, format!("the symbol at the entry is {sym}")));
+        lines.push(line(
+            Mark::Good,
+            format!("the symbol at the entry is {sym}"),
+        ));
     } else {
         ok = false;
-        lines.push(line(Mark::Bad, format!("the symbol at the entry is {sym}, expected _rt0_amd64_linux")));
+        lines.push(line(
+            Mark::Bad,
+            format!("the symbol at the entry is {sym}, expected _rt0_amd64_linux"),
+        ));
     }
-    Outcome { passed: ok, summary: format!("{:#x} {sym}", e.elf), lines }
+    Outcome {
+        passed: ok,
+        summary: format!("{:#x} {sym}", e.elf),
+        lines,
+    }
 }
 
 /// Steps of the reference chain the dlv session watched (the entry is always watched).
 fn watched<'a>(o: &Observation, chain: &'a [startup::Step]) -> Vec<&'a startup::Step> {
-    chain.iter().filter(|s| s.reached == startup::Reached::Entry || o.dlv.placed(&s.function).is_some()).collect()
+    chain
+        .iter()
+        .filter(|s| s.reached == startup::Reached::Entry || o.dlv.placed(&s.function).is_some())
+        .collect()
 }
 
 /// Functions in the order of their first stop.
@@ -271,7 +354,11 @@ pub fn lcs(a: &[String], b: &[String]) -> Vec<(usize, usize)> {
     let mut t = vec![vec![0usize; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            t[i][j] = if a[i] == b[j] { t[i + 1][j + 1] + 1 } else { t[i + 1][j].max(t[i][j + 1]) };
+            t[i][j] = if a[i] == b[j] {
+                t[i + 1][j + 1] + 1
+            } else {
+                t[i + 1][j].max(t[i][j + 1])
+            };
         }
     }
     let (mut i, mut j, mut out) = (0, 0, Vec::new());
@@ -300,22 +387,51 @@ fn chain_order(o: &Observation, p: &Profile) -> Outcome {
     for (i, f) in expected.iter().enumerate() {
         let placed = o.dlv.placed(f);
         if let Some(err) = placed.and_then(|b| b.error.as_ref()) {
-            lines.push(line(Mark::Missing, format!("{f}: no breakpoint could be set ({err})")));
+            lines.push(line(
+                Mark::Missing,
+                format!("{f}: no breakpoint could be set ({err})"),
+            ));
         } else if common.iter().any(|(a, _)| *a == i) {
             lines.push(line(Mark::Good, f.clone()));
         } else if observed.contains(f) {
             let pos = observed.iter().position(|x| x == f).unwrap_or(0);
-            lines.push(line(Mark::Bad, format!("{f}: first hit at position {}, expected at {}", pos + 1, i + 1)));
+            lines.push(line(
+                Mark::Bad,
+                format!(
+                    "{f}: first hit at position {}, expected at {}",
+                    pos + 1,
+                    i + 1
+                ),
+            ));
         } else {
             lines.push(line(Mark::Missing, format!("{f}: never hit")));
         }
     }
-    let unwatched: Vec<&str> = chain.iter().filter(|s| !expected.contains(&s.function)).map(|s| s.function.as_str()).collect();
+    let unwatched: Vec<&str> = chain
+        .iter()
+        .filter(|s| !expected.contains(&s.function))
+        .map(|s| s.function.as_str())
+        .collect();
     if !unwatched.is_empty() {
-        lines.push(line(Mark::Note, format!("not watched by this lab's breakpoints: {}", unwatched.join(", "))));
+        lines.push(line(
+            Mark::Note,
+            format!(
+                "not watched by this lab's breakpoints: {}",
+                unwatched.join(", ")
+            ),
+        ));
     }
     let passed = observed == expected;
-    Outcome { passed, summary: format!("{} of {} steps in the reference's order ({})", common.len(), expected.len(), p.name()), lines }
+    Outcome {
+        passed,
+        summary: format!(
+            "{} of {} steps in the reference's order ({})",
+            common.len(),
+            expected.len(),
+            p.name()
+        ),
+        lines,
+    }
 }
 
 fn chain_callers(o: &Observation, p: &Profile) -> Outcome {
@@ -343,17 +459,27 @@ fn chain_callers(o: &Observation, p: &Profile) -> Outcome {
             }
         }
         let how = match &s.reached {
-            startup::Reached::Jump { from } => format!("reached by a JMP from {from}: no caller frame"),
-            startup::Reached::Gogo { fake_return } => format!("entered by gogo's JMP; its return address is {fake_return}"),
+            startup::Reached::Jump { from } => {
+                format!("reached by a JMP from {from}: no caller frame")
+            }
+            startup::Reached::Gogo { fake_return } => {
+                format!("entered by gogo's JMP; its return address is {fake_return}")
+            }
             _ => String::new(),
         };
         let mut ok = observed.as_deref() == expected;
-        let mut text = format!("{} <- {}{witness}", s.function, observed.as_deref().unwrap_or("(no caller frame)"));
+        let mut text = format!(
+            "{} <- {}{witness}",
+            s.function,
+            observed.as_deref().unwrap_or("(no caller frame)")
+        );
         if s.via_wrapper() {
             // The first stop must be in the wrapper, called from the same caller.
             let w = o.dlv.first_hit(&s.function).filter(|h| h.in_wrapper());
             match w {
-                Some(w) if w.caller().as_deref() == expected => text.push_str(" (through its ABI0 wrapper <autogenerated>:1)"),
+                Some(w) if w.caller().as_deref() == expected => {
+                    text.push_str(" (through its ABI0 wrapper <autogenerated>:1)")
+                }
                 _ => {
                     ok = false;
                     text.push_str(" (expected the call to pass through its ABI0 wrapper first; no wrapper stop seen)");
@@ -367,25 +493,56 @@ fn chain_callers(o: &Observation, p: &Profile) -> Outcome {
             good += 1;
             lines.push(line(Mark::Good, text));
         } else {
-            lines.push(line(Mark::Bad, format!("{text}; expected {}", expected.unwrap_or("no caller frame"))));
+            lines.push(line(
+                Mark::Bad,
+                format!("{text}; expected {}", expected.unwrap_or("no caller frame")),
+            ));
         }
     }
-    Outcome { passed: good == total, summary: format!("{good} of {total} callers as the reference says (wrappers, systemstack and closures folded)"), lines }
+    Outcome {
+        passed: good == total,
+        summary: format!(
+            "{good} of {total} callers as the reference says (wrappers, systemstack and closures folded)"
+        ),
+        lines,
+    }
 }
 
 fn go_statement(o: &Observation) -> Outcome {
     let hits = &o.dlv.hits;
     let mut lines = Vec::new();
-    let np = hits.iter().find(|h| stop_matches(h, "runtime.newproc", Some("main.main")));
+    let np = hits
+        .iter()
+        .find(|h| stop_matches(h, "runtime.newproc", Some("main.main")));
     let Some(np) = np else {
-        return Outcome { passed: false, summary: "no runtime.newproc stop called from main.main".into(), lines: vec![line(Mark::Missing, "main.main -> runtime.newproc")] };
+        return Outcome {
+            passed: false,
+            summary: "no runtime.newproc stop called from main.main".into(),
+            lines: vec![line(Mark::Missing, "main.main -> runtime.newproc")],
+        };
     };
-    lines.push(line(Mark::Good, format!("main.main -> runtime.newproc (thread {}, goroutine {})", np.thread, np.goroutine)));
-    let after = |f: &str, from: usize| hits.iter().find(|h| h.seq > from && h.thread == np.thread && stop_matches(h, f, Some("runtime.newproc")));
+    lines.push(line(
+        Mark::Good,
+        format!(
+            "main.main -> runtime.newproc (thread {}, goroutine {})",
+            np.thread, np.goroutine
+        ),
+    ));
+    let after = |f: &str, from: usize| {
+        hits.iter().find(|h| {
+            h.seq > from && h.thread == np.thread && stop_matches(h, f, Some("runtime.newproc"))
+        })
+    };
     let n1 = after("runtime.newproc1", np.seq);
     let mut ok = true;
     match n1 {
-        Some(h) => lines.push(line(Mark::Good, format!("runtime.newproc -> runtime.newproc1 (on the system stack: {})", h.stack.get(1).map(|f| f.function.as_str()).unwrap_or("?")))),
+        Some(h) => lines.push(line(
+            Mark::Good,
+            format!(
+                "runtime.newproc -> runtime.newproc1 (on the system stack: {})",
+                h.stack.get(1).map(|f| f.function.as_str()).unwrap_or("?")
+            ),
+        )),
         None => {
             ok = false;
             lines.push(line(Mark::Missing, "runtime.newproc -> runtime.newproc1"))
@@ -394,12 +551,19 @@ fn go_statement(o: &Observation) -> Outcome {
     let rq = after("runtime.runqput", n1.map(|h| h.seq).unwrap_or(np.seq));
     match rq {
         Some(h) => {
-            let next = h.values.get("eval next").cloned().unwrap_or_else(|| "not read".into());
+            let next = h
+                .values
+                .get("eval next")
+                .cloned()
+                .unwrap_or_else(|| "not read".into());
             if next == "true" {
                 lines.push(line(Mark::Good, "runtime.newproc -> runtime.runqput(p, newg, next=true): the new g goes to runnext"));
             } else {
                 ok = false;
-                lines.push(line(Mark::Bad, format!("runtime.runqput's next = {next}, expected true")));
+                lines.push(line(
+                    Mark::Bad,
+                    format!("runtime.runqput's next = {next}, expected true"),
+                ));
             }
         }
         None => {
@@ -407,46 +571,92 @@ fn go_statement(o: &Observation) -> Outcome {
             lines.push(line(Mark::Missing, "runtime.newproc -> runtime.runqput"))
         }
     }
-    Outcome { passed: ok, summary: "go func(){}() in main.main: newproc -> newproc1 -> runqput(next=true)".into(), lines }
+    Outcome {
+        passed: ok,
+        summary: "go func(){}() in main.main: newproc -> newproc1 -> runqput(next=true)".into(),
+        lines,
+    }
 }
 
 fn sysmon_thread(o: &Observation, p: &Profile) -> Outcome {
     let m0 = o.dlv.hits.first().map(|h| h.thread);
     let Some(h) = o.dlv.first_real_hit("runtime.sysmon") else {
-        return Outcome { passed: false, summary: "runtime.sysmon was never hit".into(), lines: vec![line(Mark::Missing, "runtime.sysmon")] };
+        return Outcome {
+            passed: false,
+            summary: "runtime.sysmon was never hit".into(),
+            lines: vec![line(Mark::Missing, "runtime.sysmon")],
+        };
     };
     let want = startup::sysmon_step(p);
     let mut lines = Vec::new();
     let own = Some(h.thread) != m0;
-    lines.push(line(if own { Mark::Good } else { Mark::Bad }, format!("runtime.sysmon on thread {}, the main thread is {}", h.thread, m0.unwrap_or(-1))));
+    lines.push(line(
+        if own { Mark::Good } else { Mark::Bad },
+        format!(
+            "runtime.sysmon on thread {}, the main thread is {}",
+            h.thread,
+            m0.unwrap_or(-1)
+        ),
+    ));
     let caller_ok = h.caller().as_deref() == want.as_ref().and_then(|s| s.caller());
-    lines.push(line(if caller_ok { Mark::Good } else { Mark::Bad }, format!("called from {} (expected {})", h.caller().unwrap_or_default(), want.as_ref().and_then(|s| s.caller()).unwrap_or("?"))));
+    lines.push(line(
+        if caller_ok { Mark::Good } else { Mark::Bad },
+        format!(
+            "called from {} (expected {})",
+            h.caller().unwrap_or_default(),
+            want.as_ref().and_then(|s| s.caller()).unwrap_or("?")
+        ),
+    ));
     let main_first = o.dlv.first_real_hit("runtime.main").map(|m| m.seq);
     let after_main = main_first.map(|m| h.seq > m).unwrap_or(false);
-    lines.push(line(if after_main { Mark::Good } else { Mark::Bad }, "started after runtime.main began (newm(sysmon) in runtime.main)"));
-    Outcome { passed: own && caller_ok && after_main, summary: format!("sysmon runs on thread {} of its own", h.thread), lines }
+    lines.push(line(
+        if after_main { Mark::Good } else { Mark::Bad },
+        "started after runtime.main began (newm(sysmon) in runtime.main)",
+    ));
+    Outcome {
+        passed: own && caller_ok && after_main,
+        summary: format!("sysmon runs on thread {} of its own", h.thread),
+        lines,
+    }
 }
 
 fn witnesses_agree(o: &Observation) -> Outcome {
     let Some(g) = &o.gdb else {
-        return Outcome { passed: false, summary: "no gdb session".into(), lines: vec![line(Mark::Missing, "gdb")] };
+        return Outcome {
+            passed: false,
+            summary: "no gdb session".into(),
+            lines: vec![line(Mark::Missing, "gdb")],
+        };
     };
     let mut lines = Vec::new();
     let mut ok = true;
     let mut compared = 0;
     for gb in &g.breakpoints {
-        let Some(db) = o.dlv.placed(&gb.function) else { continue };
+        let Some(db) = o.dlv.placed(&gb.function) else {
+            continue;
+        };
         compared += 1;
         let (mut a, mut b) = (gb.addrs.clone(), db.addrs.clone());
         a.sort();
         b.sort();
-        let fmt = |v: &[u64]| v.iter().map(|x| format!("{x:#x}")).collect::<Vec<_>>().join(" ");
+        let fmt = |v: &[u64]| {
+            v.iter()
+                .map(|x| format!("{x:#x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         let base = |s: &str| s.split('+').next().unwrap_or(s).to_string();
-        let (mut sa, mut sb): (Vec<String>, Vec<String>) = (gb.symbols.iter().map(|s| base(s)).collect(), db.symbols.iter().map(|s| base(s)).collect());
+        let (mut sa, mut sb): (Vec<String>, Vec<String>) = (
+            gb.symbols.iter().map(|s| base(s)).collect(),
+            db.symbols.iter().map(|s| base(s)).collect(),
+        );
         sa.sort();
         sb.sort();
         if a == b {
-            lines.push(line(Mark::Good, format!("{}: both break at {}", gb.function, fmt(&a))));
+            lines.push(line(
+                Mark::Good,
+                format!("{}: both break at {}", gb.function, fmt(&a)),
+            ));
         } else if !sa.is_empty() && sa == sb {
             lines.push(line(
                 Mark::Good,
@@ -454,9 +664,15 @@ fn witnesses_agree(o: &Observation) -> Outcome {
             ));
         } else {
             ok = false;
-            lines.push(line(Mark::Bad, format!("{}: gdb at {}, dlv at {}", gb.function, fmt(&a), fmt(&b))));
+            lines.push(line(
+                Mark::Bad,
+                format!("{}: gdb at {}, dlv at {}", gb.function, fmt(&a), fmt(&b)),
+            ));
         }
-        let gf = g.hits.iter().find(|h| h.breakpoint == gb.function && !h.in_wrapper());
+        let gf = g
+            .hits
+            .iter()
+            .find(|h| h.breakpoint == gb.function && !h.in_wrapper());
         let df = o.dlv.first_real_hit(&gb.function);
         if let (Some(gh), Some(dh)) = (gf, df) {
             let (gc, dc) = (gh.caller(), dh.caller());
@@ -465,23 +681,48 @@ fn witnesses_agree(o: &Observation) -> Outcome {
                 let g = dh.stack.get(1).map(|f| f.function.as_str()).unwrap_or("?");
                 lines.push(line(Mark::Note, format!("{}: gdb sees it called from {}; dlv shows the goroutine being switched to (its saved pc is {g}'s entry), so no caller to compare", gb.function, gc.unwrap_or_default())));
             } else if gc == dc {
-                lines.push(line(Mark::Good, format!("{}: both see it called from {}", gb.function, gc.unwrap_or_else(|| "no caller frame".into()))));
+                lines.push(line(
+                    Mark::Good,
+                    format!(
+                        "{}: both see it called from {}",
+                        gb.function,
+                        gc.unwrap_or_else(|| "no caller frame".into())
+                    ),
+                ));
             } else {
                 ok = false;
-                lines.push(line(Mark::Bad, format!("{}: gdb sees caller {}, dlv {}", gb.function, gc.unwrap_or_default(), dc.unwrap_or_default())));
+                lines.push(line(
+                    Mark::Bad,
+                    format!(
+                        "{}: gdb sees caller {}, dlv {}",
+                        gb.function,
+                        gc.unwrap_or_default(),
+                        dc.unwrap_or_default()
+                    ),
+                ));
             }
         }
     }
     if let Some(h) = g.hits.iter().find(|h| h.breakpoint == "main.main") {
         let past = h.chain().iter().any(|f| f == "runtime.main");
-        lines.push(line(if past { Mark::Good } else { Mark::Bad }, "gdb's backtrace at main.main goes on to runtime.main (set backtrace past-main on)"));
+        lines.push(line(
+            if past { Mark::Good } else { Mark::Bad },
+            "gdb's backtrace at main.main goes on to runtime.main (set backtrace past-main on)",
+        ));
         ok &= past;
     }
     if compared == 0 {
         ok = false;
-        lines.push(line(Mark::Missing, "no function was watched by both gdb and dlv"));
+        lines.push(line(
+            Mark::Missing,
+            "no function was watched by both gdb and dlv",
+        ));
     }
-    Outcome { passed: ok, summary: format!("{compared} functions watched by both gdb and dlv"), lines }
+    Outcome {
+        passed: ok,
+        summary: format!("{compared} functions watched by both gdb and dlv"),
+        lines,
+    }
 }
 
 fn wrapper_disassembly(o: &Observation, p: &Profile) -> Outcome {
@@ -489,64 +730,131 @@ fn wrapper_disassembly(o: &Observation, p: &Profile) -> Outcome {
     let mut ok = true;
     for w in &o.wrappers {
         match w.call_to_real() {
-            Some(i) => lines.push(line(Mark::Good, format!("{} wrapper at {:#x}: {:#x} {} -> the real {}", w.function, w.entry, i.pc, i.text, w.function))),
+            Some(i) => lines.push(line(
+                Mark::Good,
+                format!(
+                    "{} wrapper at {:#x}: {:#x} {} -> the real {}",
+                    w.function, w.entry, i.pc, i.text, w.function
+                ),
+            )),
             None => {
                 ok = false;
-                lines.push(line(Mark::Bad, format!("{} wrapper at {:#x}: no call or jump to the real {} in {} instructions", w.function, w.entry, w.function, w.instructions.len())));
+                lines.push(line(
+                    Mark::Bad,
+                    format!(
+                        "{} wrapper at {:#x}: no call or jump to the real {} in {} instructions",
+                        w.function,
+                        w.entry,
+                        w.function,
+                        w.instructions.len()
+                    ),
+                ));
             }
         }
     }
     if o.wrappers.is_empty() && p.abi_wrappers {
         ok = false;
-        lines.push(line(Mark::Missing, "no stop landed in an <autogenerated> wrapper, though this Go version has them"));
+        lines.push(line(
+            Mark::Missing,
+            "no stop landed in an <autogenerated> wrapper, though this Go version has them",
+        ));
     }
-    Outcome { passed: ok, summary: format!("{} ABI wrappers disassembled", o.wrappers.len()), lines }
+    Outcome {
+        passed: ok,
+        summary: format!("{} ABI wrappers disassembled", o.wrappers.len()),
+        lines,
+    }
 }
 
 fn values(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVersion) -> Outcome {
     let mut lines = Vec::new();
     let mut ok = true;
-    for x in spec.expect.iter().filter(|x| crate::toolchain::applies(x.go.as_deref(), v)) {
+    for x in spec
+        .expect
+        .iter()
+        .filter(|x| crate::toolchain::applies(x.go.as_deref(), v))
+    {
         let key = match (&x.eval, &x.reg) {
             (Some(e), _) => format!("eval {e}"),
             (_, Some(r)) => format!("reg {}", r.to_lowercase()),
             _ => continue,
         };
-        let what = key.split_once(' ').map(|(_, w)| w.to_string()).unwrap_or_default();
+        let what = key
+            .split_once(' ')
+            .map(|(_, w)| w.to_string())
+            .unwrap_or_default();
         let fact = Fact::parse(&x.equals).expect("validated when the lab was loaded");
-        let hit: Option<&Hit> = o.dlv.hits.iter().find(|h| stop_matches(h, x.at.function(), x.at.caller()));
+        let hit: Option<&Hit> = o
+            .dlv
+            .hits
+            .iter()
+            .find(|h| stop_matches(h, x.at.function(), x.at.caller()));
         let expected = fact.value(o);
         let observed = hit.and_then(|h| h.values.get(&key));
         match (observed, expected) {
             (None, _) => {
                 ok = false;
-                lines.push(line(Mark::Missing, format!("{what} at {}: no such stop was recorded", x.at.describe())));
+                lines.push(line(
+                    Mark::Missing,
+                    format!("{what} at {}: no such stop was recorded", x.at.describe()),
+                ));
             }
             (Some(obs), Some(exp)) => {
                 let v = parse_val(obs);
                 if v == Some(exp) {
-                    lines.push(line(Mark::Good, format!("{what} at {} = {} ({})", x.at.describe(), v.map(|v| v.to_string()).unwrap_or_default(), fact.name())));
+                    lines.push(line(
+                        Mark::Good,
+                        format!(
+                            "{what} at {} = {} ({})",
+                            x.at.describe(),
+                            v.map(|v| v.to_string()).unwrap_or_default(),
+                            fact.name()
+                        ),
+                    ));
                 } else {
                     ok = false;
                     let shown = v.map(|v| v.to_string()).unwrap_or_else(|| obs.clone());
-                    lines.push(line(Mark::Bad, format!("{what} at {}: observed {shown}, expected {exp} ({})", x.at.describe(), fact.name())));
+                    lines.push(line(
+                        Mark::Bad,
+                        format!(
+                            "{what} at {}: observed {shown}, expected {exp} ({})",
+                            x.at.describe(),
+                            fact.name()
+                        ),
+                    ));
                 }
             }
             (Some(_), None) => {
                 ok = false;
-                lines.push(line(Mark::Missing, format!("{what}: golab does not know {} for this run", fact.name())));
+                lines.push(line(
+                    Mark::Missing,
+                    format!("{what}: golab does not know {} for this run", fact.name()),
+                ));
             }
         }
     }
-    Outcome { passed: ok, summary: spec.says.clone().unwrap_or_default(), lines }
+    Outcome {
+        passed: ok,
+        summary: spec.says.clone().unwrap_or_default(),
+        lines,
+    }
 }
 
 /// The model's starting state from the values read at main.main.
-pub fn live_state(p: &Profile, live: &std::collections::BTreeMap<String, String>) -> Option<sched::LiveState> {
+pub fn live_state(
+    p: &Profile,
+    live: &std::collections::BTreeMap<String, String>,
+) -> Option<sched::LiveState> {
     let get = |e: &str| live.get(&format!("eval {e}")).and_then(|v| parse_int(v));
     let [tick, head, tail, next, global] = p.live_state_exprs();
     let (head, tail) = (get(head)? as u32, get(tail)? as u32);
-    Some(sched::LiveState { schedtick: get(tick)? as u32, runqhead: head, local_len: tail.wrapping_sub(head), runnext: get(next)? != 0, global_len: get(global)? as u32 })
+    Some(sched::LiveState {
+        schedtick: get(tick)? as u32,
+        runqhead: head,
+        local_len: tail.wrapping_sub(head),
+        runnext: get(next)? != 0,
+        global_len: get(global)? as u32,
+    })
 }
 
 fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Outcome {
@@ -560,8 +868,10 @@ fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Ou
         }
     }
     for id in ids {
-        let runs: Vec<&crate::trace::ScenarioRun> = o.scenarios.iter().filter(|r| r.id == id).collect();
-        let verdicts: Vec<Result<String, (Mark, String)>> = runs.iter().map(|r| judge_run(r, p, &profile)).collect();
+        let runs: Vec<&crate::trace::ScenarioRun> =
+            o.scenarios.iter().filter(|r| r.id == id).collect();
+        let verdicts: Vec<Result<String, (Mark, String)>> =
+            runs.iter().map(|r| judge_run(r, p, &profile)).collect();
         let ok = verdicts.iter().filter(|v| v.is_ok()).count();
         matched += ok;
         total += runs.len();
@@ -569,55 +879,168 @@ fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Ou
         // `[matched/runs]` at a fixed place: scripts/fidelity.sh reads it.
         if ok == runs.len() {
             let shown = verdicts[0].as_ref().map(String::as_str).unwrap_or("");
-            lines.push(line(Mark::Good, format!("{id} (./main {args}) [{ok}/{}]: as predicted: {shown}", runs.len())));
+            lines.push(line(
+                Mark::Good,
+                format!(
+                    "{id} (./main {args}) [{ok}/{}]: as predicted: {shown}",
+                    runs.len()
+                ),
+            ));
         } else {
-            let (k, (mark, why)) = verdicts.iter().enumerate().find_map(|(k, v)| v.as_ref().err().map(|e| (k, e))).expect("a failed run");
-            lines.push(line(*mark, format!("{id} (./main {args}) [{ok}/{}]: run {}: {why}", runs.len(), k + 1)));
+            let (k, (mark, why)) = verdicts
+                .iter()
+                .enumerate()
+                .find_map(|(k, v)| v.as_ref().err().map(|e| (k, e)))
+                .expect("a failed run");
+            lines.push(line(
+                *mark,
+                format!(
+                    "{id} (./main {args}) [{ok}/{}]: run {}: {why}",
+                    runs.len(),
+                    k + 1
+                ),
+            ));
         }
     }
-    Outcome { passed: total > 0 && matched == total, summary: format!("{matched} of {total} runs in the order the model predicts (model go1.{})", v.minor), lines }
+    Outcome {
+        passed: total > 0 && matched == total,
+        summary: format!(
+            "{matched} of {total} runs in the order the model predicts (model go1.{})",
+            v.minor
+        ),
+        lines,
+    }
 }
 
 /// One run: Ok(the start of the order) when prediction and observation agree.
-fn judge_run(run: &crate::trace::ScenarioRun, p: &Profile, profile: &sched::Profile) -> Result<String, (Mark, String)> {
-    let spec = crate::lab::ScenarioSpec { id: run.id.clone(), n: run.args[0].parse().unwrap_or(0), block: run.args[1].clone(), gosched: run.args[2].clone() };
+fn judge_run(
+    run: &crate::trace::ScenarioRun,
+    p: &Profile,
+    profile: &sched::Profile,
+) -> Result<String, (Mark, String)> {
+    let spec = crate::lab::ScenarioSpec {
+        id: run.id.clone(),
+        n: run.args[0].parse().unwrap_or(0),
+        block: run.args[1].clone(),
+        gosched: run.args[2].clone(),
+    };
     let mut scenario = spec.model().map_err(|e| (Mark::Bad, e))?;
     scenario.main_preempted_after = run.preempted_after.clone();
-    let live = live_state(p, &run.live).ok_or_else(|| (Mark::Missing, format!("the scheduler's state at main.main was not read: {:?}", run.live)))?;
-    let observed = run.observed.as_ref().ok_or_else(|| (Mark::Missing, "the program printed no order (did it finish?)".to_string()))?;
+    let live = live_state(p, &run.live).ok_or_else(|| {
+        (
+            Mark::Missing,
+            format!(
+                "the scheduler's state at main.main was not read: {:?}",
+                run.live
+            ),
+        )
+    })?;
+    let observed = run.observed.as_ref().ok_or_else(|| {
+        (
+            Mark::Missing,
+            "the program printed no order (did it finish?)".to_string(),
+        )
+    })?;
     if !run.disturbances.is_empty() {
-        return Err((Mark::Bad, format!("not comparable, the run was disturbed: {}", run.disturbances.join("; "))));
+        return Err((
+            Mark::Bad,
+            format!(
+                "not comparable, the run was disturbed: {}",
+                run.disturbances.join("; ")
+            ),
+        ));
     }
     let predicted = sched::predict_order(profile, &scenario, &live);
-    let mut start = format!("tick={} runnext={} local={} global={}", live.schedtick, live.runnext, live.local_len, live.global_len);
+    let mut start = format!(
+        "tick={} runnext={} local={} global={}",
+        live.schedtick, live.runnext, live.local_len, live.global_len
+    );
     if !run.preempted_after.is_empty() {
-        start.push_str(&format!("; sysmon preempted main after {} spawns, measured and given to the model", run.preempted_after.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")));
+        start.push_str(&format!(
+            "; sysmon preempted main after {} spawns, measured and given to the model",
+            run.preempted_after
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     if &predicted == observed {
         let head: Vec<String> = observed.iter().take(12).map(|i| i.to_string()).collect();
-        Ok(format!("{}{} (from {start})", head.join(" "), if observed.len() > 12 { " ..." } else { "" }))
+        Ok(format!(
+            "{}{} (from {start})",
+            head.join(" "),
+            if observed.len() > 12 { " ..." } else { "" }
+        ))
     } else {
-        Err((Mark::Bad, divergence(profile, &scenario, &live, &predicted, observed)))
+        Err((
+            Mark::Bad,
+            divergence(profile, &scenario, &live, &predicted, observed),
+        ))
     }
 }
 
 /// The first place where prediction and observation part, with the model's state there.
-pub fn divergence(profile: &sched::Profile, scenario: &sched::Scenario, live: &sched::LiveState, predicted: &[u32], observed: &[u32]) -> String {
-    let pos = predicted.iter().zip(observed).position(|(a, b)| a != b).unwrap_or(predicted.len().min(observed.len()));
-    let want = predicted.get(pos).map(|x| format!("f({x})")).unwrap_or_else(|| "nothing".into());
-    let got = observed.get(pos).map(|x| format!("f({x})")).unwrap_or_else(|| "nothing".into());
+pub fn divergence(
+    profile: &sched::Profile,
+    scenario: &sched::Scenario,
+    live: &sched::LiveState,
+    predicted: &[u32],
+    observed: &[u32],
+) -> String {
+    let pos = predicted
+        .iter()
+        .zip(observed)
+        .position(|(a, b)| a != b)
+        .unwrap_or(predicted.len().min(observed.len()));
+    let want = predicted
+        .get(pos)
+        .map(|x| format!("f({x})"))
+        .unwrap_or_else(|| "nothing".into());
+    let got = observed
+        .get(pos)
+        .map(|x| format!("f({x})"))
+        .unwrap_or_else(|| "nothing".into());
     let e = sched::simulate(profile, scenario, live);
-    let at = predicted.get(pos).and_then(|x| e.steps.iter().find(|s| s.picked.as_deref() == Some(&format!("f({x})"))));
-    let state = at.map(|s| format!("; the model there: tick={} runnext={} local({})=[{}] global({})=[{}]", s.schedtick, s.runnext.as_deref().unwrap_or("-"), s.local_len, s.local.join(" "), s.global_len, s.global.join(" "))).unwrap_or_default();
-    format!("first divergence at position {pos}: predicted {want}, observed {got} (from tick={} runnext={} local={} global={}){state}", live.schedtick, live.runnext, live.local_len, live.global_len)
+    let at = predicted.get(pos).and_then(|x| {
+        e.steps
+            .iter()
+            .find(|s| s.picked.as_deref() == Some(&format!("f({x})")))
+    });
+    let state = at
+        .map(|s| {
+            format!(
+                "; the model there: tick={} runnext={} local({})=[{}] global({})=[{}]",
+                s.schedtick,
+                s.runnext.as_deref().unwrap_or("-"),
+                s.local_len,
+                s.local.join(" "),
+                s.global_len,
+                s.global.join(" ")
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "first divergence at position {pos}: predicted {want}, observed {got} (from tick={} runnext={} local={} global={}){state}",
+        live.schedtick, live.runnext, live.local_len, live.global_len
+    )
 }
 
 fn caller_table(v: crate::toolchain::GoVersion) -> Result<callers::Table, Outcome> {
-    callers::Table::for_version(v).map(|(t, _)| t).map_err(|e| Outcome { passed: false, summary: format!("{e:#}"), lines: vec![] })
+    callers::Table::for_version(v)
+        .map(|(t, _)| t)
+        .map_err(|e| Outcome {
+            passed: false,
+            summary: format!("{e:#}"),
+            lines: vec![],
+        })
 }
 
 fn names(s: &BTreeSet<String>) -> String {
-    s.iter().map(|x| x.trim_start_matches("runtime.")).collect::<Vec<_>>().join(", ")
+    s.iter()
+        .map(|x| x.trim_start_matches("runtime."))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn static_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVersion) -> Outcome {
@@ -629,37 +1052,89 @@ fn static_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVers
     let mut ok = true;
     for name in &spec.functions {
         let Some(f) = t.resolve(name) else {
-            let why = if t.absent.iter().any(|a| a.eq_ignore_ascii_case(name)) { "the source has no such function in this version" } else { "not in the table" };
-            lines.push(line(Mark::Note, format!("{name}: not in {}'s runtime ({why})", t.go)));
+            let why = if t.absent.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+                "the source has no such function in this version"
+            } else {
+                "not in the table"
+            };
+            lines.push(line(
+                Mark::Note,
+                format!("{name}: not in {}'s runtime ({why})", t.go),
+            ));
             continue;
         };
-        let shown = if &f != name { format!("{f} (named {name} in the notes)") } else { f.clone() };
+        let shown = if &f != name {
+            format!("{f} (named {name} in the notes)")
+        } else {
+            f.clone()
+        };
         if !o.in_binary.get(&f).copied().unwrap_or(false) {
             ok = false;
-            lines.push(line(Mark::Missing, format!("{shown}: not a function of the binary (inlined: were -l -N in effect?)")));
+            lines.push(line(
+                Mark::Missing,
+                format!("{shown}: not a function of the binary (inlined: were -l -N in effect?)"),
+            ));
             continue;
         }
         let reference = t.static_callers(&f);
-        let seen: BTreeSet<String> = o.static_callers.get(&f).into_iter().flatten().map(|s| callers::fold_symbol(s)).filter(|c| c != &f).collect();
+        let seen: BTreeSet<String> = o
+            .static_callers
+            .get(&f)
+            .into_iter()
+            .flatten()
+            .map(|s| callers::fold_symbol(s))
+            .filter(|c| c != &f)
+            .collect();
         let extra: BTreeSet<String> = seen.difference(&reference).cloned().collect();
         let missing: BTreeSet<String> = reference.difference(&seen).cloned().collect();
-        let (linked_out, missing): (BTreeSet<String>, BTreeSet<String>) = missing.into_iter().partition(|c| !o.in_binary.get(c).copied().unwrap_or(false));
+        let (linked_out, missing): (BTreeSet<String>, BTreeSet<String>) = missing
+            .into_iter()
+            .partition(|c| !o.in_binary.get(c).copied().unwrap_or(false));
         let good = extra.is_empty() && missing.is_empty();
         ok &= good;
-        let mut text = format!("{shown} <- {}", if seen.is_empty() { "(no direct call in the machine code)".into() } else { names(&seen) });
+        let mut text = format!(
+            "{shown} <- {}",
+            if seen.is_empty() {
+                "(no direct call in the machine code)".into()
+            } else {
+                names(&seen)
+            }
+        );
         if !missing.is_empty() {
-            let at: Vec<String> = missing.iter().map(|c| format!("{} ({})", c.trim_start_matches("runtime."), t.call_sites(&f, c).join(", "))).collect();
+            let at: Vec<String> = missing
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} ({})",
+                        c.trim_start_matches("runtime."),
+                        t.call_sites(&f, c).join(", ")
+                    )
+                })
+                .collect();
             text.push_str(&format!("; MISSING {}", at.join(", ")));
         }
         if !extra.is_empty() {
-            text.push_str(&format!("; EXTRA (not in the source table) {}", names(&extra)));
+            text.push_str(&format!(
+                "; EXTRA (not in the source table) {}",
+                names(&extra)
+            ));
         }
         if !linked_out.is_empty() {
-            text.push_str(&format!("; not linked into this program (unreachable): {}", names(&linked_out)));
+            text.push_str(&format!(
+                "; not linked into this program (unreachable): {}",
+                names(&linked_out)
+            ));
         }
         lines.push(line(if good { Mark::Good } else { Mark::Bad }, text));
     }
-    Outcome { passed: ok, summary: format!("static callers in the machine code vs the {} source table", t.go), lines }
+    Outcome {
+        passed: ok,
+        summary: format!(
+            "static callers in the machine code vs the {} source table",
+            t.go
+        ),
+        lines,
+    }
 }
 
 fn dynamic_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVersion) -> Outcome {
@@ -672,41 +1147,68 @@ fn dynamic_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVer
     let mut observed_any = false;
     for name in &spec.functions {
         let Some(f) = t.resolve(name) else {
-            lines.push(line(Mark::Note, format!("{name}: not in {}'s runtime", t.go)));
+            lines.push(line(
+                Mark::Note,
+                format!("{name}: not in {}'s runtime", t.go),
+            ));
             continue;
         };
         let allowed = t.dynamic_callers(&f);
-        let hits: Vec<&Hit> = o.dlv.hits.iter().filter(|h| h.function() == f && !h.in_wrapper()).collect();
+        let hits: Vec<&Hit> = o
+            .dlv
+            .hits
+            .iter()
+            .filter(|h| h.function() == f && !h.in_wrapper())
+            .collect();
         if hits.is_empty() {
             lines.push(line(Mark::Note, format!("{f}: not hit in this run")));
             continue;
         }
         observed_any = true;
-        let (hidden, shown): (Vec<&Hit>, Vec<&Hit>) = hits.iter().partition(|h| h.caller_hidden_by_switch());
+        let (hidden, shown): (Vec<&Hit>, Vec<&Hit>) =
+            hits.iter().partition(|h| h.caller_hidden_by_switch());
         let seen: BTreeSet<String> = shown.iter().filter_map(|h| h.caller()).collect();
         // Behind a stack switch only the function that called systemstack is visible;
         // it is evidence only where the reference names it (a closure folds into it).
         let switched: BTreeSet<String> = hidden.iter().filter_map(|h| h.caller()).collect();
-        let (via_ok, via_unknown): (BTreeSet<String>, BTreeSet<String>) = switched.into_iter().partition(|c| allowed.contains(c));
+        let (via_ok, via_unknown): (BTreeSet<String>, BTreeSet<String>) =
+            switched.into_iter().partition(|c| allowed.contains(c));
         let seen: BTreeSet<String> = seen.union(&via_ok).cloned().collect();
         if !via_unknown.is_empty() {
             lines.push(line(Mark::Note, format!("{f}: reached on the system stack from {}; the debugger does not show the g0 frames in between, so the immediate caller is not seen", names(&via_unknown))));
         }
         let bad: BTreeSet<String> = seen.difference(&allowed).cloned().collect();
         if seen.is_empty() {
-            lines.push(line(Mark::Note, format!("{f}: {} stops, none with a visible caller", hits.len())));
+            lines.push(line(
+                Mark::Note,
+                format!("{f}: {} stops, none with a visible caller", hits.len()),
+            ));
         } else if bad.is_empty() {
-            lines.push(line(Mark::Good, format!("{f}: {} stops, called from {}", hits.len(), names(&seen))));
+            lines.push(line(
+                Mark::Good,
+                format!("{f}: {} stops, called from {}", hits.len(), names(&seen)),
+            ));
         } else {
             ok = false;
-            lines.push(line(Mark::Bad, format!("{f}: called from {} which the reference does not allow (allowed: {})", names(&bad), names(&allowed))));
+            lines.push(line(
+                Mark::Bad,
+                format!(
+                    "{f}: called from {} which the reference does not allow (allowed: {})",
+                    names(&bad),
+                    names(&allowed)
+                ),
+            ));
         }
     }
     if !observed_any {
         ok = false;
         lines.push(line(Mark::Missing, "none of the functions was hit"));
     }
-    Outcome { passed: ok, summary: format!("callers seen at breakpoints vs the {} source table", t.go), lines }
+    Outcome {
+        passed: ok,
+        summary: format!("callers seen at breakpoints vs the {} source table", t.go),
+        lines,
+    }
 }
 
 #[cfg(test)]
@@ -715,7 +1217,10 @@ mod tests {
 
     #[test]
     fn facts_parse() {
-        assert_eq!(Fact::parse("symbol runtime.main").unwrap(), Fact::Symbol("runtime.main".into()));
+        assert_eq!(
+            Fact::parse("symbol runtime.main").unwrap(),
+            Fact::Symbol("runtime.main".into())
+        );
         assert_eq!(Fact::parse("10000").unwrap(), Fact::Int(10000));
         assert_eq!(Fact::parse("0x10").unwrap(), Fact::Int(16));
         assert!(Fact::parse("cpus").is_err());
@@ -740,11 +1245,26 @@ mod caller_tests {
     use crate::trace::{Frame, Tool};
 
     fn spec(kind: CheckKind, f: &str) -> CheckSpec {
-        CheckSpec { id: "c".into(), kind, points: 1, says: None, note: None, go: None, expect: vec![], functions: vec![f.into()] }
+        CheckSpec {
+            id: "c".into(),
+            kind,
+            points: 1,
+            says: None,
+            note: None,
+            go: None,
+            expect: vec![],
+            functions: vec![f.into()],
+        }
     }
 
     fn frame(f: &str) -> Frame {
-        Frame { function: f.into(), file: "proc.go".into(), line: 1, pc: 1, entry_pc: false }
+        Frame {
+            function: f.into(),
+            file: "proc.go".into(),
+            line: 1,
+            pc: 1,
+            entry_pc: false,
+        }
     }
 
     #[test]
@@ -755,13 +1275,29 @@ mod caller_tests {
         o.in_binary.insert("runtime.findRunnable".into(), true);
         o.in_binary.insert("runtime.stealWork".into(), true);
         // The binary shows findRunnable and a caller the source never had.
-        o.static_callers.insert("runtime.runqget".into(), ["runtime.findRunnable", "runtime.sysmon"].iter().map(|s| s.to_string()).collect());
+        o.static_callers.insert(
+            "runtime.runqget".into(),
+            ["runtime.findRunnable", "runtime.sysmon"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        );
         let out = static_callers(&spec(CheckKind::StaticCallers, "runtime.runqget"), &o, v);
         assert!(!out.passed);
         let text = &out.lines[0].text;
-        assert!(text.contains("MISSING stealWork") && text.contains("EXTRA (not in the source table) sysmon"), "{text}");
+        assert!(
+            text.contains("MISSING stealWork")
+                && text.contains("EXTRA (not in the source table) sysmon"),
+            "{text}"
+        );
         // With the real callers, it passes.
-        o.static_callers.insert("runtime.runqget".into(), ["runtime.findRunnable", "runtime.stealWork"].iter().map(|s| s.to_string()).collect());
+        o.static_callers.insert(
+            "runtime.runqget".into(),
+            ["runtime.findRunnable", "runtime.stealWork"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        );
         assert!(static_callers(&spec(CheckKind::StaticCallers, "runtime.runqget"), &o, v).passed);
     }
 
@@ -769,12 +1305,24 @@ mod caller_tests {
     fn a_dynamic_caller_outside_the_table_fails() {
         let v = GoVersion::new(1, 19, 8);
         let mut o = Observation::default();
-        let hit = |caller: &str| Hit { seq: 0, tool: Tool::Dlv, breakpoint: "runtime.execute".into(), thread: 1, goroutine: 0, stack: vec![frame("runtime.execute"), frame(caller)], values: Default::default() };
+        let hit = |caller: &str| Hit {
+            seq: 0,
+            tool: Tool::Dlv,
+            breakpoint: "runtime.execute".into(),
+            thread: 1,
+            goroutine: 0,
+            stack: vec![frame("runtime.execute"), frame(caller)],
+            values: Default::default(),
+        };
         o.dlv.hits = vec![hit("runtime.schedule")];
         assert!(dynamic_callers(&spec(CheckKind::DynamicCallers, "runtime.execute"), &o, v).passed);
         o.dlv.hits.push(hit("runtime.gcStart"));
         let out = dynamic_callers(&spec(CheckKind::DynamicCallers, "runtime.execute"), &o, v);
-        assert!(!out.passed && out.lines[0].text.contains("gcStart"), "{:?}", out.lines);
+        assert!(
+            !out.passed && out.lines[0].text.contains("gcStart"),
+            "{:?}",
+            out.lines
+        );
     }
 }
 
@@ -785,8 +1333,21 @@ mod run_order_tests {
 
     fn run(observed: Vec<u32>, disturbances: Vec<String>) -> ScenarioRun {
         let p = Profile::for_version(crate::toolchain::GoVersion::new(1, 19, 8)).0;
-        let live: Vec<(String, String)> = p.live_state_exprs().iter().zip(["4", "2", "2", "824633733504", "0"]).map(|(e, v)| (format!("eval {e}"), v.to_string())).collect();
-        ScenarioRun { id: "n5".into(), args: vec!["5".into(), "wg".into(), "none".into()], live: live.into_iter().collect(), observed: Some(observed), disturbances, preempted_after: vec![], session: Default::default() }
+        let live: Vec<(String, String)> = p
+            .live_state_exprs()
+            .iter()
+            .zip(["4", "2", "2", "824633733504", "0"])
+            .map(|(e, v)| (format!("eval {e}"), v.to_string()))
+            .collect();
+        ScenarioRun {
+            id: "n5".into(),
+            args: vec!["5".into(), "wg".into(), "none".into()],
+            live: live.into_iter().collect(),
+            observed: Some(observed),
+            disturbances,
+            preempted_after: vec![],
+            session: Default::default(),
+        }
     }
 
     fn judge(r: ScenarioRun) -> Outcome {
@@ -809,13 +1370,25 @@ mod run_order_tests {
         let out = judge(run(vec![0, 1, 2, 3, 4], vec![]));
         assert!(!out.passed);
         let t = &out.lines[0].text;
-        assert!(t.contains("first divergence at position 0: predicted f(4), observed f(0)") && t.contains("the model there"), "{t}");
+        assert!(
+            t.contains("first divergence at position 0: predicted f(4), observed f(0)")
+                && t.contains("the model there"),
+            "{t}"
+        );
     }
 
     #[test]
     fn a_disturbed_run_is_reported_by_name_not_absorbed() {
-        let out = judge(run(vec![4, 0, 1, 2, 3], vec!["runtime.gopreempt_m on goroutine 1: sysmon asked a goroutine to yield".into()]));
+        let out = judge(run(
+            vec![4, 0, 1, 2, 3],
+            vec!["runtime.gopreempt_m on goroutine 1: sysmon asked a goroutine to yield".into()],
+        ));
         assert!(!out.passed);
-        assert!(out.lines[0].text.contains("not comparable") && out.lines[0].text.contains("gopreempt_m"), "{:?}", out.lines);
+        assert!(
+            out.lines[0].text.contains("not comparable")
+                && out.lines[0].text.contains("gopreempt_m"),
+            "{:?}",
+            out.lines
+        );
     }
 }

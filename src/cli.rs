@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "golab", version, about = "Go runtime internals labs: reproducible, scripted, gradable")]
+#[command(
+    name = "golab",
+    version,
+    about = "Go runtime internals labs: reproducible, scripted, gradable"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Cmd,
@@ -253,7 +257,11 @@ pub struct ToolArgs {
 
 impl ToolArgs {
     pub fn choice(&self) -> Choice {
-        Choice { goroot: self.goroot.clone(), dlv: self.dlv.clone(), gdb: self.gdb.clone() }
+        Choice {
+            goroot: self.goroot.clone(),
+            dlv: self.dlv.clone(),
+            gdb: self.gdb.clone(),
+        }
     }
 }
 

@@ -16,33 +16,63 @@ pub struct Finding {
 }
 
 fn found(what: String) -> Finding {
-    Finding { ok: true, blocking: false, what, fix: None }
+    Finding {
+        ok: true,
+        blocking: false,
+        what,
+        fix: None,
+    }
 }
 
 pub fn examine(choice: &Choice) -> Vec<Finding> {
     let host = Machine::Host;
     let mut out = Vec::new();
     let mut go_version: Option<GoVersion> = None;
-    let go = choice.goroot.as_ref().map(|r| Ok(r.join("bin/go"))).unwrap_or_else(|| toolchain::find_tool(&host, "go", None, ""));
-    match go.and_then(|g| toolchain::go_version(&host, &g, choice.goroot.as_deref()).map(|v| (g, v))) {
+    let go = choice
+        .goroot
+        .as_ref()
+        .map(|r| Ok(r.join("bin/go")))
+        .unwrap_or_else(|| toolchain::find_tool(&host, "go", None, ""));
+    match go
+        .and_then(|g| toolchain::go_version(&host, &g, choice.goroot.as_deref()).map(|v| (g, v)))
+    {
         Ok((g, v)) => {
             go_version = Some(v);
             out.push(found(format!("go {v} ({})", g.display())));
         }
-        Err(e) => out.push(Finding { ok: false, blocking: true, what: format!("go: {e:#}"), fix: Some(toolchain::install_hint("go")) }),
+        Err(e) => out.push(Finding {
+            ok: false,
+            blocking: true,
+            what: format!("go: {e:#}"),
+            fix: Some(toolchain::install_hint("go")),
+        }),
     }
     let mut dlv_version = None;
-    for (name, explicit) in [("dlv", choice.dlv.as_deref()), ("gdb", choice.gdb.as_deref()), ("readelf", None), ("objdump", None)] {
+    for (name, explicit) in [
+        ("dlv", choice.dlv.as_deref()),
+        ("gdb", choice.gdb.as_deref()),
+        ("readelf", None),
+        ("objdump", None),
+    ] {
         match toolchain::find_tool(&host, name, explicit, "") {
             Ok(p) => {
-                let v = if name == "dlv" { toolchain::dlv_version(&host, &p) } else { toolchain::first_line_version(&host, &p, "--version") };
+                let v = if name == "dlv" {
+                    toolchain::dlv_version(&host, &p)
+                } else {
+                    toolchain::first_line_version(&host, &p, "--version")
+                };
                 let v = v.unwrap_or_else(|e| format!("(version unreadable: {e:#})"));
                 if name == "dlv" {
                     dlv_version = Some(v.clone());
                 }
                 out.push(found(format!("{name} {v} ({})", p.display())));
             }
-            Err(_) => out.push(Finding { ok: false, blocking: true, what: format!("{name} is not installed"), fix: Some(toolchain::install_hint(name)) }),
+            Err(_) => out.push(Finding {
+                ok: false,
+                blocking: true,
+                what: format!("{name} is not installed"),
+                fix: Some(toolchain::install_hint(name)),
+            }),
         }
     }
     if let (Some(gv), Some(dv)) = (go_version, dlv_version) {
@@ -65,26 +95,55 @@ pub fn examine(choice: &Choice) -> Vec<Finding> {
 /// Tries to trace a real process with gdb: the only test that sees yama, seccomp and
 /// missing capabilities alike.
 fn ptrace() -> Finding {
-    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok().map(|s| s.trim().to_string());
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .map(|s| s.trim().to_string());
     let Some(gdb) = toolchain::which("gdb") else {
-        return Finding { ok: false, blocking: true, what: "ptrace: not tested (no gdb)".into(), fix: Some(toolchain::install_hint("gdb")) };
+        return Finding {
+            ok: false,
+            blocking: true,
+            what: "ptrace: not tested (no gdb)".into(),
+            fix: Some(toolchain::install_hint("gdb")),
+        };
     };
     let mut c = Command::new(gdb);
     c.args(["-nx", "-batch", "-ex", "run", "--args", "/bin/true"]);
     let out = exec::run(c, "gdb ptrace probe", Duration::from_secs(30));
-    let text = out.as_ref().map(|o| o.combined()).unwrap_or_else(|e| format!("{e:#}"));
-    let scope_s = scope.clone().map(|s| format!(", yama ptrace_scope={s}")).unwrap_or_default();
+    let text = out
+        .as_ref()
+        .map(|o| o.combined())
+        .unwrap_or_else(|e| format!("{e:#}"));
+    let scope_s = scope
+        .clone()
+        .map(|s| format!(", yama ptrace_scope={s}"))
+        .unwrap_or_default();
     if text.contains("exited normally") {
         return found(format!("ptrace works (gdb traced /bin/true{scope_s})"));
     }
     let fix = if scope.as_deref().is_some_and(|s| s != "0" && s != "1") {
         "sysctl -w kernel.yama.ptrace_scope=1".to_string()
-    } else if std::path::Path::new("/.dockerenv").exists() || std::fs::read_to_string("/proc/1/cgroup").map(|c| c.contains("docker") || c.contains("containerd")).unwrap_or(false) {
-        "restart the container with --cap-add=SYS_PTRACE --security-opt seccomp=unconfined".to_string()
+    } else if std::path::Path::new("/.dockerenv").exists()
+        || std::fs::read_to_string("/proc/1/cgroup")
+            .map(|c| c.contains("docker") || c.contains("containerd"))
+            .unwrap_or(false)
+    {
+        "restart the container with --cap-add=SYS_PTRACE --security-opt seccomp=unconfined"
+            .to_string()
     } else {
-        "sysctl -w kernel.yama.ptrace_scope=0   (or run golab as the user that owns the processes)".to_string()
+        "sysctl -w kernel.yama.ptrace_scope=0   (or run golab as the user that owns the processes)"
+            .to_string()
     };
-    Finding { ok: false, blocking: true, what: format!("ptrace is not permitted{scope_s}: {}", text.lines().find(|l| l.contains("ptrace") || l.contains("not permitted")).unwrap_or(text.trim())), fix: Some(fix) }
+    Finding {
+        ok: false,
+        blocking: true,
+        what: format!(
+            "ptrace is not permitted{scope_s}: {}",
+            text.lines()
+                .find(|l| l.contains("ptrace") || l.contains("not permitted"))
+                .unwrap_or(text.trim())
+        ),
+        fix: Some(fix),
+    }
 }
 
 /// /dev/kvm: present and answering KVM_GET_API_VERSION. Whether a guest really boots
@@ -92,17 +151,35 @@ fn ptrace() -> Finding {
 fn kvm() -> Finding {
     use std::os::fd::AsRawFd;
     const KVM_GET_API_VERSION: libc::c_ulong = 0xAE00;
-    match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
         Ok(f) => {
             // SAFETY: a KVM ioctl without arguments on an open /dev/kvm.
             let v = unsafe { libc::ioctl(f.as_raw_fd(), KVM_GET_API_VERSION) };
             if v == 12 {
                 Finding { ok: true, blocking: false, what: "/dev/kvm opens and answers (KVM API 12); a VM still probes a real boot before trusting it".into(), fix: None }
             } else {
-                Finding { ok: false, blocking: false, what: format!("/dev/kvm answered API version {v}, expected 12: VMs will use software emulation"), fix: None }
+                Finding {
+                    ok: false,
+                    blocking: false,
+                    what: format!(
+                        "/dev/kvm answered API version {v}, expected 12: VMs will use software emulation"
+                    ),
+                    fix: None,
+                }
             }
         }
-        Err(e) => Finding { ok: false, blocking: false, what: format!("/dev/kvm: {e}; VMs would use software emulation (the host provider does not need it)"), fix: Some("modprobe kvm_intel (or kvm_amd), and add your user to the kvm group".into()) },
+        Err(e) => Finding {
+            ok: false,
+            blocking: false,
+            what: format!(
+                "/dev/kvm: {e}; VMs would use software emulation (the host provider does not need it)"
+            ),
+            fix: Some("modprobe kvm_intel (or kvm_amd), and add your user to the kvm group".into()),
+        },
     }
 }
 
@@ -110,14 +187,25 @@ fn kvm() -> Finding {
 pub fn report(findings: &[Finding]) -> (String, bool) {
     let mut s = String::new();
     for f in findings {
-        let mark = if f.ok { "ok  " } else if f.blocking { "FAIL" } else { "warn" };
+        let mark = if f.ok {
+            "ok  "
+        } else if f.blocking {
+            "FAIL"
+        } else {
+            "warn"
+        };
         s.push_str(&format!("{mark} {}\n", f.what));
         if let Some(fix) = &f.fix
-            && !f.ok {
-                s.push_str(&format!("     fix: {fix}\n"));
-            }
+            && !f.ok
+        {
+            s.push_str(&format!("     fix: {fix}\n"));
+        }
     }
     let ready = findings.iter().all(|f| f.ok || !f.blocking);
-    s.push_str(if ready { "golab run startup-trace can run here.\n" } else { "golab run startup-trace cannot run here until the FAIL lines are fixed.\n" });
+    s.push_str(if ready {
+        "golab run startup-trace can run here.\n"
+    } else {
+        "golab run startup-trace cannot run here until the FAIL lines are fixed.\n"
+    });
     (s, ready)
 }

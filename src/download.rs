@@ -28,8 +28,11 @@ pub struct Artifact {
 
 /// The pinned Go release tarballs: (version, file name, SHA-256). Their default base is
 /// [`GO_BASE`].
-const GO_TARBALLS: &[(&str, &str, &str)] =
-    &[("go1.17.1", "go1.17.1.linux-amd64.tar.gz", "dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef")];
+const GO_TARBALLS: &[(&str, &str, &str)] = &[(
+    "go1.17.1",
+    "go1.17.1.linux-amd64.tar.gz",
+    "dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef",
+)];
 
 /// Where Go release tarballs are downloaded from unless `GOLAB_MIRROR` says otherwise.
 pub const GO_BASE: &str = "https://go.dev/dl/";
@@ -37,18 +40,24 @@ pub const GO_BASE: &str = "https://go.dev/dl/";
 /// The pinned linux-amd64 tarball of Go `version` ("go1.17.1" or "1.17.1"), if pinned.
 pub fn go_tarball(version: &str) -> Option<Artifact> {
     let v = version.strip_prefix("go").unwrap_or(version);
-    GO_TARBALLS.iter().find(|(pv, _, _)| pv.strip_prefix("go") == Some(v)).map(|(_, name, sha)| Artifact {
-        name: name.to_string(),
-        url: format!("{GO_BASE}{name}"),
-        sha256: sha.to_string(),
-    })
+    GO_TARBALLS
+        .iter()
+        .find(|(pv, _, _)| pv.strip_prefix("go") == Some(v))
+        .map(|(_, name, sha)| Artifact {
+            name: name.to_string(),
+            url: format!("{GO_BASE}{name}"),
+            sha256: sha.to_string(),
+        })
 }
 
 /// Like [`go_tarball`], with an error naming the pinned versions for one that is not.
 pub fn require_go_tarball(version: &str) -> Result<Artifact> {
     go_tarball(version).ok_or_else(|| {
         let pinned: Vec<&str> = GO_TARBALLS.iter().map(|(pv, _, _)| *pv).collect();
-        anyhow!("Go {version} is not pinned: golab can download only {} (linux-amd64)", pinned.join(", "))
+        anyhow!(
+            "Go {version} is not pinned: golab can download only {} (linux-amd64)",
+            pinned.join(", ")
+        )
     })
 }
 
@@ -76,8 +85,15 @@ pub struct Cache {
 impl Cache {
     /// A cache in `dir`, downloading from `mirror` (a base URL) when given.
     pub fn new(dir: impl Into<PathBuf>, mirror: Option<String>) -> Cache {
-        let mirror = mirror.map(|m| m.trim().to_string()).filter(|m| !m.is_empty());
-        Cache { dir: dir.into(), mirror, connect_timeout: Duration::from_secs(30), read_timeout: Duration::from_secs(60) }
+        let mirror = mirror
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty());
+        Cache {
+            dir: dir.into(),
+            mirror,
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(60),
+        }
     }
 
     /// The cache the environment asks for: folder `$GOLAB_CACHE`, else
@@ -92,7 +108,10 @@ impl Cache {
         let var = |k: &str| var(k).filter(|v| !v.is_empty());
         let dir = if let Some(d) = var("GOLAB_CACHE") {
             PathBuf::from(d)
-        } else if let Some(x) = var("XDG_CACHE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
+        } else if let Some(x) = var("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+        {
             x.join("golab/downloads")
         } else if let Some(h) = var("HOME") {
             PathBuf::from(h).join(".cache/golab/downloads")
@@ -139,13 +158,24 @@ impl Cache {
         check_name(&a.name)?;
         let want = a.sha256.trim().to_ascii_lowercase();
         if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
-            bail!("the pinned SHA-256 of {} is not 64 hex digits: {:?}", a.name, a.sha256);
+            bail!(
+                "the pinned SHA-256 of {} is not 64 hex digits: {:?}",
+                a.name,
+                a.sha256
+            );
         }
-        std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create the download cache {}", self.dir.display()))?;
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create the download cache {}", self.dir.display()))?;
         // One fetch of a name at a time (two golab runs must not write one .part).
         let lock_path = self.dir.join(format!(".{}.lock", a.name));
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).with_context(|| format!("cannot open {}", lock_path.display()))?;
-        lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        lock.lock()
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
 
         let dest = self.path_for(a);
         if dest.exists() {
@@ -154,9 +184,13 @@ impl Cache {
                 return Ok(dest);
             }
             if progress {
-                eprintln!("{}: cached file has SHA-256 {got}, not {want}: downloading it again", dest.display());
+                eprintln!(
+                    "{}: cached file has SHA-256 {got}, not {want}: downloading it again",
+                    dest.display()
+                );
             }
-            std::fs::remove_file(&dest).with_context(|| format!("cannot remove {}", dest.display()))?;
+            std::fs::remove_file(&dest)
+                .with_context(|| format!("cannot remove {}", dest.display()))?;
         }
         let url = self.url_for(a);
         let part = self.dir.join(format!("{}.part", a.name));
@@ -164,14 +198,19 @@ impl Cache {
         if got != want && resumed {
             // The part kept from an earlier run may be what is wrong: once more, whole.
             if progress {
-                eprintln!("{}: resumed download has the wrong SHA-256: downloading it whole", a.name);
+                eprintln!(
+                    "{}: resumed download has the wrong SHA-256: downloading it whole",
+                    a.name
+                );
             }
-            std::fs::remove_file(&part).with_context(|| format!("cannot remove {}", part.display()))?;
+            std::fs::remove_file(&part)
+                .with_context(|| format!("cannot remove {}", part.display()))?;
             got = self.download(&url, &part, &a.name, progress)?.0;
         }
         if got != want {
             let bad = self.dir.join(format!("{}.bad", a.name));
-            std::fs::rename(&part, &bad).with_context(|| format!("cannot move {} aside", part.display()))?;
+            std::fs::rename(&part, &bad)
+                .with_context(|| format!("cannot move {} aside", part.display()))?;
             bail!(
                 "checksum mismatch for {}: expected SHA-256 {want}, got {got} (downloaded from {url}); \
                  nothing was cached, the download is kept as {} for inspection",
@@ -179,8 +218,11 @@ impl Cache {
                 bad.display()
             );
         }
-        File::open(&part).and_then(|f| f.sync_all()).with_context(|| format!("cannot sync {}", part.display()))?;
-        std::fs::rename(&part, &dest).with_context(|| format!("cannot move {} into place", part.display()))?;
+        File::open(&part)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot sync {}", part.display()))?;
+        std::fs::rename(&part, &dest)
+            .with_context(|| format!("cannot move {} into place", part.display()))?;
         if let Ok(d) = File::open(&self.dir) {
             let _ = d.sync_all();
         }
@@ -190,7 +232,9 @@ impl Cache {
     fn hint(&self) -> &'static str {
         match self.mirror {
             Some(_) => "GOLAB_MIRROR set this URL: check that the mirror serves the file",
-            None => "if this host cannot be reached from here, set GOLAB_MIRROR to a base URL that serves the same file names",
+            None => {
+                "if this host cannot be reached from here, set GOLAB_MIRROR to a base URL that serves the same file names"
+            }
         }
     }
 
@@ -208,9 +252,16 @@ impl Cache {
 
     /// Downloads `url` into `part`, resuming what it holds; returns the SHA-256 of the
     /// whole file, and whether bytes from an earlier run were kept.
-    fn download(&self, url: &str, part: &Path, name: &str, progress: bool) -> Result<(String, bool)> {
+    fn download(
+        &self,
+        url: &str,
+        part: &Path,
+        name: &str,
+        progress: bool,
+    ) -> Result<(String, bool)> {
         let agent = self.agent();
-        let net_err = |e: ureq::Error| anyhow!("cannot download {name} from {url}: {e}\n({})", self.hint());
+        let net_err =
+            |e: ureq::Error| anyhow!("cannot download {name} from {url}: {e}\n({})", self.hint());
         // A second try only after the server ignored or refused the Range of the first.
         for _ in 0..2 {
             let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
@@ -231,22 +282,35 @@ impl Cache {
                 416 if have > 0 => {
                     // Nothing past the part: it may be whole already (`bytes */LEN`); the
                     // checksum decides, and a wrong one is moved aside by the caller.
-                    let len = resp.headers().get("content-range").and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit('/').next()?.trim().parse::<u64>().ok());
+                    let len = resp
+                        .headers()
+                        .get("content-range")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.rsplit('/').next()?.trim().parse::<u64>().ok());
                     if len.is_none() || len == Some(have) {
                         return Ok((sha256_file(part)?, true));
                     }
                     std::fs::remove_file(part).ok();
                     continue;
                 }
-                s => bail!("cannot download {name} from {url}: the server answered HTTP {s}\n({})", self.hint()),
+                s => bail!(
+                    "cannot download {name} from {url}: the server answered HTTP {s}\n({})",
+                    self.hint()
+                ),
             };
             let len = resp.body().content_length();
             let total = len.map(|l| l + from);
-            let mut file = OpenOptions::new().create(true).write(true).truncate(from == 0).open(part).with_context(|| format!("cannot write {}", part.display()))?;
+            let mut file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(from == 0)
+                .open(part)
+                .with_context(|| format!("cannot write {}", part.display()))?;
             let mut hasher = Sha256::new();
             if from > 0 {
                 // Hash what is already there, then append.
-                let mut f = File::open(part).with_context(|| format!("cannot read {}", part.display()))?;
+                let mut f =
+                    File::open(part).with_context(|| format!("cannot read {}", part.display()))?;
                 std::io::copy(&mut (&mut f).take(from), &mut HashWriter(&mut hasher))?;
                 file.set_len(from)?;
                 file.seek(SeekFrom::Start(from))?;
@@ -271,7 +335,8 @@ impl Cache {
                         );
                     }
                 };
-                file.write_all(&buf[..n]).with_context(|| format!("cannot write {}", part.display()))?;
+                file.write_all(&buf[..n])
+                    .with_context(|| format!("cannot write {}", part.display()))?;
                 hasher.update(&buf[..n]);
                 done += n as u64;
                 shown.at(done);
@@ -280,11 +345,17 @@ impl Cache {
             if let Some(t) = total
                 && done != t
             {
-                bail!("download of {name} from {url} ended after {done} of {t} bytes ({} is kept: run again to resume)", part.display());
+                bail!(
+                    "download of {name} from {url} ended after {done} of {t} bytes ({} is kept: run again to resume)",
+                    part.display()
+                );
             }
             return Ok((hex(&hasher.finalize()), from > 0));
         }
-        bail!("cannot download {name} from {url}: the server did not honour resuming {}, even after starting over", part.display())
+        bail!(
+            "cannot download {name} from {url}: the server did not honour resuming {}, even after starting over",
+            part.display()
+        )
     }
 }
 
@@ -324,7 +395,8 @@ fn hex(b: &[u8]) -> String {
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut f = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut HashWriter(&mut h)).with_context(|| format!("cannot read {}", path.display()))?;
+    std::io::copy(&mut f, &mut HashWriter(&mut h))
+        .with_context(|| format!("cannot read {}", path.display()))?;
     Ok(hex(&h.finalize()))
 }
 
@@ -345,22 +417,39 @@ impl Shown {
                 Some(t) => indicatif::ProgressBar::new(t),
                 None => indicatif::ProgressBar::new_spinner(),
             };
-            let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> ");
+            let style = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
             b.set_style(style);
             b.set_message(format!("downloading {name}"));
             b.set_position(from);
             b
         });
         let lines = progress && !fancy;
-        let next_tenth = total.filter(|t| *t > 0).map(|t| from * 10 / t + 1).unwrap_or(u64::MAX);
+        let next_tenth = total
+            .filter(|t| *t > 0)
+            .map(|t| from * 10 / t + 1)
+            .unwrap_or(u64::MAX);
         if lines {
-            let resume = if from > 0 { format!(" (resuming at {from} bytes)") } else { String::new() };
-            let size = total.map(|t| format!(", {:.1} MiB", t as f64 / 1048576.0)).unwrap_or_default();
+            let resume = if from > 0 {
+                format!(" (resuming at {from} bytes)")
+            } else {
+                String::new()
+            };
+            let size = total
+                .map(|t| format!(", {:.1} MiB", t as f64 / 1048576.0))
+                .unwrap_or_default();
             eprintln!("downloading {name}{size}{resume}");
         }
-        Shown { bar, lines, name: name.to_string(), total, next_tenth }
+        Shown {
+            bar,
+            lines,
+            name: name.to_string(),
+            total,
+            next_tenth,
+        }
     }
 
     fn at(&mut self, done: u64) {
@@ -404,13 +493,24 @@ impl Drop for Shown {
 /// renamed to `dest`; a `dest` already there is replaced if it holds only `go/` (an
 /// earlier unpacking), and refused otherwise.
 pub fn extract_go(tarball: &Path, dest: &Path) -> Result<PathBuf> {
-    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = tempfile::Builder::new().prefix(".golab-extract-").tempdir_in(parent).with_context(|| format!("cannot make a folder in {}", parent.display()))?;
-    unpack_into(tarball, tmp.path()).with_context(|| format!("cannot unpack {}", tarball.display()))?;
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".golab-extract-")
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot make a folder in {}", parent.display()))?;
+    unpack_into(tarball, tmp.path())
+        .with_context(|| format!("cannot unpack {}", tarball.display()))?;
     let go = tmp.path().join("go");
     if !go.join("bin/go").is_file() {
-        bail!("{} is not a Go release tarball: it has no go/bin/go", tarball.display());
+        bail!(
+            "{} is not a Go release tarball: it has no go/bin/go",
+            tarball.display()
+        );
     }
     set_mode(tmp.path(), 0o755)?;
     if std::fs::symlink_metadata(dest).is_ok() {
@@ -421,15 +521,24 @@ pub fn extract_go(tarball: &Path, dest: &Path) -> Result<PathBuf> {
             .filter_map(|e| e.ok())
             .find(|e| e.file_name() != "go");
         if let Some(e) = other {
-            bail!("{} holds {:?}: it is not an unpacked Go to replace (remove it first)", dest.display(), e.file_name());
+            bail!(
+                "{} holds {:?}: it is not an unpacked Go to replace (remove it first)",
+                dest.display(),
+                e.file_name()
+            );
         }
-        let old = tempfile::Builder::new().prefix(".golab-old-").tempdir_in(parent)?;
+        let old = tempfile::Builder::new()
+            .prefix(".golab-old-")
+            .tempdir_in(parent)?;
         let aside = old.path().join("old");
-        std::fs::rename(dest, &aside).with_context(|| format!("cannot move the old {} aside", dest.display()))?;
-        std::fs::rename(tmp.path(), dest).with_context(|| format!("cannot move the unpacked Go into {}", dest.display()))?;
+        std::fs::rename(dest, &aside)
+            .with_context(|| format!("cannot move the old {} aside", dest.display()))?;
+        std::fs::rename(tmp.path(), dest)
+            .with_context(|| format!("cannot move the unpacked Go into {}", dest.display()))?;
         drop(old); // removes the old tree
     } else {
-        std::fs::rename(tmp.path(), dest).with_context(|| format!("cannot move the unpacked Go into {}", dest.display()))?;
+        std::fs::rename(tmp.path(), dest)
+            .with_context(|| format!("cannot move the unpacked Go into {}", dest.display()))?;
     }
     let _ = tmp.keep(); // already renamed away
     Ok(dest.join("go"))
@@ -437,7 +546,8 @@ pub fn extract_go(tarball: &Path, dest: &Path) -> Result<PathBuf> {
 
 fn set_mode(p: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).with_context(|| format!("cannot chmod {}", p.display()))
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot chmod {}", p.display()))
 }
 
 /// The components of an entry path inside the archive, or an error if it is absolute,
@@ -449,11 +559,16 @@ fn safe_rel(p: &Path, what: &str) -> Result<Vec<std::ffi::OsString>> {
             Component::Normal(s) => out.push(s.to_os_string()),
             Component::CurDir => {}
             Component::ParentDir => bail!("unsafe {what} {}: it contains ..", p.display()),
-            Component::RootDir | Component::Prefix(_) => bail!("unsafe {what} {}: it is absolute", p.display()),
+            Component::RootDir | Component::Prefix(_) => {
+                bail!("unsafe {what} {}: it is absolute", p.display())
+            }
         }
     }
     if out.first().map(|s| s != "go").unwrap_or(true) {
-        bail!("unexpected {what} {}: everything in a Go tarball is under go/", p.display());
+        bail!(
+            "unexpected {what} {}: everything in a Go tarball is under go/",
+            p.display()
+        );
     }
     Ok(out)
 }
@@ -479,13 +594,20 @@ fn unpack_into(tarball: &Path, root: &Path) -> Result<()> {
             }
             T::Symlink | T::Link => {
                 let rel = safe_rel(&path, "path")?;
-                let target = e.link_name()?.ok_or_else(|| anyhow!("link {} has no target", path.display()))?.into_owned();
+                let target = e
+                    .link_name()?
+                    .ok_or_else(|| anyhow!("link {} has no target", path.display()))?
+                    .into_owned();
                 if kind == T::Link {
                     safe_rel(&target, "hard link target")?;
                 } else {
                     // Resolve the target against the link's folder, lexically: it must stay under go/.
                     if target.is_absolute() {
-                        bail!("unsafe symlink {} -> {}: absolute target", path.display(), target.display());
+                        bail!(
+                            "unsafe symlink {} -> {}: absolute target",
+                            path.display(),
+                            target.display()
+                        );
                     }
                     let mut at: Vec<std::ffi::OsString> = rel[..rel.len() - 1].to_vec();
                     for c in target.components() {
@@ -498,7 +620,11 @@ fn unpack_into(tarball: &Path, root: &Path) -> Result<()> {
                             _ => bail!("unsafe symlink {} -> {}", path.display(), target.display()),
                         }
                         if at.is_empty() {
-                            bail!("unsafe symlink {} -> {}: it points outside go/", path.display(), target.display());
+                            bail!(
+                                "unsafe symlink {} -> {}: it points outside go/",
+                                path.display(),
+                                target.display()
+                            );
                         }
                     }
                     links.push(root.join(&path));
@@ -506,16 +632,26 @@ fn unpack_into(tarball: &Path, root: &Path) -> Result<()> {
             }
             other => bail!("unsupported entry {} of type {other:?}", path.display()),
         }
-        if !e.unpack_in(root).with_context(|| format!("cannot unpack {}", path.display()))? {
+        if !e
+            .unpack_in(root)
+            .with_context(|| format!("cannot unpack {}", path.display()))?
+        {
             bail!("refused entry {}", path.display());
         }
     }
     // Links through links can still lead out, whatever each says alone: resolve them all.
-    let top = root.join("go").canonicalize().context("the tarball has no go/ folder")?;
+    let top = root
+        .join("go")
+        .canonicalize()
+        .context("the tarball has no go/ folder")?;
     for l in links {
         match l.canonicalize() {
             Ok(t) if t.starts_with(&top) => {}
-            Ok(t) => bail!("unsafe symlink {}: it resolves to {}, outside go/", l.display(), t.display()),
+            Ok(t) => bail!(
+                "unsafe symlink {}: it resolves to {}, outside go/",
+                l.display(),
+                t.display()
+            ),
             Err(e) => bail!("symlink {} does not resolve inside go/: {e}", l.display()),
         }
     }

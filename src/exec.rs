@@ -65,9 +65,15 @@ impl Group {
     /// Starts `cmd` in a new process group. `label` names it in errors.
     pub fn spawn(mut cmd: Command, label: &str) -> Result<Group> {
         cmd.process_group(0);
-        let child = cmd.spawn().with_context(|| format!("cannot start {label} ({:?})", cmd.get_program()))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {label} ({:?})", cmd.get_program()))?;
         live().push(child.id());
-        Ok(Group { child, label: label.to_string(), done: false })
+        Ok(Group {
+            child,
+            label: label.to_string(),
+            done: false,
+        })
     }
 
     #[cfg(test)]
@@ -91,7 +97,10 @@ impl Group {
             }
             if Instant::now() >= deadline {
                 self.kill();
-                bail!("{} did not finish in time: its process group was killed", self.label);
+                bail!(
+                    "{} did not finish in time: its process group was killed",
+                    self.label
+                );
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -131,7 +140,9 @@ pub fn kill_tree(pid: u32) {
     let mut children: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
-            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
             if let Some(pp) = proc_stat(p).map(|f| f.1) {
                 children.entry(pp).or_default().push(p);
             }
@@ -159,7 +170,11 @@ fn proc_stat(pid: u32) -> Option<(String, u32, u32)> {
     // Fields after the ")" that closes the command name: state ppid pgrp ...
     let rest = stat.rsplit_once(')')?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    Some((f.first()?.to_string(), f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?))
+    Some((
+        f.first()?.to_string(),
+        f.get(1)?.parse().ok()?,
+        f.get(2)?.parse().ok()?,
+    ))
 }
 
 /// SIGKILL to every process in group `pgid` (ignores a group that is already gone).
@@ -172,32 +187,66 @@ pub fn kill_group(pgid: u32) {
 
 /// Runs `cmd` to completion with a timeout, capturing stdout and stderr.
 pub fn run(mut cmd: Command, label: &str, timeout: Duration) -> Result<Captured> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut g = Group::spawn(cmd, label)?;
     let out = reader(g.child_mut().stdout.take());
     let err = reader(g.child_mut().stderr.take());
     let status = g.wait_deadline(Instant::now() + timeout);
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
-    let status = status.with_context(|| format!("after {}s; it printed:\n{}{}", timeout.as_secs(), tail(&stdout), tail(&stderr)))?;
-    Ok(Captured { status, stdout, stderr })
+    let status = status.with_context(|| {
+        format!(
+            "after {}s; it printed:\n{}{}",
+            timeout.as_secs(),
+            tail(&stdout),
+            tail(&stderr)
+        )
+    })?;
+    Ok(Captured {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
 /// Like [`run`], and every line the command prints also goes to our stderr as it comes,
 /// after `prefix` (for long commands whose progress the user should see: `vagrant up`).
-pub fn run_echoed(mut cmd: Command, label: &str, timeout: Duration, prefix: &str) -> Result<Captured> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+pub fn run_echoed(
+    mut cmd: Command,
+    label: &str,
+    timeout: Duration,
+    prefix: &str,
+) -> Result<Captured> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut g = Group::spawn(cmd, label)?;
     let out = line_echoer(g.child_mut().stdout.take(), prefix.to_string());
     let err = line_echoer(g.child_mut().stderr.take(), prefix.to_string());
     let status = g.wait_deadline(Instant::now() + timeout);
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
-    let status = status.with_context(|| format!("after {}s; it printed:\n{}{}", timeout.as_secs(), tail(&stdout), tail(&stderr)))?;
-    Ok(Captured { status, stdout, stderr })
+    let status = status.with_context(|| {
+        format!(
+            "after {}s; it printed:\n{}{}",
+            timeout.as_secs(),
+            tail(&stdout),
+            tail(&stderr)
+        )
+    })?;
+    Ok(Captured {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
-fn line_echoer<R: Read + Send + 'static>(r: Option<R>, prefix: String) -> std::thread::JoinHandle<String> {
+fn line_echoer<R: Read + Send + 'static>(
+    r: Option<R>,
+    prefix: String,
+) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut echo = Echo::new(prefix);
         if let Some(mut r) = r {
@@ -230,7 +279,13 @@ impl Echo {
     const TRANSIENT_EVERY: Duration = Duration::from_secs(5);
 
     fn new(prefix: String) -> Echo {
-        Echo { prefix, segment: Vec::new(), kept: String::new(), last_transient: None, pending_transient: None }
+        Echo {
+            prefix,
+            segment: Vec::new(),
+            kept: String::new(),
+            last_transient: None,
+            pending_transient: None,
+        }
     }
 
     fn byte(&mut self, b: u8) {
@@ -247,7 +302,9 @@ impl Echo {
             if text.trim().is_empty() {
                 return;
             }
-            let due = self.last_transient.is_none_or(|t| t.elapsed() >= Self::TRANSIENT_EVERY);
+            let due = self
+                .last_transient
+                .is_none_or(|t| t.elapsed() >= Self::TRANSIENT_EVERY);
             if due {
                 self.last_transient = Some(std::time::Instant::now());
                 self.emit(&text);
@@ -328,13 +385,19 @@ pub fn tail(s: &str) -> String {
 #[cfg(test)]
 pub fn processes_in_group(pgid: u32) -> Vec<u32> {
     let mut pids = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return pids };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
     for e in dir.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         if let Some((state, _, pgrp)) = proc_stat(pid)
-            && state != "Z" && pgrp == pgid {
-                pids.push(pid);
-            }
+            && state != "Z"
+            && pgrp == pgid
+        {
+            pids.push(pid);
+        }
     }
     pids
 }
@@ -366,8 +429,14 @@ mod tests {
             e.byte(b);
         }
         let kept = e.finish();
-        assert_eq!(kept, "Progress: 0%\nProgress: 100%\n==> default: Creating image\n", "{kept:?}");
-        assert_eq!(strip_ansi("\u{1b}[1;32mok\u{1b}[0m \u{1b}(Bdone"), "ok done");
+        assert_eq!(
+            kept, "Progress: 0%\nProgress: 100%\n==> default: Creating image\n",
+            "{kept:?}"
+        );
+        assert_eq!(
+            strip_ansi("\u{1b}[1;32mok\u{1b}[0m \u{1b}(Bdone"),
+            "ok done"
+        );
     }
 
     #[test]
@@ -378,9 +447,17 @@ mod tests {
         let mut g = Group::spawn(cmd, "sleeper").unwrap();
         let pgid = g.pid();
         std::thread::sleep(Duration::from_millis(100));
-        assert!(processes_in_group(pgid).len() >= 2, "the shell and its sleeps should be running");
-        let err = g.wait_deadline(Instant::now() + Duration::from_millis(200)).unwrap_err();
-        assert!(format!("{err:#}").contains("did not finish in time"), "{err:#}");
+        assert!(
+            processes_in_group(pgid).len() >= 2,
+            "the shell and its sleeps should be running"
+        );
+        let err = g
+            .wait_deadline(Instant::now() + Duration::from_millis(200))
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("did not finish in time"),
+            "{err:#}"
+        );
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(processes_in_group(pgid), Vec::<u32>::new(), "left behind");
     }
@@ -391,7 +468,10 @@ mod tests {
         cmd.arg("-c").arg("echo started; sleep 30");
         let err = run(cmd, "slow", Duration::from_millis(300)).unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains("slow did not finish in time") && msg.contains("started"), "{msg}");
+        assert!(
+            msg.contains("slow did not finish in time") && msg.contains("started"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -154,17 +154,32 @@ impl ScenarioSpec {
         let block = match self.block.as_str() {
             "wg" => Block::WaitGroup,
             "chan" => Block::BufferedChan,
-            other => return Err(format!("scenario '{}': block '{other}' is not wg or chan", self.id)),
+            other => {
+                return Err(format!(
+                    "scenario '{}': block '{other}' is not wg or chan",
+                    self.id
+                ));
+            }
         };
         let gosched = match self.gosched.as_str() {
             "none" => Yield::None,
             "all" => Yield::All,
             g => match g.strip_prefix("every:").and_then(|k| k.parse::<u32>().ok()) {
                 Some(k) if k > 0 => Yield::EveryNth(k),
-                _ => return Err(format!("scenario '{}': gosched '{g}' is not none, all or every:K", self.id)),
+                _ => {
+                    return Err(format!(
+                        "scenario '{}': gosched '{g}' is not none, all or every:K",
+                        self.id
+                    ));
+                }
             },
         };
-        Ok(Scenario { n: self.n, block, gosched, main_preempted_after: Vec::new() })
+        Ok(Scenario {
+            n: self.n,
+            block,
+            gosched,
+            main_preempted_after: Vec::new(),
+        })
     }
 }
 
@@ -361,17 +376,32 @@ pub fn labs_dir() -> PathBuf {
 /// Loads a lab by name (a folder under the labs dir) or by path to its folder.
 pub fn load(name_or_path: &str) -> Result<Lab> {
     let p = Path::new(name_or_path);
-    let dir = if p.join("lab.yaml").is_file() { p.to_path_buf() } else { labs_dir().join(name_or_path) };
+    let dir = if p.join("lab.yaml").is_file() {
+        p.to_path_buf()
+    } else {
+        labs_dir().join(name_or_path)
+    };
     let file = dir.join("lab.yaml");
     if !file.is_file() {
-        let known = list().map(|l| l.iter().map(|l| l.name.clone()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
-        bail!("no lab named '{name_or_path}': {} does not exist (bundled labs: {known})", file.display());
+        let known = list()
+            .map(|l| {
+                l.iter()
+                    .map(|l| l.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        bail!(
+            "no lab named '{name_or_path}': {} does not exist (bundled labs: {known})",
+            file.display()
+        );
     }
     load_file(&file)
 }
 
 pub fn load_file(file: &Path) -> Result<Lab> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let mut lab = parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     lab.dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
     Ok(lab)
@@ -403,35 +433,56 @@ fn validate(lab: &Lab) -> Result<(), String> {
             return Err(format!("check id '{}' is used twice", c.id));
         }
         if let Some(g) = &c.go {
-            crate::toolchain::GoRange::parse(g).map_err(|e| format!("check '{}': go: {e}", c.id))?;
+            crate::toolchain::GoRange::parse(g)
+                .map_err(|e| format!("check '{}': go: {e}", c.id))?;
         }
         if c.kind == CheckKind::Value {
             if c.expect.is_empty() {
-                return Err(format!("check '{}' of kind value needs at least one `expect`", c.id));
+                return Err(format!(
+                    "check '{}' of kind value needs at least one `expect`",
+                    c.id
+                ));
             }
             for x in &c.expect {
                 if let Some(g) = &x.go {
-                    crate::toolchain::GoRange::parse(g).map_err(|e| format!("check '{}': go: {e}", c.id))?;
+                    crate::toolchain::GoRange::parse(g)
+                        .map_err(|e| format!("check '{}': go: {e}", c.id))?;
                 }
                 match (&x.eval, &x.reg) {
                     (Some(_), None) | (None, Some(_)) => {}
-                    _ => return Err(format!("check '{}': each expect needs exactly one of `eval` or `reg`", c.id)),
+                    _ => {
+                        return Err(format!(
+                            "check '{}': each expect needs exactly one of `eval` or `reg`",
+                            c.id
+                        ));
+                    }
                 }
-                crate::check::Fact::parse(&x.equals).map_err(|e| format!("check '{}': equals: {e}", c.id))?;
+                crate::check::Fact::parse(&x.equals)
+                    .map_err(|e| format!("check '{}': equals: {e}", c.id))?;
             }
         } else if !c.expect.is_empty() {
-            return Err(format!("check '{}': `expect` belongs to checks of kind value", c.id));
+            return Err(format!(
+                "check '{}': `expect` belongs to checks of kind value",
+                c.id
+            ));
         }
-        let wants_functions = matches!(c.kind, CheckKind::StaticCallers | CheckKind::DynamicCallers);
+        let wants_functions =
+            matches!(c.kind, CheckKind::StaticCallers | CheckKind::DynamicCallers);
         if wants_functions && c.functions.is_empty() {
             return Err(format!("check '{}' needs a list of `functions`", c.id));
         }
         if !wants_functions && !c.functions.is_empty() {
-            return Err(format!("check '{}': `functions` belongs to checks of kind static-callers or dynamic-callers", c.id));
+            return Err(format!(
+                "check '{}': `functions` belongs to checks of kind static-callers or dynamic-callers",
+                c.id
+            ));
         }
         let chain_kinds = matches!(c.kind, CheckKind::ChainOrder | CheckKind::ChainCallers);
         if chain_kinds && lab.chain.as_deref() != Some("startup") {
-            return Err(format!("check '{}' compares with a reference chain: set `chain: startup`", c.id));
+            return Err(format!(
+                "check '{}' compares with a reference chain: set `chain: startup`",
+                c.id
+            ));
         }
     }
     let mut ids = std::collections::HashSet::new();
@@ -450,10 +501,16 @@ fn validate(lab: &Lab) -> Result<(), String> {
             return Err(format!("question id '{}' is used twice", q.id));
         }
         if q.kind == QuestionKind::FreeText && q.points != 0.0 {
-            return Err(format!("question '{}': free-text answers are graded by a person: points must be 0", q.id));
+            return Err(format!(
+                "question '{}': free-text answers are graded by a person: points must be 0",
+                q.id
+            ));
         }
         if (q.kind == QuestionKind::Callers) == q.functions.is_empty() {
-            return Err(format!("question '{}': `functions` goes with kind callers, and only there", q.id));
+            return Err(format!(
+                "question '{}': `functions` goes with kind callers, and only there",
+                q.id
+            ));
         }
     }
     for b in &lab.dlv.breakpoints {
@@ -461,7 +518,8 @@ fn validate(lab: &Lab) -> Result<(), String> {
             return Err("breakpoint \"@chain\" needs `chain:` (e.g. `chain: startup`)".into());
         }
         if let Some(g) = b.go() {
-            crate::toolchain::GoRange::parse(g).map_err(|e| format!("breakpoint {}: go: {e}", b.function()))?;
+            crate::toolchain::GoRange::parse(g)
+                .map_err(|e| format!("breakpoint {}: go: {e}", b.function()))?;
         }
     }
     Ok(())
@@ -471,7 +529,9 @@ fn validate(lab: &Lab) -> Result<(), String> {
 pub fn list() -> Result<Vec<Lab>> {
     let dir = labs_dir();
     let mut labs = Vec::new();
-    for e in std::fs::read_dir(&dir).with_context(|| format!("cannot read the labs folder {}", dir.display()))? {
+    for e in std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot read the labs folder {}", dir.display()))?
+    {
         let e = e?;
         let f = e.path().join("lab.yaml");
         if f.is_file() {
@@ -488,10 +548,17 @@ mod tests {
 
     #[test]
     fn the_bundled_startup_lab_loads() {
-        let lab = load_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/startup-trace/lab.yaml")).unwrap();
+        let lab =
+            load_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/startup-trace/lab.yaml"))
+                .unwrap();
         assert_eq!(lab.name, "startup-trace");
         assert_eq!(lab.program.gcflags, "all=-l -N");
-        assert!(lab.dlv.breakpoints.iter().any(|b| b.function() == "runtime.newproc" && b.max_hits() == 0));
+        assert!(
+            lab.dlv
+                .breakpoints
+                .iter()
+                .any(|b| b.function() == "runtime.newproc" && b.max_hits() == 0)
+        );
     }
 
     #[test]

@@ -29,7 +29,9 @@ fn main() -> ExitCode {
         eprintln!("\ngolab: interrupted; stopped {n} process group(s) it had started");
         std::process::exit(130);
     }) {
-        eprintln!("golab: warning: cannot handle interrupts ({e}); a Ctrl-C may leave its tools running");
+        eprintln!(
+            "golab: warning: cannot handle interrupts ({e}); a Ctrl-C may leave its tools running"
+        );
     }
     let cli = Cli::parse();
     match dispatch(cli) {
@@ -47,7 +49,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let findings = doctor::examine(&t.choice());
             let (text, ready) = doctor::report(&findings);
             print!("{text}");
-            Ok(if ready { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if ready {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Cmd::Labs => {
             for l in lab::list()? {
@@ -57,22 +63,42 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Run(a) => {
             let lab = lab::load(&a.lab)?;
-            let opts = runner::Options { choice: a.tools.choice(), transcript: a.transcript.clone(), keep_work: a.work.clone(), quiet: a.quiet, scenario: a.scenario.clone(), repeat: a.repeat, prebuilt: a.binary.clone(), machine: vm::machine(a.machine.provider, &a.machine.name)? };
+            let opts = runner::Options {
+                choice: a.tools.choice(),
+                transcript: a.transcript.clone(),
+                keep_work: a.work.clone(),
+                quiet: a.quiet,
+                scenario: a.scenario.clone(),
+                repeat: a.repeat,
+                prebuilt: a.binary.clone(),
+                machine: vm::machine(a.machine.provider, &a.machine.name)?,
+            };
             let out = runner::run(&lab, &opts)?;
             print!("{}", report::terminal(&out.verdict, &out.header, a.verbose));
             if let Some(j) = &a.json {
                 files::write_atomic(j, report::json(&out.observation, &out.verdict).as_bytes())?;
             }
-            Ok(if out.verdict.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if out.verdict.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Cmd::Assign(a) => commands::assign(&a),
         Cmd::Grade(a) => commands::grade(&a),
         Cmd::Check(a) => commands::check(&a),
         Cmd::Gradescope(a) => match a.command {
             cli::GradescopeCmd::Package { lab, out } => {
-                let source = std::env::current_exe()?.ancestors().find(|d| d.join("Cargo.toml").is_file() && d.join("src").is_dir()).map(|d| d.to_path_buf()).unwrap_or(std::path::PathBuf::from("."));
+                let source = std::env::current_exe()?
+                    .ancestors()
+                    .find(|d| d.join("Cargo.toml").is_file() && d.join("src").is_dir())
+                    .map(|d| d.to_path_buf())
+                    .unwrap_or(std::path::PathBuf::from("."));
                 golab::grade::gradescope::package(&lab, &source, &out)?;
-                println!("wrote {} (upload it as the autograder of lab {lab})", out.display());
+                println!(
+                    "wrote {} (upload it as the autograder of lab {lab})",
+                    out.display()
+                );
                 Ok(ExitCode::SUCCESS)
             }
         },
@@ -88,19 +114,43 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             cfg.ssh_port = a.ssh_port.unwrap_or(cfg.ssh_port);
             cfg.dlv_port = a.dlv_port.unwrap_or(cfg.dlv_port);
             let path = write(provider, &cfg, &a.out)?;
-            println!("wrote {} for {provider} (ssh on 127.0.0.1:{}, dlv on 127.0.0.1:{})", path.display(), cfg.ssh_port, cfg.dlv_port);
+            println!(
+                "wrote {} for {provider} (ssh on 127.0.0.1:{}, dlv on 127.0.0.1:{})",
+                path.display(),
+                cfg.ssh_port,
+                cfg.dlv_port
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Explain(a) => {
             let lab = lab::load(&a.lab)?;
-            if !lab.checks.iter().any(|c| c.kind == lab::CheckKind::RunOrder) {
+            if !lab
+                .checks
+                .iter()
+                .any(|c| c.kind == lab::CheckKind::RunOrder)
+            {
                 bail!("lab {} has no run-order scenarios to explain", lab.name);
             }
             let v = toolchain::GoVersion::parse(&a.go)?;
-            let spec = lab::ScenarioSpec { id: "explain".into(), n: a.n, block: a.block.clone(), gosched: a.gosched.clone() };
+            let spec = lab::ScenarioSpec {
+                id: "explain".into(),
+                n: a.n,
+                block: a.block.clone(),
+                gosched: a.gosched.clone(),
+            };
             let scenario = spec.model().map_err(anyhow::Error::msg)?;
-            let live = reference::sched::LiveState { schedtick: a.schedtick, runqhead: 0, local_len: a.local, runnext: a.runnext, global_len: a.global };
-            let e = reference::sched::simulate(&reference::sched::Profile::for_version(v.minor), &scenario, &live);
+            let live = reference::sched::LiveState {
+                schedtick: a.schedtick,
+                runqhead: 0,
+                local_len: a.local,
+                runnext: a.runnext,
+                global_len: a.global,
+            };
+            let e = reference::sched::simulate(
+                &reference::sched::Profile::for_version(v.minor),
+                &scenario,
+                &live,
+            );
             print!("{}", e.render());
             Ok(ExitCode::SUCCESS)
         }
@@ -108,7 +158,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let lab = lab::load(&a.lab)?;
             let v = toolchain::GoVersion::parse(&a.go)?;
             if lab.chain.as_deref() != Some("startup") {
-                bail!("lab {} has no reference chain to print (its lab.yaml sets no `chain: startup`)", lab.name);
+                bail!(
+                    "lab {} has no reference chain to print (its lab.yaml sets no `chain: startup`)",
+                    lab.name
+                );
             }
             let (p, warning) = reference::Profile::for_version(v);
             if let Some(w) = warning {
@@ -116,7 +169,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             if a.json {
                 let steps = reference::startup::walk(&p);
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"profile": p, "chain": reference::startup::chain(&p), "walk": steps}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"profile": p, "chain": reference::startup::chain(&p), "walk": steps})
+                    )?
+                );
             } else {
                 print!("{}", reference::startup::render(&p, v));
             }

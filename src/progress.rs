@@ -18,12 +18,20 @@ impl Progress {
         let fancy = std::io::stdout().is_terminal() && std::io::stderr().is_terminal() && !quiet;
         let bar = fancy.then(|| {
             let b = ProgressBar::new_spinner();
-            b.set_style(ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} ({elapsed})").unwrap());
+            b.set_style(
+                ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} ({elapsed})").unwrap(),
+            );
             b.set_length(total as u64);
             b.enable_steady_tick(Duration::from_millis(100));
             b
         });
-        Progress { bar, total, n: 0, started: Instant::now(), quiet }
+        Progress {
+            bar,
+            total,
+            n: 0,
+            started: Instant::now(),
+            quiet,
+        }
     }
 
     /// Starts the next stage.
@@ -34,7 +42,12 @@ impl Progress {
                 b.set_position(self.n as u64);
                 b.set_message(what.to_string());
             }
-            None if !self.quiet => eprintln!("[{}/{}] {what} ({:.1}s)", self.n, self.total, self.started.elapsed().as_secs_f64()),
+            None if !self.quiet => eprintln!(
+                "[{}/{}] {what} ({:.1}s)",
+                self.n,
+                self.total,
+                self.started.elapsed().as_secs_f64()
+            ),
             None => {}
         }
     }

@@ -23,14 +23,22 @@ pub fn terminal(v: &Verdict, header: &str, verbose: bool) -> String {
             (None, true) => "PASS",
             (None, false) => "FAIL",
         };
-        let _ = writeln!(s, "{status} {:<width$}  {:>2}/{:<2} {}", c.id, c.earned, c.points, c.skipped.as_deref().unwrap_or(&c.summary));
+        let _ = writeln!(
+            s,
+            "{status} {:<width$}  {:>2}/{:<2} {}",
+            c.id,
+            c.earned,
+            c.points,
+            c.skipped.as_deref().unwrap_or(&c.summary)
+        );
         if c.skipped.is_some() {
             continue;
         }
         if let Some(says) = &c.says
-            && (verbose || !c.passed) {
-                let _ = writeln!(s, "     the notes say: {says}");
-            }
+            && (verbose || !c.passed)
+        {
+            let _ = writeln!(s, "     the notes say: {says}");
+        }
         for l in &c.lines {
             if !verbose && c.passed && l.mark == Mark::Good {
                 continue;
@@ -59,5 +67,9 @@ struct Both<'a> {
 
 /// `--json FILE`: the Observation and the Verdict together.
 pub fn json(obs: &Observation, v: &Verdict) -> String {
-    serde_json::to_string_pretty(&Both { observation: obs, verdict: v }).expect("serialisable")
+    serde_json::to_string_pretty(&Both {
+        observation: obs,
+        verdict: v,
+    })
+    .expect("serialisable")
 }

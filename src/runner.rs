@@ -9,8 +9,8 @@ use crate::files::write_atomic;
 use crate::lab::{BreakpointSpec, CheckKind, Lab, ScenarioSpec};
 use crate::machine::Machine;
 use crate::probe::{build, dlv_rpc, elf::Elf, gdb_mi, objdump, readelf};
-use crate::reference::callers;
 use crate::progress::Progress;
+use crate::reference::callers;
 use crate::reference::{Profile, startup};
 use crate::toolchain::{self, Choice, Toolchain};
 use crate::trace::{self, Observation};
@@ -43,16 +43,31 @@ pub struct Outcome {
 
 /// The breakpoints of a lab for a Go version: `@chain` expands to the reference chain's
 /// functions; an explicit entry for a function overrides the expansion's hit limit.
-pub fn breakpoints(lab: &Lab, profile: &Profile, v: toolchain::GoVersion) -> Vec<dlv_rpc::BreakpointPlan> {
+pub fn breakpoints(
+    lab: &Lab,
+    profile: &Profile,
+    v: toolchain::GoVersion,
+) -> Vec<dlv_rpc::BreakpointPlan> {
     plan_breakpoints(&lab.dlv.breakpoints, profile, v)
 }
 
-fn plan_breakpoints(specs: &[BreakpointSpec], profile: &Profile, v: toolchain::GoVersion) -> Vec<dlv_rpc::BreakpointPlan> {
-    let explicit: BTreeMap<&str, &BreakpointSpec> = specs.iter().filter(|b| b.function() != "@chain").map(|b| (b.function(), b)).collect();
+fn plan_breakpoints(
+    specs: &[BreakpointSpec],
+    profile: &Profile,
+    v: toolchain::GoVersion,
+) -> Vec<dlv_rpc::BreakpointPlan> {
+    let explicit: BTreeMap<&str, &BreakpointSpec> = specs
+        .iter()
+        .filter(|b| b.function() != "@chain")
+        .map(|b| (b.function(), b))
+        .collect();
     let mut out: Vec<dlv_rpc::BreakpointPlan> = Vec::new();
     let push = |f: &str, max: u32, out: &mut Vec<dlv_rpc::BreakpointPlan>| {
         if !out.iter().any(|b| b.function == f) {
-            out.push(dlv_rpc::BreakpointPlan { function: f.to_string(), max_hits: max });
+            out.push(dlv_rpc::BreakpointPlan {
+                function: f.to_string(),
+                max_hits: max,
+            });
         }
     };
     for b in specs {
@@ -62,7 +77,10 @@ fn plan_breakpoints(specs: &[BreakpointSpec], profile: &Profile, v: toolchain::G
                 if s.reached == startup::Reached::Entry {
                     continue;
                 }
-                let max = explicit.get(s.function.as_str()).map(|e| e.max_hits()).unwrap_or(b.max_hits());
+                let max = explicit
+                    .get(s.function.as_str())
+                    .map(|e| e.max_hits())
+                    .unwrap_or(b.max_hits());
                 push(&s.function, max, &mut out);
             }
         } else if toolchain::applies(b.go(), v) {
@@ -75,24 +93,64 @@ fn plan_breakpoints(specs: &[BreakpointSpec], profile: &Profile, v: toolchain::G
 /// The stops the checks read values at, and what they read there.
 fn stops(lab: &Lab, v: toolchain::GoVersion) -> Vec<dlv_rpc::Stop> {
     let mut by: BTreeMap<(String, Option<String>), BTreeSet<dlv_rpc::Read>> = BTreeMap::new();
-    for c in lab.checks.iter().filter(|c| c.kind == CheckKind::Value && toolchain::applies(c.go.as_deref(), v)) {
-        for x in c.expect.iter().filter(|x| toolchain::applies(x.go.as_deref(), v)) {
+    for c in lab
+        .checks
+        .iter()
+        .filter(|c| c.kind == CheckKind::Value && toolchain::applies(c.go.as_deref(), v))
+    {
+        for x in c
+            .expect
+            .iter()
+            .filter(|x| toolchain::applies(x.go.as_deref(), v))
+        {
             let read = match (&x.eval, &x.reg) {
                 (Some(e), _) => dlv_rpc::Read::Eval(e.clone()),
                 (_, Some(r)) => dlv_rpc::Read::Reg(r.clone()),
                 _ => continue,
             };
-            by.entry((x.at.function().to_string(), x.at.caller().map(str::to_string))).or_default().insert(read);
+            by.entry((
+                x.at.function().to_string(),
+                x.at.caller().map(str::to_string),
+            ))
+            .or_default()
+            .insert(read);
         }
     }
-    let mut out: Vec<dlv_rpc::Stop> = by.into_iter().map(|((function, caller), reads)| dlv_rpc::Stop { function, caller, every: false, reads }).collect();
-    for b in lab.dlv.breakpoints.iter().filter(|b| !b.reads().is_empty() && toolchain::applies(b.go(), v)) {
-        out.push(dlv_rpc::Stop { function: b.function().to_string(), caller: None, every: true, reads: b.reads().iter().map(|e| dlv_rpc::Read::Eval(e.clone())).collect() });
+    let mut out: Vec<dlv_rpc::Stop> = by
+        .into_iter()
+        .map(|((function, caller), reads)| dlv_rpc::Stop {
+            function,
+            caller,
+            every: false,
+            reads,
+        })
+        .collect();
+    for b in lab
+        .dlv
+        .breakpoints
+        .iter()
+        .filter(|b| !b.reads().is_empty() && toolchain::applies(b.go(), v))
+    {
+        out.push(dlv_rpc::Stop {
+            function: b.function().to_string(),
+            caller: None,
+            every: true,
+            reads: b
+                .reads()
+                .iter()
+                .map(|e| dlv_rpc::Read::Eval(e.clone()))
+                .collect(),
+        });
     }
     if lab.checks.iter().any(|c| c.kind == CheckKind::GoStatement) {
         // Every runqput that newproc makes: which one follows main.main's go statement is
         // known only afterwards.
-        out.push(dlv_rpc::Stop { function: "runtime.runqput".into(), caller: Some("runtime.newproc".into()), every: true, reads: [dlv_rpc::Read::Eval("next".into())].into() });
+        out.push(dlv_rpc::Stop {
+            function: "runtime.runqput".into(),
+            caller: Some("runtime.newproc".into()),
+            every: true,
+            reads: [dlv_rpc::Read::Eval("next".into())].into(),
+        });
     }
     out
 }
@@ -116,23 +174,65 @@ fn scenario_run(lab: &Lab, sc: &ScenarioSpec, d: dlv_rpc::DlvRun) -> trace::Scen
     // Every other breakpoint of such a lab marks a source of non-determinism. Where
     // sysmon preempted main itself, the number of goroutines it had started is read
     // there: that makes the preemption an input of the model, not a disturbance.
-    let after_main: Vec<&trace::Hit> = d.session.hits.iter().filter(|h| started.is_some_and(|s| h.seq > s) && h.function() != "main.main").collect();
+    let after_main: Vec<&trace::Hit> = d
+        .session
+        .hits
+        .iter()
+        .filter(|h| started.is_some_and(|s| h.seq > s) && h.function() != "main.main")
+        .collect();
     let main_g = main.map(|h| h.goroutine);
     let spawned = |h: &trace::Hit| -> Option<u32> {
         let main_preempted = h.function() == "runtime.gopreempt_m" && Some(h.goroutine) == main_g;
-        if main_preempted { h.values.get("eval main.spawned").and_then(|v| v.parse().ok()) } else { None }
+        if main_preempted {
+            h.values
+                .get("eval main.spawned")
+                .and_then(|v| v.parse().ok())
+        } else {
+            None
+        }
     };
     let preempted_after: Vec<u32> = after_main.iter().filter_map(|h| spawned(h)).collect();
     let disturbances = after_main
         .iter()
         .filter(|h| spawned(h).is_none())
         .map(|h| {
-            let means = lab.dlv.breakpoints.iter().find(|b| b.function() == h.breakpoint).and_then(|b| b.means()).unwrap_or("");
-            format!("{} on goroutine {}{}", h.function(), h.goroutine, if means.is_empty() { String::new() } else { format!(": {means}") })
+            let means = lab
+                .dlv
+                .breakpoints
+                .iter()
+                .find(|b| b.function() == h.breakpoint)
+                .and_then(|b| b.means())
+                .unwrap_or("");
+            format!(
+                "{} on goroutine {}{}",
+                h.function(),
+                h.goroutine,
+                if means.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {means}")
+                }
+            )
         })
         .collect();
-    let observed = d.console.lines().find_map(|l| l.strip_prefix("order")).map(|rest| rest.split_whitespace().filter_map(|x| x.parse().ok()).collect());
-    trace::ScenarioRun { id: sc.id.clone(), args: sc.args(), live, observed, disturbances, preempted_after, session: d.session }
+    let observed = d
+        .console
+        .lines()
+        .find_map(|l| l.strip_prefix("order"))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        });
+    trace::ScenarioRun {
+        id: sc.id.clone(),
+        args: sc.args(),
+        live,
+        observed,
+        disturbances,
+        preempted_after,
+        session: d.session,
+    }
 }
 
 struct Transcript(Option<PathBuf>);
@@ -147,15 +247,34 @@ impl Transcript {
 }
 
 pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
-    let static_check = lab.checks.iter().any(|c| c.kind == CheckKind::StaticCallers);
-    let scenarios: Vec<&ScenarioSpec> = lab.scenarios.iter().filter(|s| opts.scenario.as_ref().is_none_or(|id| &s.id == id)).collect();
+    let static_check = lab
+        .checks
+        .iter()
+        .any(|c| c.kind == CheckKind::StaticCallers);
+    let scenarios: Vec<&ScenarioSpec> = lab
+        .scenarios
+        .iter()
+        .filter(|s| opts.scenario.as_ref().is_none_or(|id| &s.id == id))
+        .collect();
     if let Some(id) = &opts.scenario
-        && scenarios.is_empty() {
-            let known: Vec<&str> = lab.scenarios.iter().map(|s| s.id.as_str()).collect();
-            bail!("lab {} has no scenario '{id}' (it has: {})", lab.name, if known.is_empty() { "none".into() } else { known.join(", ") });
-        }
+        && scenarios.is_empty()
+    {
+        let known: Vec<&str> = lab.scenarios.iter().map(|s| s.id.as_str()).collect();
+        bail!(
+            "lab {} has no scenario '{id}' (it has: {})",
+            lab.name,
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
     let repeat = opts.repeat.max(1);
-    let stages = 4 + static_check as usize + lab.gdb.is_some() as usize + (scenarios.len() * repeat as usize).max(1);
+    let stages = 4
+        + static_check as usize
+        + lab.gdb.is_some() as usize
+        + (scenarios.len() * repeat as usize).max(1);
     let mut progress = Progress::new(stages, opts.quiet);
     let transcript = Transcript(opts.transcript.clone());
     progress.stage("finding go, dlv, gdb and readelf");
@@ -165,17 +284,26 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     let mut warnings: Vec<String> = profile_warning.into_iter().collect();
     let header = header(lab, &tc, &profile);
 
-    progress.stage(&format!("building {} with -gcflags \"{}\"", lab.name, lab.program.gcflags));
+    progress.stage(&format!(
+        "building {} with -gcflags \"{}\"",
+        lab.name, lab.program.gcflags
+    ));
     let (work, _tmp) = match (&opts.keep_work, m) {
         (Some(w), Machine::Host) => (w.clone(), None),
-        (Some(_), _) => bail!("--work keeps a folder on the host; the lab runs on {}", m.name()),
+        (Some(_), _) => bail!(
+            "--work keeps a folder on the host; the lab runs on {}",
+            m.name()
+        ),
         (None, _) => m.temp_dir()?,
     };
     let (build_env, build_warning) = tc.build_env(profile.dwarf5_default);
     warnings.extend(build_warning);
     let built = match (&opts.prebuilt, m) {
         (Some(b), Machine::Host) => build::reuse(b, &work)?,
-        (Some(_), _) => bail!("--binary names a file on the host; the lab runs on {}", m.name()),
+        (Some(_), _) => bail!(
+            "--binary names a file on the host; the lab runs on {}",
+            m.name()
+        ),
         (None, _) => build::build(m, &tc, &lab.dir, &work, &lab.program.gcflags, &build_env)?,
     };
     // The ELF reader works on a local copy.
@@ -190,15 +318,37 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     };
     let elf = Elf::read(&local_binary)?;
 
-    let mut obs = Observation { lab: lab.name.clone(), go_version: tc.go_version.to_string(), ..Default::default() };
-    obs.build = trace::Build { gcflags: lab.program.gcflags.clone(), has_dwarf: elf.has_dwarf, main_args_is_function: elf.is_function("main.args"), seconds: built.seconds };
+    let mut obs = Observation {
+        lab: lab.name.clone(),
+        go_version: tc.go_version.to_string(),
+        ..Default::default()
+    };
+    obs.build = trace::Build {
+        gcflags: lab.program.gcflags.clone(),
+        has_dwarf: elf.has_dwarf,
+        main_args_is_function: elf.is_function("main.args"),
+        seconds: built.seconds,
+    };
 
     progress.stage("reading the entry point (readelf -h, ELF header)");
     let rh = readelf::header(m, &tc.readelf, &built.binary)?;
-    transcript.write("readelf-h.txt", &format!("$ readelf -h ./main\n{}", rh.text))?;
-    obs.entry = trace::Entry { readelf: Some(rh.entry), gdb: None, elf: elf.entry, symbol: elf.function_at(elf.entry).map(str::to_string) };
+    transcript.write(
+        "readelf-h.txt",
+        &format!("$ readelf -h ./main\n{}", rh.text),
+    )?;
+    obs.entry = trace::Entry {
+        readelf: Some(rh.entry),
+        gdb: None,
+        elf: elf.entry,
+        symbol: elf.function_at(elf.entry).map(str::to_string),
+    };
 
-    let named: Vec<&String> = lab.checks.iter().filter(|c| matches!(c.kind, CheckKind::StaticCallers | CheckKind::DynamicCallers)).flat_map(|c| c.functions.iter()).collect();
+    let named: Vec<&String> = lab
+        .checks
+        .iter()
+        .filter(|c| matches!(c.kind, CheckKind::StaticCallers | CheckKind::DynamicCallers))
+        .flat_map(|c| c.functions.iter())
+        .collect();
     if !named.is_empty() {
         let (table, note) = callers::Table::for_version(tc.go_version)?;
         warnings.extend(note);
@@ -220,16 +370,45 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
 
     let mut args = vec![];
     args.extend(lab.program.args.iter().cloned());
-    let env: Vec<(String, String)> = lab.program.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let env: Vec<(String, String)> = lab
+        .program
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let timeout = Duration::from_secs(lab.program.timeout_secs);
 
     if let Some(gp) = &lab.gdb {
         progress.stage("gdb/MI session");
         let specs = plan_breakpoints(&gp.breakpoints, &profile, tc.go_version);
-        let plan: Vec<gdb_mi::Plan> = specs.iter().map(|b| gdb_mi::Plan { function: &b.function, max_hits: b.max_hits }).collect();
-        let g = gdb_mi::run(m, &tc.gdb, &tc.gdb_version, &built.binary, &args, &env, &plan, Instant::now() + timeout)?;
-        transcript.write("gdb-mi.log", &format!("# gdb --interpreter=mi3 -nx -q ./main (gdb {})\n{}", tc.gdb_version, g.log))?;
-        transcript.write("gdb-info-file.txt", &format!("(gdb) info file\n{}", g.info_file))?;
+        let plan: Vec<gdb_mi::Plan> = specs
+            .iter()
+            .map(|b| gdb_mi::Plan {
+                function: &b.function,
+                max_hits: b.max_hits,
+            })
+            .collect();
+        let g = gdb_mi::run(
+            m,
+            &tc.gdb,
+            &tc.gdb_version,
+            &built.binary,
+            &args,
+            &env,
+            &plan,
+            Instant::now() + timeout,
+        )?;
+        transcript.write(
+            "gdb-mi.log",
+            &format!(
+                "# gdb --interpreter=mi3 -nx -q ./main (gdb {})\n{}",
+                tc.gdb_version, g.log
+            ),
+        )?;
+        transcript.write(
+            "gdb-info-file.txt",
+            &format!("(gdb) info file\n{}", g.info_file),
+        )?;
         if let Some(e) = g.error {
             bail!("the gdb session failed: {e}");
         }
@@ -240,9 +419,26 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
 
     let skip_version_check = tc.dlv_supports_go() == Some(false);
     // One dlv session; its transcript is kept under `name` (none for repeated runs).
-    let session = |args: &[String], stops: Vec<dlv_rpc::Stop>, name: Option<&str>| -> Result<dlv_rpc::DlvRun> {
-        let plan = dlv_rpc::Plan { breakpoints: breakpoints(lab, &profile, tc.go_version), stops, args: args.to_vec(), env: env.clone(), source_dir: built.source_dir.clone(), skip_version_check };
-        let d = dlv_rpc::run(m, &tc.dlv, &tc.dlv_version, &built.binary, &plan, Instant::now() + timeout)?;
+    let session = |args: &[String],
+                   stops: Vec<dlv_rpc::Stop>,
+                   name: Option<&str>|
+     -> Result<dlv_rpc::DlvRun> {
+        let plan = dlv_rpc::Plan {
+            breakpoints: breakpoints(lab, &profile, tc.go_version),
+            stops,
+            args: args.to_vec(),
+            env: env.clone(),
+            source_dir: built.source_dir.clone(),
+            skip_version_check,
+        };
+        let d = dlv_rpc::run(
+            m,
+            &tc.dlv,
+            &tc.dlv_version,
+            &built.binary,
+            &plan,
+            Instant::now() + timeout,
+        )?;
         if let Some(name) = name {
             transcript.write(&format!("{name}dlv-rpc.jsonl"), &format!("# dlv exec --headless --api-version=2 ./main -- {} (dlv {}); -> sent, <- received\n{}", args.join(" "), tc.dlv_version, d.exchange))?;
             transcript.write(&format!("{name}dlv-session.txt"), &d.readable)?;
@@ -262,9 +458,27 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     }
     for sc in &scenarios {
         for round in 0..repeat {
-            progress.stage(&format!("scenario {}: ./main {}{}", sc.id, sc.args().join(" "), if repeat > 1 { format!(" (run {})", round + 1) } else { String::new() }));
+            progress.stage(&format!(
+                "scenario {}: ./main {}{}",
+                sc.id,
+                sc.args().join(" "),
+                if repeat > 1 {
+                    format!(" (run {})", round + 1)
+                } else {
+                    String::new()
+                }
+            ));
             let mut stops = stops(lab, tc.go_version);
-            stops.push(dlv_rpc::Stop { function: "main.main".into(), caller: None, every: false, reads: profile.live_state_exprs().iter().map(|e| dlv_rpc::Read::Eval(e.to_string())).collect() });
+            stops.push(dlv_rpc::Stop {
+                function: "main.main".into(),
+                caller: None,
+                every: false,
+                reads: profile
+                    .live_state_exprs()
+                    .iter()
+                    .map(|e| dlv_rpc::Read::Eval(e.to_string()))
+                    .collect(),
+            });
             // With --repeat, only the first run of each scenario keeps a transcript.
             let name = format!("{}-", sc.id);
             let d = session(&sc.args(), stops, (round == 0).then_some(name.as_str()))?;
@@ -274,24 +488,55 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
 
     // Name every breakpoint address by the ELF symbol that holds it, so that witnesses
     // can be compared by function even where their prologue analyses differ.
-    for b in obs.dlv.breakpoints.iter_mut().chain(obs.gdb.iter_mut().flat_map(|g| g.breakpoints.iter_mut())) {
-        b.symbols = b.addrs.iter().map(|a| elf.describe(*a).unwrap_or_else(|| format!("{a:#x}"))).collect();
+    for b in obs
+        .dlv
+        .breakpoints
+        .iter_mut()
+        .chain(obs.gdb.iter_mut().flat_map(|g| g.breakpoints.iter_mut()))
+    {
+        b.symbols = b
+            .addrs
+            .iter()
+            .map(|a| elf.describe(*a).unwrap_or_else(|| format!("{a:#x}")))
+            .collect();
     }
 
     progress.stage("checking against the reference");
     let ncpu = m.ncpu()?;
-    let gomaxprocs = lab.program.env.get("GOMAXPROCS").and_then(|g| g.parse().ok()).unwrap_or(ncpu);
-    let argv = obs.dlv.hits.first().and_then(|h| h.values.get("reg rsp")).and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok()).map(|sp| sp + 8);
+    let gomaxprocs = lab
+        .program
+        .env
+        .get("GOMAXPROCS")
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(ncpu);
+    let argv = obs
+        .dlv
+        .hits
+        .first()
+        .and_then(|h| h.values.get("reg rsp"))
+        .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+        .map(|sp| sp + 8);
     let mut symbols = BTreeMap::new();
     for s in symbols_named(lab) {
         if let Some(a) = elf.symbol(&s).or_else(|| elf.symbol(&format!("{s}.abi0"))) {
             symbols.insert(s, a);
         }
     }
-    obs.facts = trace::Facts { argc: args.len() as u64 + 1, argv, page_size: m.page_size()?, ncpu, gomaxprocs, symbols };
+    obs.facts = trace::Facts {
+        argc: args.len() as u64 + 1,
+        argv,
+        page_size: m.page_size()?,
+        ncpu,
+        gomaxprocs,
+        symbols,
+    };
     let verdict = check::judge(lab, &obs, &profile, warnings);
     progress.finish();
-    Ok(Outcome { observation: obs, verdict, header })
+    Ok(Outcome {
+        observation: obs,
+        verdict,
+        header,
+    })
 }
 
 fn header(lab: &Lab, tc: &Toolchain, p: &Profile) -> String {
@@ -305,9 +550,25 @@ fn header(lab: &Lab, tc: &Toolchain, p: &Profile) -> String {
         tc.readelf_version,
         p.name()
     ));
-    let env: Vec<String> = lab.program.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let args = if lab.scenarios.is_empty() { lab.program.args.join(" ") } else { "N BLOCK GOSCHED (per scenario)".into() };
-    h.push_str(&format!("program: ./main {args}{}\n", if env.is_empty() { String::new() } else { format!("  with {}", env.join(" ")) }));
+    let env: Vec<String> = lab
+        .program
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let args = if lab.scenarios.is_empty() {
+        lab.program.args.join(" ")
+    } else {
+        "N BLOCK GOSCHED (per scenario)".into()
+    };
+    h.push_str(&format!(
+        "program: ./main {args}{}\n",
+        if env.is_empty() {
+            String::new()
+        } else {
+            format!("  with {}", env.join(" "))
+        }
+    ));
     if let Some(why) = &lab.program.env_why {
         h.push_str(&format!("  ({why})\n"));
     }

@@ -22,7 +22,11 @@ pub struct GoVersion {
 
 impl GoVersion {
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        GoVersion { major, minor, patch }
+        GoVersion {
+            major,
+            minor,
+            patch,
+        }
     }
 
     /// Parses `go1.19.8`, `1.19.8`, `1.19`, `go1.22rc1` (the rc counts as .0).
@@ -36,7 +40,11 @@ impl GoVersion {
         let minor = nums.next().and_then(|r| r.ok());
         let patch = nums.next().and_then(|r| r.ok()).unwrap_or(0);
         match (major, minor) {
-            (Some(major), Some(minor)) => Ok(GoVersion { major, minor, patch }),
+            (Some(major), Some(minor)) => Ok(GoVersion {
+                major,
+                minor,
+                patch,
+            }),
             _ => bail!("'{s}' is not a Go version (expected e.g. 1.19 or go1.19.8)"),
         }
     }
@@ -68,22 +76,39 @@ impl GoRange {
             Ok((v.major, v.minor))
         };
         let r = if let Some(t) = s.strip_prefix(">=") {
-            GoRange { min: Some(line(t)?), max_incl: None }
+            GoRange {
+                min: Some(line(t)?),
+                max_incl: None,
+            }
         } else if let Some(t) = s.strip_prefix("<=") {
-            GoRange { min: None, max_incl: Some(line(t)?) }
+            GoRange {
+                min: None,
+                max_incl: Some(line(t)?),
+            }
         } else if let Some(t) = s.strip_prefix('<') {
             let (ma, mi) = line(t)?;
             if mi == 0 {
                 bail!("'{s}': use <=1.N instead");
             }
-            GoRange { min: None, max_incl: Some((ma, mi - 1)) }
+            GoRange {
+                min: None,
+                max_incl: Some((ma, mi - 1)),
+            }
         } else if let Some(t) = s.strip_prefix('=') {
             let l = line(t)?;
-            GoRange { min: Some(l), max_incl: Some(l) }
+            GoRange {
+                min: Some(l),
+                max_incl: Some(l),
+            }
         } else if let Some((a, b)) = s.split_once('-') {
-            GoRange { min: Some(line(a)?), max_incl: Some(line(b)?) }
+            GoRange {
+                min: Some(line(a)?),
+                max_incl: Some(line(b)?),
+            }
         } else {
-            bail!("'{s}' is not a Go version range (expected >=1.17, <=1.18, <1.19, =1.15 or 1.17-1.19)")
+            bail!(
+                "'{s}' is not a Go version range (expected >=1.17, <=1.18, <1.19, =1.15 or 1.17-1.19)"
+            )
         };
         Ok(r)
     }
@@ -96,7 +121,8 @@ impl GoRange {
 
 /// Applies an optional `go:` constraint from a lab file.
 pub fn applies(go: Option<&str>, v: GoVersion) -> bool {
-    go.map(|g| GoRange::parse(g).map(|r| r.contains(v)).unwrap_or(false)).unwrap_or(true)
+    go.map(|g| GoRange::parse(g).map(|r| r.contains(v)).unwrap_or(false))
+        .unwrap_or(true)
 }
 
 /// The Go versions a dlv release debugs without `--check-go-version=false`, from
@@ -149,7 +175,17 @@ impl Toolchain {
         let gdb_version = first_line_version(m, &gdb, "--version")?;
         let readelf = find_tool(m, "readelf", None, "")?;
         let readelf_version = first_line_version(m, &readelf, "--version")?;
-        Ok(Toolchain { go, goroot, go_version, dlv, dlv_version, gdb, gdb_version, readelf, readelf_version })
+        Ok(Toolchain {
+            go,
+            goroot,
+            go_version,
+            dlv,
+            dlv_version,
+            gdb,
+            gdb_version,
+            readelf,
+            readelf_version,
+        })
     }
 
     /// A `go` command with the chosen GOROOT and no automatic toolchain switch.
@@ -167,9 +203,13 @@ impl Toolchain {
     /// default from 1.25 (measured with dlv 1.24 on go1.25-1.27: no arguments, no
     /// locals, `?` for assembly files); `GOEXPERIMENT=nodwarf5` restores DWARF 4.
     pub fn build_env(&self, dwarf5_default: bool) -> (Vec<(String, String)>, Option<String>) {
-        let dlv_reads_dwarf5 = dlv_supported_go(&self.dlv_version).is_some_and(|(_, hi)| hi.minor >= 25);
+        let dlv_reads_dwarf5 =
+            dlv_supported_go(&self.dlv_version).is_some_and(|(_, hi)| hi.minor >= 25);
         if dwarf5_default && !dlv_reads_dwarf5 {
-            let w = format!("dlv {} predates Go's DWARF 5 (default from 1.25): built with GOEXPERIMENT=nodwarf5", self.dlv_version);
+            let w = format!(
+                "dlv {} predates Go's DWARF 5 (default from 1.25): built with GOEXPERIMENT=nodwarf5",
+                self.dlv_version
+            );
             return (vec![("GOEXPERIMENT".into(), "nodwarf5".into())], Some(w));
         }
         (Vec::new(), None)
@@ -177,7 +217,8 @@ impl Toolchain {
 
     /// Whether this dlv supports this Go without `--check-go-version=false`.
     pub fn dlv_supports_go(&self) -> Option<bool> {
-        dlv_supported_go(&self.dlv_version).map(|(lo, hi)| self.go_version >= lo && self.go_version <= hi)
+        dlv_supported_go(&self.dlv_version)
+            .map(|(lo, hi)| self.go_version >= lo && self.go_version <= hi)
     }
 }
 
@@ -185,7 +226,10 @@ fn find_go(choice: &Choice, m: &Machine) -> Result<(PathBuf, Option<PathBuf>)> {
     if let Some(root) = &choice.goroot {
         let go = root.join("bin/go");
         if !m.is_file(&go) {
-            bail!("--goroot {}: there is no bin/go in it (a GOROOT is the folder that holds bin/go and src/runtime)", root.display());
+            bail!(
+                "--goroot {}: there is no bin/go in it (a GOROOT is the folder that holds bin/go and src/runtime)",
+                root.display()
+            );
         }
         return Ok((go, Some(root.clone())));
     }
@@ -198,19 +242,37 @@ pub fn find_tool(m: &Machine, name: &str, explicit: Option<&Path>, flag: &str) -
         if m.is_file(p) {
             return Ok(p.to_path_buf());
         }
-        bail!("{name}: {} does not exist{}", p.display(), if flag.is_empty() { String::new() } else { format!(" (given with {flag})") });
+        bail!(
+            "{name}: {} does not exist{}",
+            p.display(),
+            if flag.is_empty() {
+                String::new()
+            } else {
+                format!(" (given with {flag})")
+            }
+        );
     }
-    m.which(name).ok_or_else(|| anyhow::anyhow!("{name} is not installed on {} (not on PATH). Fix: {}", m.name(), install_hint(name)))
+    m.which(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{name} is not installed on {} (not on PATH). Fix: {}",
+            m.name(),
+            install_hint(name)
+        )
+    })
 }
 
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| is_executable(p))
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// The command that installs a tool on Debian or Ubuntu.
@@ -233,23 +295,54 @@ pub fn go_version(m: &Machine, go: &Path, goroot: Option<&Path>) -> Result<GoVer
     }
     let out = m.run(&c, "go version", Duration::from_secs(60))?;
     // "go version go1.19.8 linux/amd64"
-    let word = out.stdout.split_whitespace().find(|w| w.starts_with("go1")).with_context(|| format!("cannot read the Go version from `{} version`: {}", go.display(), out.combined().trim()))?;
+    let word = out
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("go1"))
+        .with_context(|| {
+            format!(
+                "cannot read the Go version from `{} version`: {}",
+                go.display(),
+                out.combined().trim()
+            )
+        })?;
     GoVersion::parse(word)
 }
 
 pub fn dlv_version(m: &Machine, dlv: &Path) -> Result<String> {
-    let out = m.run(Cmd::new(dlv).arg("version"), "dlv version", Duration::from_secs(60))?;
+    let out = m.run(
+        Cmd::new(dlv).arg("version"),
+        "dlv version",
+        Duration::from_secs(60),
+    )?;
     out.stdout
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Version:").map(|v| v.trim().to_string()))
-        .with_context(|| format!("cannot read the version from `{} version`: {}", dlv.display(), out.combined().trim()))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Version:")
+                .map(|v| v.trim().to_string())
+        })
+        .with_context(|| {
+            format!(
+                "cannot read the version from `{} version`: {}",
+                dlv.display(),
+                out.combined().trim()
+            )
+        })
 }
 
 /// The last word of the first line of `tool --version` (`GNU gdb (Debian 13.1-3) 13.1` -> 13.1).
 pub fn first_line_version(m: &Machine, tool: &Path, flag: &str) -> Result<String> {
-    let out = m.run(Cmd::new(tool).arg(flag), &format!("{} {flag}", tool.display()), Duration::from_secs(60))?;
+    let out = m.run(
+        Cmd::new(tool).arg(flag),
+        &format!("{} {flag}", tool.display()),
+        Duration::from_secs(60),
+    )?;
     let line = out.stdout.lines().next().unwrap_or("").trim().to_string();
-    line.split_whitespace().last().map(str::to_string).with_context(|| format!("cannot read the version of {}", tool.display()))
+    line.split_whitespace()
+        .last()
+        .map(str::to_string)
+        .with_context(|| format!("cannot read the version of {}", tool.display()))
 }
 
 /// The machine's logical CPUs as the Go runtime counts them (sched_getaffinity).
@@ -261,7 +354,9 @@ pub fn affinity_cpus() -> u32 {
             return libc::CPU_COUNT(&set) as u32;
         }
     }
-    std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
 }
 
 /// The machine's page size (what the kernel puts in the auxiliary vector as AT_PAGESZ).
@@ -276,9 +371,15 @@ mod tests {
 
     #[test]
     fn go_versions_parse_and_order() {
-        assert_eq!(GoVersion::parse("go1.19.8").unwrap(), GoVersion::new(1, 19, 8));
+        assert_eq!(
+            GoVersion::parse("go1.19.8").unwrap(),
+            GoVersion::new(1, 19, 8)
+        );
         assert_eq!(GoVersion::parse("1.17").unwrap(), GoVersion::new(1, 17, 0));
-        assert_eq!(GoVersion::parse("go1.22rc1").unwrap(), GoVersion::new(1, 22, 0));
+        assert_eq!(
+            GoVersion::parse("go1.22rc1").unwrap(),
+            GoVersion::new(1, 22, 0)
+        );
         assert!(GoVersion::parse("banana").is_err());
         assert!(GoVersion::new(1, 9, 0) < GoVersion::new(1, 17, 1));
     }

@@ -4,8 +4,8 @@
 use crate::cli::{BootArgs, MachineArgs, PinArgs, UpArgs, VagrantArgs, VmProvider};
 use anyhow::{Context, Result, bail};
 use golab::download::{self, Cache};
-use golab::machine::Machine;
 use golab::machine::DlvSource;
+use golab::machine::Machine;
 use golab::machine::qemu::{Accel, Qemu, UpOptions};
 use golab::machine::vagrant::{DirectBoot, UpOutcome, Vagrant, VagrantConfig};
 use std::process::ExitCode;
@@ -21,26 +21,40 @@ pub fn machine(provider: VmProvider, name: &str) -> Result<Machine> {
 
 /// The Vagrantfile's settings from the command line (`golab render` and `golab up
 /// --provider vagrant`); the ports are free 127.0.0.1 ports unless given.
-pub fn vagrant_config(cpus: u32, memory: u32, pins: &PinArgs, boot: &BootArgs, v: &VagrantArgs) -> Result<VagrantConfig> {
+pub fn vagrant_config(
+    cpus: u32,
+    memory: u32,
+    pins: &PinArgs,
+    boot: &BootArgs,
+    v: &VagrantArgs,
+) -> Result<VagrantConfig> {
     let go_sha256 = match &pins.go_sha256 {
         Some(s) => s.trim().to_string(),
         None => match download::go_tarball(&pins.go) {
             Some(a) => a.sha256,
-            None => bail!("no SHA-256 is pinned for Go {}: give its tarball's with --go-sha256", pins.go),
+            None => bail!(
+                "no SHA-256 is pinned for Go {}: give its tarball's with --go-sha256",
+                pins.go
+            ),
         },
     };
     let boot = match (&boot.kernel, &boot.initrd) {
         (None, None) => None,
         (Some(k), Some(i)) => Some(DirectBoot {
-            kernel: std::fs::canonicalize(k).with_context(|| format!("--kernel {}", k.display()))?,
-            initrd: std::fs::canonicalize(i).with_context(|| format!("--initrd {}", i.display()))?,
+            kernel: std::fs::canonicalize(k)
+                .with_context(|| format!("--kernel {}", k.display()))?,
+            initrd: std::fs::canonicalize(i)
+                .with_context(|| format!("--initrd {}", i.display()))?,
             cmdline: "root=/dev/vda console=ttyS0".into(),
         }),
         _ => bail!("direct kernel boot needs both --kernel and --initrd"),
     };
     let go_base_url = match &v.go_base_url {
         Some(u) => u.clone(),
-        None => Cache::from_env()?.mirror().map(str::to_string).unwrap_or_else(|| download::GO_BASE.to_string()),
+        None => Cache::from_env()?
+            .mirror()
+            .map(str::to_string)
+            .unwrap_or_else(|| download::GO_BASE.to_string()),
     };
     let (ssh_port, dlv_port) = golab::machine::free_port_pair()?;
     Ok(VagrantConfig {
@@ -49,7 +63,8 @@ pub fn vagrant_config(cpus: u32, memory: u32, pins: &PinArgs, boot: &BootArgs, v
         memory_mib: memory,
         ssh_port,
         dlv_port,
-        labs_dir: std::fs::canonicalize(golab::lab::labs_dir()).unwrap_or_else(|_| golab::lab::labs_dir()),
+        labs_dir: std::fs::canonicalize(golab::lab::labs_dir())
+            .unwrap_or_else(|_| golab::lab::labs_dir()),
         libvirt_driver: v.libvirt_driver.parse()?,
         go_version: pins.go.trim_start_matches("go").to_string(),
         go_sha256,
@@ -78,20 +93,26 @@ fn vagrant_up(a: &UpArgs) -> Result<ExitCode> {
         UpOutcome::Resumed => "up again (provisioned before)",
         UpOutcome::AlreadyRunning => "already running; nothing done",
     };
-    println!("{name}: {what} (vagrant, {provider}); `golab run LAB --provider vagrant --name {name}`");
+    println!(
+        "{name}: {what} (vagrant, {provider}); `golab run LAB --provider vagrant --name {name}`"
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn up(a: &UpArgs) -> Result<ExitCode> {
     match a.machine.provider {
-        VmProvider::Host => bail!("the host needs no `up`: give --provider qemu or --provider vagrant"),
+        VmProvider::Host => {
+            bail!("the host needs no `up`: give --provider qemu or --provider vagrant")
+        }
         VmProvider::Vagrant => return vagrant_up(a),
         VmProvider::Qemu => {}
     }
     let cache = Cache::from_env()?;
     let image = match &a.image {
         Some(i) => i.clone(),
-        None => cache.fetch(&download::ubuntu_cloud_image(), true).context("the default cloud image (or give one with --image FILE)")?,
+        None => cache
+            .fetch(&download::ubuntu_cloud_image(), true)
+            .context("the default cloud image (or give one with --image FILE)")?,
     };
     let (tarball, sha) = match (&a.go_tarball, &a.pins.go_sha256) {
         (Some(t), Some(s)) => (t.clone(), s.clone()),
@@ -123,7 +144,10 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
     for n in &vm.notes {
         eprintln!("note: {n}");
     }
-    println!("{}: up (ssh -p {} golab@127.0.0.1, dlv on 127.0.0.1:{}); `golab run LAB --provider qemu --name {}`", vm.name, vm.ports.ssh, vm.ports.dlv, vm.name);
+    println!(
+        "{}: up (ssh -p {} golab@127.0.0.1, dlv on 127.0.0.1:{}); `golab run LAB --provider qemu --name {}`",
+        vm.name, vm.ports.ssh, vm.ports.dlv, vm.name
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -131,11 +155,19 @@ pub fn status(m: &MachineArgs) -> Result<ExitCode> {
     if m.provider == VmProvider::Vagrant {
         let state = Vagrant::new()?.status(&m.name)?;
         println!("{}: {state} (vagrant)", m.name);
-        return Ok(if state == "running" { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        return Ok(if state == "running" {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
     let st = Qemu::new()?.status(&m.name)?;
     println!("{st}");
-    Ok(if st.running() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if st.running() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 pub fn ssh(m: &MachineArgs, command: &[String]) -> Result<ExitCode> {
@@ -143,15 +175,31 @@ pub fn ssh(m: &MachineArgs, command: &[String]) -> Result<ExitCode> {
         let mut c = std::process::Command::new("vagrant");
         c.arg("ssh").current_dir(Vagrant::new()?.dir(&m.name));
         if !command.is_empty() {
-            c.arg("-c").arg(command.iter().map(|w| golab::machine::shell_quote(w)).collect::<Vec<_>>().join(" "));
+            c.arg("-c").arg(
+                command
+                    .iter()
+                    .map(|w| golab::machine::shell_quote(w))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
         }
-        return Ok(ExitCode::from(c.status().context("cannot run vagrant")?.code().unwrap_or(255) as u8));
+        return Ok(ExitCode::from(
+            c.status()
+                .context("cannot run vagrant")?
+                .code()
+                .unwrap_or(255) as u8,
+        ));
     }
     let mut c = Qemu::new()?.ssh_command(&m.name)?;
     if !command.is_empty() {
         // A login shell, so that the provisioned Go and dlv are on PATH.
-        let line = command.iter().map(|w| golab::machine::shell_quote(w)).collect::<Vec<_>>().join(" ");
-        c.arg("--").arg(format!("bash -lc {}", golab::machine::shell_quote(&line)));
+        let line = command
+            .iter()
+            .map(|w| golab::machine::shell_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ");
+        c.arg("--")
+            .arg(format!("bash -lc {}", golab::machine::shell_quote(&line)));
     }
     let st = c.status().context("cannot run ssh")?;
     Ok(ExitCode::from(st.code().unwrap_or(255) as u8))

@@ -53,9 +53,13 @@ pub enum Refusal {
 
 pub fn parse(text: &[u8], lab: &str, questions: &[Question]) -> Result<Answers, Refusal> {
     if text.len() > MAX_BYTES {
-        return Err(Refusal::Bomb(format!("answers.yaml is {} bytes; the limit is {MAX_BYTES}", text.len())));
+        return Err(Refusal::Bomb(format!(
+            "answers.yaml is {} bytes; the limit is {MAX_BYTES}",
+            text.len()
+        )));
     }
-    let text = std::str::from_utf8(text).map_err(|e| Refusal::Invalid(format!("answers.yaml is not UTF-8 text ({e})")))?;
+    let text = std::str::from_utf8(text)
+        .map_err(|e| Refusal::Invalid(format!("answers.yaml is not UTF-8 text ({e})")))?;
     let file: AnswersFile = serde_yaml::from_str(text).map_err(|e| {
         let msg = e.to_string();
         // serde_yaml stops an alias bomb (a few lines that expand to billions of nodes)
@@ -64,60 +68,117 @@ pub fn parse(text: &[u8], lab: &str, questions: &[Question]) -> Result<Answers, 
             Refusal::Bomb(format!("answers.yaml: {msg}"))
         } else {
             Refusal::Invalid(match e.location() {
-                Some(l) => format!("answers.yaml line {}, column {}: {}", l.line(), l.column(), msg.split(" at line ").next().unwrap_or(&msg)),
+                Some(l) => format!(
+                    "answers.yaml line {}, column {}: {}",
+                    l.line(),
+                    l.column(),
+                    msg.split(" at line ").next().unwrap_or(&msg)
+                ),
                 None => format!("answers.yaml: {msg}"),
             })
         }
     })?;
     if file.lab != lab {
-        return Err(Refusal::Invalid(format!("answers.yaml is for lab '{}', not '{lab}'", file.lab)));
+        return Err(Refusal::Invalid(format!(
+            "answers.yaml is for lab '{}', not '{lab}'",
+            file.lab
+        )));
     }
     let mut by_question = BTreeMap::new();
     for (id, v) in &file.answers {
         let Some(q) = questions.iter().find(|q| &q.id == id) else {
             let known: Vec<&str> = questions.iter().map(|q| q.id.as_str()).collect();
-            return Err(Refusal::Invalid(format!("answers.yaml: '{id}' is not a question of lab {lab} (its questions: {})", known.join(", ")) + &line_hint(text, id)));
+            return Err(Refusal::Invalid(
+                format!(
+                    "answers.yaml: '{id}' is not a question of lab {lab} (its questions: {})",
+                    known.join(", ")
+                ) + &line_hint(text, id),
+            ));
         };
-        let a = typed(q, v).map_err(|e| Refusal::Invalid(format!("answers.yaml: answer '{id}': {e}{}", line_hint(text, id))))?;
+        let a = typed(q, v).map_err(|e| {
+            Refusal::Invalid(format!(
+                "answers.yaml: answer '{id}': {e}{}",
+                line_hint(text, id)
+            ))
+        })?;
         by_question.insert(id.clone(), a);
     }
-    Ok(Answers { lab: file.lab, go: file.go, transcript: file.transcript, by_question })
+    Ok(Answers {
+        lab: file.lab,
+        go: file.go,
+        transcript: file.transcript,
+        by_question,
+    })
 }
 
 /// ` (line N)` for the first line that starts the key `id`.
 fn line_hint(text: &str, id: &str) -> String {
-    text.lines().position(|l| l.trim_start().starts_with(&format!("{id}:"))).map(|n| format!(" (line {})", n + 1)).unwrap_or_default()
+    text.lines()
+        .position(|l| l.trim_start().starts_with(&format!("{id}:")))
+        .map(|n| format!(" (line {})", n + 1))
+        .unwrap_or_default()
 }
 
 fn typed(q: &Question, v: &serde_yaml::Value) -> Result<Answer, String> {
     use serde_yaml::Value as V;
     let strings = |v: &V| -> Result<Vec<String>, String> {
-        v.as_sequence().ok_or("expected a list")?.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| "expected a list of names".to_string())).collect()
+        v.as_sequence()
+            .ok_or("expected a list")?
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| "expected a list of names".to_string())
+            })
+            .collect()
     };
     Ok(match q.kind {
         QuestionKind::EntryPoint => {
-            let m = v.as_mapping().ok_or("expected `{address: 0x..., symbol: NAME}`")?;
+            let m = v
+                .as_mapping()
+                .ok_or("expected `{address: 0x..., symbol: NAME}`")?;
             let address = match m.get("address") {
                 Some(V::Number(n)) => n.as_u64().ok_or("address must be a non-negative number")?,
-                Some(V::String(s)) => parse_addr(s).ok_or_else(|| format!("address '{s}' is not a number (write it as 0x45d820)"))?,
+                Some(V::String(s)) => parse_addr(s).ok_or_else(|| {
+                    format!("address '{s}' is not a number (write it as 0x45d820)")
+                })?,
                 _ => return Err("missing `address`".into()),
             };
-            let symbol = m.get("symbol").and_then(V::as_str).ok_or("missing `symbol`")?.to_string();
+            let symbol = m
+                .get("symbol")
+                .and_then(V::as_str)
+                .ok_or("missing `symbol`")?
+                .to_string();
             Answer::EntryPoint { address, symbol }
         }
         QuestionKind::Chain => Answer::Chain(strings(v)?),
         QuestionKind::Callers => {
-            let m = v.as_mapping().ok_or("expected `FUNCTION: [CALLER, ...]` lines")?;
+            let m = v
+                .as_mapping()
+                .ok_or("expected `FUNCTION: [CALLER, ...]` lines")?;
             let mut out = BTreeMap::new();
             for (k, list) in m {
                 let k = k.as_str().ok_or("a function name must be text")?;
-                out.insert(k.to_string(), strings(list).map_err(|e| format!("{k}: {e}"))?);
+                out.insert(
+                    k.to_string(),
+                    strings(list).map_err(|e| format!("{k}: {e}"))?,
+                );
             }
             Answer::Callers(out)
         }
         QuestionKind::RunOrder => {
-            let s = v.as_sequence().ok_or("expected a list of goroutine indices")?;
-            Answer::RunOrder(s.iter().map(|x| x.as_u64().map(|n| n as u32).ok_or_else(|| "expected whole numbers".to_string())).collect::<Result<_, _>>()?)
+            let s = v
+                .as_sequence()
+                .ok_or("expected a list of goroutine indices")?;
+            Answer::RunOrder(
+                s.iter()
+                    .map(|x| {
+                        x.as_u64()
+                            .map(|n| n as u32)
+                            .ok_or_else(|| "expected whole numbers".to_string())
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
         }
         QuestionKind::FreeText => Answer::Text(v.as_str().ok_or("expected text")?.to_string()),
     })
@@ -136,32 +197,68 @@ mod tests {
     use super::*;
 
     fn questions() -> Vec<Question> {
-        let lab = crate::lab::load_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/startup-trace/lab.yaml")).unwrap();
+        let lab = crate::lab::load_file(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/startup-trace/lab.yaml"),
+        )
+        .unwrap();
         lab.questions
     }
 
     #[test]
     fn reads_typed_answers() {
         let a = parse(b"lab: startup-trace\ngo: 1.19.8\nanswers:\n  entry-point: {address: 0x45d820, symbol: _rt0_amd64_linux}\n  startup-chain: [_rt0_amd64_linux, runtime.rt0_go]\n  why-runnext: locality\n", "startup-trace", &questions()).unwrap();
-        assert_eq!(a.by_question["entry-point"], Answer::EntryPoint { address: 0x45d820, symbol: "_rt0_amd64_linux".into() });
-        assert_eq!(a.by_question["startup-chain"], Answer::Chain(vec!["_rt0_amd64_linux".into(), "runtime.rt0_go".into()]));
+        assert_eq!(
+            a.by_question["entry-point"],
+            Answer::EntryPoint {
+                address: 0x45d820,
+                symbol: "_rt0_amd64_linux".into()
+            }
+        );
+        assert_eq!(
+            a.by_question["startup-chain"],
+            Answer::Chain(vec!["_rt0_amd64_linux".into(), "runtime.rt0_go".into()])
+        );
     }
 
     #[test]
     fn a_wrong_key_or_type_names_the_line() {
         let e = parse(b"lab: startup-trace\nanswers:\n  entry-point: {address: 0x45d820, symbol: x}\n  entry-pont: 3\n", "startup-trace", &questions()).unwrap_err();
-        assert!(matches!(&e, Refusal::Invalid(m) if m.contains("'entry-pont' is not a question") && m.contains("(line 4)")), "{e:?}");
-        let e = parse(b"lab: startup-trace\nanswers:\n  startup-chain: 7\n", "startup-trace", &questions()).unwrap_err();
-        assert!(matches!(&e, Refusal::Invalid(m) if m.contains("expected a list") && m.contains("(line 3)")), "{e:?}");
-        let e = parse(b"lab: startup-trace\nanswrs: {}\n", "startup-trace", &questions()).unwrap_err();
-        assert!(matches!(&e, Refusal::Invalid(m) if m.contains("line 2") && m.contains("answrs")), "{e:?}");
+        assert!(
+            matches!(&e, Refusal::Invalid(m) if m.contains("'entry-pont' is not a question") && m.contains("(line 4)")),
+            "{e:?}"
+        );
+        let e = parse(
+            b"lab: startup-trace\nanswers:\n  startup-chain: 7\n",
+            "startup-trace",
+            &questions(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, Refusal::Invalid(m) if m.contains("expected a list") && m.contains("(line 3)")),
+            "{e:?}"
+        );
+        let e = parse(
+            b"lab: startup-trace\nanswrs: {}\n",
+            "startup-trace",
+            &questions(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, Refusal::Invalid(m) if m.contains("line 2") && m.contains("answrs")),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn an_alias_bomb_is_refused_before_it_expands() {
         // Nine lists of nine aliases to the level below: 9^9 strings once expanded.
-        let mut bomb = String::from("lab: startup-trace\nanswers:\n  a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
-        for (i, prev) in ["b", "c", "d", "e", "f", "g", "h", "i"].iter().zip(["a", "b", "c", "d", "e", "f", "g", "h"]) {
+        let mut bomb = String::from(
+            "lab: startup-trace\nanswers:\n  a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
+        for (i, prev) in ["b", "c", "d", "e", "f", "g", "h", "i"]
+            .iter()
+            .zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+        {
             bomb.push_str(&format!("  {i}: &{i} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
         }
         let start = std::time::Instant::now();
@@ -169,6 +266,9 @@ mod tests {
         assert!(matches!(e, Refusal::Bomb(_)), "{e:?}");
         assert!(start.elapsed() < std::time::Duration::from_secs(1));
         let big = vec![b'#'; MAX_BYTES + 1];
-        assert!(matches!(parse(&big, "startup-trace", &questions()), Err(Refusal::Bomb(_))));
+        assert!(matches!(
+            parse(&big, "startup-trace", &questions()),
+            Err(Refusal::Bomb(_))
+        ));
     }
 }

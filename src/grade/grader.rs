@@ -23,7 +23,13 @@ use std::time::Instant;
 pub trait LabRunner: Sync {
     /// Runs `golab run LAB_DIR` (with `prebuilt` if given) and returns its Observation,
     /// or the outcome that stopped it.
-    fn run(&self, lab_dir: &Path, prebuilt: Option<&Path>, goroot: Option<&Path>, slot: usize) -> Result<Ran>;
+    fn run(
+        &self,
+        lab_dir: &Path,
+        prebuilt: Option<&Path>,
+        goroot: Option<&Path>,
+        slot: usize,
+    ) -> Result<Ran>;
 }
 
 pub enum Ran {
@@ -58,9 +64,28 @@ impl Grader {
             .lab
             .questions
             .iter()
-            .map(|q| QuestionResult { id: q.id.clone(), title: q.title.clone(), kind: kind_name(q.kind), points: 0.0, max_points: q.points, feedback: vec![format!("not graded: {}", outcome.name())], manual: q.kind == QuestionKind::FreeText, answer: None })
+            .map(|q| QuestionResult {
+                id: q.id.clone(),
+                title: q.title.clone(),
+                kind: kind_name(q.kind),
+                points: 0.0,
+                max_points: q.points,
+                feedback: vec![format!("not graded: {}", outcome.name())],
+                manual: q.kind == QuestionKind::FreeText,
+                answer: None,
+            })
             .collect();
-        SubmissionResult { student: s.student.clone(), outcome, message, questions, score: 0.0, max_score: self.max_score(), transcript: None, variant: self.variant_of(&s.student).map(|v| v.describe()), seconds: 0.0 }
+        SubmissionResult {
+            student: s.student.clone(),
+            outcome,
+            message,
+            questions,
+            score: 0.0,
+            max_score: self.max_score(),
+            transcript: None,
+            variant: self.variant_of(&s.student).map(|v| v.describe()),
+            seconds: 0.0,
+        }
     }
 
     pub fn max_score(&self) -> f64 {
@@ -68,13 +93,18 @@ impl Grader {
     }
 
     fn variant_of(&self, student: &str) -> Option<variant::Variant> {
-        Some(variant::draw(self.lab.variant.as_ref()?, self.seed.as_deref()?, student))
+        Some(variant::draw(
+            self.lab.variant.as_ref()?,
+            self.seed.as_deref()?,
+            student,
+        ))
     }
 
     fn grade_inner(&self, s: &Submission, slot: usize) -> Result<SubmissionResult> {
         let dir = self.work.join(&s.student);
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot clear {}", dir.display()))?;
         }
         let sub = dir.join("submission");
         if let Err(u) = submission::unpack(s, &sub)? {
@@ -82,10 +112,22 @@ impl Grader {
         }
         let answers_path = sub.join("answers.yaml");
         let Ok(meta) = std::fs::symlink_metadata(&answers_path) else {
-            return Ok(self.stopped(s, Outcome::MissingAnswers, "the submission has no answers.yaml at its top level".into()));
+            return Ok(self.stopped(
+                s,
+                Outcome::MissingAnswers,
+                "the submission has no answers.yaml at its top level".into(),
+            ));
         };
         if meta.len() > answers::MAX_BYTES as u64 {
-            return Ok(self.stopped(s, Outcome::YamlBomb, format!("answers.yaml is {} bytes; the limit is {}", meta.len(), answers::MAX_BYTES)));
+            return Ok(self.stopped(
+                s,
+                Outcome::YamlBomb,
+                format!(
+                    "answers.yaml is {} bytes; the limit is {}",
+                    meta.len(),
+                    answers::MAX_BYTES
+                ),
+            ));
         }
         let text = std::fs::read(&answers_path)?;
         let answers = match answers::parse(&text, &self.lab.name, &self.lab.questions) {
@@ -114,11 +156,21 @@ impl Grader {
 
         // The Go the student says they used, when the grader has it.
         let wanted = answers.go.as_deref().and_then(|g| GoVersion::parse(g).ok());
-        let goroot = wanted.and_then(|w| self.goroots.iter().find(|(n, _)| n == &format!("go{}", w.line())).map(|(_, p)| p.clone()));
+        let goroot = wanted.and_then(|w| {
+            self.goroots
+                .iter()
+                .find(|(n, _)| n == &format!("go{}", w.line()))
+                .map(|(_, p)| p.clone())
+        });
         let build_key = build_key(&lab_dir, goroot.as_deref())?;
         let cache = self.work.join(".builds").join(&build_key);
         let prebuilt = cache.join("main");
-        let ran = self.runner.run(&lab_dir, prebuilt.is_file().then_some(prebuilt.as_path()), goroot.as_deref(), slot)?;
+        let ran = self.runner.run(
+            &lab_dir,
+            prebuilt.is_file().then_some(prebuilt.as_path()),
+            goroot.as_deref(),
+            slot,
+        )?;
         let obs = match ran {
             Ran::Observed(o) => o,
             Ran::Stopped { outcome, message } => return Ok(self.stopped(s, outcome, message)),
@@ -138,7 +190,13 @@ impl Grader {
         let observed_go = GoVersion::parse(&obs.go_version).ok();
         let mut questions = Vec::new();
         for q in &self.lab.questions {
-            questions.push(grade_question(q, answers.by_question.get(&q.id), &obs, wanted, observed_go));
+            questions.push(grade_question(
+                q,
+                answers.by_question.get(&q.id),
+                &obs,
+                wanted,
+                observed_go,
+            ));
         }
         let transcript = answers.transcript.as_ref().map(|t| {
             let path = sub.join(t);
@@ -150,11 +208,30 @@ impl Grader {
         let score = questions.iter().map(|q| q.points).sum::<f64>();
         let mut message = notes.join("; ");
         if let Some(w) = wanted
-            && observed_go.is_some_and(|o| o.line() != w.line()) {
-                let m = format!("you used {w}; the grader has no go{} and built with {}", w.line(), obs.go_version);
-                message = if message.is_empty() { m } else { format!("{message}; {m}") };
-            }
-        Ok(SubmissionResult { student: s.student.clone(), outcome: Outcome::Graded, message, questions, score: round2(score), max_score: self.max_score(), transcript, variant: v.map(|v| v.describe()), seconds: 0.0 })
+            && observed_go.is_some_and(|o| o.line() != w.line())
+        {
+            let m = format!(
+                "you used {w}; the grader has no go{} and built with {}",
+                w.line(),
+                obs.go_version
+            );
+            message = if message.is_empty() {
+                m
+            } else {
+                format!("{message}; {m}")
+            };
+        }
+        Ok(SubmissionResult {
+            student: s.student.clone(),
+            outcome: Outcome::Graded,
+            message,
+            questions,
+            score: round2(score),
+            max_score: self.max_score(),
+            transcript,
+            variant: v.map(|v| v.describe()),
+            seconds: 0.0,
+        })
     }
 }
 
@@ -180,12 +257,24 @@ fn build_key(lab_dir: &Path, goroot: Option<&Path>) -> Result<String> {
         h.update(std::fs::read(lab_dir.join(f)).unwrap_or_default());
         h.update([0u8]);
     }
-    h.update(goroot.map(|g| g.to_string_lossy().to_string()).unwrap_or_default().as_bytes());
-    Ok(h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect())
+    h.update(
+        goroot
+            .map(|g| g.to_string_lossy().to_string())
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    Ok(h.finalize()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn kind_name(k: QuestionKind) -> String {
-    serde_yaml::to_string(&k).unwrap_or_default().trim().to_string()
+    serde_yaml::to_string(&k)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 fn round2(x: f64) -> f64 {
@@ -195,11 +284,30 @@ fn round2(x: f64) -> f64 {
 /// `runtime·rt0_go`, `rt0_go()`, `runtime.rt0_go` -> `runtime.rt0_go`.
 fn function_name(s: &str) -> String {
     let t = s.trim().trim_end_matches("()").replace('·', ".");
-    if t.starts_with("_rt0") || t.contains('.') { t } else { format!("runtime.{t}") }
+    if t.starts_with("_rt0") || t.contains('.') {
+        t
+    } else {
+        format!("runtime.{t}")
+    }
 }
 
-fn grade_question(q: &Question, a: Option<&Answer>, obs: &Observation, wanted: Option<GoVersion>, observed: Option<GoVersion>) -> QuestionResult {
-    let mut r = QuestionResult { id: q.id.clone(), title: q.title.clone(), kind: kind_name(q.kind), points: 0.0, max_points: q.points, feedback: vec![], manual: q.kind == QuestionKind::FreeText, answer: None };
+fn grade_question(
+    q: &Question,
+    a: Option<&Answer>,
+    obs: &Observation,
+    wanted: Option<GoVersion>,
+    observed: Option<GoVersion>,
+) -> QuestionResult {
+    let mut r = QuestionResult {
+        id: q.id.clone(),
+        title: q.title.clone(),
+        kind: kind_name(q.kind),
+        points: 0.0,
+        max_points: q.points,
+        feedback: vec![],
+        manual: q.kind == QuestionKind::FreeText,
+        answer: None,
+    };
     let Some(a) = a else {
         r.feedback.push("no answer".into());
         return r;
@@ -219,7 +327,10 @@ fn grade_question(q: &Question, a: Option<&Answer>, obs: &Observation, wanted: O
             let same_go = wanted.is_none_or(|w| observed.is_some_and(|o| o == w));
             if *address == obs.entry.elf {
                 f += 0.5;
-                r.feedback.push(format!("address {address:#x}: right for {}", obs.go_version));
+                r.feedback.push(format!(
+                    "address {address:#x}: right for {}",
+                    obs.go_version
+                ));
             } else if !same_go {
                 r.feedback.push(format!("address {address:#x}: cannot be checked: you built with {}, the grader with {} (the entry point moves between Go versions)", wanted.map(|w| w.to_string()).unwrap_or_default(), obs.go_version));
             } else {
@@ -230,41 +341,66 @@ fn grade_question(q: &Question, a: Option<&Answer>, obs: &Observation, wanted: O
         (QuestionKind::Chain, Answer::Chain(list)) => {
             r.answer = Some(list.join(" -> "));
             let (p, _) = Profile::for_version(go);
-            let reference: Vec<String> = startup::chain(&p).into_iter().map(|s| s.function).collect();
+            let reference: Vec<String> =
+                startup::chain(&p).into_iter().map(|s| s.function).collect();
             let given: Vec<String> = list.iter().map(|s| function_name(s)).collect();
             let common = lcs(&reference, &given);
             let in_order: BTreeSet<&String> = common.iter().map(|(i, _)| &reference[*i]).collect();
             let missing: Vec<&String> = reference.iter().filter(|f| !given.contains(f)).collect();
-            let misplaced: Vec<&String> = reference.iter().filter(|f| given.contains(f) && !in_order.contains(f)).collect();
+            let misplaced: Vec<&String> = reference
+                .iter()
+                .filter(|f| given.contains(f) && !in_order.contains(f))
+                .collect();
             let extra: Vec<&String> = given.iter().filter(|f| !reference.contains(f)).collect();
             let total = reference.len().max(given.len()).max(1) as f64;
             if !missing.is_empty() {
                 r.feedback.push(format!("missing: {}", join(&missing)));
             }
             if !misplaced.is_empty() {
-                r.feedback.push(format!("out of order: {}", join(&misplaced)));
+                r.feedback
+                    .push(format!("out of order: {}", join(&misplaced)));
             }
             if !extra.is_empty() {
-                r.feedback.push(format!("not on the startup path of {}: {}", p.name(), join(&extra)));
+                r.feedback.push(format!(
+                    "not on the startup path of {}: {}",
+                    p.name(),
+                    join(&extra)
+                ));
             }
             // What the run showed, if it differs from the reference.
-            let seen: Vec<String> = obs.dlv.hits.iter().map(|h| h.function().to_string()).fold(Vec::new(), |mut v, f| {
-                if reference.contains(&f) && !v.contains(&f) {
-                    v.push(f);
-                }
-                v
-            });
-            let watched: Vec<String> = reference.iter().filter(|f| seen.contains(f)).cloned().collect();
+            let seen: Vec<String> = obs.dlv.hits.iter().map(|h| h.function().to_string()).fold(
+                Vec::new(),
+                |mut v, f| {
+                    if reference.contains(&f) && !v.contains(&f) {
+                        v.push(f);
+                    }
+                    v
+                },
+            );
+            let watched: Vec<String> = reference
+                .iter()
+                .filter(|f| seen.contains(f))
+                .cloned()
+                .collect();
             if !seen.is_empty() && seen != watched {
-                r.feedback.push(format!("note: the dlv run of your program hit them in this order: {}", seen.join(" -> ")));
+                r.feedback.push(format!(
+                    "note: the dlv run of your program hit them in this order: {}",
+                    seen.join(" -> ")
+                ));
             }
             if missing.is_empty() && misplaced.is_empty() && extra.is_empty() {
-                r.feedback.push(format!("the whole chain, in order ({})", p.name()));
+                r.feedback
+                    .push(format!("the whole chain, in order ({})", p.name()));
             }
             common.len() as f64 / total
         }
         (QuestionKind::Callers, Answer::Callers(map)) => {
-            r.answer = Some(map.iter().map(|(k, v)| format!("{k} <- {}", v.join(", "))).collect::<Vec<_>>().join("; "));
+            r.answer = Some(
+                map.iter()
+                    .map(|(k, v)| format!("{k} <- {}", v.join(", ")))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
             let table = match callers::Table::for_version(go) {
                 Ok((t, _)) => t,
                 Err(e) => {
@@ -278,15 +414,31 @@ fn grade_question(q: &Question, a: Option<&Answer>, obs: &Observation, wanted: O
                 let reference = table.static_callers(&name);
                 let given: BTreeSet<String> = map
                     .iter()
-                    .find(|(k, _)| function_name(k).eq_ignore_ascii_case(&name) || function_name(k).eq_ignore_ascii_case(f))
-                    .map(|(_, v)| v.iter().map(|c| table.resolve(&function_name(c)).unwrap_or_else(|| function_name(c))).collect())
+                    .find(|(k, _)| {
+                        function_name(k).eq_ignore_ascii_case(&name)
+                            || function_name(k).eq_ignore_ascii_case(f)
+                    })
+                    .map(|(_, v)| {
+                        v.iter()
+                            .map(|c| {
+                                table
+                                    .resolve(&function_name(c))
+                                    .unwrap_or_else(|| function_name(c))
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let both = given.intersection(&reference).count() as f64;
                 let union = given.union(&reference).count().max(1) as f64;
                 sum += both / union;
                 let missing: Vec<&String> = reference.difference(&given).collect();
                 let extra: Vec<&String> = given.difference(&reference).collect();
-                let mut line = format!("{}: {}/{}", name.trim_start_matches("runtime."), both as usize, reference.len());
+                let mut line = format!(
+                    "{}: {}/{}",
+                    name.trim_start_matches("runtime."),
+                    both as usize,
+                    reference.len()
+                );
                 if !missing.is_empty() {
                     line.push_str(&format!("; missing {}", join(&missing)));
                 }
@@ -298,26 +450,45 @@ fn grade_question(q: &Question, a: Option<&Answer>, obs: &Observation, wanted: O
             sum / q.functions.len().max(1) as f64
         }
         (QuestionKind::RunOrder, Answer::RunOrder(order)) => {
-            r.answer = Some(order.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" "));
+            r.answer = Some(
+                order
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
             let Some(run) = obs.scenarios.first() else {
-                r.feedback.push("grader: the run of your variant recorded no scenario".into());
+                r.feedback
+                    .push("grader: the run of your variant recorded no scenario".into());
                 return r;
             };
             let Some(seen) = &run.observed else {
-                r.feedback.push("your program printed no order line when the grader ran it".into());
+                r.feedback
+                    .push("your program printed no order line when the grader ran it".into());
                 return r;
             };
             let a: Vec<String> = order.iter().map(|i| i.to_string()).collect();
             let b: Vec<String> = seen.iter().map(|i| i.to_string()).collect();
             let common = lcs(&b, &a).len();
             if order == seen {
-                r.feedback.push(format!("right: the {} goroutines of ./main {} ran in that order", seen.len(), run.args.join(" ")));
+                r.feedback.push(format!(
+                    "right: the {} goroutines of ./main {} ran in that order",
+                    seen.len(),
+                    run.args.join(" ")
+                ));
             } else {
-                let pos = order.iter().zip(seen).position(|(x, y)| x != y).unwrap_or(order.len().min(seen.len()));
+                let pos = order
+                    .iter()
+                    .zip(seen)
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(order.len().min(seen.len()));
                 r.feedback.push(format!("./main {} ran its goroutines in another order: they part at position {pos} (you: {}, the run: {})", run.args.join(" "), order.get(pos).map(|x| x.to_string()).unwrap_or("nothing".into()), seen.get(pos).map(|x| x.to_string()).unwrap_or("nothing".into())));
                 r.feedback.push("hint: runnext holds the newest g; a full local ring (256) sends half to the global queue; every 61st schedtick takes one from the global queue (golab explain runq-order --n N)".into());
                 if !run.disturbances.is_empty() {
-                    r.feedback.push(format!("note: the grader's run was disturbed ({}); ask for a regrade", run.disturbances.join("; ")));
+                    r.feedback.push(format!(
+                        "note: the grader's run was disturbed ({}); ask for a regrade",
+                        run.disturbances.join("; ")
+                    ));
                 }
             }
             common as f64 / b.len().max(a.len()).max(1) as f64
@@ -328,7 +499,8 @@ fn grade_question(q: &Question, a: Option<&Answer>, obs: &Observation, wanted: O
             0.0
         }
         _ => {
-            r.feedback.push("the answer does not fit the question".into());
+            r.feedback
+                .push("the answer does not fit the question".into());
             0.0
         }
     };
@@ -337,5 +509,8 @@ fn grade_question(q: &Question, a: Option<&Answer>, obs: &Observation, wanted: O
 }
 
 fn join(v: &[&String]) -> String {
-    v.iter().map(|s| s.trim_start_matches("runtime.")).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(|s| s.trim_start_matches("runtime."))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

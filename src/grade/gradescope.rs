@@ -25,7 +25,10 @@ pub const MIN_RUST: (u32, u32) = (1, 89);
 /// A lab name that is safe to write into a shell script and to pass as an argument:
 /// ASCII letters, digits and `-`, not starting with `-`, at most 64 characters.
 pub fn valid_lab_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && !name.starts_with('-') && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('-')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 pub fn setup_sh(lab: &str) -> String {
@@ -119,9 +122,17 @@ exit 0
 
 /// Adds every regular file under `dir` (sorted, recursively) to the zip as `prefix/...`.
 /// Links and other special files are left out.
-fn add_tree(zip: &mut ZipWriter<Cursor<Vec<u8>>>, dir: &Path, prefix: &str, file: SimpleFileOptions, folder: SimpleFileOptions) -> Result<()> {
+fn add_tree(
+    zip: &mut ZipWriter<Cursor<Vec<u8>>>,
+    dir: &Path,
+    prefix: &str,
+    file: SimpleFileOptions,
+    folder: SimpleFileOptions,
+) -> Result<()> {
     zip.add_directory(format!("{prefix}/"), folder)?;
-    let mut entries: Vec<_> = std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?.collect::<std::io::Result<_>>()?;
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .collect::<std::io::Result<_>>()?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let name = e.file_name();
@@ -133,7 +144,8 @@ fn add_tree(zip: &mut ZipWriter<Cursor<Vec<u8>>>, dir: &Path, prefix: &str, file
         if kind.is_dir() {
             add_tree(zip, &e.path(), &path, file, folder)?;
         } else if kind.is_file() {
-            let bytes = std::fs::read(e.path()).with_context(|| format!("cannot read {}", e.path().display()))?;
+            let bytes = std::fs::read(e.path())
+                .with_context(|| format!("cannot read {}", e.path().display()))?;
             zip.start_file(path, file)?;
             zip.write_all(&bytes)?;
         }
@@ -146,22 +158,36 @@ fn add_tree(zip: &mut ZipWriter<Cursor<Vec<u8>>>, dir: &Path, prefix: &str, file
 /// Cargo.toml, Cargo.lock, build.rs (when there is one), src/ and labs/.
 pub fn package(lab_name: &str, source_dir: &Path, out: &Path) -> Result<()> {
     if !valid_lab_name(lab_name) {
-        bail!("'{lab_name}' is not a lab name golab can package: use letters, digits and '-' (e.g. runq-order)");
+        bail!(
+            "'{lab_name}' is not a lab name golab can package: use letters, digits and '-' (e.g. runq-order)"
+        );
     }
     let lab_yaml = source_dir.join("labs").join(lab_name).join("lab.yaml");
     if !lab_yaml.is_file() {
-        bail!("no lab '{lab_name}' in {}: {} does not exist", source_dir.display(), lab_yaml.display());
+        bail!(
+            "no lab '{lab_name}' in {}: {} does not exist",
+            source_dir.display(),
+            lab_yaml.display()
+        );
     }
     for f in ["Cargo.toml", "Cargo.lock"] {
         if !source_dir.join(f).is_file() {
-            bail!("{} has no {f}: give golab's source folder", source_dir.display());
+            bail!(
+                "{} has no {f}: give golab's source folder",
+                source_dir.display()
+            );
         }
     }
     if !source_dir.join("src").is_dir() {
-        bail!("{} has no src/ folder: give golab's source folder", source_dir.display());
+        bail!(
+            "{} has no src/ folder: give golab's source folder",
+            source_dir.display()
+        );
     }
 
-    let file = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated).unix_permissions(0o644);
+    let file = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .unix_permissions(0o644);
     let script = file.unix_permissions(0o755);
     let folder = file.unix_permissions(0o755);
     let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
@@ -175,13 +201,27 @@ pub fn package(lab_name: &str, source_dir: &Path, out: &Path) -> Result<()> {
         let p = source_dir.join(f);
         if p.is_file() {
             zip.start_file(format!("golab/{f}"), file)?;
-            zip.write_all(&std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?)?;
+            zip.write_all(
+                &std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?,
+            )?;
         }
     }
     add_tree(&mut zip, &source_dir.join("src"), "golab/src", file, folder)?;
-    add_tree(&mut zip, &source_dir.join("labs"), "golab/labs", file, folder)?;
+    add_tree(
+        &mut zip,
+        &source_dir.join("labs"),
+        "golab/labs",
+        file,
+        folder,
+    )?;
     if source_dir.join("provision").is_dir() {
-        add_tree(&mut zip, &source_dir.join("provision"), "golab/provision", file, folder)?;
+        add_tree(
+            &mut zip,
+            &source_dir.join("provision"),
+            "golab/provision",
+            file,
+            folder,
+        )?;
     }
     let bytes = zip.finish()?.into_inner();
     crate::files::write_atomic(out, &bytes)
@@ -236,7 +276,12 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("s");
         fs::write(&p, script).unwrap();
-        Command::new("bash").arg("-n").arg(&p).status().unwrap().success()
+        Command::new("bash")
+            .arg("-n")
+            .arg(&p)
+            .status()
+            .unwrap()
+            .success()
     }
 
     #[test]
@@ -272,20 +317,38 @@ mod tests {
         assert_eq!(get("golab/src/main.rs").2, "fn main() {}\n");
         let setup = &get("setup.sh").2;
         let run = &get("run_autograder").2;
-        assert!(setup.starts_with("#!/usr/bin/env bash\n") && run.starts_with("#!/usr/bin/env bash\n"));
+        assert!(
+            setup.starts_with("#!/usr/bin/env bash\n") && run.starts_with("#!/usr/bin/env bash\n")
+        );
         assert!(bash_ok(setup), "bash -n rejects setup.sh:\n{setup}");
         assert!(bash_ok(run), "bash -n rejects run_autograder:\n{run}");
-        assert!(setup.contains("apt-get install -y golang-go delve gdb binutils bubblewrap strace"));
+        assert!(
+            setup.contains("apt-get install -y golang-go delve gdb binutils bubblewrap strace")
+        );
         assert!(setup.contains("cargo build --release --locked"));
         assert!(run.contains("LAB='runq-order'"));
-        assert!(run.contains(r#""$GOLAB" check "$ROOT/submission" --lab "$LAB" --gradescope "$RESULTS""#));
+        assert!(
+            run.contains(
+                r#""$GOLAB" check "$ROOT/submission" --lab "$LAB" --gradescope "$RESULTS""#
+            )
+        );
     }
 
     #[test]
     fn lab_names_cannot_inject_shell() {
         let src = source();
         let d = tempfile::tempdir().unwrap();
-        for bad in ["", "-x", "a;b", "$(reboot)", "a b", "../runq-order", "x'y", "lab\n", "ünï"] {
+        for bad in [
+            "",
+            "-x",
+            "a;b",
+            "$(reboot)",
+            "a b",
+            "../runq-order",
+            "x'y",
+            "lab\n",
+            "ünï",
+        ] {
             let err = package(bad, src.path(), &d.path().join("a.zip")).unwrap_err();
             assert!(err.to_string().contains("not a lab name"), "{bad:?}: {err}");
         }
@@ -323,7 +386,12 @@ mod tests {
         let (results, root) = run_with_stub(stub);
         let args = fs::read_to_string(root.path().join("args")).unwrap();
         let r = root.path().display();
-        assert_eq!(args, format!("check\n{r}/submission\n--lab\nrunq-order\n--gradescope\n{r}/results/results.json\n{r}/source/golab/labs\n"));
+        assert_eq!(
+            args,
+            format!(
+                "check\n{r}/submission\n--lab\nrunq-order\n--gradescope\n{r}/results/results.json\n{r}/source/golab/labs\n"
+            )
+        );
         assert_eq!(fs::read_to_string(results).unwrap(), "{\"score\": 7}\n");
     }
 
@@ -332,11 +400,15 @@ mod tests {
         let stub = "#!/usr/bin/env bash\nprintf 'error: cannot \"parse\" C:\\\\path\\tx\\r\\n\\001\\033[31mred ü\\n' >&2\nexit 3\n";
         let (results, _root) = run_with_stub(stub);
         let text = fs::read_to_string(&results).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
         assert_eq!(v["score"], serde_json::json!(0));
         let out = v["output"].as_str().unwrap();
         assert!(out.contains("exit status 3"), "{out}");
-        assert!(out.contains("error: cannot \"parse\" C:\\path\tx\r\n[31mred ü"), "{out:?}");
+        assert!(
+            out.contains("error: cannot \"parse\" C:\\path\tx\r\n[31mred ü"),
+            "{out:?}"
+        );
     }
 
     #[test]
@@ -344,9 +416,19 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let script = root.path().join("run_autograder");
         fs::write(&script, run_autograder("runq-order")).unwrap();
-        let status = Command::new("bash").arg(&script).env("GOLAB_AUTOGRADER_ROOT", root.path()).env_remove("GOLAB_BIN").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().unwrap();
+        let status = Command::new("bash")
+            .arg(&script)
+            .env("GOLAB_AUTOGRADER_ROOT", root.path())
+            .env_remove("GOLAB_BIN")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
         assert!(status.success());
-        let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(root.path().join("results/results.json")).unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(
+            &fs::read_to_string(root.path().join("results/results.json")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(v["score"], serde_json::json!(0));
         assert!(v["output"].as_str().unwrap().contains("exit status 127"));
     }

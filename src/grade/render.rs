@@ -74,13 +74,21 @@ fn term_safe(s: &str) -> String {
 /// then a summary line: how many submissions had each outcome, and the mean score.
 pub fn table(b: &BatchResult) -> String {
     let mut header: Vec<String> = vec!["student".into(), "outcome".into(), "score".into()];
-    header.extend(b.questions.iter().map(|(id, max)| format!("{}/{}", term_safe(id), num(*max))));
+    header.extend(
+        b.questions
+            .iter()
+            .map(|(id, max)| format!("{}/{}", term_safe(id), num(*max))),
+    );
     // Left-aligned text columns; score and question columns are right-aligned.
     let right = |col: usize| col >= 2;
 
     let mut rows: Vec<Vec<String>> = Vec::with_capacity(b.submissions.len());
     for s in &b.submissions {
-        let mut row = vec![term_safe(&s.student), s.outcome.name().to_string(), format!("{}/{}", num(s.score), num(s.max_score))];
+        let mut row = vec![
+            term_safe(&s.student),
+            s.outcome.name().to_string(),
+            format!("{}/{}", num(s.score), num(s.max_score)),
+        ];
         for (id, _) in &b.questions {
             row.push(match find(s, id) {
                 Some(q) if q.manual => "manual".into(),
@@ -137,10 +145,19 @@ fn summary(b: &BatchResult) -> String {
     if n == 0 {
         return s;
     }
-    let counts: Vec<String> = outcome_counts(b).iter().map(|(name, c)| format!("{c} {name}")).collect();
+    let counts: Vec<String> = outcome_counts(b)
+        .iter()
+        .map(|(name, c)| format!("{c} {name}"))
+        .collect();
     let mean = b.submissions.iter().map(|s| s.score).sum::<f64>() / n as f64;
     let max = lab_max(b);
-    let _ = write!(s, ": {}; mean score {}/{}", counts.join(", "), num(mean), num(max));
+    let _ = write!(
+        s,
+        ": {}; mean score {}/{}",
+        counts.join(", "),
+        num(mean),
+        num(max)
+    );
     if max > 0.0 {
         let _ = write!(s, " ({}%)", num(mean / max * 100.0));
     }
@@ -152,7 +169,11 @@ fn summary(b: &BatchResult) -> String {
 
 /// A CSV field, quoted as RFC 4180 says when it holds a comma, a quote or a line break.
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 /// The gradebook: `student,outcome,total,max,<question id>...` (the lab's questions in
@@ -161,12 +182,20 @@ fn csv_field(s: &str) -> String {
 /// submission has no result for it. RFC 4180: fields quoted when needed, CRLF line ends.
 pub fn csv(b: &BatchResult) -> String {
     let mut out = String::new();
-    let mut header: Vec<String> = ["student", "outcome", "total", "max"].iter().map(|h| h.to_string()).collect();
+    let mut header: Vec<String> = ["student", "outcome", "total", "max"]
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
     header.extend(b.questions.iter().map(|(id, _)| csv_field(id)));
     out.push_str(&header.join(","));
     out.push_str("\r\n");
     for s in &b.submissions {
-        let mut row = vec![csv_field(&s.student), s.outcome.name().to_string(), num(s.score), num(s.max_score)];
+        let mut row = vec![
+            csv_field(&s.student),
+            s.outcome.name().to_string(),
+            num(s.score),
+            num(s.max_score),
+        ];
         for (id, _) in &b.questions {
             row.push(match find(s, id) {
                 Some(q) if !q.manual => num(q.points),
@@ -219,7 +248,10 @@ fn text(s: &str) -> String {
 
 /// The first line of a text, for a `message` attribute.
 fn first_line(s: &str) -> &str {
-    s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim()
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
 }
 
 #[derive(Default)]
@@ -231,9 +263,22 @@ struct Counts {
 }
 
 /// One `<testcase>` (indented for its suite), counted into `n`.
-fn testcase(out: &mut String, lab: &str, s: &SubmissionResult, id: &str, max: f64, q: Option<&QuestionResult>, n: &mut Counts) {
+fn testcase(
+    out: &mut String,
+    lab: &str,
+    s: &SubmissionResult,
+    id: &str,
+    max: f64,
+    q: Option<&QuestionResult>,
+    n: &mut Counts,
+) {
     n.tests += 1;
-    let _ = write!(out, "    <testcase classname=\"{}\" name=\"{}\"", attr(lab), attr(id));
+    let _ = write!(
+        out,
+        "    <testcase classname=\"{}\" name=\"{}\"",
+        attr(lab),
+        attr(id)
+    );
     let points = |q: &QuestionResult| format!("{}/{} points", num(q.points), num(q.max_points));
     let feedback = |q: &QuestionResult| q.feedback.join("\n");
     if s.outcome != Outcome::Graded {
@@ -246,27 +291,54 @@ fn testcase(out: &mut String, lab: &str, s: &SubmissionResult, id: &str, max: f6
         if let Some(q) = q {
             body = format!("{body}\n{}\n{}", points(q), feedback(q));
         }
-        let _ = writeln!(out, ">\n      <error message=\"{}\" type=\"{}\">{}</error>\n    </testcase>", attr(&message), attr(s.outcome.name()), text(body.trim()));
+        let _ = writeln!(
+            out,
+            ">\n      <error message=\"{}\" type=\"{}\">{}</error>\n    </testcase>",
+            attr(&message),
+            attr(s.outcome.name()),
+            text(body.trim())
+        );
         return;
     }
     match q {
         None => {
             n.errors += 1;
-            let _ = writeln!(out, ">\n      <error message=\"{}\" type=\"missing-result\"/>\n    </testcase>", attr(&format!("golab recorded no result for this question ({} points)", num(max))));
+            let _ = writeln!(
+                out,
+                ">\n      <error message=\"{}\" type=\"missing-result\"/>\n    </testcase>",
+                attr(&format!(
+                    "golab recorded no result for this question ({} points)",
+                    num(max)
+                ))
+            );
         }
         Some(q) if q.manual => {
             n.skipped += 1;
             let message = format!("kept for a person to grade ({} points)", num(q.max_points));
-            let _ = writeln!(out, ">\n      <skipped message=\"{}\"/>\n    </testcase>", attr(&message));
+            let _ = writeln!(
+                out,
+                ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                attr(&message)
+            );
         }
         Some(q) if q.points < q.max_points => {
             n.failures += 1;
-            let message = match q.feedback.iter().map(|f| first_line(f)).find(|f| !f.is_empty()) {
+            let message = match q
+                .feedback
+                .iter()
+                .map(|f| first_line(f))
+                .find(|f| !f.is_empty())
+            {
                 Some(f) => format!("{}: {f}", points(q)),
                 None => points(q),
             };
             let body = format!("{}\n{}", points(q), feedback(q));
-            let _ = writeln!(out, ">\n      <failure message=\"{}\" type=\"points\">{}</failure>\n    </testcase>", attr(&message), text(body.trim()));
+            let _ = writeln!(
+                out,
+                ">\n      <failure message=\"{}\" type=\"points\">{}</failure>\n    </testcase>",
+                attr(&message),
+                text(body.trim())
+            );
         }
         Some(_) => out.push_str("/>\n"),
     }
@@ -287,10 +359,18 @@ pub fn junit(b: &BatchResult) -> String {
         for (id, max) in &b.questions {
             testcase(&mut cases, &b.lab, s, id, *max, find(s, id), &mut n);
         }
-        for q in s.questions.iter().filter(|q| !b.questions.iter().any(|(id, _)| *id == q.id)) {
+        for q in s
+            .questions
+            .iter()
+            .filter(|q| !b.questions.iter().any(|(id, _)| *id == q.id))
+        {
             testcase(&mut cases, &b.lab, s, &q.id, q.max_points, Some(q), &mut n);
         }
-        let secs = if s.seconds.is_finite() && s.seconds > 0.0 { s.seconds } else { 0.0 };
+        let secs = if s.seconds.is_finite() && s.seconds > 0.0 {
+            s.seconds
+        } else {
+            0.0
+        };
         seconds += secs;
         let _ = writeln!(
             suites,
@@ -304,7 +384,12 @@ pub fn junit(b: &BatchResult) -> String {
         );
         suites.push_str("    <properties>\n");
         let mut prop = |name: &str, value: &str| {
-            let _ = writeln!(suites, "      <property name=\"{}\" value=\"{}\"/>", attr(name), attr(value));
+            let _ = writeln!(
+                suites,
+                "      <property name=\"{}\" value=\"{}\"/>",
+                attr(name),
+                attr(value)
+            );
         };
         prop("outcome", s.outcome.name());
         prop("score", &num(s.score));
@@ -316,7 +401,10 @@ pub fn junit(b: &BatchResult) -> String {
             prop("variant", v);
         }
         if let Some(t) = &s.transcript {
-            prop("transcript_genuine", if t.genuine { "true" } else { "false" });
+            prop(
+                "transcript_genuine",
+                if t.genuine { "true" } else { "false" },
+            );
         }
         suites.push_str("    </properties>\n");
         suites.push_str(&cases);
@@ -363,15 +451,26 @@ fn gradescope_output(s: &SubmissionResult) -> String {
     if s.outcome == Outcome::Graded {
         out.push(format!("Score: {} / {}", num(s.score), num(s.max_score)));
     } else {
-        out.push(format!("Your submission could not be fully graded ({}).", s.outcome.name()));
+        out.push(format!(
+            "Your submission could not be fully graded ({}).",
+            s.outcome.name()
+        ));
         if !s.message.trim().is_empty() {
             out.push(s.message.trim_end().to_string());
         }
         out.push(format!("Score: {} / {}", num(s.score), num(s.max_score)));
     }
-    let manual: Vec<String> = s.questions.iter().filter(|q| q.manual).map(|q| format!("{} ({} points)", q.id, num(q.max_points))).collect();
+    let manual: Vec<String> = s
+        .questions
+        .iter()
+        .filter(|q| q.manual)
+        .map(|q| format!("{} ({} points)", q.id, num(q.max_points)))
+        .collect();
     if !manual.is_empty() {
-        out.push(format!("Graded by hand by the course staff, not in this score: {}.", manual.join(", ")));
+        out.push(format!(
+            "Graded by hand by the course staff, not in this score: {}.",
+            manual.join(", ")
+        ));
     }
     if let Some(v) = &s.variant {
         out.push(format!("Your variant: {v}"));
@@ -388,7 +487,11 @@ fn gradescope_output(s: &SubmissionResult) -> String {
 }
 
 fn gradescope_test(q: &QuestionResult) -> Value {
-    let name = if q.title.trim().is_empty() { q.id.clone() } else { format!("{}: {}", q.id, q.title) };
+    let name = if q.title.trim().is_empty() {
+        q.id.clone()
+    } else {
+        format!("{}: {}", q.id, q.title)
+    };
     let mut output = q.feedback.clone();
     if q.manual {
         output.insert(0, format!("Graded by hand by the course staff (up to {} points, not part of the autograder's score).", num(q.max_points)));
@@ -405,7 +508,11 @@ fn gradescope_test(q: &QuestionResult) -> Value {
         "visibility": "visible",
     });
     if !q.manual {
-        t["status"] = json!(if q.points >= q.max_points { "passed" } else { "failed" });
+        t["status"] = json!(if q.points >= q.max_points {
+            "passed"
+        } else {
+            "failed"
+        });
     }
     t
 }
@@ -436,7 +543,8 @@ pub fn gradescope(s: &SubmissionResult) -> Value {
 
 /// The whole batch as pretty JSON (the model's own serde shape).
 pub fn json(b: &BatchResult) -> String {
-    let mut s = serde_json::to_string_pretty(b).expect("a BatchResult always serializes (no maps with non-string keys)");
+    let mut s = serde_json::to_string_pretty(b)
+        .expect("a BatchResult always serializes (no maps with non-string keys)");
     s.push('\n');
     s
 }
@@ -452,12 +560,20 @@ mod tests {
         QuestionResult {
             id: id.into(),
             title: format!("Question {id}"),
-            kind: if manual { "free-text".into() } else { "value".into() },
+            kind: if manual {
+                "free-text".into()
+            } else {
+                "value".into()
+            },
             points,
             max_points: max,
             feedback: feedback.iter().map(|f| f.to_string()).collect(),
             manual,
-            answer: if manual { Some("runnext holds the newest g".into()) } else { None },
+            answer: if manual {
+                Some("runnext holds the newest g".into())
+            } else {
+                None
+            },
         }
     }
 
@@ -475,19 +591,32 @@ mod tests {
                     message: String::new(),
                     questions: vec![
                         q("q1", 4.0, 4.0, &["right: runnext"], false),
-                        q("q2", 4.0 / 3.0, 3.0, &["missing: the global queue's turn every 61st schedtick", "wrong: \u{1b}[31mred\u{1b}[0m & <b> \0 end"], false),
+                        q(
+                            "q2",
+                            4.0 / 3.0,
+                            3.0,
+                            &[
+                                "missing: the global queue's turn every 61st schedtick",
+                                "wrong: \u{1b}[31mred\u{1b}[0m & <b> \0 end",
+                            ],
+                            false,
+                        ),
                         q("q3", 0.0, 3.0, &[], true),
                     ],
                     score: 16.0 / 3.0,
                     max_score: 10.0,
-                    transcript: Some(TranscriptCheck { genuine: false, findings: vec!["pc 0x1234 is not in main.main".into()] }),
+                    transcript: Some(TranscriptCheck {
+                        genuine: false,
+                        findings: vec!["pc 0x1234 is not in main.main".into()],
+                    }),
                     variant: Some("n=257, block on chan".into()),
                     seconds: 12.25,
                 },
                 SubmissionResult {
                     student: "o'neil <b> & co".into(),
                     outcome: Outcome::InvalidAnswers,
-                    message: "answers.yaml line 3, key q2: expected a list of function names".into(),
+                    message: "answers.yaml line 3, key q2: expected a list of function names"
+                        .into(),
                     questions: vec![],
                     score: 0.0,
                     max_score: 10.0,
@@ -499,7 +628,11 @@ mod tests {
                     student: "carol\nsmith".into(),
                     outcome: Outcome::Timeout,
                     message: "your program ran past the 120 s limit".into(),
-                    questions: vec![q("q1", 0.0, 4.0, &[], false), q("q2", 0.0, 3.0, &[], false), q("q3", 0.0, 3.0, &[], true)],
+                    questions: vec![
+                        q("q1", 0.0, 4.0, &[], false),
+                        q("q2", 0.0, 3.0, &[], false),
+                        q("q3", 0.0, 3.0, &[], true),
+                    ],
                     score: 0.0,
                     max_score: 10.0,
                     transcript: None,
@@ -537,24 +670,41 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], "lab runq-order");
         assert_eq!(lines.len(), 6, "{t}");
-        assert!(lines[1].starts_with("student") && lines[1].ends_with("q3/3"), "{t}");
+        assert!(
+            lines[1].starts_with("student") && lines[1].ends_with("q3/3"),
+            "{t}"
+        );
         // The score column ends at the same place on every line (right-aligned).
         let end = lines[1].find("score").unwrap() + "score".len();
         let row = lines[2];
         assert!(row.starts_with("doe, \"jane\""));
-        assert_eq!(&row[..end].trim_end().rsplit(' ').next().unwrap(), &"5.33/10", "{t}");
+        assert_eq!(
+            &row[..end].trim_end().rsplit(' ').next().unwrap(),
+            &"5.33/10",
+            "{t}"
+        );
         assert!(row.ends_with("manual"), "{t}");
         assert!(lines[3].ends_with(" -"), "no results: {t}");
-        assert!(lines[4].starts_with("carol\\nsmith"), "line break escaped: {t}");
+        assert!(
+            lines[4].starts_with("carol\\nsmith"),
+            "line break escaped: {t}"
+        );
         let widths: Vec<usize> = lines[1..5].iter().map(|l| l.chars().count()).collect();
         assert!(widths.iter().all(|w| *w == widths[0]), "aligned: {t}");
-        assert_eq!(lines[5], "3 submissions: 1 graded, 1 invalid-answers, 1 timeout; mean score 1.78/10 (17.78%)");
+        assert_eq!(
+            lines[5],
+            "3 submissions: 1 graded, 1 invalid-answers, 1 timeout; mean score 1.78/10 (17.78%)"
+        );
         assert!(!t.contains('\u{1b}'));
     }
 
     #[test]
     fn table_of_nothing() {
-        let b = BatchResult { lab: "x".into(), questions: vec![], submissions: vec![] };
+        let b = BatchResult {
+            lab: "x".into(),
+            questions: vec![],
+            submissions: vec![],
+        };
         assert_eq!(table(&b), "lab x\nstudent  outcome  score\n0 submissions\n");
     }
 
@@ -565,15 +715,37 @@ mod tests {
         let root = xml::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
         assert_eq!(root.name, "testsuites");
         assert_eq!(root.attr("name"), Some("runq-order"));
-        let count = |e: &xml::Element, what: &str| e.children.iter().filter(|c| c.name == "testcase").filter(|c| c.children.iter().any(|x| x.name == what)).count();
+        let count = |e: &xml::Element, what: &str| {
+            e.children
+                .iter()
+                .filter(|c| c.name == "testcase")
+                .filter(|c| c.children.iter().any(|x| x.name == what))
+                .count()
+        };
         let mut totals = [0usize; 4];
         assert_eq!(root.children.len(), 3);
         for (suite, s) in root.children.iter().zip(&b.submissions) {
             assert_eq!(suite.name, "testsuite");
-            assert_eq!(suite.attr("name"), Some(s.student.as_str()), "student id round-trips");
-            let cases = suite.children.iter().filter(|c| c.name == "testcase").count();
-            let got = [cases, count(suite, "failure"), count(suite, "error"), count(suite, "skipped")];
-            let said: Vec<usize> = ["tests", "failures", "errors", "skipped"].iter().map(|a| suite.attr(a).unwrap().parse().unwrap()).collect();
+            assert_eq!(
+                suite.attr("name"),
+                Some(s.student.as_str()),
+                "student id round-trips"
+            );
+            let cases = suite
+                .children
+                .iter()
+                .filter(|c| c.name == "testcase")
+                .count();
+            let got = [
+                cases,
+                count(suite, "failure"),
+                count(suite, "error"),
+                count(suite, "skipped"),
+            ];
+            let said: Vec<usize> = ["tests", "failures", "errors", "skipped"]
+                .iter()
+                .map(|a| suite.attr(a).unwrap().parse().unwrap())
+                .collect();
             assert_eq!(got.to_vec(), said, "{}", s.student);
             for i in 0..4 {
                 totals[i] += got[i];
@@ -582,28 +754,61 @@ mod tests {
                 assert_eq!(c.attr("classname"), Some("runq-order"));
             }
         }
-        let said: Vec<usize> = ["tests", "failures", "errors", "skipped"].iter().map(|a| root.attr(a).unwrap().parse().unwrap()).collect();
+        let said: Vec<usize> = ["tests", "failures", "errors", "skipped"]
+            .iter()
+            .map(|a| root.attr(a).unwrap().parse().unwrap())
+            .collect();
         assert_eq!(totals.to_vec(), said);
         assert_eq!(totals, [9, 1, 6, 1]);
 
         // The graded one: q1 passes, q2 fails with its feedback, q3 is skipped.
         let alice = &root.children[0];
-        let cases: Vec<&xml::Element> = alice.children.iter().filter(|c| c.name == "testcase").collect();
+        let cases: Vec<&xml::Element> = alice
+            .children
+            .iter()
+            .filter(|c| c.name == "testcase")
+            .collect();
         assert!(cases[0].children.is_empty());
         let failure = &cases[1].children[0];
         assert_eq!(failure.name, "failure");
-        assert_eq!(failure.attr("message"), Some("1.33/3 points: missing: the global queue's turn every 61st schedtick"));
-        assert!(failure.text.contains("wrong: \u{FFFD}[31mred\u{FFFD}[0m & <b> \u{FFFD} end"), "{}", failure.text);
+        assert_eq!(
+            failure.attr("message"),
+            Some("1.33/3 points: missing: the global queue's turn every 61st schedtick")
+        );
+        assert!(
+            failure
+                .text
+                .contains("wrong: \u{FFFD}[31mred\u{FFFD}[0m & <b> \u{FFFD} end"),
+            "{}",
+            failure.text
+        );
         assert_eq!(cases[2].children[0].name, "skipped");
         // The properties come first and carry the outcome.
-        let props = &alice.children.iter().find(|c| c.name == "properties").unwrap().children;
-        assert!(props.iter().any(|p| p.attr("name") == Some("outcome") && p.attr("value") == Some("graded")));
+        let props = &alice
+            .children
+            .iter()
+            .find(|c| c.name == "properties")
+            .unwrap()
+            .children;
+        assert!(
+            props
+                .iter()
+                .any(|p| p.attr("name") == Some("outcome") && p.attr("value") == Some("graded"))
+        );
         // Invalid answers: an error per question, with the message.
         let bob = &root.children[1];
-        let err = &bob.children.iter().find(|c| c.name == "testcase").unwrap().children[0];
+        let err = &bob
+            .children
+            .iter()
+            .find(|c| c.name == "testcase")
+            .unwrap()
+            .children[0];
         assert_eq!(err.name, "error");
         assert_eq!(err.attr("type"), Some("invalid-answers"));
-        assert_eq!(err.attr("message"), Some("invalid-answers: answers.yaml line 3, key q2: expected a list of function names"));
+        assert_eq!(
+            err.attr("message"),
+            Some("invalid-answers: answers.yaml line 3, key q2: expected a list of function names")
+        );
     }
 
     #[test]
@@ -613,7 +818,10 @@ mod tests {
         let xml = junit(&b);
         let root = xml::parse(&xml).unwrap();
         let props = &root.children[1].children[0].children;
-        let m = props.iter().find(|p| p.attr("name") == Some("message")).unwrap();
+        let m = props
+            .iter()
+            .find(|p| p.attr("name") == Some("message"))
+            .unwrap();
         assert_eq!(m.attr("value"), Some("line one\nline \"two\"\tend"));
     }
 
@@ -631,24 +839,50 @@ mod tests {
             assert!(t["name"].is_string() && t["output"].is_string(), "{t}");
             assert_eq!(t["visibility"], "visible");
             assert_eq!(t["output_format"], "text");
-            assert!(t["score"].as_f64().unwrap() <= t["max_score"].as_f64().unwrap(), "{t}");
+            assert!(
+                t["score"].as_f64().unwrap() <= t["max_score"].as_f64().unwrap(),
+                "{t}"
+            );
         }
         let sum: f64 = tests.iter().map(|t| t["score"].as_f64().unwrap()).sum();
-        assert!((sum - g["score"].as_f64().unwrap()).abs() < 1e-9, "test scores add up to the score");
+        assert!(
+            (sum - g["score"].as_f64().unwrap()).abs() < 1e-9,
+            "test scores add up to the score"
+        );
         let max: f64 = tests.iter().map(|t| t["max_score"].as_f64().unwrap()).sum();
-        assert_eq!(max, 7.0, "the manual question's 3 points are not the autograder's");
+        assert_eq!(
+            max, 7.0,
+            "the manual question's 3 points are not the autograder's"
+        );
         assert_eq!(tests[0]["name"], "q1: Question q1");
         assert_eq!(tests[0]["status"], "passed");
         assert_eq!(tests[1]["status"], "failed");
         assert_eq!(tests[1]["max_score"], json!(3.0));
-        assert_eq!(tests[1]["output"], "missing: the global queue's turn every 61st schedtick\nwrong: \u{1b}[31mred\u{1b}[0m & <b> \0 end");
+        assert_eq!(
+            tests[1]["output"],
+            "missing: the global queue's turn every 61st schedtick\nwrong: \u{1b}[31mred\u{1b}[0m & <b> \0 end"
+        );
         assert!(tests[2].get("status").is_none());
-        assert!(tests[2]["output"].as_str().unwrap().contains("Graded by hand"));
-        assert!(tests[2]["output"].as_str().unwrap().contains("runnext holds the newest g"));
+        assert!(
+            tests[2]["output"]
+                .as_str()
+                .unwrap()
+                .contains("Graded by hand")
+        );
+        assert!(
+            tests[2]["output"]
+                .as_str()
+                .unwrap()
+                .contains("runnext holds the newest g")
+        );
         let out = g["output"].as_str().unwrap();
         assert!(out.starts_with("Score: 5.33 / 10"), "{out}");
         assert!(out.contains("Your variant: n=257, block on chan"), "{out}");
-        assert!(out.contains("could not have come from a real dlv session") && out.contains("  - pc 0x1234 is not in main.main"), "{out}");
+        assert!(
+            out.contains("could not have come from a real dlv session")
+                && out.contains("  - pc 0x1234 is not in main.main"),
+            "{out}"
+        );
         assert_eq!(g["extra_data"]["outcome"], "graded");
 
         // Invalid answers: no tests, score 0, the message in the output.
@@ -662,8 +896,19 @@ mod tests {
         let g = gradescope(&b.submissions[2]);
         let tests = g["tests"].as_array().unwrap();
         assert_eq!(tests.iter().filter(|t| t["status"] == "failed").count(), 2);
-        assert_eq!(tests.iter().map(|t| t["score"].as_f64().unwrap()).sum::<f64>(), 0.0);
-        assert!(g["output"].as_str().unwrap().contains("ran past the 120 s limit"));
+        assert_eq!(
+            tests
+                .iter()
+                .map(|t| t["score"].as_f64().unwrap())
+                .sum::<f64>(),
+            0.0
+        );
+        assert!(
+            g["output"]
+                .as_str()
+                .unwrap()
+                .contains("ran past the 120 s limit")
+        );
     }
 
     #[test]
@@ -706,7 +951,8 @@ mod tests {
         ] {
             assert!(xml::parse(bad).is_err(), "{bad:?} accepted");
         }
-        let ok = xml::parse("<?xml version=\"1.0\"?>\n<a x='&lt;&#10;&#x41;'>t<b/>u</a>\n").unwrap();
+        let ok =
+            xml::parse("<?xml version=\"1.0\"?>\n<a x='&lt;&#10;&#x41;'>t<b/>u</a>\n").unwrap();
         assert_eq!(ok.attr("x"), Some("<\nA"));
         assert_eq!(ok.text, "tu");
     }
@@ -724,7 +970,10 @@ mod tests {
 
         impl Element {
             pub fn attr(&self, name: &str) -> Option<&str> {
-                self.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+                self.attrs
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
             }
         }
 
@@ -753,11 +1002,18 @@ mod tests {
                 }
             }
             fn expect(&mut self, t: &str) -> Result<(), String> {
-                if self.eat(t) { Ok(()) } else { Err(format!("expected {t:?} at byte {}", self.i)) }
+                if self.eat(t) {
+                    Ok(())
+                } else {
+                    Err(format!("expected {t:?} at byte {}", self.i))
+                }
             }
             fn ws(&mut self) -> bool {
                 let start = self.i;
-                while let Some(c) = self.peek().filter(|c| matches!(c, ' ' | '\t' | '\n' | '\r')) {
+                while let Some(c) = self
+                    .peek()
+                    .filter(|c| matches!(c, ' ' | '\t' | '\n' | '\r'))
+                {
                     self.i += c.len_utf8();
                 }
                 self.i > start
@@ -766,13 +1022,21 @@ mod tests {
                 let start = self.i;
                 while let Some(c) = self.peek() {
                     let first = self.i == start;
-                    if c.is_alphabetic() || c == '_' || c == ':' || (!first && (c.is_ascii_digit() || c == '-' || c == '.')) {
+                    if c.is_alphabetic()
+                        || c == '_'
+                        || c == ':'
+                        || (!first && (c.is_ascii_digit() || c == '-' || c == '.'))
+                    {
                         self.i += c.len_utf8();
                     } else {
                         break;
                     }
                 }
-                if self.i == start { Err(format!("expected a name at byte {}", self.i)) } else { Ok(self.s[start..self.i].to_string()) }
+                if self.i == start {
+                    Err(format!("expected a name at byte {}", self.i))
+                } else {
+                    Ok(self.s[start..self.i].to_string())
+                }
             }
             fn reference(&mut self) -> Result<char, String> {
                 let end = self.rest().find(';').ok_or("unterminated reference")?;
@@ -785,13 +1049,16 @@ mod tests {
                     "apos" => '\'',
                     _ => {
                         let n = if let Some(h) = r.strip_prefix("#x") {
-                            u32::from_str_radix(h, 16).map_err(|_| format!("bad reference &{r};"))?
+                            u32::from_str_radix(h, 16)
+                                .map_err(|_| format!("bad reference &{r};"))?
                         } else if let Some(d) = r.strip_prefix('#') {
                             d.parse().map_err(|_| format!("bad reference &{r};"))?
                         } else {
                             return Err(format!("unknown entity &{r};"));
                         };
-                        char::from_u32(n).filter(|c| char_ok(*c)).ok_or(format!("illegal character reference &{r};"))?
+                        char::from_u32(n)
+                            .filter(|c| char_ok(*c))
+                            .ok_or(format!("illegal character reference &{r};"))?
                     }
                 };
                 self.i += end + 1;
@@ -804,19 +1071,30 @@ mod tests {
                 loop {
                     let had_ws = self.ws();
                     if self.eat("/>") {
-                        return Ok(Element { name, attrs, children: vec![], text: String::new() });
+                        return Ok(Element {
+                            name,
+                            attrs,
+                            children: vec![],
+                            text: String::new(),
+                        });
                     }
                     if self.eat(">") {
                         break;
                     }
                     if !had_ws {
-                        return Err(format!("expected space before an attribute at byte {}", self.i));
+                        return Err(format!(
+                            "expected space before an attribute at byte {}",
+                            self.i
+                        ));
                     }
                     let a = self.name()?;
                     self.ws();
                     self.expect("=")?;
                     self.ws();
-                    let q = self.peek().filter(|c| *c == '"' || *c == '\'').ok_or(format!("unquoted attribute {a}"))?;
+                    let q = self
+                        .peek()
+                        .filter(|c| *c == '"' || *c == '\'')
+                        .ok_or(format!("unquoted attribute {a}"))?;
                     self.i += 1;
                     let mut v = String::new();
                     loop {
@@ -851,7 +1129,12 @@ mod tests {
                         }
                         self.ws();
                         self.expect(">")?;
-                        return Ok(Element { name, attrs, children, text });
+                        return Ok(Element {
+                            name,
+                            attrs,
+                            children,
+                            text,
+                        });
                     }
                     if self.rest().starts_with("]]>") {
                         return Err("']]>' in text".into());
@@ -875,7 +1158,10 @@ mod tests {
 
         pub fn parse(s: &str) -> Result<Element, String> {
             if let Some(c) = s.chars().find(|c| !char_ok(*c)) {
-                return Err(format!("character U+{:04X} is not allowed in XML 1.0", c as u32));
+                return Err(format!(
+                    "character U+{:04X} is not allowed in XML 1.0",
+                    c as u32
+                ));
             }
             let mut p = P { s, i: 0 };
             if p.eat("<?xml") {

@@ -231,7 +231,8 @@ impl Sandbox {
 
     /// Creates `work` if needed and gives it (recursively) to the sandbox's uid.
     pub fn prepare(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.work).with_context(|| format!("cannot create {}", self.work.display()))?;
+        std::fs::create_dir_all(&self.work)
+            .with_context(|| format!("cannot create {}", self.work.display()))?;
         self.give(&self.work)
     }
 
@@ -263,11 +264,17 @@ impl Sandbox {
     /// Runs `argv` in the sandbox with `env` (over `default_env`) under `limits`.
     /// Err only when the sandbox itself could not start (bwrap missing, a path not
     /// reachable by the uid): that is golab's failure, never the student's.
-    pub fn run(&self, argv: &[String], env: &[(String, String)], limits: &Limits) -> Result<Outcome> {
+    pub fn run(
+        &self,
+        argv: &[String],
+        env: &[(String, String)],
+        limits: &Limits,
+    ) -> Result<Outcome> {
         if argv.is_empty() {
             bail!("nothing to run in the sandbox");
         }
-        let bwrap = find_tool("bwrap").context("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")?;
+        let bwrap = find_tool("bwrap")
+            .context("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")?;
         let strace = if self.syscall_evidence {
             Some(find_tool("strace").context("strace is not installed: apt-get install strace")?)
         } else {
@@ -333,8 +340,12 @@ impl Sandbox {
         }
 
         let mut cmd = Command::new(&program);
-        cmd.args(&args).env_clear().envs(envs.iter().map(|(k, v)| (k, v)));
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(&args)
+            .env_clear()
+            .envs(envs.iter().map(|(k, v)| (k, v)));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         cmd.current_dir("/");
         cmd.uid(uid).gid(uid); // std calls setgroups(0) first when it runs as root
         let rl = RlimitPlan::new(limits);
@@ -357,9 +368,16 @@ impl Sandbox {
             });
         }
 
-        let trace = Arc::new(Mutex::new(Trace::new(self.visible_roots(&layout), layout.hidden.clone(), layout.cwd.clone())));
+        let trace = Arc::new(Mutex::new(Trace::new(
+            self.visible_roots(&layout),
+            layout.hidden.clone(),
+            layout.cwd.clone(),
+        )));
         let process_evidence = Arc::new(AtomicBool::new(false));
-        let trace_reader = fifo.as_ref().map(|f| f.reader(trace.clone(), process_evidence.clone())).transpose()?;
+        let trace_reader = fifo
+            .as_ref()
+            .map(|f| f.reader(trace.clone(), process_evidence.clone()))
+            .transpose()?;
 
         let start = Instant::now();
         let mut group = Group::spawn(cmd, "sandbox")?;
@@ -378,8 +396,18 @@ impl Sandbox {
         };
         let total_out = Arc::new(AtomicU64::new(0));
         let over = Arc::new(AtomicBool::new(false));
-        let out_t = capped_reader(group.child_mut().stdout.take(), limits.output_bytes, total_out.clone(), over.clone());
-        let err_t = capped_reader(group.child_mut().stderr.take(), limits.output_bytes, total_out.clone(), over.clone());
+        let out_t = capped_reader(
+            group.child_mut().stdout.take(),
+            limits.output_bytes,
+            total_out.clone(),
+            over.clone(),
+        );
+        let err_t = capped_reader(
+            group.child_mut().stderr.take(),
+            limits.output_bytes,
+            total_out.clone(),
+            over.clone(),
+        );
 
         let deadline = start + limits.wall;
         let cpu_limit_ticks = limits.cpu_secs.saturating_mul(clock_ticks());
@@ -404,7 +432,10 @@ impl Sandbox {
             peak.tasks = peak.tasks.max(u.tasks);
             let now = Instant::now();
             killed = if over.load(Ordering::SeqCst) {
-                Some((Verdict::OutputLimit, format!("stdout and stderr passed {} bytes", limits.output_bytes)))
+                Some((
+                    Verdict::OutputLimit,
+                    format!("stdout and stderr passed {} bytes", limits.output_bytes),
+                ))
             } else if process_evidence.load(Ordering::SeqCst) {
                 Some((
                     Verdict::ProcessLimit,
@@ -422,10 +453,16 @@ impl Sandbox {
             } else if u.rss_anon > limits.memory_bytes {
                 Some((
                     Verdict::MemoryLimit,
-                    format!("resident memory of the run reached {} bytes (limit {})", u.rss_anon, limits.memory_bytes),
+                    format!(
+                        "resident memory of the run reached {} bytes (limit {})",
+                        u.rss_anon, limits.memory_bytes
+                    ),
                 ))
             } else if u.tasks >= limits.processes {
-                Some((Verdict::ProcessLimit, format!("the run had {} tasks (limit {})", u.tasks, limits.processes)))
+                Some((
+                    Verdict::ProcessLimit,
+                    format!("the run had {} tasks (limit {})", u.tasks, limits.processes),
+                ))
             } else if now >= deadline {
                 Some((
                     Verdict::Timeout,
@@ -441,7 +478,10 @@ impl Sandbox {
             if killed.is_some() {
                 break;
             }
-            std::thread::sleep(POLL.min(deadline.saturating_duration_since(now)).max(Duration::from_millis(1)));
+            std::thread::sleep(
+                POLL.min(deadline.saturating_duration_since(now))
+                    .max(Duration::from_millis(1)),
+            );
         }
         // Every process of the uid, then the group's leader (reaped), then make sure.
         kill_uid(uid);
@@ -470,7 +510,11 @@ impl Sandbox {
                 stderr_s.trim()
             );
         }
-        let code = status.map(|s| s.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0)));
+        let code = status.map(|s| {
+            s.code().unwrap_or_else(|| {
+                128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0)
+            })
+        });
 
         let was_killed = killed.is_some();
         let mut evidence = Vec::new();
@@ -511,8 +555,10 @@ impl Sandbox {
 
     /// Canonical paths, checked to be reachable by the uid.
     fn layout(&self) -> Result<Layout> {
-        let canon =
-            |p: &Path, what: &str| -> Result<PathBuf> { std::fs::canonicalize(p).with_context(|| format!("sandbox {what} {} does not exist", p.display())) };
+        let canon = |p: &Path, what: &str| -> Result<PathBuf> {
+            std::fs::canonicalize(p)
+                .with_context(|| format!("sandbox {what} {} does not exist", p.display()))
+        };
         let work = canon(&self.work, "work folder")?;
         let md = std::fs::metadata(&work)?;
         if !md.is_dir() {
@@ -544,7 +590,11 @@ impl Sandbox {
             // for the evidence.
             hidden.push(std::fs::canonicalize(p).unwrap_or_else(|_| normalize(p)));
         }
-        for p in read_only.iter().chain(&read_write).chain(std::iter::once(&work)) {
+        for p in read_only
+            .iter()
+            .chain(&read_write)
+            .chain(std::iter::once(&work))
+        {
             reachable_by(p, self.uid)?;
         }
         Ok(Layout {
@@ -592,7 +642,9 @@ impl Sandbox {
             }
         }
         let tmp_size = limits.file_bytes.saturating_mul(4).max(1 << 20).to_string();
-        push!("--proc", "/proc", "--dev", "/dev", "--size", &tmp_size, "--tmpfs", "/tmp");
+        push!(
+            "--proc", "/proc", "--dev", "/dev", "--size", &tmp_size, "--tmpfs", "/tmp"
+        );
         // Shallower mounts first, so that a folder bound inside a hidden one (work inside
         // the batch) or hidden inside a bound one shows what it should.
         enum Kind {
@@ -602,7 +654,12 @@ impl Sandbox {
         }
         let mut mounts: Vec<(&PathBuf, Kind)> = Vec::new();
         mounts.extend(l.read_only.iter().map(|p| (p, Kind::ReadOnly)));
-        mounts.extend(l.hidden.iter().filter(|h| h.is_dir()).map(|p| (p, Kind::Hide)));
+        mounts.extend(
+            l.hidden
+                .iter()
+                .filter(|h| h.is_dir())
+                .map(|p| (p, Kind::Hide)),
+        );
         mounts.extend(l.read_write.iter().map(|p| (p, Kind::ReadWrite)));
         mounts.push((&l.work, Kind::ReadWrite));
         mounts.sort_by_key(|(p, _)| p.components().count());
@@ -618,7 +675,14 @@ impl Sandbox {
                 push!("--remount-ro", *p);
             }
         }
-        push!("--remount-ro", "/dev", "--remount-ro", "/", "--chdir", &l.cwd);
+        push!(
+            "--remount-ro",
+            "/dev",
+            "--remount-ro",
+            "/",
+            "--chdir",
+            &l.cwd
+        );
         a
     }
 }
@@ -637,7 +701,8 @@ struct Layout {
 /// Is bubblewrap installed (and strace, for syscall evidence)? The error says what to
 /// install.
 pub fn available(syscall_evidence: bool) -> Result<()> {
-    find_tool("bwrap").context("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")?;
+    find_tool("bwrap")
+        .context("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")?;
     if syscall_evidence {
         find_tool("strace").context("strace is not installed: apt-get install strace")?;
     }
@@ -649,7 +714,12 @@ fn find_tool(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/bin")])
         .map(|d| d.join(name))
-        .find(|p| p.is_file() && p.metadata().map(|m| m.permissions().mode() & 0o111 != 0).unwrap_or(false))
+        .find(|p| {
+            p.is_file()
+                && p.metadata()
+                    .map(|m| m.permissions().mode() & 0o111 != 0)
+                    .unwrap_or(false)
+        })
 }
 
 /// Every path a sandbox binds must be reachable by its uid: bwrap runs as that uid.
@@ -684,11 +754,13 @@ fn reachable_by(path: &Path, uid: u32) -> Result<()> {
 }
 
 fn give_tree(path: &Path, uid: u32) -> Result<()> {
-    let md = std::fs::symlink_metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let md = std::fs::symlink_metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     if md.is_file() && md.nlink() > 1 {
         return Ok(());
     }
-    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).with_context(|| format!("cannot give {} to uid {uid}", path.display()))?;
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid))
+        .with_context(|| format!("cannot give {} to uid {uid}", path.display()))?;
     if md.is_dir() {
         for e in std::fs::read_dir(path)? {
             give_tree(&e?.path(), uid)?;
@@ -731,7 +803,10 @@ impl RlimitPlan {
     /// Lowers each limit (never raises a hard limit). Async-signal-safe.
     fn apply(&self) -> std::io::Result<()> {
         for &(res, soft, hard) in &self.set {
-            let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            let mut cur = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
             // SAFETY: plain system calls on a local struct.
             unsafe {
                 if libc::getrlimit(res, &mut cur) != 0 {
@@ -753,7 +828,12 @@ impl RlimitPlan {
 
 /// Reads a pipe to its end, keeping at most `cap` bytes; flags `over` once the bytes of
 /// every reader sharing `total` pass `cap`.
-fn capped_reader<R: Read + Send + 'static>(r: Option<R>, cap: u64, total: Arc<AtomicU64>, over: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<u8>> {
+fn capped_reader<R: Read + Send + 'static>(
+    r: Option<R>,
+    cap: u64,
+    total: Arc<AtomicU64>,
+    over: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut kept = Vec::new();
         let Some(mut r) = r else { return kept };
@@ -804,9 +884,13 @@ struct Proc {
 
 fn processes() -> Vec<Proc> {
     let mut v = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return v };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return v;
+    };
     for e in dir.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
             continue;
         };
@@ -820,13 +904,22 @@ fn processes() -> Vec<Proc> {
         };
         for line in status.lines() {
             if let Some(r) = line.strip_prefix("Uid:") {
-                p.uid = r.split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or(u32::MAX);
+                p.uid = r
+                    .split_whitespace()
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(u32::MAX);
             } else if let Some(r) = line.strip_prefix("PPid:") {
                 p.ppid = r.trim().parse().unwrap_or(0);
             } else if let Some(r) = line.strip_prefix("Threads:") {
                 p.threads = r.trim().parse().unwrap_or(1);
             } else if let Some(r) = line.strip_prefix("RssAnon:") {
-                p.rss_anon = r.split_whitespace().next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) * 1024;
+                p.rss_anon = r
+                    .split_whitespace()
+                    .next()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    * 1024;
             } else if let Some(r) = line.strip_prefix("State:") {
                 p.zombie = r.trim_start().starts_with('Z');
             }
@@ -880,7 +973,11 @@ fn usage_of_tree(uid: u32, leader: u32, leader_is_tracer: bool) -> Usage {
 
 /// The pids of the live (non-zombie) processes whose real uid is `uid`.
 pub fn processes_of_uid(uid: u32) -> Vec<u32> {
-    processes().into_iter().filter(|p| p.uid == uid && !p.zombie).map(|p| p.pid).collect()
+    processes()
+        .into_iter()
+        .filter(|p| p.uid == uid && !p.zombie)
+        .map(|p| p.pid)
+        .collect()
 }
 
 /// SIGKILL to every process of `uid` at once: a child process takes that uid and calls
@@ -895,7 +992,11 @@ pub fn kill_uid(uid: u32) {
         let pid = libc::fork();
         if pid == 0 {
             let u = uid as libc::c_long;
-            if libc::syscall(libc::SYS_setgroups, 0 as libc::c_long, std::ptr::null::<libc::gid_t>()) == 0
+            if libc::syscall(
+                libc::SYS_setgroups,
+                0 as libc::c_long,
+                std::ptr::null::<libc::gid_t>(),
+            ) == 0
                 && libc::syscall(libc::SYS_setresgid, u, u, u) == 0
                 && libc::syscall(libc::SYS_setresuid, u, u, u) == 0
                 && libc::syscall(libc::SYS_getuid) == u
@@ -939,7 +1040,9 @@ struct TraceFifo {
 
 impl TraceFifo {
     fn new(uid: u32) -> Result<TraceFifo> {
-        let dir = tempfile::Builder::new().prefix(".golab-sandbox-trace-").tempdir_in("/tmp")?;
+        let dir = tempfile::Builder::new()
+            .prefix(".golab-sandbox-trace-")
+            .tempdir_in("/tmp")?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
         std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid))?;
         let path = dir.path().join("trace");
@@ -950,7 +1053,10 @@ impl TraceFifo {
         }
         std::os::unix::fs::chown(&path, Some(uid), Some(uid))?;
         use std::os::unix::fs::OpenOptionsExt;
-        let reader = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&path)?;
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)?;
         let writer = std::fs::OpenOptions::new().write(true).open(&path)?;
         // Back to blocking reads.
         // SAFETY: fcntl on an fd we own.
@@ -966,8 +1072,17 @@ impl TraceFifo {
         })
     }
 
-    fn reader(&self, trace: Arc<Mutex<Trace>>, process_evidence: Arc<AtomicBool>) -> Result<std::thread::JoinHandle<()>> {
-        let f = self.reader.lock().unwrap().take().context("trace FIFO already read")?;
+    fn reader(
+        &self,
+        trace: Arc<Mutex<Trace>>,
+        process_evidence: Arc<AtomicBool>,
+    ) -> Result<std::thread::JoinHandle<()>> {
+        let f = self
+            .reader
+            .lock()
+            .unwrap()
+            .take()
+            .context("trace FIFO already read")?;
         Ok(std::thread::spawn(move || {
             let mut r = BufReader::with_capacity(1 << 16, f);
             let mut line = Vec::new();
@@ -1061,7 +1176,9 @@ impl Trace {
 
     /// One line of `strace -f -y` output.
     fn line(&mut self, line: &str) {
-        let Some((pid, rest)) = line.split_once(' ') else { return };
+        let Some((pid, rest)) = line.split_once(' ') else {
+            return;
+        };
         let Ok(pid) = pid.parse::<u32>() else { return };
         if self.root.is_none() {
             self.setup_pids.insert(pid);
@@ -1084,7 +1201,9 @@ impl Trace {
             return;
         }
         let full = if let Some(r) = rest.strip_prefix("<... ") {
-            let Some((_, after)) = r.split_once(" resumed>") else { return };
+            let Some((_, after)) = r.split_once(" resumed>") else {
+                return;
+            };
             match self.pending.remove(&pid) {
                 Some(start) => format!("{start}{after}"),
                 None => return,
@@ -1109,7 +1228,9 @@ impl Trace {
             "mmap" | "mremap" if c.errno.as_deref() == Some("ENOMEM") => {
                 self.note(pid, Verdict::MemoryLimit, line);
             }
-            "connect" | "sendto" | "sendmsg" | "sendmmsg" if outside_address(&c.args.join(", ")).is_some() => {
+            "connect" | "sendto" | "sendmsg" | "sendmmsg"
+                if outside_address(&c.args.join(", ")).is_some() =>
+            {
                 self.note(pid, Verdict::NetworkDenied, line);
             }
             "execve" | "execveat" | "open" | "openat" | "openat2" | "creat" => {
@@ -1127,8 +1248,12 @@ impl Trace {
                     "open" | "creat" | "execve" => (None, c.args.first()),
                     _ => (c.args.first(), c.args.get(1)),
                 };
-                let Some(path) = path.and_then(|p| unquote(p)) else { return };
-                let base = dir.and_then(|d| fd_path(d)).unwrap_or_else(|| self.cwd.clone());
+                let Some(path) = path.and_then(|p| unquote(p)) else {
+                    return;
+                };
+                let base = dir
+                    .and_then(|d| fd_path(d))
+                    .unwrap_or_else(|| self.cwd.clone());
                 let full = normalize(&base.join(PathBuf::from(OsString::from_vec(path))));
                 if self.is_escape(&full) {
                     self.note(pid, Verdict::EscapeDenied, line);
@@ -1140,7 +1265,11 @@ impl Trace {
 
     /// Under a hidden folder, and neither inside a visible path nor on the way to one.
     fn is_escape(&self, p: &Path) -> bool {
-        self.hidden.iter().any(|h| p.starts_with(h)) && !self.visible.iter().any(|v| p.starts_with(v) || v.starts_with(p))
+        self.hidden.iter().any(|h| p.starts_with(h))
+            && !self
+                .visible
+                .iter()
+                .any(|v| p.starts_with(v) || v.starts_with(p))
     }
 
     /// The verdict the trace shows for the program, strongest first.
@@ -1161,7 +1290,12 @@ impl Trace {
     }
 
     fn evidence_for(&self, v: Verdict) -> Vec<String> {
-        let mut e: Vec<String> = self.found.iter().filter(|(fv, _)| *fv == v).map(|(_, l)| format!("strace: {l}")).collect();
+        let mut e: Vec<String> = self
+            .found
+            .iter()
+            .filter(|(fv, _)| *fv == v)
+            .map(|(_, l)| format!("strace: {l}"))
+            .collect();
         if let Verdict::Signaled(s) = v {
             e.push(format!("strace: the program was killed by signal {s}"));
         }
@@ -1223,8 +1357,17 @@ fn parse_call(s: &str) -> Option<Call> {
     let result = after.strip_prefix("= ")?;
     let mut words = result.split_whitespace();
     let ret = words.next()?.to_string();
-    let errno = if ret == "-1" { words.next().map(str::to_string) } else { None };
-    Some(Call { name, args, ret, errno })
+    let errno = if ret == "-1" {
+        words.next().map(str::to_string)
+    } else {
+        None
+    };
+    Some(Call {
+        name,
+        args,
+        ret,
+        errno,
+    })
 }
 
 /// The bytes of a strace string literal `"..."` (possibly followed by `...`).
@@ -1245,7 +1388,10 @@ fn unquote(a: &str) -> Option<Vec<u8>> {
                     b'v' => out.push(0x0b),
                     b'f' => out.push(0x0c),
                     b'x' if i + 2 < b.len() => {
-                        out.push(u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).ok()?, 16).ok()?);
+                        out.push(
+                            u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).ok()?, 16)
+                                .ok()?,
+                        );
                         i += 2;
                     }
                     d @ b'0'..=b'7' => {
@@ -1300,15 +1446,22 @@ fn outside_address(args: &str) -> Option<String> {
         rest = &rest[i..];
         let v6 = rest.starts_with("sa_family=AF_INET6");
         let addr = if v6 {
-            rest.find(V6).map(|j| &rest[j + V6.len()..]).and_then(|s| s.split('"').next())
+            rest.find(V6)
+                .map(|j| &rest[j + V6.len()..])
+                .and_then(|s| s.split('"').next())
         } else {
-            rest.find(V4).map(|j| &rest[j + V4.len()..]).and_then(|s| s.split('"').next())
+            rest.find(V4)
+                .map(|j| &rest[j + V4.len()..])
+                .and_then(|s| s.split('"').next())
         };
         if let Some(a) = addr {
             let local = match a.parse::<std::net::IpAddr>() {
                 Ok(std::net::IpAddr::V4(v)) => v.is_loopback() || v.is_unspecified(),
                 Ok(std::net::IpAddr::V6(v)) => {
-                    v.is_loopback() || v.is_unspecified() || v.to_ipv4_mapped().is_some_and(|m| m.is_loopback() || m.is_unspecified())
+                    v.is_loopback()
+                        || v.is_unspecified()
+                        || v.to_ipv4_mapped()
+                            .is_some_and(|m| m.is_loopback() || m.is_unspecified())
                 }
                 Err(_) => false,
             };
@@ -1374,7 +1527,9 @@ mod tests {
     /// The only reason to skip: no bubblewrap on this machine.
     fn have_bwrap() -> bool {
         if find_tool("bwrap").is_none() {
-            eprintln!("SKIPPED: bubblewrap is not installed (scripts/install-deps.sh installs bubblewrap and strace)");
+            eprintln!(
+                "SKIPPED: bubblewrap is not installed (scripts/install-deps.sh installs bubblewrap and strace)"
+            );
             return false;
         }
         true
@@ -1392,7 +1547,9 @@ mod tests {
     }
 
     fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hostile").join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/hostile")
+            .join(name)
     }
 
     fn copy_dir(from: &Path, to: &Path) {
@@ -1414,7 +1571,10 @@ mod tests {
     }
 
     fn batch(slot: u32) -> Batch {
-        let dir = tempfile::Builder::new().prefix("golab-sandbox-test-").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("golab-sandbox-test-")
+            .tempdir_in("/tmp")
+            .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let batch = dir.path().join("batch");
         let work = batch.join("alice");
@@ -1481,7 +1641,19 @@ mod tests {
                 };
                 let t = Instant::now();
                 let o = sb
-                    .run(&s(&["go", "build", "-gcflags", "all=-l -N", "-o", bin.to_str().unwrap(), "."]), &env, &limits)
+                    .run(
+                        &s(&[
+                            "go",
+                            "build",
+                            "-gcflags",
+                            "all=-l -N",
+                            "-o",
+                            bin.to_str().unwrap(),
+                            ".",
+                        ]),
+                        &env,
+                        &limits,
+                    )
                     .unwrap();
                 eprintln!(
                     "go build {name}: {:?} in {:.2}s (startup {:?}, cpu {:?})",
@@ -1493,7 +1665,10 @@ mod tests {
                 if o.verdict == Verdict::Ok {
                     bins.insert(name.to_string(), std::fs::read(&bin).unwrap());
                 }
-                assert!(processes_of_uid(b.sandbox.uid()).is_empty(), "go build {name} left processes behind");
+                assert!(
+                    processes_of_uid(b.sandbox.uid()).is_empty(),
+                    "go build {name} left processes behind"
+                );
                 builds.insert(name.to_string(), o);
             }
             Built { bins, builds }
@@ -1506,11 +1681,22 @@ mod tests {
     }
 
     /// Runs a built fixture as `./prog` in a fresh batch; checks nothing is left behind.
-    fn run_fixture(name: &str, limits: &Limits, evidence: bool, env: &[(&str, &str)]) -> (Outcome, Batch) {
+    fn run_fixture(
+        name: &str,
+        limits: &Limits,
+        evidence: bool,
+        env: &[(&str, &str)],
+    ) -> (Outcome, Batch) {
         run_fixture_args(name, &[], limits, evidence, env)
     }
 
-    fn run_fixture_args(name: &str, args: &[&str], limits: &Limits, evidence: bool, env: &[(&str, &str)]) -> (Outcome, Batch) {
+    fn run_fixture_args(
+        name: &str,
+        args: &[&str],
+        limits: &Limits,
+        evidence: bool,
+        env: &[(&str, &str)],
+    ) -> (Outcome, Batch) {
         let built = built();
         let bin = built
             .bins
@@ -1519,7 +1705,10 @@ mod tests {
         let b = batch(slot());
         install(bin, &b.work.join("prog"));
         b.sandbox.prepare().unwrap();
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let sb = b.sandbox.clone().with_syscall_evidence(evidence);
         let mut argv = s(&["./prog"]);
         argv.extend(s(args));
@@ -1565,8 +1754,16 @@ mod tests {
         for name in ALL {
             let o = &b.builds[name];
             if name == "compile-error" {
-                assert_eq!(o.verdict, Verdict::Failed(2), "go build exits 2 on a compile error: {o:?}");
-                assert!(o.stderr.contains("undefined: undefinedName"), "{}", o.stderr);
+                assert_eq!(
+                    o.verdict,
+                    Verdict::Failed(2),
+                    "go build exits 2 on a compile error: {o:?}"
+                );
+                assert!(
+                    o.stderr.contains("undefined: undefinedName"),
+                    "{}",
+                    o.stderr
+                );
             } else {
                 // Ok, with no false evidence: go build looks for go.work and VCS folders
                 // above the module, inside the hidden batch folder.
@@ -1589,7 +1786,11 @@ mod tests {
         let (o, _) = run_fixture("loops-forever", &limits, true, &[]);
         assert_eq!(o.verdict, Verdict::Timeout, "{o:?}");
         assert_eq!(o.status, None);
-        assert!(o.wall < Duration::from_secs(4), "killed promptly: {:?}", o.wall);
+        assert!(
+            o.wall < Duration::from_secs(4),
+            "killed promptly: {:?}",
+            o.wall
+        );
     }
 
     #[test]
@@ -1610,7 +1811,13 @@ mod tests {
         }
         let (o, _) = run_fixture("fork-bomb", &small(), true, &[]);
         assert_eq!(o.verdict, Verdict::ProcessLimit, "{o:?}");
-        assert!(o.evidence.iter().any(|e| e.contains("EAGAIN") || e.contains("tasks")), "{:?}", o.evidence);
+        assert!(
+            o.evidence
+                .iter()
+                .any(|e| e.contains("EAGAIN") || e.contains("tasks")),
+            "{:?}",
+            o.evidence
+        );
     }
 
     #[test]
@@ -1630,7 +1837,11 @@ mod tests {
         }
         let (o, _) = run_fixture("network", &small(), true, &[]);
         assert_eq!(o.verdict, Verdict::NetworkDenied, "{o:?}");
-        assert!(o.evidence.iter().any(|e| e.contains("192.0.2.1")), "{:?}", o.evidence);
+        assert!(
+            o.evidence.iter().any(|e| e.contains("192.0.2.1")),
+            "{:?}",
+            o.evidence
+        );
         assert!(!o.stdout.contains("connected"));
     }
 
@@ -1641,7 +1852,11 @@ mod tests {
         }
         // The other student's answers exist, readable by anyone, next to the work folder.
         let probe = batch(slot());
-        let other = probe.other_answers.to_str().unwrap().replace(probe.batch.to_str().unwrap(), "BATCH");
+        let other = probe
+            .other_answers
+            .to_str()
+            .unwrap()
+            .replace(probe.batch.to_str().unwrap(), "BATCH");
         drop(probe);
         let (o, b) = {
             let built = built();
@@ -1652,15 +1867,34 @@ mod tests {
             assert!(std::fs::read_to_string(&abs).unwrap().contains("secret"));
             let o = b
                 .sandbox
-                .run(&s(&["./prog", &abs]), &[("OTHER_ANSWERS".into(), abs.clone())], &small())
+                .run(
+                    &s(&["./prog", &abs]),
+                    &[("OTHER_ANSWERS".into(), abs.clone())],
+                    &small(),
+                )
                 .unwrap();
             (o, b)
         };
-        eprintln!("reads-others: {:?}, evidence {:?}, stderr {}", o.verdict, o.evidence, o.stderr);
+        eprintln!(
+            "reads-others: {:?}, evidence {:?}, stderr {}",
+            o.verdict, o.evidence, o.stderr
+        );
         assert_eq!(o.verdict, Verdict::EscapeDenied, "{o:?}");
         assert!(!o.stdout.contains("secret"), "{}", o.stdout);
-        assert!(o.evidence.iter().any(|e| e.contains("../other-student/answers.yaml")), "{:?}", o.evidence);
-        assert!(o.evidence.iter().any(|e| e.contains(b.other_answers.to_str().unwrap())), "{:?}", o.evidence);
+        assert!(
+            o.evidence
+                .iter()
+                .any(|e| e.contains("../other-student/answers.yaml")),
+            "{:?}",
+            o.evidence
+        );
+        assert!(
+            o.evidence
+                .iter()
+                .any(|e| e.contains(b.other_answers.to_str().unwrap())),
+            "{:?}",
+            o.evidence
+        );
         assert_eq!(processes_of_uid(b.sandbox.uid()), Vec::<u32>::new());
     }
 
@@ -1679,9 +1913,17 @@ mod tests {
         // (mmap = ENOMEM) tells it from the program's own failure.
         let (o, _) = run_fixture_args("memory-hog", &["untouched"], &small(), true, &[]);
         assert_eq!(o.verdict, Verdict::MemoryLimit, "{o:?}");
-        assert!(o.evidence.iter().any(|e| e.contains("ENOMEM")), "{:?}", o.evidence);
+        assert!(
+            o.evidence.iter().any(|e| e.contains("ENOMEM")),
+            "{:?}",
+            o.evidence
+        );
         let (o, _) = run_fixture_args("memory-hog", &["untouched"], &small(), false, &[]);
-        assert_eq!(o.verdict, Verdict::Failed(2), "the Go runtime's exit status for out of memory: {o:?}");
+        assert_eq!(
+            o.verdict,
+            Verdict::Failed(2),
+            "the Go runtime's exit status for out of memory: {o:?}"
+        );
     }
 
     /// Timings for the report: sandbox start, and what strace costs. Run with
@@ -1722,14 +1964,26 @@ mod tests {
                 cpu_secs: 300,
                 ..Limits::default()
             };
-            let o = sb.run(&s(&["go", "build", "-gcflags", "all=-l -N", "-o", "prog", "."]), &[], &limits).unwrap();
+            let o = sb
+                .run(
+                    &s(&["go", "build", "-gcflags", "all=-l -N", "-o", "prog", "."]),
+                    &[],
+                    &limits,
+                )
+                .unwrap();
             assert_eq!(o.verdict, Verdict::Ok, "{o:?}");
             eprintln!(
                 "cold go build, evidence {evidence}: wall {:.2}s, cpu {:.2}s",
                 o.wall.as_secs_f64(),
                 o.cpu.as_secs_f64()
             );
-            let o = sb.run(&s(&["go", "build", "-gcflags", "all=-l -N", "-o", "prog", "."]), &[], &limits).unwrap();
+            let o = sb
+                .run(
+                    &s(&["go", "build", "-gcflags", "all=-l -N", "-o", "prog", "."]),
+                    &[],
+                    &limits,
+                )
+                .unwrap();
             eprintln!(
                 "warm go build, evidence {evidence}: wall {:.2}s, cpu {:.2}s",
                 o.wall.as_secs_f64(),
@@ -1748,13 +2002,31 @@ mod tests {
             cpu_secs: 10,
             ..small()
         };
-        assert_eq!(run_fixture("loops-forever", &wall2, false, &[]).0.verdict, Verdict::Timeout);
-        assert_eq!(run_fixture("cpu-burner", &small(), false, &[]).0.verdict, Verdict::CpuLimit);
-        assert_eq!(run_fixture("big-output", &small(), false, &[]).0.verdict, Verdict::OutputLimit);
-        assert_eq!(run_fixture("fork-bomb", &small(), false, &[]).0.verdict, Verdict::ProcessLimit);
-        assert_eq!(run_fixture("well-behaved", &small(), false, &[]).0.verdict, Verdict::Ok);
+        assert_eq!(
+            run_fixture("loops-forever", &wall2, false, &[]).0.verdict,
+            Verdict::Timeout
+        );
+        assert_eq!(
+            run_fixture("cpu-burner", &small(), false, &[]).0.verdict,
+            Verdict::CpuLimit
+        );
+        assert_eq!(
+            run_fixture("big-output", &small(), false, &[]).0.verdict,
+            Verdict::OutputLimit
+        );
+        assert_eq!(
+            run_fixture("fork-bomb", &small(), false, &[]).0.verdict,
+            Verdict::ProcessLimit
+        );
+        assert_eq!(
+            run_fixture("well-behaved", &small(), false, &[]).0.verdict,
+            Verdict::Ok
+        );
         // What the kernel refused is not seen without the trace: the program's own failure.
-        assert_eq!(run_fixture("network", &small(), false, &[]).0.verdict, Verdict::Failed(1));
+        assert_eq!(
+            run_fixture("network", &small(), false, &[]).0.verdict,
+            Verdict::Failed(1)
+        );
     }
 
     #[test]
@@ -1794,10 +2066,24 @@ cat dlv.out
             ..small()
         };
         let o = sb.run(&s(&["bash", "client.sh"]), &[], &limits).unwrap();
-        eprintln!("dlv: {:?} in {:.2}s\n{}{}", o.verdict, o.wall.as_secs_f64(), o.stdout, o.stderr);
+        eprintln!(
+            "dlv: {:?} in {:.2}s\n{}{}",
+            o.verdict,
+            o.wall.as_secs_f64(),
+            o.stdout,
+            o.stderr
+        );
         assert_eq!(o.verdict, Verdict::Ok, "{o:?}");
-        assert!(o.stdout.contains(r#""exited":true,"exitStatus":0"#), "{}", o.stdout);
-        assert!(o.stdout.contains("hello from a well-behaved lab program"), "{}", o.stdout);
+        assert!(
+            o.stdout.contains(r#""exited":true,"exitStatus":0"#),
+            "{}",
+            o.stdout
+        );
+        assert!(
+            o.stdout.contains("hello from a well-behaved lab program"),
+            "{}",
+            o.stdout
+        );
         assert_eq!(processes_of_uid(sb.uid()), Vec::<u32>::new());
     }
 
@@ -1810,10 +2096,22 @@ cat dlv.out
         let crash = s(&["sh", "-c", "kill -SEGV $$"]);
         let o = b.sandbox.run(&crash, &[], &small()).unwrap();
         assert_eq!(o.verdict, Verdict::Signaled(11), "{o:?}");
-        let o = b.sandbox.clone().with_syscall_evidence(false).run(&crash, &[], &small()).unwrap();
-        assert_eq!(o.verdict, Verdict::Failed(139), "without the trace, bwrap's 128 + 11: {o:?}");
+        let o = b
+            .sandbox
+            .clone()
+            .with_syscall_evidence(false)
+            .run(&crash, &[], &small())
+            .unwrap();
+        assert_eq!(
+            o.verdict,
+            Verdict::Failed(139),
+            "without the trace, bwrap's 128 + 11: {o:?}"
+        );
         // A program that exits 139 by itself is no crash.
-        let o = b.sandbox.run(&s(&["sh", "-c", "exit 139"]), &[], &small()).unwrap();
+        let o = b
+            .sandbox
+            .run(&s(&["sh", "-c", "exit 139"]), &[], &small())
+            .unwrap();
         assert_eq!(o.verdict, Verdict::Failed(139), "{o:?}");
         assert_eq!(processes_of_uid(b.sandbox.uid()), Vec::<u32>::new());
     }
@@ -1826,29 +2124,58 @@ cat dlv.out
         let b = batch(slot());
         let private = tempfile::tempdir_in("/tmp").unwrap();
         std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        let err = b.sandbox.clone().read_only(private.path()).run(&s(&["true"]), &[], &small()).unwrap_err();
-        assert!(format!("{err:#}").contains("cannot be bound in the sandbox"), "{err:#}");
-        let err = Sandbox::new(private.path(), slot()).run(&s(&["true"]), &[], &small()).unwrap_err();
-        assert!(format!("{err:#}").contains("call Sandbox::prepare"), "{err:#}");
+        let err = b
+            .sandbox
+            .clone()
+            .read_only(private.path())
+            .run(&s(&["true"]), &[], &small())
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("cannot be bound in the sandbox"),
+            "{err:#}"
+        );
+        let err = Sandbox::new(private.path(), slot())
+            .run(&s(&["true"]), &[], &small())
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("call Sandbox::prepare"),
+            "{err:#}"
+        );
     }
 
     #[test]
     fn strace_lines_are_read_as_evidence() {
-        let mut t = Trace::new(vec!["/b/alice".into(), "/usr".into()], vec!["/b".into()], "/b/alice".into());
+        let mut t = Trace::new(
+            vec!["/b/alice".into(), "/usr".into()],
+            vec!["/b".into()],
+            "/b/alice".into(),
+        );
         t.line(r#"100 execve("/usr/bin/bwrap", ["bwrap", "--", "/bin/sh", "-c", "x", "golab-sandbox-ready", "./prog"], 0x7ffd /* 3 vars */) = 0"#);
         t.line(r#"100 openat(AT_FDCWD</>, "/b/bob/answers.yaml", O_RDONLY|O_PATH) = 5</b/bob/answers.yaml>"#);
-        assert!(t.root.is_none() && t.counts.is_empty(), "bwrap's own calls are not the program's");
+        assert!(
+            t.root.is_none() && t.counts.is_empty(),
+            "bwrap's own calls are not the program's"
+        );
         t.line(r#"102 execve("/bin/sh", ["golab-sandbox-ready", "-c", "printf . >&3; exec 3>&-; exec \"$@\"", "golab-sandbox-ready", "./prog"], 0x5 /* 9 vars */) = 0"#);
         assert_eq!(t.root, Some(102));
-        t.line(r#"102 openat(AT_FDCWD</b/alice>, "go.mod", O_RDONLY|O_CLOEXEC) = 3</b/alice/go.mod>"#);
+        t.line(
+            r#"102 openat(AT_FDCWD</b/alice>, "go.mod", O_RDONLY|O_CLOEXEC) = 3</b/alice/go.mod>"#,
+        );
         t.line(r#"102 openat(AT_FDCWD</b/alice>, "..", O_RDONLY|O_DIRECTORY) = 3</b>"#);
-        assert!(t.verdict().is_none(), "the way to the work folder is no escape");
+        assert!(
+            t.verdict().is_none(),
+            "the way to the work folder is no escape"
+        );
         t.line(r#"103 openat(AT_FDCWD</b/alice>, "../other-student/answers.yaml", O_RDONLY|O_CLOEXEC <unfinished ...>"#);
         t.line(r#"103 <... openat resumed>) = -1 ENOENT (No such file or directory)"#);
         assert_eq!(t.verdict(), Some(Verdict::EscapeDenied));
         t.line(r#"104 connect(3<socket:[1]>, {sa_family=AF_INET, sin_port=htons(8080), sin_addr=inet_addr("127.0.0.1")}, 16) = -1 EINPROGRESS"#);
         t.line(r#"104 connect(3<socket:[2]>, {sa_family=AF_INET6, sin6_port=htons(80), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::1", &sin6_addr), sin6_scope_id=0}, 28) = 0"#);
-        assert_eq!(t.verdict(), Some(Verdict::EscapeDenied), "loopback is allowed");
+        assert_eq!(
+            t.verdict(),
+            Some(Verdict::EscapeDenied),
+            "loopback is allowed"
+        );
         t.line(r#"104 connect(3<socket:[3]>, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("192.0.2.1")}, 16) = -1 ENETUNREACH (Network is unreachable)"#);
         assert_eq!(t.verdict(), Some(Verdict::NetworkDenied));
         t.line(r#"105 mmap(0xc000400000, 67108864, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_FIXED|MAP_ANONYMOUS, -1, 0) = -1 ENOMEM (Cannot allocate memory)"#);
@@ -1864,23 +2191,45 @@ cat dlv.out
 
     #[test]
     fn strace_strings_and_paths_are_decoded() {
-        assert_eq!(unquote(r#""a\"b\\c\x41\101\n"..."#).unwrap(), b"a\"b\\cAA\n");
-        assert_eq!(fd_path("AT_FDCWD</tmp/x y>"), Some(PathBuf::from("/tmp/x y")));
-        assert_eq!(fd_path("3<socket:[5]>"), None);
-        assert_eq!(normalize(Path::new("/a/b/../../c/./d/..")), PathBuf::from("/c"));
-        let c = parse_call(r#"openat(AT_FDCWD</a>, "x, (y)", O_RDONLY) = -1 ENOENT (No such file or directory)"#).unwrap();
         assert_eq!(
-            (c.name.as_str(), c.args.len(), c.ret.as_str(), c.errno.as_deref()),
+            unquote(r#""a\"b\\c\x41\101\n"..."#).unwrap(),
+            b"a\"b\\cAA\n"
+        );
+        assert_eq!(
+            fd_path("AT_FDCWD</tmp/x y>"),
+            Some(PathBuf::from("/tmp/x y"))
+        );
+        assert_eq!(fd_path("3<socket:[5]>"), None);
+        assert_eq!(
+            normalize(Path::new("/a/b/../../c/./d/..")),
+            PathBuf::from("/c")
+        );
+        let c = parse_call(
+            r#"openat(AT_FDCWD</a>, "x, (y)", O_RDONLY) = -1 ENOENT (No such file or directory)"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.name.as_str(),
+                c.args.len(),
+                c.ret.as_str(),
+                c.errno.as_deref()
+            ),
             ("openat", 3, "-1", Some("ENOENT"))
         );
         assert_eq!(
-            outside_address(r#"{sa_family=AF_INET6, sin6_port=htons(53), inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6_addr)}"#),
+            outside_address(
+                r#"{sa_family=AF_INET6, sin6_port=htons(53), inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6_addr)}"#
+            ),
             None
         );
         assert_eq!(
             outside_address(r#"{sa_family=AF_INET6, sin6_port=htons(53), inet_pton(AF_INET6, "2001:db8::1", &sin6_addr)}"#).as_deref(),
             Some("2001:db8::1")
         );
-        assert_eq!(outside_address(r#"{sa_family=AF_UNIX, sun_path="/run/x"}"#), None);
+        assert_eq!(
+            outside_address(r#"{sa_family=AF_UNIX, sun_path="/run/x"}"#),
+            None
+        );
     }
 }

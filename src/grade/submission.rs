@@ -31,7 +31,9 @@ pub struct Submission {
 /// (hidden files, other file types) are skipped; a bad student id is an error.
 pub fn discover(dir: &Path) -> Result<Vec<Submission>> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).with_context(|| format!("cannot read the submissions folder {}", dir.display()))? {
+    for e in std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the submissions folder {}", dir.display()))?
+    {
         let e = e?;
         let name = e.file_name().to_string_lossy().to_string();
         if name.starts_with('.') {
@@ -42,7 +44,10 @@ pub fn discover(dir: &Path) -> Result<Vec<Submission>> {
             (name.clone(), Source::Folder(e.path()))
         } else if let Some(s) = name.strip_suffix(".zip") {
             (s.to_string(), Source::Zip(e.path()))
-        } else if let Some(s) = name.strip_suffix(".tar.gz").or_else(|| name.strip_suffix(".tgz")) {
+        } else if let Some(s) = name
+            .strip_suffix(".tar.gz")
+            .or_else(|| name.strip_suffix(".tgz"))
+        {
             (s.to_string(), Source::TarGz(e.path()))
         } else {
             continue;
@@ -80,8 +85,14 @@ fn safe_relative(name: &str) -> std::result::Result<PathBuf, Unsafe> {
         match c {
             Component::Normal(x) => out.push(x),
             Component::CurDir => {}
-            Component::ParentDir => return Err(Unsafe(format!("the entry '{name}' climbs out of the archive with '..'"))),
-            Component::RootDir | Component::Prefix(_) => return Err(Unsafe(format!("the entry '{name}' has an absolute path"))),
+            Component::ParentDir => {
+                return Err(Unsafe(format!(
+                    "the entry '{name}' climbs out of the archive with '..'"
+                )));
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(Unsafe(format!("the entry '{name}' has an absolute path")));
+            }
         }
     }
     Ok(out)
@@ -98,7 +109,10 @@ fn copy_folder(src: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe
             let md = std::fs::symlink_metadata(e.path())?;
             let name = e.file_name();
             if md.file_type().is_symlink() {
-                return Ok(Err(Unsafe(format!("{} is a symbolic link", e.path().strip_prefix(src).unwrap_or(&e.path()).display()))));
+                return Ok(Err(Unsafe(format!(
+                    "{} is a symbolic link",
+                    e.path().strip_prefix(src).unwrap_or(&e.path()).display()
+                ))));
             }
             if md.is_dir() {
                 stack.push((e.path(), to.join(&name)));
@@ -106,7 +120,9 @@ fn copy_folder(src: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe
                 files += 1;
                 bytes += md.len();
                 if files > MAX_FILES || bytes > MAX_BYTES {
-                    return Ok(Err(Unsafe(format!("the submission has more than {MAX_FILES} files or {MAX_BYTES} bytes"))));
+                    return Ok(Err(Unsafe(format!(
+                        "the submission has more than {MAX_FILES} files or {MAX_BYTES} bytes"
+                    ))));
                 }
                 std::fs::copy(e.path(), to.join(&name))?;
             }
@@ -122,7 +138,10 @@ fn unzip(path: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe>> {
         Err(e) => return Ok(Err(Unsafe(format!("not a readable zip archive: {e}")))),
     };
     if z.len() > MAX_FILES {
-        return Ok(Err(Unsafe(format!("the archive has {} entries; the limit is {MAX_FILES}", z.len()))));
+        return Ok(Err(Unsafe(format!(
+            "the archive has {} entries; the limit is {MAX_FILES}",
+            z.len()
+        ))));
     }
     let mut total = 0u64;
     for i in 0..z.len() {
@@ -132,14 +151,20 @@ fn unzip(path: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe>> {
         };
         let name = match entry.name() {
             Ok(n) => n.to_string(),
-            Err(e) => return Ok(Err(Unsafe(format!("entry {i} has an unreadable name: {e}")))),
+            Err(e) => {
+                return Ok(Err(Unsafe(format!(
+                    "entry {i} has an unreadable name: {e}"
+                ))));
+            }
         };
         let rel = match safe_relative(&name) {
             Ok(r) => r,
             Err(u) => return Ok(Err(u)),
         };
         if entry.is_symlink() {
-            return Ok(Err(Unsafe(format!("the entry '{name}' is a symbolic link"))));
+            return Ok(Err(Unsafe(format!(
+                "the entry '{name}' is a symbolic link"
+            ))));
         }
         if entry.is_dir() {
             std::fs::create_dir_all(dest.join(&rel))?;
@@ -153,13 +178,19 @@ fn unzip(path: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe>> {
 }
 
 /// Writes one archive entry, within what is left of the size budget.
-fn write_entry(entry: &mut impl Read, out: &Path, total: &mut u64) -> Result<std::result::Result<(), Unsafe>> {
+fn write_entry(
+    entry: &mut impl Read,
+    out: &Path,
+    total: &mut u64,
+) -> Result<std::result::Result<(), Unsafe>> {
     let mut buf = Vec::new();
     // Read at most what is left of the budget, plus one byte to notice the excess.
     entry.take(MAX_BYTES - *total + 1).read_to_end(&mut buf)?;
     *total += buf.len() as u64;
     if *total > MAX_BYTES {
-        return Ok(Err(Unsafe(format!("the archive unpacks to more than {MAX_BYTES} bytes"))));
+        return Ok(Err(Unsafe(format!(
+            "the archive unpacks to more than {MAX_BYTES} bytes"
+        ))));
     }
     if let Some(p) = out.parent() {
         std::fs::create_dir_all(p)?;
@@ -181,7 +212,10 @@ fn untar(path: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe>> {
             Ok(e) => e,
             Err(e) => return Ok(Err(Unsafe(format!("not a readable .tar.gz: {e}")))),
         };
-        let name = entry.path().map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
+        let name = entry
+            .path()
+            .map(|p| p.to_string_lossy().to_string())
+            .unwrap_or_default();
         let rel = match safe_relative(&name) {
             Ok(r) => r,
             Err(u) => return Ok(Err(u)),
@@ -192,11 +226,22 @@ fn untar(path: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe>> {
             continue;
         }
         if !kind.is_file() {
-            return Ok(Err(Unsafe(format!("the entry '{name}' is a {}, not a file", if kind.is_symlink() { "symbolic link" } else if kind.is_hard_link() { "hard link" } else { "special file" }))));
+            return Ok(Err(Unsafe(format!(
+                "the entry '{name}' is a {}, not a file",
+                if kind.is_symlink() {
+                    "symbolic link"
+                } else if kind.is_hard_link() {
+                    "hard link"
+                } else {
+                    "special file"
+                }
+            ))));
         }
         files += 1;
         if files > MAX_FILES {
-            return Ok(Err(Unsafe(format!("the archive has more than {MAX_FILES} files"))));
+            return Ok(Err(Unsafe(format!(
+                "the archive has more than {MAX_FILES} files"
+            ))));
         }
         if let Err(u) = write_entry(&mut entry, &dest.join(&rel), &mut total)? {
             return Ok(Err(u));
@@ -227,12 +272,25 @@ mod tests {
 
     fn unpack_zip(f: &tempfile::NamedTempFile) -> std::result::Result<(), Unsafe> {
         let d = tempfile::tempdir().unwrap();
-        unpack(&Submission { student: "s".into(), source: Source::Zip(f.path().into()) }, &d.path().join("s")).unwrap()
+        unpack(
+            &Submission {
+                student: "s".into(),
+                source: Source::Zip(f.path().into()),
+            },
+            &d.path().join("s"),
+        )
+        .unwrap()
     }
 
     #[test]
     fn a_plain_zip_unpacks() {
-        let f = zip_with(&[("answers.yaml", b"lab: x\n"), ("src/main.go", b"package main\n")], None);
+        let f = zip_with(
+            &[
+                ("answers.yaml", b"lab: x\n"),
+                ("src/main.go", b"package main\n"),
+            ],
+            None,
+        );
         assert_eq!(unpack_zip(&f), Ok(()));
     }
 
@@ -242,24 +300,40 @@ mod tests {
         assert!(e.0.contains("'..'"), "{e:?}");
         let e = unpack_zip(&zip_with(&[("/tmp/evil", b"x")], None)).unwrap_err();
         assert!(e.0.contains("absolute"), "{e:?}");
-        let e = unpack_zip(&zip_with(&[("answers.yaml", b"x")], Some(("other", "../bob/answers.yaml")))).unwrap_err();
+        let e = unpack_zip(&zip_with(
+            &[("answers.yaml", b"x")],
+            Some(("other", "../bob/answers.yaml")),
+        ))
+        .unwrap_err();
         assert!(e.0.contains("symbolic link"), "{e:?}");
     }
 
     #[test]
     fn a_tar_with_a_link_out_is_refused() {
-        let f = tempfile::Builder::new().suffix(".tar.gz").tempfile().unwrap();
+        let f = tempfile::Builder::new()
+            .suffix(".tar.gz")
+            .tempfile()
+            .unwrap();
         {
-            let gz = flate2::write::GzEncoder::new(f.reopen().unwrap(), flate2::Compression::fast());
+            let gz =
+                flate2::write::GzEncoder::new(f.reopen().unwrap(), flate2::Compression::fast());
             let mut t = tar::Builder::new(gz);
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Symlink);
             h.set_size(0);
-            t.append_link(&mut h, "answers.yaml", "/etc/shadow").unwrap();
+            t.append_link(&mut h, "answers.yaml", "/etc/shadow")
+                .unwrap();
             t.into_inner().unwrap().finish().unwrap();
         }
         let d = tempfile::tempdir().unwrap();
-        let r = unpack(&Submission { student: "s".into(), source: Source::TarGz(f.path().into()) }, &d.path().join("s")).unwrap();
+        let r = unpack(
+            &Submission {
+                student: "s".into(),
+                source: Source::TarGz(f.path().into()),
+            },
+            &d.path().join("s"),
+        )
+        .unwrap();
         assert!(r.unwrap_err().0.contains("symbolic link"));
     }
 

@@ -20,16 +20,25 @@ fn set_line(l: &str) -> Option<(Vec<u64>, String)> {
     let (_, rest) = rest.split_once(" set at ")?;
     let (addrs, rest) = rest.split_once(" for ")?;
     let func = rest.split("()").next()?.trim().to_string();
-    let addrs = addrs.split(',').filter_map(|a| u64::from_str_radix(a.trim().trim_start_matches("0x"), 16).ok()).collect::<Vec<_>>();
+    let addrs = addrs
+        .split(',')
+        .filter_map(|a| u64::from_str_radix(a.trim().trim_start_matches("0x"), 16).ok())
+        .collect::<Vec<_>>();
     (!addrs.is_empty()).then_some((addrs, func))
 }
 
 /// A `> FUNC() FILE:LINE ... (PC: ADDR)` stop line (dlv's, with or without `[Breakpoint N]`).
 fn stop_line(l: &str) -> Option<(String, Option<u64>)> {
     let rest = l.trim().strip_prefix("> ")?;
-    let rest = if rest.starts_with('[') { rest.split_once("] ")?.1 } else { rest };
+    let rest = if rest.starts_with('[') {
+        rest.split_once("] ")?.1
+    } else {
+        rest
+    };
     let func = rest.split("()").next()?.trim().to_string();
-    let pc = rest.rsplit_once("(PC: ").and_then(|(_, p)| u64::from_str_radix(p.trim_end_matches(')').trim().trim_start_matches("0x"), 16).ok());
+    let pc = rest.rsplit_once("(PC: ").and_then(|(_, p)| {
+        u64::from_str_radix(p.trim_end_matches(')').trim().trim_start_matches("0x"), 16).ok()
+    });
     Some((func, pc))
 }
 
@@ -38,7 +47,12 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
     let elf = Elf::read(binary).ok();
     let in_function = |pc: u64, f: &str| -> Option<bool> {
         let d = elf.as_ref()?.describe(pc)?;
-        let base = d.split('+').next().unwrap_or(&d).trim_end_matches(".abi0").to_string();
+        let base = d
+            .split('+')
+            .next()
+            .unwrap_or(&d)
+            .trim_end_matches(".abi0")
+            .to_string();
         Some(base == f)
     };
     let (mut sets, mut stops) = (0, Vec::new());
@@ -58,16 +72,20 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
                 _ => {
                     for a in &addrs {
                         if in_function(*a, &func) == Some(false) {
-                            findings.push(format!("line {}: {a:#x} is not in {func} in your program", n + 1));
+                            findings.push(format!(
+                                "line {}: {a:#x} is not in {func} in your program",
+                                n + 1
+                            ));
                         }
                     }
                 }
             }
         } else if let Some((func, pc)) = stop_line(l) {
             if let Some(pc) = pc
-                && in_function(pc, &func) == Some(false) {
-                    findings.push(format!("line {}: a stop in {func} at pc {pc:#x}, which your program does not have there", n + 1));
-                }
+                && in_function(pc, &func) == Some(false)
+            {
+                findings.push(format!("line {}: a stop in {func} at pc {pc:#x}, which your program does not have there", n + 1));
+            }
             stops.push(func);
         }
     }
@@ -76,22 +94,39 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
     }
     // The first stops of the startup functions must follow the reference's order.
     let go = GoVersion::parse(&obs.go_version).unwrap_or(GoVersion::new(1, 19, 0));
-    let chain: Vec<String> = startup::chain(&Profile::for_version(go).0).into_iter().map(|s| s.function).collect();
+    let chain: Vec<String> = startup::chain(&Profile::for_version(go).0)
+        .into_iter()
+        .map(|s| s.function)
+        .collect();
     let mut first: Vec<String> = Vec::new();
     for f in &stops {
         if chain.contains(f) && !first.contains(f) {
             first.push(f.clone());
         }
     }
-    let expected: Vec<String> = chain.iter().filter(|f| first.contains(f)).cloned().collect();
+    let expected: Vec<String> = chain
+        .iter()
+        .filter(|f| first.contains(f))
+        .cloned()
+        .collect();
     if first != expected {
-        findings.push(format!("the stops come in an order no run takes: {} (the startup path goes {})", first.join(" -> "), expected.join(" -> ")));
+        findings.push(format!(
+            "the stops come in an order no run takes: {} (the startup path goes {})",
+            first.join(" -> "),
+            expected.join(" -> ")
+        ));
     }
-    TranscriptCheck { genuine: findings.is_empty(), findings }
+    TranscriptCheck {
+        genuine: findings.is_empty(),
+        findings,
+    }
 }
 
 fn hexes(v: &[u64]) -> String {
-    v.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(",")
+    v.iter()
+        .map(|a| format!("{a:#x}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -100,8 +135,21 @@ mod tests {
 
     #[test]
     fn reads_dlv_lines() {
-        assert_eq!(set_line("Breakpoint 2 set at 0x436aaa,0x45e5a0 for runtime.schedinit() <multiple locations>:0"), Some((vec![0x436aaa, 0x45e5a0], "runtime.schedinit".into())));
-        assert_eq!(stop_line("> main.main() ./main.go:3 (hits goroutine(1):1 total:1) (PC: 0x45f1c6)"), Some(("main.main".into(), Some(0x45f1c6))));
-        assert_eq!(stop_line("> [Breakpoint 1] runtime.rt0_go() /x/asm_amd64.s:161 (hits goroutine(0):1 total:1) thread 7"), Some(("runtime.rt0_go".into(), None)));
+        assert_eq!(
+            set_line(
+                "Breakpoint 2 set at 0x436aaa,0x45e5a0 for runtime.schedinit() <multiple locations>:0"
+            ),
+            Some((vec![0x436aaa, 0x45e5a0], "runtime.schedinit".into()))
+        );
+        assert_eq!(
+            stop_line("> main.main() ./main.go:3 (hits goroutine(1):1 total:1) (PC: 0x45f1c6)"),
+            Some(("main.main".into(), Some(0x45f1c6)))
+        );
+        assert_eq!(
+            stop_line(
+                "> [Breakpoint 1] runtime.rt0_go() /x/asm_amd64.s:161 (hits goroutine(0):1 total:1) thread 7"
+            ),
+            Some(("runtime.rt0_go".into(), None))
+        );
     }
 }

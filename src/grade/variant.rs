@@ -19,15 +19,24 @@ pub struct Variant {
 impl Variant {
     /// The parameters in words, for the gradebook and the student's handout.
     pub fn describe(&self) -> String {
-        self.params.iter().map(|(k, v)| format!("{k}={}", show(v))).collect::<Vec<_>>().join(" ")
+        self.params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", show(v)))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
 fn show(v: &serde_yaml::Value) -> String {
     match v {
         serde_yaml::Value::String(s) => s.clone(),
-        serde_yaml::Value::Sequence(s) => format!("[{}]", s.iter().map(show).collect::<Vec<_>>().join(",")),
-        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+        serde_yaml::Value::Sequence(s) => {
+            format!("[{}]", s.iter().map(show).collect::<Vec<_>>().join(","))
+        }
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
     }
 }
 
@@ -35,9 +44,15 @@ fn show(v: &serde_yaml::Value) -> String {
 /// `_`, `-`, starting with a letter or digit (so never `..`, a hidden file, an option,
 /// or a spreadsheet formula).
 pub fn check_student_id(id: &str) -> Result<()> {
-    let ok = id.len() <= 64 && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let ok = id.len() <= 64
+        && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !ok {
-        bail!("'{id}' is not a usable student id (letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit)");
+        bail!(
+            "'{id}' is not a usable student id (letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit)"
+        );
     }
     Ok(())
 }
@@ -54,10 +69,16 @@ pub fn draw(spec: &VariantSpec, seed: &str, student: &str) -> Variant {
         let d = h.finalize();
         let n = u64::from_le_bytes(d[..8].try_into().expect("8 bytes"));
         if !choices.is_empty() {
-            params.insert(name.clone(), choices[(n % choices.len() as u64) as usize].clone());
+            params.insert(
+                name.clone(),
+                choices[(n % choices.len() as u64) as usize].clone(),
+            );
         }
     }
-    Variant { student: student.to_string(), params }
+    Variant {
+        student: student.to_string(),
+        params,
+    }
 }
 
 /// Writes the variant's lab folder: the lab's files, the program rendered from the
@@ -77,7 +98,9 @@ pub fn materialize(lab: &Lab, v: &Variant, dir: &Path) -> Result<()> {
         let get = |k: &str| v.params.get(k).map(show);
         l.scenarios = vec![ScenarioSpec {
             id: "variant".into(),
-            n: get("n").and_then(|n| n.parse().ok()).context("a scenario variant needs a parameter n")?,
+            n: get("n")
+                .and_then(|n| n.parse().ok())
+                .context("a scenario variant needs a parameter n")?,
             block: get("block").unwrap_or_else(|| "wg".into()),
             gosched: get("gosched").unwrap_or_else(|| "none".into()),
         }];
@@ -89,23 +112,44 @@ pub fn materialize(lab: &Lab, v: &Variant, dir: &Path) -> Result<()> {
 /// The program text of a variant (minijinja; an undefined name is an error).
 pub fn render(lab: &Lab, spec: &VariantSpec, v: &Variant) -> Result<String> {
     let path = lab.dir.join(&spec.template);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read the variant template {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the variant template {}", path.display()))?;
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.add_template("program", &text).with_context(|| format!("{}", path.display()))?;
-    let ctx: BTreeMap<String, serde_json::Value> = v.params.iter().map(|(k, val)| (k.clone(), serde_json::to_value(val).unwrap_or_default())).collect();
-    env.get_template("program")?.render(minijinja::value::Serde(&ctx)).with_context(|| format!("rendering {}", path.display()))
+    env.add_template("program", &text)
+        .with_context(|| format!("{}", path.display()))?;
+    let ctx: BTreeMap<String, serde_json::Value> = v
+        .params
+        .iter()
+        .map(|(k, val)| (k.clone(), serde_json::to_value(val).unwrap_or_default()))
+        .collect();
+    env.get_template("program")?
+        .render(minijinja::value::Serde(&ctx))
+        .with_context(|| format!("rendering {}", path.display()))
 }
 
 /// Reads the student ids of a roster: the column headed `student` (or `id`, or the
 /// first column), one student per row.
 pub fn roster(text: &str) -> Result<Vec<String>> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<String> = lines.next().context("the roster is empty")?.split(',').map(|h| h.trim().trim_matches('"').to_lowercase()).collect();
-    let col = header.iter().position(|h| h == "student").or_else(|| header.iter().position(|h| h == "id")).unwrap_or(0);
+    let header: Vec<String> = lines
+        .next()
+        .context("the roster is empty")?
+        .split(',')
+        .map(|h| h.trim().trim_matches('"').to_lowercase())
+        .collect();
+    let col = header
+        .iter()
+        .position(|h| h == "student")
+        .or_else(|| header.iter().position(|h| h == "id"))
+        .unwrap_or(0);
     let mut ids = Vec::new();
     for (n, l) in lines.enumerate() {
-        let cell = l.split(',').nth(col).map(|c| c.trim().trim_matches('"').to_string()).unwrap_or_default();
+        let cell = l
+            .split(',')
+            .nth(col)
+            .map(|c| c.trim().trim_matches('"').to_string())
+            .unwrap_or_default();
         check_student_id(&cell).with_context(|| format!("roster line {}", n + 2))?;
         if ids.contains(&cell) {
             bail!("roster line {}: student '{cell}' is listed twice", n + 2);
@@ -120,7 +164,10 @@ mod tests {
     use super::*;
 
     fn lab() -> Lab {
-        crate::lab::load_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/startup-trace/lab.yaml")).unwrap()
+        crate::lab::load_file(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/startup-trace/lab.yaml"),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -128,10 +175,17 @@ mod tests {
         let spec = lab().variant.unwrap();
         let a = draw(&spec, "fall-2026", "alice");
         assert_eq!(a, draw(&spec, "fall-2026", "alice"));
-        let others: Vec<Variant> = (0..20).map(|i| draw(&spec, "fall-2026", &format!("s{i}"))).collect();
-        assert!(others.iter().filter(|o| o.params == a.params).count() < 5, "variants barely differ");
+        let others: Vec<Variant> = (0..20)
+            .map(|i| draw(&spec, "fall-2026", &format!("s{i}")))
+            .collect();
+        assert!(
+            others.iter().filter(|o| o.params == a.params).count() < 5,
+            "variants barely differ"
+        );
         // Another course's seed gives the same students other variants.
-        let moved = (0..20).filter(|i| draw(&spec, "spring-2027", &format!("s{i}")) != others[*i as usize]).count();
+        let moved = (0..20)
+            .filter(|i| draw(&spec, "spring-2027", &format!("s{i}")) != others[*i as usize])
+            .count();
         assert!(moved > 10, "{moved}");
     }
 
@@ -150,7 +204,10 @@ mod tests {
 
     #[test]
     fn roster_ids_are_checked() {
-        assert_eq!(roster("name,student\nAlice,alice\nBob,bob-2\n").unwrap(), ["alice", "bob-2"]);
+        assert_eq!(
+            roster("name,student\nAlice,alice\nBob,bob-2\n").unwrap(),
+            ["alice", "bob-2"]
+        );
         assert!(format!("{:#}", roster("student\n../etc\n").unwrap_err()).contains("line 2"));
         assert!(roster("student\na\na\n").is_err());
     }

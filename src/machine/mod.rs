@@ -17,7 +17,9 @@ pub fn state_root() -> Result<PathBuf> {
     match std::env::var_os("GOLAB_STATE").filter(|v| !v.is_empty()) {
         Some(s) => Ok(PathBuf::from(s)),
         None => {
-            let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).context("neither GOLAB_STATE nor HOME is set: cannot place the machines' folders")?;
+            let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).context(
+                "neither GOLAB_STATE nor HOME is set: cannot place the machines' folders",
+            )?;
             Ok(PathBuf::from(home).join(".local/state/golab"))
         }
     }
@@ -26,8 +28,10 @@ pub fn state_root() -> Result<PathBuf> {
 /// Two distinct free ports on 127.0.0.1 (both listeners are held until both are known),
 /// for a lab VM's ssh and dlv forwards.
 pub fn free_port_pair() -> Result<(u16, u16)> {
-    let a = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port on 127.0.0.1")?;
-    let b = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port on 127.0.0.1")?;
+    let a = std::net::TcpListener::bind("127.0.0.1:0")
+        .context("cannot find a free port on 127.0.0.1")?;
+    let b = std::net::TcpListener::bind("127.0.0.1:0")
+        .context("cannot find a free port on 127.0.0.1")?;
     Ok((a.local_addr()?.port(), b.local_addr()?.port()))
 }
 
@@ -44,7 +48,11 @@ pub enum DlvSource {
 impl DlvSource {
     /// `--dlv` as the command line takes it: a version to `go install`, or `apt`.
     pub fn parse(s: &str) -> DlvSource {
-        if s.trim() == "apt" { DlvSource::Apt } else { DlvSource::GoInstall(s.trim().to_string()) }
+        if s.trim() == "apt" {
+            DlvSource::Apt
+        } else {
+            DlvSource::GoInstall(s.trim().to_string())
+        }
     }
 
     /// lab-vm.sh's `GOLAB_DLV_SOURCE`, and its `GOLAB_DLV_VERSION` (no leading "v").
@@ -92,7 +100,13 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn new(program: impl AsRef<Path>) -> Cmd {
-        Cmd { program: program.as_ref().to_string_lossy().into_owned(), args: Vec::new(), envs: Vec::new(), cwd: None, deadline: None }
+        Cmd {
+            program: program.as_ref().to_string_lossy().into_owned(),
+            args: Vec::new(),
+            envs: Vec::new(),
+            cwd: None,
+            deadline: None,
+        }
     }
     pub fn arg(&mut self, a: impl AsRef<std::ffi::OsStr>) -> &mut Cmd {
         self.args.push(a.as_ref().to_string_lossy().into_owned());
@@ -105,7 +119,8 @@ impl Cmd {
         self
     }
     pub fn env(&mut self, k: impl Into<String>, v: impl AsRef<std::ffi::OsStr>) -> &mut Cmd {
-        self.envs.push((k.into(), v.as_ref().to_string_lossy().into_owned()));
+        self.envs
+            .push((k.into(), v.as_ref().to_string_lossy().into_owned()));
         self
     }
     pub fn envs<'a, I: IntoIterator<Item = (&'a String, &'a String)>>(&mut self, e: I) -> &mut Cmd {
@@ -126,7 +141,10 @@ impl Cmd {
 
 /// Quotes a word for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -145,7 +163,18 @@ impl Machine {
     fn ssh(s: &Ssh) -> Command {
         let mut c = Command::new("ssh");
         c.arg("-i").arg(&s.key).arg("-p").arg(s.port.to_string());
-        c.args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"]);
+        c.args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=10",
+        ]);
         c.arg(format!("{}@127.0.0.1", s.user));
         c
     }
@@ -202,9 +231,17 @@ impl Machine {
                 Ok((t.path().to_path_buf(), Some(t)))
             }
             Machine::Ssh(_) => {
-                let out = self.run(Cmd::new("mktemp").args(["-d", "/tmp/golab-XXXXXX"]), "mktemp", Duration::from_secs(60))?;
+                let out = self.run(
+                    Cmd::new("mktemp").args(["-d", "/tmp/golab-XXXXXX"]),
+                    "mktemp",
+                    Duration::from_secs(60),
+                )?;
                 if !out.ok() {
-                    bail!("cannot make a folder on {}: {}", self.name(), out.combined().trim());
+                    bail!(
+                        "cannot make a folder on {}: {}",
+                        self.name(),
+                        out.combined().trim()
+                    );
                 }
                 Ok((PathBuf::from(out.stdout.trim()), None))
             }
@@ -213,12 +250,17 @@ impl Machine {
 
     /// Copies the files (not subfolders) of a local folder into a folder on the machine.
     pub fn copy_files_in(&self, local: &Path, remote: &Path) -> Result<()> {
-        let files: Vec<PathBuf> = std::fs::read_dir(local)?.flatten().filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false)).map(|e| e.path()).collect();
+        let files: Vec<PathBuf> = std::fs::read_dir(local)?
+            .flatten()
+            .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+            .map(|e| e.path())
+            .collect();
         match self {
             Machine::Host => {
                 std::fs::create_dir_all(remote)?;
                 for f in files {
-                    std::fs::copy(&f, remote.join(f.file_name().unwrap_or_default())).with_context(|| format!("cannot copy {}", f.display()))?;
+                    std::fs::copy(&f, remote.join(f.file_name().unwrap_or_default()))
+                        .with_context(|| format!("cannot copy {}", f.display()))?;
                 }
                 Ok(())
             }
@@ -241,10 +283,20 @@ impl Machine {
                 use std::io::Write;
                 let mut c = Self::ssh(s);
                 let dir = remote.parent().unwrap_or(Path::new("/"));
-                c.arg("--").arg(format!("mkdir -p {} && cat > {}", shell_quote(&dir.to_string_lossy()), shell_quote(&remote.to_string_lossy())));
-                c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+                c.arg("--").arg(format!(
+                    "mkdir -p {} && cat > {}",
+                    shell_quote(&dir.to_string_lossy()),
+                    shell_quote(&remote.to_string_lossy())
+                ));
+                c.stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped());
                 let mut g = exec::Group::spawn(c, "ssh (copy in)")?;
-                g.child_mut().stdin.take().context("ssh stdin")?.write_all(data)?;
+                g.child_mut()
+                    .stdin
+                    .take()
+                    .context("ssh stdin")?
+                    .write_all(data)?;
                 let st = g.wait_deadline(std::time::Instant::now() + Duration::from_secs(300))?;
                 if !st.success() {
                     bail!("copying {} into {} failed", remote.display(), self.name());
@@ -265,10 +317,16 @@ impl Machine {
             }
             Machine::Ssh(s) => {
                 let mut c = Self::ssh(s);
-                c.arg("--").arg(format!("cat {}", shell_quote(&remote.to_string_lossy())));
+                c.arg("--")
+                    .arg(format!("cat {}", shell_quote(&remote.to_string_lossy())));
                 let out = c.stdin(Stdio::null()).output().context("ssh (copy out)")?;
                 if !out.status.success() {
-                    bail!("copying {} out of {} failed: {}", remote.display(), self.name(), String::from_utf8_lossy(&out.stderr).trim());
+                    bail!(
+                        "copying {} out of {} failed: {}",
+                        remote.display(),
+                        self.name(),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
                 }
                 Ok(std::fs::write(local, out.stdout)?)
             }
@@ -296,7 +354,13 @@ impl Machine {
         match self {
             Machine::Host => crate::toolchain::which(name),
             Machine::Ssh(_) => {
-                let out = self.run(Cmd::new("sh").args(["-c", &format!("command -v {}", shell_quote(name))]), "command -v", Duration::from_secs(60)).ok()?;
+                let out = self
+                    .run(
+                        Cmd::new("sh").args(["-c", &format!("command -v {}", shell_quote(name))]),
+                        "command -v",
+                        Duration::from_secs(60),
+                    )
+                    .ok()?;
                 let p = out.stdout.trim();
                 (out.ok() && p.starts_with('/')).then(|| PathBuf::from(p))
             }
@@ -321,13 +385,23 @@ impl Machine {
 
     fn number(&self, c: &mut Cmd) -> Result<u64> {
         let out = self.run(c, "a fact of the machine", Duration::from_secs(60))?;
-        out.stdout.trim().parse().with_context(|| format!("{} answered {:?}", self.name(), out.combined().trim()))
+        out.stdout
+            .trim()
+            .parse()
+            .with_context(|| format!("{} answered {:?}", self.name(), out.combined().trim()))
     }
 
     pub fn is_file(&self, p: &Path) -> bool {
         match self {
             Machine::Host => p.is_file(),
-            Machine::Ssh(_) => self.run(Cmd::new("test").arg("-f").arg(p), "test -f", Duration::from_secs(60)).map(|o| o.ok()).unwrap_or(false),
+            Machine::Ssh(_) => self
+                .run(
+                    Cmd::new("test").arg("-f").arg(p),
+                    "test -f",
+                    Duration::from_secs(60),
+                )
+                .map(|o| o.ok())
+                .unwrap_or(false),
         }
     }
 }
@@ -345,15 +419,36 @@ mod tests {
 
     #[test]
     fn a_vm_command_runs_through_ssh_with_its_folder_and_environment() {
-        let m = Machine::Ssh(Ssh { name: "lab".into(), user: "golab".into(), port: 2222, key: "/k".into(), dlv_port: 3333, guest_dlv_port: 2345, dlv_listen_host: "0.0.0.0".into() });
+        let m = Machine::Ssh(Ssh {
+            name: "lab".into(),
+            user: "golab".into(),
+            port: 2222,
+            key: "/k".into(),
+            dlv_port: 3333,
+            guest_dlv_port: 2345,
+            dlv_listen_host: "0.0.0.0".into(),
+        });
         let mut cmd = Cmd::new("go");
-        cmd.args(["build", "-gcflags", "all=-l -N"]).env("GOTOOLCHAIN", "local").current_dir("/tmp/w");
+        cmd.args(["build", "-gcflags", "all=-l -N"])
+            .env("GOTOOLCHAIN", "local")
+            .current_dir("/tmp/w");
         let c = m.command(&cmd);
-        let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args: Vec<String> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         assert_eq!(c.get_program(), "ssh");
-        assert!(args.contains(&"2222".to_string()) && args.contains(&"golab@127.0.0.1".to_string()));
+        assert!(
+            args.contains(&"2222".to_string()) && args.contains(&"golab@127.0.0.1".to_string())
+        );
         let remote = args.last().unwrap();
-        assert!(remote.starts_with("bash -lc ") && remote.contains("cd /tmp/w") && remote.contains("GOTOOLCHAIN=local") && remote.contains("all=-l -N"), "{remote}");
+        assert!(
+            remote.starts_with("bash -lc ")
+                && remote.contains("cd /tmp/w")
+                && remote.contains("GOTOOLCHAIN=local")
+                && remote.contains("all=-l -N"),
+            "{remote}"
+        );
         assert_eq!(m.dlv_listen(), "0.0.0.0:2345");
         assert_eq!(m.dlv_connect("[::]:2345"), "127.0.0.1:3333");
     }

@@ -112,7 +112,15 @@ impl Stage {
         }
     }
     fn parse(s: &str) -> Option<Stage> {
-        [Stage::Creating, Stage::Created, Stage::Booting, Stage::Provisioned, Stage::Ready].into_iter().find(|st| st.as_str() == s.trim())
+        [
+            Stage::Creating,
+            Stage::Created,
+            Stage::Booting,
+            Stage::Provisioned,
+            Stage::Ready,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s.trim())
     }
 }
 
@@ -216,7 +224,15 @@ impl LabVm {
 }
 
 fn ssh_of(name: &str, key: &Path, ports: Ports) -> Ssh {
-    Ssh { name: name.into(), user: USER.into(), port: ports.ssh, key: key.to_path_buf(), dlv_port: ports.dlv, guest_dlv_port: GUEST_DLV_PORT, dlv_listen_host: "0.0.0.0".into() }
+    Ssh {
+        name: name.into(),
+        user: USER.into(),
+        port: ports.ssh,
+        key: key.to_path_buf(),
+        dlv_port: ports.dlv,
+        guest_dlv_port: GUEST_DLV_PORT,
+        dlv_listen_host: "0.0.0.0".into(),
+    }
 }
 
 /// What `status` sees in a machine's folder.
@@ -243,7 +259,11 @@ impl std::fmt::Display for MachineStatus {
         }
         let stage = self.stage.map(Stage::as_str).unwrap_or("unknown");
         match (self.pid, self.ports) {
-            (Some(pid), Some(p)) => write!(f, "{}: running (pid {pid}, {stage}), ssh 127.0.0.1:{}, dlv 127.0.0.1:{}", self.name, p.ssh, p.dlv),
+            (Some(pid), Some(p)) => write!(
+                f,
+                "{}: running (pid {pid}, {stage}), ssh 127.0.0.1:{}, dlv 127.0.0.1:{}",
+                self.name, p.ssh, p.dlv
+            ),
             (Some(pid), None) => write!(f, "{}: running (pid {pid}, {stage})", self.name),
             (None, _) => write!(f, "{}: stopped ({stage})", self.name),
         }
@@ -276,12 +296,26 @@ impl Deadlines {
     fn for_accel(a: AccelUsed) -> Deadlines {
         let s = |secs: u64| {
             // CI machines slower than ours may stretch them: GOLAB_VM_TIMEOUT_SCALE=2.
-            let scale: f64 = std::env::var("GOLAB_VM_TIMEOUT_SCALE").ok().and_then(|v| v.parse().ok()).filter(|x: &f64| *x > 0.0).unwrap_or(1.0);
+            let scale: f64 = std::env::var("GOLAB_VM_TIMEOUT_SCALE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|x: &f64| *x > 0.0)
+                .unwrap_or(1.0);
             Duration::from_secs_f64(secs as f64 * scale)
         };
         match a {
-            AccelUsed::Kvm | AccelUsed::Hvf => Deadlines { ssh: s(180), first_boot: s(1200), resume_boot: s(300), tools: s(120) },
-            AccelUsed::Tcg => Deadlines { ssh: s(600), first_boot: s(2400), resume_boot: s(600), tools: s(300) },
+            AccelUsed::Kvm | AccelUsed::Hvf => Deadlines {
+                ssh: s(180),
+                first_boot: s(1200),
+                resume_boot: s(300),
+                tools: s(120),
+            },
+            AccelUsed::Tcg => Deadlines {
+                ssh: s(600),
+                first_boot: s(2400),
+                resume_boot: s(600),
+                tools: s(300),
+            },
         }
     }
 }
@@ -310,7 +344,11 @@ impl Qemu {
         check_name(name)?;
         let _lock = Lock::take(&self.root, name)?;
         let dir = self.dir(name);
-        let say = Say { name: name.to_string(), quiet: opts.quiet, t0: Instant::now() };
+        let say = Say {
+            name: name.to_string(),
+            quiet: opts.quiet,
+            t0: Instant::now(),
+        };
         let stage = read_stage(&dir);
         let pid = running_pid(&dir);
         let plan = plan(if dir.exists() { stage } else { None }, pid.is_some());
@@ -319,7 +357,11 @@ impl Qemu {
             Plan::AlreadyRunning => {
                 let ports = read_ports(&dir)?;
                 let made = read_made(&dir)?;
-                say.line(&format!("already running (pid {}), ssh on 127.0.0.1:{}: nothing to do", pid.unwrap_or(0), ports.ssh));
+                say.line(&format!(
+                    "already running (pid {}), ssh on 127.0.0.1:{}: nothing to do",
+                    pid.unwrap_or(0),
+                    ports.ssh
+                ));
                 return Ok(LabVm {
                     name: name.into(),
                     key: dir.join("id_ed25519"),
@@ -335,11 +377,15 @@ impl Qemu {
                 });
             }
             Plan::Clean => {
-                say.line(&format!("the last `up` stopped half-way ({}): starting over", stage.map(Stage::as_str).unwrap_or("no stage")));
+                say.line(&format!(
+                    "the last `up` stopped half-way ({}): starting over",
+                    stage.map(Stage::as_str).unwrap_or("no stage")
+                ));
                 if let Some(p) = pid {
                     let _ = stop_pid(p, Duration::from_secs(5));
                 }
-                std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("cannot remove {}", dir.display()))?;
             }
             _ => {}
         }
@@ -352,7 +398,10 @@ impl Qemu {
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }
-            stages.push(StageTime { stage: "create".into(), took: t.elapsed() });
+            stages.push(StageTime {
+                stage: "create".into(),
+                took: t.elapsed(),
+            });
         } else {
             notes.extend(differences(&read_made(&dir)?, opts));
         }
@@ -364,7 +413,10 @@ impl Qemu {
         let (pid, accel, ports) = match plan {
             Plan::Wait => {
                 let accel = read_accel(&dir).unwrap_or(AccelUsed::Tcg);
-                say.line(&format!("running (pid {}) but not ready: waiting for it", pid.unwrap_or(0)));
+                say.line(&format!(
+                    "running (pid {}) but not ready: waiting for it",
+                    pid.unwrap_or(0)
+                ));
                 (pid.unwrap_or(0), accel, read_ports(&dir)?)
             }
             _ => {
@@ -373,70 +425,152 @@ impl Qemu {
                 if !first_boot {
                     say.line("provisioned before: booting it again (no provisioning)");
                 }
-                say.stage(&format!("process up: qemu-system-x86_64 ({}, {} CPUs, {} MiB)", accel_name(accel), opts.cpus, opts.memory_mib));
+                say.stage(&format!(
+                    "process up: qemu-system-x86_64 ({}, {} CPUs, {} MiB)",
+                    accel_name(accel),
+                    opts.cpus,
+                    opts.memory_mib
+                ));
                 if first_boot {
                     write_stage(&dir, Stage::Booting)?;
                 }
                 let (pid, ports) = start(&dir, name, &made, opts, accel)?;
-                stages.push(StageTime { stage: "process up".into(), took: t.elapsed() });
+                stages.push(StageTime {
+                    stage: "process up".into(),
+                    took: t.elapsed(),
+                });
                 (pid, accel, ports)
             }
         };
         let mut guard = Kill { pid, armed: true };
-        let vm = LabVm { name: name.into(), dir: dir.clone(), pid, ports, key: dir.join("id_ed25519"), accel, already_running: false, resumed: !first_boot, stages, tools: Tools::default(), notes };
+        let vm = LabVm {
+            name: name.into(),
+            dir: dir.clone(),
+            pid,
+            ports,
+            key: dir.join("id_ed25519"),
+            accel,
+            already_running: false,
+            resumed: !first_boot,
+            stages,
+            tools: Tools::default(),
+            notes,
+        };
         let vm = self.wait_ready(vm, &made, first_boot, &say)?;
         guard.armed = false;
-        say.line(&format!("ready in {:.0}s: ssh -p {} {USER}@127.0.0.1 (key {}), dlv on 127.0.0.1:{}", say.t0.elapsed().as_secs_f64(), vm.ports.ssh, vm.key.display(), vm.ports.dlv));
+        say.line(&format!(
+            "ready in {:.0}s: ssh -p {} {USER}@127.0.0.1 (key {}), dlv on 127.0.0.1:{}",
+            say.t0.elapsed().as_secs_f64(),
+            vm.ports.ssh,
+            vm.key.display(),
+            vm.ports.dlv
+        ));
         Ok(vm)
     }
 
     fn create(&self, name: &str, dir: &Path, opts: &UpOptions) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         write_stage(dir, Stage::Creating)?;
-        let image = std::fs::canonicalize(&opts.image).with_context(|| format!("no base image at {} (scripts/vm-image.sh builds one)", opts.image.display()))?;
+        let image = std::fs::canonicalize(&opts.image).with_context(|| {
+            format!(
+                "no base image at {} (scripts/vm-image.sh builds one)",
+                opts.image.display()
+            )
+        })?;
         let (kernel, initrd) = boot_files(&image, opts)?;
         check_sha256(&opts.go_tarball, &opts.go_sha256)?;
         let image_format = image_format(&image)?;
 
         let key = dir.join("id_ed25519");
         let mut c = Command::new("ssh-keygen");
-        c.args(["-q", "-t", "ed25519", "-N", "", "-C"]).arg(format!("golab-{name}")).arg("-f").arg(&key);
-        must(exec::run(c, "ssh-keygen", Duration::from_secs(30))?, "ssh-keygen")?;
+        c.args(["-q", "-t", "ed25519", "-N", "", "-C"])
+            .arg(format!("golab-{name}"))
+            .arg("-f")
+            .arg(&key);
+        must(
+            exec::run(c, "ssh-keygen", Duration::from_secs(30))?,
+            "ssh-keygen",
+        )?;
 
         let mut c = Command::new("qemu-img");
-        c.args(["create", "-q", "-f", "qcow2", "-F", &image_format, "-b"]).arg(&image).arg(dir.join("overlay.qcow2"));
-        must(exec::run(c, "qemu-img create", Duration::from_secs(60))?, "qemu-img create")?;
+        c.args(["create", "-q", "-f", "qcow2", "-F", &image_format, "-b"])
+            .arg(&image)
+            .arg(dir.join("overlay.qcow2"));
+        must(
+            exec::run(c, "qemu-img create", Duration::from_secs(60))?,
+            "qemu-img create",
+        )?;
 
         // Only the tarball is shared, under the name the provisioner looks for.
         let share = dir.join("share");
         std::fs::create_dir_all(&share)?;
         let shared = share.join(format!("go{}.linux-amd64.tar.gz", opts.go_version));
         if std::fs::hard_link(&opts.go_tarball, &shared).is_err() {
-            std::fs::copy(&opts.go_tarball, &shared).with_context(|| format!("cannot copy {} into {}", opts.go_tarball.display(), share.display()))?;
+            std::fs::copy(&opts.go_tarball, &shared).with_context(|| {
+                format!(
+                    "cannot copy {} into {}",
+                    opts.go_tarball.display(),
+                    share.display()
+                )
+            })?;
         }
 
-        let instance_id = format!("golab-{name}-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs());
+        let instance_id = format!(
+            "golab-{name}-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs()
+        );
         let public_key = std::fs::read_to_string(key.with_extension("pub"))?;
         let mirror = Mirror::from_system()?;
         let seed = render_seed(name, &instance_id, public_key.trim(), &mirror, opts)?;
         let cidata = dir.join("cidata");
         write_atomic(&cidata.join("user-data"), seed.user_data.as_bytes())?;
         write_atomic(&cidata.join("meta-data"), seed.meta_data.as_bytes())?;
-        make_iso(&dir.join("seed.iso"), &[cidata.join("user-data"), cidata.join("meta-data")])?;
+        make_iso(
+            &dir.join("seed.iso"),
+            &[cidata.join("user-data"), cidata.join("meta-data")],
+        )?;
 
-        let made = Made { image, image_format, kernel, initrd, go_version: opts.go_version.clone(), go_sha256: opts.go_sha256.clone(), dlv_source: opts.dlv_source.clone(), instance_id };
-        write_atomic(&dir.join("machine.json"), serde_json::to_string_pretty(&made)?.as_bytes())?;
+        let made = Made {
+            image,
+            image_format,
+            kernel,
+            initrd,
+            go_version: opts.go_version.clone(),
+            go_sha256: opts.go_sha256.clone(),
+            dlv_source: opts.dlv_source.clone(),
+            instance_id,
+        };
+        write_atomic(
+            &dir.join("machine.json"),
+            serde_json::to_string_pretty(&made)?.as_bytes(),
+        )?;
         write_stage(dir, Stage::Created)
     }
 
-    fn choose_accel(&self, want: Accel, made: &Made, say: &Say, notes: &mut Vec<String>) -> Result<AccelUsed> {
+    fn choose_accel(
+        &self,
+        want: Accel,
+        made: &Made,
+        say: &Say,
+        notes: &mut Vec<String>,
+    ) -> Result<AccelUsed> {
         match want {
             Accel::Kvm => Ok(AccelUsed::Kvm),
             Accel::Hvf => Ok(AccelUsed::Hvf),
             Accel::Tcg => Ok(AccelUsed::Tcg),
-            Accel::Auto => match auto_plan(std::env::consts::OS, std::env::consts::ARCH, kvm_usable(), hv_support()) {
+            Accel::Auto => match auto_plan(
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                kvm_usable(),
+                hv_support(),
+            ) {
                 AutoPlan::Tcg(why) => {
-                    notes.push(format!("{why}: running under TCG (software emulation, several times slower)"));
+                    notes.push(format!(
+                        "{why}: running under TCG (software emulation, several times slower)"
+                    ));
                     Ok(AccelUsed::Tcg)
                 }
                 AutoPlan::Probe(accel) => {
@@ -444,7 +578,10 @@ impl Qemu {
                     if works {
                         Ok(accel)
                     } else {
-                        let n = format!("{} is present but a probe boot failed ({detail}): running under TCG (software emulation, several times slower)", accel_name(accel).to_uppercase());
+                        let n = format!(
+                            "{} is present but a probe boot failed ({detail}): running under TCG (software emulation, several times slower)",
+                            accel_name(accel).to_uppercase()
+                        );
                         say.line(&n);
                         notes.push(n);
                         Ok(AccelUsed::Tcg)
@@ -464,52 +601,102 @@ impl Qemu {
             works: bool,
             detail: String,
         }
-        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default().trim().to_string();
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         let name = accel_name(accel);
         let file = self.root.join(format!("{name}-probe.json"));
-        if let Some(p) = std::fs::read(&file).ok().and_then(|b| serde_json::from_slice::<Probe>(&b).ok())
+        if let Some(p) = std::fs::read(&file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Probe>(&b).ok())
             && p.boot_id == boot_id
             && !boot_id.is_empty()
         {
-            return Ok((p.works, format!("{} (probed earlier since this host booted)", p.detail)));
+            return Ok((
+                p.works,
+                format!("{} (probed earlier since this host booted)", p.detail),
+            ));
         }
-        say.line(&format!("probing {} with a short boot (20 s at most)", name.to_uppercase()));
-        let tmp = tempfile::Builder::new().prefix("golab-kvm-probe-").tempdir()?;
+        say.line(&format!(
+            "probing {} with a short boot (20 s at most)",
+            name.to_uppercase()
+        ));
+        let tmp = tempfile::Builder::new()
+            .prefix("golab-kvm-probe-")
+            .tempdir()?;
         let log = tmp.path().join("serial.log");
         let mut c = Command::new("qemu-system-x86_64");
-        c.args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-accel", name, "-cpu", "host", "-m", "256"]);
+        c.args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-accel",
+            name,
+            "-cpu",
+            "host",
+            "-m",
+            "256",
+        ]);
         c.arg("-serial").arg(format!("file:{}", log.display()));
         match (&made.kernel, &made.initrd) {
             (Some(k), i) => {
-                c.arg("-kernel").arg(k).args(["-append", "console=ttyS0 panic=-1"]);
+                c.arg("-kernel")
+                    .arg(k)
+                    .args(["-append", "console=ttyS0 panic=-1"]);
                 if let Some(i) = i {
                     c.arg("-initrd").arg(i);
                 }
             }
             (None, _) => {
-                c.arg("-drive").arg(format!("file={},format={},if=virtio,snapshot=on", made.image.display(), made.image_format));
+                c.arg("-drive").arg(format!(
+                    "file={},format={},if=virtio,snapshot=on",
+                    made.image.display(),
+                    made.image_format
+                ));
             }
         }
-        c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(tmp.path().join("stderr"))?);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(tmp.path().join("stderr"))?);
         let mut g = exec::Group::spawn(c, "qemu (accelerator probe)")?;
         let deadline = Instant::now() + Duration::from_secs(20);
         let (works, detail) = loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if text.contains("Run /init") || text.contains("Freeing unused kernel") {
-                break (true, format!("the kernel started under {}", name.to_uppercase()));
+                break (
+                    true,
+                    format!("the kernel started under {}", name.to_uppercase()),
+                );
             }
             if let Ok(Some(st)) = g.child_mut().try_wait() {
                 let err = std::fs::read_to_string(tmp.path().join("stderr")).unwrap_or_default();
-                break (false, format!("qemu exited ({st}): {}", err.lines().last().unwrap_or("").trim()));
+                break (
+                    false,
+                    format!(
+                        "qemu exited ({st}): {}",
+                        err.lines().last().unwrap_or("").trim()
+                    ),
+                );
             }
             if Instant::now() >= deadline {
-                let seen = if text.contains("Linux version") { "the kernel printed its version, then stalled" } else { "no kernel output in 20 s" };
+                let seen = if text.contains("Linux version") {
+                    "the kernel printed its version, then stalled"
+                } else {
+                    "no kernel output in 20 s"
+                };
                 break (false, seen.to_string());
             }
             std::thread::sleep(Duration::from_millis(200));
         };
         g.kill();
-        let p = Probe { boot_id, works, detail: detail.clone() };
+        let p = Probe {
+            boot_id,
+            works,
+            detail: detail.clone(),
+        };
         write_atomic(&file, serde_json::to_string(&p)?.as_bytes())?;
         Ok((works, detail))
     }
@@ -517,7 +704,17 @@ impl Qemu {
     fn wait_ready(&self, mut vm: LabVm, made: &Made, first_boot: bool, say: &Say) -> Result<LabVm> {
         let dl = Deadlines::for_accel(vm.accel);
         if vm.accel == AccelUsed::Tcg {
-            say.line(&format!("TCG: deadlines are long (ssh {}s, {} {}s)", dl.ssh.as_secs(), if first_boot { "provisioning" } else { "boot" }, if first_boot { dl.first_boot } else { dl.resume_boot }.as_secs()));
+            say.line(&format!(
+                "TCG: deadlines are long (ssh {}s, {} {}s)",
+                dl.ssh.as_secs(),
+                if first_boot { "provisioning" } else { "boot" },
+                if first_boot {
+                    dl.first_boot
+                } else {
+                    dl.resume_boot
+                }
+                .as_secs()
+            ));
         }
         let ssh = |cmd: &str, timeout: Duration| -> Result<exec::Captured> {
             let mut c = ssh_base(&vm.key, vm.ports.ssh);
@@ -537,16 +734,32 @@ impl Qemu {
                 Err(e) => last = format!("{e:#}"),
             }
             if Instant::now() >= deadline {
-                bail!("{}: ssh did not answer within {}s (last: {last}){}", vm.name, dl.ssh.as_secs(), serial_tail(&vm.dir));
+                bail!(
+                    "{}: ssh did not answer within {}s (last: {last}){}",
+                    vm.name,
+                    dl.ssh.as_secs(),
+                    serial_tail(&vm.dir)
+                );
             }
             say.every(t, 30, "waiting for sshd");
             std::thread::sleep(Duration::from_secs(3));
         }
-        vm.stages.push(StageTime { stage: "ssh answers".into(), took: t.elapsed() });
+        vm.stages.push(StageTime {
+            stage: "ssh answers".into(),
+            took: t.elapsed(),
+        });
 
         let t = Instant::now();
-        let limit = if first_boot { dl.first_boot } else { dl.resume_boot };
-        say.stage(if first_boot { "cloud-init: user, share, provisioner (Go, dlv, gdb, binutils)" } else { "cloud-init: boot stages (already provisioned)" });
+        let limit = if first_boot {
+            dl.first_boot
+        } else {
+            dl.resume_boot
+        };
+        say.stage(if first_boot {
+            "cloud-init: user, share, provisioner (Go, dlv, gdb, binutils)"
+        } else {
+            "cloud-init: boot stages (already provisioned)"
+        });
         let deadline = Instant::now() + limit;
         let mut ticks = 0u64;
         loop {
@@ -554,7 +767,10 @@ impl Qemu {
             // Polled rather than `cloud-init status --wait`, so that a dropped connection
             // is only a missed poll. result.json lives in /run: written by this boot's
             // final stage (boot-finished on the disk would still be there from the first).
-            let out = ssh("cloud-init status 2>&1; test -f /run/cloud-init/result.json && echo this-boot-finished", Duration::from_secs(60));
+            let out = ssh(
+                "cloud-init status 2>&1; test -f /run/cloud-init/result.json && echo this-boot-finished",
+                Duration::from_secs(60),
+            );
             if let Ok(c) = &out {
                 let s = &c.stdout;
                 // cloud-init says "error" as soon as one module failed, while later
@@ -568,27 +784,72 @@ impl Qemu {
                 }
             }
             if Instant::now() >= deadline {
-                let log = ssh("tail -n 20 /var/log/golab-provision.log", Duration::from_secs(30)).map(|c| c.combined()).unwrap_or_default();
-                bail!("{}: cloud-init did not finish within {}s; the provisioner's last lines:\n{log}", vm.name, limit.as_secs());
+                let log = ssh(
+                    "tail -n 20 /var/log/golab-provision.log",
+                    Duration::from_secs(30),
+                )
+                .map(|c| c.combined())
+                .unwrap_or_default();
+                bail!(
+                    "{}: cloud-init did not finish within {}s; the provisioner's last lines:\n{log}",
+                    vm.name,
+                    limit.as_secs()
+                );
             }
             ticks += 1;
             if first_boot && ticks.is_multiple_of(6) {
-                let last = ssh("tail -n 1 /var/log/golab-provision.log 2>/dev/null", Duration::from_secs(30)).map(|c| c.stdout.trim().to_string()).unwrap_or_default();
-                say.line(&format!("  provisioning ({:.0}s){}", t.elapsed().as_secs_f64(), if last.is_empty() { String::new() } else { format!(": {}", shorten(&last, 100)) }));
+                let last = ssh(
+                    "tail -n 1 /var/log/golab-provision.log 2>/dev/null",
+                    Duration::from_secs(30),
+                )
+                .map(|c| c.stdout.trim().to_string())
+                .unwrap_or_default();
+                say.line(&format!(
+                    "  provisioning ({:.0}s){}",
+                    t.elapsed().as_secs_f64(),
+                    if last.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", shorten(&last, 100))
+                    }
+                ));
             }
             std::thread::sleep(Duration::from_secs(5));
         }
         if first_boot {
             write_stage(&vm.dir, Stage::Provisioned)?;
         }
-        vm.stages.push(StageTime { stage: if first_boot { "cloud-init + provisioning" } else { "cloud-init (resume)" }.into(), took: t.elapsed() });
+        vm.stages.push(StageTime {
+            stage: if first_boot {
+                "cloud-init + provisioning"
+            } else {
+                "cloud-init (resume)"
+            }
+            .into(),
+            took: t.elapsed(),
+        });
 
         let t = Instant::now();
         say.stage("tools at the pinned versions: go, dlv, gdb, readelf");
-        let out = ssh("bash -lc 'go version; echo ---; dlv version; echo ---; gdb --version | head -n 1; echo ---; readelf --version | head -n 1'", dl.tools)?;
-        vm.tools = check_tools(&out.stdout, made).with_context(|| format!("{}: the provisioned tools are not right ({})", vm.name, out.stderr.trim()))?;
-        vm.stages.push(StageTime { stage: "tools".into(), took: t.elapsed() });
-        say.line(&format!("  {}; dlv {}; {}; {}", vm.tools.go, vm.tools.dlv, vm.tools.gdb, vm.tools.readelf));
+        let out = ssh(
+            "bash -lc 'go version; echo ---; dlv version; echo ---; gdb --version | head -n 1; echo ---; readelf --version | head -n 1'",
+            dl.tools,
+        )?;
+        vm.tools = check_tools(&out.stdout, made).with_context(|| {
+            format!(
+                "{}: the provisioned tools are not right ({})",
+                vm.name,
+                out.stderr.trim()
+            )
+        })?;
+        vm.stages.push(StageTime {
+            stage: "tools".into(),
+            took: t.elapsed(),
+        });
+        say.line(&format!(
+            "  {}; dlv {}; {}; {}",
+            vm.tools.go, vm.tools.dlv, vm.tools.gdb, vm.tools.readelf
+        ));
         write_stage(&vm.dir, Stage::Ready)?;
         Ok(vm)
     }
@@ -598,13 +859,26 @@ impl Qemu {
         if pid_alive(vm.pid) {
             return Ok(());
         }
-        bail!("{}: qemu (pid {}) exited while booting{}{}", vm.name, vm.pid, qemu_log_tail(&vm.dir), serial_tail(&vm.dir))
+        bail!(
+            "{}: qemu (pid {}) exited while booting{}{}",
+            vm.name,
+            vm.pid,
+            qemu_log_tail(&vm.dir),
+            serial_tail(&vm.dir)
+        )
     }
 
     pub fn status(&self, name: &str) -> Result<MachineStatus> {
         check_name(name)?;
         let dir = self.dir(name);
-        Ok(MachineStatus { name: name.into(), exists: dir.is_dir(), stage: read_stage(&dir), pid: running_pid(&dir), ports: read_ports(&dir).ok(), dir })
+        Ok(MachineStatus {
+            name: name.into(),
+            exists: dir.is_dir(),
+            stage: read_stage(&dir),
+            pid: running_pid(&dir),
+            ports: read_ports(&dir).ok(),
+            dir,
+        })
     }
 
     /// A machine that is up and ready, as the probes reach it (from any golab process).
@@ -613,23 +887,36 @@ impl Qemu {
         if !st.running() || st.stage != Some(Stage::Ready) {
             bail!("{st}: bring it up first (`golab up --provider qemu`)");
         }
-        let ports = st.ports.with_context(|| format!("machine {name} has no ports.json"))?;
-        Ok(Machine::Ssh(ssh_of(name, &st.dir.join("id_ed25519"), ports)))
+        let ports = st
+            .ports
+            .with_context(|| format!("machine {name} has no ports.json"))?;
+        Ok(Machine::Ssh(ssh_of(
+            name,
+            &st.dir.join("id_ed25519"),
+            ports,
+        )))
     }
 
     /// `ssh` to the machine as `golab`; add the remote command with `.arg("--").arg(...)`.
     pub fn ssh_command(&self, name: &str) -> Result<Command> {
         check_name(name)?;
         let dir = self.dir(name);
-        let ports = read_ports(&dir).with_context(|| format!("machine {name} has no ports: is it up? (`golab up`)"))?;
+        let ports = read_ports(&dir)
+            .with_context(|| format!("machine {name} has no ports: is it up? (`golab up`)"))?;
         Ok(ssh_base(&dir.join("id_ed25519"), ports.ssh))
     }
 
     /// Copies a local file into the guest over ssh (no shared folder involved).
     pub fn copy_in(&self, name: &str, local: &Path, remote: &str) -> Result<()> {
         let mut c = self.ssh_command(name)?;
-        c.arg("--").arg(format!("cat > {}", super::shell_quote(remote)));
-        c.stdin(std::fs::File::open(local).with_context(|| format!("cannot read {}", local.display()))?).stdout(Stdio::null()).stderr(Stdio::piped());
+        c.arg("--")
+            .arg(format!("cat > {}", super::shell_quote(remote)));
+        c.stdin(
+            std::fs::File::open(local)
+                .with_context(|| format!("cannot read {}", local.display()))?,
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         let mut g = exec::Group::spawn(c, "ssh (copy in)")?;
         let mut err = String::new();
         let pipe = g.child_mut().stderr.take();
@@ -638,7 +925,11 @@ impl Qemu {
             let _ = p.read_to_string(&mut err);
         }
         if !st.success() {
-            bail!("copying {} into {name}:{remote} failed: {}", local.display(), err.trim());
+            bail!(
+                "copying {} into {name}:{remote} failed: {}",
+                local.display(),
+                err.trim()
+            );
         }
         Ok(())
     }
@@ -658,7 +949,11 @@ impl Qemu {
             return Ok(Stopped::NotRunning);
         };
         let accel = read_accel(&dir).unwrap_or(AccelUsed::Tcg);
-        let grace = if accel != AccelUsed::Tcg { Duration::from_secs(60) } else { Duration::from_secs(120) };
+        let grace = if accel != AccelUsed::Tcg {
+            Duration::from_secs(60)
+        } else {
+            Duration::from_secs(120)
+        };
         let mut how = Stopped::PoweredOff;
         let mut asked = false;
         if let Ok(mut c) = self.ssh_command(name) {
@@ -668,7 +963,9 @@ impl Qemu {
         }
         if !(asked && wait_gone(pid, grace)) && pid_alive(pid) {
             how = Stopped::AcpiPowerdown;
-            if qmp_powerdown(&dir.join("qmp.sock")).is_err() || !wait_gone(pid, Duration::from_secs(30)) {
+            if qmp_powerdown(&dir.join("qmp.sock")).is_err()
+                || !wait_gone(pid, Duration::from_secs(30))
+            {
                 how = stop_pid(pid, Duration::from_secs(10));
             }
         }
@@ -691,10 +988,14 @@ impl Qemu {
             stop_pid(pid, Duration::from_secs(1));
         }
         if let Some(pid) = running_pid(&dir) {
-            bail!("{name}: qemu (pid {pid}) is still running: not removing {}", dir.display());
+            bail!(
+                "{name}: qemu (pid {pid}) is still running: not removing {}",
+                dir.display()
+            );
         }
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot remove {}", dir.display()))?;
         }
         lock.remove();
         Ok(())
@@ -705,12 +1006,21 @@ impl Qemu {
 
 /// Starts the machine's QEMU daemonized; retries with new ports when one was taken
 /// between choosing it and QEMU binding it.
-fn start(dir: &Path, name: &str, made: &Made, opts: &UpOptions, accel: AccelUsed) -> Result<(u32, Ports)> {
+fn start(
+    dir: &Path,
+    name: &str,
+    made: &Made,
+    opts: &UpOptions,
+    accel: AccelUsed,
+) -> Result<(u32, Ports)> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let ports = choose_ports(read_ports(dir).ok())?;
-        write_atomic(&dir.join("ports.json"), serde_json::to_string(&ports)?.as_bytes())?;
+        write_atomic(
+            &dir.join("ports.json"),
+            serde_json::to_string(&ports)?.as_bytes(),
+        )?;
         write_atomic(&dir.join("accel"), accel_name(accel).as_bytes())?;
         let _ = std::fs::remove_file(dir.join("qemu.pid"));
         let mut c = qemu_command(dir, name, made, opts, accel, ports);
@@ -719,7 +1029,9 @@ fn start(dir: &Path, name: &str, made: &Made, opts: &UpOptions, accel: AccelUsed
         // With -daemonize the first process returns once the VM is set up.
         let mut g = exec::Group::spawn(c, "qemu-system-x86_64")?;
         let st = g.wait_deadline(Instant::now() + Duration::from_secs(60));
-        let pid = std::fs::read_to_string(dir.join("qemu.pid")).ok().and_then(|s| s.trim().parse::<u32>().ok());
+        let pid = std::fs::read_to_string(dir.join("qemu.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
         if let (Ok(st), Some(pid)) = (&st, pid)
             && st.success()
             && pid_alive(pid)
@@ -734,22 +1046,44 @@ fn start(dir: &Path, name: &str, made: &Made, opts: &UpOptions, accel: AccelUsed
             said.push_str(&format!("{e:#}"));
         }
         if !said.contains("host forwarding") || attempt == 3 {
-            bail!("{name}: qemu-system-x86_64 did not start:\n{}", exec::tail(&said));
+            bail!(
+                "{name}: qemu-system-x86_64 did not start:\n{}",
+                exec::tail(&said)
+            );
         }
         // Forget the ports: choose_ports then takes new ones.
         let _ = std::fs::remove_file(dir.join("ports.json"));
     }
 }
 
-fn qemu_command(dir: &Path, name: &str, made: &Made, opts: &UpOptions, accel: AccelUsed, ports: Ports) -> Command {
+fn qemu_command(
+    dir: &Path,
+    name: &str,
+    made: &Made,
+    opts: &UpOptions,
+    accel: AccelUsed,
+    ports: Ports,
+) -> Command {
     let mut c = Command::new("qemu-system-x86_64");
-    c.args(["-name", &format!("golab-{name}"), "-nodefaults", "-no-user-config", "-display", "none", "-machine", "q35"]);
+    c.args([
+        "-name",
+        &format!("golab-{name}"),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-machine",
+        "q35",
+    ]);
     match accel {
         AccelUsed::Kvm => c.args(["-accel", "kvm", "-cpu", "host"]),
         AccelUsed::Hvf => c.args(["-accel", "hvf", "-cpu", "host"]),
         AccelUsed::Tcg => c.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
     };
-    c.arg("-smp").arg(opts.cpus.max(1).to_string()).arg("-m").arg(opts.memory_mib.max(512).to_string());
+    c.arg("-smp")
+        .arg(opts.cpus.max(1).to_string())
+        .arg("-m")
+        .arg(opts.memory_mib.max(512).to_string());
     if let Some(k) = &made.kernel {
         c.arg("-kernel").arg(k);
         if let Some(i) = &made.initrd {
@@ -757,19 +1091,41 @@ fn qemu_command(dir: &Path, name: &str, made: &Made, opts: &UpOptions, accel: Ac
         }
         c.args(["-append", "root=/dev/vda rw console=ttyS0 net.ifnames=0"]);
     }
-    c.arg("-drive").arg(format!("file={},format=qcow2,if=virtio,discard=unmap", dir.join("overlay.qcow2").display()));
-    c.arg("-drive").arg(format!("file={},format=raw,if=virtio,readonly=on", dir.join("seed.iso").display()));
-    c.arg("-fsdev").arg(format!("local,id=fsdev0,path={},security_model=none,readonly=on", dir.join("share").display()));
-    c.arg("-device").arg(format!("virtio-9p-pci,fsdev=fsdev0,mount_tag={SHARE_TAG}"));
-    c.arg("-netdev").arg(format!("user,id=net0,hostfwd=tcp:127.0.0.1:{}-:22,hostfwd=tcp:127.0.0.1:{}-:{GUEST_DLV_PORT}", ports.ssh, ports.dlv));
-    c.args(["-device", "virtio-net-pci,netdev=net0", "-device", "virtio-rng-pci"]);
-    c.arg("-serial").arg(format!("file:{}", dir.join("serial.log").display()));
+    c.arg("-drive").arg(format!(
+        "file={},format=qcow2,if=virtio,discard=unmap",
+        dir.join("overlay.qcow2").display()
+    ));
+    c.arg("-drive").arg(format!(
+        "file={},format=raw,if=virtio,readonly=on",
+        dir.join("seed.iso").display()
+    ));
+    c.arg("-fsdev").arg(format!(
+        "local,id=fsdev0,path={},security_model=none,readonly=on",
+        dir.join("share").display()
+    ));
+    c.arg("-device")
+        .arg(format!("virtio-9p-pci,fsdev=fsdev0,mount_tag={SHARE_TAG}"));
+    c.arg("-netdev").arg(format!(
+        "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:22,hostfwd=tcp:127.0.0.1:{}-:{GUEST_DLV_PORT}",
+        ports.ssh, ports.dlv
+    ));
+    c.args([
+        "-device",
+        "virtio-net-pci,netdev=net0",
+        "-device",
+        "virtio-rng-pci",
+    ]);
+    c.arg("-serial")
+        .arg(format!("file:{}", dir.join("serial.log").display()));
     let qmp = dir.join("qmp.sock");
     // A unix socket's path has ~107 bytes; without QMP `down` still has ssh and signals.
     if qmp.as_os_str().len() < 100 {
-        c.arg("-qmp").arg(format!("unix:{},server=on,wait=off", qmp.display()));
+        c.arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", qmp.display()));
     }
-    c.arg("-pidfile").arg(dir.join("qemu.pid")).arg("-daemonize");
+    c.arg("-pidfile")
+        .arg(dir.join("qemu.pid"))
+        .arg("-daemonize");
     c
 }
 
@@ -810,10 +1166,16 @@ fn auto_plan(os: &str, arch: &str, kvm_usable: bool, hv_support: bool) -> AutoPl
         ("linux", "x86_64") if kvm_usable => AutoPlan::Probe(AccelUsed::Kvm),
         ("linux", "x86_64") => AutoPlan::Tcg("no usable /dev/kvm".into()),
         ("macos", "x86_64") if hv_support => AutoPlan::Probe(AccelUsed::Hvf),
-        ("macos", "x86_64") => AutoPlan::Tcg("Hypervisor.framework is not available (sysctl kern.hv_support is not 1)".into()),
-        ("macos", _) => AutoPlan::Tcg("Apple Silicon: HVF runs only arm64 guests, and the lab VM is x86_64".into()),
+        ("macos", "x86_64") => AutoPlan::Tcg(
+            "Hypervisor.framework is not available (sysctl kern.hv_support is not 1)".into(),
+        ),
+        ("macos", _) => AutoPlan::Tcg(
+            "Apple Silicon: HVF runs only arm64 guests, and the lab VM is x86_64".into(),
+        ),
         (_, "x86_64") => AutoPlan::Tcg(format!("golab knows no accelerator on {os}")),
-        _ => AutoPlan::Tcg(format!("the lab VM is x86_64 and this host is {arch}: no accelerator can run it")),
+        _ => AutoPlan::Tcg(format!(
+            "the lab VM is x86_64 and this host is {arch}: no accelerator can run it"
+        )),
     }
 }
 
@@ -822,11 +1184,19 @@ fn hv_support() -> bool {
     if std::env::consts::OS != "macos" {
         return false;
     }
-    Command::new("sysctl").args(["-n", "kern.hv_support"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "1").unwrap_or(false)
+    Command::new("sysctl")
+        .args(["-n", "kern.hv_support"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
+        .unwrap_or(false)
 }
 
 fn kvm_usable() -> bool {
-    std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
 }
 
 /// Free ports on 127.0.0.1, keeping the previous ones when they are still free.
@@ -849,9 +1219,16 @@ fn port_free(p: u16) -> bool {
 // ---- the machine's folder ------------------------------------------------------------------
 
 fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty() && name.len() <= 40 && name.starts_with(|c: char| c.is_ascii_alphanumeric()) && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !ok {
-        bail!("machine name {name:?}: use 1-40 lowercase letters, digits and '-', starting with a letter or digit (it becomes the guest's host name)");
+        bail!(
+            "machine name {name:?}: use 1-40 lowercase letters, digits and '-', starting with a letter or digit (it becomes the guest's host name)"
+        );
     }
     Ok(())
 }
@@ -865,24 +1242,32 @@ fn write_stage(dir: &Path, s: Stage) -> Result<()> {
 }
 
 fn read_ports(dir: &Path) -> Result<Ports> {
-    let b = std::fs::read(dir.join("ports.json")).with_context(|| format!("cannot read {}", dir.join("ports.json").display()))?;
+    let b = std::fs::read(dir.join("ports.json"))
+        .with_context(|| format!("cannot read {}", dir.join("ports.json").display()))?;
     Ok(serde_json::from_slice(&b)?)
 }
 
 fn read_made(dir: &Path) -> Result<Made> {
     let p = dir.join("machine.json");
     let b = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
-    serde_json::from_slice(&b).with_context(|| format!("{} is damaged: `golab destroy` the machine", p.display()))
+    serde_json::from_slice(&b)
+        .with_context(|| format!("{} is damaged: `golab destroy` the machine", p.display()))
 }
 
 /// Options a machine that already exists does not take (its disk was provisioned).
 fn differences(made: &Made, opts: &UpOptions) -> Vec<String> {
     let mut v = Vec::new();
     if made.go_version != opts.go_version || made.dlv_source != opts.dlv_source {
-        v.push(format!("the machine was provisioned with go{} and dlv {:?}: destroy it to change them", made.go_version, made.dlv_source));
+        v.push(format!(
+            "the machine was provisioned with go{} and dlv {:?}: destroy it to change them",
+            made.go_version, made.dlv_source
+        ));
     }
     if std::fs::canonicalize(&opts.image).ok().as_deref() != Some(made.image.as_path()) {
-        v.push(format!("the machine's disk is based on {}: destroy it to use another image", made.image.display()));
+        v.push(format!(
+            "the machine's disk is based on {}: destroy it to use another image",
+            made.image.display()
+        ));
     }
     v
 }
@@ -890,20 +1275,29 @@ fn differences(made: &Made, opts: &UpOptions) -> Vec<String> {
 /// The pid in `qemu.pid` when that process is alive and is this machine's QEMU (its
 /// command line names this folder's overlay), so a recycled pid is never killed.
 fn running_pid(dir: &Path) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(dir.join("qemu.pid")).ok()?.trim().parse().ok()?;
+    let pid: u32 = std::fs::read_to_string(dir.join("qemu.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     if !pid_alive(pid) {
         return None;
     }
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let want = dir.join("overlay.qcow2");
     let want = want.to_string_lossy();
-    String::from_utf8_lossy(&cmdline).contains(want.as_ref()).then_some(pid)
+    String::from_utf8_lossy(&cmdline)
+        .contains(want.as_ref())
+        .then_some(pid)
 }
 
 fn pid_alive(pid: u32) -> bool {
     // A zombie (no reaper above a daemonized QEMU) counts as gone.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s.rsplit_once(')').map(|(_, r)| !r.trim_start().starts_with('Z')).unwrap_or(false),
+        Ok(s) => s
+            .rsplit_once(')')
+            .map(|(_, r)| !r.trim_start().starts_with('Z'))
+            .unwrap_or(false),
         Err(_) => false,
     }
 }
@@ -958,9 +1352,15 @@ struct Lock {
 impl Lock {
     fn take(root: &Path, name: &str) -> Result<Lock> {
         let dir = root.join("machines");
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         let path = dir.join(format!(".{name}.lock"));
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
         use std::os::fd::AsRawFd;
         // SAFETY: flock on a descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
@@ -977,32 +1377,59 @@ impl Lock {
 fn serial_tail(dir: &Path) -> String {
     let s = std::fs::read_to_string(dir.join("serial.log")).unwrap_or_default();
     if s.is_empty() {
-        return format!("\n(the serial log {} is empty)", dir.join("serial.log").display());
+        return format!(
+            "\n(the serial log {} is empty)",
+            dir.join("serial.log").display()
+        );
     }
     let lines: Vec<&str> = s.lines().collect();
-    format!("\nlast lines of {}:\n{}", dir.join("serial.log").display(), lines[lines.len().saturating_sub(15)..].join("\n"))
+    format!(
+        "\nlast lines of {}:\n{}",
+        dir.join("serial.log").display(),
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    )
 }
 
 fn qemu_log_tail(dir: &Path) -> String {
     let s = std::fs::read_to_string(dir.join("qemu.log")).unwrap_or_default();
-    if s.trim().is_empty() { String::new() } else { format!("\nqemu said: {}", s.trim()) }
+    if s.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\nqemu said: {}", s.trim())
+    }
 }
 
 fn shorten(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n).collect::<String>()) }
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
 }
 
 // ---- inputs ------------------------------------------------------------------------------
 
 /// The kernel and initrd for direct kernel boot: given, or `IMAGE.vmlinuz`/`.initrd`.
 fn boot_files(image: &Path, opts: &UpOptions) -> Result<(Option<PathBuf>, Option<PathBuf>)> {
-    let canon = |p: &Path, what: &str| std::fs::canonicalize(p).with_context(|| format!("no {what} at {}", p.display()));
+    let canon = |p: &Path, what: &str| {
+        std::fs::canonicalize(p).with_context(|| format!("no {what} at {}", p.display()))
+    };
     match &opts.kernel {
-        Some(k) => Ok((Some(canon(k, "kernel")?), opts.initrd.as_deref().map(|i| canon(i, "initrd")).transpose()?)),
+        Some(k) => Ok((
+            Some(canon(k, "kernel")?),
+            opts.initrd
+                .as_deref()
+                .map(|i| canon(i, "initrd"))
+                .transpose()?,
+        )),
         None => {
             let k = image.with_extension("vmlinuz");
             let i = image.with_extension("initrd");
-            if k.is_file() { Ok((Some(k), i.is_file().then_some(i))) } else { Ok((None, None)) }
+            if k.is_file() {
+                Ok((Some(k), i.is_file().then_some(i)))
+            } else {
+                Ok((None, None))
+            }
         }
     }
 }
@@ -1010,14 +1437,22 @@ fn boot_files(image: &Path, opts: &UpOptions) -> Result<(Option<PathBuf>, Option
 fn image_format(image: &Path) -> Result<String> {
     let mut c = Command::new("qemu-img");
     c.args(["info", "--output=json"]).arg(image);
-    let out = must(exec::run(c, "qemu-img info", Duration::from_secs(60))?, "qemu-img info")?;
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).context("qemu-img info printed no JSON")?;
-    v["format"].as_str().map(str::to_string).with_context(|| format!("qemu-img cannot tell the format of {}", image.display()))
+    let out = must(
+        exec::run(c, "qemu-img info", Duration::from_secs(60))?,
+        "qemu-img info",
+    )?;
+    let v: serde_json::Value =
+        serde_json::from_str(&out.stdout).context("qemu-img info printed no JSON")?;
+    v["format"]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("qemu-img cannot tell the format of {}", image.display()))
 }
 
 fn check_sha256(file: &Path, want: &str) -> Result<()> {
     use sha2::Digest;
-    let mut f = std::fs::File::open(file).with_context(|| format!("no Go tarball at {}", file.display()))?;
+    let mut f = std::fs::File::open(file)
+        .with_context(|| format!("no Go tarball at {}", file.display()))?;
     let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -1029,7 +1464,11 @@ fn check_sha256(file: &Path, want: &str) -> Result<()> {
     }
     let got: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     if !got.eq_ignore_ascii_case(want.trim()) {
-        bail!("{} has SHA-256 {got}, not the pinned {}", file.display(), want.trim());
+        bail!(
+            "{} has SHA-256 {got}, not the pinned {}",
+            file.display(),
+            want.trim()
+        );
     }
     Ok(())
 }
@@ -1044,9 +1483,18 @@ fn must(c: exec::Captured, what: &str) -> Result<exec::Captured> {
 /// The ISO 9660 seed with volume id `cidata` (NoCloud), from whichever of genisoimage,
 /// mkisofs or xorrisofs is installed.
 fn make_iso(out: &Path, files: &[PathBuf]) -> Result<()> {
-    let tool = ["genisoimage", "mkisofs", "xorrisofs"].into_iter().find(|t| crate::toolchain::which(t).is_some()).context("no genisoimage, mkisofs or xorrisofs to make the cloud-init seed: install genisoimage")?;
+    let tool = ["genisoimage", "mkisofs", "xorrisofs"]
+        .into_iter()
+        .find(|t| crate::toolchain::which(t).is_some())
+        .context(
+            "no genisoimage, mkisofs or xorrisofs to make the cloud-init seed: install genisoimage",
+        )?;
     let mut c = Command::new(tool);
-    c.arg("-quiet").arg("-o").arg(out).args(["-V", "cidata", "-J", "-r"]).args(files);
+    c.arg("-quiet")
+        .arg("-o")
+        .arg(out)
+        .args(["-V", "cidata", "-J", "-r"])
+        .args(files);
     must(exec::run(c, tool, Duration::from_secs(60))?, tool)?;
     Ok(())
 }
@@ -1062,20 +1510,33 @@ struct Mirror {
 
 impl Mirror {
     fn from_system() -> Result<Mirror> {
-        let uri = match std::env::var("GOLAB_DEBIAN_MIRROR").ok().filter(|s| !s.is_empty()) {
+        let uri = match std::env::var("GOLAB_DEBIAN_MIRROR")
+            .ok()
+            .filter(|s| !s.is_empty())
+        {
             Some(u) => u,
             None => {
-                let deb822 = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
+                let deb822 = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources")
+                    .unwrap_or_default();
                 let list = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
                 mirror_uri(&deb822, &list).context("cannot find Debian's mirror in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list (set GOLAB_DEBIAN_MIRROR)")?
             }
         };
-        let (host, port) = uri_host_port(&uri).with_context(|| format!("cannot read a host in the mirror URI {uri}"))?;
+        let (host, port) = uri_host_port(&uri)
+            .with_context(|| format!("cannot read a host in the mirror URI {uri}"))?;
         let ip = if host.parse::<std::net::IpAddr>().is_ok() {
             String::new()
         } else {
-            let addrs: Vec<_> = (host.as_str(), port).to_socket_addrs().with_context(|| format!("cannot resolve the mirror's host {host}"))?.collect();
-            addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).map(|a| a.ip().to_string()).with_context(|| format!("{host} has no address"))?
+            let addrs: Vec<_> = (host.as_str(), port)
+                .to_socket_addrs()
+                .with_context(|| format!("cannot resolve the mirror's host {host}"))?
+                .collect();
+            addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(addrs.first())
+                .map(|a| a.ip().to_string())
+                .with_context(|| format!("{host} has no address"))?
         };
         Ok(Mirror { uri, host, ip })
     }
@@ -1083,9 +1544,20 @@ impl Mirror {
 
 /// The first mirror URI of a deb822 `.sources` text, else of a one-line `sources.list`.
 fn mirror_uri(deb822: &str, list: &str) -> Option<String> {
-    let from822 = deb822.lines().find_map(|l| l.strip_prefix("URIs:")).and_then(|v| v.split_whitespace().next()).map(str::to_string);
+    let from822 = deb822
+        .lines()
+        .find_map(|l| l.strip_prefix("URIs:"))
+        .and_then(|v| v.split_whitespace().next())
+        .map(str::to_string);
     from822.or_else(|| {
-        list.lines().map(str::trim).filter(|l| l.starts_with("deb ")).find_map(|l| l.split_whitespace().find(|w| w.contains("://")).map(str::to_string))
+        list.lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("deb "))
+            .find_map(|l| {
+                l.split_whitespace()
+                    .find(|w| w.contains("://"))
+                    .map(str::to_string)
+            })
     })
 }
 
@@ -1095,7 +1567,9 @@ fn uri_host_port(uri: &str) -> Option<(String, u16)> {
     let authority = authority.rsplit_once('@').map(|x| x.1).unwrap_or(authority);
     let default = if scheme == "https" { 443 } else { 80 };
     match authority.rsplit_once(':') {
-        Some((h, p)) if !h.contains(']') || h.ends_with(']') => Some((h.trim_matches(['[', ']']).to_string(), p.parse().ok()?)),
+        Some((h, p)) if !h.contains(']') || h.ends_with(']') => {
+            Some((h.trim_matches(['[', ']']).to_string(), p.parse().ok()?))
+        }
         _ => Some((authority.trim_matches(['[', ']']).to_string(), default)),
     }
     .filter(|(h, _)| !h.is_empty())
@@ -1108,20 +1582,40 @@ struct Seed {
     meta_data: String,
 }
 
-fn render_seed(name: &str, instance_id: &str, public_key: &str, mirror: &Mirror, opts: &UpOptions) -> Result<Seed> {
+fn render_seed(
+    name: &str,
+    instance_id: &str,
+    public_key: &str,
+    mirror: &Mirror,
+    opts: &UpOptions,
+) -> Result<Seed> {
     let (dlv_source, dlv_version) = opts.dlv_source.provisioner_env();
     let dlv_version = dlv_version.unwrap_or_default();
-    let mut env = format!("GOLAB_GO_VERSION={}\nGOLAB_GO_SHA256={}\nGOLAB_DLV_SOURCE={dlv_source}\n", super::shell_quote(&opts.go_version), super::shell_quote(&opts.go_sha256));
+    let mut env = format!(
+        "GOLAB_GO_VERSION={}\nGOLAB_GO_SHA256={}\nGOLAB_DLV_SOURCE={dlv_source}\n",
+        super::shell_quote(&opts.go_version),
+        super::shell_quote(&opts.go_sha256)
+    );
     if !dlv_version.is_empty() {
-        env.push_str(&format!("GOLAB_DLV_VERSION={}\n", super::shell_quote(&dlv_version)));
+        env.push_str(&format!(
+            "GOLAB_DLV_VERSION={}\n",
+            super::shell_quote(&dlv_version)
+        ));
     }
     let mut jinja = minijinja::Environment::new();
     jinja.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     // A JSON string is a double-quoted YAML scalar: whatever a value holds (newlines,
     // quotes, a whole script), it stays one value.
-    jinja.add_filter("tojson", |v: minijinja::Value| -> Result<minijinja::Value, minijinja::Error> {
-        serde_json::to_string(&v).map(minijinja::Value::from_safe_string).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
-    });
+    jinja.add_filter(
+        "tojson",
+        |v: minijinja::Value| -> Result<minijinja::Value, minijinja::Error> {
+            serde_json::to_string(&v)
+                .map(minijinja::Value::from_safe_string)
+                .map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+                })
+        },
+    );
     jinja.add_template("user-data", USER_DATA)?;
     jinja.add_template("meta-data", META_DATA)?;
     let ctx = minijinja::context! {
@@ -1135,9 +1629,18 @@ fn render_seed(name: &str, instance_id: &str, public_key: &str, mirror: &Mirror,
         provision_env => env,
         provisioner => PROVISIONER,
     };
-    let user_data = jinja.get_template("user-data")?.render(&ctx).context("rendering cloud-init user-data")?;
-    let meta_data = jinja.get_template("meta-data")?.render(&ctx).context("rendering cloud-init meta-data")?;
-    Ok(Seed { user_data, meta_data })
+    let user_data = jinja
+        .get_template("user-data")?
+        .render(&ctx)
+        .context("rendering cloud-init user-data")?;
+    let meta_data = jinja
+        .get_template("meta-data")?
+        .render(&ctx)
+        .context("rendering cloud-init meta-data")?;
+    Ok(Seed {
+        user_data,
+        meta_data,
+    })
 }
 
 /// Reads `go version`, `dlv version`, `gdb --version`, `readelf --version` (separated by
@@ -1146,13 +1649,25 @@ fn check_tools(out: &str, made: &Made) -> Result<Tools> {
     let parts: Vec<&str> = out.split("---\n").collect();
     let part = |i: usize| parts.get(i).map(|s| s.trim()).unwrap_or("");
     let go = part(0).lines().next().unwrap_or("").to_string();
-    let dlv = part(1).lines().find_map(|l| l.strip_prefix("Version: ")).unwrap_or("").trim().to_string();
-    let t = Tools { go, dlv, gdb: part(2).to_string(), readelf: part(3).to_string() };
+    let dlv = part(1)
+        .lines()
+        .find_map(|l| l.strip_prefix("Version: "))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let t = Tools {
+        go,
+        dlv,
+        gdb: part(2).to_string(),
+        readelf: part(3).to_string(),
+    };
     if !t.go.contains(&format!("go{} ", made.go_version)) {
         bail!("`go version` says {:?}, not go{}", t.go, made.go_version);
     }
     match &made.dlv_source {
-        DlvSource::GoInstall(v) if t.dlv != v.trim_start_matches('v') => bail!("`dlv version` says {:?}, not {v}", t.dlv),
+        DlvSource::GoInstall(v) if t.dlv != v.trim_start_matches('v') => {
+            bail!("`dlv version` says {:?}, not {v}", t.dlv)
+        }
         _ if t.dlv.is_empty() => bail!("no dlv in the guest"),
         _ => {}
     }
@@ -1169,8 +1684,22 @@ fn check_tools(out: &str, made: &Made) -> Result<Tools> {
 
 fn ssh_base(key: &Path, port: u16) -> Command {
     let mut c = Command::new("ssh");
-    c.arg("-F").arg("/dev/null").arg("-i").arg(key).arg("-p").arg(port.to_string());
-    for o in ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "BatchMode=yes", "ConnectTimeout=5", "LogLevel=ERROR", "IdentitiesOnly=yes", "ServerAliveInterval=15", "ServerAliveCountMax=8"] {
+    c.arg("-F")
+        .arg("/dev/null")
+        .arg("-i")
+        .arg(key)
+        .arg("-p")
+        .arg(port.to_string());
+    for o in [
+        "StrictHostKeyChecking=no",
+        "UserKnownHostsFile=/dev/null",
+        "BatchMode=yes",
+        "ConnectTimeout=5",
+        "LogLevel=ERROR",
+        "IdentitiesOnly=yes",
+        "ServerAliveInterval=15",
+        "ServerAliveCountMax=8",
+    ] {
         c.arg("-o").arg(o);
     }
     c.arg(format!("{USER}@127.0.0.1"));
@@ -1203,7 +1732,10 @@ struct Say {
 
 impl Say {
     fn stage(&self, what: &str) {
-        self.line(&format!("[{:>5.1}s] {what}", self.t0.elapsed().as_secs_f64()));
+        self.line(&format!(
+            "[{:>5.1}s] {what}",
+            self.t0.elapsed().as_secs_f64()
+        ));
     }
     fn line(&self, what: &str) {
         if !self.quiet {
@@ -1225,7 +1757,10 @@ mod tests {
     use anyhow::ensure;
 
     fn opts() -> UpOptions {
-        let mut o = UpOptions::new("/img/debian-12-golab.img", "/cache/go1.19.8.linux-amd64.tar.gz");
+        let mut o = UpOptions::new(
+            "/img/debian-12-golab.img",
+            "/cache/go1.19.8.linux-amd64.tar.gz",
+        );
         o.go_version = "1.19.8".into();
         o.go_sha256 = "ab".repeat(32);
         o.dlv_source = DlvSource::Apt;
@@ -1233,13 +1768,28 @@ mod tests {
     }
 
     fn made() -> Made {
-        Made { image: "/img/base.img".into(), image_format: "qcow2".into(), kernel: Some("/img/base.vmlinuz".into()), initrd: Some("/img/base.initrd".into()), go_version: "1.19.8".into(), go_sha256: "ab".repeat(32), dlv_source: DlvSource::Apt, instance_id: "golab-lab-1".into() }
+        Made {
+            image: "/img/base.img".into(),
+            image_format: "qcow2".into(),
+            kernel: Some("/img/base.vmlinuz".into()),
+            initrd: Some("/img/base.initrd".into()),
+            go_version: "1.19.8".into(),
+            go_sha256: "ab".repeat(32),
+            dlv_source: DlvSource::Apt,
+            instance_id: "golab-lab-1".into(),
+        }
     }
 
     #[test]
     fn auto_accelerates_only_an_x86_64_host_and_probes_first() {
-        assert_eq!(auto_plan("linux", "x86_64", true, false), AutoPlan::Probe(AccelUsed::Kvm));
-        assert_eq!(auto_plan("macos", "x86_64", false, true), AutoPlan::Probe(AccelUsed::Hvf));
+        assert_eq!(
+            auto_plan("linux", "x86_64", true, false),
+            AutoPlan::Probe(AccelUsed::Kvm)
+        );
+        assert_eq!(
+            auto_plan("macos", "x86_64", false, true),
+            AutoPlan::Probe(AccelUsed::Hvf)
+        );
         let tcg = |p: AutoPlan| match p {
             AutoPlan::Tcg(why) => why,
             other => panic!("expected TCG, got {other:?}"),
@@ -1254,12 +1804,27 @@ mod tests {
 
     #[test]
     fn hvf_runs_with_the_host_cpu_and_short_deadlines() {
-        let c = qemu_command(Path::new("/s/machines/lab1"), "lab1", &made(), &opts(), AccelUsed::Hvf, Ports { ssh: 40022, dlv: 40345 });
-        let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let c = qemu_command(
+            Path::new("/s/machines/lab1"),
+            "lab1",
+            &made(),
+            &opts(),
+            AccelUsed::Hvf,
+            Ports {
+                ssh: 40022,
+                dlv: 40345,
+            },
+        );
+        let args: Vec<String> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let at = args.iter().position(|a| a == "-accel").unwrap();
         assert_eq!(args[at + 1..at + 4], ["hvf", "-cpu", "host"]);
         assert_eq!(read_accel_name("hvf"), Some(AccelUsed::Hvf));
-        assert!(Deadlines::for_accel(AccelUsed::Hvf).ssh < Deadlines::for_accel(AccelUsed::Tcg).ssh);
+        assert!(
+            Deadlines::for_accel(AccelUsed::Hvf).ssh < Deadlines::for_accel(AccelUsed::Tcg).ssh
+        );
     }
 
     #[test]
@@ -1267,33 +1832,77 @@ mod tests {
         assert_eq!(plan(None, false), Plan::Create);
         assert_eq!(plan(Some(Stage::Creating), false), Plan::Clean);
         assert_eq!(plan(Some(Stage::Created), false), Plan::Clean);
-        assert_eq!(plan(Some(Stage::Booting), false), Plan::Clean, "a first boot that died may have run half the provisioner");
+        assert_eq!(
+            plan(Some(Stage::Booting), false),
+            Plan::Clean,
+            "a first boot that died may have run half the provisioner"
+        );
         assert_eq!(plan(Some(Stage::Booting), true), Plan::Wait);
         assert_eq!(plan(Some(Stage::Provisioned), true), Plan::Wait);
         assert_eq!(plan(Some(Stage::Provisioned), false), Plan::Resume);
         assert_eq!(plan(Some(Stage::Ready), false), Plan::Resume);
         assert_eq!(plan(Some(Stage::Ready), true), Plan::AlreadyRunning);
         assert_eq!(plan(None, true), Plan::Clean);
-        for s in [Stage::Creating, Stage::Created, Stage::Booting, Stage::Provisioned, Stage::Ready] {
+        for s in [
+            Stage::Creating,
+            Stage::Created,
+            Stage::Booting,
+            Stage::Provisioned,
+            Stage::Ready,
+        ] {
             assert_eq!(Stage::parse(&format!("{}\n", s.as_str())), Some(s));
         }
     }
 
     #[test]
     fn user_data_is_yaml_with_the_key_the_mirror_and_the_pins() {
-        let m = Mirror { uri: "http://mirror.example/debian".into(), host: "mirror.example".into(), ip: "192.0.2.7".into() };
-        let s = render_seed("lab1", "golab-lab1-1", "ssh-ed25519 AAAA golab-lab1", &m, &opts()).unwrap();
+        let m = Mirror {
+            uri: "http://mirror.example/debian".into(),
+            host: "mirror.example".into(),
+            ip: "192.0.2.7".into(),
+        };
+        let s = render_seed(
+            "lab1",
+            "golab-lab1-1",
+            "ssh-ed25519 AAAA golab-lab1",
+            &m,
+            &opts(),
+        )
+        .unwrap();
         assert!(s.user_data.starts_with("#cloud-config\n"));
         let v: serde_yaml::Value = serde_yaml::from_str(&s.user_data).unwrap();
         assert_eq!(v["users"][0]["name"], "golab");
-        assert_eq!(v["users"][0]["ssh_authorized_keys"][0], "ssh-ed25519 AAAA golab-lab1");
+        assert_eq!(
+            v["users"][0]["ssh_authorized_keys"][0],
+            "ssh-ed25519 AAAA golab-lab1"
+        );
         assert_eq!(v["users"][0]["sudo"], "ALL=(ALL) NOPASSWD:ALL");
         let boot = serde_yaml::to_string(&v["bootcmd"]).unwrap();
-        assert!(boot.contains("192.0.2.7") && boot.contains("mirror.example") && boot.contains("trans=virtio"), "{boot}");
+        assert!(
+            boot.contains("192.0.2.7")
+                && boot.contains("mirror.example")
+                && boot.contains("trans=virtio"),
+            "{boot}"
+        );
         let files = v["write_files"].as_sequence().unwrap();
-        let env = files.iter().find(|f| f["path"] == "/etc/golab/provision.env").unwrap()["content"].as_str().unwrap();
-        assert!(env.contains("GOLAB_GO_VERSION=1.19.8\n") && env.contains("GOLAB_DLV_SOURCE=apt\n") && env.contains(&"ab".repeat(32)), "{env}");
-        let prov = files.iter().find(|f| f["path"] == "/usr/local/lib/golab/lab-vm.sh").unwrap()["content"].as_str().unwrap();
+        let env = files
+            .iter()
+            .find(|f| f["path"] == "/etc/golab/provision.env")
+            .unwrap()["content"]
+            .as_str()
+            .unwrap();
+        assert!(
+            env.contains("GOLAB_GO_VERSION=1.19.8\n")
+                && env.contains("GOLAB_DLV_SOURCE=apt\n")
+                && env.contains(&"ab".repeat(32)),
+            "{env}"
+        );
+        let prov = files
+            .iter()
+            .find(|f| f["path"] == "/usr/local/lib/golab/lab-vm.sh")
+            .unwrap()["content"]
+            .as_str()
+            .unwrap();
         assert_eq!(prov, PROVISIONER, "the provisioner arrives byte for byte");
         let meta: serde_yaml::Value = serde_yaml::from_str(&s.meta_data).unwrap();
         assert_eq!(meta["instance-id"], "golab-lab1-1");
@@ -1302,26 +1911,63 @@ mod tests {
 
     #[test]
     fn the_qemu_command_forwards_ssh_and_dlv_on_loopback_and_shares_the_cache_read_only() {
-        let c = qemu_command(Path::new("/s/machines/lab1"), "lab1", &made(), &opts(), AccelUsed::Tcg, Ports { ssh: 40022, dlv: 40345 });
-        let a: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let c = qemu_command(
+            Path::new("/s/machines/lab1"),
+            "lab1",
+            &made(),
+            &opts(),
+            AccelUsed::Tcg,
+            Ports {
+                ssh: 40022,
+                dlv: 40345,
+            },
+        );
+        let a: Vec<String> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let line = a.join(" ");
-        assert!(line.contains("hostfwd=tcp:127.0.0.1:40022-:22,hostfwd=tcp:127.0.0.1:40345-:2345"), "{line}");
+        assert!(
+            line.contains("hostfwd=tcp:127.0.0.1:40022-:22,hostfwd=tcp:127.0.0.1:40345-:2345"),
+            "{line}"
+        );
         assert!(line.contains("-accel tcg,thread=multi"));
         assert!(line.contains("path=/s/machines/lab1/share,security_model=none,readonly=on"));
         assert!(line.contains("mount_tag=golabcache"));
         assert!(line.contains("-pidfile /s/machines/lab1/qemu.pid -daemonize"));
-        assert!(line.contains("-kernel /img/base.vmlinuz -initrd /img/base.initrd -append root=/dev/vda"));
+        assert!(
+            line.contains(
+                "-kernel /img/base.vmlinuz -initrd /img/base.initrd -append root=/dev/vda"
+            )
+        );
         assert!(!line.contains("10.0.2.2"));
     }
 
     #[test]
     fn the_mirror_is_read_from_apt_sources() {
-        let deb822 = "Types: deb\n# a comment\nURIs: http://mirror.example/debian\nSuites: bookworm\n";
-        assert_eq!(mirror_uri(deb822, "").as_deref(), Some("http://mirror.example/debian"));
-        assert_eq!(mirror_uri("", "# x\ndeb [arch=amd64] https://m.example:8443/debian bookworm main\n").as_deref(), Some("https://m.example:8443/debian"));
+        let deb822 =
+            "Types: deb\n# a comment\nURIs: http://mirror.example/debian\nSuites: bookworm\n";
+        assert_eq!(
+            mirror_uri(deb822, "").as_deref(),
+            Some("http://mirror.example/debian")
+        );
+        assert_eq!(
+            mirror_uri(
+                "",
+                "# x\ndeb [arch=amd64] https://m.example:8443/debian bookworm main\n"
+            )
+            .as_deref(),
+            Some("https://m.example:8443/debian")
+        );
         assert_eq!(mirror_uri("", ""), None);
-        assert_eq!(uri_host_port("http://mirror.example/debian"), Some(("mirror.example".into(), 80)));
-        assert_eq!(uri_host_port("https://m.example:8443/debian"), Some(("m.example".into(), 8443)));
+        assert_eq!(
+            uri_host_port("http://mirror.example/debian"),
+            Some(("mirror.example".into(), 80))
+        );
+        assert_eq!(
+            uri_host_port("https://m.example:8443/debian"),
+            Some(("m.example".into(), 8443))
+        );
     }
 
     #[test]
@@ -1366,7 +2012,10 @@ mod tests {
         std::fs::write(dir.join("qemu.pid"), "1\n").unwrap();
         write_stage(&dir, Stage::Ready).unwrap();
         let s = q.status("lab1").unwrap();
-        assert!(s.exists && !s.running() && s.stage == Some(Stage::Ready), "{s}");
+        assert!(
+            s.exists && !s.running() && s.stage == Some(Stage::Ready),
+            "{s}"
+        );
         q.down("lab1").unwrap();
         q.destroy("lab1").unwrap();
         assert!(!dir.exists());
@@ -1383,7 +2032,10 @@ mod tests {
         o.image = d.path().join("missing.img");
         o.quiet = true;
         let e = format!("{:#}", q.up("lab1", &o).unwrap_err());
-        assert!(e.contains("no base image") && e.contains("vm-image.sh"), "{e}");
+        assert!(
+            e.contains("no base image") && e.contains("vm-image.sh"),
+            "{e}"
+        );
         assert!(!q.dir("lab1").exists());
         assert!(q.up("Bad/Name", &o).is_err());
     }
@@ -1405,7 +2057,11 @@ mod tests {
             let t = Instant::now();
             let r = f();
             let took = t.elapsed();
-            eprintln!("vm-test: {what}: {} in {:.1}s", if r.is_ok() { "ok" } else { "FAILED" }, took.as_secs_f64());
+            eprintln!(
+                "vm-test: {what}: {} in {:.1}s",
+                if r.is_ok() { "ok" } else { "FAILED" },
+                took.as_secs_f64()
+            );
             self.rows.push((what.to_string(), took));
             r
         }
@@ -1414,10 +2070,15 @@ mod tests {
     /// Runs a command in the guest through a login shell (PATH from /etc/profile.d).
     fn guest(q: &Qemu, name: &str, cmd: &str, timeout: Duration) -> Result<exec::Captured> {
         let mut c = q.ssh_command(name)?;
-        c.arg("--").arg(format!("bash -lc {}", super::super::shell_quote(cmd)));
+        c.arg("--")
+            .arg(format!("bash -lc {}", super::super::shell_quote(cmd)));
         let out = exec::run(c, &format!("ssh {name}"), timeout)?;
         if !out.ok() {
-            bail!("`{cmd}` in {name} failed ({}):\n{}", out.status, out.combined());
+            bail!(
+                "`{cmd}` in {name} failed ({}):\n{}",
+                out.status,
+                out.combined()
+            );
         }
         Ok(out)
     }
@@ -1425,7 +2086,11 @@ mod tests {
     /// JSON-RPC requests to dlv on one connection through the forwarded port (a headless
     /// dlv without --accept-multiclient serves one client). The forward accepts before
     /// dlv listens, and then closes: the first answer is retried until `limit`.
-    fn dlv_session(port: u16, requests: &[&str], limit: Duration) -> Result<Vec<serde_json::Value>> {
+    fn dlv_session(
+        port: u16,
+        requests: &[&str],
+        limit: Duration,
+    ) -> Result<Vec<serde_json::Value>> {
         let deadline = Instant::now() + limit;
         loop {
             let attempt = (|| -> Result<Vec<serde_json::Value>> {
@@ -1447,7 +2112,9 @@ mod tests {
             })();
             match attempt {
                 Ok(v) => return Ok(v),
-                Err(e) if Instant::now() >= deadline => return Err(e.context(format!("dlv on 127.0.0.1:{port} did not answer"))),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(e.context(format!("dlv on 127.0.0.1:{port} did not answer")));
+                }
                 Err(_) => std::thread::sleep(Duration::from_secs(1)),
             }
         }
@@ -1465,7 +2132,17 @@ mod tests {
 
     fn qemu_processes_under(root: &Path) -> Vec<u32> {
         let want = root.to_string_lossy().to_string();
-        std::fs::read_dir("/proc").unwrap().flatten().filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok()).filter(|p| pid_alive(*p)).filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).map(|c| String::from_utf8_lossy(&c).contains(&want)).unwrap_or(false)).collect()
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+            .filter(|p| pid_alive(*p))
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).contains(&want))
+                    .unwrap_or(false)
+            })
+            .collect()
     }
 
     #[test]
@@ -1476,26 +2153,45 @@ mod tests {
         let seed = PathBuf::from(env("GOLAB_VM_SEED"));
         let mut clock = Clock { rows: Vec::new() };
         let r = (|| -> Result<()> {
-            let vm = clock.time("up lab1 (create, boot, cloud-init, provisioning)", || q.up("lab1", &opts))?;
+            let vm = clock.time("up lab1 (create, boot, cloud-init, provisioning)", || {
+                q.up("lab1", &opts)
+            })?;
             for s in &vm.stages {
                 clock.rows.push((format!("  lab1 {}", s.stage), s.took));
             }
             eprintln!("vm-test: accel {:?}; notes: {:?}", vm.accel, vm.notes);
-            ensure!(vm.tools.go.contains(&format!("go{} ", opts.go_version)), "{:?}", vm.tools);
+            ensure!(
+                vm.tools.go.contains(&format!("go{} ", opts.go_version)),
+                "{:?}",
+                vm.tools
+            );
 
             let again = clock.time("up lab1 again while it runs", || q.up("lab1", &opts))?;
             ensure!(again.already_running && again.ports == vm.ports);
 
             let out = guest(&q, "lab1", "go version", Duration::from_secs(120))?;
-            ensure!(out.stdout.contains(&format!("go{} linux/amd64", opts.go_version)), "{}", out.stdout);
+            ensure!(
+                out.stdout
+                    .contains(&format!("go{} linux/amd64", opts.go_version)),
+                "{}",
+                out.stdout
+            );
             guest(&q, "lab1", "mkdir -p ~/lab", Duration::from_secs(60))?;
             q.copy_in("lab1", &seed, "lab/main.go")?;
             clock.time("go build -gcflags all=-l -N (in the guest)", || guest(&q, "lab1", "cd ~/lab && GOFLAGS=-mod=mod GOPROXY=off go build -gcflags 'all=-l -N' -o main main.go", Duration::from_secs(1200)))?;
             let out = guest(&q, "lab1", "readelf -h ~/lab/main", Duration::from_secs(60))?;
-            ensure!(out.stdout.contains("Advanced Micro Devices X86-64") && out.stdout.contains("EXEC"), "{}", out.stdout);
+            ensure!(
+                out.stdout.contains("Advanced Micro Devices X86-64") && out.stdout.contains("EXEC"),
+                "{}",
+                out.stdout
+            );
             let out = clock.time("gdb -batch, break runtime.schedinit", || guest(&q, "lab1", "cd ~/lab && gdb -batch -ex 'break runtime.schedinit' -ex run -ex bt ./main 2>&1", Duration::from_secs(300)))?;
             ensure!(out.stdout.contains("runtime.schedinit"), "{}", out.stdout);
-            ensure!(out.stdout.contains("Breakpoint 1") && out.stdout.contains("runtime.schedinit ()"), "gdb did not stop at runtime.schedinit:\n{}", out.stdout);
+            ensure!(
+                out.stdout.contains("Breakpoint 1") && out.stdout.contains("runtime.schedinit ()"),
+                "gdb did not stop at runtime.schedinit:\n{}",
+                out.stdout
+            );
 
             clock.time("dlv --headless in the guest, JSON-RPC from the host", || {
                 let tmp = tempfile::tempdir()?;
@@ -1519,19 +2215,38 @@ mod tests {
             })?;
 
             let how = clock.time("down lab1", || q.down("lab1"))?;
-            ensure!(how == Stopped::PoweredOff, "lab1 stopped by {how:?}, not by a clean poweroff");
+            ensure!(
+                how == Stopped::PoweredOff,
+                "lab1 stopped by {how:?}, not by a clean poweroff"
+            );
             let st = q.status("lab1")?;
             ensure!(!st.running() && st.stage == Some(Stage::Ready), "{st}");
             ensure!(!pid_alive(vm.pid));
-            let vm = clock.time("up lab1 (resume: boot, no provisioning)", || q.up("lab1", &opts))?;
+            let vm = clock.time("up lab1 (resume: boot, no provisioning)", || {
+                q.up("lab1", &opts)
+            })?;
             for s in &vm.stages {
-                clock.rows.push((format!("  lab1 resume {}", s.stage), s.took));
+                clock
+                    .rows
+                    .push((format!("  lab1 resume {}", s.stage), s.took));
             }
             ensure!(vm.resumed && !vm.already_running);
             let m = q.machine("lab1")?;
-            ensure!(m.ncpu()? == 2, "the guest's CPUs as the Go runtime counts them");
-            let runs = guest(&q, "lab1", "cat /var/lib/golab-provisioned; test -x ~/lab/main && echo binary-kept", Duration::from_secs(60))?;
-            ensure!(runs.stdout.matches("provisioned ").count() == 1, "provisioned again on resume: {}", runs.stdout);
+            ensure!(
+                m.ncpu()? == 2,
+                "the guest's CPUs as the Go runtime counts them"
+            );
+            let runs = guest(
+                &q,
+                "lab1",
+                "cat /var/lib/golab-provisioned; test -x ~/lab/main && echo binary-kept",
+                Duration::from_secs(60),
+            )?;
+            ensure!(
+                runs.stdout.matches("provisioned ").count() == 1,
+                "provisioned again on resume: {}",
+                runs.stdout
+            );
             ensure!(runs.stdout.contains("binary-kept"));
 
             // A second machine while the first runs; its first `up` dies half-way (QEMU
@@ -1548,7 +2263,10 @@ mod tests {
                     {
                         break p;
                     }
-                    ensure!(Instant::now() < deadline && !h.is_finished(), "lab2 never reached its first boot");
+                    ensure!(
+                        Instant::now() < deadline && !h.is_finished(),
+                        "lab2 never reached its first boot"
+                    );
                     std::thread::sleep(Duration::from_millis(200));
                 };
                 std::thread::sleep(Duration::from_secs(5));
@@ -1558,17 +2276,36 @@ mod tests {
             })?;
             let msg = crashed.context("an up whose QEMU was killed must fail")?;
             ensure!(msg.contains("exited while booting"), "{msg}");
-            ensure!(q.status("lab2")?.stage == Some(Stage::Booting), "{}", q.status("lab2")?);
-            let vm2 = clock.time("up lab2 again (cleaned, created anew) while lab1 runs", || q.up("lab2", &opts))?;
+            ensure!(
+                q.status("lab2")?.stage == Some(Stage::Booting),
+                "{}",
+                q.status("lab2")?
+            );
+            let vm2 = clock.time(
+                "up lab2 again (cleaned, created anew) while lab1 runs",
+                || q.up("lab2", &opts),
+            )?;
             for s in &vm2.stages {
                 clock.rows.push((format!("  lab2 {}", s.stage), s.took));
             }
             ensure!(!vm2.resumed);
-            ensure!(vm2.ports.ssh != vm.ports.ssh && vm2.ports.dlv != vm.ports.dlv && vm2.ports.ssh != vm.ports.dlv, "{:?} {:?}", vm.ports, vm2.ports);
+            ensure!(
+                vm2.ports.ssh != vm.ports.ssh
+                    && vm2.ports.dlv != vm.ports.dlv
+                    && vm2.ports.ssh != vm.ports.dlv,
+                "{:?} {:?}",
+                vm.ports,
+                vm2.ports
+            );
             ensure!(q.status("lab1")?.running() && q.status("lab2")?.running());
             let h1 = guest(&q, "lab1", "hostname", Duration::from_secs(60))?;
             let h2 = guest(&q, "lab2", "hostname", Duration::from_secs(60))?;
-            ensure!((h1.stdout.trim(), h2.stdout.trim()) == ("golab-lab1", "golab-lab2"), "host names {:?} {:?}", h1.stdout, h2.stdout);
+            ensure!(
+                (h1.stdout.trim(), h2.stdout.trim()) == ("golab-lab1", "golab-lab2"),
+                "host names {:?} {:?}",
+                h1.stdout,
+                h2.stdout
+            );
 
             clock.time("destroy lab2", || q.destroy("lab2"))?;
             clock.time("destroy lab1", || q.destroy("lab1"))?;

@@ -60,7 +60,9 @@ impl FromStr for Provider {
         Provider::ALL
             .into_iter()
             .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| anyhow!("unknown Vagrant provider {s:?}: use one of virtualbox, libvirt, qemu"))
+            .ok_or_else(|| {
+                anyhow!("unknown Vagrant provider {s:?}: use one of virtualbox, libvirt, qemu")
+            })
     }
 }
 
@@ -160,7 +162,9 @@ impl Default for VagrantConfig {
             go_base_url: crate::download::GO_BASE.into(),
             libvirt_driver: LibvirtDriver::Kvm,
             go_version: LAB_GO.into(),
-            go_sha256: crate::download::go_tarball(LAB_GO).map(|a| a.sha256).expect("the lab's Go is pinned in download.rs"),
+            go_sha256: crate::download::go_tarball(LAB_GO)
+                .map(|a| a.sha256)
+                .expect("the lab's Go is pinned in download.rs"),
             dlv: DlvSource::GoInstall(LAB_DLV.into()),
             boot: None,
         }
@@ -180,15 +184,25 @@ impl VagrantConfig {
             bail!("the VM needs at least 1 CPU");
         }
         if self.memory_mib < 1024 {
-            bail!("{} MiB of memory is too little for the lab VM: give it at least 1024", self.memory_mib);
+            bail!(
+                "{} MiB of memory is too little for the lab VM: give it at least 1024",
+                self.memory_mib
+            );
         }
-        for (what, port) in [("ssh", self.ssh_port), ("dlv", self.dlv_port), ("dlv (guest)", self.dlv_port_guest)] {
+        for (what, port) in [
+            ("ssh", self.ssh_port),
+            ("dlv", self.dlv_port),
+            ("dlv (guest)", self.dlv_port_guest),
+        ] {
             if port == 0 {
                 bail!("the {what} port is 0: give a port number");
             }
         }
         if self.ssh_port == self.dlv_port {
-            bail!("the ssh and dlv host ports are both {}: they must differ", self.ssh_port);
+            bail!(
+                "the ssh and dlv host ports are both {}: they must differ",
+                self.ssh_port
+            );
         }
         if self.dlv_port_guest == 22 {
             bail!("dlv cannot listen on the guest's ssh port 22");
@@ -201,7 +215,11 @@ impl VagrantConfig {
             bail!("{:?} is not a Go version (like 1.17.1)", self.go_version);
         }
         if self.go_sha256.len() != 64 || !self.go_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            bail!("{:?} is not a SHA-256 (64 hex digits) for go{}.linux-amd64.tar.gz", self.go_sha256, self.go_version);
+            bail!(
+                "{:?} is not a SHA-256 (64 hex digits) for go{}.linux-amd64.tar.gz",
+                self.go_sha256,
+                self.go_version
+            );
         }
         if let DlvSource::GoInstall(v) = &self.dlv
             && v.trim().is_empty()
@@ -211,12 +229,18 @@ impl VagrantConfig {
         if let Some(b) = &self.boot {
             for (what, p) in [("kernel", &b.kernel), ("initrd", &b.initrd)] {
                 if !p.is_absolute() || p.to_str().is_none() {
-                    bail!("the {what} for direct boot must be an absolute UTF-8 path (libvirt reads it as is): {}", p.display());
+                    bail!(
+                        "the {what} for direct boot must be an absolute UTF-8 path (libvirt reads it as is): {}",
+                        p.display()
+                    );
                 }
             }
         }
         if self.labs_dir.to_str().is_none() {
-            bail!("the labs folder {} is not valid UTF-8: Vagrantfiles are UTF-8", self.labs_dir.display());
+            bail!(
+                "the labs folder {} is not valid UTF-8: Vagrantfiles are UTF-8",
+                self.labs_dir.display()
+            );
         }
         Ok(())
     }
@@ -224,18 +248,27 @@ impl VagrantConfig {
 
 /// The memory as vagrant-qemu wants it: a QEMU size string ("3G", or "1536M").
 pub fn qemu_memory(memory_mib: u32) -> String {
-    if memory_mib.is_multiple_of(1024) { format!("{}G", memory_mib / 1024) } else { format!("{memory_mib}M") }
+    if memory_mib.is_multiple_of(1024) {
+        format!("{}G", memory_mib / 1024)
+    } else {
+        format!("{memory_mib}M")
+    }
 }
 
 /// The template's variables for one rendering.
 pub fn template_vars(provider: Provider, cfg: &VagrantConfig) -> Result<Map<String, Value>> {
     cfg.validate()?;
     if cfg.boot.is_some() && provider != Provider::Libvirt {
-        bail!("direct kernel boot (--kernel/--initrd) is for the libvirt provider only; {provider} boots the box's own loader");
+        bail!(
+            "direct kernel boot (--kernel/--initrd) is for the libvirt provider only; {provider} boots the box's own loader"
+        );
     }
     let mut order = vec![provider];
     order.extend(Provider::ALL.into_iter().filter(|p| *p != provider));
-    let labs_dir = cfg.labs_dir.to_str().context("the labs folder is not valid UTF-8")?;
+    let labs_dir = cfg
+        .labs_dir
+        .to_str()
+        .context("the labs folder is not valid UTF-8")?;
     let vars = json!({
         "default_provider": provider.name(),
         "provider_order": order.iter().map(|p| p.name()).collect::<Vec<_>>(),
@@ -293,7 +326,11 @@ fn ruby_filter(value: minijinja::Value) -> std::result::Result<String, minijinja
         Some(s) => Ok(ruby_string(s)),
         None => Err(minijinja::Error::new(
             minijinja::ErrorKind::InvalidOperation,
-            format!("the ruby filter takes a string, not {} ({})", value.kind(), value),
+            format!(
+                "the ruby filter takes a string, not {} ({})",
+                value.kind(),
+                value
+            ),
         )),
     }
 }
@@ -304,18 +341,31 @@ pub fn render_template(source: &str, vars: &Map<String, Value>) -> Result<String
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.set_syntax(
-        minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).keep_trailing_newline(true).build()?,
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()?,
     );
     env.add_filter("ruby", ruby_filter);
-    env.add_template("Vagrantfile.tmpl", source).map_err(|e| anyhow!("Vagrantfile.tmpl does not parse: {e:#}"))?;
+    env.add_template("Vagrantfile.tmpl", source)
+        .map_err(|e| anyhow!("Vagrantfile.tmpl does not parse: {e:#}"))?;
     let tmpl = env.get_template("Vagrantfile.tmpl")?;
-    let mut missing: Vec<String> = tmpl.undeclared_variables(false).into_iter().filter(|v| !vars.contains_key(v)).collect();
+    let mut missing: Vec<String> = tmpl
+        .undeclared_variables(false)
+        .into_iter()
+        .filter(|v| !vars.contains_key(v))
+        .collect();
     if !missing.is_empty() {
         missing.sort();
-        bail!("Vagrantfile.tmpl uses variables that were not given: {}", missing.join(", "));
+        bail!(
+            "Vagrantfile.tmpl uses variables that were not given: {}",
+            missing.join(", ")
+        );
     }
     // Strict undefined behaviour still guards what the check above cannot see.
-    tmpl.render(minijinja::value::Serde(vars)).map_err(|e| anyhow!("cannot render Vagrantfile.tmpl: {e:#}"))
+    tmpl.render(minijinja::value::Serde(vars))
+        .map_err(|e| anyhow!("cannot render Vagrantfile.tmpl: {e:#}"))
 }
 
 /// The Vagrantfile for `provider` (the default provider; all provider blocks present).
@@ -371,20 +421,43 @@ pub enum UpOutcome {
 
 /// `Port`, `User`, `IdentityFile` from `vagrant ssh-config`.
 pub fn parse_ssh_config(text: &str) -> Option<(String, u16, PathBuf)> {
-    let get = |k: &str| text.lines().find_map(|l| l.trim().strip_prefix(k).map(|v| v.trim().trim_matches('"').to_string()));
-    Some((get("User ")?, get("Port ")?.parse().ok()?, PathBuf::from(get("IdentityFile ")?)))
+    let get = |k: &str| {
+        text.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix(k)
+                .map(|v| v.trim().trim_matches('"').to_string())
+        })
+    };
+    Some((
+        get("User ")?,
+        get("Port ")?.parse().ok()?,
+        PathBuf::from(get("IdentityFile ")?),
+    ))
 }
 
 impl Vagrant {
     pub fn new() -> Result<Vagrant> {
-        Ok(Vagrant { root: super::state_root()? })
+        Ok(Vagrant {
+            root: super::state_root()?,
+        })
     }
 
     /// The provider `--vagrant-provider auto` picks on this host (see [`pick_provider`]).
     pub fn auto_provider() -> Result<Provider> {
-        let plugins = run_vagrant(None, &["plugin", "list", "--machine-readable"], std::time::Duration::from_secs(120), false)?;
+        let plugins = run_vagrant(
+            None,
+            &["plugin", "list", "--machine-readable"],
+            std::time::Duration::from_secs(120),
+            false,
+        )?;
         let has = |p: &str| machine_readable_has(&plugins.stdout, "plugin-name", p);
-        pick_provider(std::env::consts::OS, std::env::consts::ARCH, crate::toolchain::which("VBoxManage").is_some(), has("vagrant-libvirt"), has("vagrant-qemu"))
+        pick_provider(
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            crate::toolchain::which("VBoxManage").is_some(),
+            has("vagrant-libvirt"),
+            has("vagrant-qemu"),
+        )
     }
 
     pub fn with_state_root(root: impl Into<PathBuf>) -> Vagrant {
@@ -405,14 +478,28 @@ impl Vagrant {
         self.root.join("vagrant").join(name)
     }
 
-    fn vagrant(&self, name: &str, args: &[&str], timeout: std::time::Duration) -> Result<crate::exec::Captured> {
+    fn vagrant(
+        &self,
+        name: &str,
+        args: &[&str],
+        timeout: std::time::Duration,
+    ) -> Result<crate::exec::Captured> {
         self.vagrant_in(name, args, timeout, false)
     }
 
     /// `vagrant ARGS` in the machine's folder; `echo` shows its lines as they come.
-    fn vagrant_in(&self, name: &str, args: &[&str], timeout: std::time::Duration, echo: bool) -> Result<crate::exec::Captured> {
+    fn vagrant_in(
+        &self,
+        name: &str,
+        args: &[&str],
+        timeout: std::time::Duration,
+        echo: bool,
+    ) -> Result<crate::exec::Captured> {
         if !self.dir(name).join("Vagrantfile").is_file() {
-            bail!("no Vagrant machine named {name} (in {}): `golab up --provider vagrant --name {name}` makes it", self.dir(name).display());
+            bail!(
+                "no Vagrant machine named {name} (in {}): `golab up --provider vagrant --name {name}` makes it",
+                self.dir(name).display()
+            );
         }
         run_vagrant(Some(&self.dir(name)), args, timeout, echo)
     }
@@ -421,15 +508,26 @@ impl Vagrant {
     /// there (`vagrant box remove golab/STEM` makes the next `up` take a new file), and
     /// returns the name.
     pub fn add_box_file(&self, file: &Path) -> Result<String> {
-        let stem = file.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".box")).filter(|s| !s.is_empty());
-        let name = format!("golab/{}", stem.with_context(|| format!("{}: a box file is named NAME.box", file.display()))?);
-        let run = |args: &[&str], timeout: u64| run_vagrant(None, args, std::time::Duration::from_secs(timeout), false);
+        let stem = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".box"))
+            .filter(|s| !s.is_empty());
+        let name = format!(
+            "golab/{}",
+            stem.with_context(|| format!("{}: a box file is named NAME.box", file.display()))?
+        );
+        let run = |args: &[&str], timeout: u64| {
+            run_vagrant(None, args, std::time::Duration::from_secs(timeout), false)
+        };
         let listed = run(&["box", "list", "--machine-readable"], 120)?;
         if box_listed(&listed.stdout, &name) {
             return Ok(name);
         }
         let path = std::fs::canonicalize(file).with_context(|| format!("{}", file.display()))?;
-        let path = path.to_str().with_context(|| format!("{} is not valid UTF-8", path.display()))?;
+        let path = path
+            .to_str()
+            .with_context(|| format!("{} is not valid UTF-8", path.display()))?;
         eprintln!("adding {} to Vagrant as {name}", file.display());
         run(&["box", "add", "--name", &name, path], 1800)?;
         Ok(name)
@@ -437,20 +535,38 @@ impl Vagrant {
 
     /// Renders the Vagrantfile (free 127.0.0.1 ports) and runs `vagrant up`. A machine
     /// that exists keeps its Vagrantfile and ports; one that runs is left alone.
-    pub fn up(&self, name: &str, provider: Provider, cfg: VagrantConfig) -> Result<(Machine, UpOutcome)> {
+    pub fn up(
+        &self,
+        name: &str,
+        provider: Provider,
+        cfg: VagrantConfig,
+    ) -> Result<(Machine, UpOutcome)> {
         let dir = self.dir(name);
         let rec_path = dir.join("machine.json");
         let mut rec: Recorded = match std::fs::read_to_string(&rec_path) {
             Ok(t) => serde_json::from_str(&t).with_context(|| format!("{}", rec_path.display()))?,
             Err(_) => {
                 write(provider, &cfg, &dir)?;
-                let r = Recorded { provider: provider.to_string(), ssh_port: cfg.ssh_port, dlv_port: cfg.dlv_port, dlv_port_guest: cfg.dlv_port_guest, provisioned: false };
-                crate::files::write_atomic(&rec_path, serde_json::to_string_pretty(&r)?.as_bytes())?;
+                let r = Recorded {
+                    provider: provider.to_string(),
+                    ssh_port: cfg.ssh_port,
+                    dlv_port: cfg.dlv_port,
+                    dlv_port_guest: cfg.dlv_port_guest,
+                    provisioned: false,
+                };
+                crate::files::write_atomic(
+                    &rec_path,
+                    serde_json::to_string_pretty(&r)?.as_bytes(),
+                )?;
                 r
             }
         };
         if rec.provider != provider.name() {
-            bail!("{name} was made with Vagrant's {} provider, not {provider}: `golab destroy --provider vagrant --name {name}` first, or keep --vagrant-provider {}", rec.provider, rec.provider);
+            bail!(
+                "{name} was made with Vagrant's {} provider, not {provider}: `golab destroy --provider vagrant --name {name}` first, or keep --vagrant-provider {}",
+                rec.provider,
+                rec.provider
+            );
         }
         let outcome = if !rec.provisioned {
             UpOutcome::Created
@@ -476,20 +592,48 @@ impl Vagrant {
 
     /// The machine as the probes reach it, from `vagrant ssh-config` and `machine.json`.
     pub fn machine(&self, name: &str) -> Result<Machine> {
-        let rec: Recorded = serde_json::from_str(&std::fs::read_to_string(self.dir(name).join("machine.json")).with_context(|| format!("no Vagrant machine {name}: `golab up --provider vagrant` first"))?)?;
+        let rec: Recorded = serde_json::from_str(
+            &std::fs::read_to_string(self.dir(name).join("machine.json")).with_context(|| {
+                format!("no Vagrant machine {name}: `golab up --provider vagrant` first")
+            })?,
+        )?;
         let out = self.vagrant(name, &["ssh-config"], std::time::Duration::from_secs(120))?;
-        let (user, _port, key) = parse_ssh_config(&out.stdout).with_context(|| format!("cannot read `vagrant ssh-config`: {}", out.stdout))?;
+        let (user, _port, key) = parse_ssh_config(&out.stdout)
+            .with_context(|| format!("cannot read `vagrant ssh-config`: {}", out.stdout))?;
         // The Vagrantfile forwards the guest's 22 to 127.0.0.1:ssh_port.
-        Ok(Machine::Ssh(super::Ssh { name: name.into(), user, port: rec.ssh_port, key, dlv_port: rec.dlv_port, guest_dlv_port: rec.dlv_port_guest, dlv_listen_host: "0.0.0.0".into() }))
+        Ok(Machine::Ssh(super::Ssh {
+            name: name.into(),
+            user,
+            port: rec.ssh_port,
+            key,
+            dlv_port: rec.dlv_port,
+            guest_dlv_port: rec.dlv_port_guest,
+            dlv_listen_host: "0.0.0.0".into(),
+        }))
     }
 
     pub fn status(&self, name: &str) -> Result<String> {
-        let out = self.vagrant(name, &["status", "--machine-readable"], std::time::Duration::from_secs(120))?;
-        Ok(out.stdout.lines().find_map(|l| l.split(',').nth(2).filter(|k| *k == "state").and(l.split(',').nth(3))).unwrap_or("unknown").to_string())
+        let out = self.vagrant(
+            name,
+            &["status", "--machine-readable"],
+            std::time::Duration::from_secs(120),
+        )?;
+        Ok(out
+            .stdout
+            .lines()
+            .find_map(|l| {
+                l.split(',')
+                    .nth(2)
+                    .filter(|k| *k == "state")
+                    .and(l.split(',').nth(3))
+            })
+            .unwrap_or("unknown")
+            .to_string())
     }
 
     pub fn down(&self, name: &str) -> Result<()> {
-        self.vagrant_in(name, &["halt"], std::time::Duration::from_secs(600), true).map(|_| ())
+        self.vagrant_in(name, &["halt"], std::time::Duration::from_secs(600), true)
+            .map(|_| ())
     }
 
     pub fn destroy(&self, name: &str) -> Result<()> {
@@ -500,17 +644,30 @@ impl Vagrant {
             .map(|providers| providers.flatten().any(|p| p.path().join("id").is_file()))
             .unwrap_or(false);
         if made {
-            self.vagrant(name, &["destroy", "-f"], std::time::Duration::from_secs(600))?;
+            self.vagrant(
+                name,
+                &["destroy", "-f"],
+                std::time::Duration::from_secs(600),
+            )?;
         } else if !self.dir(name).join("machine.json").is_file() {
-            bail!("no Vagrant machine named {name} (in {})", self.dir(name).display());
+            bail!(
+                "no Vagrant machine named {name} (in {})",
+                self.dir(name).display()
+            );
         }
-        std::fs::remove_dir_all(self.dir(name)).with_context(|| format!("cannot remove {}", self.dir(name).display()))
+        std::fs::remove_dir_all(self.dir(name))
+            .with_context(|| format!("cannot remove {}", self.dir(name).display()))
     }
 }
 
 /// `vagrant ARGS` (in `dir`, a machine's folder, when given); `echo` shows its lines as
 /// they come. A failure is an error with vagrant's last lines, unless they were shown.
-fn run_vagrant(dir: Option<&Path>, args: &[&str], timeout: std::time::Duration, echo: bool) -> Result<crate::exec::Captured> {
+fn run_vagrant(
+    dir: Option<&Path>,
+    args: &[&str],
+    timeout: std::time::Duration,
+    echo: bool,
+) -> Result<crate::exec::Captured> {
     Vagrant::require_vagrant()?;
     let mut c = std::process::Command::new("vagrant");
     c.args(args);
@@ -518,25 +675,42 @@ fn run_vagrant(dir: Option<&Path>, args: &[&str], timeout: std::time::Duration, 
         c.current_dir(d);
     }
     let label = format!("vagrant {}", args.join(" "));
-    let out = if echo { crate::exec::run_echoed(c, &label, timeout, "  vagrant: ")? } else { crate::exec::run(c, &label, timeout)? };
+    let out = if echo {
+        crate::exec::run_echoed(c, &label, timeout, "  vagrant: ")?
+    } else {
+        crate::exec::run(c, &label, timeout)?
+    };
     if !out.ok() {
-        let place = dir.map(|d| format!(" in {}", d.display())).unwrap_or_default();
+        let place = dir
+            .map(|d| format!(" in {}", d.display()))
+            .unwrap_or_default();
         if echo {
             bail!("{label} failed{place} (its output is above)");
         }
-        bail!("{label} failed{place}:\n{}", crate::exec::tail(&out.combined()));
+        bail!(
+            "{label} failed{place}:\n{}",
+            crate::exec::tail(&out.combined())
+        );
     }
     Ok(out)
 }
 
 /// `--vagrant-provider auto`: vagrant-qemu where only emulation can run an x86_64 guest
 /// (Apple Silicon), VirtualBox where it is installed, else vagrant-libvirt.
-pub fn pick_provider(os: &str, arch: &str, virtualbox: bool, libvirt_plugin: bool, qemu_plugin: bool) -> Result<Provider> {
+pub fn pick_provider(
+    os: &str,
+    arch: &str,
+    virtualbox: bool,
+    libvirt_plugin: bool,
+    qemu_plugin: bool,
+) -> Result<Provider> {
     if os == "macos" && arch != "x86_64" {
         if qemu_plugin {
             return Ok(Provider::Qemu);
         }
-        bail!("on Apple Silicon the lab VM needs the vagrant-qemu plugin (`vagrant plugin install vagrant-qemu`), or use --provider qemu");
+        bail!(
+            "on Apple Silicon the lab VM needs the vagrant-qemu plugin (`vagrant plugin install vagrant-qemu`), or use --provider qemu"
+        );
     }
     if virtualbox {
         return Ok(Provider::Virtualbox);
@@ -566,7 +740,8 @@ fn box_listed(machine_readable: &str, name: &str) -> bool {
 #[cfg(unix)]
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).with_context(|| format!("cannot set the mode of {}", path.display()))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))
 }
 
 #[cfg(not(unix))]
@@ -582,7 +757,14 @@ mod tests {
     fn vagrant_ssh_config_gives_user_port_and_key() {
         // As `vagrant ssh-config` prints it (vagrant 2.3.4).
         let t = "Host default\n  HostName 127.0.0.1\n  User vagrant\n  Port 2222\n  UserKnownHostsFile /dev/null\n  StrictHostKeyChecking no\n  IdentityFile \"/home/u/.vagrant.d/insecure_private_key\"\n  IdentitiesOnly yes\n";
-        assert_eq!(parse_ssh_config(t), Some(("vagrant".into(), 2222, PathBuf::from("/home/u/.vagrant.d/insecure_private_key"))));
+        assert_eq!(
+            parse_ssh_config(t),
+            Some((
+                "vagrant".into(),
+                2222,
+                PathBuf::from("/home/u/.vagrant.d/insecure_private_key")
+            ))
+        );
         assert_eq!(parse_ssh_config("Host default\n"), None);
     }
 
@@ -591,21 +773,41 @@ mod tests {
         // `up` wrote the folder, then its provider turned out unusable: no machine id.
         let d = tempfile::tempdir().unwrap();
         let v = Vagrant::with_state_root(d.path());
-        write(Provider::Virtualbox, &VagrantConfig::default(), &v.dir("lab")).unwrap();
+        write(
+            Provider::Virtualbox,
+            &VagrantConfig::default(),
+            &v.dir("lab"),
+        )
+        .unwrap();
         std::fs::write(v.dir("lab").join("machine.json"), "{}").unwrap();
         std::fs::create_dir_all(v.dir("lab").join(".vagrant/machines/default/virtualbox")).unwrap();
         v.destroy("lab").unwrap();
         assert!(!v.dir("lab").exists());
         let err = v.destroy("lab").unwrap_err();
-        assert!(format!("{err:#}").contains("no Vagrant machine named lab"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("no Vagrant machine named lab"),
+            "{err:#}"
+        );
     }
 
     #[test]
     fn auto_picks_the_provider_the_host_can_run() {
-        assert_eq!(pick_provider("linux", "x86_64", true, true, false).unwrap(), Provider::Virtualbox);
-        assert_eq!(pick_provider("linux", "x86_64", false, true, false).unwrap(), Provider::Libvirt);
-        assert_eq!(pick_provider("macos", "x86_64", true, false, false).unwrap(), Provider::Virtualbox);
-        assert_eq!(pick_provider("macos", "aarch64", true, false, true).unwrap(), Provider::Qemu);
+        assert_eq!(
+            pick_provider("linux", "x86_64", true, true, false).unwrap(),
+            Provider::Virtualbox
+        );
+        assert_eq!(
+            pick_provider("linux", "x86_64", false, true, false).unwrap(),
+            Provider::Libvirt
+        );
+        assert_eq!(
+            pick_provider("macos", "x86_64", true, false, false).unwrap(),
+            Provider::Virtualbox
+        );
+        assert_eq!(
+            pick_provider("macos", "aarch64", true, false, true).unwrap(),
+            Provider::Qemu
+        );
         let err = pick_provider("macos", "aarch64", true, false, false).unwrap_err();
         assert!(format!("{err}").contains("vagrant-qemu"), "{err}");
         let err = pick_provider("linux", "x86_64", false, false, false).unwrap_err();
@@ -618,7 +820,10 @@ mod tests {
         let t = "1764230000,,ui,info,golab/debian-12-golab (libvirt%!(VAGRANT_COMMA) 0)\n1764230000,,box-name,golab/debian-12-golab\n1764230000,,box-provider,libvirt\n1764230000,,box-version,0\n";
         assert!(box_listed(t, "golab/debian-12-golab"));
         assert!(!box_listed(t, "golab/debian-12"));
-        assert!(!box_listed("1764230000,,ui,info,There are no installed boxes!\n", "golab/debian-12-golab"));
+        assert!(!box_listed(
+            "1764230000,,ui,info,There are no installed boxes!\n",
+            "golab/debian-12-golab"
+        ));
         // `vagrant plugin list --machine-readable`, recorded the same way.
         let t = "1795767903,,ui,info,vagrant-libvirt (0.11.2%!(VAGRANT_COMMA) system)\n1795767903,,plugin-name,vagrant-libvirt\n1795767903,vagrant-libvirt,plugin-version,0.11.2%!(VAGRANT_COMMA) system\n";
         assert!(machine_readable_has(t, "plugin-name", "vagrant-libvirt"));

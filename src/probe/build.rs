@@ -15,18 +15,40 @@ pub struct Built {
 
 /// Copies the lab's files (not its subfolders) into `work` on the machine and builds
 /// `work/main` there. A compile error comes back with the compiler's own output.
-pub fn build(m: &Machine, tc: &Toolchain, lab_dir: &Path, work: &Path, gcflags: &str, env: &[(String, String)]) -> Result<Built> {
-    m.copy_files_in(lab_dir, work).with_context(|| format!("cannot copy the lab's program to {}", m.name()))?;
+pub fn build(
+    m: &Machine,
+    tc: &Toolchain,
+    lab_dir: &Path,
+    work: &Path,
+    gcflags: &str,
+    env: &[(String, String)],
+) -> Result<Built> {
+    m.copy_files_in(lab_dir, work)
+        .with_context(|| format!("cannot copy the lab's program to {}", m.name()))?;
     let binary = work.join("main");
     let mut c = tc.go_command();
     c.envs(env.iter().map(|(k, v)| (k, v)));
-    c.current_dir(work).arg("build").arg("-gcflags").arg(gcflags).arg("-o").arg(&binary).arg(".");
+    c.current_dir(work)
+        .arg("build")
+        .arg("-gcflags")
+        .arg(gcflags)
+        .arg("-o")
+        .arg(&binary)
+        .arg(".");
     let start = Instant::now();
     let out = m.run(&c, "go build", Duration::from_secs(900))?;
     if !out.ok() {
-        bail!("go build -gcflags \"{gcflags}\" failed in {}:\n{}", work.display(), out.combined().trim_end());
+        bail!(
+            "go build -gcflags \"{gcflags}\" failed in {}:\n{}",
+            work.display(),
+            out.combined().trim_end()
+        );
     }
-    Ok(Built { binary, seconds: start.elapsed().as_secs_f64(), source_dir: work.to_path_buf() })
+    Ok(Built {
+        binary,
+        seconds: start.elapsed().as_secs_f64(),
+        source_dir: work.to_path_buf(),
+    })
 }
 
 /// Uses a binary built earlier from the same program (copied into `work`).
@@ -34,8 +56,16 @@ pub fn reuse(binary: &Path, work: &Path) -> Result<Built> {
     std::fs::create_dir_all(work)?;
     let dest = work.join("main");
     if binary != dest {
-        std::fs::copy(binary, &dest).with_context(|| format!("cannot copy the prebuilt {}", binary.display()))?;
+        std::fs::copy(binary, &dest)
+            .with_context(|| format!("cannot copy the prebuilt {}", binary.display()))?;
     }
-    let source_dir = binary.parent().map(Path::to_path_buf).unwrap_or_else(|| work.to_path_buf());
-    Ok(Built { binary: dest, seconds: 0.0, source_dir })
+    let source_dir = binary
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| work.to_path_buf());
+    Ok(Built {
+        binary: dest,
+        seconds: 0.0,
+        source_dir,
+    })
 }

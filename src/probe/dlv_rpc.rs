@@ -42,7 +42,11 @@ pub struct Location {
 impl Location {
     pub fn frame(&self) -> Frame {
         Frame {
-            function: self.function.as_ref().map(|f| f.name.clone()).unwrap_or_else(|| "?".into()),
+            function: self
+                .function
+                .as_ref()
+                .map(|f| f.name.clone())
+                .unwrap_or_else(|| "?".into()),
             file: self.file.clone(),
             line: self.line.max(0) as u32,
             pc: self.pc,
@@ -120,7 +124,11 @@ impl Variable {
             return format!("unreadable: {}", self.unreadable);
         }
         if self.kind == POINTER && self.value.is_empty() {
-            return self.children.first().map(|c| c.addr.to_string()).unwrap_or_default();
+            return self
+                .children
+                .first()
+                .map(|c| c.addr.to_string())
+                .unwrap_or_default();
         }
         self.value.clone()
     }
@@ -157,7 +165,8 @@ pub struct Version {
 
 /// A reply: `{"id":N,"result":{...},"error":null}`.
 pub fn parse_reply(line: &str) -> Result<Value> {
-    let v: Value = serde_json::from_str(line).with_context(|| format!("dlv sent a line that is not JSON: {line}"))?;
+    let v: Value = serde_json::from_str(line)
+        .with_context(|| format!("dlv sent a line that is not JSON: {line}"))?;
     if let Some(e) = v.get("error").and_then(Value::as_str) {
         bail!("{e}");
     }
@@ -176,16 +185,30 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: &str, deadline: Instant) -> Result<Client> {
-        let stream = TcpStream::connect(addr).with_context(|| format!("cannot connect to dlv at {addr}"))?;
+        let stream =
+            TcpStream::connect(addr).with_context(|| format!("cannot connect to dlv at {addr}"))?;
         stream.set_nodelay(true)?;
         let writer = stream.try_clone()?;
-        Ok(Client { reader: BufReader::new(stream), writer, id: 0, deadline, exchange: String::new() })
+        Ok(Client {
+            reader: BufReader::new(stream),
+            writer,
+            id: 0,
+            deadline,
+            exchange: String::new(),
+        })
     }
 
     /// Calls `RPCServer.<method>` and decodes `result.<field>` (or the whole result).
-    pub fn call<T: DeserializeOwned>(&mut self, method: &str, params: Value, field: Option<&str>) -> Result<T> {
+    pub fn call<T: DeserializeOwned>(
+        &mut self,
+        method: &str,
+        params: Value,
+        field: Option<&str>,
+    ) -> Result<T> {
         self.id += 1;
-        let req = json!({"method": format!("RPCServer.{method}"), "params": [params], "id": self.id}).to_string();
+        let req =
+            json!({"method": format!("RPCServer.{method}"), "params": [params], "id": self.id})
+                .to_string();
         self.exchange.push_str("-> ");
         self.exchange.push_str(&req);
         self.exchange.push('\n');
@@ -201,7 +224,12 @@ impl Client {
         match self.reader.read_line(&mut line) {
             Ok(0) => bail!("dlv closed the connection during {method}"),
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 bail!("dlv did not answer {method} before the session's deadline")
             }
             Err(e) => return Err(e).with_context(|| format!("reading dlv's answer to {method}")),
@@ -297,9 +325,22 @@ impl Console {
     }
 }
 
-fn start_headless(m: &Machine, dlv: &Path, binary: &Path, plan: &Plan, skip_check: bool, deadline: Instant) -> Result<(Group, String, Console)> {
+fn start_headless(
+    m: &Machine,
+    dlv: &Path,
+    binary: &Path,
+    plan: &Plan,
+    skip_check: bool,
+    deadline: Instant,
+) -> Result<(Group, String, Console)> {
     let mut cmd = Cmd::new(dlv);
-    cmd.args(["exec", "--headless", "--api-version=2", "--accept-multiclient"]).arg(format!("--listen={}", m.dlv_listen()));
+    cmd.args([
+        "exec",
+        "--headless",
+        "--api-version=2",
+        "--accept-multiclient",
+    ])
+    .arg(format!("--listen={}", m.dlv_listen()));
     if skip_check {
         cmd.arg("--check-go-version=false");
     }
@@ -307,7 +348,9 @@ fn start_headless(m: &Machine, dlv: &Path, binary: &Path, plan: &Plan, skip_chec
     cmd.envs(plan.env.iter().map(|(k, v)| (k, v)));
     cmd.deadline(deadline.saturating_duration_since(Instant::now()));
     let mut c = m.command(&cmd);
-    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut g = Group::spawn(c, "dlv")?;
     let console = Arc::new(Mutex::new(String::new()));
     let (tx, rx) = std::sync::mpsc::channel::<String>();
@@ -338,22 +381,46 @@ fn start_headless(m: &Machine, dlv: &Path, binary: &Path, plan: &Plan, skip_chec
             console.lock().unwrap().push_str(&s);
         }));
     }
-    let wait = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(60));
+    let wait = deadline
+        .saturating_duration_since(Instant::now())
+        .min(Duration::from_secs(60));
     let first = rx.recv_timeout(wait).map_err(|_| {
         let _ = g.wait_deadline(Instant::now() + Duration::from_millis(300));
-        anyhow::anyhow!("dlv printed no API address: {}", console.lock().unwrap().trim())
+        anyhow::anyhow!(
+            "dlv printed no API address: {}",
+            console.lock().unwrap().trim()
+        )
     })?;
-    let addr = first.split("listening at:").nth(1).map(|a| m.dlv_connect(a.trim())).with_context(|| format!("dlv's first line has no address: {first}"))?;
-    Ok((g, addr, Console { text: console, readers }))
+    let addr = first
+        .split("listening at:")
+        .nth(1)
+        .map(|a| m.dlv_connect(a.trim()))
+        .with_context(|| format!("dlv's first line has no address: {first}"))?;
+    Ok((
+        g,
+        addr,
+        Console {
+            text: console,
+            readers,
+        },
+    ))
 }
 
 fn is_version_complaint(s: &str) -> bool {
     let s = s.to_lowercase();
-    s.contains("check-go-version") || (s.contains("version of go") && (s.contains("too old") || s.contains("too new")))
+    s.contains("check-go-version")
+        || (s.contains("version of go") && (s.contains("too old") || s.contains("too new")))
 }
 
 /// Runs one dlv session as the plan says.
-pub fn run(m: &Machine, dlv: &Path, dlv_version: &str, binary: &Path, plan: &Plan, deadline: Instant) -> Result<DlvRun> {
+pub fn run(
+    m: &Machine,
+    dlv: &Path,
+    dlv_version: &str,
+    binary: &Path,
+    plan: &Plan,
+    deadline: Instant,
+) -> Result<DlvRun> {
     let mut skip = plan.skip_version_check;
     let mut warnings = Vec::new();
     if skip {
@@ -362,7 +429,8 @@ pub fn run(m: &Machine, dlv: &Path, dlv_version: &str, binary: &Path, plan: &Pla
     loop {
         let (mut group, addr, console) = start_headless(m, dlv, binary, plan, skip, deadline)?;
         // dlv prints its address before its Go version check, and may exit right after.
-        let client = Client::connect(&addr, deadline).and_then(|mut c| c.call::<Version>("GetVersion", json!({}), None).map(|_| c));
+        let client = Client::connect(&addr, deadline)
+            .and_then(|mut c| c.call::<Version>("GetVersion", json!({}), None).map(|_| c));
         let mut client = match client {
             Ok(c) => c,
             Err(e) => {
@@ -381,14 +449,32 @@ pub fn run(m: &Machine, dlv: &Path, dlv_version: &str, binary: &Path, plan: &Pla
                 bail!("dlv did not start a session: {e:#}\n{}{hint}", out.trim());
             }
         };
-        let mut d = Driver { c: &mut client, plan, log: String::new(), session: Session { version: dlv_version.to_string(), warnings: warnings.clone(), ..Default::default() }, wrappers: Vec::new(), done_stops: vec![false; plan.stops.len()] };
+        let mut d = Driver {
+            c: &mut client,
+            plan,
+            log: String::new(),
+            session: Session {
+                version: dlv_version.to_string(),
+                warnings: warnings.clone(),
+                ..Default::default()
+            },
+            wrappers: Vec::new(),
+            done_stops: vec![false; plan.stops.len()],
+        };
         let error = d.drive().err().map(|e| format!("{e:#}"));
         let (session, wrappers, readable) = (d.session, d.wrappers, d.log);
         // Whatever happened, the process group goes.
         let _ = client.call::<Value>("Detach", json!({"Kill": true}), None);
         drop(group);
         let console = console.finish();
-        return Ok(DlvRun { session, wrappers, exchange: std::mem::take(&mut client.exchange), readable, console, error });
+        return Ok(DlvRun {
+            session,
+            wrappers,
+            exchange: std::mem::take(&mut client.exchange),
+            readable,
+            console,
+            error,
+        });
     }
 }
 
@@ -404,16 +490,34 @@ struct Driver<'a> {
 impl Driver<'_> {
     fn drive(&mut self) -> Result<()> {
         let plan = self.plan;
-        self.log.push_str(&format!("$ dlv exec ./main -- {}\nType 'help' for list of commands.\n", plan.args.join(" ")));
+        self.log.push_str(&format!(
+            "$ dlv exec ./main -- {}\nType 'help' for list of commands.\n",
+            plan.args.join(" ")
+        ));
         // The process is stopped at its first instruction: the ELF entry point.
-        let st: State = self.c.call("State", json!({"NonBlocking": true}), Some("State"))?;
-        let t = st.current_thread.context("dlv reported no thread at the entry point")?;
-        let mut entry = Hit { seq: 0, tool: Tool::Dlv, breakpoint: "<entry>".into(), thread: t.id, goroutine: t.goroutine_id, stack: vec![thread_frame(&t)], values: Default::default() };
+        let st: State = self
+            .c
+            .call("State", json!({"NonBlocking": true}), Some("State"))?;
+        let t = st
+            .current_thread
+            .context("dlv reported no thread at the entry point")?;
+        let mut entry = Hit {
+            seq: 0,
+            tool: Tool::Dlv,
+            breakpoint: "<entry>".into(),
+            thread: t.id,
+            goroutine: t.goroutine_id,
+            stack: vec![thread_frame(&t)],
+            values: Default::default(),
+        };
         self.log.push_str("(dlv) regs\n");
         for r in self.registers(t.id)? {
             if ["rip", "rsp"].contains(&r.name.to_lowercase().as_str()) {
-                self.log.push_str(&format!("    {:>4} = {}\n", r.name, r.value));
-                entry.values.insert(Read::Reg(r.name.clone()).key(), r.value);
+                self.log
+                    .push_str(&format!("    {:>4} = {}\n", r.name, r.value));
+                entry
+                    .values
+                    .insert(Read::Reg(r.name.clone()).key(), r.value);
             }
         }
         self.session.hits.push(entry);
@@ -427,32 +531,71 @@ impl Driver<'_> {
                 }
                 _ => json!({"functionName": b.function, "Stacktrace": 64}),
             };
-            let r: Result<Breakpoint> = self.c.call("CreateBreakpoint", json!({ "Breakpoint": spec }), Some("Breakpoint"));
+            let r: Result<Breakpoint> = self.c.call(
+                "CreateBreakpoint",
+                json!({ "Breakpoint": spec }),
+                Some("Breakpoint"),
+            );
             match r {
                 Ok(bp) => {
-                    let addrs = if bp.addrs.is_empty() { vec![bp.addr] } else { bp.addrs.clone() };
-                    self.log.push_str(&format!("Breakpoint {} set at {} for {}() {}:{}\n", bp.id, addrs.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(", "), b.function, bp.file, bp.line));
-                    self.session.breakpoints.push(Placed { function: b.function.clone(), addrs, error: None, symbols: vec![] });
+                    let addrs = if bp.addrs.is_empty() {
+                        vec![bp.addr]
+                    } else {
+                        bp.addrs.clone()
+                    };
+                    self.log.push_str(&format!(
+                        "Breakpoint {} set at {} for {}() {}:{}\n",
+                        bp.id,
+                        addrs
+                            .iter()
+                            .map(|a| format!("{a:#x}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        b.function,
+                        bp.file,
+                        bp.line
+                    ));
+                    self.session.breakpoints.push(Placed {
+                        function: b.function.clone(),
+                        addrs,
+                        error: None,
+                        symbols: vec![],
+                    });
                     ids.insert(bp.id, (b.function.clone(), b.max_hits, 0));
                 }
                 Err(e) => {
                     self.log.push_str(&format!("Command failed: {e:#}\n"));
-                    self.session.breakpoints.push(Placed { function: b.function.clone(), addrs: vec![], error: Some(format!("{e:#}")), symbols: vec![] });
+                    self.session.breakpoints.push(Placed {
+                        function: b.function.clone(),
+                        addrs: vec![],
+                        error: Some(format!("{e:#}")),
+                        symbols: vec![],
+                    });
                 }
             }
         }
 
         for _ in 0..20_000 {
             self.log.push_str("(dlv) c\n");
-            let st: State = match self.c.call("Command", json!({"name": "continue"}), Some("State")) {
+            let st: State = match self
+                .c
+                .call("Command", json!({"name": "continue"}), Some("State"))
+            {
                 Ok(s) => s,
                 Err(e) => {
                     // Some dlv versions report the exit as an error: "Process N has exited with status S".
                     let m = format!("{e:#}");
                     if let Some(status) = m.split("exited with status").nth(1) {
-                        let code = status.trim().trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok();
+                        let code = status
+                            .trim()
+                            .trim_end_matches(|c: char| !c.is_ascii_digit())
+                            .parse()
+                            .ok();
                         self.session.exit_status = code;
-                        self.log.push_str(&format!("Process has exited with status {}\n", code.unwrap_or(-1)));
+                        self.log.push_str(&format!(
+                            "Process has exited with status {}\n",
+                            code.unwrap_or(-1)
+                        ));
                         break;
                     }
                     return Err(e);
@@ -460,28 +603,53 @@ impl Driver<'_> {
             };
             if st.exited {
                 self.session.exit_status = Some(st.exit_status);
-                self.log.push_str(&format!("Process {} has exited with status {}\n", st.pid, st.exit_status));
+                self.log.push_str(&format!(
+                    "Process {} has exited with status {}\n",
+                    st.pid, st.exit_status
+                ));
                 break;
             }
-            let threads: Vec<Thread> = st.threads.unwrap_or_default().into_iter().filter(|t| t.breakpoint.is_some()).collect();
+            let threads: Vec<Thread> = st
+                .threads
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| t.breakpoint.is_some())
+                .collect();
             if threads.is_empty() {
-                self.session.warnings.push("dlv stopped with no thread at a breakpoint; continued".into());
+                self.session
+                    .warnings
+                    .push("dlv stopped with no thread at a breakpoint; continued".into());
             }
             let current = st.current_thread.as_ref().map(|t| t.id);
             for t in threads {
                 let bp = t.breakpoint.clone().unwrap_or_default();
-                let Some(entry) = ids.get_mut(&bp.id) else { continue };
+                let Some(entry) = ids.get_mut(&bp.id) else {
+                    continue;
+                };
                 entry.2 += 1;
                 let (bp_function, max, count) = entry.clone();
                 let stack: Vec<Frame> = match &t.breakpoint_info {
-                    Some(i) if !i.stacktrace.is_empty() => i.stacktrace.iter().map(Location::frame).collect(),
+                    Some(i) if !i.stacktrace.is_empty() => {
+                        i.stacktrace.iter().map(Location::frame).collect()
+                    }
                     _ => vec![thread_frame(&t)],
                 };
-                let mut hit = Hit { seq: self.session.hits.len(), tool: Tool::Dlv, breakpoint: bp_function.clone(), thread: t.id, goroutine: t.goroutine_id, stack, values: Default::default() };
+                let mut hit = Hit {
+                    seq: self.session.hits.len(),
+                    tool: Tool::Dlv,
+                    breakpoint: bp_function.clone(),
+                    thread: t.id,
+                    goroutine: t.goroutine_id,
+                    stack,
+                    values: Default::default(),
+                };
                 self.log.push_str(&format!("> [Breakpoint {}] {}() {}:{} (hits goroutine({}):{count} total:{count}) thread {}\n", bp.id, hit.function(), t.file, t.line, t.goroutine_id, t.id));
                 self.log.push_str("(dlv) bt\n");
                 for (i, f) in hit.stack.iter().enumerate() {
-                    self.log.push_str(&format!("{i:>2}  {:#018x} in {}\n    at {}:{}\n", f.pc, f.function, f.file, f.line));
+                    self.log.push_str(&format!(
+                        "{i:>2}  {:#018x} in {}\n    at {}:{}\n",
+                        f.pc, f.function, f.file, f.line
+                    ));
                 }
                 self.read_values(&mut hit, current)?;
                 if hit.in_wrapper() {
@@ -497,29 +665,49 @@ impl Driver<'_> {
         }
         Ok(())
     }
-
 }
 
 fn thread_frame(t: &Thread) -> Frame {
-    Location { pc: t.pc, file: t.file.clone(), line: t.line, function: t.function.clone() }.frame()
+    Location {
+        pc: t.pc,
+        file: t.file.clone(),
+        line: t.line,
+        function: t.function.clone(),
+    }
+    .frame()
 }
 
 impl Driver<'_> {
     fn registers(&mut self, thread: i64) -> Result<Vec<Register>> {
-        self.c.call("ListRegisters", json!({"ThreadID": thread, "IncludeFp": false}), Some("Regs"))
+        self.c.call(
+            "ListRegisters",
+            json!({"ThreadID": thread, "IncludeFp": false}),
+            Some("Regs"),
+        )
     }
 
     /// Reads what the checks want at this stop, if it is one they name.
     fn read_values(&mut self, hit: &mut Hit, current: Option<i64>) -> Result<()> {
         let wanted: Vec<usize> = (0..self.plan.stops.len())
-            .filter(|&i| !self.done_stops[i] && crate::trace::stop_matches(hit, &self.plan.stops[i].function, self.plan.stops[i].caller.as_deref()))
+            .filter(|&i| {
+                !self.done_stops[i]
+                    && crate::trace::stop_matches(
+                        hit,
+                        &self.plan.stops[i].function,
+                        self.plan.stops[i].caller.as_deref(),
+                    )
+            })
             .collect();
         if wanted.is_empty() {
             return Ok(());
         }
         if current != Some(hit.thread) {
             self.log.push_str(&format!("(dlv) thread {}\n", hit.thread));
-            let _: Value = self.c.call("Command", json!({"name": "switchThread", "threadID": hit.thread}), None)?;
+            let _: Value = self.c.call(
+                "Command",
+                json!({"name": "switchThread", "threadID": hit.thread}),
+                None,
+            )?;
         }
         let mut regs: Option<Vec<Register>> = None;
         for i in wanted {
@@ -539,7 +727,12 @@ impl Driver<'_> {
                             self.log.push_str("(dlv) regs\n");
                             regs = Some(self.registers(hit.thread)?);
                         }
-                        let found = regs.as_ref().unwrap().iter().find(|x| x.name.eq_ignore_ascii_case(name)).map(|x| x.value.clone());
+                        let found = regs
+                            .as_ref()
+                            .unwrap()
+                            .iter()
+                            .find(|x| x.name.eq_ignore_ascii_case(name))
+                            .map(|x| x.value.clone());
                         found.unwrap_or_else(|| format!("error: no register {name}"))
                     }
                 };
@@ -557,18 +750,49 @@ impl Driver<'_> {
         if self.wrappers.iter().any(|w| w.entry == f.value) || f.value == 0 {
             return Ok(());
         }
-        self.log.push_str(&format!("(dlv) disass -a {:#x} {:#x}\n", f.value, f.value + 0x80));
+        self.log.push_str(&format!(
+            "(dlv) disass -a {:#x} {:#x}\n",
+            f.value,
+            f.value + 0x80
+        ));
         let ins: Vec<AsmInstruction> = self.c.call("Disassemble", json!({"Scope": {"GoroutineID": -1, "Frame": 0}, "StartPC": f.value, "EndPC": f.value + 0x80, "Flavour": 0}), Some("Disassemble"))?;
-        let mut code = WrapperCode { function: f.name.clone(), entry: f.value, instructions: Vec::new() };
+        let mut code = WrapperCode {
+            function: f.name.clone(),
+            entry: f.value,
+            instructions: Vec::new(),
+        };
         for i in ins {
-            let same = i.loc.function.as_ref().map(|x| x.value == f.value).unwrap_or(false);
+            let same = i
+                .loc
+                .function
+                .as_ref()
+                .map(|x| x.value == f.value)
+                .unwrap_or(false);
             if !same {
                 break;
             }
-            let dest_function = i.dest.as_ref().and_then(|d| d.function.as_ref().map(|x| x.name.clone()));
+            let dest_function = i
+                .dest
+                .as_ref()
+                .and_then(|d| d.function.as_ref().map(|x| x.name.clone()));
             let dest_file = i.dest.as_ref().map(|d| d.file.clone());
-            self.log.push_str(&format!("\t{}:{}\t{:#x}\t{}{}\n", i.loc.file, i.loc.line, i.loc.pc, i.text, dest_function.as_ref().map(|d| format!("\t// {d}")).unwrap_or_default()));
-            code.instructions.push(Instruction { pc: i.loc.pc, text: i.text, dest_function, dest_file });
+            self.log.push_str(&format!(
+                "\t{}:{}\t{:#x}\t{}{}\n",
+                i.loc.file,
+                i.loc.line,
+                i.loc.pc,
+                i.text,
+                dest_function
+                    .as_ref()
+                    .map(|d| format!("\t// {d}"))
+                    .unwrap_or_default()
+            ));
+            code.instructions.push(Instruction {
+                pc: i.loc.pc,
+                text: i.text,
+                dest_function,
+                dest_file,
+            });
         }
         self.wrappers.push(code);
         Ok(())
@@ -593,7 +817,9 @@ mod tests {
                 last_method = v["method"].as_str().unwrap().to_string();
                 methods.push(last_method.clone());
             } else if let Some(rep) = l.strip_prefix("<- ") {
-                let Ok(result) = parse_reply(rep) else { continue };
+                let Ok(result) = parse_reply(rep) else {
+                    continue;
+                };
                 if last_method == "RPCServer.Command" {
                     let st: State = serde_json::from_value(result["State"].clone()).unwrap();
                     exited |= st.exited;
@@ -618,13 +844,19 @@ mod tests {
         // `&runtime.g0` as dlv 1.20 returns it: no value, the pointee as the one child.
         let v: Variable = serde_json::from_str(r#"{"name":"","type":"*runtime.g","kind":22,"value":"","addr":0,"children":[{"name":"","type":"runtime.g","kind":25,"addr":4962560,"children":[]}]}"#).unwrap();
         assert_eq!(v.scalar(), "4962560");
-        let e = parse_reply(r#"{"id":3,"result":null,"error":"could not find symbol value for fn"}"#).unwrap_err();
+        let e =
+            parse_reply(r#"{"id":3,"result":null,"error":"could not find symbol value for fn"}"#)
+                .unwrap_err();
         assert_eq!(e.to_string(), "could not find symbol value for fn");
     }
 
     #[test]
     fn recognises_the_go_version_complaint() {
-        assert!(is_version_complaint("Version of Go is too old for this version of Delve (minimum supported version 1.18, suppress this error with --check-go-version=false)"));
-        assert!(!is_version_complaint("could not launch process: permission denied"));
+        assert!(is_version_complaint(
+            "Version of Go is too old for this version of Delve (minimum supported version 1.18, suppress this error with --check-go-version=false)"
+        ));
+        assert!(!is_version_complaint(
+            "could not launch process: permission denied"
+        ));
     }
 }

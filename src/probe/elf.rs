@@ -17,8 +17,10 @@ pub struct Elf {
 
 impl Elf {
     pub fn read(path: &Path) -> Result<Elf> {
-        let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let file = object::File::parse(&*data).with_context(|| format!("{} is not an ELF file object can read", path.display()))?;
+        let data =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let file = object::File::parse(&*data)
+            .with_context(|| format!("{} is not an ELF file object can read", path.display()))?;
         let has_dwarf = file.sections().any(|s| {
             let n = s.name().unwrap_or("");
             n == ".debug_info" || n == ".zdebug_info"
@@ -34,7 +36,12 @@ impl Elf {
             }
         }
         text.sort();
-        Ok(Elf { entry: file.entry(), has_dwarf, symbols, text })
+        Ok(Elf {
+            entry: file.entry(),
+            has_dwarf,
+            symbols,
+            text,
+        })
     }
 
     pub fn symbol(&self, name: &str) -> Option<u64> {
@@ -52,11 +59,18 @@ impl Elf {
         if addr >= start + (*size).max(1) {
             return None;
         }
-        Some(if addr == *start { name.clone() } else { format!("{name}+{:#x}", addr - start) })
+        Some(if addr == *start {
+            name.clone()
+        } else {
+            format!("{name}+{:#x}", addr - start)
+        })
     }
 
     /// The text symbol that starts exactly at `addr`.
     pub fn function_at(&self, addr: u64) -> Option<&str> {
-        self.symbols.iter().find(|(_, (a, text))| *a == addr && *text).map(|(n, _)| n.as_str())
+        self.symbols
+            .iter()
+            .find(|(_, (a, text))| *a == addr && *text)
+            .map(|(n, _)| n.as_str())
     }
 }

@@ -53,11 +53,22 @@ impl Value {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     /// `^done`, `^running`, `^error`, `^exit`, with the command's token.
-    Result { token: Option<u64>, class: String, results: Value },
+    Result {
+        token: Option<u64>,
+        class: String,
+        results: Value,
+    },
     /// `*stopped` (exec), `+` (status), `=` (notify).
-    Async { kind: char, class: String, results: Value },
+    Async {
+        kind: char,
+        class: String,
+        results: Value,
+    },
     /// `~` console, `@` target, `&` log.
-    Stream { kind: char, text: String },
+    Stream {
+        kind: char,
+        text: String,
+    },
     Prompt,
 }
 
@@ -68,27 +79,48 @@ pub fn parse_line(line: &str) -> Result<Record> {
         return Ok(Record::Prompt);
     }
     let digits = line.chars().take_while(|c| c.is_ascii_digit()).count();
-    let token = if digits > 0 { line[..digits].parse().ok() } else { None };
+    let token = if digits > 0 {
+        line[..digits].parse().ok()
+    } else {
+        None
+    };
     let rest = &line[digits..];
     let mut chars = rest.chars();
     let kind = chars.next().context("empty MI line")?;
     let body = chars.as_str();
     match kind {
         '~' | '@' | '&' => {
-            let mut p = Parser { s: body.as_bytes(), i: 0 };
-            Ok(Record::Stream { kind, text: p.cstring()? })
+            let mut p = Parser {
+                s: body.as_bytes(),
+                i: 0,
+            };
+            Ok(Record::Stream {
+                kind,
+                text: p.cstring()?,
+            })
         }
         '^' | '*' | '+' | '=' => {
             let (class, results) = match body.split_once(',') {
                 Some((c, r)) => (c.to_string(), r),
                 None => (body.to_string(), ""),
             };
-            let mut p = Parser { s: results.as_bytes(), i: 0 };
+            let mut p = Parser {
+                s: results.as_bytes(),
+                i: 0,
+            };
             let results = Value::Tuple(p.results(None)?);
             if kind == '^' {
-                Ok(Record::Result { token, class, results })
+                Ok(Record::Result {
+                    token,
+                    class,
+                    results,
+                })
             } else {
-                Ok(Record::Async { kind, class, results })
+                Ok(Record::Async {
+                    kind,
+                    class,
+                    results,
+                })
             }
         }
         _ => bail!("not an MI record: {line}"),
@@ -109,7 +141,12 @@ impl Parser<'_> {
             self.i += 1;
             Ok(())
         } else {
-            bail!("MI: expected '{}' at byte {} of {:?}", c as char, self.i, String::from_utf8_lossy(self.s))
+            bail!(
+                "MI: expected '{}' at byte {} of {:?}",
+                c as char,
+                self.i,
+                String::from_utf8_lossy(self.s)
+            )
         }
     }
     /// `a=v,b=v` up to `end` (or the end of input).
@@ -167,7 +204,11 @@ impl Parser<'_> {
                 self.expect(b']')?;
                 Ok(Value::List(items))
             }
-            _ => bail!("MI: expected a value at byte {} of {:?}", self.i, String::from_utf8_lossy(self.s)),
+            _ => bail!(
+                "MI: expected a value at byte {} of {:?}",
+                self.i,
+                String::from_utf8_lossy(self.s)
+            ),
         }
     }
     fn cstring(&mut self) -> Result<String> {
@@ -226,14 +267,19 @@ pub fn frame(v: &Value) -> Frame {
 /// The addresses of a `-break-insert` result (one, or `<MULTIPLE>` with locations).
 pub fn breakpoint_addrs(bkpt: &Value) -> Vec<u64> {
     match bkpt.get("locations") {
-        Some(l) => l.items().iter().filter_map(|loc| loc.str("addr").and_then(hex)).collect(),
+        Some(l) => l
+            .items()
+            .iter()
+            .filter_map(|loc| loc.str("addr").and_then(hex))
+            .collect(),
         None => bkpt.str("addr").and_then(hex).into_iter().collect(),
     }
 }
 
 /// `Entry point: 0x45d820` in the output of `info file`.
 pub fn parse_info_file_entry(text: &str) -> Option<u64> {
-    text.lines().find_map(|l| hex(l.trim().strip_prefix("Entry point:")?))
+    text.lines()
+        .find_map(|l| hex(l.trim().strip_prefix("Entry point:")?))
 }
 
 /// A running gdb/MI session. Dropping it kills gdb and the program under it.
@@ -255,13 +301,24 @@ pub struct Answer {
 }
 
 impl Gdb {
-    pub fn start(m: &Machine, gdb: &Path, binary: &Path, env: &[(String, String)], deadline: Instant) -> Result<Gdb> {
+    pub fn start(
+        m: &Machine,
+        gdb: &Path,
+        binary: &Path,
+        env: &[(String, String)],
+        deadline: Instant,
+    ) -> Result<Gdb> {
         let mut cmd = Cmd::new(gdb);
-        cmd.arg("--interpreter=mi3").arg("-nx").arg("-q").arg(binary);
+        cmd.arg("--interpreter=mi3")
+            .arg("-nx")
+            .arg("-q")
+            .arg(binary);
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.deadline(deadline.saturating_duration_since(Instant::now()));
         let mut c = m.command(&cmd);
-        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         let mut group = Group::spawn(c, "gdb")?;
         let stdin = group.child_mut().stdin.take().context("gdb stdin")?;
         let stdout = group.child_mut().stdout.take().context("gdb stdout")?;
@@ -274,7 +331,14 @@ impl Gdb {
                 }
             }
         });
-        Ok(Gdb { group, stdin, lines, token: 0, deadline, log: String::new() })
+        Ok(Gdb {
+            group,
+            stdin,
+            lines,
+            token: 0,
+            deadline,
+            log: String::new(),
+        })
     }
 
     fn next_record(&mut self) -> Result<Record> {
@@ -294,9 +358,13 @@ impl Gdb {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     self.group.kill();
-                    bail!("gdb did not answer before the session's deadline: gdb and the program were killed");
+                    bail!(
+                        "gdb did not answer before the session's deadline: gdb and the program were killed"
+                    );
                 }
-                Err(RecvTimeoutError::Disconnected) => bail!("gdb exited unexpectedly (see the gdb/MI log)"),
+                Err(RecvTimeoutError::Disconnected) => {
+                    bail!("gdb exited unexpectedly (see the gdb/MI log)")
+                }
             }
         }
     }
@@ -308,17 +376,31 @@ impl Gdb {
         let line = format!("{tok}{cmd}\n");
         self.log.push_str("> ");
         self.log.push_str(&line);
-        self.stdin.write_all(line.as_bytes()).context("cannot write to gdb")?;
+        self.stdin
+            .write_all(line.as_bytes())
+            .context("cannot write to gdb")?;
         self.stdin.flush()?;
         let mut console = String::new();
         loop {
             match self.next_record()? {
-                Record::Result { token, class, results } if token == Some(tok) => {
+                Record::Result {
+                    token,
+                    class,
+                    results,
+                } if token == Some(tok) => {
                     if class == "error" {
                         let msg = results.str("msg").unwrap_or("").to_string();
-                        return Ok(Answer { class, results: Value::Str(msg), console });
+                        return Ok(Answer {
+                            class,
+                            results: Value::Str(msg),
+                            console,
+                        });
                     }
-                    return Ok(Answer { class, results, console });
+                    return Ok(Answer {
+                        class,
+                        results,
+                        console,
+                    });
                 }
                 Record::Stream { kind: '~', text } => console.push_str(&text),
                 _ => {}
@@ -329,10 +411,15 @@ impl Gdb {
     /// Waits for the next `*stopped` record.
     pub fn wait_stopped(&mut self) -> Result<Value> {
         loop {
-            if let Record::Async { kind: '*', class, results } = self.next_record()?
-                && class == "stopped" {
-                    return Ok(results);
-                }
+            if let Record::Async {
+                kind: '*',
+                class,
+                results,
+            } = self.next_record()?
+                && class == "stopped"
+            {
+                return Ok(results);
+            }
         }
     }
 }
@@ -354,19 +441,46 @@ pub struct GdbRun {
 }
 
 /// Runs the program under gdb: `info file`, breakpoints, run, and a stack at every stop.
-pub fn run(m: &Machine, gdb_path: &Path, version: &str, binary: &Path, args: &[String], env: &[(String, String)], plan: &[Plan], deadline: Instant) -> Result<GdbRun> {
+pub fn run(
+    m: &Machine,
+    gdb_path: &Path,
+    version: &str,
+    binary: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    plan: &[Plan],
+    deadline: Instant,
+) -> Result<GdbRun> {
     let mut g = Gdb::start(m, gdb_path, binary, env, deadline)?;
-    let mut s = Session { version: version.to_string(), ..Default::default() };
+    let mut s = Session {
+        version: version.to_string(),
+        ..Default::default()
+    };
     let mut entry = None;
     let mut info_file = String::new();
-    let error = drive(&mut g, &mut s, &mut entry, &mut info_file, args, plan).err().map(|e| format!("{e:#}"));
+    let error = drive(&mut g, &mut s, &mut entry, &mut info_file, args, plan)
+        .err()
+        .map(|e| format!("{e:#}"));
     // Whatever happened, gdb and the program go; the log is kept for the transcript.
     let log = std::mem::take(&mut g.log);
     drop(g);
-    Ok(GdbRun { session: s, entry, info_file, log, error })
+    Ok(GdbRun {
+        session: s,
+        entry,
+        info_file,
+        log,
+        error,
+    })
 }
 
-fn drive(g: &mut Gdb, s: &mut Session, entry: &mut Option<u64>, info_file: &mut String, args: &[String], plan: &[Plan]) -> Result<()> {
+fn drive(
+    g: &mut Gdb,
+    s: &mut Session,
+    entry: &mut Option<u64>,
+    info_file: &mut String,
+    args: &[String],
+    plan: &[Plan],
+) -> Result<()> {
     g.command("-gdb-set confirm off")?;
     g.command("-gdb-set backtrace past-main on")?;
     g.command("-gdb-set pagination off")?;
@@ -382,22 +496,42 @@ fn drive(g: &mut Gdb, s: &mut Session, entry: &mut Option<u64>, info_file: &mut 
     for p in plan {
         let a = g.command(&format!("-break-insert {}", p.function))?;
         if a.class == "error" {
-            let Value::Str(msg) = a.results else { unreachable!() };
-            s.breakpoints.push(Placed { function: p.function.to_string(), addrs: vec![], error: Some(msg), symbols: vec![] });
+            let Value::Str(msg) = a.results else {
+                unreachable!()
+            };
+            s.breakpoints.push(Placed {
+                function: p.function.to_string(),
+                addrs: vec![],
+                error: Some(msg),
+                symbols: vec![],
+            });
             continue;
         }
-        let bkpt = a.results.get("bkpt").context("-break-insert answered without bkpt")?.clone();
+        let bkpt = a
+            .results
+            .get("bkpt")
+            .context("-break-insert answered without bkpt")?
+            .clone();
         let number = bkpt.str("number").unwrap_or("").to_string();
-        s.breakpoints.push(Placed { function: p.function.to_string(), addrs: breakpoint_addrs(&bkpt), error: None, symbols: vec![] });
+        s.breakpoints.push(Placed {
+            function: p.function.to_string(),
+            addrs: breakpoint_addrs(&bkpt),
+            error: None,
+            symbols: vec![],
+        });
         by_number.insert(number, (p.function.to_string(), p.max_hits, 0));
     }
     let mut cmd = "-exec-run";
     for _ in 0..10_000 {
         let a = g.command(cmd)?;
         if a.class == "error" {
-            let Value::Str(msg) = a.results else { unreachable!() };
+            let Value::Str(msg) = a.results else {
+                unreachable!()
+            };
             if msg.contains("ptrace") || msg.contains("Operation not permitted") {
-                bail!("gdb cannot trace the program: {msg}. Fix: allow ptrace (`sysctl kernel.yama.ptrace_scope=0`; in a container, run it with --cap-add=SYS_PTRACE)");
+                bail!(
+                    "gdb cannot trace the program: {msg}. Fix: allow ptrace (`sysctl kernel.yama.ptrace_scope=0`; in a container, run it with --cap-add=SYS_PTRACE)"
+                );
             }
             bail!("gdb {cmd}: {msg}");
         }
@@ -407,13 +541,30 @@ fn drive(g: &mut Gdb, s: &mut Session, entry: &mut Option<u64>, info_file: &mut 
         match reason {
             "breakpoint-hit" => {
                 let number = stop.str("bkptno").unwrap_or("").to_string();
-                let thread: i64 = stop.str("thread-id").and_then(|t| t.parse().ok()).unwrap_or(0);
+                let thread: i64 = stop
+                    .str("thread-id")
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0);
                 g.command(&format!("-thread-select {thread}"))?;
                 let st = g.command("-stack-list-frames 0 63")?;
-                let stack: Vec<Frame> = st.results.get("stack").map(|l| l.items().into_iter().map(frame).collect()).unwrap_or_default();
-                let Some(entry) = by_number.get_mut(&number) else { continue };
+                let stack: Vec<Frame> = st
+                    .results
+                    .get("stack")
+                    .map(|l| l.items().into_iter().map(frame).collect())
+                    .unwrap_or_default();
+                let Some(entry) = by_number.get_mut(&number) else {
+                    continue;
+                };
                 entry.2 += 1;
-                s.hits.push(Hit { seq: s.hits.len(), tool: Tool::Gdb, breakpoint: entry.0.clone(), thread, goroutine: 0, stack, values: Default::default() });
+                s.hits.push(Hit {
+                    seq: s.hits.len(),
+                    tool: Tool::Gdb,
+                    breakpoint: entry.0.clone(),
+                    thread,
+                    goroutine: 0,
+                    stack,
+                    values: Default::default(),
+                });
                 if entry.1 > 0 && entry.2 >= entry.1 {
                     g.command(&format!("-break-delete {number}"))?;
                 }
@@ -423,14 +574,21 @@ fn drive(g: &mut Gdb, s: &mut Session, entry: &mut Option<u64>, info_file: &mut 
                 break;
             }
             "exited" => {
-                s.exit_status = stop.str("exit-code").and_then(|c| i64::from_str_radix(c, 8).ok());
+                s.exit_status = stop
+                    .str("exit-code")
+                    .and_then(|c| i64::from_str_radix(c, 8).ok());
                 break;
             }
             "exited-signalled" => {
-                s.warnings.push(format!("the program was killed by {}", stop.str("signal-name").unwrap_or("a signal")));
+                s.warnings.push(format!(
+                    "the program was killed by {}",
+                    stop.str("signal-name").unwrap_or("a signal")
+                ));
                 break;
             }
-            other => s.warnings.push(format!("gdb stopped for {other}; continued")),
+            other => s
+                .warnings
+                .push(format!("gdb stopped for {other}; continued")),
         }
     }
     Ok(())
@@ -444,7 +602,14 @@ mod tests {
     fn parses_a_breakpoint_with_two_locations() {
         // From the recorded session below: runtime.schedinit has an ABI wrapper since Go 1.17.
         let l = r#"3^done,bkpt={number="3",type="breakpoint",disp="keep",enabled="y",addr="<MULTIPLE>",times="0",original-location="runtime.schedinit",locations=[{number="3.1",enabled="y",addr="0x0000000000436aaa",func="runtime.schedinit",file="/usr/lib/go-1.19/src/runtime/proc.go",line="658",thread-groups=["i1"]},{number="3.2",enabled="y",addr="0x000000000045e5a0",func="runtime.schedinit",file="<autogenerated>",fullname="./<autogenerated>",line="1",thread-groups=["i1"]}]}"#;
-        let Record::Result { token, class, results } = parse_line(l).unwrap() else { panic!() };
+        let Record::Result {
+            token,
+            class,
+            results,
+        } = parse_line(l).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!((token, class.as_str()), (Some(3), "done"));
         let b = results.get("bkpt").unwrap();
         assert_eq!(breakpoint_addrs(b), vec![0x436aaa, 0x45e5a0]);
@@ -453,10 +618,25 @@ mod tests {
     #[test]
     fn parses_streams_with_escapes() {
         let r = parse_line(r#"~"\tEntry point: 0x45d820\n""#).unwrap();
-        assert_eq!(r, Record::Stream { kind: '~', text: "\tEntry point: 0x45d820\n".into() });
-        assert_eq!(parse_info_file_entry("Symbols from \"/x\".\n\tEntry point: 0x45d820\n"), Some(0x45d820));
+        assert_eq!(
+            r,
+            Record::Stream {
+                kind: '~',
+                text: "\tEntry point: 0x45d820\n".into()
+            }
+        );
+        assert_eq!(
+            parse_info_file_entry("Symbols from \"/x\".\n\tEntry point: 0x45d820\n"),
+            Some(0x45d820)
+        );
         let r = parse_line(r#"&"caf\303\251 \"q\"""#).unwrap();
-        assert_eq!(r, Record::Stream { kind: '&', text: "café \"q\"".into() });
+        assert_eq!(
+            r,
+            Record::Stream {
+                kind: '&',
+                text: "café \"q\"".into()
+            }
+        );
     }
 
     #[test]
@@ -471,7 +651,11 @@ mod tests {
             }
             let Ok(r) = parse_line(l) else { continue }; // the program's own output
             match r {
-                Record::Async { kind: '*', class, results } if class == "stopped" => stops.push(results),
+                Record::Async {
+                    kind: '*',
+                    class,
+                    results,
+                } if class == "stopped" => stops.push(results),
                 Record::Result { results, .. } => {
                     if let Some(st) = results.get("stack") {
                         let frames: Vec<Frame> = st.items().into_iter().map(frame).collect();
@@ -484,8 +668,18 @@ mod tests {
         }
         let first = &stops[0];
         assert_eq!(first.str("reason"), Some("breakpoint-hit"));
-        assert_eq!(frame(first.get("frame").unwrap()).function, "runtime.rt0_go");
-        assert!(stops.last().unwrap().str("reason").unwrap().starts_with("exited"));
+        assert_eq!(
+            frame(first.get("frame").unwrap()).function,
+            "runtime.rt0_go"
+        );
+        assert!(
+            stops
+                .last()
+                .unwrap()
+                .str("reason")
+                .unwrap()
+                .starts_with("exited")
+        );
         assert!(frames_seen > 10);
     }
 }

@@ -14,10 +14,25 @@ use std::time::Duration;
 /// target function -> the symbols whose code calls or jumps to it.
 pub type CallSites = BTreeMap<String, BTreeSet<String>>;
 
-pub fn call_sites(m: &Machine, objdump: &Path, binary: &Path, targets: &[String]) -> Result<(CallSites, BTreeSet<String>)> {
-    let out = m.run(Cmd::new(objdump).args(["-d", "--no-show-raw-insn", "-M", "att"]).arg(binary), "objdump -d", Duration::from_secs(300))?;
+pub fn call_sites(
+    m: &Machine,
+    objdump: &Path,
+    binary: &Path,
+    targets: &[String],
+) -> Result<(CallSites, BTreeSet<String>)> {
+    let out = m.run(
+        Cmd::new(objdump)
+            .args(["-d", "--no-show-raw-insn", "-M", "att"])
+            .arg(binary),
+        "objdump -d",
+        Duration::from_secs(300),
+    )?;
     if !out.ok() {
-        bail!("objdump -d {} failed: {}", binary.display(), out.stderr.trim());
+        bail!(
+            "objdump -d {} failed: {}",
+            binary.display(),
+            out.stderr.trim()
+        );
     }
     Ok(parse(&out.stdout, targets))
 }
@@ -39,20 +54,31 @@ pub fn parse(text: &str, targets: &[String]) -> (CallSites, BTreeSet<String>) {
             continue;
         }
         // "  43d3f5:\tcall   43d4e0 <runtime.newproc1>"
-        let Some((_, insn)) = line.split_once(":\t") else { continue };
+        let Some((_, insn)) = line.split_once(":\t") else {
+            continue;
+        };
         let mut words = insn.split_whitespace();
         let Some(op) = words.next() else { continue };
         if !matches!(op, "call" | "callq" | "jmp" | "jmpq") {
             continue;
         }
-        let Some(target) = insn.rsplit_once(" <").and_then(|(_, t)| t.strip_suffix('>')) else { continue };
+        let Some(target) = insn
+            .rsplit_once(" <")
+            .and_then(|(_, t)| t.strip_suffix('>'))
+        else {
+            continue;
+        };
         if target.contains('+') || !wanted.contains(target) {
             continue; // a jump inside a function, or a function nobody asked about
         }
         if let Some(cur) = &current
-            && cur != target {
-                sites.entry(target.to_string()).or_default().insert(cur.clone());
-            }
+            && cur != target
+        {
+            sites
+                .entry(target.to_string())
+                .or_default()
+                .insert(cur.clone());
+        }
     }
     (sites, symbols)
 }
@@ -62,10 +88,26 @@ mod tests {
     #[test]
     fn finds_calls_and_tail_jumps_to_function_starts() {
         let text = "\n0000000000401000 <runtime.schedule>:\n  401000:\tcall   402000 <runtime.findRunnable>\n  401005:\tjmp    401000 <runtime.schedule>\n  40100a:\tjmp    401003 <runtime.schedule+0x3>\n\n0000000000403000 <runtime.park_m>:\n  403000:\tcall   401000 <runtime.schedule>\n\n0000000000404000 <runtime.mstart0.abi0>:\n  404000:\tjmp    405000 <runtime.mstart0>\n";
-        let (s, syms) = super::parse(text, &["runtime.schedule".into(), "runtime.findRunnable".into(), "runtime.mstart0".into()]);
-        assert_eq!(s["runtime.schedule"].iter().collect::<Vec<_>>(), ["runtime.park_m"]);
-        assert_eq!(s["runtime.findRunnable"].iter().collect::<Vec<_>>(), ["runtime.schedule"]);
-        assert_eq!(s["runtime.mstart0"].iter().collect::<Vec<_>>(), ["runtime.mstart0.abi0"]);
+        let (s, syms) = super::parse(
+            text,
+            &[
+                "runtime.schedule".into(),
+                "runtime.findRunnable".into(),
+                "runtime.mstart0".into(),
+            ],
+        );
+        assert_eq!(
+            s["runtime.schedule"].iter().collect::<Vec<_>>(),
+            ["runtime.park_m"]
+        );
+        assert_eq!(
+            s["runtime.findRunnable"].iter().collect::<Vec<_>>(),
+            ["runtime.schedule"]
+        );
+        assert_eq!(
+            s["runtime.mstart0"].iter().collect::<Vec<_>>(),
+            ["runtime.mstart0.abi0"]
+        );
         assert!(syms.contains("runtime.park_m"));
     }
 }

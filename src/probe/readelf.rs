@@ -12,12 +12,24 @@ pub struct Header {
 }
 
 pub fn header(m: &Machine, readelf: &Path, binary: &Path) -> Result<Header> {
-    let out = m.run(Cmd::new(readelf).arg("-h").arg(binary), "readelf -h", Duration::from_secs(60))?;
+    let out = m.run(
+        Cmd::new(readelf).arg("-h").arg(binary),
+        "readelf -h",
+        Duration::from_secs(60),
+    )?;
     if !out.ok() {
-        anyhow::bail!("readelf -h {} failed: {}", binary.display(), out.combined().trim());
+        anyhow::bail!(
+            "readelf -h {} failed: {}",
+            binary.display(),
+            out.combined().trim()
+        );
     }
-    let entry = parse_entry(&out.stdout).context("readelf printed no 'Entry point address' line")?;
-    Ok(Header { entry, text: out.stdout })
+    let entry =
+        parse_entry(&out.stdout).context("readelf printed no 'Entry point address' line")?;
+    Ok(Header {
+        entry,
+        text: out.stdout,
+    })
 }
 
 /// Finds `Entry point address: 0x45d820`.

@@ -64,9 +64,20 @@ pub const FUNC_VALUE_RUNNER: &str = "runtime.mstart1";
 impl Table {
     /// The table for `v`'s release line, or the nearest one with a note saying so.
     pub fn for_version(v: GoVersion) -> Result<(Table, Option<String>)> {
-        let (minor, text) = TABLES.iter().min_by_key(|(m, _)| (*m as i64 - v.minor as i64).abs()).copied().expect("tables");
-        let t: Table = serde_json::from_str(text).with_context(|| format!("bundled caller table go1.{minor}"))?;
-        let note = (minor != v.minor).then(|| format!("no caller table for go{}: using go1.{minor}'s (read from {})", v.line(), t.source));
+        let (minor, text) = TABLES
+            .iter()
+            .min_by_key(|(m, _)| (*m as i64 - v.minor as i64).abs())
+            .copied()
+            .expect("tables");
+        let t: Table = serde_json::from_str(text)
+            .with_context(|| format!("bundled caller table go1.{minor}"))?;
+        let note = (minor != v.minor).then(|| {
+            format!(
+                "no caller table for go{}: using go1.{minor}'s (read from {})",
+                v.line(),
+                t.source
+            )
+        });
         Ok((t, note))
     }
 
@@ -75,17 +86,31 @@ impl Table {
         if self.functions.contains_key(name) {
             return Some(name.to_string());
         }
-        self.functions.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
+        self.functions
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case(name))
+            .cloned()
     }
 
     /// Direct callers of `f` (enclosing top-level functions).
     pub fn static_callers(&self, f: &str) -> BTreeSet<String> {
-        self.functions.get(f).map(|x| x.callers.iter().filter(|c| c.kind == "call").map(|c| c.caller.clone()).collect()).unwrap_or_default()
+        self.functions
+            .get(f)
+            .map(|x| {
+                x.callers
+                    .iter()
+                    .filter(|c| c.kind == "call")
+                    .map(|c| c.caller.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Where `caller` calls `f` in the source: `proc.go:2734`, `(closure) debugcall.go:228`.
     pub fn call_sites(&self, f: &str, caller: &str) -> Vec<String> {
-        let Some(x) = self.functions.get(f) else { return Vec::new() };
+        let Some(x) = self.functions.get(f) else {
+            return Vec::new();
+        };
         x.callers
             .iter()
             .filter(|c| c.caller == caller)
@@ -95,7 +120,11 @@ impl Table {
                     (Some(file), None) => file.clone(),
                     _ => "?".into(),
                 };
-                if c.closure { format!("in a closure, {at}") } else { at }
+                if c.closure {
+                    format!("in a closure, {at}")
+                } else {
+                    at
+                }
             })
             .collect()
     }
@@ -103,7 +132,11 @@ impl Table {
     /// Who may be seen calling `f` in a live stack.
     pub fn dynamic_callers(&self, f: &str) -> BTreeSet<String> {
         let mut s = self.static_callers(f);
-        if self.functions.get(f).is_some_and(|x| x.callers.iter().any(|c| c.kind == "funcvalue")) {
+        if self
+            .functions
+            .get(f)
+            .is_some_and(|x| x.callers.iter().any(|c| c.kind == "funcvalue"))
+        {
             s.insert(FUNC_VALUE_RUNNER.to_string());
         }
         s
@@ -125,13 +158,40 @@ mod tests {
         // The lab notes' answers (found with GoLand for Go 1.17).
         let (t, note) = Table::for_version(GoVersion::new(1, 17, 1)).unwrap();
         assert!(note.is_none());
-        let set = |v: &[&str]| v.iter().map(|s| format!("runtime.{s}")).collect::<BTreeSet<_>>();
-        assert_eq!(t.static_callers("runtime.runqget"), set(&["findrunnable", "schedule", "stealWork"]));
+        let set = |v: &[&str]| {
+            v.iter()
+                .map(|s| format!("runtime.{s}"))
+                .collect::<BTreeSet<_>>()
+        };
+        assert_eq!(
+            t.static_callers("runtime.runqget"),
+            set(&["findrunnable", "schedule", "stealWork"])
+        );
         let rq = t.static_callers("runtime.runqput");
-        assert!(set(&["ready", "goyield_m", "newproc", "globrunqget"]).is_subset(&rq), "{rq:?}");
-        assert_eq!(t.static_callers("runtime.globrunqget"), set(&["findrunnable", "schedule"]));
-        assert_eq!(t.static_callers("runtime.globrunqput"), set(&["debugCallWrap1", "goschedImpl", "exitsyscall0"]));
-        assert_eq!(t.static_callers("runtime.schedule"), set(&["mstart1", "park_m", "goschedImpl", "preemptPark", "goyield_m", "goexit0", "exitsyscall0"]));
+        assert!(
+            set(&["ready", "goyield_m", "newproc", "globrunqget"]).is_subset(&rq),
+            "{rq:?}"
+        );
+        assert_eq!(
+            t.static_callers("runtime.globrunqget"),
+            set(&["findrunnable", "schedule"])
+        );
+        assert_eq!(
+            t.static_callers("runtime.globrunqput"),
+            set(&["debugCallWrap1", "goschedImpl", "exitsyscall0"])
+        );
+        assert_eq!(
+            t.static_callers("runtime.schedule"),
+            set(&[
+                "mstart1",
+                "park_m",
+                "goschedImpl",
+                "preemptPark",
+                "goyield_m",
+                "goexit0",
+                "exitsyscall0"
+            ])
+        );
         assert_eq!(t.static_callers("runtime.findrunnable"), set(&["schedule"]));
         assert_eq!(t.dynamic_callers("runtime.sysmon"), set(&["mstart1"]));
     }
@@ -139,7 +199,10 @@ mod tests {
     #[test]
     fn findrunnable_is_renamed_in_119() {
         let (t, _) = Table::for_version(GoVersion::new(1, 19, 8)).unwrap();
-        assert_eq!(t.resolve("runtime.findrunnable").as_deref(), Some("runtime.findRunnable"));
+        assert_eq!(
+            t.resolve("runtime.findrunnable").as_deref(),
+            Some("runtime.findRunnable")
+        );
         assert!(!t.static_callers("runtime.schedule").is_empty());
     }
 

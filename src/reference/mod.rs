@@ -58,13 +58,21 @@ impl Profile {
             abi_wrappers: minor >= 17,
             mstart0: minor >= 17,
             newproc_has_size: minor <= 17,
-            find_runnable: if minor >= 19 { "runtime.findRunnable" } else { "runtime.findrunnable" },
+            find_runnable: if minor >= 19 {
+                "runtime.findRunnable"
+            } else {
+                "runtime.findrunnable"
+            },
             schedule_calls_runqget: minor <= 18,
             steal_work: minor >= 17,
             page_size_set_by: "runtime.args",
             goamd64_check: minor >= 18,
             dwarf5_default: minor >= 25,
-            global_runq_size: if minor >= 25 { "runtime.sched.runq.size" } else { "runtime.sched.runqsize" },
+            global_runq_size: if minor >= 25 {
+                "runtime.sched.runq.size"
+            } else {
+                "runtime.sched.runqsize"
+            },
         }
     }
 
@@ -72,7 +80,13 @@ impl Profile {
     /// runqhead, runqtail and runnext, and the global queue's length (GOMAXPROCS=1:
     /// P0 is main's P).
     pub fn live_state_exprs(&self) -> [&'static str; 5] {
-        ["runtime.allp[0].schedtick", "runtime.allp[0].runqhead", "runtime.allp[0].runqtail", "runtime.allp[0].runnext", self.global_runq_size]
+        [
+            "runtime.allp[0].schedtick",
+            "runtime.allp[0].runqhead",
+            "runtime.allp[0].runqtail",
+            "runtime.allp[0].runnext",
+            self.global_runq_size,
+        ]
     }
 
     pub fn name(&self) -> String {
@@ -82,11 +96,21 @@ impl Profile {
     /// The profile for `v`, or the nearest one with a warning saying so.
     pub fn for_version(v: GoVersion) -> (Profile, Option<String>) {
         let known = Profile::known();
-        if let Some(p) = known.iter().find(|p| p.major == v.major && p.minor == v.minor) {
+        if let Some(p) = known
+            .iter()
+            .find(|p| p.major == v.major && p.minor == v.minor)
+        {
             return (p.clone(), None);
         }
-        let nearest = known.iter().min_by_key(|p| (p.minor as i64 - v.minor as i64).abs()).cloned().expect("profiles");
-        let w = format!("golab has no reference profile for {v}: using the nearest, {}; results that differ may be the runtime's change, not a mistake", nearest.name());
+        let nearest = known
+            .iter()
+            .min_by_key(|p| (p.minor as i64 - v.minor as i64).abs())
+            .cloned()
+            .expect("profiles");
+        let w = format!(
+            "golab has no reference profile for {v}: using the nearest, {}; results that differ may be the runtime's change, not a mistake",
+            nearest.name()
+        );
         (nearest, Some(w))
     }
 }

@@ -138,7 +138,10 @@ pub struct G {
 
 impl G {
     pub fn new(id: u64, label: impl Into<String>) -> G {
-        G { id, label: label.into() }
+        G {
+            id,
+            label: label.into(),
+        }
     }
 }
 
@@ -348,11 +351,21 @@ impl Profile {
             ]
         };
         let provenance = match minor {
-            19 => "read: go1.19.8 /usr/share/go-1.19/src/runtime/proc.go (this module's line numbers)",
-            25 => "read: findRunnable/globrunqgetbatch in a go1.25.3-labelled mirror; same shape in golang/go tip",
-            m if m >= 26 => "read: golang/go tip proc.go from the search index (go1.27-era); 1.26 inferred",
-            17 | 18 | 23 => "from /work/shared/GO-RUNTIME-SOURCE.md (1.17.1, 1.18, 1.23.5 mirrors), not re-read here",
-            15 | 16 => "from /work/shared/GO-RUNTIME-SOURCE.md (1.15.8, 1.16.14 mirrors), not re-read here",
+            19 => {
+                "read: go1.19.8 /usr/share/go-1.19/src/runtime/proc.go (this module's line numbers)"
+            }
+            25 => {
+                "read: findRunnable/globrunqgetbatch in a go1.25.3-labelled mirror; same shape in golang/go tip"
+            }
+            m if m >= 26 => {
+                "read: golang/go tip proc.go from the search index (go1.27-era); 1.26 inferred"
+            }
+            17 | 18 | 23 => {
+                "from /work/shared/GO-RUNTIME-SOURCE.md (1.17.1, 1.18, 1.23.5 mirrors), not re-read here"
+            }
+            15 | 16 => {
+                "from /work/shared/GO-RUNTIME-SOURCE.md (1.15.8, 1.16.14 mirrors), not re-read here"
+            }
             20..=24 => "not read: inferred from 1.19.8 and 1.23.5 (and the 1.25 change)",
             _ => "unverified: below 1.15, treated like 1.15",
         };
@@ -361,7 +374,11 @@ impl Profile {
             fairness_site,
             steal,
             global_get,
-            find_runnable_name: if minor >= 19 { "findRunnable" } else { "findrunnable" },
+            find_runnable_name: if minor >= 19 {
+                "findRunnable"
+            } else {
+                "findrunnable"
+            },
             fing_wake_before_local_runq: minor >= 19,
             loopvar_per_iteration: minor >= 22,
             check_order,
@@ -562,7 +579,9 @@ impl Sched {
             let newlabel = gp.label.clone();
             match self.ps[p].runnext.replace(gp) {
                 None => {
-                    self.note(format!("runqput(p{p}, {newlabel}, next=true): runnext = {newlabel}"));
+                    self.note(format!(
+                        "runqput(p{p}, {newlabel}, next=true): runnext = {newlabel}"
+                    ));
                     return;
                 }
                 Some(old) => {
@@ -690,7 +709,10 @@ impl Sched {
             n = RUNQ_HALF as i32;
         }
         self.runqsize -= n;
-        let gp = self.runq.pop_front().unwrap_or_else(|| throw("global runq empty with non-zero runqsize"));
+        let gp = self
+            .runq
+            .pop_front()
+            .unwrap_or_else(|| throw("global runq empty with non-zero runqsize"));
         if n > 1 {
             self.note(format!(
                 "globrunqget(p{p}, {max}): n = {n}; {gp} runs, {} more moved to the local ring",
@@ -698,7 +720,10 @@ impl Sched {
             ));
         }
         for _ in 1..n {
-            let g1 = self.runq.pop_front().unwrap_or_else(|| throw("global runq shorter than runqsize"));
+            let g1 = self
+                .runq
+                .pop_front()
+                .unwrap_or_else(|| throw("global runq shorter than runqsize"));
             self.runqput(p, g1, false);
         }
         Some(gp)
@@ -718,7 +743,9 @@ impl Sched {
         if self.runqsize == 0 {
             return (None, q);
         }
-        let n = n.min(self.runqsize).min(self.runqsize / self.gomaxprocs + 1);
+        let n = n
+            .min(self.runqsize)
+            .min(self.runqsize / self.gomaxprocs + 1);
         let gp = self.runq.pop_front();
         for _ in 1..n {
             if let Some(g) = self.runq.pop_front() {
@@ -851,22 +878,46 @@ impl Sched {
                 self.note(format!(
                     "schedtick {tick} % 61 == 0 and global queue not empty: take {g} from the global queue [{site}]"
                 ));
-                return Some(Pick { g, inherit_time: false, reason: PickReason::GlobalFairness, schedtick: tick });
+                return Some(Pick {
+                    g,
+                    inherit_time: false,
+                    reason: PickReason::GlobalFairness,
+                    schedtick: tick,
+                });
             }
         }
         if let Some((g, inherit)) = self.runqget(p) {
-            let reason = if inherit { PickReason::Runnext } else { PickReason::LocalQueue };
-            return Some(Pick { g, inherit_time: inherit, reason, schedtick: tick });
+            let reason = if inherit {
+                PickReason::Runnext
+            } else {
+                PickReason::LocalQueue
+            };
+            return Some(Pick {
+                g,
+                inherit_time: inherit,
+                reason,
+                schedtick: tick,
+            });
         }
         if self.runqsize != 0 {
             if let Some(g) = self.global_batch(p) {
-                return Some(Pick { g, inherit_time: false, reason: PickReason::Global, schedtick: tick });
+                return Some(Pick {
+                    g,
+                    inherit_time: false,
+                    reason: PickReason::Global,
+                    schedtick: tick,
+                });
             }
         }
         // netpoll(0): not modelled.
         if self.gomaxprocs > 1 {
             if let Some((g, from)) = self.steal_work(p) {
-                return Some(Pick { g, inherit_time: false, reason: PickReason::Stolen { from }, schedtick: tick });
+                return Some(Pick {
+                    g,
+                    inherit_time: false,
+                    reason: PickReason::Stolen { from },
+                    schedtick: tick,
+                });
             }
         }
         // Re-check of the global queue under sched.lock: nothing can have
@@ -925,7 +976,9 @@ impl Sched {
     /// goes to the **global** queue tail (3375), then `schedule()`.
     pub fn gosched(&mut self, p: usize) -> Option<Pick> {
         let g = self.take_curg(p, "gosched");
-        self.note(format!("{g}: runtime.Gosched → goschedImpl → globrunqput({g}) (proc.go:3375)"));
+        self.note(format!(
+            "{g}: runtime.Gosched → goschedImpl → globrunqput({g}) (proc.go:3375)"
+        ));
         self.globrunqput(g);
         self.schedule(p)
     }
@@ -1057,7 +1110,12 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn new(n: u32) -> Scenario {
-        Scenario { n, block: Block::WaitGroup, gosched: Yield::None, main_preempted_after: Vec::new() }
+        Scenario {
+            n,
+            block: Block::WaitGroup,
+            gosched: Yield::None,
+            main_preempted_after: Vec::new(),
+        }
     }
 }
 
@@ -1080,12 +1138,23 @@ impl LiveState {
     /// os's SetFinalizer during init) globrunqsize=0`. About 92-97% of runs
     /// read this; the rest read `schedtick=5`, which moves every fairness
     /// pick one G earlier. That is why the live state must be read.
-    pub const GO119_OBSERVED: LiveState =
-        LiveState { schedtick: 4, runqhead: 2, local_len: 0, runnext: true, global_len: 0 };
+    pub const GO119_OBSERVED: LiveState = LiveState {
+        schedtick: 4,
+        runqhead: 2,
+        local_len: 0,
+        runnext: true,
+        global_len: 0,
+    };
 
     /// Nothing queued; the given schedtick.
     pub fn empty(schedtick: u32) -> LiveState {
-        LiveState { schedtick, runqhead: 0, local_len: 0, runnext: false, global_len: 0 }
+        LiveState {
+            schedtick,
+            runqhead: 0,
+            local_len: 0,
+            runnext: false,
+            global_len: 0,
+        }
     }
 }
 
@@ -1191,7 +1260,11 @@ impl Explanation {
         let _ = writeln!(
             s,
             "live state at main.main: schedtick={} runqhead={} local={} runnext={} global={}",
-            self.live.schedtick, self.live.runqhead, self.live.local_len, self.live.runnext, self.live.global_len
+            self.live.schedtick,
+            self.live.runqhead,
+            self.live.local_len,
+            self.live.runnext,
+            self.live.global_len
         );
         for st in &self.steps {
             let head = match &st.picked {
@@ -1201,7 +1274,11 @@ impl Explanation {
                         "{} → run {g} [{:?}, inheritTime={inherit}; execute: {}]",
                         st.op,
                         st.reason.clone().unwrap_or(PickReason::LocalQueue),
-                        if inherit { "shares the time slice, schedtick unchanged" } else { "schedtick++" }
+                        if inherit {
+                            "shares the time slice, schedtick unchanged"
+                        } else {
+                            "schedtick++"
+                        }
                     )
                 }
                 None => st.op.clone(),
@@ -1283,7 +1360,11 @@ impl Sim {
 
     fn record(&mut self, kind: EventKind, index: u32) {
         let schedtick = self.s.ps[0].schedtick;
-        self.events.push(RunEvent { kind, index, schedtick });
+        self.events.push(RunEvent {
+            kind,
+            index,
+            schedtick,
+        });
     }
 }
 
@@ -1333,7 +1414,9 @@ impl Lab<'_> {
     fn give_up(&mut self, actor: &str, op: String, to_global: bool) -> Option<Pick> {
         let g = self.sim.s.take_curg(0, "give_up");
         if to_global {
-            self.sim.s.note(format!("goschedImpl: globrunqput({g}) (proc.go:3375)"));
+            self.sim
+                .s
+                .note(format!("goschedImpl: globrunqput({g}) (proc.go:3375)"));
             self.sim.s.globrunqput(g);
         }
         self.sim.snap(actor, op, None);
@@ -1442,7 +1525,12 @@ impl Lab<'_> {
 
 /// [`simulate`] with `explain = false`: no snapshots (`steps` stays empty),
 /// linear time; use it for large N.
-pub fn simulate_with(profile: &Profile, scenario: &Scenario, live: &LiveState, explain: bool) -> Explanation {
+pub fn simulate_with(
+    profile: &Profile,
+    scenario: &Scenario,
+    live: &LiveState,
+    explain: bool,
+) -> Explanation {
     let mut sim = Sim {
         s: Sched::new(profile.clone(), 1),
         explain,
@@ -1505,7 +1593,8 @@ pub fn simulate_with(profile: &Profile, scenario: &Scenario, live: &LiveState, e
         None => return finish(lab.sim, profile, scenario, live, None),
         Some(p) => p,
     };
-    let limit = 16 * (scenario.n as usize + n_opaque as usize + scenario.main_preempted_after.len() + 16);
+    let limit =
+        16 * (scenario.n as usize + n_opaque as usize + scenario.main_preempted_after.len() + 16);
     let mut rounds = 0usize;
     loop {
         rounds += 1;
@@ -1516,7 +1605,8 @@ pub fn simulate_with(profile: &Profile, scenario: &Scenario, live: &LiveState, e
         let pk = match pick.take() {
             Some(pk) => pk,
             None => {
-                error = Some("P went idle with main still blocked (deadlock in the model)".to_string());
+                error =
+                    Some("P went idle with main still blocked (deadlock in the model)".to_string());
                 break;
             }
         };
@@ -1528,12 +1618,10 @@ pub fn simulate_with(profile: &Profile, scenario: &Scenario, live: &LiveState, e
                 pick = lab.give_up(&label, "opaque runtime G runs and parks".into(), false);
             }
             Some(Role::Worker(i)) => pick = lab.run_worker(i, &label),
-            Some(Role::Main) => {
-                match lab.resume_main() {
-                    None => break,
-                    Some(p) => pick = p,
-                }
-            }
+            Some(Role::Main) => match lab.resume_main() {
+                None => break,
+                Some(p) => pick = p,
+            },
             None => {
                 error = Some(format!("unknown G {label}"));
                 break;
@@ -1543,7 +1631,13 @@ pub fn simulate_with(profile: &Profile, scenario: &Scenario, live: &LiveState, e
     finish(lab.sim, profile, scenario, live, error)
 }
 
-fn finish(sim: Sim, profile: &Profile, scenario: &Scenario, live: &LiveState, error: Option<String>) -> Explanation {
+fn finish(
+    sim: Sim,
+    profile: &Profile,
+    scenario: &Scenario,
+    live: &LiveState,
+    error: Option<String>,
+) -> Explanation {
     Explanation {
         profile: profile.clone(),
         scenario: scenario.clone(),
@@ -1625,7 +1719,10 @@ mod tests {
             for (j, c) in sig.iter().enumerate() {
                 assert_eq!(*c, 1, "bad element {j} at iter {i}");
             }
-            assert!(stolen == i / 2 || stolen == i / 2 + 1, "bad steal {stolen} at iter {i}");
+            assert!(
+                stolen == i / 2 || stolen == i / 2 + 1,
+                "bad steal {stolen} at iter {i}"
+            );
         }
     }
 
@@ -1673,7 +1770,10 @@ mod tests {
         assert_eq!(s.runqsize, 129);
         let want: Vec<G> = (0..128).map(g).chain(std::iter::once(g(999))).collect();
         assert_eq!(s.global_contents(), want);
-        assert_eq!(s.ps[0].runq_contents(), (128..256).map(g).collect::<Vec<_>>());
+        assert_eq!(
+            s.ps[0].runq_contents(),
+            (128..256).map(g).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -1739,9 +1839,15 @@ mod tests {
         s.runqput(0, g(1), false);
         s.runqput(0, g(2), true);
         let a = s.schedule(0).unwrap();
-        assert_eq!((a.reason.clone(), a.inherit_time, a.schedtick), (PickReason::Runnext, true, 7));
+        assert_eq!(
+            (a.reason.clone(), a.inherit_time, a.schedtick),
+            (PickReason::Runnext, true, 7)
+        );
         let _ = s.goexit(0);
-        assert_eq!(s.ps[0].schedtick, 8, "g1 came from the ring: new time slice");
+        assert_eq!(
+            s.ps[0].schedtick, 8,
+            "g1 came from the ring: new time slice"
+        );
     }
 
     #[test]
@@ -1837,17 +1943,30 @@ mod tests {
         let p19 = Profile::for_version(19);
         assert_eq!(p18.fairness_site, FairnessSite::Schedule);
         assert_eq!(p19.fairness_site, FairnessSite::FindRunnable);
-        assert_eq!(Profile::for_version(15).steal, StealImpl::InlineFindrunnable);
+        assert_eq!(
+            Profile::for_version(15).steal,
+            StealImpl::InlineFindrunnable
+        );
         assert_eq!(Profile::for_version(17).steal, StealImpl::StealWork);
         assert_eq!(Profile::for_version(24).global_get, GlobalGet::RunqputEach);
-        assert_eq!(Profile::for_version(25).global_get, GlobalGet::BatchThenRunqputbatch);
+        assert_eq!(
+            Profile::for_version(25).global_get,
+            GlobalGet::BatchThenRunqputbatch
+        );
         assert!(Profile::for_version(22).loopvar_per_iteration);
         assert!(!Profile::for_version(21).loopvar_per_iteration);
         // Same single-P order in every version for the same start state.
-        let sc = Scenario { gosched: Yield::EveryNth(7), ..Scenario::new(300) };
+        let sc = Scenario {
+            gosched: Yield::EveryNth(7),
+            ..Scenario::new(300)
+        };
         let base = predict_order(&p19, &sc, &LiveState::GO119_OBSERVED);
         for m in [15, 16, 17, 18, 21, 22, 23, 24, 25, 27] {
-            assert_eq!(predict_order(&Profile::for_version(m), &sc, &LiveState::GO119_OBSERVED), base, "1.{m}");
+            assert_eq!(
+                predict_order(&Profile::for_version(m), &sc, &LiveState::GO119_OBSERVED),
+                base,
+                "1.{m}"
+            );
         }
     }
 
@@ -1866,7 +1985,11 @@ mod tests {
 
     #[test]
     fn n5_empty_state_last_spawned_runs_first() {
-        let o = predict_order(&Profile::for_version(19), &Scenario::new(5), &LiveState::empty(0));
+        let o = predict_order(
+            &Profile::for_version(19),
+            &Scenario::new(5),
+            &LiveState::empty(0),
+        );
         assert_eq!(o, vec![4, 0, 1, 2, 3]);
     }
 
@@ -1878,9 +2001,18 @@ mod tests {
         assert_eq!(e.events_line(), "R:4:4 R:0:6 R:1:7 R:2:8 R:3:9 M:0:9");
         let e = observed(&Scenario::new(10));
         assert_eq!(e.order, vec![9, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
-        let e = observed(&Scenario { block: Block::BufferedChan, ..Scenario::new(5) });
-        assert_eq!(e.events_line(), "R:4:4 M:0:4 R:0:6 M:1:6 R:1:7 M:2:7 R:2:8 M:3:8 R:3:9 M:4:9");
-        let e = observed(&Scenario { gosched: Yield::EveryNth(3), ..Scenario::new(10) });
+        let e = observed(&Scenario {
+            block: Block::BufferedChan,
+            ..Scenario::new(5)
+        });
+        assert_eq!(
+            e.events_line(),
+            "R:4:4 M:0:4 R:0:6 M:1:6 R:1:7 M:2:7 R:2:8 M:3:8 R:3:9 M:4:9"
+        );
+        let e = observed(&Scenario {
+            gosched: Yield::EveryNth(3),
+            ..Scenario::new(10)
+        });
         assert_eq!(
             e.events_line(),
             "S:9:4 S:0:6 R:1:7 R:2:8 S:3:9 R:4:10 R:5:11 S:6:12 R:7:13 R:8:14 R:9:15 R:0:16 R:3:17 R:6:18 M:0:18"
@@ -1892,7 +2024,13 @@ mod tests {
         // runfinq (kicked from runnext by f(0)) + f(0..=254) = 256 in the ring.
         let e = observed(&Scenario::new(256));
         assert_eq!(e.order, ranges(&[(255, 255), (0, 254)]));
-        assert_eq!(e.steps.iter().filter(|s| s.notes.iter().any(|n| n.contains("runqputslow"))).count(), 0);
+        assert_eq!(
+            e.steps
+                .iter()
+                .filter(|s| s.notes.iter().any(|n| n.contains("runqputslow")))
+                .count(),
+            0
+        );
     }
 
     #[test]
@@ -1902,25 +2040,82 @@ mod tests {
         // in the order), at tick 122 takes f(0); the rest of the global
         // queue comes back as one batch when the local ring is empty.
         let e = observed(&Scenario::new(257));
-        assert_eq!(e.order, ranges(&[(256, 256), (127, 243), (0, 0), (244, 254), (1, 126), (255, 255)]));
+        assert_eq!(
+            e.order,
+            ranges(&[
+                (256, 256),
+                (127, 243),
+                (0, 0),
+                (244, 254),
+                (1, 126),
+                (255, 255)
+            ])
+        );
         let line = e.events_line();
         assert!(line.contains("R:183:61 R:184:63"), "runfinq ran at tick 62");
         assert!(line.contains("R:243:122 R:0:123 R:244:124"));
         let e = observed(&Scenario::new(300));
         assert_eq!(
             e.order,
-            ranges(&[(299, 299), (127, 243), (0, 0), (244, 254), (256, 298), (1, 126), (255, 255)])
+            ranges(&[
+                (299, 299),
+                (127, 243),
+                (0, 0),
+                (244, 254),
+                (256, 298),
+                (1, 126),
+                (255, 255)
+            ])
         );
         // N=1000: six runqputslow spills, fairness picks every 61 ticks.
         let e = observed(&Scenario::new(1000));
         let real_1000 = [
-            (999, 999), (772, 888), (0, 0), (889, 899), (901, 949), (1, 1), (950, 998), (2, 12),
-            (129, 129), (13, 72), (130, 130), (73, 126), (255, 255), (127, 128), (131, 133),
-            (259, 259), (134, 193), (260, 260), (194, 253), (261, 261), (254, 254), (384, 384),
-            (256, 258), (262, 316), (390, 390), (317, 376), (391, 391), (377, 383), (513, 513),
-            (385, 389), (392, 438), (520, 520), (439, 498), (521, 521), (499, 512), (642, 642),
-            (514, 519), (522, 560), (650, 650), (561, 620), (651, 651), (621, 641), (771, 771),
-            (643, 649), (652, 770), (900, 900),
+            (999, 999),
+            (772, 888),
+            (0, 0),
+            (889, 899),
+            (901, 949),
+            (1, 1),
+            (950, 998),
+            (2, 12),
+            (129, 129),
+            (13, 72),
+            (130, 130),
+            (73, 126),
+            (255, 255),
+            (127, 128),
+            (131, 133),
+            (259, 259),
+            (134, 193),
+            (260, 260),
+            (194, 253),
+            (261, 261),
+            (254, 254),
+            (384, 384),
+            (256, 258),
+            (262, 316),
+            (390, 390),
+            (317, 376),
+            (391, 391),
+            (377, 383),
+            (513, 513),
+            (385, 389),
+            (392, 438),
+            (520, 520),
+            (439, 498),
+            (521, 521),
+            (499, 512),
+            (642, 642),
+            (514, 519),
+            (522, 560),
+            (650, 650),
+            (561, 620),
+            (651, 651),
+            (621, 641),
+            (771, 771),
+            (643, 649),
+            (652, 770),
+            (900, 900),
         ];
         assert_eq!(e.order, ranges(&real_1000));
     }
@@ -1929,9 +2124,22 @@ mod tests {
     fn go119_real_runs_live_schedtick_matters() {
         // 48 of 600 real runs read schedtick=5 at main.main; all 48 ran in
         // this order (f(0) one position earlier than with schedtick=4).
-        let live5 = LiveState { schedtick: 5, ..LiveState::GO119_OBSERVED };
+        let live5 = LiveState {
+            schedtick: 5,
+            ..LiveState::GO119_OBSERVED
+        };
         let o = predict_order(&Profile::for_version(19), &Scenario::new(257), &live5);
-        assert_eq!(o, ranges(&[(256, 256), (127, 242), (0, 0), (243, 254), (1, 126), (255, 255)]));
+        assert_eq!(
+            o,
+            ranges(&[
+                (256, 256),
+                (127, 242),
+                (0, 0),
+                (243, 254),
+                (1, 126),
+                (255, 255)
+            ])
+        );
     }
 
     #[test]
@@ -1939,8 +2147,16 @@ mod tests {
         // N=10000: in real runs sysmon preempted main after ~6,800-9,500
         // spawns (time-dependent). Given the observed point, the model
         // reproduces the whole event stream; here: a run preempted after 9421.
-        let sc = Scenario { main_preempted_after: vec![9421], ..Scenario::new(10000) };
-        let e = simulate_with(&Profile::for_version(19), &sc, &LiveState::GO119_OBSERVED, false);
+        let sc = Scenario {
+            main_preempted_after: vec![9421],
+            ..Scenario::new(10000)
+        };
+        let e = simulate_with(
+            &Profile::for_version(19),
+            &sc,
+            &LiveState::GO119_OBSERVED,
+            false,
+        );
         assert_eq!(e.order[0], 9420, "the last spawned G was in runnext");
         assert_eq!(e.order.len(), 10000);
         assert!(e.error.is_none());
@@ -1948,7 +2164,11 @@ mod tests {
 
     #[test]
     fn explanation_renders_and_is_consistent() {
-        let e = simulate(&Profile::for_version(19), &Scenario::new(5), &LiveState::GO119_OBSERVED);
+        let e = simulate(
+            &Profile::for_version(19),
+            &Scenario::new(5),
+            &LiveState::GO119_OBSERVED,
+        );
         let text = e.render();
         assert!(text.contains("order: 4 0 1 2 3"));
         assert!(text.contains("kicked to the tail"));
@@ -1957,9 +2177,25 @@ mod tests {
         assert_eq!(picks[0].reason, Some(PickReason::Runnext));
         assert_eq!(picks[1].picked.as_deref(), Some("rt#0"));
         assert_eq!(picks.last().unwrap().picked.as_deref(), Some("main"));
-        let big = simulate(&Profile::for_version(19), &Scenario::new(300), &LiveState::GO119_OBSERVED);
-        assert!(big.steps.iter().any(|s| s.notes.iter().any(|n| n.contains("runqputslow"))));
-        assert!(big.steps.iter().any(|s| s.reason == Some(PickReason::GlobalFairness)));
-        assert!(big.steps.iter().any(|s| s.reason == Some(PickReason::Global)));
+        let big = simulate(
+            &Profile::for_version(19),
+            &Scenario::new(300),
+            &LiveState::GO119_OBSERVED,
+        );
+        assert!(
+            big.steps
+                .iter()
+                .any(|s| s.notes.iter().any(|n| n.contains("runqputslow")))
+        );
+        assert!(
+            big.steps
+                .iter()
+                .any(|s| s.reason == Some(PickReason::GlobalFairness))
+        );
+        assert!(
+            big.steps
+                .iter()
+                .any(|s| s.reason == Some(PickReason::Global))
+        );
     }
 }
