@@ -730,13 +730,27 @@ fn wrapper_disassembly(o: &Observation, p: &Profile) -> Outcome {
     let mut ok = true;
     for w in &o.wrappers {
         match w.call_to_real() {
-            Some(i) => lines.push(line(
-                Mark::Good,
-                format!(
-                    "{} wrapper at {:#x}: {:#x} {} -> the real {}",
-                    w.function, w.entry, i.pc, i.text, w.function
-                ),
-            )),
+            Some(i) => {
+                lines.push(line(
+                    Mark::Good,
+                    format!(
+                        "{} wrapper at {:#x}: {:#x} {} -> the real {}",
+                        w.function, w.entry, i.pc, i.text, w.function
+                    ),
+                ));
+                if let Some(r) = &w.real_breakpoint {
+                    lines.push(line(
+                        Mark::Note,
+                        format!(
+                            "the tip at work: dlv set `b {}` on this wrapper alone; the jump goes to {}:{}, so golab set a breakpoint there too ({})",
+                            w.function,
+                            short_source(&r.file),
+                            r.line,
+                            r.addrs.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
             None => {
                 ok = false;
                 lines.push(line(
@@ -761,7 +775,18 @@ fn wrapper_disassembly(o: &Observation, p: &Profile) -> Outcome {
     }
     Outcome {
         passed: ok,
-        summary: format!("{} ABI wrappers disassembled", o.wrappers.len()),
+        summary: match o
+            .wrappers
+            .iter()
+            .filter(|w| w.real_breakpoint.is_some())
+            .count()
+        {
+            0 => format!("{} ABI wrappers disassembled", o.wrappers.len()),
+            n => format!(
+                "{} ABI wrappers disassembled; for {n} of them dlv broke in the wrapper alone, and the tip (disassemble, find the real jump address) found the function",
+                o.wrappers.len()
+            ),
+        },
         lines,
     }
 }
@@ -1390,5 +1415,13 @@ mod run_order_tests {
             "{:?}",
             out.lines
         );
+    }
+}
+
+/// `runtime/proc.go` for `/any/goroot/src/runtime/proc.go`: what a student recognises.
+fn short_source(file: &str) -> &str {
+    match file.rfind("/src/") {
+        Some(i) => &file[i + 5..],
+        None => file,
     }
 }

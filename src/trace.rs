@@ -211,6 +211,20 @@ pub struct WrapperCode {
     pub function: String,
     pub entry: u64,
     pub instructions: Vec<Instruction>,
+    /// Set when the debugger put `b FUNCTION` on this wrapper alone (dlv < 1.20 on Go >=
+    /// 1.17): the notes' tip at work, the real code found in the disassembly and a
+    /// breakpoint set there too.
+    #[serde(default)]
+    pub real_breakpoint: Option<RealBreakpoint>,
+}
+
+/// Where the tip put the breakpoint the debugger missed: the jump target's `file:line`
+/// (the function's first line, which the debugger resolves past the prologue).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RealBreakpoint {
+    pub file: String,
+    pub line: i64,
+    pub addrs: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,6 +234,8 @@ pub struct Instruction {
     /// Where a call or jump goes, as the debugger resolved it.
     pub dest_function: Option<String>,
     pub dest_file: Option<String>,
+    #[serde(default)]
+    pub dest_line: Option<i64>,
 }
 
 impl WrapperCode {
