@@ -580,15 +580,25 @@ fn go_statement(o: &Observation) -> Outcome {
 
 fn sysmon_thread(o: &Observation, p: &Profile) -> Outcome {
     let m0 = o.dlv.hits.first().map(|h| h.thread);
+    let reruns: Vec<_> = o
+        .dlv_reruns
+        .iter()
+        .map(|w| line(Mark::Note, format!("the dlv session was run again: {w}")))
+        .collect();
     let Some(h) = o.dlv.first_real_hit("runtime.sysmon") else {
+        let mut lines = vec![line(Mark::Missing, "runtime.sysmon")];
+        lines.extend(reruns);
         return Outcome {
             passed: false,
-            summary: "runtime.sysmon was never hit".into(),
-            lines: vec![line(Mark::Missing, "runtime.sysmon")],
+            summary: format!(
+                "runtime.sysmon was never hit, in {} run(s) of the dlv session",
+                o.dlv_reruns.len() + 1
+            ),
+            lines,
         };
     };
     let want = startup::sysmon_step(p);
-    let mut lines = Vec::new();
+    let mut lines = reruns;
     let own = Some(h.thread) != m0;
     lines.push(line(
         if own { Mark::Good } else { Mark::Bad },
@@ -927,11 +937,37 @@ fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Ou
             ));
         }
     }
+    let reruns: usize = o.scenarios.iter().map(|r| r.disturbed_before.len()).sum();
+    for r in o
+        .scenarios
+        .iter()
+        .filter(|r| !r.disturbed_before.is_empty())
+    {
+        lines.push(line(
+            Mark::Note,
+            format!(
+                "{}: run again {} time(s) (at most {}): {}",
+                r.id,
+                r.disturbed_before.len(),
+                crate::trace::MAX_RERUNS,
+                r.disturbed_before
+                    .iter()
+                    .map(|d| format!("disturbed by {}", d.join("; ")))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ),
+        ));
+    }
     Outcome {
         passed: total > 0 && matched == total,
         summary: format!(
-            "{matched} of {total} runs in the order the model predicts (model go1.{})",
-            v.minor
+            "{matched} of {total} runs in the order the model predicts (model go1.{}){}",
+            v.minor,
+            if reruns > 0 {
+                format!("; {reruns} disturbed run(s) run again")
+            } else {
+                String::new()
+            }
         ),
         lines,
     }
@@ -1371,6 +1407,7 @@ mod run_order_tests {
             observed: Some(observed),
             disturbances,
             preempted_after: vec![],
+            disturbed_before: vec![],
             session: Default::default(),
         }
     }

@@ -296,10 +296,18 @@ pub struct Observation {
     /// Which of the functions the checks name are text symbols of the binary.
     #[serde(default)]
     pub in_binary: BTreeMap<String, bool>,
+    /// Why the dlv session was run again, once per discarded run (see `MAX_RERUNS`).
+    #[serde(default)]
+    pub dlv_reruns: Vec<String>,
     /// One dlv session per scenario (labs with `scenarios`).
     #[serde(default)]
     pub scenarios: Vec<ScenarioRun>,
 }
+
+/// How many times a disturbed scenario run is run again before its disturbance is the
+/// verdict (a run of a scenario takes well under a second; on a loaded machine about one
+/// in four is disturbed, so three more tries leave ~1 in 250 disturbed).
+pub const MAX_RERUNS: usize = 3;
 
 /// What one scenario's run showed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -312,6 +320,9 @@ pub struct ScenarioRun {
     pub observed: Option<Vec<u32>>,
     /// Stops at breakpoints that mark non-determinism (preemption, GC), after main.main.
     pub disturbances: Vec<String>,
+    /// What disturbed each earlier run of this scenario, discarded and run again.
+    #[serde(default)]
+    pub disturbed_before: Vec<Vec<String>>,
     /// How many goroutines main had started each time sysmon preempted it (measured).
     #[serde(default)]
     pub preempted_after: Vec<u32>,
