@@ -6,6 +6,7 @@
 pub mod check;
 pub mod doctor;
 pub mod download;
+pub mod embedded;
 pub mod exec;
 pub mod files;
 pub mod grade;

@@ -5,6 +5,11 @@ mod cli;
 mod commands;
 mod vm;
 
+/// golab's own sources, embedded by build.rs for `golab gradescope package`.
+mod sources {
+    include!(concat!(env!("OUT_DIR"), "/sources.rs"));
+}
+
 use golab::{doctor, files, lab, reference, report, runner, toolchain};
 
 use anyhow::{Result, bail};
@@ -89,12 +94,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Check(a) => commands::check(&a),
         Cmd::Gradescope(a) => match a.command {
             cli::GradescopeCmd::Package { lab, out } => {
-                let source = std::env::current_exe()?
-                    .ancestors()
-                    .find(|d| d.join("Cargo.toml").is_file() && d.join("src").is_dir())
-                    .map(|d| d.to_path_buf())
-                    .unwrap_or(std::path::PathBuf::from("."));
-                golab::grade::gradescope::package(&lab, &source, &out)?;
+                golab::grade::gradescope::package(&lab, sources::SOURCES, &lab::labs_dir()?, &out)?;
                 println!(
                     "wrote {} (upload it as the autograder of lab {lab})",
                     out.display()

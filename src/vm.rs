@@ -63,8 +63,10 @@ pub fn vagrant_config(
         memory_mib: memory,
         ssh_port,
         dlv_port,
-        labs_dir: std::fs::canonicalize(golab::lab::labs_dir())
-            .unwrap_or_else(|_| golab::lab::labs_dir()),
+        labs_dir: {
+            let d = golab::lab::labs_dir()?;
+            std::fs::canonicalize(&d).unwrap_or(d)
+        },
         libvirt_driver: v.libvirt_driver.parse()?,
         go_version: pins.go.trim_start_matches("go").to_string(),
         go_sha256,
