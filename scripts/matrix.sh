@@ -22,7 +22,7 @@ for name in $(printf '%s\n' "${!root[@]}" | sort -V); do
   dlv=$(dlv_for "$r")
   [ -n "$dlv" ] || { echo "no dlv for $name" >&2; fail=1; continue; }
   set +e
-  "$golab" run "$lab" -q --goroot "$r" --dlv "$dlv" --json "$out/$name.json" >"$out/$name.txt" 2>"$out/$name.err"
+  "$golab" run "$lab" -q --goroot "$r" --dlv "$dlv" --json-file "$out/$name.json" >"$out/$name.txt" 2>"$out/$name.err"
   rc=$?
   set -e
   ver=$(GOTOOLCHAIN=local GOROOT=$r "$r/bin/go" version | awk '{print $3}')

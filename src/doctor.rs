@@ -7,6 +7,7 @@ use crate::toolchain::{self, Choice, GoVersion};
 use std::process::Command;
 use std::time::Duration;
 
+#[derive(serde::Serialize)]
 pub struct Finding {
     pub ok: bool,
     /// A problem that stops the lab (as opposed to a warning).

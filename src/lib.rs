@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod download;
 pub mod embedded;
 pub mod exec;
+pub mod exit;
 pub mod files;
 pub mod grade;
 pub mod lab;

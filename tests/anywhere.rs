@@ -126,7 +126,12 @@ fn labs_reference_explain_and_an_unknown_lab_work_away_from_the_clone() {
 fn run_startup_trace_passes_away_from_the_clone() {
     let a = Away::new();
     let json = a.dir.path().join("run.json");
-    let (o, out, err) = a.golab(&["run", "startup-trace", "--json", json.to_str().unwrap()]);
+    let (o, out, err) = a.golab(&[
+        "run",
+        "startup-trace",
+        "--json-file",
+        json.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{out}{err}");
     let last = out.lines().last().unwrap();
     let (earned, possible) = last
