@@ -99,7 +99,7 @@ qemu_suite() {
   # The same through the command line, as a student runs it: up, then the seed's lab
   # inside the VM, whose verdict must be the host's for the same Go version.
   stamp "golab up --provider qemu --name cli"
-  "$golab" up --provider qemu --name cli --image "$image" --go "$gover" --go-tarball "$tarball" --go-sha256 "$sha" --dlv apt
+  "$golab" up --provider qemu --name cli --image "$image" --go "$gover" --go-tarball "$tarball" --go-sha256 "$sha" --dlv apt --apt-mirror host
   stamp "golab run startup-trace --provider qemu"
   "$golab" run startup-trace --provider qemu --name cli -q --json-file "$state/vm.json" > "$state/vm.txt" || { cat "$state/vm.txt"; exit 1; }
   same_verdict "$state/vm.json" qemu

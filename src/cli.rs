@@ -394,6 +394,10 @@ pub struct UpArgs {
     /// emulation), kvm, hvf, tcg.
     #[arg(long, default_value = "auto")]
     pub accel: String,
+    /// qemu: point the guest's apt at a Debian mirror: `host` (the one this host's apt
+    /// uses) or its URI. Default: the guest's apt stays as its image has it.
+    #[arg(long, value_name = "host|URI", env = "GOLAB_DEBIAN_MIRROR")]
+    pub apt_mirror: Option<String>,
     /// With --provider vagrant: Vagrant's provider (virtualbox, libvirt, qemu), or auto:
     /// vagrant-qemu on Apple Silicon, VirtualBox where VBoxManage is installed, else
     /// libvirt where the vagrant-libvirt plugin is.

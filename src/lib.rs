@@ -18,5 +18,6 @@ pub mod progress;
 pub mod reference;
 pub mod report;
 pub mod runner;
+pub mod sys;
 pub mod toolchain;
 pub mod trace;

@@ -21,10 +21,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     // Like other command-line tools, end quietly when the reader of stdout goes away
     // (`golab explain ... | head`) instead of panicking on a broken pipe.
-    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    golab::sys::proc::default_sigpipe();
     // The tools golab starts (go, gdb, dlv and the program it debugs, vagrant, the
     // sandbox) each run in a process group of their own, out of the terminal's reach:
     // on Ctrl-C, SIGTERM or a closed terminal golab ends them before it goes. Files

@@ -136,6 +136,7 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
     o.go_version = a.pins.go.trim_start_matches("go").to_string();
     o.go_sha256 = sha;
     o.dlv_source = DlvSource::parse(&a.pins.dlv);
+    o.apt_mirror = a.apt_mirror.clone();
     o.accel = match a.accel.as_str() {
         "auto" => Accel::Auto,
         "kvm" => Accel::Kvm,
