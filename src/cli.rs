@@ -37,6 +37,9 @@ pub enum Cmd {
     Check(CheckArgs),
     /// Gradescope: write the autograder zip for a lab.
     Gradescope(GradescopeArgs),
+    /// The lab notes' dlv session, performed for real on the build and printed as dlv
+    /// prints it: step by step (Enter) on a terminal, all at once otherwise.
+    Tour(TourArgs),
     /// Write the lab VM's Vagrantfile (and its provisioner) for a Vagrant provider.
     Render(RenderArgs),
     /// Bring the lab VM up: create, provision (Go, dlv, gdb, binutils), or resume it.
@@ -363,4 +366,24 @@ pub struct ReferenceArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args)]
+pub struct TourArgs {
+    /// The tour: startup-trace.
+    pub lab: String,
+    #[command(flatten)]
+    pub tools: ToolArgs,
+    /// Print every step at once (the default when stdin is not a terminal).
+    #[arg(long)]
+    pub all: bool,
+    /// Also write the tour as a self-contained HTML page.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// The program to build (a folder with main.go and go.mod; default: the lab's own).
+    #[arg(long, value_name = "DIR")]
+    pub program: Option<PathBuf>,
+    /// Write the tour's data (sections, commands, checks) as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }

@@ -17,4 +17,5 @@ pub mod reference;
 pub mod report;
 pub mod runner;
 pub mod toolchain;
+pub mod tour;
 pub mod trace;

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod tour_cmd;
 mod vm;
 
 use golab::{doctor, files, lab, reference, report, runner, toolchain};
@@ -87,6 +88,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Assign(a) => commands::assign(&a),
         Cmd::Grade(a) => commands::grade(&a),
         Cmd::Check(a) => commands::check(&a),
+        Cmd::Tour(a) => tour_cmd::run(&a),
         Cmd::Gradescope(a) => match a.command {
             cli::GradescopeCmd::Package { lab, out } => {
                 let source = std::env::current_exe()?

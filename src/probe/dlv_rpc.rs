@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 pub struct Function {
     pub name: String,
     pub value: u64,
+    /// Compiled with optimisations (dlv then warns: "debugging optimized function").
+    pub optimized: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -71,6 +73,11 @@ pub struct Breakpoint {
     pub line: i64,
     #[serde(rename = "functionName")]
     pub function_name: String,
+    /// Hits per goroutine id (dlv counts no goroutine for a thread without a g).
+    #[serde(rename = "hitCount")]
+    pub hit_count: HashMap<String, u64>,
+    #[serde(rename = "totalHitCount")]
+    pub total_hit_count: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -87,6 +94,9 @@ pub struct Thread {
     pub breakpoint: Option<Breakpoint>,
     #[serde(rename = "breakPointInfo")]
     pub breakpoint_info: Option<BreakpointInfo>,
+    /// What `stepout` returned (dlv prints them as "Values returned:").
+    #[serde(rename = "ReturnValues")]
+    pub return_values: Option<Vec<Variable>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -114,6 +124,12 @@ pub struct Variable {
     pub addr: u64,
     pub unreadable: String,
     pub children: Vec<Variable>,
+    pub len: i64,
+    pub cap: i64,
+    /// A slice's or string's data address.
+    pub base: u64,
+    /// dlv's VariableFlags (1 escaped, 2 shadowed, 4 constant, 8 argument, 16 local, 32 return argument).
+    pub flags: u32,
 }
 
 impl Variable {
@@ -152,6 +168,20 @@ pub struct AsmInstruction {
     pub dest: Option<Location>,
     #[serde(rename = "Text")]
     pub text: String,
+    /// The instruction's bytes (base64 in the JSON).
+    #[serde(rename = "Bytes", deserialize_with = "base64_bytes")]
+    pub bytes: Vec<u8>,
+    #[serde(rename = "Breakpoint")]
+    pub breakpoint: bool,
+    #[serde(rename = "AtPC")]
+    pub at_pc: bool,
+}
+
+/// Go's encoding/json writes a []byte as base64 (or null).
+fn base64_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    Ok(s.map(|s| crate::probe::dlv_console::base64_decode(&s))
+        .unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -306,18 +336,18 @@ pub struct DlvRun {
 
 /// Starts `dlv exec --headless` and returns the group and the API address.
 /// dlv's output (and the program's, which shares its stdout), gathered by two threads.
-struct Console {
+pub struct Console {
     text: Arc<Mutex<String>>,
     readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Console {
     /// Everything printed so far.
-    fn snapshot(&self) -> String {
+    pub fn snapshot(&self) -> String {
         self.text.lock().unwrap().clone()
     }
     /// Everything printed, once the pipes are closed (dlv and the program are gone).
-    fn finish(self) -> String {
+    pub fn finish(self) -> String {
         for r in self.readers {
             let _ = r.join();
         }
@@ -325,7 +355,7 @@ impl Console {
     }
 }
 
-fn start_headless(
+pub fn start_headless(
     m: &Machine,
     dlv: &Path,
     binary: &Path,
@@ -406,7 +436,7 @@ fn start_headless(
     ))
 }
 
-fn is_version_complaint(s: &str) -> bool {
+pub fn is_version_complaint(s: &str) -> bool {
     let s = s.to_lowercase();
     s.contains("check-go-version")
         || (s.contains("version of go") && (s.contains("too old") || s.contains("too new")))
