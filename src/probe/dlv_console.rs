@@ -53,9 +53,24 @@ pub fn location_line(t: &Thread, cwd: Option<&Path>) -> String {
     s
 }
 
+/// Whether this dlv names an unnamed breakpoint in a stop line (`> [Breakpoint 1] f()`):
+/// 1.24 and 1.27 do, 1.7.3, 1.9.1 and 1.20.2 do not (recorded); the change came with 1.21.
+pub fn shows_breakpoint_ids(dlv_version: &str) -> bool {
+    let mut it = dlv_version
+        .trim_start_matches('v')
+        .split('.')
+        .map(|x| x.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    (major, minor) >= (1, 21)
+}
+
 /// `printcontextThread` for a thread stopped at a breakpoint.
-pub fn breakpoint_line(t: &Thread, bp: &Breakpoint, cwd: Option<&Path>) -> String {
-    let name = format!("[Breakpoint {}] ", bp.id);
+pub fn breakpoint_line(t: &Thread, bp: &Breakpoint, cwd: Option<&Path>, ids: bool) -> String {
+    let name = if ids {
+        format!("[Breakpoint {}] ", bp.id)
+    } else {
+        String::new()
+    };
     let mut s = match bp.hit_count.get(&t.goroutine_id.to_string()) {
         Some(n) => format!(
             "> {name}{}() {}:{} (hits goroutine({}):{n} total:{}) (PC: {:#x})\n",
@@ -97,7 +112,7 @@ pub fn return_values(t: &Thread) -> String {
 
 /// `printcontext`: every other thread that stopped at a breakpoint, then the current
 /// one. The source listing (or disassembly) of the current thread comes after it.
-pub fn context(st: &State, cwd: Option<&Path>) -> String {
+pub fn context(st: &State, cwd: Option<&Path>, ids: bool) -> String {
     let mut s = String::new();
     let cur = st.current_thread.as_ref().map(|t| t.id);
     for t in st.threads.iter().flatten() {
@@ -105,14 +120,14 @@ pub fn context(st: &State, cwd: Option<&Path>) -> String {
             continue;
         }
         if let Some(bp) = &t.breakpoint {
-            s.push_str(&breakpoint_line(t, bp, cwd));
+            s.push_str(&breakpoint_line(t, bp, cwd, ids));
         }
     }
     match &st.current_thread {
         None => s.push_str("No current thread available\n"),
         Some(t) if t.file.is_empty() => s.push_str(&format!("Stopped at: {:#x}\n", t.pc)),
         Some(t) => match &t.breakpoint {
-            Some(bp) => s.push_str(&breakpoint_line(t, bp, cwd)),
+            Some(bp) => s.push_str(&breakpoint_line(t, bp, cwd, ids)),
             None => {
                 s.push_str(&location_line(t, cwd));
                 s.push_str(&return_values(t));
@@ -170,10 +185,12 @@ pub fn disass(ins: &[AsmInstruction], show_header: bool) -> String {
     let rows: Vec<(Vec<String>, String)> = ins
         .iter()
         .map(|i| {
-            let base = Path::new(&i.loc.file)
-                .file_name()
-                .map(|f| f.to_string_lossy().to_string())
-                .unwrap_or_else(|| i.loc.file.clone());
+            // Go's filepath.Base: "." for an empty path.
+            let base = match Path::new(&i.loc.file).file_name() {
+                _ if i.loc.file.is_empty() => ".".to_string(),
+                Some(f) => f.to_string_lossy().to_string(),
+                None => i.loc.file.clone(),
+            };
             (
                 vec![
                     if i.at_pc { "=>" } else { "" }.to_string(),
