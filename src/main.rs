@@ -159,6 +159,35 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Reference(a) => {
             let lab = lab::load(&a.lab)?;
             let v = toolchain::GoVersion::parse(&a.go)?;
+            if lab.chain.as_deref() != Some("startup")
+                && lab.checks.iter().any(|c| {
+                    matches!(
+                        c.kind,
+                        lab::CheckKind::StaticCallers | lab::CheckKind::DynamicCallers
+                    )
+                })
+            {
+                let (t, note) = reference::callers::Table::for_version(v)?;
+                if let Some(n) = note {
+                    eprintln!("warning: {n}");
+                }
+                if a.json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({
+                            "go": t.go, "source": t.source,
+                            "callers": reference::callers::FUNCTIONS.iter().map(|f| {
+                                let here = t.resolve(f).unwrap_or(f.to_string());
+                                (here.clone(), t.notes_callers(&here))
+                            }).collect::<std::collections::BTreeMap<_, _>>(),
+                            "notes_differences": t.notes_differences(),
+                        }))?
+                    );
+                } else {
+                    print!("{}", t.render(v));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             if lab.chain.as_deref() != Some("startup") {
                 bail!(
                     "lab {} has no reference chain to print (its lab.yaml sets no `chain: startup`)",

@@ -416,3 +416,39 @@ fn tour_of_an_unknown_lab_is_refused_by_name() {
         "{err}"
     );
 }
+
+#[test]
+fn reference_scheduler_callers_prints_the_table_and_where_the_notes_differ() {
+    let o = golab()
+        .args(["reference", "scheduler-callers", "--go", "1.19.8"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = String::from_utf8_lossy(&o.stdout);
+    for f in [
+        "runtime.runqget ",
+        "runtime.runqput ",
+        "runtime.globrunqget ",
+        "runtime.globrunqput ",
+        "runtime.schedule ",
+        "runtime.findRunnable ",
+        "runtime.stealWork ",
+        "runtime.execute ",
+        "runtime.newproc1 ",
+        "runtime.sysmon ",
+    ] {
+        assert!(t.contains(f), "no {f} in\n{t}");
+    }
+    assert!(
+        t.contains("\"schedule calls runqget\" is not true in go1.19: true only up to Go 1.18"),
+        "{t}"
+    );
+    // For the notes' own Go, every answer they gave holds.
+    let o = golab()
+        .args(["reference", "scheduler-callers", "--go", "1.17.1"])
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(!t.contains("DIFFERS"), "{t}");
+    assert_eq!(t.matches("notes: the same").count(), 7, "{t}");
+}
