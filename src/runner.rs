@@ -448,7 +448,10 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
         )?;
         if let Some(name) = name {
             transcript.write(&format!("{name}dlv-rpc.jsonl"), &format!("# dlv exec --headless --api-version=2 ./main -- {} (dlv {}); -> sent, <- received\n{}", args.join(" "), tc.dlv_version, d.exchange))?;
-            transcript.write(&format!("{name}dlv-session.txt"), &d.readable)?;
+            let readable = crate::probe::dlv_console::annotate_pointers(&d.readable, &|a| {
+                elf.data_symbol_at(a)
+            });
+            transcript.write(&format!("{name}dlv-session.txt"), &readable)?;
             transcript.write(&format!("{name}dlv-console.txt"), &d.console)?;
         }
         match &d.error {

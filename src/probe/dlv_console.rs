@@ -322,11 +322,19 @@ const UNSAFE_POINTER: u32 = 26;
 /// numbers, bools, strings, pointers, unsafe.Pointer, slices, arrays, structs, funcs).
 pub fn value(v: &Variable) -> String {
     let mut s = String::new();
-    write_value(v, true, &mut s);
+    write_value(v, true, false, &mut s);
     s
 }
 
-fn write_value(v: &Variable, top: bool, s: &mut String) {
+/// A value with every pointer as `(*T)(0xADDR)`, as dlv prints a pointer it did not
+/// follow (golab's log loads one level more than it shows).
+pub fn value_short(v: &Variable) -> String {
+    let mut s = String::new();
+    write_value(v, true, true, &mut s);
+    s
+}
+
+fn write_value(v: &Variable, top: bool, short: bool, s: &mut String) {
     if !v.unreadable.is_empty() {
         s.push_str(&format!("(unreadable {})", v.unreadable));
         return;
@@ -335,12 +343,12 @@ fn write_value(v: &Variable, top: bool, s: &mut String) {
         PTR => match v.children.first() {
             None => s.push_str(&format!("{} nil", v.typ)),
             Some(c) if c.addr == 0 => s.push_str(&format!("{} nil", v.typ)),
-            Some(c) if c.children.is_empty() && c.value.is_empty() => {
+            Some(c) if short || (c.children.is_empty() && c.value.is_empty()) => {
                 s.push_str(&format!("({})({:#x})", v.typ, c.addr))
             }
             Some(c) => {
                 s.push('*');
-                write_value(c, false, s)
+                write_value(c, false, short, s)
             }
         },
         UNSAFE_POINTER => {
@@ -363,7 +371,7 @@ fn write_value(v: &Variable, top: bool, s: &mut String) {
                 if i > 0 {
                     s.push(',');
                 }
-                write_value(c, false, s);
+                write_value(c, false, short, s);
             }
             if (v.children.len() as i64) < v.len {
                 s.push_str(&format!("...+{} more", v.len - v.children.len() as i64));
@@ -381,14 +389,14 @@ fn write_value(v: &Variable, top: bool, s: &mut String) {
                     s.push_str(", ");
                 }
                 s.push_str(&format!("{}: ", c.name));
-                write_value(c, false, s);
+                write_value(c, false, short, s);
             }
             s.push('}');
         }
         INTERFACE => match v.children.first() {
             Some(c) if c.kind != 0 => {
                 s.push_str(&format!("{}(", v.typ));
-                write_value(c, false, s);
+                write_value(c, false, short, s);
                 s.push(')');
             }
             _ => s.push_str(&format!("{} nil", v.typ)),
@@ -417,6 +425,28 @@ fn quote(t: &str) -> String {
     }
     s.push('"');
     s
+}
+
+/// Adds `    # golab: 0xADDR is &SYMBOL` under every `(*T)(0xADDR)` line of a log whose
+/// address `symbol` names (the binary's symbol table), so that `&runtime.m0` shows.
+pub fn annotate_pointers(log: &str, symbol: &dyn Fn(u64) -> Option<String>) -> String {
+    let mut out = String::new();
+    for l in log.lines() {
+        out.push_str(l);
+        out.push('\n');
+        let Some(rest) = l.strip_prefix('(').filter(|_| l.ends_with(')')) else {
+            continue;
+        };
+        let Some((_, addr)) = rest.rsplit_once(")(0x") else {
+            continue;
+        };
+        if let Ok(a) = u64::from_str_radix(addr.trim_end_matches(')'), 16)
+            && let Some(sym) = symbol(a)
+        {
+            out.push_str(&format!("    # golab: {a:#x} is &{sym}\n"));
+        }
+    }
+    out
 }
 
 /// Standard base64 (Go's encoding/json form of []byte).

@@ -8,6 +8,7 @@
 
 use crate::exec::Group;
 use crate::machine::{Cmd, Machine};
+use crate::probe::dlv_console as console;
 use crate::trace::{Frame, Hit, Instruction, Placed, Session, Tool, WrapperCode};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -541,10 +542,10 @@ impl Driver<'_> {
             values: Default::default(),
         };
         self.log.push_str("(dlv) regs\n");
-        for r in self.registers(t.id)? {
+        let all = self.registers(t.id)?;
+        self.log.push_str(&console::regs(&all));
+        for r in all {
             if ["rip", "rsp"].contains(&r.name.to_lowercase().as_str()) {
-                self.log
-                    .push_str(&format!("    {:>4} = {}\n", r.name, r.value));
                 entry
                     .values
                     .insert(Read::Reg(r.name.clone()).key(), r.value);
@@ -573,18 +574,8 @@ impl Driver<'_> {
                     } else {
                         bp.addrs.clone()
                     };
-                    self.log.push_str(&format!(
-                        "Breakpoint {} set at {} for {}() {}:{}\n",
-                        bp.id,
-                        addrs
-                            .iter()
-                            .map(|a| format!("{a:#x}"))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        b.function,
-                        bp.file,
-                        bp.line
-                    ));
+                    self.log
+                        .push_str(&console::breakpoint_set(&bp, Some(&plan.source_dir)));
                     self.session.breakpoints.push(Placed {
                         function: b.function.clone(),
                         addrs,
@@ -639,6 +630,14 @@ impl Driver<'_> {
                 ));
                 break;
             }
+            let ids_shown = console::shows_breakpoint_ids(&self.session.version);
+            self.log
+                .push_str(&console::context(&st, Some(&plan.source_dir), ids_shown));
+            if let Some(t) = &st.current_thread
+                && let Ok(l) = console::listing(&t.file, t.line, true)
+            {
+                self.log.push_str(&l);
+            }
             let threads: Vec<Thread> = st
                 .threads
                 .unwrap_or_default()
@@ -650,7 +649,7 @@ impl Driver<'_> {
                     .warnings
                     .push("dlv stopped with no thread at a breakpoint; continued".into());
             }
-            let current = st.current_thread.as_ref().map(|t| t.id);
+            let mut current = st.current_thread.as_ref().map(|t| t.id);
             for t in threads {
                 let bp = t.breakpoint.clone().unwrap_or_default();
                 let Some(entry) = ids.get_mut(&bp.id) else {
@@ -673,14 +672,34 @@ impl Driver<'_> {
                     stack,
                     values: Default::default(),
                 };
-                self.log.push_str(&format!("> [Breakpoint {}] {}() {}:{} (hits goroutine({}):{count} total:{count}) thread {}\n", bp.id, hit.function(), t.file, t.line, t.goroutine_id, t.id));
-                self.log.push_str("(dlv) bt\n");
-                for (i, f) in hit.stack.iter().enumerate() {
+                // The stop line was printed with the continue; another thread's stack
+                // needs `thread N` first, as in a real session.
+                if current != Some(t.id) {
                     self.log.push_str(&format!(
-                        "{i:>2}  {:#018x} in {}\n    at {}:{}\n",
-                        f.pc, f.function, f.file, f.line
+                        "(dlv) thread {}\nSwitched from {} to {}\n",
+                        t.id,
+                        current.unwrap_or(0),
+                        t.id
                     ));
+                    let _: Value = self.c.call(
+                        "Command",
+                        json!({"name": "switchThread", "threadID": t.id}),
+                        None,
+                    )?;
+                    current = Some(t.id);
                 }
+                self.log.push_str("(dlv) bt\n");
+                let locs: Vec<Location> = match &t.breakpoint_info {
+                    Some(i) if !i.stacktrace.is_empty() => i.stacktrace.clone(),
+                    _ => vec![Location {
+                        pc: t.pc,
+                        file: t.file.clone(),
+                        line: t.line,
+                        function: t.function.clone(),
+                    }],
+                };
+                self.log
+                    .push_str(&console::stack(&locs, Some(&plan.source_dir)));
                 self.read_values(&mut hit, current)?;
                 if hit.in_wrapper() {
                     self.disassemble_wrapper(&t)?;
@@ -688,7 +707,13 @@ impl Driver<'_> {
                 self.session.hits.push(hit);
                 if max > 0 && count >= max {
                     self.log.push_str(&format!("(dlv) clear {}\n", bp.id));
-                    let _: Value = self.c.call("ClearBreakpoint", json!({"Id": bp.id}), None)?;
+                    let cleared: Breakpoint =
+                        self.c
+                            .call("ClearBreakpoint", json!({"Id": bp.id}), Some("Breakpoint"))?;
+                    let set = console::breakpoint_set(&cleared, Some(&plan.source_dir));
+                    let at = set.split_once(" set at ").map(|x| x.1).unwrap_or("\n");
+                    self.log
+                        .push_str(&format!("Breakpoint {} cleared at {at}", bp.id));
                     ids.remove(&bp.id);
                 }
             }
@@ -743,19 +768,28 @@ impl Driver<'_> {
         for i in wanted {
             self.done_stops[i] = !self.plan.stops[i].every;
             for r in self.plan.stops[i].reads.clone() {
+                let mut shown: Option<String> = None;
                 let v = match &r {
                     Read::Eval(e) => {
                         self.log.push_str(&format!("(dlv) print {e}\n"));
                         let cfg = json!({"FollowPointers": true, "MaxVariableRecurse": 1, "MaxStringLen": 64, "MaxArrayValues": 64, "MaxStructFields": -1});
                         match self.c.call::<Variable>("Eval", json!({"Scope": {"GoroutineID": -1, "Frame": 0}, "Expr": e, "Cfg": cfg}), Some("Variable")) {
-                            Ok(v) => v.scalar(),
-                            Err(err) => format!("error: {err:#}"),
+                            Ok(v) => {
+                                shown = Some(console::value_short(&v));
+                                v.scalar()
+                            }
+                            Err(err) => {
+                                shown = Some(format!("Command failed: {err:#}"));
+                                format!("error: {err:#}")
+                            }
                         }
                     }
                     Read::Reg(name) => {
                         if regs.is_none() {
                             self.log.push_str("(dlv) regs\n");
-                            regs = Some(self.registers(hit.thread)?);
+                            let all = self.registers(hit.thread)?;
+                            self.log.push_str(&console::regs(&all));
+                            regs = Some(all);
                         }
                         let found = regs
                             .as_ref()
@@ -766,7 +800,11 @@ impl Driver<'_> {
                         found.unwrap_or_else(|| format!("error: no register {name}"))
                     }
                 };
-                self.log.push_str(&format!("{v}\n"));
+                match shown {
+                    Some(text) => self.log.push_str(&format!("{text}\n")),
+                    // A register: the `regs` output above has it.
+                    None => {}
+                }
                 hit.values.insert(r.key(), v);
             }
         }
@@ -780,43 +818,43 @@ impl Driver<'_> {
         if self.wrappers.iter().any(|w| w.entry == f.value) || f.value == 0 {
             return Ok(());
         }
-        self.log.push_str(&format!(
-            "(dlv) disass -a {:#x} {:#x}\n",
-            f.value,
-            f.value + 0x80
-        ));
-        let ins: Vec<AsmInstruction> = self.c.call("Disassemble", json!({"Scope": {"GoroutineID": -1, "Frame": 0}, "StartPC": f.value, "EndPC": f.value + 0x80, "Flavour": 0}), Some("Disassemble"))?;
+        // EndPC 0: the whole function that holds StartPC; Flavour 1: Intel, dlv's default.
+        let all: Vec<AsmInstruction> = self.c.call("Disassemble", json!({"Scope": {"GoroutineID": -1, "Frame": 0}, "StartPC": f.value, "EndPC": 0, "Flavour": 1}), Some("Disassemble"))?;
+        let ins: Vec<AsmInstruction> = all
+            .into_iter()
+            .filter(|i| i.loc.function.as_ref().is_some_and(|x| x.value == f.value))
+            .collect();
+        let end = ins
+            .iter()
+            .map(|i| i.loc.pc + i.bytes.len().max(1) as u64)
+            .max()
+            .unwrap_or(f.value + 1);
+        self.log
+            .push_str(&format!("(dlv) disass -a {:#x} {end:#x}\n", f.value));
+        self.log.push_str(&console::disass(&ins, true));
         let mut code = WrapperCode {
             function: f.name.clone(),
             entry: f.value,
             instructions: Vec::new(),
         };
         for i in ins {
-            let same = i
-                .loc
-                .function
-                .as_ref()
-                .map(|x| x.value == f.value)
-                .unwrap_or(false);
-            if !same {
-                break;
-            }
             let dest_function = i
                 .dest
                 .as_ref()
                 .and_then(|d| d.function.as_ref().map(|x| x.name.clone()));
             let dest_file = i.dest.as_ref().map(|d| d.file.clone());
-            self.log.push_str(&format!(
-                "\t{}:{}\t{:#x}\t{}{}\n",
-                i.loc.file,
-                i.loc.line,
-                i.loc.pc,
-                i.text,
-                dest_function
-                    .as_ref()
-                    .map(|d| format!("\t// {d}"))
-                    .unwrap_or_default()
-            ));
+            if dest_function.as_deref() == Some(f.name.as_str())
+                && dest_file.as_deref() != Some("<autogenerated>")
+            {
+                self.log.push_str(&format!(
+                    "    # golab: {} is an <autogenerated> ABI wrapper; the {} at {:#x} goes to the real {} at {:#x}\n",
+                    f.name,
+                    i.text.split_whitespace().next().unwrap_or("call"),
+                    i.loc.pc,
+                    f.name,
+                    i.dest.as_ref().map(|d| d.pc).unwrap_or(0)
+                ));
+            }
             code.instructions.push(Instruction {
                 pc: i.loc.pc,
                 text: i.text,
