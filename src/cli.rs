@@ -243,6 +243,10 @@ pub struct ExplainArgs {
     pub local: u32,
     #[arg(long, default_value_t = 0)]
     pub global: u32,
+    /// Print only the notable moments (runqputslow, schedtick % 61, globrunqget,
+    /// inheritTime, preemption), not every step.
+    #[arg(long)]
+    pub summary: bool,
 }
 
 #[derive(Args, Clone)]
@@ -350,6 +354,9 @@ pub struct RunArgs {
     /// Run each scenario this many times (to measure how often the model is right).
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
+    /// Also write a self-contained HTML report (inline CSS and SVG, nothing fetched).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Use this binary, already built from the lab's program with the same Go and
     /// gcflags, instead of building (the grader builds identical programs once).
     #[arg(long, value_name = "FILE")]

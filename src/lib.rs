@@ -9,6 +9,7 @@ pub mod download;
 pub mod exec;
 pub mod files;
 pub mod grade;
+pub mod html;
 pub mod lab;
 pub mod machine;
 pub mod probe;

@@ -79,6 +79,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             if let Some(j) = &a.json {
                 files::write_atomic(j, report::json(&out.observation, &out.verdict).as_bytes())?;
             }
+            if let Some(h) = &a.html {
+                let page = golab::html::run_page(&lab, &out.observation, &out.verdict, &out.header);
+                files::write_atomic(h, page.as_bytes())?;
+            }
             Ok(if out.verdict.passed() {
                 ExitCode::SUCCESS
             } else {
@@ -153,7 +157,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 &scenario,
                 &live,
             );
-            print!("{}", e.render());
+            if a.summary {
+                print!("{}", reference::moments::summary(&e));
+            } else {
+                print!("{}", e.render());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Reference(a) => {

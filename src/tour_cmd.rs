@@ -7,7 +7,7 @@ use golab::files::write_atomic;
 use golab::machine::Machine;
 use golab::probe::build;
 use golab::reference::Profile;
-use golab::toolchain::{self, Toolchain};
+use golab::toolchain::Toolchain;
 use golab::tour;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -102,8 +102,7 @@ pub fn run(a: &TourArgs) -> Result<ExitCode> {
         write_atomic(j, serde_json::to_string_pretty(&t)?.as_bytes())?;
     }
     if let Some(h) = &a.html {
-        let _ = h;
-        let _ = toolchain::GoVersion::parse("1.0");
+        write_atomic(h, golab::html::tour_page(&t).as_bytes())?;
     }
     Ok(if t.passed() {
         ExitCode::SUCCESS

@@ -7,6 +7,7 @@
 //! "which Go version is this".
 
 pub mod callers;
+pub mod moments;
 pub mod sched;
 pub mod startup;
 
