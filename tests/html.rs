@@ -233,8 +233,8 @@ fn run_page_shows_a_failing_check_in_place_expected_beside_observed() {
         "{s}"
     );
     assert!(
-        s.contains(">5<") || s.contains(" 5"),
-        "expected 5 beside the observed: {s}"
+        s.contains("<td>5 (literal)</td><td>4</td><td class=\"fail\">FAIL</td>"),
+        "expected 5 beside the observed 4: {s}"
     );
     assert!(
         r.dom.contains("runtime.rt0_go ✗"),
