@@ -104,7 +104,7 @@ fn how_of(r: &startup::Reached) -> (&'static str, String) {
 /// The sequence diagram: one lane per thread, a box per step, wrappers as dashed boxes.
 pub fn sequence_svg(steps: &[StepView]) -> String {
     let lanes = ["m0", "sysmon"];
-    let lane_x = |l: &str| if l == "sysmon" { 760 } else { 250 };
+    let lane_x = |l: &str| -> i32 { if l == "sysmon" { 760 } else { 250 } };
     let (row, top) = (46, 70);
     let h = top + row * steps.len() + 30;
     let mut s = format!(
@@ -127,7 +127,7 @@ pub fn sequence_svg(steps: &[StepView]) -> String {
     let mut prev: Option<(i32, i32)> = None;
     let mut last_m0: Option<(i32, i32)> = None;
     for (i, st) in steps.iter().enumerate() {
-        let x = lane_x(&st.lane) as i32;
+        let x = lane_x(&st.lane);
         let y = (top + row * i) as i32;
         let color = if st.failed() {
             "#b3261e"
@@ -177,7 +177,7 @@ pub fn sequence_svg(steps: &[StepView]) -> String {
             "<a href=\"#step-{i}\"><rect x=\"{}\" y=\"{}\" width=\"200\" height=\"32\" rx=\"5\" fill=\"#fff\" stroke=\"{color}\" stroke-width=\"{}\"/><text x=\"{x}\" y=\"{}\" text-anchor=\"middle\" fill=\"{color}\">{}{}</text></a>",
             x - 100,
             y,
-            if st.failed() { 3 } else { 1.5 as i32 },
+            if st.failed() { "3" } else { "1.5" },
             y + 21,
             esc(&st.function),
             if st.failed() { " ✗" } else { "" }

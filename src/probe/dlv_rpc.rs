@@ -800,10 +800,9 @@ impl Driver<'_> {
                         found.unwrap_or_else(|| format!("error: no register {name}"))
                     }
                 };
-                match shown {
-                    Some(text) => self.log.push_str(&format!("{text}\n")),
-                    // A register: the `regs` output above has it.
-                    None => {}
+                // A register has no line of its own: the `regs` output above has it.
+                if let Some(text) = shown {
+                    self.log.push_str(&format!("{text}\n"));
                 }
                 hit.values.insert(r.key(), v);
             }

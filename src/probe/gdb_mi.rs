@@ -441,6 +441,7 @@ pub struct GdbRun {
 }
 
 /// Runs the program under gdb: `info file`, breakpoints, run, and a stack at every stop.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     m: &Machine,
     gdb_path: &Path,
