@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 rounds=${1:-5}
+shift || true
 cargo build --release --quiet
 golab=$PWD/target/release/golab
 lab=$PWD/labs/startup-trace

@@ -444,6 +444,14 @@ impl Tourist<'_> {
     /// `c` until the current thread stops in `want` (other stops are shown and
     /// continued from, as a student would).
     fn cont_to(&mut self, want: &dyn Fn(&Thread) -> bool) -> Result<Thread> {
+        match self.cont_until(want)? {
+            Some(t) => Ok(t),
+            None => bail!("the program exited before the tour reached its next stop"),
+        }
+    }
+
+    /// `c` until `want` holds for the current thread; None when the process exits.
+    fn cont_until(&mut self, want: &dyn Fn(&Thread) -> bool) -> Result<Option<Thread>> {
         for _ in 0..12 {
             let st: Result<State> =
                 self.c
@@ -451,8 +459,14 @@ impl Tourist<'_> {
             let st = match st {
                 Ok(s) => s,
                 Err(e) => {
-                    self.entry("c", format!("Command failed: {e:#}\n"));
-                    bail!("continue failed: {e:#}");
+                    let m = format!("{e:#}");
+                    // Some dlv versions report the exit as an error.
+                    if m.contains("has exited with status") {
+                        self.entry("c", format!("{}\n", m.rsplit(": ").next().unwrap_or(&m)));
+                        return Ok(None);
+                    }
+                    self.entry("c", format!("Command failed: {m}\n"));
+                    bail!("continue failed: {m}");
                 }
             };
             if st.exited {
@@ -463,7 +477,7 @@ impl Tourist<'_> {
                         st.pid, st.exit_status
                     ),
                 );
-                bail!("the program exited before the tour reached its next stop");
+                return Ok(None);
             }
             let mut out = con::context(
                 &st,
@@ -478,7 +492,7 @@ impl Tourist<'_> {
             self.entry("c", out);
             if want(&t) {
                 self.place(&t);
-                return Ok(t);
+                return Ok(Some(t));
             }
         }
         bail!("12 continues did not reach the next step")
@@ -665,7 +679,21 @@ impl Tourist<'_> {
     fn sysmon(&mut self) -> Result<()> {
         self.begin("runtime.sysmon", "runtime.sysmon (on its own thread)");
         if let Some(bp) = self.cmd_break("runtime.sysmon")? {
-            let t = self.cont_to(&|t| fname(t) == "runtime.sysmon")?;
+            // Every stop holds all threads: sysmon's new thread may not have reached
+            // sysmon before main returns. Then the notes' way out: r, and c again.
+            let mut reached = None;
+            for _ in 0..3 {
+                if let Some(t) = self.cont_until(&|t| fname(t) == "runtime.sysmon")? {
+                    reached = Some(t);
+                    break;
+                }
+                self.remark("sysmon's thread had not reached sysmon when main returned (each stop holds every thread): restart and continue".into());
+                self.restart()?;
+                self.cont_to(&|t| fname(t) == "runtime.rt0_go")?;
+            }
+            let Some(t) = reached else {
+                bail!("three runs ended before sysmon's thread reached runtime.sysmon");
+            };
             self.cmd_bt()?;
             let m0 = self
                 .sections
