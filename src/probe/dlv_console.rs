@@ -479,6 +479,189 @@ pub fn base64_decode(s: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::dlv_rpc::Function;
+
+    fn hexnum(s: &str) -> u64 {
+        u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).unwrap()
+    }
+
+    fn func(name: &str, optimized: bool) -> Option<Function> {
+        Some(Function {
+            name: name.to_string(),
+            value: 0,
+            optimized,
+        })
+    }
+
+    /// `> f() FILE:LINE (hits ...) (PC: 0x...)` back into a thread (and a breakpoint).
+    fn parse_stop(l: &str, optimized: bool) -> (Thread, Option<Breakpoint>) {
+        let rest = l.strip_prefix("> ").unwrap();
+        let (bp_id, rest) = match rest.strip_prefix("[Breakpoint ") {
+            Some(r) => {
+                let (id, r) = r.split_once("] ").unwrap();
+                (Some(id.parse::<i64>().unwrap()), r)
+            }
+            None => (None, rest),
+        };
+        let (name, rest) = rest.split_once("() ").unwrap();
+        let (place, rest) = rest.split_once(' ').unwrap();
+        let (file, line) = place.rsplit_once(':').unwrap();
+        let pc = hexnum(rest.rsplit_once("(PC: ").unwrap().1.trim_end_matches(')'));
+        let t = Thread {
+            pc,
+            file: file.to_string(),
+            line: line.parse().unwrap(),
+            function: func(name, optimized),
+            ..Default::default()
+        };
+        let bp = rest.strip_prefix("(hits total:").map(|r| Breakpoint {
+            id: bp_id.unwrap_or(1),
+            total_hit_count: r.split(')').next().unwrap().parse().unwrap(),
+            ..Default::default()
+        });
+        (t, bp)
+    }
+
+    /// Every command's output in a recorded console, rebuilt from the fields it shows
+    /// and printed again by the renderer: the same bytes (alignment, tabs, widths).
+    fn round_trip(fixture: &str, dlv_version: &str) -> usize {
+        let ids = shows_breakpoint_ids(dlv_version);
+        let mut checked = 0;
+        for block in fixture.split("(dlv) ").skip(1) {
+            let lines: Vec<&str> = block.lines().collect();
+            let Some(first) = lines.first() else { continue };
+            let ours = if first.trim_start().starts_with("Rip = ") {
+                let rs: Vec<Register> = lines
+                    .iter()
+                    .take_while(|l| !l.is_empty())
+                    .map(|l| {
+                        let (n, v) = l.split_once(" = ").unwrap();
+                        Register {
+                            name: n.trim().to_string(),
+                            value: v.to_string(),
+                        }
+                    })
+                    .collect();
+                regs(&rs)
+            } else if first.starts_with("Breakpoint ") {
+                let rest = first.strip_prefix("Breakpoint ").unwrap();
+                let (id, rest) = rest.split_once(" set at ").unwrap();
+                let (addrs, rest) = rest.split_once(" for ").unwrap();
+                let (f, place) = rest.split_once("() ").unwrap();
+                let (file, line) = place.rsplit_once(':').unwrap();
+                breakpoint_set(
+                    &Breakpoint {
+                        id: id.parse().unwrap(),
+                        addrs: addrs.split(',').map(hexnum).collect(),
+                        function_name: f.to_string(),
+                        file: file.to_string(),
+                        line: line.parse().unwrap(),
+                        ..Default::default()
+                    },
+                    None,
+                )
+            } else if first.starts_with("> ") {
+                let optimized = lines.get(1) == Some(&OPTIMIZED_WARNING);
+                let (t, bp) = parse_stop(first, optimized);
+                let mut out = match &bp {
+                    Some(b) => breakpoint_line(&t, b, None, ids),
+                    None => location_line(&t, None),
+                };
+                // After si: the disassembly window, rebuilt like `disass` below.
+                let at = if optimized { 2 } else { 1 };
+                if lines.get(at).is_some_and(|l| l.starts_with("TEXT ")) {
+                    out.push_str(&disass(&parse_disass(&lines[at..]), true));
+                } else {
+                    // A source listing follows (read from $GOROOT, not compared here).
+                    let listing: String = lines[at..].iter().map(|l| format!("{l}\n")).collect();
+                    out.push_str(&listing);
+                }
+                out
+            } else if first.starts_with("0  0x") || first.starts_with(" 0  0x") {
+                let mut frames = Vec::new();
+                for pair in lines.chunks(2) {
+                    let (_, rest) = pair[0].trim_start().split_once("  ").unwrap();
+                    let (pc, name) = rest.split_once(" in ").unwrap();
+                    let (file, line) = pair[1]
+                        .trim_start()
+                        .strip_prefix("at ")
+                        .unwrap()
+                        .rsplit_once(':')
+                        .unwrap();
+                    frames.push(Location {
+                        pc: hexnum(pc),
+                        file: file.to_string(),
+                        line: line.parse().unwrap(),
+                        function: func(name, false),
+                    });
+                }
+                stack(&frames, None)
+            } else if first.starts_with("TEXT ") {
+                disass(&parse_disass(&lines), true)
+            } else {
+                continue;
+            };
+            let theirs: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            assert_eq!(ours, theirs, "in {dlv_version}'s console");
+            checked += 1;
+        }
+        checked
+    }
+
+    fn parse_disass(lines: &[&str]) -> Vec<AsmInstruction> {
+        let header = lines[0].strip_prefix("TEXT ").unwrap();
+        let (name, file) = header.split_once("(SB) ").unwrap();
+        lines[1..]
+            .iter()
+            .map(|l| {
+                let cells: Vec<&str> = l.split('\t').filter(|c| !c.is_empty()).collect();
+                let at_pc = cells[0] == "=>";
+                let c = if at_pc { &cells[1..] } else { &cells[..] };
+                let (_, line) = c[0].rsplit_once(':').unwrap();
+                let bp = c[1].ends_with('*');
+                AsmInstruction {
+                    loc: Location {
+                        pc: hexnum(c[1].trim_end_matches('*')),
+                        file: if c[0].starts_with(".:") {
+                            String::new()
+                        } else {
+                            file.to_string()
+                        },
+                        line: line.parse().unwrap(),
+                        function: func(name, false),
+                    },
+                    dest: None,
+                    text: c[3..].join("\t"),
+                    bytes: (0..c[2].len() / 2)
+                        .map(|i| u8::from_str_radix(&c[2][2 * i..2 * i + 2], 16).unwrap())
+                        .collect(),
+                    breakpoint: bp,
+                    at_pc,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recorded_consoles_print_again_byte_for_byte() {
+        for (fixture, version) in [
+            (
+                include_str!("../../tests/fixtures/dlv-console/dlv1.20.2-go1.19.8.txt"),
+                "1.20.2",
+            ),
+            (
+                include_str!("../../tests/fixtures/dlv-console/dlv1.9.1-go1.17.1.txt"),
+                "1.9.1",
+            ),
+            (
+                include_str!("../../tests/fixtures/dlv-console/dlv1.24.0-go1.24.txt"),
+                "1.24.0",
+            ),
+        ] {
+            let n = round_trip(fixture, version);
+            assert!(n >= 10, "{version}: only {n} blocks compared");
+        }
+    }
 
     #[test]
     fn base64_and_tabwriter_follow_go() {
