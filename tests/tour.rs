@@ -291,9 +291,10 @@ fn normalise(s: &str) -> String {
         }
         // A value read from uninitialised stack (dlv 1.9.1's `siz` at newproc on go1.17):
         // the digits change from run to run; large decimals are not compared.
+        // (the value can be small too, by chance: `siz` is not compared at all).
         if let Some((name, v)) = l.split_once(" = ")
             && !name.contains(' ')
-            && v.parse::<i64>().is_ok_and(|n| n.unsigned_abs() > 1 << 24)
+            && (name == "siz" || v.parse::<i64>().is_ok_and(|n| n.unsigned_abs() > 1 << 24))
         {
             l = format!("{name} = BIG");
         }
