@@ -7,7 +7,7 @@ use golab::files::write_atomic;
 use golab::machine::Machine;
 use golab::probe::build;
 use golab::reference::Profile;
-use golab::toolchain::Toolchain;
+use golab::toolchain::{self, Toolchain};
 use golab::tour;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -22,7 +22,7 @@ pub fn run(a: &TourArgs) -> Result<ExitCode> {
     }
     let lab = golab::lab::load("startup-trace")?;
     let m = Machine::Host;
-    let tc = Toolchain::find(&a.tools.choice(), &m)?;
+    let tc = go_and_dlv(&a.tools.choice(), &m)?;
     let (profile, _) = Profile::for_version(tc.go_version);
     let dir = a.program.clone().unwrap_or(lab.dir.clone());
     if !dir.join("main.go").is_file() {
@@ -108,5 +108,40 @@ pub fn run(a: &TourArgs) -> Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// The tour needs go and dlv only: no gdb or readelf version to ask for (each is a
+/// process start, and the tour aims at seconds).
+fn go_and_dlv(choice: &toolchain::Choice, m: &Machine) -> Result<Toolchain> {
+    let (go, goroot) = match &choice.goroot {
+        Some(root) => {
+            let go = root.join("bin/go");
+            if !m.is_file(&go) {
+                bail!(
+                    "--goroot {}: there is no bin/go in it (a GOROOT is the folder that holds bin/go and src/runtime)",
+                    root.display()
+                );
+            }
+            (go, Some(root.clone()))
+        }
+        None => (
+            toolchain::find_tool(m, "go", None, "--goroot / GOLAB_GOROOT")?,
+            None,
+        ),
+    };
+    let go_version = toolchain::go_version(m, &go, goroot.as_deref())?;
+    let dlv = toolchain::find_tool(m, "dlv", choice.dlv.as_deref(), "--dlv / GOLAB_DLV")?;
+    let dlv_version = toolchain::dlv_version(m, &dlv)?;
+    Ok(Toolchain {
+        go,
+        goroot,
+        go_version,
+        dlv,
+        dlv_version,
+        gdb: Default::default(),
+        gdb_version: String::new(),
+        readelf: Default::default(),
+        readelf_version: String::new(),
     })
 }
