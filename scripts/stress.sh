@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 n=${1:-30}
 pair=${2:-pinned}
 shift 2 || shift $#
-cargo build --release --quiet
-golab=$PWD/target/release/golab
+# GOLAB_BIN: a golab binary to use instead of building this tree's.
+if [ -n "${GOLAB_BIN:-}" ]; then golab=$GOLAB_BIN; else cargo build --release --quiet; golab=$PWD/target/release/golab; fi
 tools=()
 if [ "$pair" = pinned ]; then
   while read -r name path; do

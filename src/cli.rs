@@ -42,6 +42,9 @@ pub enum Cmd {
     Check(CheckArgs),
     /// Gradescope: write the autograder zip for a lab.
     Gradescope(GradescopeArgs),
+    /// The lab notes' dlv session, performed for real on the build and printed as dlv
+    /// prints it: step by step (Enter) on a terminal, all at once otherwise.
+    Tour(TourArgs),
     /// Write the lab VM's Vagrantfile (and its provisioner) for a Vagrant provider.
     Render(RenderArgs),
     /// Bring the lab VM up: create, provision (Go, dlv, gdb, binutils), or resume it.
@@ -326,6 +329,10 @@ pub struct ExplainArgs {
     /// instead of the text.
     #[arg(long)]
     pub json: bool,
+    /// Print only the notable moments (runqputslow, schedtick % 61, globrunqget,
+    /// inheritTime, preemption), not every step.
+    #[arg(long)]
+    pub summary: bool,
 }
 
 #[derive(Args, Clone)]
@@ -441,6 +448,9 @@ pub struct RunArgs {
     /// Run each scenario this many times (to measure how often the model is right).
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
+    /// Also write a self-contained HTML report (inline CSS and SVG, nothing fetched).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Use this binary, already built from the lab's program with the same Go and
     /// gcflags, instead of building (the grader builds identical programs once).
     #[arg(long, value_name = "FILE")]
@@ -457,4 +467,28 @@ pub struct ReferenceArgs {
     /// Print JSON (schema golab.reference/1) instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args)]
+pub struct TourArgs {
+    /// The tour: startup-trace.
+    pub lab: String,
+    #[command(flatten)]
+    pub tools: ToolArgs,
+    /// Print every step at once (the default when stdin is not a terminal).
+    #[arg(long)]
+    pub all: bool,
+    /// Also write the tour as a self-contained HTML page.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// The program to build (a folder with main.go and go.mod; default: the lab's own).
+    #[arg(long, value_name = "DIR")]
+    pub program: Option<PathBuf>,
+    /// Print the tour's data (sections, commands, checks; schema golab.tour/1) as JSON
+    /// instead of the text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the tour's data as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json_file: Option<PathBuf>,
 }

@@ -82,6 +82,7 @@ pub enum Doc {
     Run,
     Reference,
     Explain,
+    Tour,
 }
 
 impl Doc {
@@ -93,6 +94,7 @@ impl Doc {
             Doc::Run => ("run", 1),
             Doc::Reference => ("reference", 1),
             Doc::Explain => ("explain", 1),
+            Doc::Tour => ("tour", 1),
         };
         format!("golab.{kind}/{version}")
     }

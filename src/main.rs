@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod tour_cmd;
 mod vm;
 
 /// golab's own sources, embedded by build.rs for `golab gradescope package`.
@@ -126,6 +127,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             } else {
                 print!("{}", report::terminal(&out.verdict, &out.header, a.verbose));
             }
+            if let Some(h) = &a.html {
+                let page = golab::html::run_page(&lab, &out.observation, &out.verdict, &out.header);
+                files::write_atomic(h, page.as_bytes())?;
+            }
             Ok(if out.verdict.passed() {
                 Exit::Ok
             } else {
@@ -136,6 +141,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Assign(a) => commands::assign(&a),
         Cmd::Grade(a) => commands::grade(&a),
         Cmd::Check(a) => commands::check(&a),
+        Cmd::Tour(a) => tour_cmd::run(&a),
         Cmd::Gradescope(a) => match a.command {
             cli::GradescopeCmd::Package { lab, out } => {
                 golab::grade::gradescope::package(&lab, sources::SOURCES, &lab::labs_dir()?, &out)?;
@@ -214,6 +220,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             );
             if a.json {
                 println!("{}", document(Doc::Explain, &e));
+            } else if a.summary {
+                print!("{}", reference::moments::summary(&e));
             } else {
                 print!("{}", e.render());
             }
@@ -222,6 +230,35 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Reference(a) => {
             let lab = lab::load(&a.lab)?;
             let v = toolchain::GoVersion::parse(&a.go)?;
+            if lab.chain.as_deref() != Some("startup")
+                && lab.checks.iter().any(|c| {
+                    matches!(
+                        c.kind,
+                        lab::CheckKind::StaticCallers | lab::CheckKind::DynamicCallers
+                    )
+                })
+            {
+                let (t, note) = reference::callers::Table::for_version(v)?;
+                if let Some(n) = note {
+                    eprintln!("warning: {n}");
+                }
+                if a.json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({
+                            "go": t.go, "source": t.source,
+                            "callers": reference::callers::FUNCTIONS.iter().map(|f| {
+                                let here = t.resolve(f).unwrap_or(f.to_string());
+                                (here.clone(), t.notes_callers(&here))
+                            }).collect::<std::collections::BTreeMap<_, _>>(),
+                            "notes_differences": t.notes_differences(),
+                        }))?
+                    );
+                } else {
+                    print!("{}", t.render(v));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             if lab.chain.as_deref() != Some("startup") {
                 bail!(
                     "lab {} has no reference chain to print (its lab.yaml sets no `chain: startup`)",

@@ -293,7 +293,14 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     let tc = Toolchain::find(&opts.choice, m)?;
     let (profile, profile_warning) = Profile::for_version(tc.go_version);
     let mut warnings: Vec<String> = profile_warning.into_iter().collect();
-    let header = header(lab, &tc, &profile);
+    let mut header = header(lab, &tc, &profile);
+    if lab
+        .checks
+        .iter()
+        .any(|c| matches!(c.kind, CheckKind::StaticCallers | CheckKind::DynamicCallers))
+    {
+        header.push_str(&notes_vs_source(tc.go_version)?);
+    }
 
     progress.stage(&format!(
         "building {} with -gcflags \"{}\"",
@@ -454,7 +461,10 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
         )?;
         if let Some(name) = name {
             transcript.write(&format!("{name}dlv-rpc.jsonl"), &format!("# dlv exec --headless --api-version=2 ./main -- {} (dlv {}); -> sent, <- received\n{}", args.join(" "), tc.dlv_version, d.exchange))?;
-            transcript.write(&format!("{name}dlv-session.txt"), &d.readable)?;
+            let readable = crate::probe::dlv_console::annotate_pointers(&d.readable, &|a| {
+                elf.data_symbol_at(a)
+            });
+            transcript.write(&format!("{name}dlv-session.txt"), &readable)?;
             transcript.write(&format!("{name}dlv-console.txt"), &d.console)?;
         }
         match &d.error {
@@ -589,6 +599,40 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
         verdict,
         header,
     })
+}
+
+/// Where the notes' Go 1.17 caller answers differ from the source of the Go in use.
+fn notes_vs_source(v: toolchain::GoVersion) -> Result<String> {
+    let (t, _) = callers::Table::for_version(v)?;
+    let d = t.notes_differences();
+    if d.is_empty() {
+        return Ok(format!(
+            "the notes' caller answers (Go 1.17) hold for go{} as they stand\n",
+            v.line()
+        ));
+    }
+    let mut s = format!(
+        "the notes' caller answers (Go 1.17) differ for go{} (`golab reference scheduler-callers --go {}` for the whole table):\n",
+        v.line(),
+        v.line()
+    );
+    for x in &d {
+        let f = x.function.trim_start_matches("runtime.");
+        for (c, since) in x.gone.iter().zip(&x.gone_since) {
+            s.push_str(&format!(
+                "  \"{} calls {f}\": {since}\n",
+                c.trim_start_matches("runtime.")
+            ));
+        }
+        for c in &x.new {
+            s.push_str(&format!(
+                "  {} also calls {f} in go{}\n",
+                c.trim_start_matches("runtime."),
+                v.line()
+            ));
+        }
+    }
+    Ok(s)
 }
 
 fn header(lab: &Lab, tc: &Toolchain, p: &Profile) -> String {

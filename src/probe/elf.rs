@@ -66,6 +66,14 @@ impl Elf {
         })
     }
 
+    /// A data symbol (not code) that starts exactly at `addr`: `runtime.m0`, `runtime.mainPC`.
+    pub fn data_symbol_at(&self, addr: u64) -> Option<String> {
+        self.symbols
+            .iter()
+            .find(|(_, (a, text))| *a == addr && !*text)
+            .map(|(n, _)| n.clone())
+    }
+
     /// The text symbol that starts exactly at `addr`.
     pub fn function_at(&self, addr: u64) -> Option<&str> {
         self.symbols

@@ -448,6 +448,7 @@ pub struct Debuggee<'a> {
 }
 
 /// Runs the program under gdb: `info file`, breakpoints, run, and a stack at every stop.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     m: &Machine,
     gdb_path: &Path,

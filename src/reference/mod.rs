@@ -7,6 +7,7 @@
 //! "which Go version is this".
 
 pub mod callers;
+pub mod moments;
 pub mod sched;
 pub mod startup;
 
@@ -43,6 +44,9 @@ pub struct Profile {
     /// The global run queue's length: `sched.runqsize` up to 1.24; from 1.25 the queue
     /// is a `gQueue` that carries its own `size`.
     pub global_runq_size: &'static str,
+    /// The variable osinit stores the CPU count in: `runtime.ncpu` up to 1.24,
+    /// `runtime.numCPUStartup` from 1.25.
+    pub ncpu_var: &'static str,
 }
 
 impl Profile {
@@ -72,6 +76,11 @@ impl Profile {
                 "runtime.sched.runq.size"
             } else {
                 "runtime.sched.runqsize"
+            },
+            ncpu_var: if minor >= 25 {
+                "runtime.numCPUStartup"
+            } else {
+                "runtime.ncpu"
             },
         }
     }
