@@ -242,6 +242,113 @@ fn run_check(
         CheckKind::StaticCallers => static_callers(spec, o, v),
         CheckKind::DynamicCallers => dynamic_callers(spec, o, v),
         CheckKind::RunOrder => run_order(o, p, v),
+        CheckKind::Cosim => cosim(o, p),
+    }
+}
+
+/// The co-simulation: every transition of each dlv session against the model stepped
+/// with the same events (see `reference::cosim`).
+fn cosim(o: &Observation, p: &Profile) -> Outcome {
+    use crate::reference::cosim::{self, Cosim, Event, Judged};
+    let points = cosim::points(p);
+    let mut sessions: Vec<(String, &Session)> = Vec::new();
+    if !o.dlv.hits.is_empty() {
+        sessions.push((String::new(), &o.dlv));
+    }
+    for (k, r) in o.scenarios.iter().enumerate() {
+        sessions.push((format!("{} (run {}): ", r.id, k + 1), &r.session));
+    }
+    let ps = o.facts.gomaxprocs.max(1) as usize;
+    let mut lines = Vec::new();
+    let (mut observed, mut judged, mut matched, mut raced, mut unjudged) = (0, 0, 0, 0, 0);
+    let mut by_op: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut shown = 0;
+    let mut raced_shown = false;
+    for (name, s) in &sessions {
+        let events = Event::from_hits(&points, &s.hits);
+        let r = Cosim::run(p.minor, ps, &events);
+        observed += r.observed;
+        judged += r.judged;
+        matched += r.matched;
+        raced += r.raced;
+        unjudged += r.unjudged;
+        for (op, (m, n)) in &r.by_op {
+            let e = by_op.entry(op.clone()).or_insert((0, 0));
+            e.0 += m;
+            e.1 += n;
+        }
+        for (why, n) in &r.unjudged_reasons {
+            *reasons.entry(why.clone()).or_insert(0) += n;
+        }
+        for t in &r.disagreements {
+            if shown >= 5 {
+                break;
+            }
+            let Judged::Disagreed(why) = &t.judged else {
+                continue;
+            };
+            let first = if shown == 0 {
+                "first disagreement: "
+            } else {
+                ""
+            };
+            lines.push(line(
+                Mark::Bad,
+                format!(
+                    "{name}{first}stop {} (thread {}, goroutine {}) {}: {why}",
+                    t.seq, t.thread, t.goroutine, t.what
+                ),
+            ));
+            if let Some(m) = &t.model_state {
+                lines.push(line(Mark::Bad, format!("    model:   {m}")));
+            }
+            if let Some(l) = &t.live_state {
+                lines.push(line(Mark::Bad, format!("    runtime: {l}")));
+            }
+            shown += 1;
+        }
+        if let Some(t) = r.raced_list.first().filter(|_| !raced_shown) {
+            raced_shown = true;
+            if let Judged::Raced(why) = &t.judged {
+                lines.push(line(
+                    Mark::Note,
+                    format!(
+                        "{name}raced (not judged), e.g. stop {} {}: {why}{}",
+                        t.seq,
+                        t.what,
+                        match (&t.model_state, &t.live_state) {
+                            (Some(m), Some(l)) => format!("; model {m}; runtime {l}"),
+                            _ => String::new(),
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    for (op, (m, n)) in &by_op {
+        lines.push(line(
+            if m == n { Mark::Good } else { Mark::Bad },
+            format!("{op}: {m} of {n} as the model predicted"),
+        ));
+    }
+    for (why, n) in &reasons {
+        lines.push(line(Mark::Note, format!("{n} not judged: {why}")));
+    }
+    if observed == 0 {
+        lines.push(line(
+            Mark::Missing,
+            "no transition was recorded: were the scheduler's breakpoints set?",
+        ));
+    }
+    Outcome {
+        passed: judged > 0 && matched == judged,
+        // `N of M transitions` at a fixed place: scripts/fidelity.sh reads it.
+        summary: format!(
+            "{matched} of {judged} transitions as the model predicted ({observed} observed, {raced} raced, {unjudged} not judged; {ps} P{})",
+            if ps == 1 { "" } else { "s" }
+        ),
+        lines,
     }
 }
 
@@ -1313,6 +1420,7 @@ mod caller_tests {
             goroutine: 0,
             stack: vec![frame("runtime.execute"), frame(caller)],
             values: Default::default(),
+            stop: 0,
         };
         o.dlv.hits = vec![hit("runtime.schedule")];
         assert!(dynamic_callers(&spec(CheckKind::DynamicCallers, "runtime.execute"), &o, v).passed);

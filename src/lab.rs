@@ -303,6 +303,11 @@ pub enum CheckKind {
     DynamicCallers,
     /// Each scenario's goroutines ran in the order the scheduler model predicts.
     RunOrder,
+    /// The scheduler model stepped in lockstep with the live runtime: every transition
+    /// (runqput, runqget, steals, the global queue, execute, gopark, ready, ...) with the
+    /// state it acted on, read through dlv, against the model's prediction. Any program,
+    /// any GOMAXPROCS.
+    Cosim,
 }
 
 /// `at` a stop, read `eval` (a Go expression, through dlv) or `reg` (a register) and

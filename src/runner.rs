@@ -48,7 +48,33 @@ pub fn breakpoints(
     profile: &Profile,
     v: toolchain::GoVersion,
 ) -> Vec<dlv_rpc::BreakpointPlan> {
-    plan_breakpoints(&lab.dlv.breakpoints, profile, v)
+    let mut out = plan_breakpoints(&lab.dlv.breakpoints, profile, v);
+    if cosim_applies(lab, v) {
+        add_cosim_points(&mut out, profile);
+    }
+    out
+}
+
+/// The co-simulation's transition points: every hit kept, no stack (the state is read
+/// at each stop, see `stops`). A function the lab stops at already keeps its stack and
+/// all its hits are kept.
+pub fn add_cosim_points(out: &mut Vec<dlv_rpc::BreakpointPlan>, profile: &Profile) {
+    for pt in crate::reference::cosim::points(profile) {
+        match out.iter_mut().find(|b| b.function == pt.function) {
+            Some(b) => b.max_hits = 0,
+            None => {
+                let mut b = dlv_rpc::BreakpointPlan::new(&pt.function, 0);
+                b.stack_depth = 0;
+                out.push(b);
+            }
+        }
+    }
+}
+
+fn cosim_applies(lab: &Lab, v: toolchain::GoVersion) -> bool {
+    lab.checks
+        .iter()
+        .any(|c| c.kind == CheckKind::Cosim && toolchain::applies(c.go.as_deref(), v))
 }
 
 fn plan_breakpoints(
@@ -64,10 +90,7 @@ fn plan_breakpoints(
     let mut out: Vec<dlv_rpc::BreakpointPlan> = Vec::new();
     let push = |f: &str, max: u32, out: &mut Vec<dlv_rpc::BreakpointPlan>| {
         if !out.iter().any(|b| b.function == f) {
-            out.push(dlv_rpc::BreakpointPlan {
-                function: f.to_string(),
-                max_hits: max,
-            });
+            out.push(dlv_rpc::BreakpointPlan::new(f, max));
         }
     };
     for b in specs {
@@ -91,7 +114,7 @@ fn plan_breakpoints(
 }
 
 /// The stops the checks read values at, and what they read there.
-fn stops(lab: &Lab, v: toolchain::GoVersion) -> Vec<dlv_rpc::Stop> {
+fn stops(lab: &Lab, profile: &Profile, v: toolchain::GoVersion) -> Vec<dlv_rpc::Stop> {
     let mut by: BTreeMap<(String, Option<String>), BTreeSet<dlv_rpc::Read>> = BTreeMap::new();
     for c in lab
         .checks
@@ -141,6 +164,16 @@ fn stops(lab: &Lab, v: toolchain::GoVersion) -> Vec<dlv_rpc::Stop> {
                 .map(|e| dlv_rpc::Read::Eval(e.clone()))
                 .collect(),
         });
+    }
+    if cosim_applies(lab, v) {
+        for pt in crate::reference::cosim::points(profile) {
+            out.push(dlv_rpc::Stop {
+                function: pt.function.clone(),
+                caller: None,
+                every: true,
+                reads: pt.reads.iter().cloned().collect(),
+            });
+        }
     }
     if lab.checks.iter().any(|c| c.kind == CheckKind::GoStatement) {
         // Every runqput that newproc makes: which one follows main.main's go statement is
@@ -451,7 +484,7 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     };
     if scenarios.is_empty() {
         progress.stage("dlv session (JSON-RPC)");
-        let d = session(&args, stops(lab, tc.go_version), Some(""))?;
+        let d = session(&args, stops(lab, &profile, tc.go_version), Some(""))?;
         warnings.extend(d.session.warnings.iter().map(|w| format!("dlv: {w}")));
         obs.dlv = d.session;
         obs.wrappers = d.wrappers;
@@ -468,7 +501,7 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
                     String::new()
                 }
             ));
-            let mut stops = stops(lab, tc.go_version);
+            let mut stops = stops(lab, &profile, tc.go_version);
             stops.push(dlv_rpc::Stop {
                 function: "main.main".into(),
                 caller: None,

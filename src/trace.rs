@@ -53,6 +53,10 @@ pub struct Hit {
     /// Values read at this stop: `eval EXPR` or `reg NAME` -> value as the tool printed it.
     #[serde(default)]
     pub values: BTreeMap<String, String>,
+    /// Which stop of the session it came with (one `continue` can stop several threads
+    /// at breakpoints at once: their order among themselves is not observable).
+    #[serde(default)]
+    pub stop: usize,
 }
 
 impl Hit {

@@ -117,11 +117,22 @@ pub struct Variable {
 }
 
 impl Variable {
-    /// The value as one scalar string: a pointer's address, a number, a bool, a name.
+    /// The value as one scalar string: a pointer's address, a number, a bool, a name;
+    /// an array or slice as its elements' scalars joined by commas.
     pub fn scalar(&self) -> String {
         const POINTER: u32 = 22; // reflect.Ptr
+        const ARRAY: u32 = 17; // reflect.Array
+        const SLICE: u32 = 23; // reflect.Slice
         if !self.unreadable.is_empty() {
             return format!("unreadable: {}", self.unreadable);
+        }
+        if self.kind == ARRAY || self.kind == SLICE {
+            return self
+                .children
+                .iter()
+                .map(Variable::scalar)
+                .collect::<Vec<_>>()
+                .join(",");
         }
         if self.kind == POINTER && self.value.is_empty() {
             return self
@@ -253,6 +264,10 @@ impl Client {
 pub enum Read {
     Eval(String),
     Reg(String),
+    /// A struct read in one request, its fields `depth` levels deep (pointers not
+    /// followed, arrays up to 256 elements): recorded as `eval EXPR.FIELD[.FIELD]`, and
+    /// its address as `eval &EXPR`.
+    Fields(String, u8),
 }
 
 impl Read {
@@ -260,6 +275,20 @@ impl Read {
         match self {
             Read::Eval(e) => format!("eval {e}"),
             Read::Reg(r) => format!("reg {}", r.to_lowercase()),
+            Read::Fields(e, _) => format!("eval &{e}"),
+        }
+    }
+}
+
+/// A struct's fields as `PREFIX.NAME` -> scalar, nested structs `depth` levels deep.
+fn flatten(v: &Variable, prefix: &str, depth: u8, out: &mut Vec<(String, String)>) {
+    const STRUCT: u32 = 25; // reflect.Struct
+    for c in &v.children {
+        let key = format!("{prefix}.{}", c.name);
+        if c.kind == STRUCT && depth > 1 {
+            flatten(c, &key, depth - 1, out);
+        } else {
+            out.push((key, c.scalar()));
         }
     }
 }
@@ -279,6 +308,19 @@ pub struct BreakpointPlan {
     pub function: String,
     /// Hits recorded before the breakpoint is cleared; 0: never cleared.
     pub max_hits: u32,
+    /// How many frames of stack each hit records (the co-simulation's transition points
+    /// need none: every frame costs dlv an unwind at every stop).
+    pub stack_depth: u32,
+}
+
+impl BreakpointPlan {
+    pub fn new(function: impl Into<String>, max_hits: u32) -> BreakpointPlan {
+        BreakpointPlan {
+            function: function.into(),
+            max_hits,
+            stack_depth: 64,
+        }
+    }
 }
 
 pub struct Plan {
@@ -509,6 +551,7 @@ impl Driver<'_> {
             goroutine: t.goroutine_id,
             stack: vec![thread_frame(&t)],
             values: Default::default(),
+            stop: 0,
         };
         self.log.push_str("(dlv) regs\n");
         for r in self.registers(t.id)? {
@@ -527,9 +570,9 @@ impl Driver<'_> {
             self.log.push_str(&format!("(dlv) b {}\n", b.function));
             let spec = match b.function.rsplit_once(':') {
                 Some((file, line)) if crate::trace::is_line_location(&b.function) => {
-                    json!({"file": plan.source_dir.join(file), "line": line.parse::<i64>().unwrap_or(0), "Stacktrace": 64})
+                    json!({"file": plan.source_dir.join(file), "line": line.parse::<i64>().unwrap_or(0), "Stacktrace": b.stack_depth})
                 }
-                _ => json!({"functionName": b.function, "Stacktrace": 64}),
+                _ => json!({"functionName": b.function, "Stacktrace": b.stack_depth}),
             };
             let r: Result<Breakpoint> = self.c.call(
                 "CreateBreakpoint",
@@ -575,7 +618,7 @@ impl Driver<'_> {
             }
         }
 
-        for _ in 0..20_000 {
+        for stop in 1..=20_000 {
             self.log.push_str("(dlv) c\n");
             let st: State = match self
                 .c
@@ -620,7 +663,7 @@ impl Driver<'_> {
                     .warnings
                     .push("dlv stopped with no thread at a breakpoint; continued".into());
             }
-            let current = st.current_thread.as_ref().map(|t| t.id);
+            let mut current = st.current_thread.as_ref().map(|t| t.id);
             for t in threads {
                 let bp = t.breakpoint.clone().unwrap_or_default();
                 let Some(entry) = ids.get_mut(&bp.id) else {
@@ -642,6 +685,7 @@ impl Driver<'_> {
                     goroutine: t.goroutine_id,
                     stack,
                     values: Default::default(),
+                    stop,
                 };
                 self.log.push_str(&format!("> [Breakpoint {}] {}() {}:{} (hits goroutine({}):{count} total:{count}) thread {}\n", bp.id, hit.function(), t.file, t.line, t.goroutine_id, t.id));
                 self.log.push_str("(dlv) bt\n");
@@ -651,7 +695,7 @@ impl Driver<'_> {
                         f.pc, f.function, f.file, f.line
                     ));
                 }
-                self.read_values(&mut hit, current)?;
+                self.read_values(&mut hit, &mut current)?;
                 if hit.in_wrapper() {
                     self.disassemble_wrapper(&t)?;
                 }
@@ -687,7 +731,7 @@ impl Driver<'_> {
     }
 
     /// Reads what the checks want at this stop, if it is one they name.
-    fn read_values(&mut self, hit: &mut Hit, current: Option<i64>) -> Result<()> {
+    fn read_values(&mut self, hit: &mut Hit, current: &mut Option<i64>) -> Result<()> {
         let wanted: Vec<usize> = (0..self.plan.stops.len())
             .filter(|&i| {
                 !self.done_stops[i]
@@ -701,7 +745,8 @@ impl Driver<'_> {
         if wanted.is_empty() {
             return Ok(());
         }
-        if current != Some(hit.thread) {
+        if *current != Some(hit.thread) {
+            *current = Some(hit.thread);
             self.log.push_str(&format!("(dlv) thread {}\n", hit.thread));
             let _: Value = self.c.call(
                 "Command",
@@ -713,6 +758,32 @@ impl Driver<'_> {
         for i in wanted {
             self.done_stops[i] = !self.plan.stops[i].every;
             for r in self.plan.stops[i].reads.clone() {
+                if let Read::Fields(e, depth) = &r {
+                    self.log.push_str(&format!("(dlv) print {e}\n"));
+                    let cfg = json!({"FollowPointers": false, "MaxVariableRecurse": depth, "MaxStringLen": 16, "MaxArrayValues": 256, "MaxStructFields": -1});
+                    match self.c.call::<Variable>(
+                        "Eval",
+                        json!({"Scope": {"GoroutineID": -1, "Frame": 0}, "Expr": e, "Cfg": cfg}),
+                        Some("Variable"),
+                    ) {
+                        Ok(v) => {
+                            let mut fields = vec![(r.key(), v.addr.to_string())];
+                            flatten(&v, &format!("eval {e}"), *depth, &mut fields);
+                            self.log.push_str(&format!(
+                                "{} fields at {:#x}\n",
+                                fields.len() - 1,
+                                v.addr
+                            ));
+                            hit.values.extend(fields);
+                        }
+                        Err(err) => {
+                            let m = format!("error: {err:#}");
+                            self.log.push_str(&format!("{m}\n"));
+                            hit.values.insert(r.key(), m);
+                        }
+                    }
+                    continue;
+                }
                 let v = match &r {
                     Read::Eval(e) => {
                         self.log.push_str(&format!("(dlv) print {e}\n"));
@@ -735,6 +806,7 @@ impl Driver<'_> {
                             .map(|x| x.value.clone());
                         found.unwrap_or_else(|| format!("error: no register {name}"))
                     }
+                    Read::Fields(..) => continue,
                 };
                 self.log.push_str(&format!("{v}\n"));
                 hit.values.insert(r.key(), v);

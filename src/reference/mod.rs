@@ -7,6 +7,7 @@
 //! "which Go version is this".
 
 pub mod callers;
+pub mod cosim;
 pub mod sched;
 pub mod startup;
 
@@ -43,6 +44,16 @@ pub struct Profile {
     /// The global run queue's length: `sched.runqsize` up to 1.24; from 1.25 the queue
     /// is a `gQueue` that carries its own `size`.
     pub global_runq_size: &'static str,
+    /// The P parameter of the run-queue functions (`runqput(_p_ *p, ...)`): `_p_` up to
+    /// 1.19, `pp` from 1.20 (1.19.8 and 1.21.13 read; 1.20 inferred).
+    pub p_param: &'static str,
+    /// The g's status: `gp.atomicstatus` (uint32) up to 1.19; an `atomic.Uint32` from
+    /// 1.20, read as `gp.atomicstatus.value`.
+    pub g_status_field: &'static str,
+    /// `globrunqget(pp, max)` moves a batch to the P's ring itself up to 1.24; from
+    /// 1.25 `globrunqget()` returns one g and `globrunqgetbatch(n)` hands the rest to
+    /// `runqputbatch` (1.24.4 and 1.25.5 read).
+    pub global_get_takes_p: bool,
 }
 
 impl Profile {
@@ -73,6 +84,13 @@ impl Profile {
             } else {
                 "runtime.sched.runqsize"
             },
+            p_param: if minor >= 20 { "pp" } else { "_p_" },
+            g_status_field: if minor >= 20 {
+                "atomicstatus.value"
+            } else {
+                "atomicstatus"
+            },
+            global_get_takes_p: minor <= 24,
         }
     }
 
