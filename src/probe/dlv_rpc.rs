@@ -280,6 +280,30 @@ impl Read {
     }
 }
 
+/// `{reg:NAME}` in an expression replaced by that register's value.
+pub fn substitute_registers(template: &str, regs: &[Register]) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(i) = rest.find("{reg:") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 5..];
+        let Some(j) = after.find('}') else {
+            out.push_str(&rest[i..]);
+            return out;
+        };
+        let name = &after[..j];
+        let value = regs
+            .iter()
+            .find(|r| r.name.eq_ignore_ascii_case(name))
+            .map(|r| r.value.clone())
+            .unwrap_or_else(|| "0".into());
+        out.push_str(&value);
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A struct's fields as `PREFIX.NAME` -> scalar, nested structs `depth` levels deep.
 fn flatten(v: &Variable, prefix: &str, depth: u8, out: &mut Vec<(String, String)>) {
     const STRUCT: u32 = 25; // reflect.Struct
@@ -758,7 +782,15 @@ impl Driver<'_> {
         for i in wanted {
             self.done_stops[i] = !self.plan.stops[i].every;
             for r in self.plan.stops[i].reads.clone() {
-                if let Read::Fields(e, depth) = &r {
+                if let Read::Fields(template, depth) = &r {
+                    // `{reg:rax}` stands for a register's value at this stop: an argument
+                    // in the register ABI, read where dlv's own argument locations are
+                    // not yet right (dlv 1.9 at a function's entry).
+                    if template.contains("{reg:") && regs.is_none() {
+                        self.log.push_str("(dlv) regs\n");
+                        regs = Some(self.registers(hit.thread)?);
+                    }
+                    let e = &substitute_registers(template, regs.as_deref().unwrap_or(&[]));
                     self.log.push_str(&format!("(dlv) print {e}\n"));
                     let cfg = json!({"FollowPointers": false, "MaxVariableRecurse": depth, "MaxStringLen": 16, "MaxArrayValues": 256, "MaxStructFields": -1});
                     match self.c.call::<Variable>(
@@ -768,7 +800,7 @@ impl Driver<'_> {
                     ) {
                         Ok(v) => {
                             let mut fields = vec![(r.key(), v.addr.to_string())];
-                            flatten(&v, &format!("eval {e}"), *depth, &mut fields);
+                            flatten(&v, &format!("eval {template}"), *depth, &mut fields);
                             self.log.push_str(&format!(
                                 "{} fields at {:#x}\n",
                                 fields.len() - 1,

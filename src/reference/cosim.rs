@@ -102,17 +102,36 @@ pub struct Point {
 /// The transition points for a Go release, with the names its runtime uses (from the
 /// one profile table: the P parameter, the g's status field, the global queue).
 pub fn points(v: &VersionProfile) -> Vec<Point> {
+    const REGS: [&str; 9] = ["rax", "rbx", "rcx", "rdi", "rsi", "r8", "r9", "r10", "r11"];
     let pp = v.p_param;
+    // `NAME@K`: the K-th integer argument, by name (stack ABI) or register.
+    let arg = |spec: &str| -> (String, Option<&'static str>) {
+        match spec.split_once('@') {
+            Some((name, k)) => {
+                let k: usize = k.parse().expect("argument position");
+                if v.register_args {
+                    (name.to_string(), Some(REGS[k]))
+                } else {
+                    (name.to_string(), None)
+                }
+            }
+            None => (spec.to_string(), None),
+        }
+    };
     let mut out = Vec::new();
     let mut add = |op: Op, parts: &[&str]| {
         let mut reads = Vec::new();
         let mut roles = Vec::new();
         for part in parts {
             let (role, what) = part.split_once('=').expect("role=what");
-            match what {
-                // A P: `p=_p_`, read whole.
-                w if role == "p" || role == "v" => {
-                    let e = format!("*{w}");
+            let (name, reg) = arg(what);
+            let deref = |ty: &str| match reg {
+                Some(r) => format!("*(*runtime.{ty})({{reg:{r}}})"),
+                None => format!("*{name}"),
+            };
+            match role {
+                "p" | "v" => {
+                    let e = deref("p");
                     for (f, r) in [
                         ("id", "id"),
                         ("schedtick", "tick"),
@@ -125,31 +144,47 @@ pub fn points(v: &VersionProfile) -> Vec<Point> {
                     }
                     reads.push(Read::Fields(e, 1));
                 }
-                w if role == "g" => {
-                    let e = format!("*{w}");
+                "p.id" | "v.id" => {
+                    let e = deref("p");
+                    roles.push((role.to_string(), format!("eval {e}.id")));
+                    reads.push(Read::Fields(e, 1));
+                }
+                "g" => {
+                    let e = deref("g");
                     roles.push(("g".into(), format!("eval &{e}")));
                     roles.push(("g.goid".into(), format!("eval {e}.goid")));
                     roles.push(("g.status".into(), format!("eval {e}.{}", v.g_status_field)));
                     reads.push(Read::Fields(e, 2));
                 }
-                _ if role == "glob" => {
+                "batch" => {
+                    let e = deref("gQueue");
+                    roles.push(("batch.head".into(), format!("eval {e}.head")));
+                    roles.push(("batch.tail".into(), format!("eval {e}.tail")));
+                    reads.push(Read::Fields(e, 1));
+                }
+                "glob" => {
                     let e = "runtime.sched.runq".to_string();
                     roles.push(("glob.head".into(), format!("eval {e}.head")));
                     roles.push(("glob.tail".into(), format!("eval {e}.tail")));
-                    roles.push(("glob.size".into(), format!("eval {}", v.global_runq_size)));
                     reads.push(Read::Fields(e, 1));
-                    if v.global_runq_size != "runtime.sched.runq.size" {
-                        reads.push(Read::Eval(v.global_runq_size.into()));
-                    } else {
+                    if v.global_runq_size == "runtime.sched.runq.size" {
                         // 1.25+: the size is a field of the queue read above.
-                        roles.pop();
                         roles.push(("glob.size".into(), "eval runtime.sched.runq.size".into()));
+                    } else {
+                        roles.push(("glob.size".into(), format!("eval {}", v.global_runq_size)));
+                        reads.push(Read::Eval(v.global_runq_size.into()));
                     }
                 }
-                w => {
-                    roles.push((role.to_string(), format!("eval {w}")));
-                    reads.push(Read::Eval(w.to_string()));
-                }
+                _ => match reg {
+                    Some(r) => {
+                        roles.push((role.to_string(), format!("reg {r}")));
+                        reads.push(Read::Reg(r.to_string()));
+                    }
+                    None => {
+                        roles.push((role.to_string(), format!("eval {name}")));
+                        reads.push(Read::Eval(name));
+                    }
+                },
             }
         }
         out.push(Point {
@@ -159,34 +194,31 @@ pub fn points(v: &VersionProfile) -> Vec<Point> {
             roles,
         });
     };
-    let p = format!("p={pp}");
-    let pid = format!("p.id={pp}.id");
-    let vid = format!("v.id={pp}.id");
-    add(Op::Runqput, &[&p, "g=gp", "arg.next=next"]);
-    add(Op::Runqputslow, &[&pid, "g=gp", "arg.h=h", "arg.t=t"]);
-    add(Op::Runqget, &[&p, "glob=1"]);
-    add(Op::Runqsteal, &[&p, "v=p2", "arg.steal=stealRunNextG"]);
-    add(Op::Runqgrab, &[&vid, "arg.steal=stealRunNextG"]);
-    add(Op::Runqputbatch, &["p=pp"]);
-    add(Op::Globrunqput, &["glob=1", "g=gp"]);
-    add(Op::Globrunqputhead, &["glob=1", "g=gp"]);
-    add(
-        Op::Globrunqputbatch,
-        &["glob=1", "batch.head=batch.head", "batch.tail=batch.tail"],
-    );
+    let p0 = format!("p={pp}@0");
+    let pid = format!("p.id={pp}@0");
+    let vid = format!("v.id={pp}@0");
+    add(Op::Runqput, &[&p0, "g=gp@1", "arg.next=next@2"]);
+    add(Op::Runqputslow, &[&pid, "g=gp@1", "arg.h=h@2", "arg.t=t@3"]);
+    add(Op::Runqget, &[&p0, "glob=-"]);
+    add(Op::Runqsteal, &[&p0, "v=p2@1", "arg.steal=stealRunNextG@2"]);
+    add(Op::Runqgrab, &[&vid, "arg.steal=stealRunNextG@3"]);
+    add(Op::Runqputbatch, &["p=pp@0"]);
+    add(Op::Globrunqput, &["glob=-", "g=gp@0"]);
+    add(Op::Globrunqputhead, &["glob=-", "g=gp@0"]);
+    add(Op::Globrunqputbatch, &["glob=-", "batch=batch@0"]);
     if v.global_get_takes_p {
-        add(Op::Globrunqget, &[&p, "glob=1", "arg.max=max"]);
+        add(Op::Globrunqget, &[&p0, "glob=-", "arg.max=max@1"]);
     } else {
-        add(Op::Globrunqget, &["glob=1"]);
-        add(Op::Globrunqgetbatch, &["glob=1", "arg.max=n"]);
+        add(Op::Globrunqget, &["glob=-"]);
+        add(Op::Globrunqgetbatch, &["glob=-", "arg.max=n@0"]);
     }
-    add(Op::Execute, &["g=gp", "arg.inherit=inheritTime"]);
-    add(Op::Gopark, &["arg.reason=reason"]);
-    add(Op::Ready, &["g=gp", "arg.next=next"]);
-    add(Op::GoschedM, &["g=gp"]);
-    add(Op::GopreemptM, &["g=gp"]);
-    add(Op::Goexit0, &["g=gp"]);
-    add(Op::Handoffp, &[&p]);
+    add(Op::Execute, &["g=gp@0", "arg.inherit=inheritTime@1"]);
+    add(Op::Gopark, &["arg.reason=reason@2"]);
+    add(Op::Ready, &["g=gp@0", "arg.next=next@2"]);
+    add(Op::GoschedM, &["g=gp@0"]);
+    add(Op::GopreemptM, &["g=gp@0"]);
+    add(Op::Goexit0, &["g=gp@0"]);
+    add(Op::Handoffp, &[&p0]);
     out
 }
 
@@ -217,7 +249,20 @@ impl Event {
             let mut vals = HashMap::new();
             for (role, key) in &pt.roles {
                 if let Some(v) = h.values.get(key) {
-                    vals.insert(role.clone(), v.clone());
+                    let v = if key.starts_with("reg ") {
+                        // A register holds a narrow argument in its low bits only.
+                        let mask: u64 = match role.as_str() {
+                            "arg.h" | "arg.t" | "arg.max" => 0xffff_ffff,
+                            _ => 0xff,
+                        };
+                        let x = v.trim().trim_start_matches("0x");
+                        u64::from_str_radix(x, 16)
+                            .map(|x| (x & mask).to_string())
+                            .unwrap_or_else(|_| v.clone())
+                    } else {
+                        v.clone()
+                    };
+                    vals.insert(role.clone(), v);
                 }
             }
             out.push(Event {
@@ -1586,7 +1631,9 @@ mod tests {
                 .find(|x| x.op == op)
                 .map(|x| format!("{:?}", x.reads))
         };
-        assert!(f(&p17, Op::Runqput).unwrap().contains("*_p_"));
+        assert!(f(&p17, Op::Runqput).unwrap().contains("{reg:rax}"));
+        let (p15, _) = VersionProfile::for_version(crate::toolchain::GoVersion::new(1, 15, 15));
+        assert!(f(&p15, Op::Runqput).unwrap().contains("*_p_"));
         assert!(f(&p25, Op::Runqput).unwrap().contains("*pp"));
         assert!(f(&p17, Op::Globrunqgetbatch).is_none());
         assert!(f(&p25, Op::Globrunqgetbatch).is_some());

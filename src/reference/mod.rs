@@ -54,6 +54,11 @@ pub struct Profile {
     /// 1.25 `globrunqget()` returns one g and `globrunqgetbatch(n)` hands the rest to
     /// `runqputbatch` (1.24.4 and 1.25.5 read).
     pub global_get_takes_p: bool,
+    /// The register ABI (1.17+): a function's integer arguments arrive in RAX, RBX,
+    /// RCX, RDI, RSI, R8-R11 and are still there at the breakpoint after the prologue.
+    /// dlv 1.9 reads the arguments' stack slots there, before the spill (garbage), so
+    /// the co-simulation reads them from the registers.
+    pub register_args: bool,
 }
 
 impl Profile {
@@ -91,6 +96,7 @@ impl Profile {
                 "atomicstatus"
             },
             global_get_takes_p: minor <= 24,
+            register_args: minor >= 17,
         }
     }
 
