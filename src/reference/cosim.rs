@@ -1634,7 +1634,11 @@ mod tests {
         assert!(f(&p17, Op::Runqput).unwrap().contains("{reg:rax}"));
         let (p15, _) = VersionProfile::for_version(crate::toolchain::GoVersion::new(1, 15, 15));
         assert!(f(&p15, Op::Runqput).unwrap().contains("*_p_"));
-        assert!(f(&p25, Op::Runqput).unwrap().contains("*pp"));
+        assert!(
+            f(&p25, Op::Runqput)
+                .unwrap()
+                .contains("*(*runtime.p)({reg:rax})")
+        );
         assert!(f(&p17, Op::Globrunqgetbatch).is_none());
         assert!(f(&p25, Op::Globrunqgetbatch).is_some());
     }
