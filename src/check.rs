@@ -20,6 +20,9 @@ pub enum Fact {
     Symbol(String),
     Int(u64),
     Bool(bool),
+    /// A Go constant's name (`waitReasonChanReceive`): dlv prints an enum value as
+    /// `waitReasonChanReceive (14)`, and the name is what is compared.
+    Name(String),
 }
 
 impl Fact {
@@ -38,9 +41,13 @@ impl Fact {
                     Fact::Symbol(sym.trim().to_string())
                 } else if let Some(n) = parse_int(s) {
                     Fact::Int(n)
+                } else if is_go_name(s) && s.chars().any(|c| c.is_uppercase() || c == '_') {
+                    // A constant's name has a capital or a leading underscore
+                    // (`waitReasonChanReceive`, `_Gwaiting`); `cpus` stays a typo.
+                    Fact::Name(s.to_string())
                 } else {
                     bail!(
-                        "'{s}' is not a fact golab knows (argc, argv, page-size, ncpu, gomaxprocs, symbol NAME, a number, true or false)"
+                        "'{s}' is not a fact golab knows (argc, argv, page-size, ncpu, gomaxprocs, symbol NAME, a number, true, false, or a Go constant's name such as waitReasonChanReceive)"
                     )
                 }
             }
@@ -58,6 +65,7 @@ impl Fact {
             Fact::Symbol(s) => Val::Int(*f.symbols.get(s)?),
             Fact::Int(n) => Val::Int(*n),
             Fact::Bool(b) => Val::Bool(*b),
+            Fact::Name(_) => return None,
         })
     }
 
@@ -70,6 +78,7 @@ impl Fact {
             Fact::Gomaxprocs => "GOMAXPROCS of the run".into(),
             Fact::Symbol(s) => format!("the address of {s}"),
             Fact::Int(_) | Fact::Bool(_) => "literal".into(),
+            Fact::Name(_) => "a Go constant, by name".into(),
         }
     }
 }
@@ -88,6 +97,23 @@ impl std::fmt::Display for Val {
             Val::Bool(b) => write!(f, "{b}"),
         }
     }
+}
+
+/// `waitReasonChanReceive`, `_Gwaiting`, `runtime.waitReasonZero`: a Go identifier,
+/// optionally qualified.
+fn is_go_name(s: &str) -> bool {
+    s.split('.').all(|p| {
+        let mut c = p.chars();
+        c.next().is_some_and(|f| f.is_alphabetic() || f == '_')
+            && c.all(|x| x.is_alphanumeric() || x == '_')
+    })
+}
+
+/// The name in dlv's rendering of a constant: `waitReasonChanReceive (14)` ->
+/// `waitReasonChanReceive`; `runtime.waitReasonChanReceive (14)` as well.
+fn value_name(observed: &str) -> Option<&str> {
+    let n = observed.split_whitespace().next()?;
+    is_go_name(n).then_some(n)
 }
 
 fn parse_int(s: &str) -> Option<u64> {
@@ -891,13 +917,29 @@ fn values(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVersion) -> 
             .map(|(_, w)| w.to_string())
             .unwrap_or_default();
         let fact = Fact::parse(&x.equals).expect("validated when the lab was loaded");
-        let hit: Option<&Hit> = o
-            .dlv
-            .hits
-            .iter()
-            .find(|h| stop_matches(h, x.at.function(), x.at.caller()));
+        let hit: Option<&Hit> = o.dlv.hits.iter().find(|h| {
+            stop_matches(h, x.at.function(), x.at.caller()) && x.at.scope().admits(h, &o.dlv.hits)
+        });
         let expected = fact.value(o);
         let observed = hit.and_then(|h| h.values.get(&key));
+        if let (Fact::Name(want), Some(obs)) = (&fact, observed) {
+            let got = value_name(obs);
+            let same =
+                got.is_some_and(|g| g == want || g.rsplit('.').next() == want.rsplit('.').next());
+            ok &= same;
+            lines.push(line(
+                if same { Mark::Good } else { Mark::Bad },
+                if same {
+                    format!("{what} at {} = {obs}", x.at.describe())
+                } else {
+                    format!(
+                        "{what} at {}: observed {obs}, expected {want}",
+                        x.at.describe()
+                    )
+                },
+            ));
+            continue;
+        }
         match (observed, expected) {
             (None, _) => {
                 ok = false;
@@ -1159,15 +1201,15 @@ fn static_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVers
     let mut ok = true;
     for name in &spec.functions {
         let Some(f) = t.resolve(name) else {
-            let why = if t.absent.iter().any(|a| a.eq_ignore_ascii_case(name)) {
-                "the source has no such function in this version"
+            let text = if t.absent.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+                format!(
+                    "{name}: not in {}'s runtime (its source has no such function)",
+                    t.go
+                )
             } else {
-                "not in the table"
+                format!("{name}: not in golab's caller table for {}", t.go)
             };
-            lines.push(line(
-                Mark::Note,
-                format!("{name}: not in {}'s runtime ({why})", t.go),
-            ));
+            lines.push(line(Mark::Note, text));
             continue;
         };
         let shown = if &f != name {
@@ -1254,10 +1296,15 @@ fn dynamic_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVer
     let mut observed_any = false;
     for name in &spec.functions {
         let Some(f) = t.resolve(name) else {
-            lines.push(line(
-                Mark::Note,
-                format!("{name}: not in {}'s runtime", t.go),
-            ));
+            let text = if t.absent.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+                format!(
+                    "{name}: not in {}'s runtime (its source has no such function)",
+                    t.go
+                )
+            } else {
+                format!("{name}: not in golab's caller table for {}", t.go)
+            };
+            lines.push(line(Mark::Note, text));
             continue;
         };
         let allowed = t.dynamic_callers(&f);
@@ -1321,6 +1368,24 @@ fn dynamic_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVer
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_enum_value_compares_by_its_name() {
+        assert_eq!(
+            Fact::parse("waitReasonChanReceive").unwrap(),
+            Fact::Name("waitReasonChanReceive".into())
+        );
+        assert_eq!(
+            value_name("waitReasonChanReceive (14)"),
+            Some("waitReasonChanReceive")
+        );
+        assert_eq!(
+            value_name("runtime.waitReasonChanReceive (14)"),
+            Some("runtime.waitReasonChanReceive")
+        );
+        assert_eq!(value_name("14"), None);
+        assert!(Fact::parse("two words").is_err());
+    }
 
     #[test]
     fn facts_parse() {

@@ -184,12 +184,50 @@ impl ScenarioSpec {
 }
 
 /// A breakpoint on a function: `runtime.schedinit`, or `{function: ..., max_hits: N}`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum BreakpointSpec {
     Name(String),
     Full(BreakpointFull),
 }
+
+/// A name or a map, read so that a mistake inside the map is reported with its own
+/// words and line (an untagged enum would only say "did not match any variant").
+macro_rules! name_or_map {
+    ($ty:ident, $name:ident, $full:ident, $inner:ty, $what:literal) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str($what)
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$ty, E> {
+                        Ok($ty::$name(v.to_string()))
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        m: A,
+                    ) -> Result<$ty, A::Error> {
+                        let full =
+                            <$inner>::deserialize(serde::de::value::MapAccessDeserializer::new(m))?;
+                        Ok($ty::$full(full))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+    };
+}
+
+name_or_map!(
+    BreakpointSpec,
+    Name,
+    Full,
+    BreakpointFull,
+    "a function name (runtime.gopark) or a map with `function:` and optionally max_hits, go, means, read"
+);
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -329,7 +367,7 @@ pub struct Expectation {
 
 /// Which stop: the first hit of the real function (not its ABI wrapper), optionally
 /// the first whose caller (wrappers folded) is `caller`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(untagged)]
 pub enum StopSpec {
     Function(String),
@@ -337,7 +375,71 @@ pub enum StopSpec {
         function: String,
         #[serde(default)]
         caller: Option<String>,
+        #[serde(default, skip_serializing_if = "crate::trace::Scope::is_any")]
+        scope: crate::trace::Scope,
     },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StopFull {
+    function: String,
+    #[serde(default)]
+    caller: Option<String>,
+    /// Only hits after the first hit of this function (`after: main.main`).
+    #[serde(default)]
+    after: Option<String>,
+    /// Only hits with this function among their callers (wrappers folded).
+    #[serde(default)]
+    inside: Option<String>,
+    /// `goroutine: program`: only hits on a goroutine running the program's code.
+    #[serde(default)]
+    goroutine: Option<GoroutineScope>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum GoroutineScope {
+    Program,
+    Any,
+}
+
+impl<'de> Deserialize<'de> for StopSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        enum Tmp {
+            F(String),
+            M(StopFull),
+        }
+        struct W(Tmp);
+        name_or_map!(
+            W,
+            F,
+            M,
+            StopFull,
+            "a function name or a map with `function:` and optionally `caller:`, `after:`, `inside:`, `goroutine: program`"
+        );
+        #[allow(non_snake_case)]
+        impl W {
+            fn F(s: String) -> W {
+                W(Tmp::F(s))
+            }
+            fn M(m: StopFull) -> W {
+                W(Tmp::M(m))
+            }
+        }
+        Ok(match W::deserialize(d)?.0 {
+            Tmp::F(f) => StopSpec::Function(f),
+            Tmp::M(m) => StopSpec::Full {
+                function: m.function,
+                caller: m.caller,
+                scope: crate::trace::Scope {
+                    after: m.after,
+                    inside: m.inside,
+                    program_goroutine: m.goroutine == Some(GoroutineScope::Program),
+                },
+            },
+        })
+    }
 }
 
 impl StopSpec {
@@ -353,11 +455,22 @@ impl StopSpec {
             StopSpec::Full { caller, .. } => caller.as_deref(),
         }
     }
+    pub fn scope(&self) -> crate::trace::Scope {
+        match self {
+            StopSpec::Function(_) => Default::default(),
+            StopSpec::Full { scope, .. } => scope.clone(),
+        }
+    }
     pub fn describe(&self) -> String {
-        match self.caller() {
+        let mut d = match self.caller() {
             Some(c) => format!("{} (called from {c})", self.function()),
             None => self.function().to_string(),
+        };
+        let scope = self.scope();
+        if !scope.is_any() {
+            d.push_str(&format!(" [{}]", scope.describe()));
         }
+        d
     }
 }
 
@@ -572,6 +685,18 @@ mod tests {
         let err = parse(text).unwrap_err();
         assert!(err.starts_with("line 7,"), "{err}");
         assert!(err.contains("unknown field `brekpoints`"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelled_breakpoint_field_says_which_and_where() {
+        let text = "name: x\ntitle: t\nprogram: {}\ndlv:\n  breakpoints:\n    - runtime.gopark\n    - {fuction: runtime.goready}\nchecks: []\n";
+        let err = parse(text).unwrap_err();
+        assert!(err.starts_with("line 7,"), "{err}");
+        assert!(err.contains("unknown field `fuction`"), "{err}");
+        assert!(!err.contains("untagged"), "{err}");
+        let text = "name: x\ntitle: t\nprogram: {}\ndlv: {breakpoints: []}\nchecks:\n- id: a\n  kind: value\n  expect:\n  - {at: {function: runtime.gopark, caler: main.main}, eval: reason, equals: waitReasonChanReceive}\n";
+        let err = parse(text).unwrap_err();
+        assert!(err.contains("unknown field `caler`"), "{err}");
     }
 
     #[test]

@@ -115,7 +115,8 @@ fn plan_breakpoints(
 
 /// The stops the checks read values at, and what they read there.
 fn stops(lab: &Lab, profile: &Profile, v: toolchain::GoVersion) -> Vec<dlv_rpc::Stop> {
-    let mut by: BTreeMap<(String, Option<String>), BTreeSet<dlv_rpc::Read>> = BTreeMap::new();
+    let mut by: BTreeMap<(String, Option<String>, trace::Scope), BTreeSet<dlv_rpc::Read>> =
+        BTreeMap::new();
     for c in lab
         .checks
         .iter()
@@ -134,6 +135,7 @@ fn stops(lab: &Lab, profile: &Profile, v: toolchain::GoVersion) -> Vec<dlv_rpc::
             by.entry((
                 x.at.function().to_string(),
                 x.at.caller().map(str::to_string),
+                x.at.scope(),
             ))
             .or_default()
             .insert(read);
@@ -141,9 +143,10 @@ fn stops(lab: &Lab, profile: &Profile, v: toolchain::GoVersion) -> Vec<dlv_rpc::
     }
     let mut out: Vec<dlv_rpc::Stop> = by
         .into_iter()
-        .map(|((function, caller), reads)| dlv_rpc::Stop {
+        .map(|((function, caller, scope), reads)| dlv_rpc::Stop {
             function,
             caller,
+            scope,
             every: false,
             reads,
         })
@@ -157,6 +160,7 @@ fn stops(lab: &Lab, profile: &Profile, v: toolchain::GoVersion) -> Vec<dlv_rpc::
         out.push(dlv_rpc::Stop {
             function: b.function().to_string(),
             caller: None,
+            scope: Default::default(),
             every: true,
             reads: b
                 .reads()
@@ -170,6 +174,7 @@ fn stops(lab: &Lab, profile: &Profile, v: toolchain::GoVersion) -> Vec<dlv_rpc::
             out.push(dlv_rpc::Stop {
                 function: pt.function.clone(),
                 caller: None,
+                scope: Default::default(),
                 every: true,
                 reads: pt.reads.iter().cloned().collect(),
             });
@@ -181,6 +186,7 @@ fn stops(lab: &Lab, profile: &Profile, v: toolchain::GoVersion) -> Vec<dlv_rpc::
         out.push(dlv_rpc::Stop {
             function: "runtime.runqput".into(),
             caller: Some("runtime.newproc".into()),
+            scope: Default::default(),
             every: true,
             reads: [dlv_rpc::Read::Eval("next".into())].into(),
         });
@@ -486,6 +492,7 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
         progress.stage("dlv session (JSON-RPC)");
         let d = session(&args, stops(lab, &profile, tc.go_version), Some(""))?;
         warnings.extend(d.session.warnings.iter().map(|w| format!("dlv: {w}")));
+        warnings.extend(unset_breakpoints(&d.session, tc.go_version));
         obs.dlv = d.session;
         obs.wrappers = d.wrappers;
     }
@@ -505,6 +512,7 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
             stops.push(dlv_rpc::Stop {
                 function: "main.main".into(),
                 caller: None,
+                scope: Default::default(),
                 every: false,
                 reads: profile
                     .live_state_exprs()
@@ -515,6 +523,9 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
             // With --repeat, only the first run of each scenario keeps a transcript.
             let name = format!("{}-", sc.id);
             let d = session(&sc.args(), stops, (round == 0).then_some(name.as_str()))?;
+            if round == 0 && obs.scenarios.is_empty() {
+                warnings.extend(unset_breakpoints(&d.session, tc.go_version));
+            }
             obs.scenarios.push(scenario_run(lab, sc, d));
         }
     }
@@ -570,6 +581,23 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
         verdict,
         header,
     })
+}
+
+/// Breakpoints dlv could not set (a misspelled function, or one this Go does not have),
+/// said in the report rather than only in the transcript.
+fn unset_breakpoints(s: &trace::Session, v: toolchain::GoVersion) -> Vec<String> {
+    s.breakpoints
+        .iter()
+        .filter_map(|b| {
+            b.error.as_ref().map(|e| {
+                format!(
+                    "breakpoint {} was not set: dlv could not find it in this {v} binary ({})",
+                    b.function,
+                    e.trim()
+                )
+            })
+        })
+        .collect()
 }
 
 fn header(lab: &Lab, tc: &Toolchain, p: &Profile) -> String {

@@ -323,6 +323,9 @@ fn flatten(v: &Variable, prefix: &str, depth: u8, out: &mut Vec<(String, String)
 pub struct Stop {
     pub function: String,
     pub caller: Option<String>,
+    /// Which hits count (after a function's first hit, inside a caller, on a program
+    /// goroutine).
+    pub scope: crate::trace::Scope,
     /// Read at every matching stop, not only the first.
     pub every: bool,
     pub reads: BTreeSet<Read>,
@@ -764,6 +767,7 @@ impl Driver<'_> {
                         &self.plan.stops[i].function,
                         self.plan.stops[i].caller.as_deref(),
                     )
+                    && self.plan.stops[i].scope.admits(hit, &self.session.hits)
             })
             .collect();
         if wanted.is_empty() {
