@@ -125,9 +125,11 @@ pub fn points(v: &VersionProfile) -> Vec<Point> {
         for part in parts {
             let (role, what) = part.split_once('=').expect("role=what");
             let (name, reg) = arg(what);
-            let deref = |ty: &str| match reg {
-                Some(r) => format!("*(*runtime.{ty})({{reg:{r}}})"),
-                None => format!("*{name}"),
+            let deref = |ty: &str| match (what.strip_prefix('!'), reg) {
+                // `!EXPR`: a struct reached otherwise than through an argument.
+                (Some(raw), _) => raw.to_string(),
+                (None, Some(r)) => format!("*(*runtime.{ty})({{reg:{r}}})"),
+                (None, None) => format!("*{name}"),
             };
             match role {
                 "p" | "v" => {
@@ -212,7 +214,21 @@ pub fn points(v: &VersionProfile) -> Vec<Point> {
         add(Op::Globrunqget, &["glob=-"]);
         add(Op::Globrunqgetbatch, &["glob=-", "arg.max=n@0"]);
     }
-    add(Op::Execute, &["g=gp@0", "arg.inherit=inheritTime@1"]);
+    if v.register_args {
+        // The register ABI keeps the running g in R14: at execute it is the M's g0, and
+        // its m.p is the P that execute advances (an M changes Ps in stopm/startm
+        // without a run-queue call in between).
+        add(
+            Op::Execute,
+            &[
+                "g=gp@0",
+                "arg.inherit=inheritTime@1",
+                "p=!*(*runtime.p)((*(*runtime.g)({reg:r14})).m.p)",
+            ],
+        );
+    } else {
+        add(Op::Execute, &["g=gp@0", "arg.inherit=inheritTime@1"]);
+    }
     add(Op::Gopark, &["arg.reason=reason@2"]);
     add(Op::Ready, &["g=gp@0", "arg.next=next@2"]);
     add(Op::GoschedM, &["g=gp@0"]);
@@ -442,6 +458,13 @@ pub struct Cosim {
     /// Ps whose schedtick may be off (an execute whose P was not known).
     tick_unsure: bool,
     fairness_checked_thread: HashMap<i64, bool>,
+    /// Per P: its last few model states with the thread whose transition made each
+    /// one. A state read while another M's transition on that P has not landed yet
+    /// equals one of these.
+    recent: HashMap<usize, VecDeque<(i64, sched::P)>>,
+    /// Per thread: the steal of this scheduling round (thief P, victim, stealRunNextG,
+    /// whether the model's steal found a g).
+    steal: HashMap<i64, (usize, usize, bool, bool)>,
     report: Report,
 }
 
@@ -463,6 +486,8 @@ impl Cosim {
             unknown: HashSet::new(),
             tick_unsure: false,
             fairness_checked_thread: HashMap::new(),
+            recent: HashMap::new(),
+            steal: HashMap::new(),
             report: Report {
                 ps: n,
                 ..Default::default()
@@ -632,6 +657,15 @@ impl Cosim {
             .get(&l.id)
             .map(|s| s.iter().copied().filter(|t| *t != e.thread).collect())
             .unwrap_or_default();
+        // The state before another M's transition that has not landed yet (that M is
+        // still inside it): the model is ahead, not wrong; it keeps its state.
+        let lagging = self.recent.get(&l.id).is_some_and(|r| {
+            r.iter()
+                .any(|(t, st)| *t != e.thread && others.contains(t) && same_p(st, l))
+        });
+        if lagging {
+            return;
+        }
         let model = self.model_p(l.id);
         let live = self.live_p(l);
         if !others.is_empty() || self.contested.contains(&l.id) {
@@ -747,9 +781,17 @@ impl Cosim {
         }
     }
 
+    /// `thread` is about to change these Ps: remember the state it found.
     fn touch(&mut self, thread: i64, ps: &[usize]) {
         for p in ps {
             self.touched.entry(*p).or_default().insert(thread);
+            if let Some(pp) = self.s.ps.get(*p) {
+                let r = self.recent.entry(*p).or_default();
+                r.push_back((thread, pp.clone()));
+                if r.len() > 4 {
+                    r.pop_front();
+                }
+            }
         }
     }
 
@@ -996,7 +1038,9 @@ impl Cosim {
                     return format!("runqsteal(P{}, P{})", l.id, v.id);
                 }
                 let vlen = self.s.ps[v.id].runq_len();
-                match self.s.runqsteal(l.id, v.id, steal) {
+                let got = self.s.runqsteal(l.id, v.id, steal);
+                self.steal.insert(tid, (l.id, v.id, steal, got.is_some()));
+                match got {
                     Some(g) => {
                         let n = if vlen == 0 { 1 } else { vlen - vlen / 2 };
                         self.pick.insert(
@@ -1207,7 +1251,14 @@ impl Cosim {
                     ));
                     return "execute".into();
                 };
-                let p = self.thread_p.get(&tid).copied();
+                let p = match e.pstate("p").filter(|l| l.id < self.s.ps.len()) {
+                    Some(l) => {
+                        self.compare_p(e, &l, problems);
+                        self.thread_p.insert(tid, l.id);
+                        Some(l.id)
+                    }
+                    None => self.thread_p.get(&tid).copied(),
+                };
                 let what;
                 match self.pick.remove(&tid) {
                     Some(pk) => {
@@ -1248,15 +1299,36 @@ impl Cosim {
                             "execute(g{goid}, inheritTime={inherit}) [not from a run queue]"
                         );
                         if let Some(where_) = self.holds(g) {
-                            problems.push(Problem::disagree(format!(
-                                "g{goid} runs without a pick, but the model holds it in {where_}"
-                            )));
+                            // A steal that found nothing at its entry can find work its
+                            // victim's owner queued while the thief was inside runqgrab:
+                            // the model steals again from the victim as it is now.
+                            let again = match self.steal.get(&tid) {
+                                Some(&(thief, victim, sr, false)) => {
+                                    self.s.runqsteal(thief, victim, sr).map(|x| (x.id, victim))
+                                }
+                                _ => None,
+                            };
+                            match again {
+                                Some((x, victim)) if x == g => problems.push(Problem {
+                                    kind: Kind::Raced,
+                                    why: format!(
+                                        "the steal from P{victim} found g{goid}, queued by P{victim}'s owner after the steal began"
+                                    ),
+                                    model: None,
+                                    live: None,
+                                }),
+                                _ => problems.push(Problem::disagree(format!(
+                                    "g{goid} runs without a pick, but the model holds it in {where_}"
+                                ))),
+                            }
                         }
                     }
                 }
+                self.steal.remove(&tid);
                 self.untouch(tid);
                 match p {
                     Some(p) => {
+                        self.touch(tid, &[p]);
                         self.s.ps[p].curg = None;
                         self.s.execute(p, self.gl(g), inherit);
                         self.s.ps[p].curg = None;
@@ -1376,6 +1448,22 @@ impl Cosim {
         }
         None
     }
+}
+
+/// A model P equals a state read from the runtime.
+fn same_p(pp: &sched::P, l: &LiveP) -> bool {
+    if pp.runqhead != l.head || pp.runqtail != l.tail || pp.schedtick != l.tick {
+        return false;
+    }
+    if pp.runnext.as_ref().map(|g| g.id).unwrap_or(0) != l.runnext {
+        return false;
+    }
+    let n = l.tail.wrapping_sub(l.head);
+    n <= 256
+        && (0..n).all(|i| {
+            let idx = (l.head.wrapping_add(i) % 256) as usize;
+            pp.runq[idx].as_ref().map(|g| g.id) == Some(l.ring[idx])
+        })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
