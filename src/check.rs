@@ -1008,6 +1008,16 @@ pub fn live_state(
 
 fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Outcome {
     let profile = sched::Profile::for_version(v.minor);
+    if o.facts.gomaxprocs != 1 {
+        return Outcome {
+            passed: false,
+            summary: format!(
+                "this program is not one the run-order model predicts: it ran with GOMAXPROCS={} and the whole-order model has one P; use the co-simulation check (kind: cosim)",
+                o.facts.gomaxprocs
+            ),
+            lines: vec![],
+        };
+    }
     let mut lines = Vec::new();
     let (mut matched, mut total) = (0, 0);
     let mut ids: Vec<&str> = Vec::new();
@@ -1067,14 +1077,14 @@ fn judge_run(
     p: &Profile,
     profile: &sched::Profile,
 ) -> Result<String, (Mark, String)> {
-    let spec = crate::lab::ScenarioSpec {
-        id: run.id.clone(),
-        n: run.args[0].parse().unwrap_or(0),
-        block: run.args[1].clone(),
-        gosched: run.args[2].clone(),
-    };
+    let spec = crate::lab::ScenarioSpec::from_args(&run.id, &run.args);
     let mut scenario = spec.model().map_err(|e| (Mark::Bad, e))?;
-    scenario.main_preempted_after = run.preempted_after.clone();
+    // main's own Gosched calls and sysmon's measured preemptions of main both send it
+    // to the global queue after that many spawns.
+    scenario
+        .main_preempted_after
+        .extend(run.preempted_after.iter().copied());
+    scenario.main_preempted_after.sort_unstable();
     let live = live_state(p, &run.live).ok_or_else(|| {
         (
             Mark::Missing,
@@ -1090,6 +1100,18 @@ fn judge_run(
             "the program printed no order (did it finish?)".to_string(),
         )
     })?;
+    let mut sorted = observed.clone();
+    sorted.sort_unstable();
+    if sorted != (0..spec.n).collect::<Vec<u32>>() {
+        return Err((
+            Mark::Bad,
+            format!(
+                "this program is not one the run-order model predicts: its order line holds {} entries, not each of 0..{} once; use the co-simulation check (kind: cosim)",
+                observed.len(),
+                spec.n
+            ),
+        ));
+    }
     if !run.disturbances.is_empty() {
         return Err((
             Mark::Bad,

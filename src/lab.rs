@@ -134,6 +134,10 @@ pub struct ScenarioSpec {
     /// Which goroutines call runtime.Gosched() before recording: `none`, `all`, `every:K`.
     #[serde(default = "default_gosched")]
     pub gosched: String,
+    /// After how many `go` statements main itself calls runtime.Gosched() (main goes to
+    /// the global queue's tail, as when sysmon preempts it), e.g. `[3, 7]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub main_gosched: Vec<u32>,
 }
 
 fn default_block() -> String {
@@ -145,7 +149,27 @@ fn default_gosched() -> String {
 
 impl ScenarioSpec {
     pub fn args(&self) -> Vec<String> {
-        vec![self.n.to_string(), self.block.clone(), self.gosched.clone()]
+        let mut a = vec![self.n.to_string(), self.block.clone(), self.gosched.clone()];
+        if !self.main_gosched.is_empty() {
+            let k: Vec<String> = self.main_gosched.iter().map(|k| k.to_string()).collect();
+            a.push(format!("main:{}", k.join(",")));
+        }
+        a
+    }
+
+    /// The spec back from a run's arguments (`N BLOCK GOSCHED [main:K,...]`).
+    pub fn from_args(id: &str, args: &[String]) -> ScenarioSpec {
+        ScenarioSpec {
+            id: id.to_string(),
+            n: args.first().and_then(|a| a.parse().ok()).unwrap_or(0),
+            block: args.get(1).cloned().unwrap_or_else(default_block),
+            gosched: args.get(2).cloned().unwrap_or_else(default_gosched),
+            main_gosched: args
+                .get(3)
+                .and_then(|a| a.strip_prefix("main:"))
+                .map(|l| l.split(',').filter_map(|k| k.parse().ok()).collect())
+                .unwrap_or_default(),
+        }
     }
 
     /// The model's scenario, or why this one cannot be modelled.
@@ -174,11 +198,21 @@ impl ScenarioSpec {
                 }
             },
         };
+        let mut main = self.main_gosched.clone();
+        main.sort_unstable();
+        if main.iter().any(|k| *k > self.n) {
+            return Err(format!(
+                "scenario '{}': main_gosched {:?} goes past its {} go statements",
+                self.id, self.main_gosched, self.n
+            ));
+        }
         Ok(Scenario {
             n: self.n,
             block,
             gosched,
-            main_preempted_after: Vec::new(),
+            // runtime.Gosched() in main is what sysmon's preemption of main does:
+            // goschedImpl puts main at the global queue's tail.
+            main_preempted_after: main,
         })
     }
 }
@@ -367,17 +401,47 @@ pub struct Expectation {
 
 /// Which stop: the first hit of the real function (not its ABI wrapper), optionally
 /// the first whose caller (wrappers folded) is `caller`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StopSpec {
     Function(String),
     Full {
         function: String,
-        #[serde(default)]
         caller: Option<String>,
-        #[serde(default, skip_serializing_if = "crate::trace::Scope::is_any")]
         scope: crate::trace::Scope,
     },
+}
+
+/// Written back as the author writes it (`golab assign` saves a lab.yaml per student).
+impl Serialize for StopSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            function: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            caller: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            after: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            inside: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            goroutine: Option<&'a str>,
+        }
+        match self {
+            StopSpec::Function(f) => s.serialize_str(f),
+            StopSpec::Full {
+                function,
+                caller,
+                scope,
+            } => Out {
+                function,
+                caller: caller.as_deref(),
+                after: scope.after.as_deref(),
+                inside: scope.inside.as_deref(),
+                goroutine: scope.program_goroutine.then_some("program"),
+            }
+            .serialize(s),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -610,8 +674,20 @@ fn validate(lab: &Lab) -> Result<(), String> {
         }
         s.model()?;
     }
-    if lab.checks.iter().any(|c| c.kind == CheckKind::RunOrder) && lab.scenarios.is_empty() {
-        return Err("a run-order check needs `scenarios`".into());
+    if lab.checks.iter().any(|c| c.kind == CheckKind::RunOrder) {
+        if lab.scenarios.is_empty() {
+            return Err("a run-order check needs `scenarios`".into());
+        }
+        if let Some(g) = lab
+            .program
+            .env
+            .get("GOMAXPROCS")
+            .filter(|g| g.trim() != "1")
+        {
+            return Err(format!(
+                "this program is not one the run-order model predicts: GOMAXPROCS is \"{g}\" and the whole-order model has one P; use the co-simulation check (kind: cosim)"
+            ));
+        }
     }
     let mut qids = std::collections::HashSet::new();
     for q in &lab.questions {
@@ -697,6 +773,25 @@ mod tests {
         let text = "name: x\ntitle: t\nprogram: {}\ndlv: {breakpoints: []}\nchecks:\n- id: a\n  kind: value\n  expect:\n  - {at: {function: runtime.gopark, caler: main.main}, eval: reason, equals: waitReasonChanReceive}\n";
         let err = parse(text).unwrap_err();
         assert!(err.contains("unknown field `caler`"), "{err}");
+    }
+
+    #[test]
+    fn a_scoped_stop_is_written_back_as_read() {
+        let text = "name: x\ntitle: t\nprogram: {}\ndlv: {breakpoints: [runtime.gopark]}\nchecks:\n- id: a\n  kind: value\n  expect:\n  - {at: {function: runtime.gopark, after: main.main, goroutine: program}, eval: reason, equals: waitReasonChanReceive}\n";
+        let lab = parse(text).unwrap();
+        let again = parse(&serde_yaml::to_string(&lab).unwrap()).unwrap();
+        assert_eq!(lab.checks[0].expect[0].at, again.checks[0].expect[0].at);
+        assert!(again.checks[0].expect[0].at.scope().program_goroutine);
+    }
+
+    #[test]
+    fn whole_order_prediction_refuses_more_than_one_p() {
+        let text = "name: x\ntitle: t\nprogram: {env: {GOMAXPROCS: \"2\"}}\ndlv: {breakpoints: []}\nscenarios: [{id: a, n: 3}]\nchecks:\n- {id: r, kind: run-order}\n";
+        let err = parse(text).unwrap_err();
+        assert!(
+            err.contains("not one the run-order model predicts") && err.contains("cosim"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -137,6 +137,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 n: a.n,
                 block: a.block.clone(),
                 gosched: a.gosched.clone(),
+                main_gosched: Vec::new(),
             };
             let scenario = spec.model().map_err(anyhow::Error::msg)?;
             let live = reference::sched::LiveState {
