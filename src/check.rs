@@ -1008,7 +1008,7 @@ pub fn live_state(
 
 fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Outcome {
     let profile = sched::Profile::for_version(v.minor);
-    if o.facts.gomaxprocs != 1 {
+    if o.facts.gomaxprocs > 1 {
         return Outcome {
             passed: false,
             summary: format!(
@@ -1546,7 +1546,12 @@ mod run_order_tests {
     }
 
     fn judge(r: ScenarioRun) -> Outcome {
+        judge_on(r, 1)
+    }
+
+    fn judge_on(r: ScenarioRun, ps: u64) -> Outcome {
         let mut o = Observation::default();
+        o.facts.gomaxprocs = ps;
         o.scenarios.push(r);
         let v = crate::toolchain::GoVersion::new(1, 19, 8);
         run_order(&o, &Profile::for_version(v).0, v)
@@ -1569,6 +1574,26 @@ mod run_order_tests {
             t.contains("first divergence at position 0: predicted f(4), observed f(0)")
                 && t.contains("the model there"),
             "{t}"
+        );
+    }
+
+    #[test]
+    fn more_than_one_p_or_another_program_is_refused_by_name() {
+        let out = judge_on(run(vec![4, 0, 1, 2, 3], vec![]), 2);
+        assert!(
+            !out.passed && out.summary.contains("GOMAXPROCS=2"),
+            "{}",
+            out.summary
+        );
+        assert!(out.summary.contains("use the co-simulation check"));
+        let out = judge(run(vec![4, 0, 1], vec![]));
+        assert!(
+            !out.passed
+                && out.lines[0]
+                    .text
+                    .contains("not one the run-order model predicts"),
+            "{:?}",
+            out.lines
         );
     }
 
