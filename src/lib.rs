@@ -10,6 +10,7 @@ pub mod exec;
 pub mod files;
 pub mod grade;
 pub mod lab;
+pub mod lint;
 pub mod machine;
 pub mod probe;
 pub mod progress;

@@ -55,6 +55,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Cmd::Lint(a) => {
+            let (text, clean) = golab::lint::lint(&a.lab, &a.tools.choice())?;
+            print!("{text}");
+            Ok(if clean {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Cmd::Labs => {
             for l in lab::list()? {
                 println!("{:<18} {}", l.name, l.title);
