@@ -7,8 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
 cache=${GOLAB_TOOLCHAINS:-$HOME/.cache/golab/toolchains}
-cargo build --release --quiet
-golab=$PWD/target/release/golab
+# GOLAB_BIN: a golab binary to use instead of building one.
+if [ -n "${GOLAB_BIN:-}" ]; then
+  golab=$GOLAB_BIN
+else
+  cargo build --release --quiet
+  golab=$PWD/target/release/golab
+fi
 out=${GOLAB_FIDELITY_OUT:-$(mktemp -d)}
 mkdir -p "$out"
 sys_root=$(GOTOOLCHAIN=local go env GOROOT)

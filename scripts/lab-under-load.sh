@@ -7,8 +7,13 @@ cd "$(dirname "$0")/.."
 lab=${1:?usage: scripts/lab-under-load.sh LAB [N] [options]}
 n=${2:-30}
 shift $(( $# >= 2 ? 2 : 1 ))
-cargo build --release --quiet
-golab=$PWD/target/release/golab
+# GOLAB_BIN: a golab binary to use instead of building one.
+if [ -n "${GOLAB_BIN:-}" ]; then
+  golab=$GOLAB_BIN
+else
+  cargo build --release --quiet
+  golab=$PWD/target/release/golab
+fi
 burners=()
 for _ in 1 2; do
   ( while :; do :; done ) &

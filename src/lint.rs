@@ -174,16 +174,16 @@ pub fn findings(
                     ),
                 });
             }
-            if let Some(a) = &x.at.scope().after {
-                if !stops.contains(a) {
-                    out.push(Finding {
-                        line,
-                        text: format!(
-                            "check '{}' reads after {a}, but no breakpoint stops at {a}: the stop would never be in scope",
-                            c.id
-                        ),
-                    });
-                }
+            if let Some(a) = &x.at.scope().after
+                && !stops.contains(a)
+            {
+                out.push(Finding {
+                    line,
+                    text: format!(
+                        "check '{}' reads after {a}, but no breakpoint stops at {a}: the stop would never be in scope",
+                        c.id
+                    ),
+                });
             }
         }
         if c.kind == CheckKind::DynamicCallers {
