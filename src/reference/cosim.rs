@@ -431,6 +431,7 @@ pub struct Report {
     pub raced: usize,
     pub unjudged: usize,
     pub ps: usize,
+    /// Per transition point: (matched, judged).
     pub by_op: BTreeMap<String, (usize, usize)>,
     pub disagreements: Vec<Transition>,
     pub raced_list: Vec<Transition>,
@@ -710,12 +711,23 @@ impl Cosim {
                     | Op::Globrunqget
                     | Op::Globrunqgetbatch
             );
+            if !locked {
+                // Read without sched.lock: an M without a P (exitsyscall0, sysmon's
+                // injectglist) may be inside a global-queue call. The model keeps its
+                // queue; the next locked read judges it.
+                problems.push(Problem {
+                    kind: Kind::Raced,
+                    why: format!(
+                        "the global queue read at {}'s entry without sched.lock while another M changed it",
+                        e.op.name()
+                    ),
+                    model: Some(model),
+                    live: Some(live),
+                });
+                return;
+            }
             problems.push(Problem {
-                kind: if locked || self.s.gomaxprocs == 1 {
-                    Kind::Disagree
-                } else {
-                    Kind::Raced
-                },
+                kind: Kind::Disagree,
                 why: format!("the global queue at {}'s entry", e.op.name()),
                 model: Some(model),
                 live: Some(live),
@@ -731,7 +743,6 @@ impl Cosim {
             .by_op
             .entry(e.op.name().to_string())
             .or_insert((0, 0));
-        entry.1 += 1;
         let worst = problems
             .iter()
             .find(|p| p.kind == Kind::Disagree)
@@ -761,9 +772,11 @@ impl Cosim {
                 self.report.judged += 1;
                 self.report.matched += 1;
                 entry.0 += 1;
+                entry.1 += 1;
             }
             Judged::Disagreed(_) => {
                 self.report.judged += 1;
+                entry.1 += 1;
                 if self.report.disagreements.len() < 50 {
                     self.report.disagreements.push(t);
                 }
