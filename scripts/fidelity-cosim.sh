@@ -53,7 +53,7 @@ checks:
 YAML
       for k in $(seq 1 "$runs"); do
         echo "cosim: $name ($(basename "$(dirname "$dlv")")) $prog P=$p run $k" >&2
-        nice -n 10 "$golab" run "$lab" -q --goroot "$r" --dlv "$dlv" --json "$out/$name-$prog-p$p-$k.json" \
+        nice -n 10 "$golab" run "$lab" -q --goroot "$r" --dlv "$dlv" --json-file "$out/$name-$prog-p$p-$k.json" \
           >"$out/$name-$prog-p$p-$k.txt" 2>&1 || true
       done
     done

@@ -6,7 +6,9 @@
 pub mod check;
 pub mod doctor;
 pub mod download;
+pub mod embedded;
 pub mod exec;
+pub mod exit;
 pub mod files;
 pub mod grade;
 pub mod lab;
@@ -17,5 +19,6 @@ pub mod progress;
 pub mod reference;
 pub mod report;
 pub mod runner;
+pub mod sys;
 pub mod toolchain;
 pub mod trace;

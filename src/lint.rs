@@ -35,7 +35,7 @@ pub fn lint(name_or_path: &str, choice: &Choice) -> Result<(String, bool)> {
     let dir = if p.join("lab.yaml").is_file() {
         p.to_path_buf()
     } else {
-        lab::labs_dir().join(name_or_path)
+        lab::labs_dir()?.join(name_or_path)
     };
     let file = dir.join("lab.yaml");
     let text = std::fs::read_to_string(&file)

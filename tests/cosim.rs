@@ -34,7 +34,7 @@ fn every_transition_of_a_token_ring_agrees_with_the_model_on_one_p() {
     let d = lab_of("chan-token", COSIM_LAB);
     let json = d.path().join("run.json");
     let o = golab()
-        .args(["run", "-q", "--json"])
+        .args(["run", "-q", "--json-file"])
         .arg(&json)
         .arg(d.path())
         .output()
