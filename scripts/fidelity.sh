@@ -4,12 +4,24 @@
 # each run a real dlv session reading the live state at main.main. Prints
 # matches/runs per scenario and version, and for a mismatch its first divergence.
 # Targets: >= 99% on go1.19 and on the newest version, no version below 95%.
-# Usage: scripts/fidelity.sh [RUNS]
+#
+# Then the co-simulation (`kind: cosim`): every program of tests/fixtures/sched-programs
+# on 1, 2 and 4 Ps, COSIM_RUNS times each (default 3), per Go version with its dlv
+# (go1.15: dlv 1.7.3, go1.17: dlv 1.9.1 when cached; the system's Go: its dlv; else
+# dlv 1.24, or dlv 1.27 for Go >= 1.25 when cached): transitions that agreed / judged,
+# raced and not judged, and every disagreement. Target: >= 99.5% of judged transitions.
+# Usage: scripts/fidelity.sh [RUNS] [COSIM_RUNS]   (RUNS=0 skips runq-order)
+#        scripts/fidelity.sh cosim [COSIM_RUNS]     (the co-simulation only, the
+#        toolchains already in ~/.cache/golab/toolchains, nothing fetched)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = cosim ]; then
+  exec bash scripts/fidelity-cosim.sh "${2:-3}"
+fi
 bash scripts/install-deps.sh
 . scripts/env.sh
 runs=${1:-100}
+cosim_runs=${2:-3}
 cargo build --release --quiet
 golab=$PWD/target/release/golab
 out=${GOLAB_FIDELITY_OUT:-$(mktemp -d)}
@@ -18,6 +30,7 @@ mkdir -p "$out"
 . scripts/toolchains.sh
 
 versions=$(printf '%s\n' "${!root[@]}" | sort -V)
+[ "$runs" = 0 ] && versions=""
 for name in $versions; do
   r=${root[$name]}
   dlv=$(dlv_for "$r")
@@ -61,3 +74,6 @@ bad = [v for v in versions if v not in rates or rates[v][1] == 0 or rates[v][0] 
 print("targets (>= 99% on go1.19 and " + newest + ", >= 95% elsewhere): " + ("met" if not bad else "missed on " + ", ".join(bad)))
 sys.exit(1 if bad else 0)
 PY
+[ -n "$versions" ] && runq_rc=$? || runq_rc=0
+bash scripts/fidelity-cosim.sh "$cosim_runs" || exit 1
+exit $runq_rc

@@ -20,6 +20,9 @@ pub enum Fact {
     Symbol(String),
     Int(u64),
     Bool(bool),
+    /// A Go constant's name (`waitReasonChanReceive`): dlv prints an enum value as
+    /// `waitReasonChanReceive (14)`, and the name is what is compared.
+    Name(String),
 }
 
 impl Fact {
@@ -38,9 +41,13 @@ impl Fact {
                     Fact::Symbol(sym.trim().to_string())
                 } else if let Some(n) = parse_int(s) {
                     Fact::Int(n)
+                } else if is_go_name(s) && s.chars().any(|c| c.is_uppercase() || c == '_') {
+                    // A constant's name has a capital or a leading underscore
+                    // (`waitReasonChanReceive`, `_Gwaiting`); `cpus` stays a typo.
+                    Fact::Name(s.to_string())
                 } else {
                     bail!(
-                        "'{s}' is not a fact golab knows (argc, argv, page-size, ncpu, gomaxprocs, symbol NAME, a number, true or false)"
+                        "'{s}' is not a fact golab knows (argc, argv, page-size, ncpu, gomaxprocs, symbol NAME, a number, true, false, or a Go constant's name such as waitReasonChanReceive)"
                     )
                 }
             }
@@ -58,6 +65,7 @@ impl Fact {
             Fact::Symbol(s) => Val::Int(*f.symbols.get(s)?),
             Fact::Int(n) => Val::Int(*n),
             Fact::Bool(b) => Val::Bool(*b),
+            Fact::Name(_) => return None,
         })
     }
 
@@ -70,6 +78,7 @@ impl Fact {
             Fact::Gomaxprocs => "GOMAXPROCS of the run".into(),
             Fact::Symbol(s) => format!("the address of {s}"),
             Fact::Int(_) | Fact::Bool(_) => "literal".into(),
+            Fact::Name(_) => "a Go constant, by name".into(),
         }
     }
 }
@@ -88,6 +97,23 @@ impl std::fmt::Display for Val {
             Val::Bool(b) => write!(f, "{b}"),
         }
     }
+}
+
+/// `waitReasonChanReceive`, `_Gwaiting`, `runtime.waitReasonZero`: a Go identifier,
+/// optionally qualified.
+fn is_go_name(s: &str) -> bool {
+    s.split('.').all(|p| {
+        let mut c = p.chars();
+        c.next().is_some_and(|f| f.is_alphabetic() || f == '_')
+            && c.all(|x| x.is_alphanumeric() || x == '_')
+    })
+}
+
+/// The name in dlv's rendering of a constant: `waitReasonChanReceive (14)` ->
+/// `waitReasonChanReceive`; `runtime.waitReasonChanReceive (14)` as well.
+fn value_name(observed: &str) -> Option<&str> {
+    let n = observed.split_whitespace().next()?;
+    is_go_name(n).then_some(n)
 }
 
 fn parse_int(s: &str) -> Option<u64> {
@@ -242,6 +268,113 @@ fn run_check(
         CheckKind::StaticCallers => static_callers(spec, o, v),
         CheckKind::DynamicCallers => dynamic_callers(spec, o, v),
         CheckKind::RunOrder => run_order(o, p, v),
+        CheckKind::Cosim => cosim(o, p),
+    }
+}
+
+/// The co-simulation: every transition of each dlv session against the model stepped
+/// with the same events (see `reference::cosim`).
+fn cosim(o: &Observation, p: &Profile) -> Outcome {
+    use crate::reference::cosim::{self, Cosim, Event, Judged};
+    let points = cosim::points(p);
+    let mut sessions: Vec<(String, &Session)> = Vec::new();
+    if !o.dlv.hits.is_empty() {
+        sessions.push((String::new(), &o.dlv));
+    }
+    for (k, r) in o.scenarios.iter().enumerate() {
+        sessions.push((format!("{} (run {}): ", r.id, k + 1), &r.session));
+    }
+    let ps = o.facts.gomaxprocs.max(1) as usize;
+    let mut lines = Vec::new();
+    let (mut observed, mut judged, mut matched, mut raced, mut unjudged) = (0, 0, 0, 0, 0);
+    let mut by_op: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut shown = 0;
+    let mut raced_shown = false;
+    for (name, s) in &sessions {
+        let events = Event::from_hits(&points, &s.hits);
+        let r = Cosim::run(p.minor, ps, &events);
+        observed += r.observed;
+        judged += r.judged;
+        matched += r.matched;
+        raced += r.raced;
+        unjudged += r.unjudged;
+        for (op, (m, n)) in &r.by_op {
+            let e = by_op.entry(op.clone()).or_insert((0, 0));
+            e.0 += m;
+            e.1 += n;
+        }
+        for (why, n) in &r.unjudged_reasons {
+            *reasons.entry(why.clone()).or_insert(0) += n;
+        }
+        for t in &r.disagreements {
+            if shown >= 5 {
+                break;
+            }
+            let Judged::Disagreed(why) = &t.judged else {
+                continue;
+            };
+            let first = if shown == 0 {
+                "first disagreement: "
+            } else {
+                ""
+            };
+            lines.push(line(
+                Mark::Bad,
+                format!(
+                    "{name}{first}stop {} (thread {}, goroutine {}) {}: {why}",
+                    t.seq, t.thread, t.goroutine, t.what
+                ),
+            ));
+            if let Some(m) = &t.model_state {
+                lines.push(line(Mark::Bad, format!("    model:   {m}")));
+            }
+            if let Some(l) = &t.live_state {
+                lines.push(line(Mark::Bad, format!("    runtime: {l}")));
+            }
+            shown += 1;
+        }
+        if let Some(t) = r.raced_list.first().filter(|_| !raced_shown) {
+            raced_shown = true;
+            if let Judged::Raced(why) = &t.judged {
+                lines.push(line(
+                    Mark::Note,
+                    format!(
+                        "{name}raced (not judged), e.g. stop {} {}: {why}{}",
+                        t.seq,
+                        t.what,
+                        match (&t.model_state, &t.live_state) {
+                            (Some(m), Some(l)) => format!("; model {m}; runtime {l}"),
+                            _ => String::new(),
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    for (op, (m, n)) in &by_op {
+        lines.push(line(
+            if m == n { Mark::Good } else { Mark::Bad },
+            format!("{op}: {m} of {n} as the model predicted"),
+        ));
+    }
+    for (why, n) in &reasons {
+        lines.push(line(Mark::Note, format!("{n} not judged: {why}")));
+    }
+    if observed == 0 {
+        lines.push(line(
+            Mark::Missing,
+            "no transition was recorded: were the scheduler's breakpoints set?",
+        ));
+    }
+    Outcome {
+        passed: judged > 0 && matched == judged,
+        // `N of M transitions` at a fixed place: scripts/fidelity.sh reads it.
+        summary: format!(
+            "{matched} of {judged} transitions as the model predicted ({observed} observed, {raced} raced, {unjudged} not judged; {ps} P{})",
+            if ps == 1 { "" } else { "s" }
+        ),
+        lines,
     }
 }
 
@@ -819,13 +952,29 @@ fn values(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVersion) -> 
             .map(|(_, w)| w.to_string())
             .unwrap_or_default();
         let fact = Fact::parse(&x.equals).expect("validated when the lab was loaded");
-        let hit: Option<&Hit> = o
-            .dlv
-            .hits
-            .iter()
-            .find(|h| stop_matches(h, x.at.function(), x.at.caller()));
+        let hit: Option<&Hit> = o.dlv.hits.iter().find(|h| {
+            stop_matches(h, x.at.function(), x.at.caller()) && x.at.scope().admits(h, &o.dlv.hits)
+        });
         let expected = fact.value(o);
         let observed = hit.and_then(|h| h.values.get(&key));
+        if let (Fact::Name(want), Some(obs)) = (&fact, observed) {
+            let got = value_name(obs);
+            let same =
+                got.is_some_and(|g| g == want || g.rsplit('.').next() == want.rsplit('.').next());
+            ok &= same;
+            lines.push(line(
+                if same { Mark::Good } else { Mark::Bad },
+                if same {
+                    format!("{what} at {} = {obs}", x.at.describe())
+                } else {
+                    format!(
+                        "{what} at {}: observed {obs}, expected {want}",
+                        x.at.describe()
+                    )
+                },
+            ));
+            continue;
+        }
         match (observed, expected) {
             (None, _) => {
                 ok = false;
@@ -894,6 +1043,16 @@ pub fn live_state(
 
 fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Outcome {
     let profile = sched::Profile::for_version(v.minor);
+    if o.facts.gomaxprocs > 1 {
+        return Outcome {
+            passed: false,
+            summary: format!(
+                "this program is not one the run-order model predicts: it ran with GOMAXPROCS={} and the whole-order model has one P; use the co-simulation check (kind: cosim)",
+                o.facts.gomaxprocs
+            ),
+            lines: vec![],
+        };
+    }
     let mut lines = Vec::new();
     let (mut matched, mut total) = (0, 0);
     let mut ids: Vec<&str> = Vec::new();
@@ -979,14 +1138,14 @@ fn judge_run(
     p: &Profile,
     profile: &sched::Profile,
 ) -> Result<String, (Mark, String)> {
-    let spec = crate::lab::ScenarioSpec {
-        id: run.id.clone(),
-        n: run.args[0].parse().unwrap_or(0),
-        block: run.args[1].clone(),
-        gosched: run.args[2].clone(),
-    };
+    let spec = crate::lab::ScenarioSpec::from_args(&run.id, &run.args);
     let mut scenario = spec.model().map_err(|e| (Mark::Bad, e))?;
-    scenario.main_preempted_after = run.preempted_after.clone();
+    // main's own Gosched calls and sysmon's measured preemptions of main both send it
+    // to the global queue after that many spawns.
+    scenario
+        .main_preempted_after
+        .extend(run.preempted_after.iter().copied());
+    scenario.main_preempted_after.sort_unstable();
     let live = live_state(p, &run.live).ok_or_else(|| {
         (
             Mark::Missing,
@@ -1002,6 +1161,18 @@ fn judge_run(
             "the program printed no order (did it finish?)".to_string(),
         )
     })?;
+    let mut sorted = observed.clone();
+    sorted.sort_unstable();
+    if sorted != (0..spec.n).collect::<Vec<u32>>() {
+        return Err((
+            Mark::Bad,
+            format!(
+                "this program is not one the run-order model predicts: its order line holds {} entries, not each of 0..{} once; use the co-simulation check (kind: cosim)",
+                observed.len(),
+                spec.n
+            ),
+        ));
+    }
     if !run.disturbances.is_empty() {
         return Err((
             Mark::Bad,
@@ -1113,15 +1284,15 @@ fn static_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVers
     let mut ok = true;
     for name in &spec.functions {
         let Some(f) = t.resolve(name) else {
-            let why = if t.absent.iter().any(|a| a.eq_ignore_ascii_case(name)) {
-                "the source has no such function in this version"
+            let text = if t.absent.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+                format!(
+                    "{name}: not in {}'s runtime (its source has no such function)",
+                    t.go
+                )
             } else {
-                "not in the table"
+                format!("{name}: not in golab's caller table for {}", t.go)
             };
-            lines.push(line(
-                Mark::Note,
-                format!("{name}: not in {}'s runtime ({why})", t.go),
-            ));
+            lines.push(line(Mark::Note, text));
             continue;
         };
         let shown = if &f != name {
@@ -1208,10 +1379,15 @@ fn dynamic_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVer
     let mut observed_any = false;
     for name in &spec.functions {
         let Some(f) = t.resolve(name) else {
-            lines.push(line(
-                Mark::Note,
-                format!("{name}: not in {}'s runtime", t.go),
-            ));
+            let text = if t.absent.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+                format!(
+                    "{name}: not in {}'s runtime (its source has no such function)",
+                    t.go
+                )
+            } else {
+                format!("{name}: not in golab's caller table for {}", t.go)
+            };
+            lines.push(line(Mark::Note, text));
             continue;
         };
         let allowed = t.dynamic_callers(&f);
@@ -1275,6 +1451,24 @@ fn dynamic_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVer
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_enum_value_compares_by_its_name() {
+        assert_eq!(
+            Fact::parse("waitReasonChanReceive").unwrap(),
+            Fact::Name("waitReasonChanReceive".into())
+        );
+        assert_eq!(
+            value_name("waitReasonChanReceive (14)"),
+            Some("waitReasonChanReceive")
+        );
+        assert_eq!(
+            value_name("runtime.waitReasonChanReceive (14)"),
+            Some("runtime.waitReasonChanReceive")
+        );
+        assert_eq!(value_name("14"), None);
+        assert!(Fact::parse("two words").is_err());
+    }
 
     #[test]
     fn facts_parse() {
@@ -1374,6 +1568,7 @@ mod caller_tests {
             goroutine: 0,
             stack: vec![frame("runtime.execute"), frame(caller)],
             values: Default::default(),
+            stop: 0,
         };
         o.dlv.hits = vec![hit("runtime.schedule")];
         assert!(dynamic_callers(&spec(CheckKind::DynamicCallers, "runtime.execute"), &o, v).passed);
@@ -1413,7 +1608,12 @@ mod run_order_tests {
     }
 
     fn judge(r: ScenarioRun) -> Outcome {
+        judge_on(r, 1)
+    }
+
+    fn judge_on(r: ScenarioRun, ps: u64) -> Outcome {
         let mut o = Observation::default();
+        o.facts.gomaxprocs = ps;
         o.scenarios.push(r);
         let v = crate::toolchain::GoVersion::new(1, 19, 8);
         run_order(&o, &Profile::for_version(v).0, v)
@@ -1436,6 +1636,26 @@ mod run_order_tests {
             t.contains("first divergence at position 0: predicted f(4), observed f(0)")
                 && t.contains("the model there"),
             "{t}"
+        );
+    }
+
+    #[test]
+    fn more_than_one_p_or_another_program_is_refused_by_name() {
+        let out = judge_on(run(vec![4, 0, 1, 2, 3], vec![]), 2);
+        assert!(
+            !out.passed && out.summary.contains("GOMAXPROCS=2"),
+            "{}",
+            out.summary
+        );
+        assert!(out.summary.contains("use the co-simulation check"));
+        let out = judge(run(vec![4, 0, 1], vec![]));
+        assert!(
+            !out.passed
+                && out.lines[0]
+                    .text
+                    .contains("not one the run-order model predicts"),
+            "{:?}",
+            out.lines
         );
     }
 

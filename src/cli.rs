@@ -31,6 +31,10 @@ pub enum Cmd {
     Run(RunArgs),
     /// Print the reference's expected chain for a lab and a Go version.
     Reference(ReferenceArgs),
+    /// Check a lab file against the Go in use: breakpoints that resolve to nothing in the
+    /// built binary's symbol table, checks that read at stops no breakpoint makes,
+    /// unknown fields; each with the file and line.
+    Lint(LintArgs),
     /// Step through the scheduler model for a run-order scenario: runnext, the local
     /// run queue, the global queue and schedtick after every step.
     Explain(ExplainArgs),
@@ -455,6 +459,14 @@ pub struct RunArgs {
     /// gcflags, instead of building (the grader builds identical programs once).
     #[arg(long, value_name = "FILE")]
     pub binary: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct LintArgs {
+    /// A bundled lab's name or the path of a lab folder.
+    pub lab: String,
+    #[command(flatten)]
+    pub tools: ToolArgs,
 }
 
 #[derive(Args)]

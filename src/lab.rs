@@ -134,6 +134,10 @@ pub struct ScenarioSpec {
     /// Which goroutines call runtime.Gosched() before recording: `none`, `all`, `every:K`.
     #[serde(default = "default_gosched")]
     pub gosched: String,
+    /// After how many `go` statements main itself calls runtime.Gosched() (main goes to
+    /// the global queue's tail, as when sysmon preempts it), e.g. `[3, 7]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub main_gosched: Vec<u32>,
 }
 
 fn default_block() -> String {
@@ -145,7 +149,27 @@ fn default_gosched() -> String {
 
 impl ScenarioSpec {
     pub fn args(&self) -> Vec<String> {
-        vec![self.n.to_string(), self.block.clone(), self.gosched.clone()]
+        let mut a = vec![self.n.to_string(), self.block.clone(), self.gosched.clone()];
+        if !self.main_gosched.is_empty() {
+            let k: Vec<String> = self.main_gosched.iter().map(|k| k.to_string()).collect();
+            a.push(format!("main:{}", k.join(",")));
+        }
+        a
+    }
+
+    /// The spec back from a run's arguments (`N BLOCK GOSCHED [main:K,...]`).
+    pub fn from_args(id: &str, args: &[String]) -> ScenarioSpec {
+        ScenarioSpec {
+            id: id.to_string(),
+            n: args.first().and_then(|a| a.parse().ok()).unwrap_or(0),
+            block: args.get(1).cloned().unwrap_or_else(default_block),
+            gosched: args.get(2).cloned().unwrap_or_else(default_gosched),
+            main_gosched: args
+                .get(3)
+                .and_then(|a| a.strip_prefix("main:"))
+                .map(|l| l.split(',').filter_map(|k| k.parse().ok()).collect())
+                .unwrap_or_default(),
+        }
     }
 
     /// The model's scenario, or why this one cannot be modelled.
@@ -174,22 +198,70 @@ impl ScenarioSpec {
                 }
             },
         };
+        let mut main = self.main_gosched.clone();
+        main.sort_unstable();
+        if main.iter().any(|k| *k > self.n) {
+            return Err(format!(
+                "scenario '{}': main_gosched {:?} goes past its {} go statements",
+                self.id, self.main_gosched, self.n
+            ));
+        }
         Ok(Scenario {
             n: self.n,
             block,
             gosched,
-            main_preempted_after: Vec::new(),
+            // runtime.Gosched() in main is what sysmon's preemption of main does:
+            // goschedImpl puts main at the global queue's tail.
+            main_preempted_after: main,
         })
     }
 }
 
 /// A breakpoint on a function: `runtime.schedinit`, or `{function: ..., max_hits: N}`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum BreakpointSpec {
     Name(String),
     Full(BreakpointFull),
 }
+
+/// A name or a map, read so that a mistake inside the map is reported with its own
+/// words and line (an untagged enum would only say "did not match any variant").
+macro_rules! name_or_map {
+    ($ty:ident, $name:ident, $full:ident, $inner:ty, $what:literal) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str($what)
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$ty, E> {
+                        Ok($ty::$name(v.to_string()))
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        m: A,
+                    ) -> Result<$ty, A::Error> {
+                        let full =
+                            <$inner>::deserialize(serde::de::value::MapAccessDeserializer::new(m))?;
+                        Ok($ty::$full(full))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+    };
+}
+
+name_or_map!(
+    BreakpointSpec,
+    Name,
+    Full,
+    BreakpointFull,
+    "a function name (runtime.gopark) or a map with `function:` and optionally max_hits, go, means, read"
+);
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -303,6 +375,11 @@ pub enum CheckKind {
     DynamicCallers,
     /// Each scenario's goroutines ran in the order the scheduler model predicts.
     RunOrder,
+    /// The scheduler model stepped in lockstep with the live runtime: every transition
+    /// (runqput, runqget, steals, the global queue, execute, gopark, ready, ...) with the
+    /// state it acted on, read through dlv, against the model's prediction. Any program,
+    /// any GOMAXPROCS.
+    Cosim,
 }
 
 /// `at` a stop, read `eval` (a Go expression, through dlv) or `reg` (a register) and
@@ -324,15 +401,109 @@ pub struct Expectation {
 
 /// Which stop: the first hit of the real function (not its ABI wrapper), optionally
 /// the first whose caller (wrappers folded) is `caller`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StopSpec {
     Function(String),
     Full {
         function: String,
-        #[serde(default)]
         caller: Option<String>,
+        scope: crate::trace::Scope,
     },
+}
+
+/// Written back as the author writes it (`golab assign` saves a lab.yaml per student).
+impl Serialize for StopSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            function: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            caller: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            after: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            inside: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            goroutine: Option<&'a str>,
+        }
+        match self {
+            StopSpec::Function(f) => s.serialize_str(f),
+            StopSpec::Full {
+                function,
+                caller,
+                scope,
+            } => Out {
+                function,
+                caller: caller.as_deref(),
+                after: scope.after.as_deref(),
+                inside: scope.inside.as_deref(),
+                goroutine: scope.program_goroutine.then_some("program"),
+            }
+            .serialize(s),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StopFull {
+    function: String,
+    #[serde(default)]
+    caller: Option<String>,
+    /// Only hits after the first hit of this function (`after: main.main`).
+    #[serde(default)]
+    after: Option<String>,
+    /// Only hits with this function among their callers (wrappers folded).
+    #[serde(default)]
+    inside: Option<String>,
+    /// `goroutine: program`: only hits on a goroutine running the program's code.
+    #[serde(default)]
+    goroutine: Option<GoroutineScope>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum GoroutineScope {
+    Program,
+    Any,
+}
+
+impl<'de> Deserialize<'de> for StopSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        enum Tmp {
+            F(String),
+            M(StopFull),
+        }
+        struct W(Tmp);
+        name_or_map!(
+            W,
+            F,
+            M,
+            StopFull,
+            "a function name or a map with `function:` and optionally `caller:`, `after:`, `inside:`, `goroutine: program`"
+        );
+        #[allow(non_snake_case)]
+        impl W {
+            fn F(s: String) -> W {
+                W(Tmp::F(s))
+            }
+            fn M(m: StopFull) -> W {
+                W(Tmp::M(m))
+            }
+        }
+        Ok(match W::deserialize(d)?.0 {
+            Tmp::F(f) => StopSpec::Function(f),
+            Tmp::M(m) => StopSpec::Full {
+                function: m.function,
+                caller: m.caller,
+                scope: crate::trace::Scope {
+                    after: m.after,
+                    inside: m.inside,
+                    program_goroutine: m.goroutine == Some(GoroutineScope::Program),
+                },
+            },
+        })
+    }
 }
 
 impl StopSpec {
@@ -348,11 +519,22 @@ impl StopSpec {
             StopSpec::Full { caller, .. } => caller.as_deref(),
         }
     }
+    pub fn scope(&self) -> crate::trace::Scope {
+        match self {
+            StopSpec::Function(_) => Default::default(),
+            StopSpec::Full { scope, .. } => scope.clone(),
+        }
+    }
     pub fn describe(&self) -> String {
-        match self.caller() {
+        let mut d = match self.caller() {
             Some(c) => format!("{} (called from {c})", self.function()),
             None => self.function().to_string(),
+        };
+        let scope = self.scope();
+        if !scope.is_any() {
+            d.push_str(&format!(" [{}]", scope.describe()));
         }
+        d
     }
 }
 
@@ -495,8 +677,20 @@ fn validate(lab: &Lab) -> Result<(), String> {
         }
         s.model()?;
     }
-    if lab.checks.iter().any(|c| c.kind == CheckKind::RunOrder) && lab.scenarios.is_empty() {
-        return Err("a run-order check needs `scenarios`".into());
+    if lab.checks.iter().any(|c| c.kind == CheckKind::RunOrder) {
+        if lab.scenarios.is_empty() {
+            return Err("a run-order check needs `scenarios`".into());
+        }
+        if let Some(g) = lab
+            .program
+            .env
+            .get("GOMAXPROCS")
+            .filter(|g| g.trim() != "1")
+        {
+            return Err(format!(
+                "this program is not one the run-order model predicts: GOMAXPROCS is \"{g}\" and the whole-order model has one P; use the co-simulation check (kind: cosim)"
+            ));
+        }
     }
     let mut qids = std::collections::HashSet::new();
     for q in &lab.questions {
@@ -570,6 +764,37 @@ mod tests {
         let err = parse(text).unwrap_err();
         assert!(err.starts_with("line 7,"), "{err}");
         assert!(err.contains("unknown field `brekpoints`"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelled_breakpoint_field_says_which_and_where() {
+        let text = "name: x\ntitle: t\nprogram: {}\ndlv:\n  breakpoints:\n    - runtime.gopark\n    - {fuction: runtime.goready}\nchecks: []\n";
+        let err = parse(text).unwrap_err();
+        assert!(err.starts_with("line 7,"), "{err}");
+        assert!(err.contains("unknown field `fuction`"), "{err}");
+        assert!(!err.contains("untagged"), "{err}");
+        let text = "name: x\ntitle: t\nprogram: {}\ndlv: {breakpoints: []}\nchecks:\n- id: a\n  kind: value\n  expect:\n  - {at: {function: runtime.gopark, caler: main.main}, eval: reason, equals: waitReasonChanReceive}\n";
+        let err = parse(text).unwrap_err();
+        assert!(err.contains("unknown field `caler`"), "{err}");
+    }
+
+    #[test]
+    fn a_scoped_stop_is_written_back_as_read() {
+        let text = "name: x\ntitle: t\nprogram: {}\ndlv: {breakpoints: [runtime.gopark]}\nchecks:\n- id: a\n  kind: value\n  expect:\n  - {at: {function: runtime.gopark, after: main.main, goroutine: program}, eval: reason, equals: waitReasonChanReceive}\n";
+        let lab = parse(text).unwrap();
+        let again = parse(&serde_yaml::to_string(&lab).unwrap()).unwrap();
+        assert_eq!(lab.checks[0].expect[0].at, again.checks[0].expect[0].at);
+        assert!(again.checks[0].expect[0].at.scope().program_goroutine);
+    }
+
+    #[test]
+    fn whole_order_prediction_refuses_more_than_one_p() {
+        let text = "name: x\ntitle: t\nprogram: {env: {GOMAXPROCS: \"2\"}}\ndlv: {breakpoints: []}\nscenarios: [{id: a, n: 3}]\nchecks:\n- {id: r, kind: run-order}\n";
+        let err = parse(text).unwrap_err();
+        assert!(
+            err.contains("not one the run-order model predicts") && err.contains("cosim"),
+            "{err}"
+        );
     }
 
     #[test]

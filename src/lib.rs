@@ -13,6 +13,7 @@ pub mod files;
 pub mod grade;
 pub mod html;
 pub mod lab;
+pub mod lint;
 pub mod machine;
 pub mod probe;
 pub mod progress;

@@ -75,6 +75,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(if ready { Exit::Ok } else { Exit::Failed }.into())
         }
+        Cmd::Lint(a) => {
+            let (text, clean) = golab::lint::lint(&a.lab, &a.tools.choice())?;
+            print!("{text}");
+            Ok(if clean { Exit::Ok } else { Exit::Failed }.into())
+        }
         Cmd::Labs { json } => {
             let labs = lab::list()?;
             if json {
@@ -204,6 +209,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 n: a.n,
                 block: a.block.clone(),
                 gosched: a.gosched.clone(),
+                main_gosched: Vec::new(),
             };
             let scenario = spec.model().map_err(anyhow::Error::msg)?;
             let live = reference::sched::LiveState {

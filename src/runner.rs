@@ -48,7 +48,33 @@ pub fn breakpoints(
     profile: &Profile,
     v: toolchain::GoVersion,
 ) -> Vec<dlv_rpc::BreakpointPlan> {
-    plan_breakpoints(&lab.dlv.breakpoints, profile, v)
+    let mut out = plan_breakpoints(&lab.dlv.breakpoints, profile, v);
+    if cosim_applies(lab, v) {
+        add_cosim_points(&mut out, profile);
+    }
+    out
+}
+
+/// The co-simulation's transition points: every hit kept, no stack (the state is read
+/// at each stop, see `stops`). A function the lab stops at already keeps its stack and
+/// all its hits are kept.
+pub fn add_cosim_points(out: &mut Vec<dlv_rpc::BreakpointPlan>, profile: &Profile) {
+    for pt in crate::reference::cosim::points(profile) {
+        match out.iter_mut().find(|b| b.function == pt.function) {
+            Some(b) => b.max_hits = 0,
+            None => {
+                let mut b = dlv_rpc::BreakpointPlan::new(&pt.function, 0);
+                b.stack_depth = 0;
+                out.push(b);
+            }
+        }
+    }
+}
+
+fn cosim_applies(lab: &Lab, v: toolchain::GoVersion) -> bool {
+    lab.checks
+        .iter()
+        .any(|c| c.kind == CheckKind::Cosim && toolchain::applies(c.go.as_deref(), v))
 }
 
 fn plan_breakpoints(
@@ -64,10 +90,7 @@ fn plan_breakpoints(
     let mut out: Vec<dlv_rpc::BreakpointPlan> = Vec::new();
     let push = |f: &str, max: u32, out: &mut Vec<dlv_rpc::BreakpointPlan>| {
         if !out.iter().any(|b| b.function == f) {
-            out.push(dlv_rpc::BreakpointPlan {
-                function: f.to_string(),
-                max_hits: max,
-            });
+            out.push(dlv_rpc::BreakpointPlan::new(f, max));
         }
     };
     for b in specs {
@@ -91,8 +114,9 @@ fn plan_breakpoints(
 }
 
 /// The stops the checks read values at, and what they read there.
-fn stops(lab: &Lab, v: toolchain::GoVersion) -> Vec<dlv_rpc::Stop> {
-    let mut by: BTreeMap<(String, Option<String>), BTreeSet<dlv_rpc::Read>> = BTreeMap::new();
+fn stops(lab: &Lab, profile: &Profile, v: toolchain::GoVersion) -> Vec<dlv_rpc::Stop> {
+    let mut by: BTreeMap<(String, Option<String>, trace::Scope), BTreeSet<dlv_rpc::Read>> =
+        BTreeMap::new();
     for c in lab
         .checks
         .iter()
@@ -111,6 +135,7 @@ fn stops(lab: &Lab, v: toolchain::GoVersion) -> Vec<dlv_rpc::Stop> {
             by.entry((
                 x.at.function().to_string(),
                 x.at.caller().map(str::to_string),
+                x.at.scope(),
             ))
             .or_default()
             .insert(read);
@@ -118,9 +143,10 @@ fn stops(lab: &Lab, v: toolchain::GoVersion) -> Vec<dlv_rpc::Stop> {
     }
     let mut out: Vec<dlv_rpc::Stop> = by
         .into_iter()
-        .map(|((function, caller), reads)| dlv_rpc::Stop {
+        .map(|((function, caller, scope), reads)| dlv_rpc::Stop {
             function,
             caller,
+            scope,
             every: false,
             reads,
         })
@@ -134,6 +160,7 @@ fn stops(lab: &Lab, v: toolchain::GoVersion) -> Vec<dlv_rpc::Stop> {
         out.push(dlv_rpc::Stop {
             function: b.function().to_string(),
             caller: None,
+            scope: Default::default(),
             every: true,
             reads: b
                 .reads()
@@ -142,12 +169,24 @@ fn stops(lab: &Lab, v: toolchain::GoVersion) -> Vec<dlv_rpc::Stop> {
                 .collect(),
         });
     }
+    if cosim_applies(lab, v) {
+        for pt in crate::reference::cosim::points(profile) {
+            out.push(dlv_rpc::Stop {
+                function: pt.function.clone(),
+                caller: None,
+                scope: Default::default(),
+                every: true,
+                reads: pt.reads.iter().cloned().collect(),
+            });
+        }
+    }
     if lab.checks.iter().any(|c| c.kind == CheckKind::GoStatement) {
         // Every runqput that newproc makes: which one follows main.main's go statement is
         // known only afterwards.
         out.push(dlv_rpc::Stop {
             function: "runtime.runqput".into(),
             caller: Some("runtime.newproc".into()),
+            scope: Default::default(),
             every: true,
             reads: [dlv_rpc::Read::Eval("next".into())].into(),
         });
@@ -474,7 +513,7 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     };
     if scenarios.is_empty() {
         progress.stage("dlv session (JSON-RPC)");
-        let mut d = session(&args, stops(lab, tc.go_version), Some(""))?;
+        let mut d = session(&args, stops(lab, &profile, tc.go_version), Some(""))?;
         // sysmon runs on a thread of its own, which a loaded machine may not schedule
         // before main returns: the run did not show it, which says nothing about the
         // runtime. Run the session again (at most MAX_RERUNS times) and say so.
@@ -492,9 +531,10 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
             );
             progress.note(&format!("dlv session: {why}; running it again"));
             obs.dlv_reruns.push(why);
-            d = session(&args, stops(lab, tc.go_version), Some(""))?;
+            d = session(&args, stops(lab, &profile, tc.go_version), Some(""))?;
         }
         warnings.extend(d.session.warnings.iter().map(|w| format!("dlv: {w}")));
+        warnings.extend(unset_breakpoints(&d.session, tc.go_version));
         obs.dlv = d.session;
         obs.wrappers = d.wrappers;
     }
@@ -510,10 +550,11 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
                     String::new()
                 }
             ));
-            let mut stops = stops(lab, tc.go_version);
+            let mut stops = stops(lab, &profile, tc.go_version);
             stops.push(dlv_rpc::Stop {
                 function: "main.main".into(),
                 caller: None,
+                scope: Default::default(),
                 every: false,
                 reads: profile
                     .live_state_exprs()
@@ -528,6 +569,9 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
                 stops.clone(),
                 (round == 0).then_some(name.as_str()),
             )?;
+            if round == 0 && obs.scenarios.is_empty() {
+                warnings.extend(unset_breakpoints(&d.session, tc.go_version));
+            }
             let mut run = scenario_run(lab, sc, d);
             // A run that something outside the model disturbed (sysmon's preemption of
             // a goroutine, a GC) says nothing about the model: run it again, at most
@@ -633,6 +677,23 @@ fn notes_vs_source(v: toolchain::GoVersion) -> Result<String> {
         }
     }
     Ok(s)
+}
+
+/// Breakpoints dlv could not set (a misspelled function, or one this Go does not have),
+/// said in the report rather than only in the transcript.
+fn unset_breakpoints(s: &trace::Session, v: toolchain::GoVersion) -> Vec<String> {
+    s.breakpoints
+        .iter()
+        .filter_map(|b| {
+            b.error.as_ref().map(|e| {
+                format!(
+                    "breakpoint {} was not set: dlv could not find it in this {v} binary ({})",
+                    b.function,
+                    e.trim()
+                )
+            })
+        })
+        .collect()
 }
 
 fn header(lab: &Lab, tc: &Toolchain, p: &Profile) -> String {

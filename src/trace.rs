@@ -53,6 +53,10 @@ pub struct Hit {
     /// Values read at this stop: `eval EXPR` or `reg NAME` -> value as the tool printed it.
     #[serde(default)]
     pub values: BTreeMap<String, String>,
+    /// Which stop of the session it came with (one `continue` can stop several threads
+    /// at breakpoints at once: their order among themselves is not observable).
+    #[serde(default)]
+    pub stop: usize,
 }
 
 impl Hit {
@@ -157,6 +161,57 @@ pub fn stop_matches(hit: &Hit, function: &str, caller: Option<&str>) -> bool {
     hit.function() == function
         && !hit.in_wrapper()
         && caller.is_none_or(|c| hit.caller().as_deref() == Some(c))
+}
+
+/// Which of a stop's hits count: only those after the first hit of `after`, those with
+/// `inside` among their callers, those on a goroutine of the program (its stack runs
+/// code of package main) rather than one of the runtime's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Scope {
+    pub after: Option<String>,
+    pub inside: Option<String>,
+    pub program_goroutine: bool,
+}
+
+impl Scope {
+    pub fn is_any(&self) -> bool {
+        self.after.is_none() && self.inside.is_none() && !self.program_goroutine
+    }
+
+    /// Whether `hit` is in scope, given the hits recorded before it.
+    pub fn admits(&self, hit: &Hit, earlier: &[Hit]) -> bool {
+        if let Some(a) = &self.after {
+            let started = earlier
+                .iter()
+                .any(|h| h.seq < hit.seq && h.function() == a && !h.in_wrapper());
+            if !started {
+                return false;
+            }
+        }
+        if let Some(f) = &self.inside
+            && !hit.chain().iter().skip(1).any(|c| c == f)
+        {
+            return false;
+        }
+        if self.program_goroutine && !hit.stack.iter().any(|f| f.function.starts_with("main.")) {
+            return false;
+        }
+        true
+    }
+
+    pub fn describe(&self) -> String {
+        let mut v = Vec::new();
+        if let Some(a) = &self.after {
+            v.push(format!("after {a}"));
+        }
+        if let Some(f) = &self.inside {
+            v.push(format!("inside {f}"));
+        }
+        if self.program_goroutine {
+            v.push("on a goroutine of the program".into());
+        }
+        v.join(", ")
+    }
 }
 
 /// `main.go:6`: a source line rather than a function.

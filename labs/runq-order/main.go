@@ -3,7 +3,8 @@
 // model predicts it from the scenario and from the P's state read with dlv when
 // main.main starts; this program reports what really happened.
 //
-// Usage: main N wg|chan none|all|every:K
+// Usage: main N wg|chan none|all|every:K [main:K1,K2,...]
+// (the last: main calls runtime.Gosched() after its K1-th, K2-th ... go statement)
 package main
 
 import (
@@ -42,6 +43,13 @@ func main() {
 			yield[i] = i%k == 0
 		}
 	}
+	mainYield := map[int]bool{}
+	if len(os.Args) > 4 && strings.HasPrefix(os.Args[4], "main:") {
+		for _, k := range strings.Split(strings.TrimPrefix(os.Args[4], "main:"), ",") {
+			v, _ := strconv.Atoi(k)
+			mainYield[v] = true
+		}
+	}
 	order = make([]int32, n)
 	ch := make(chan struct{}, n)
 	var wg sync.WaitGroup
@@ -60,6 +68,9 @@ func main() {
 			}
 		}(i)
 		spawned++
+		if mainYield[spawned] {
+			runtime.Gosched()
+		}
 	}
 	if mode == "chan" {
 		for k := 0; k < n; k++ {

@@ -103,6 +103,7 @@ pub fn materialize(lab: &Lab, v: &Variant, dir: &Path) -> Result<()> {
                 .context("a scenario variant needs a parameter n")?,
             block: get("block").unwrap_or_else(|| "wg".into()),
             gosched: get("gosched").unwrap_or_else(|| "none".into()),
+            main_gosched: Vec::new(),
         }];
         std::fs::write(dir.join("lab.yaml"), serde_yaml::to_string(&l)?)?;
     }

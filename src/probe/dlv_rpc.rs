@@ -134,11 +134,22 @@ pub struct Variable {
 }
 
 impl Variable {
-    /// The value as one scalar string: a pointer's address, a number, a bool, a name.
+    /// The value as one scalar string: a pointer's address, a number, a bool, a name;
+    /// an array or slice as its elements' scalars joined by commas.
     pub fn scalar(&self) -> String {
         const POINTER: u32 = 22; // reflect.Ptr
+        const ARRAY: u32 = 17; // reflect.Array
+        const SLICE: u32 = 23; // reflect.Slice
         if !self.unreadable.is_empty() {
             return format!("unreadable: {}", self.unreadable);
+        }
+        if self.kind == ARRAY || self.kind == SLICE {
+            return self
+                .children
+                .iter()
+                .map(Variable::scalar)
+                .collect::<Vec<_>>()
+                .join(",");
         }
         if self.kind == POINTER && self.value.is_empty() {
             return self
@@ -284,6 +295,10 @@ impl Client {
 pub enum Read {
     Eval(String),
     Reg(String),
+    /// A struct read in one request, its fields `depth` levels deep (pointers not
+    /// followed, arrays up to 256 elements): recorded as `eval EXPR.FIELD[.FIELD]`, and
+    /// its address as `eval &EXPR`.
+    Fields(String, u8),
 }
 
 impl Read {
@@ -291,6 +306,44 @@ impl Read {
         match self {
             Read::Eval(e) => format!("eval {e}"),
             Read::Reg(r) => format!("reg {}", r.to_lowercase()),
+            Read::Fields(e, _) => format!("eval &{e}"),
+        }
+    }
+}
+
+/// `{reg:NAME}` in an expression replaced by that register's value.
+pub fn substitute_registers(template: &str, regs: &[Register]) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(i) = rest.find("{reg:") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 5..];
+        let Some(j) = after.find('}') else {
+            out.push_str(&rest[i..]);
+            return out;
+        };
+        let name = &after[..j];
+        let value = regs
+            .iter()
+            .find(|r| r.name.eq_ignore_ascii_case(name))
+            .map(|r| r.value.clone())
+            .unwrap_or_else(|| "0".into());
+        out.push_str(&value);
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A struct's fields as `PREFIX.NAME` -> scalar, nested structs `depth` levels deep.
+fn flatten(v: &Variable, prefix: &str, depth: u8, out: &mut Vec<(String, String)>) {
+    const STRUCT: u32 = 25; // reflect.Struct
+    for c in &v.children {
+        let key = format!("{prefix}.{}", c.name);
+        if c.kind == STRUCT && depth > 1 {
+            flatten(c, &key, depth - 1, out);
+        } else {
+            out.push((key, c.scalar()));
         }
     }
 }
@@ -301,6 +354,9 @@ impl Read {
 pub struct Stop {
     pub function: String,
     pub caller: Option<String>,
+    /// Which hits count (after a function's first hit, inside a caller, on a program
+    /// goroutine).
+    pub scope: crate::trace::Scope,
     /// Read at every matching stop, not only the first.
     pub every: bool,
     pub reads: BTreeSet<Read>,
@@ -310,6 +366,19 @@ pub struct BreakpointPlan {
     pub function: String,
     /// Hits recorded before the breakpoint is cleared; 0: never cleared.
     pub max_hits: u32,
+    /// How many frames of stack each hit records (the co-simulation's transition points
+    /// need none: every frame costs dlv an unwind at every stop).
+    pub stack_depth: u32,
+}
+
+impl BreakpointPlan {
+    pub fn new(function: impl Into<String>, max_hits: u32) -> BreakpointPlan {
+        BreakpointPlan {
+            function: function.into(),
+            max_hits,
+            stack_depth: 64,
+        }
+    }
 }
 
 pub struct Plan {
@@ -540,6 +609,7 @@ impl Driver<'_> {
             goroutine: t.goroutine_id,
             stack: vec![thread_frame(&t)],
             values: Default::default(),
+            stop: 0,
         };
         self.log.push_str("(dlv) regs\n");
         let all = self.registers(t.id)?;
@@ -563,9 +633,9 @@ impl Driver<'_> {
             self.log.push_str(&format!("(dlv) b {}\n", b.function));
             let spec = match b.function.rsplit_once(':') {
                 Some((file, line)) if crate::trace::is_line_location(&b.function) => {
-                    json!({"file": plan.source_dir.join(file), "line": line.parse::<i64>().unwrap_or(0), "Stacktrace": 64})
+                    json!({"file": plan.source_dir.join(file), "line": line.parse::<i64>().unwrap_or(0), "Stacktrace": b.stack_depth})
                 }
-                _ => json!({"functionName": b.function, "Stacktrace": 64}),
+                _ => json!({"functionName": b.function, "Stacktrace": b.stack_depth}),
             };
             match self.create_breakpoint(spec) {
                 Ok(bp) => {
@@ -609,7 +679,7 @@ impl Driver<'_> {
             }
         }
 
-        for _ in 0..20_000 {
+        for stop in 1..=20_000 {
             self.log.push_str("(dlv) c\n");
             let st: State = match self
                 .c
@@ -702,6 +772,7 @@ impl Driver<'_> {
                     goroutine: t.goroutine_id,
                     stack,
                     values: Default::default(),
+                    stop,
                 };
                 // The stop line was printed with the continue; another thread's stack
                 // needs `thread N` first, as in a real session.
@@ -731,7 +802,7 @@ impl Driver<'_> {
                 };
                 self.log
                     .push_str(&console::stack(&locs, Some(&plan.source_dir)));
-                self.read_values(&mut hit, current)?;
+                self.read_values(&mut hit, &mut current)?;
                 if hit.in_wrapper() && !real_code.contains_key(&t.pc) {
                     self.disassemble_wrapper(&t)?;
                 }
@@ -777,7 +848,7 @@ impl Driver<'_> {
     }
 
     /// Reads what the checks want at this stop, if it is one they name.
-    fn read_values(&mut self, hit: &mut Hit, current: Option<i64>) -> Result<()> {
+    fn read_values(&mut self, hit: &mut Hit, current: &mut Option<i64>) -> Result<()> {
         let wanted: Vec<usize> = (0..self.plan.stops.len())
             .filter(|&i| {
                 !self.done_stops[i]
@@ -786,12 +857,14 @@ impl Driver<'_> {
                         &self.plan.stops[i].function,
                         self.plan.stops[i].caller.as_deref(),
                     )
+                    && self.plan.stops[i].scope.admits(hit, &self.session.hits)
             })
             .collect();
         if wanted.is_empty() {
             return Ok(());
         }
-        if current != Some(hit.thread) {
+        if *current != Some(hit.thread) {
+            *current = Some(hit.thread);
             self.log.push_str(&format!("(dlv) thread {}\n", hit.thread));
             let _: Value = self.c.call(
                 "Command",
@@ -803,6 +876,40 @@ impl Driver<'_> {
         for i in wanted {
             self.done_stops[i] = !self.plan.stops[i].every;
             for r in self.plan.stops[i].reads.clone() {
+                if let Read::Fields(template, depth) = &r {
+                    // `{reg:rax}` stands for a register's value at this stop: an argument
+                    // in the register ABI, read where dlv's own argument locations are
+                    // not yet right (dlv 1.9 at a function's entry).
+                    if template.contains("{reg:") && regs.is_none() {
+                        self.log.push_str("(dlv) regs\n");
+                        regs = Some(self.registers(hit.thread)?);
+                    }
+                    let e = &substitute_registers(template, regs.as_deref().unwrap_or(&[]));
+                    self.log.push_str(&format!("(dlv) print {e}\n"));
+                    let cfg = json!({"FollowPointers": false, "MaxVariableRecurse": depth, "MaxStringLen": 16, "MaxArrayValues": 256, "MaxStructFields": -1});
+                    match self.c.call::<Variable>(
+                        "Eval",
+                        json!({"Scope": {"GoroutineID": -1, "Frame": 0}, "Expr": e, "Cfg": cfg}),
+                        Some("Variable"),
+                    ) {
+                        Ok(v) => {
+                            let mut fields = vec![(r.key(), v.addr.to_string())];
+                            flatten(&v, &format!("eval {template}"), *depth, &mut fields);
+                            self.log.push_str(&format!(
+                                "{} fields at {:#x}\n",
+                                fields.len() - 1,
+                                v.addr
+                            ));
+                            hit.values.extend(fields);
+                        }
+                        Err(err) => {
+                            let m = format!("error: {err:#}");
+                            self.log.push_str(&format!("{m}\n"));
+                            hit.values.insert(r.key(), m);
+                        }
+                    }
+                    continue;
+                }
                 let mut shown: Option<String> = None;
                 let v = match &r {
                     Read::Eval(e) => {
@@ -834,6 +941,7 @@ impl Driver<'_> {
                             .map(|x| x.value.clone());
                         found.unwrap_or_else(|| format!("error: no register {name}"))
                     }
+                    Read::Fields(..) => continue,
                 };
                 // A register has no line of its own: the `regs` output above has it.
                 if let Some(text) = shown {

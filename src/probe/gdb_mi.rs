@@ -571,6 +571,7 @@ fn drive(
                     goroutine: 0,
                     stack,
                     values: Default::default(),
+                    stop: 0,
                 });
                 if entry.1 > 0 && entry.2 >= entry.1 {
                     g.command(&format!("-break-delete {number}"))?;

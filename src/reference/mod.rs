@@ -7,6 +7,7 @@
 //! "which Go version is this".
 
 pub mod callers;
+pub mod cosim;
 pub mod moments;
 pub mod sched;
 pub mod startup;
@@ -47,6 +48,21 @@ pub struct Profile {
     /// The variable osinit stores the CPU count in: `runtime.ncpu` up to 1.24,
     /// `runtime.numCPUStartup` from 1.25.
     pub ncpu_var: &'static str,
+    /// The P parameter of the run-queue functions (`runqput(_p_ *p, ...)`): `_p_` up to
+    /// 1.19, `pp` from 1.20 (1.19.8 and 1.21.13 read; 1.20 inferred).
+    pub p_param: &'static str,
+    /// The g's status: `gp.atomicstatus` (uint32) up to 1.19; an `atomic.Uint32` from
+    /// 1.20, read as `gp.atomicstatus.value`.
+    pub g_status_field: &'static str,
+    /// `globrunqget(pp, max)` moves a batch to the P's ring itself up to 1.24; from
+    /// 1.25 `globrunqget()` returns one g and `globrunqgetbatch(n)` hands the rest to
+    /// `runqputbatch` (1.24.4 and 1.25.5 read).
+    pub global_get_takes_p: bool,
+    /// The register ABI (1.17+): a function's integer arguments arrive in RAX, RBX,
+    /// RCX, RDI, RSI, R8-R11 and are still there at the breakpoint after the prologue.
+    /// dlv 1.9 reads the arguments' stack slots there, before the spill (garbage), so
+    /// the co-simulation reads them from the registers.
+    pub register_args: bool,
 }
 
 impl Profile {
@@ -82,6 +98,14 @@ impl Profile {
             } else {
                 "runtime.ncpu"
             },
+            p_param: if minor >= 20 { "pp" } else { "_p_" },
+            g_status_field: if minor >= 20 {
+                "atomicstatus.value"
+            } else {
+                "atomicstatus"
+            },
+            global_get_takes_p: minor <= 24,
+            register_args: minor >= 17,
         }
     }
 

@@ -1,0 +1,3 @@
+module channelpark
+
+go 1.15

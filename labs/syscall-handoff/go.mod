@@ -1,0 +1,3 @@
+module syscallhandoff
+
+go 1.15

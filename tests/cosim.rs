@@ -1,0 +1,115 @@
+//! The co-simulation check and `golab lint`, end to end with the real go and dlv
+//! (Debian's golang-go and delve, installed by scripts/install-deps.sh).
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn golab() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_golab"));
+    c.env(
+        "GOLAB_LABS",
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
+    );
+    c
+}
+
+/// A lab folder holding one of tests/fixtures/sched-programs with `lab` as its lab.yaml.
+fn lab_of(program: &str, lab: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/sched-programs")
+        .join(program);
+    for f in ["main.go", "go.mod"] {
+        std::fs::copy(src.join(f), d.path().join(f)).unwrap();
+    }
+    std::fs::write(d.path().join("lab.yaml"), lab).unwrap();
+    d
+}
+
+const COSIM_LAB: &str = "name: t\ntitle: t\nprogram: {env: {GOMAXPROCS: \"1\"}}\ndlv: {breakpoints: []}\nchecks:\n  - {id: cosim, kind: cosim}\n";
+
+#[test]
+fn every_transition_of_a_token_ring_agrees_with_the_model_on_one_p() {
+    let d = lab_of("chan-token", COSIM_LAB);
+    let json = d.path().join("run.json");
+    let o = golab()
+        .args(["run", "-q", "--json-file"])
+        .arg(&json)
+        .arg(d.path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let c = &v["verdict"]["checks"][0];
+    let summary = c["summary"].as_str().unwrap();
+    // "N of N transitions as the model predicted (N observed, ...)"
+    let n: usize = summary.split(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 100, "{summary}");
+    assert!(summary.starts_with(&format!("{n} of {n} ")), "{summary}");
+    // The transitions were read live: every kind the token ring makes was judged.
+    let lines: Vec<&str> = c["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    for op in [
+        "runqput", "runqget", "execute", "gopark", "ready", "goexit0",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!("{op}: "))),
+            "{op} in {lines:?}"
+        );
+    }
+}
+
+#[test]
+fn lint_names_a_misspelled_breakpoint_and_a_stop_nothing_makes_with_their_lines() {
+    let lab = "name: t\ntitle: t\nprogram: {}\ndlv:\n  breakpoints:\n    - runtime.gopakr\n    - main.main\nchecks:\n  - id: v\n    kind: value\n    expect:\n      - {at: runtime.goready, eval: gp.goid, equals: \"1\"}\n";
+    let d = lab_of("nested", lab);
+    let o = golab().arg("lint").arg(d.path()).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("lab.yaml:6: breakpoint runtime.gopakr resolves to nothing"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "lab.yaml:12: check 'v' reads at runtime.goready, but no breakpoint stops there"
+        ),
+        "{out}"
+    );
+    // A field typo is the loader's error, with its line, in plain words.
+    std::fs::write(
+        d.path().join("lab.yaml"),
+        lab.replace("- main.main", "- {fuction: main.main}"),
+    )
+    .unwrap();
+    let o = golab().arg("lint").arg(d.path()).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("line 7") && out.contains("unknown field `fuction`"),
+        "{out}"
+    );
+    // The bundled labs are clean on the installed Go.
+    for l in [
+        "startup-trace",
+        "runq-order",
+        "scheduler-callers",
+        "channel-park",
+    ] {
+        let o = golab().args(["lint", l]).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{l}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}
