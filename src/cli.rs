@@ -137,12 +137,17 @@ pub struct AssignArgs {
     /// Where the handouts go: one folder per student.
     #[arg(long, short, default_value = "handouts")]
     pub out: PathBuf,
+    /// The Go the course builds with: the skeleton answers.yaml says how long the
+    /// reference chain is for it.
+    #[arg(long = "go", default_value = "1.17.1")]
+    pub go: String,
 }
 
 #[derive(Args, Clone)]
 pub struct GradingArgs {
+    /// The lab (`golab check` in a handout folder reads it from .golab-handout.yaml).
     #[arg(long)]
-    pub lab: String,
+    pub lab: Option<String>,
     /// The seed given to `golab assign` (without it, everyone has the lab's own program).
     #[arg(long, env = "GOLAB_SEED")]
     pub seed: Option<String>,

@@ -3,7 +3,7 @@
 use crate::cli::{AssignArgs, CheckArgs, GradeArgs, GradingArgs};
 use anyhow::{Context, Result, bail};
 use golab::files::write_atomic;
-use golab::grade::{batch, grader::Grader, render, submission, variant};
+use golab::grade::{batch, grader::Grader, handout, render, submission, variant};
 use golab::lab;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,23 +29,18 @@ pub fn assign(a: &AssignArgs) -> Result<ExitCode> {
         if spec.template != "main.go" {
             std::fs::remove_dir_all(tmpl.parent().unwrap_or(&dir)).ok();
         }
-        let mut answers = format!(
-            "lab: {}\ngo: \"\"   # the output of `go version`, e.g. 1.17.1\n# transcript: dlv.txt   # optional: your dlv session, saved in this folder\nanswers:\n",
-            lab.name
-        );
-        for q in &lab.questions {
-            answers.push_str(&format!(
-                "  # {} ({})\n  {}:\n",
-                q.title,
-                if q.points > 0.0 {
-                    format!("{} points", q.points)
-                } else {
-                    "graded by hand".into()
-                },
-                q.id
-            ));
-        }
-        std::fs::write(dir.join("answers.yaml"), answers)?;
+        let go =
+            golab::toolchain::GoVersion::parse(&a.go).with_context(|| format!("--go {}", a.go))?;
+        std::fs::write(dir.join("answers.yaml"), handout::skeleton(&lab, go))?;
+        std::fs::write(
+            dir.join(handout::FILE),
+            handout::Handout {
+                lab: lab.name.clone(),
+                seed: a.seed.clone(),
+                student: s.clone(),
+            }
+            .text(),
+        )?;
         let env: Vec<String> = lab
             .program
             .env
@@ -66,17 +61,14 @@ pub fn assign(a: &AssignArgs) -> Result<ExitCode> {
             } else {
                 format!("{} ", env.join(" "))
             },
-            args.join(" ")
+            args.iter()
+                .map(|a| handout::shell_word(a))
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         std::fs::write(
             dir.join("README.txt"),
-            format!(
-                "Lab {}: {}\nYour variant: {}\nBuild: go build -gcflags \"all=-l -N\" -o main .   Run: {run}\nFill in answers.yaml and hand in this folder (golab check . --lab {} shows what the grader will say).\n",
-                lab.name,
-                lab.title,
-                v.describe(),
-                lab.name
-            ),
+            handout::readme(&lab, &v.describe(), run.trim_end()),
         )?;
         std::fs::remove_file(dir.join("lab.yaml.variant")).ok();
         csv.push_str(&format!("{s},{}\n", v.describe()));
@@ -93,7 +85,9 @@ pub fn assign(a: &AssignArgs) -> Result<ExitCode> {
 
 /// `hidden`: what the sandboxed programs must not see (the submissions folder).
 fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> {
-    let lab = lab::load(&g.lab)?;
+    let lab = lab::load(g.lab.as_deref().context(
+        "give the lab with --lab (in a handout folder, golab check reads it from .golab-handout.yaml)",
+    )?)?;
     if lab.questions.is_empty() {
         bail!("lab {} has no questions to grade", lab.name);
     }
@@ -218,12 +212,33 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    let student = a.student.clone().unwrap_or_else(|| {
-        name.trim_end_matches(".zip")
+    // A handout folder says its lab, seed and student; flags given win.
+    let from_handout = if a.submission.is_dir() {
+        handout::Handout::read(&a.submission)?
+    } else {
+        None
+    };
+    let mut grading = a.grading.clone();
+    if let Some(h) = &from_handout {
+        if grading.lab.is_none() {
+            grading.lab = Some(h.lab.clone());
+        }
+        if grading.seed.is_none() {
+            grading.seed = Some(h.seed.clone());
+        }
+    }
+    let student = match (&a.student, &from_handout) {
+        (Some(s), _) => s.clone(),
+        (None, Some(h)) => h.student.clone(),
+        (None, None) => std::fs::canonicalize(&a.submission)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+            .unwrap_or(name.clone())
+            .trim_end_matches(".zip")
             .trim_end_matches(".tar.gz")
             .trim_end_matches(".tgz")
-            .to_string()
-    });
+            .to_string(),
+    };
     variant::check_student_id(&student).context("give the id with --student")?;
     let source = if a.submission.is_dir() {
         submission::Source::Folder(a.submission.clone())
@@ -238,7 +253,7 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
         );
     };
     let tmp = tempfile::Builder::new().prefix("golab-check-").tempdir()?;
-    let g = grader(&a.grading, tmp.path().to_path_buf(), &[])?;
+    let g = grader(&grading, tmp.path().to_path_buf(), &[])?;
     let r = g.grade(&submission::Submission { student, source }, 0);
     print!("{}", feedback(&r));
     if let Some(f) = &a.gradescope {

@@ -155,7 +155,7 @@ impl Grader {
         }
 
         // The Go the student says they used, when the grader has it.
-        let wanted = answers.go.as_deref().and_then(|g| GoVersion::parse(g).ok());
+        let wanted = answers.go.as_deref().and_then(super::handout::go_of);
         let goroot = wanted.and_then(|w| {
             self.goroots
                 .iter()
@@ -359,6 +359,10 @@ fn grade_question(
             if !misplaced.is_empty() {
                 r.feedback
                     .push(format!("out of order: {}", join(&misplaced)));
+                for f in &misplaced {
+                    r.feedback
+                        .push(format!("  {}", belongs(f, &reference, &in_order, &given)));
+                }
             }
             if !extra.is_empty() {
                 r.feedback.push(format!(
@@ -392,7 +396,21 @@ fn grade_question(
                 r.feedback
                     .push(format!("the whole chain, in order ({})", p.name()));
             }
-            common.len() as f64 / total
+            let credit = common.len() as f64 / total;
+            r.feedback.push(format!(
+                "credit: {} of your {} steps are in the reference's order ({} has {} steps); {} / max({}, {}) = {:.2} of {} points = {}",
+                common.len(),
+                given.len(),
+                p.name(),
+                reference.len(),
+                common.len(),
+                reference.len(),
+                given.len(),
+                credit,
+                super::render::num(q.points),
+                super::render::num(round2(credit * q.points))
+            ));
+            credit
         }
         (QuestionKind::Callers, Answer::Callers(map)) => {
             r.answer = Some(
@@ -506,6 +524,32 @@ fn grade_question(
     };
     r.points = round2(fraction * q.points);
     r
+}
+
+/// Where a step the student misplaced goes: between its nearest neighbours in the
+/// reference that the student has in the right order, and where the student put it.
+fn belongs(
+    f: &str,
+    reference: &[String],
+    in_order: &BTreeSet<&String>,
+    given: &[String],
+) -> String {
+    let short = |s: &str| s.trim_start_matches("runtime.").to_string();
+    let i = reference.iter().position(|r| r == f).unwrap_or(0);
+    let before = reference[..i].iter().rev().find(|r| in_order.contains(r));
+    let after = reference[i + 1..].iter().find(|r| in_order.contains(r));
+    let place = match (before, after) {
+        (Some(b), Some(a)) => format!("after {}, before {}", short(b), short(a)),
+        (Some(b), None) => format!("after {}", short(b)),
+        (None, Some(a)) => format!("before {}", short(a)),
+        (None, None) => format!("at position {} of {}", i + 1, reference.len()),
+    };
+    let yours = match given.iter().position(|g| g == f) {
+        Some(0) => "first".to_string(),
+        Some(j) => format!("after {}", short(&given[j - 1])),
+        None => "nowhere".into(),
+    };
+    format!("{} belongs {place} (you have it {yours})", short(f))
 }
 
 fn join(v: &[&String]) -> String {

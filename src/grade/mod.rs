@@ -5,6 +5,7 @@ pub mod answers;
 pub mod batch;
 pub mod grader;
 pub mod gradescope;
+pub mod handout;
 pub mod model;
 pub mod render;
 pub mod sandbox;
