@@ -73,6 +73,8 @@ impl Grader {
                 feedback: vec![format!("not graded: {}", outcome.name())],
                 manual: q.kind == QuestionKind::FreeText,
                 answer: None,
+                held_points: 0.0,
+                held: None,
             })
             .collect();
         SubmissionResult {
@@ -188,14 +190,32 @@ impl Grader {
         }
 
         let observed_go = GoVersion::parse(&obs.go_version).ok();
+        // The student's Go is not the one the grader built with: what depends on the
+        // exact build cannot be checked, and is held for review.
+        let mismatch = match (wanted, observed_go) {
+            (Some(w), Some(o)) if w != o => Some(match &goroot {
+                Some(g) => format!(
+                    "you built with {w}; the grader's go{} toolchain ({}) is {o}",
+                    w.line(),
+                    g.display()
+                ),
+                None => format!(
+                    "you built with {w}; the grader built with {o} and has no go{} toolchain configured (golab grade --toolchains DIR)",
+                    w.line()
+                ),
+            }),
+            _ => None,
+        };
         let mut questions = Vec::new();
         for q in &self.lab.questions {
             questions.push(grade_question(
                 q,
                 answers.by_question.get(&q.id),
+                answers.problems.get(&q.id),
                 &obs,
                 wanted,
                 observed_go,
+                mismatch.as_deref(),
             ));
         }
         let transcript = answers.transcript.as_ref().map(|t| {
@@ -221,9 +241,38 @@ impl Grader {
                 format!("{message}; {m}")
             };
         }
+        // Answers of the wrong form cost their question only; say which.
+        let mut wrong: Vec<String> = answers
+            .problems
+            .keys()
+            .map(|id| format!("'{id}'"))
+            .collect();
+        wrong.extend(answers.unknown.iter().map(|u| {
+            u.split('\'')
+                .nth(1)
+                .map(|k| format!("'{k}' (not a question)"))
+                .unwrap_or_default()
+        }));
+        let outcome = if wrong.is_empty() {
+            Outcome::Graded
+        } else {
+            let mut m = format!(
+                "answers {} cannot be read and get no points; the others are graded",
+                wrong.join(", ")
+            );
+            for u in &answers.unknown {
+                m.push_str(&format!("; {u}"));
+            }
+            message = if message.is_empty() {
+                m
+            } else {
+                format!("{m}; {message}")
+            };
+            Outcome::InvalidAnswer
+        };
         Ok(SubmissionResult {
             student: s.student.clone(),
-            outcome: Outcome::Graded,
+            outcome,
             message,
             questions,
             score: round2(score),
@@ -294,9 +343,11 @@ fn function_name(s: &str) -> String {
 fn grade_question(
     q: &Question,
     a: Option<&Answer>,
+    problem: Option<&String>,
     obs: &Observation,
     wanted: Option<GoVersion>,
     observed: Option<GoVersion>,
+    mismatch: Option<&str>,
 ) -> QuestionResult {
     let mut r = QuestionResult {
         id: q.id.clone(),
@@ -307,7 +358,15 @@ fn grade_question(
         feedback: vec![],
         manual: q.kind == QuestionKind::FreeText,
         answer: None,
+        held_points: 0.0,
+        held: None,
     };
+    if let Some(p) = problem {
+        r.feedback.push(format!(
+            "{p}: this question gets no points; the others are graded"
+        ));
+        return r;
+    }
     let Some(a) = a else {
         r.feedback.push("no answer".into());
         return r;
@@ -332,7 +391,16 @@ fn grade_question(
                     obs.go_version
                 ));
             } else if !same_go {
-                r.feedback.push(format!("address {address:#x}: cannot be checked: you built with {}, the grader with {} (the entry point moves between Go versions)", wanted.map(|w| w.to_string()).unwrap_or_default(), obs.go_version));
+                let why = mismatch.map(str::to_string).unwrap_or_else(|| {
+                    format!(
+                        "you built with {}, the grader with {}",
+                        wanted.map(|w| w.to_string()).unwrap_or_default(),
+                        obs.go_version
+                    )
+                });
+                r.feedback.push(format!("address {address:#x}: held for review: {why} (the entry point moves between Go versions); no points given, none lost"));
+                r.held_points = round2(0.5 * q.points);
+                r.held = Some(format!("address {address:#x}: {why}"));
             } else {
                 r.feedback.push(format!("address {address:#x}: your program's entry point is {:#x} with {} (readelf -h ./main, `Entry point address`)", obs.entry.elf, obs.go_version));
             }
@@ -422,7 +490,11 @@ fn grade_question(
             let table = match callers::Table::for_version(go) {
                 Ok((t, _)) => t,
                 Err(e) => {
-                    r.feedback.push(format!("grader error: {e:#}"));
+                    r.feedback.push(format!(
+                        "held for review: the grader has no caller table for {go} ({e:#}); no points given, none lost"
+                    ));
+                    r.held_points = q.points;
+                    r.held = Some(format!("no caller table for {go}"));
                     return r;
                 }
             };
