@@ -4,7 +4,8 @@
 # toolchain when none is on the machine. Idempotent: what is installed is skipped.
 set -euo pipefail
 
-pkgs=(golang-go delve gdb binutils gcc libc6-dev ca-certificates bubblewrap strace openssh-client bc ruby shellcheck vagrant vagrant-libvirt)
+# chromium: the grading HTML report is checked in headless Chromium (tests/grade_instructor.rs).
+pkgs=(golang-go delve gdb binutils gcc libc6-dev ca-certificates bubblewrap strace openssh-client bc ruby shellcheck vagrant vagrant-libvirt chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -37,6 +37,8 @@ pub enum Cmd {
     Check(CheckArgs),
     /// Gradescope: write the autograder zip for a lab.
     Gradescope(GradescopeArgs),
+    /// Hand grading: export the free-text answers, import the scores into the gradebook.
+    Hand(HandArgs),
     /// Write the lab VM's Vagrantfile (and its provisioner) for a Vagrant provider.
     Render(RenderArgs),
     /// Bring the lab VM up: create, provision (Go, dlv, gdb, binutils), or resume it.
@@ -178,9 +180,16 @@ pub struct GradeArgs {
     /// Submissions graded at once.
     #[arg(long, short, default_value_t = 2)]
     pub jobs: usize,
-    /// Regrade submissions that already have a result.
+    /// Regrade submissions that already have a result (a changed submission is
+    /// regraded anyway).
     #[arg(long)]
     pub force: bool,
+    /// Grade (again) only this student; the others' results stay and the gradebook
+    /// holds everyone. Repeatable.
+    #[arg(long, value_name = "STUDENT")]
+    pub only: Vec<String>,
+    #[command(flatten)]
+    pub late: LateArgs,
     /// Where results, work folders and reports go.
     #[arg(long, short, default_value = "golab-grades")]
     pub out: PathBuf,
@@ -200,6 +209,51 @@ pub struct CheckArgs {
     /// Also write Gradescope's results.json here.
     #[arg(long, value_name = "FILE")]
     pub gradescope: Option<PathBuf>,
+}
+
+/// The late policy on the command line (it replaces lab.yaml's `late:`).
+#[derive(Args, Clone)]
+pub struct LateArgs {
+    /// The deadline, e.g. 2026-12-01T23:59:00Z (or with an offset: -07:00).
+    #[arg(long)]
+    pub deadline: Option<String>,
+    /// Percent of the score lost per started day late.
+    #[arg(long, default_value_t = 0.0)]
+    pub late_penalty: f64,
+    /// Later than this many days: no points.
+    #[arg(long)]
+    pub late_max_days: Option<f64>,
+    /// A CSV of per-student deadlines: student,deadline.
+    #[arg(long, value_name = "FILE")]
+    pub extensions: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct HandArgs {
+    #[command(subcommand)]
+    pub command: HandCmd,
+}
+
+#[derive(Subcommand)]
+pub enum HandCmd {
+    /// Write the free-text answers of a graded batch as CSV to fill in (points, comment).
+    Export {
+        /// The grading folder (golab grade -o).
+        out: PathBuf,
+        /// one (a single file), question (a file per question), student (a file per student).
+        #[arg(long, default_value = "one")]
+        split: String,
+        /// Where the files go (default: OUT/hand).
+        #[arg(long, short = 'd')]
+        dir: Option<PathBuf>,
+    },
+    /// Read filled-in export files into the gradebook (OUT/hand-scores.json) and
+    /// rewrite the reports.
+    Import {
+        out: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args)]

@@ -3,7 +3,7 @@
 use crate::cli::{AssignArgs, CheckArgs, GradeArgs, GradingArgs};
 use anyhow::{Context, Result, bail};
 use golab::files::write_atomic;
-use golab::grade::{batch, grader::Grader, handout, render, submission, variant};
+use golab::grade::{batch, gradebook, grader::Grader, handout, render, submission, variant};
 use golab::lab;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -226,24 +226,134 @@ pub fn grade(a: &GradeArgs) -> Result<ExitCode> {
             a.dir.display()
         );
     }
+    let late = late_policy(&a.late)?;
     let g = grader(&a.grading, a.out.join("work"), std::slice::from_ref(&a.dir))?;
+    if let Some(p) = &g.lab.late {
+        p.check()
+            .with_context(|| format!("lab {}: late:", g.lab.name))?;
+    }
     let b = batch::run(
         &g,
         &subs,
         &batch::Options {
             jobs: a.jobs,
             force: a.force,
+            only: a.only.clone(),
+            late: late.clone(),
             out: a.out.clone(),
             quiet: a.quiet,
         },
     )?;
+    // The policy the gradebook was made with, for `golab hand import` to apply again.
+    match late.as_ref().or(g.lab.late.as_ref()) {
+        Some(p) => write_atomic(
+            &a.out.join("late-policy.json"),
+            serde_json::to_string_pretty(p)?.as_bytes(),
+        )?,
+        None => {
+            let _ = std::fs::remove_file(a.out.join("late-policy.json"));
+        }
+    }
     batch::write_reports(&b, &a.out)?;
     print!("{}", render::table(&b));
+    print!("{}", gradebook::stats_text(&b));
     println!(
-        "reports: {}/gradebook.csv, junit.xml, results.json, gradescope/",
+        "reports: {}/gradebook.csv, report.html, junit.xml, results.json, gradescope/",
         a.out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The late policy from the command line, if a deadline is given.
+fn late_policy(l: &crate::cli::LateArgs) -> Result<Option<gradebook::LatePolicy>> {
+    let Some(deadline) = &l.deadline else {
+        if l.extensions.is_some() || l.late_penalty != 0.0 || l.late_max_days.is_some() {
+            bail!("--extensions, --late-penalty and --late-max-days need --deadline");
+        }
+        return Ok(None);
+    };
+    let mut p = gradebook::LatePolicy {
+        deadline: deadline.clone(),
+        penalty_per_day: l.late_penalty,
+        max_days: l.late_max_days,
+        extensions: Default::default(),
+    };
+    if let Some(f) = &l.extensions {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        p.read_extensions(&text)
+            .with_context(|| format!("{}", f.display()))?;
+    }
+    p.check()?;
+    Ok(Some(p))
+}
+
+/// The gradebook of a grading folder as `golab grade` left it (results.json names the
+/// lab and its questions), reloaded from the result files.
+fn reload(out: &std::path::Path) -> Result<golab::grade::model::BatchResult> {
+    let p = out.join("results.json");
+    let text = std::fs::read_to_string(&p).with_context(|| {
+        format!(
+            "{} has no results.json: run golab grade -o {} first",
+            out.display(),
+            out.display()
+        )
+    })?;
+    let old: golab::grade::model::BatchResult =
+        serde_json::from_str(&text).with_context(|| format!("{}", p.display()))?;
+    let saved = std::fs::read_to_string(out.join("late-policy.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<gradebook::LatePolicy>(&t).ok());
+    batch::load(out, &old.lab, old.questions, saved.as_ref())
+}
+
+pub fn hand(a: &crate::cli::HandArgs) -> Result<ExitCode> {
+    match &a.command {
+        crate::cli::HandCmd::Export { out, split, dir } => {
+            let b = reload(out)?;
+            let split = match split.as_str() {
+                "one" => gradebook::Split::One,
+                "question" => gradebook::Split::Question,
+                "student" => gradebook::Split::Student,
+                other => bail!("--split {other}: use one, question or student"),
+            };
+            let hand = gradebook::HandScores::load(out)?;
+            let files = gradebook::hand_export(&b, &hand, split);
+            if files.is_empty() {
+                bail!("no free-text answers to grade by hand in {}", out.display());
+            }
+            let dir = dir.clone().unwrap_or(out.join("hand"));
+            for (name, text) in &files {
+                write_atomic(&dir.join(name), text.as_bytes())?;
+                println!("{}", dir.join(name).display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        crate::cli::HandCmd::Import { out, files } => {
+            let b = reload(out)?;
+            let mut hand = gradebook::HandScores::load(out)?;
+            let mut n = 0;
+            for f in files {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read {}", f.display()))?;
+                n += hand
+                    .import(&text, &b)
+                    .with_context(|| format!("{}", f.display()))?;
+            }
+            write_atomic(
+                &out.join(gradebook::HAND_FILE),
+                serde_json::to_string_pretty(&hand)?.as_bytes(),
+            )?;
+            let b = reload(out)?;
+            batch::write_reports(&b, out)?;
+            print!("{}", render::table(&b));
+            println!(
+                "{n} hand scores in {}",
+                out.join(gradebook::HAND_FILE).display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 pub fn check(a: &CheckArgs) -> Result<ExitCode> {

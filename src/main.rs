@@ -87,6 +87,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Assign(a) => commands::assign(&a),
         Cmd::Grade(a) => commands::grade(&a),
         Cmd::Check(a) => commands::check(&a),
+        Cmd::Hand(a) => commands::hand(&a),
         Cmd::Gradescope(a) => match a.command {
             cli::GradescopeCmd::Package { lab, out } => {
                 let source = std::env::current_exe()?

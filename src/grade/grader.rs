@@ -87,6 +87,11 @@ impl Grader {
             transcript: None,
             variant: self.variant_of(&s.student).map(|v| v.describe()),
             seconds: 0.0,
+            content: String::new(),
+            submitted_at: None,
+            submitted_from: None,
+            late: None,
+            flags: vec![],
         }
     }
 
@@ -280,6 +285,11 @@ impl Grader {
             transcript,
             variant: v.map(|v| v.describe()),
             seconds: 0.0,
+            content: String::new(),
+            submitted_at: None,
+            submitted_from: None,
+            late: None,
+            flags: vec![],
         })
     }
 }

@@ -111,6 +111,20 @@ pub struct SubmissionResult {
     /// The variant this student was assigned (parameters in words).
     pub variant: Option<String>,
     pub seconds: f64,
+    /// SHA-256 of what was handed in: a result stands while this is unchanged.
+    #[serde(default)]
+    pub content: String,
+    /// When it was handed in (RFC 3339, UTC) and how golab knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_from: Option<String>,
+    /// What the late policy did (set when the gradebook is put together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<super::gradebook::Late>,
+    /// What looks copied (set when the gradebook is put together).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

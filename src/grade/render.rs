@@ -138,6 +138,44 @@ pub fn table(b: &BatchResult) -> String {
     }
     out.push_str(&summary(b));
     out.push('\n');
+    let flagged: Vec<&SubmissionResult> = b
+        .submissions
+        .iter()
+        .filter(|s| !s.flags.is_empty())
+        .collect();
+    if !flagged.is_empty() {
+        out.push_str("copy flags (for a person to look at):\n");
+        for s in flagged {
+            let _ = writeln!(
+                out,
+                "  {}: {}",
+                term_safe(&s.student),
+                term_safe(&s.flags.join("; "))
+            );
+        }
+    }
+    let late: Vec<&SubmissionResult> = b
+        .submissions
+        .iter()
+        .filter(|s| s.late.as_ref().is_some_and(|l| l.days > 0))
+        .collect();
+    if !late.is_empty() {
+        out.push_str("late:\n");
+        for s in late {
+            let l = s.late.as_ref().expect("filtered");
+            let _ = writeln!(
+                out,
+                "  {}: handed in {}, {} after {}: -{}% ({} -> {})",
+                term_safe(&s.student),
+                l.submitted_at,
+                super::gradebook::days(l.days),
+                l.deadline,
+                num(l.penalty * 100.0),
+                num(l.score_before),
+                num(s.score)
+            );
+        }
+    }
     let held = held_list(b);
     if !held.is_empty() {
         out.push_str("held for review (+N? above: not given, not lost):\n");
@@ -220,6 +258,8 @@ pub fn csv(b: &BatchResult) -> String {
     header.extend(b.questions.iter().map(|(id, _)| csv_field(id)));
     header.push("held".into());
     header.push("review".into());
+    header.push("late".into());
+    header.push("flags".into());
     out.push_str(&header.join(","));
     out.push_str("\r\n");
     for s in &b.submissions {
@@ -244,6 +284,17 @@ pub fn csv(b: &BatchResult) -> String {
             .map(|q| format!("{} held: {}", q.id, q.held.clone().unwrap_or_default()))
             .collect();
         row.push(csv_field(&review.join("; ")));
+        row.push(match &s.late {
+            Some(l) if l.days > 0 => csv_field(&format!(
+                "{} after {}: -{}% of {}",
+                super::gradebook::days(l.days),
+                l.deadline,
+                num(l.penalty * 100.0),
+                num(l.score_before)
+            )),
+            _ => String::new(),
+        });
+        row.push(csv_field(&s.flags.join("; ")));
         out.push_str(&row.join(","));
         out.push_str("\r\n");
     }
@@ -664,6 +715,11 @@ mod tests {
                     }),
                     variant: Some("n=257, block on chan".into()),
                     seconds: 12.25,
+                    content: String::new(),
+                    submitted_at: None,
+                    submitted_from: None,
+                    late: None,
+                    flags: vec![],
                 },
                 SubmissionResult {
                     student: "o'neil <b> & co".into(),
@@ -676,6 +732,11 @@ mod tests {
                     transcript: None,
                     variant: None,
                     seconds: 0.5,
+                    content: String::new(),
+                    submitted_at: None,
+                    submitted_from: None,
+                    late: None,
+                    flags: vec![],
                 },
                 SubmissionResult {
                     student: "carol\nsmith".into(),
@@ -691,6 +752,11 @@ mod tests {
                     transcript: None,
                     variant: None,
                     seconds: 120.0,
+                    content: String::new(),
+                    submitted_at: None,
+                    submitted_from: None,
+                    late: None,
+                    flags: vec![],
                 },
             ],
         }
@@ -710,10 +776,10 @@ mod tests {
 
     #[test]
     fn csv_exact() {
-        let expected = "student,outcome,total,max,q1,q2,q3,held,review\r\n\
-                        \"doe, \"\"jane\"\"\",graded,5.33,10,4,1.33,,,\r\n\
-                        o'neil <b> & co,invalid-answers,0,10,,,,,\r\n\
-                        \"carol\nsmith\",timeout,0,10,0,0,,1,\"q2 held: built with go1.17.1, \"\"no toolchain\"\"\"\r\n";
+        let expected = "student,outcome,total,max,q1,q2,q3,held,review,late,flags\r\n\
+                        \"doe, \"\"jane\"\"\",graded,5.33,10,4,1.33,,,,,\r\n\
+                        o'neil <b> & co,invalid-answers,0,10,,,,,,,\r\n\
+                        \"carol\nsmith\",timeout,0,10,0,0,,1,\"q2 held: built with go1.17.1, \"\"no toolchain\"\"\",,\r\n";
         let mut b = batch();
         b.submissions[2].questions[1].held_points = 1.0;
         b.submissions[2].questions[1].held = Some("built with go1.17.1, \"no toolchain\"".into());
