@@ -165,6 +165,11 @@ pub struct GradingArgs {
     /// Run students' programs without the sandbox (only for trusted code).
     #[arg(long)]
     pub no_sandbox: bool,
+    /// When the sandbox cannot start here (user namespaces blocked, as in Gradescope's
+    /// container), grade with the isolation that remains (an unprivileged uid, rlimits,
+    /// a cgroup if writable) and say so in the results, instead of refusing.
+    #[arg(long)]
+    pub fallback_isolation: bool,
     /// Wall-clock and CPU seconds for the student's program run on its own (traced)
     /// before the lab runs on it.
     #[arg(long, default_value_t = 20)]
@@ -209,6 +214,10 @@ pub struct CheckArgs {
     /// Also write Gradescope's results.json here.
     #[arg(long, value_name = "FILE")]
     pub gradescope: Option<PathBuf>,
+    /// Gradescope's submission_metadata.json: the student id (the first user's `sid`,
+    /// else their email's part before the @) and the submission time (`created_at`).
+    #[arg(long, value_name = "FILE")]
+    pub gradescope_metadata: Option<PathBuf>,
 }
 
 /// The late policy on the command line (it replaces lab.yaml's `late:`).
@@ -264,10 +273,23 @@ pub struct GradescopeArgs {
 
 #[derive(Subcommand)]
 pub enum GradescopeCmd {
+    /// Whether the sandbox can start here, and what isolation remains if not (setup.sh
+    /// prints it in the image's build log).
+    Probe,
     /// Write the autograder zip (setup.sh, run_autograder, golab's sources) for a lab.
     Package {
         #[arg(long)]
         lab: String,
+        /// The course's seed (the one given to `golab assign`): per-student variants.
+        #[arg(long)]
+        seed: Option<String>,
+        /// A golab binary to ship (setup.sh uses it when it runs there, else builds
+        /// golab from the sources in the zip). Default: this golab.
+        #[arg(long, value_name = "FILE")]
+        binary: Option<PathBuf>,
+        /// Ship no binary: setup.sh always builds golab from the sources.
+        #[arg(long)]
+        no_binary: bool,
         #[arg(long, short, default_value = "autograder.zip")]
         out: PathBuf,
     },

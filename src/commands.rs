@@ -84,7 +84,8 @@ pub fn assign(a: &AssignArgs) -> Result<ExitCode> {
 }
 
 /// `hidden`: what the sandboxed programs must not see (the submissions folder).
-fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> {
+/// Also returns what the results must say about the isolation, when it is reduced.
+fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<(Grader, Option<String>)> {
     let lab = lab::load(g.lab.as_deref().context(
         "give the lab with --lab (in a handout folder, golab check reads it from .golab-handout.yaml)",
     )?)?;
@@ -122,7 +123,33 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> 
     std::fs::create_dir_all(&work)?;
     let work = std::fs::canonicalize(&work)?;
     let timeout = Duration::from_secs(g.timeout);
-    let runner: Box<dyn golab::grade::grader::LabRunner> = if g.no_sandbox {
+    let blocked = if g.no_sandbox || !g.fallback_isolation {
+        None
+    } else {
+        golab::grade::reduced::sandbox_starts().err()
+    };
+    let mut note = None;
+    let runner: Box<dyn golab::grade::grader::LabRunner> = if let Some(why) = blocked {
+        use golab::grade::reduced;
+        let isolation = reduced::Isolation::probe();
+        let n = isolation.describe(&why, timeout);
+        eprintln!("golab: {n}");
+        note = Some(n);
+        // The runs' uids must be able to enter the work folder.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o711))?;
+        }
+        Box::new(reduced::Reduced {
+            run: batch::GolabRun {
+                golab,
+                dlv: g.tools.dlv.clone(),
+                dlv_for,
+            },
+            timeout,
+            isolation,
+        })
+    } else if g.no_sandbox {
         Box::new(batch::Direct {
             run: batch::GolabRun {
                 golab,
@@ -179,13 +206,16 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> 
             program: Duration::from_secs(g.program_seconds),
         })
     };
-    Ok(Grader {
-        lab,
-        seed: g.seed.clone(),
-        work,
-        goroots,
-        runner,
-    })
+    Ok((
+        Grader {
+            lab,
+            seed: g.seed.clone(),
+            work,
+            goroots,
+            runner,
+        },
+        note,
+    ))
 }
 
 /// The dlv of a toolchains folder for a GOROOT named `go1.N`: the newest whose own
@@ -227,7 +257,7 @@ pub fn grade(a: &GradeArgs) -> Result<ExitCode> {
         );
     }
     let late = late_policy(&a.late)?;
-    let g = grader(&a.grading, a.out.join("work"), std::slice::from_ref(&a.dir))?;
+    let (g, _note) = grader(&a.grading, a.out.join("work"), std::slice::from_ref(&a.dir))?;
     if let Some(p) = &g.lab.late {
         p.check()
             .with_context(|| format!("lab {}: late:", g.lab.name))?;
@@ -363,7 +393,9 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     // A handout folder says its lab, seed and student; flags given win.
-    let from_handout = if a.submission.is_dir() {
+    // Grading on Gradescope, the handout file in the submission is the student's to
+    // edit: lab, seed and id come from the autograder and its metadata only.
+    let from_handout = if a.submission.is_dir() && a.gradescope_metadata.is_none() {
         handout::Handout::read(&a.submission)?
     } else {
         None
@@ -377,8 +409,14 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
             grading.seed = Some(h.seed.clone());
         }
     }
+    let meta = match &a.gradescope_metadata {
+        Some(p) => Some(golab::grade::gradescope::Metadata::read(p)?),
+        None => None,
+    };
+    let submitted_at = meta.as_ref().and_then(|m| m.created_at);
     let student = match (&a.student, &from_handout) {
         (Some(s), _) => s.clone(),
+        (None, _) if meta.is_some() => meta.as_ref().expect("some").student.clone(),
         (None, Some(h)) => h.student.clone(),
         (None, None) => std::fs::canonicalize(&a.submission)
             .ok()
@@ -403,8 +441,19 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
         );
     };
     let tmp = tempfile::Builder::new().prefix("golab-check-").tempdir()?;
-    let g = grader(&grading, tmp.path().to_path_buf(), &[])?;
-    let r = g.grade(&submission::Submission { student, source }, 0);
+    let (g, note) = grader(&grading, tmp.path().to_path_buf(), &[])?;
+    let mut r = g.grade(&submission::Submission { student, source }, 0);
+    if let Some(n) = note {
+        r.message = if r.message.is_empty() {
+            n
+        } else {
+            format!("{}; {n}", r.message)
+        };
+    }
+    if let Some(at) = &submitted_at {
+        r.submitted_at = Some(gradebook::fmt_time(*at));
+        r.submitted_from = Some("created_at of Gradescope's submission_metadata.json".into());
+    }
     print!("{}", feedback(&r));
     if let Some(f) = &a.gradescope {
         write_atomic(

@@ -89,13 +89,44 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Check(a) => commands::check(&a),
         Cmd::Hand(a) => commands::hand(&a),
         Cmd::Gradescope(a) => match a.command {
-            cli::GradescopeCmd::Package { lab, out } => {
+            cli::GradescopeCmd::Probe => {
+                use golab::grade::reduced;
+                match reduced::sandbox_starts() {
+                    Ok(()) => println!(
+                        "sandbox: starts here (bubblewrap with user, pid and network namespaces)"
+                    ),
+                    Err(why) => println!(
+                        "sandbox: cannot start here; {}",
+                        reduced::Isolation::probe()
+                            .describe(&why, std::time::Duration::from_secs(180))
+                    ),
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            cli::GradescopeCmd::Package {
+                lab,
+                out,
+                seed,
+                binary,
+                no_binary,
+            } => {
                 let source = std::env::current_exe()?
                     .ancestors()
                     .find(|d| d.join("Cargo.toml").is_file() && d.join("src").is_dir())
                     .map(|d| d.to_path_buf())
                     .unwrap_or(std::path::PathBuf::from("."));
-                golab::grade::gradescope::package(&lab, &source, &out)?;
+                let binary = if no_binary {
+                    None
+                } else {
+                    Some(binary.unwrap_or(std::env::current_exe()?))
+                };
+                golab::grade::gradescope::package_for(
+                    &lab,
+                    seed.as_deref(),
+                    binary.as_deref(),
+                    &source,
+                    &out,
+                )?;
                 println!(
                     "wrote {} (upload it as the autograder of lab {lab})",
                     out.display()

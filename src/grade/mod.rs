@@ -8,6 +8,7 @@ pub mod grader;
 pub mod gradescope;
 pub mod handout;
 pub mod model;
+pub mod reduced;
 pub mod render;
 pub mod sandbox;
 pub mod sandboxed;

@@ -543,6 +543,9 @@ fn gradescope_output(s: &SubmissionResult) -> String {
     let mut out = Vec::<String>::new();
     if s.outcome == Outcome::Graded {
         out.push(format!("Score: {} / {}", num(s.score), num(s.max_score)));
+        if !s.message.trim().is_empty() {
+            out.push(s.message.trim_end().to_string());
+        }
     } else {
         out.push(format!(
             "Your submission could not be fully graded ({}).",
