@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Gradescope, emulated end to end (run as root; 288 s measured with the root cached:
-# setup.sh 117 s, run_autograder 9 s; the first debootstrap adds ~3 min; 2 cores):
+# Gradescope, emulated end to end (run as root; 227 s measured with the root cached:
+# setup.sh 145 s, run_autograder 12 s; the first debootstrap adds ~3 min; 2 cores):
 #   1. a fresh root: Debian bookworm minbase from debootstrap (the mirror read from
 #      /etc/apt; cached as a tar in ~/.cache/golab/gradescope), standing in for
 #      Gradescope's Ubuntu image, with the /autograder layout (source, submission,
@@ -75,8 +75,8 @@ say "fresh root in $root"
 srv=$work/srv
 mkdir -p "$srv"
 # go.dev's tarballs hold one top folder, go/.
-tar -C "$(dirname "$go117")" -czf "$srv/go1.17.1.linux-amd64.tar.gz" --sort=name --owner=0 --group=0 --numeric-owner \
-  --transform "s,^$(basename "$go117"),go," "$(basename "$go117")"
+tar -C "$(dirname "$go117")" -cf - --sort=name --owner=0 --group=0 --numeric-owner \
+  --transform "s,^$(basename "$go117"),go," "$(basename "$go117")" | gzip -1 >"$srv/go1.17.1.linux-amd64.tar.gz"
 go_sha=$(sha256sum "$srv/go1.17.1.linux-amd64.tar.gz" | cut -d' ' -f1)
 tar -C "$(dirname "$dlvsrc")" -czf "$srv/delve-1.9.1.tar.gz" --sort=name --owner=0 --group=0 --numeric-owner \
   --transform "s,^$(basename "$dlvsrc"),delve-1.9.1," "$(basename "$dlvsrc")"
@@ -98,12 +98,25 @@ unzip -q "$work/autograder.zip" -d "$ag/source"
 grep -q "dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef" "$ag/source/setup.sh" ||
   { echo "setup.sh lost the official Go pin" >&2; exit 1; }
 
+# Entering the root: a mount namespace whose root it becomes (pivot_root, not chroot: the
+# kernel refuses new user namespaces to a chrooted process, which would block the
+# sandbox for another reason than the one under test), with its own /proc and /dev.
+cat >"$work/enter.sh" <<EOF
+set -eu
+mount --make-rprivate /
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
-mount --make-rslave "$root/dev"
-say "setup.sh in the chroot (apt, Go 1.17.1, dlv 1.9.1 from source, golab)"
+cd "$root"
+mkdir -p .oldroot
+pivot_root . .oldroot
+umount -l /.oldroot
+rmdir /.oldroot
+exec "\$@"
+EOF
+say "setup.sh in the root (apt, Go 1.17.1, dlv 1.9.1 from source, golab)"
 ts=$(date +%s)
-chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+unshare --mount --pid --fork bash "$work/enter.sh" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
   GOLAB_GO_BASE_URL="http://127.0.0.1:$port/" GOLAB_GO_SHA256="$go_sha" \
   GOLAB_DLV_SOURCE=tarball GOLAB_DLV_TARBALL_URL="http://127.0.0.1:$port/delve-1.9.1.tar.gz" \
   GOLAB_DLV_TARBALL_SHA256="$dlv_sha" \
@@ -111,9 +124,8 @@ chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
 setup_s=$(($(date +%s) - ts))
 grep -q "go version go1.17.1 linux/amd64" "$work/setup.log" || { echo "setup.sh did not install Go 1.17.1" >&2; exit 1; }
 grep -q "Version: 1.9.1" "$work/setup.log" || { echo "setup.sh did not install dlv 1.9.1" >&2; exit 1; }
-grep -q "^sandbox: " "$work/setup.log" || { echo "setup.sh did not check the sandbox" >&2; exit 1; }
+grep -q "^sandbox: starts here" "$work/setup.log" || { echo "setup.sh did not find the sandbox starting (as root, namespaces allowed)" >&2; grep "^sandbox" "$work/setup.log" >&2; exit 1; }
 say "setup.sh done in ${setup_s}s: $(grep '^sandbox: ' "$work/setup.log")"
-umount -l "$root/dev" "$root/proc"
 
 # --- 4. a student's submission, made on the host with the course's Go -------------------
 student=s1234
@@ -146,27 +158,41 @@ EOF
 
 # --- 5. run_autograder with user namespaces unavailable ----------------------------------
 say "run_autograder in a user namespace where user.max_user_namespaces=0"
-cat >"$work/inner.sh" <<EOF
+# In the root: the sandbox starts (evidence that only the sysctl below blocks it), then
+# user.max_user_namespaces=0 for this namespace and those below it, then run_autograder.
+cat >"$work/inner.sh" <<'EOF'
 set -eu
+echo "before: $(golab gradescope probe)"
 echo 0 > /proc/sys/user/max_user_namespaces
-mount -t proc proc "$root/proc"
-mount --rbind /dev "$root/dev"
 if unshare --user true 2>/dev/null; then echo "user namespaces still work" >&2; exit 1; fi
-exec chroot "$root" /usr/bin/env -i PATH=/usr/local/go/bin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-  bash -c 'cd /autograder && /autograder/source/run_autograder'
+echo "after: $(golab gradescope probe)"
+cd /autograder
+exec /usr/bin/env -i PATH=/usr/local/go/bin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+  /autograder/source/run_autograder
 EOF
-rm -f "$work/go.fifo"
-mkfifo "$work/go.fifo"
+cp "$work/inner.sh" "$root/inner.sh"
+# As root outside, the user namespace's ids are mapped 1:1 (0-65535), so the uids the
+# reduced runner takes exist in it; then nothing in it can make a user namespace.
+run_blocked() { # LOG
+  rm -f "$work/go.fifo"
+  mkfifo "$work/go.fifo"
+  unshare --user --mount --pid --fork bash -c "read -r _ < '$work/go.fifo'; exec bash '$work/enter.sh' /usr/bin/env PATH=/usr/local/bin:/usr/bin:/bin bash /inner.sh" >"$1" 2>&1 &
+  local upid=$!
+  for _ in $(seq 50); do [ -e "/proc/$upid/uid_map" ] && break; sleep 0.1; done
+  echo "0 0 65536" >"/proc/$upid/uid_map"
+  echo "0 0 65536" >"/proc/$upid/gid_map"
+  echo go >"$work/go.fifo"
+  wait "$upid" || { cat "$1" >&2; echo "run_autograder failed" >&2; exit 1; }
+}
 tr=$(date +%s)
-unshare --user --mount --pid --fork bash -c "read -r _ < '$work/go.fifo'; exec bash '$work/inner.sh'" >"$work/run.log" 2>&1 &
-upid=$!
-for _ in $(seq 50); do [ -e "/proc/$upid/uid_map" ] && break; sleep 0.1; done
-echo "0 0 65536" >"/proc/$upid/uid_map"
-echo "0 0 65536" >"/proc/$upid/gid_map"
-echo go >"$work/go.fifo"
-wait "$upid" || { cat "$work/run.log" >&2; echo "run_autograder failed" >&2; exit 1; }
+run_blocked "$work/run.log"
 run_s=$(($(date +%s) - tr))
 say "run_autograder done in ${run_s}s"
+if ! { grep -q "^before: sandbox: starts here" "$work/run.log" && grep -q "^after: sandbox: cannot start here" "$work/run.log"; }; then
+  echo "the sysctl did not make the difference:" >&2
+  grep "^before\|^after" "$work/run.log" >&2
+  exit 1
+fi
 
 # --- 6. results.json against Gradescope's documented fields ------------------------------
 python3 - "$ag/results/results.json" "$student" <<'EOF'
@@ -195,6 +221,40 @@ need("Your variant:" in r["output"], "the variant is named")
 print("results.json: score %s, %d tests, isolation stated" % (r["score"], len(r["tests"])))
 EOF
 grep -q "go1.17.1" "$work/run.log" || { echo "run_autograder did not grade with go1.17.1" >&2; tail -n 30 "$work/run.log" >&2; exit 1; }
+
+# --- 6b. what the reduced isolation holds: a program that tries --------------------------
+say "run_autograder again, for a main.go that reports its uid and tries the grader's files"
+{
+  sed '1s/^package main$/package main\n\nimport (\n\t"os"\n\t"strconv"\n)/' "$h/main.go"
+  cat <<'GO'
+
+func init() {
+	proof := "uid=" + strconv.Itoa(os.Getuid())
+	if os.WriteFile("/autograder/results/results.json", []byte(`{"score": 1000}`), 0o644) == nil {
+		proof += " wrote-results"
+	}
+	if _, err := os.ReadFile("/autograder/source/golab-seed.txt"); err == nil {
+		proof += " read-seed"
+	}
+	if os.WriteFile("/autograder/source/run_autograder", []byte("#!/bin/sh\n"), 0o755) == nil {
+		proof += " wrote-autograder"
+	}
+	os.WriteFile("/tmp/golab-proof", []byte(proof), 0o644)
+}
+GO
+} >"$ag/submission/main.go"
+rm -f "$root/tmp/golab-proof"
+run_blocked "$work/run2.log"
+proof=$(cat "$root/tmp/golab-proof" 2>/dev/null || true)
+say "the program said: ${proof:-nothing}"
+[ "$proof" = "uid=62000" ] || { echo "the program ran as '${proof:-?}', not uid 62000 alone" >&2; tail -n 30 "$work/run2.log" >&2; exit 1; }
+python3 - "$ag/results/results.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["score"] != 1000 and "isolation:" in r["output"], r
+assert "your main.go is not the program you were assigned" in r["output"], r["output"]
+print("results.json after the attempt: score %s, written by golab" % r["score"])
+PY
 
 # --- 7. the grader with a toolchains folder ------------------------------------------------
 say "cargo test: grading with a toolchains folder (go1.17, dlv-1.9.1)"

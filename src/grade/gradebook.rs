@@ -896,6 +896,96 @@ mod tests {
     }
 
     #[test]
+    fn a_late_policy_from_lab_yaml_costs_per_started_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/startup-trace/lab.yaml"),
+        )
+        .unwrap();
+        let p = dir.path().join("lab.yaml");
+        std::fs::write(
+            &p,
+            format!("{base}\nlate:\n  deadline: 2026-12-01T23:59:00Z\n  penalty_per_day: 25\n  max_days: 3\n  extensions: {{bob: 2026-12-05T00:00:00Z}}\n"),
+        )
+        .unwrap();
+        let lab = crate::lab::load_file(&p).unwrap();
+        let policy = lab.late.clone().unwrap();
+        policy.check().unwrap();
+        let result = |student: &str, at: &str| SubmissionResult {
+            student: student.into(),
+            outcome: crate::grade::model::Outcome::Graded,
+            message: String::new(),
+            questions: vec![],
+            score: 8.0,
+            max_score: 8.0,
+            transcript: None,
+            variant: None,
+            seconds: 0.0,
+            content: String::new(),
+            submitted_at: Some(at.into()),
+            submitted_from: None,
+            late: None,
+            flags: vec![],
+        };
+        let score = |student: &str, at: &str| {
+            let mut r = result(student, at);
+            policy.apply(&mut r);
+            (r.score, r.late.unwrap().days)
+        };
+        assert_eq!(score("ann", "2026-12-01T23:59:00Z"), (8.0, 0));
+        assert_eq!(score("ann", "2026-12-02T00:00:01Z"), (6.0, 1));
+        assert_eq!(score("ann", "2026-12-03T23:59:01Z"), (2.0, 3));
+        assert_eq!(score("ann", "2026-12-05T00:00:00Z"), (0.0, 4));
+        assert_eq!(
+            score("bob", "2026-12-04T12:00:00Z"),
+            (8.0, 0),
+            "bob's extension"
+        );
+        std::fs::write(&p, format!("{base}\nlate:\n  deadline: soon\n")).unwrap();
+        let lab = crate::lab::load_file(&p).unwrap();
+        assert!(
+            format!("{:#}", lab.late.unwrap().check().unwrap_err())
+                .contains("'soon' is not a time")
+        );
+    }
+
+    #[test]
+    fn the_time_of_a_submission_comes_from_metadata_a_stamp_or_mtime() {
+        let d = tempfile::tempdir().unwrap();
+        let sub = |name: &str, source: Source| Submission {
+            student: name.into(),
+            source,
+        };
+        std::fs::create_dir(d.path().join("a")).unwrap();
+        std::fs::write(
+            d.path().join("a/submission_metadata.json"),
+            r#"{"created_at": "2026-12-01T10:00:00.5+01:00", "users": []}"#,
+        )
+        .unwrap();
+        let (t, from) = submitted_at(&sub("a", Source::Folder(d.path().join("a")))).unwrap();
+        assert_eq!(
+            (fmt_time(t).as_str(), from.contains("created_at")),
+            ("2026-12-01T09:00:00Z", true)
+        );
+        std::fs::write(d.path().join("b.zip"), "zip").unwrap();
+        std::fs::write(d.path().join("b.submitted-at"), "2026-12-02T08:00:00Z\n").unwrap();
+        let (t, _) = submitted_at(&sub("b", Source::Zip(d.path().join("b.zip")))).unwrap();
+        assert_eq!(fmt_time(t), "2026-12-02T08:00:00Z");
+        std::fs::write(d.path().join("c.tar.gz"), "tgz").unwrap();
+        let f = std::fs::File::options()
+            .write(true)
+            .open(d.path().join("c.tar.gz"))
+            .unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000))
+            .unwrap();
+        let (t, from) = submitted_at(&sub("c", Source::TarGz(d.path().join("c.tar.gz")))).unwrap();
+        assert_eq!(
+            (t, from.contains("modification time")),
+            (1_800_000_000, true)
+        );
+    }
+
+    #[test]
     fn csv_rows_read_quoted_fields() {
         let r = csv_rows("a,\"b,\"\"c\"\"\nd\",e\r\nf,,\n").unwrap();
         assert_eq!(r, vec![vec!["a", "b,\"c\"\nd", "e"], vec!["f", "", ""]]);

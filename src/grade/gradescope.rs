@@ -303,7 +303,9 @@ pub fn package_for(
     zip.start_file("run_autograder", script)?;
     zip.write_all(run_autograder(lab_name).as_bytes())?;
     if let Some(seed) = seed {
-        zip.start_file("golab-seed.txt", file)?;
+        // Root's only: run_autograder (root) reads it; a student's program, run as a uid
+        // of its own, cannot.
+        zip.start_file("golab-seed.txt", file.unix_permissions(0o600))?;
         zip.write_all(format!("{seed}\n").as_bytes())?;
     }
     zip.add_directory("golab/", folder)?;
