@@ -52,23 +52,109 @@ pub fn sandbox_starts() -> Result<(), String> {
 pub struct Isolation {
     /// Runs take their own uid (golab is root).
     pub own_uid: bool,
-    /// The cgroup v2 folder runs are put under, when it is writable.
-    pub cgroup: Option<PathBuf>,
+    /// Where runs get a cgroup of their own with memory and task limits, when the
+    /// cgroup file system is writable.
+    pub cgroup: Option<Cgroups>,
+}
+
+/// The cgroup hierarchies a run's folder is made in: one (v2) or two (v1: memory, pids).
+#[derive(Debug, Clone)]
+pub struct Cgroups {
+    /// (parent folder, the limit files to write in a new child: (file, value)).
+    pub parents: Vec<(PathBuf, Vec<(&'static str, u64)>)>,
+    pub version: u8,
+}
+
+impl Cgroups {
+    fn find() -> Option<Cgroups> {
+        let base = Path::new("/sys/fs/cgroup");
+        let v2 = |root: &Path| {
+            std::fs::read_to_string(root.join("cgroup.controllers"))
+                .is_ok_and(|c| c.contains("memory") && c.contains("pids"))
+        };
+        let candidates = if v2(base) {
+            vec![Cgroups {
+                parents: vec![(
+                    base.to_path_buf(),
+                    vec![("memory.max", MEMORY_MAX), ("pids.max", TASKS_MAX)],
+                )],
+                version: 2,
+            }]
+        } else {
+            vec![Cgroups {
+                parents: vec![
+                    (
+                        base.join("memory"),
+                        vec![("memory.limit_in_bytes", MEMORY_MAX)],
+                    ),
+                    (base.join("pids"), vec![("pids.max", TASKS_MAX)]),
+                ],
+                version: 1,
+            }]
+        };
+        // Usable when a child can be made and its limit files are there.
+        candidates.into_iter().find(|c| {
+            c.parents.iter().all(|(parent, files)| {
+                let test = parent.join(format!("golab-probe-{}", std::process::id()));
+                let ok = std::fs::create_dir(&test).is_ok()
+                    && files.iter().all(|(f, _)| test.join(f).is_file());
+                let _ = std::fs::remove_dir(&test);
+                ok
+            })
+        })
+    }
+
+    /// Makes this run's cgroups with their limits; None when that fails (nothing left).
+    fn make(&self, name: &str) -> Option<Vec<PathBuf>> {
+        let mut made = Vec::new();
+        for (parent, files) in &self.parents {
+            let g = parent.join(name);
+            let _ = std::fs::remove_dir(&g);
+            let ok = std::fs::create_dir(&g).is_ok();
+            if ok {
+                made.push(g.clone());
+            }
+            if !ok
+                || !files
+                    .iter()
+                    .all(|(f, v)| std::fs::write(g.join(f), v.to_string()).is_ok())
+            {
+                Cgroups::remove(&made);
+                return None;
+            }
+        }
+        Some(made)
+    }
+
+    fn remove(groups: &[PathBuf]) {
+        for g in groups {
+            let _ = std::fs::write(g.join("cgroup.kill"), "1");
+            for _ in 0..50 {
+                let left = std::fs::read_to_string(g.join("cgroup.procs")).unwrap_or_default();
+                for pid in left
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok())
+                {
+                    // SAFETY: kill has no memory-safety preconditions.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                if std::fs::remove_dir(g).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
 }
 
 impl Isolation {
     pub fn probe() -> Isolation {
         // SAFETY: geteuid has no preconditions.
         let own_uid = unsafe { libc::geteuid() } == 0;
-        let root = Path::new("/sys/fs/cgroup");
-        let test = root.join(format!("golab-probe-{}", std::process::id()));
-        let cgroup = (root.join("cgroup.controllers").is_file()
-            && std::fs::create_dir(&test).is_ok())
-        .then(|| {
-            let _ = std::fs::remove_dir(&test);
-            root.to_path_buf()
-        });
-        Isolation { own_uid, cgroup }
+        Isolation {
+            own_uid,
+            cgroup: Cgroups::find(),
+        }
     }
 
     /// The sentence the results carry.
@@ -79,8 +165,9 @@ impl Isolation {
             "as golab's own uid (golab is not root, so no uid of its own)".to_string()
         };
         let cg = match &self.cgroup {
-            Some(_) => format!(
-                "a cgroup of its own (memory {} GiB, {TASKS_MAX} tasks)",
+            Some(c) => format!(
+                "a cgroup of its own (cgroup v{}: memory {} GiB, {TASKS_MAX} tasks)",
+                c.version,
                 MEMORY_MAX >> 30
             ),
             None => "no cgroup limits (the cgroup file system is not writable here)".into(),
@@ -147,22 +234,22 @@ impl LabRunner for Reduced {
             .env("GOCACHE", home.join("gocache"))
             .env("GOPATH", home.join("gopath"))
             .env("GOTOOLCHAIN", "local");
-        let cgroup = match &self.isolation.cgroup {
-            Some(root) => {
-                let g = root.join(format!("golab-reduced-{}-{slot}", std::process::id()));
-                let _ = std::fs::remove_dir(&g);
-                std::fs::create_dir(&g)
-                    .and_then(|_| std::fs::write(g.join("memory.max"), MEMORY_MAX.to_string()))
-                    .and_then(|_| std::fs::write(g.join("pids.max"), TASKS_MAX.to_string()))
-                    .ok()
-                    .map(|_| g)
-            }
-            None => None,
-        };
-        let procs = cgroup.as_ref().map(|g| {
-            std::ffi::CString::new(g.join("cgroup.procs").as_os_str().as_encoded_bytes())
-                .expect("no NUL in a path")
-        });
+        let groups = self
+            .isolation
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.make(&format!("golab-reduced-{}-{slot}", std::process::id())))
+            .unwrap_or_default();
+        if self.isolation.cgroup.is_some() && groups.is_empty() {
+            anyhow::bail!("cannot make the run's cgroup under /sys/fs/cgroup");
+        }
+        let procs: Vec<std::ffi::CString> = groups
+            .iter()
+            .map(|g| {
+                std::ffi::CString::new(g.join("cgroup.procs").as_os_str().as_encoded_bytes())
+                    .expect("no NUL in a path")
+            })
+            .collect();
         let own_uid = self.isolation.own_uid;
         if own_uid {
             give(lab_dir, uid)?;
@@ -172,12 +259,12 @@ impl LabRunner for Reduced {
         // on values prepared before the fork.
         unsafe {
             c.pre_exec(move || {
-                if let Some(p) = &procs {
+                for p in &procs {
                     let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                    if fd >= 0 {
-                        libc::write(fd, b"0".as_ptr().cast(), 1);
-                        libc::close(fd);
+                    if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(std::io::Error::last_os_error());
                     }
+                    libc::close(fd);
                 }
                 let set = |r, v: u64| {
                     let l = libc::rlimit {
@@ -204,15 +291,7 @@ impl LabRunner for Reduced {
         if own_uid {
             kill_uid(uid);
         }
-        if let Some(g) = &cgroup {
-            let _ = std::fs::write(g.join("cgroup.kill"), "1");
-            for _ in 0..50 {
-                if std::fs::remove_dir(g).is_ok() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        Cgroups::remove(&groups);
         match r {
             Ok(out) => outcome_of(out.status.code(), &out.stderr, &obs),
             Err(e) if format!("{e:#}").contains("did not finish in time") => Ok(Ran::Stopped {
