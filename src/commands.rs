@@ -257,7 +257,7 @@ pub fn grade(a: &GradeArgs) -> Result<ExitCode> {
         );
     }
     let late = late_policy(&a.late)?;
-    let (g, _note) = grader(&a.grading, a.out.join("work"), std::slice::from_ref(&a.dir))?;
+    let (g, note) = grader(&a.grading, a.out.join("work"), std::slice::from_ref(&a.dir))?;
     if let Some(p) = &g.lab.late {
         p.check()
             .with_context(|| format!("lab {}: late:", g.lab.name))?;
@@ -270,6 +270,7 @@ pub fn grade(a: &GradeArgs) -> Result<ExitCode> {
             force: a.force,
             only: a.only.clone(),
             late: late.clone(),
+            note,
             out: a.out.clone(),
             quiet: a.quiet,
         },

@@ -140,6 +140,8 @@ pub struct Options {
     pub only: Vec<String>,
     /// The deadline, extensions and penalty, applied when the gradebook is made.
     pub late: Option<super::gradebook::LatePolicy>,
+    /// What every result must say about how it was graded (reduced isolation).
+    pub note: Option<String>,
     /// Where results/ (one JSON per student) and the work folders go.
     pub out: PathBuf,
     pub quiet: bool,
@@ -201,6 +203,13 @@ pub fn run(g: &Grader, subs: &[Submission], o: &Options) -> Result<BatchResult> 
                     };
                     let mut r = g.grade(s, slot);
                     r.content = hash.clone();
+                    if let Some(n) = &o.note {
+                        r.message = if r.message.is_empty() {
+                            n.clone()
+                        } else {
+                            format!("{}; {n}", r.message)
+                        };
+                    }
                     if let Some((at, from)) = super::gradebook::submitted_at(s) {
                         r.submitted_at = Some(super::gradebook::fmt_time(at));
                         r.submitted_from = Some(from);
