@@ -95,28 +95,20 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<(Grader,
     let mut goroots = Vec::new();
     let mut dlv_for = Vec::new();
     if let Some(t) = &g.toolchains {
-        let mut dlvs: Vec<(golab::toolchain::GoVersion, PathBuf)> = Vec::new();
-        let mut gos = Vec::new();
         for e in std::fs::read_dir(t)
             .with_context(|| format!("cannot read the toolchains folder {}", t.display()))?
             .flatten()
         {
             let name = e.file_name().to_string_lossy().to_string();
             if name.starts_with("go1.") && e.path().join("bin/go").is_file() {
-                gos.push((name, e.path()));
-            } else if let Some(v) = name.strip_prefix("dlv-")
-                && e.path().join("dlv").is_file()
-                && let Ok(v) = golab::toolchain::GoVersion::parse(v)
-            {
-                dlvs.push((v, e.path().join("dlv")));
+                goroots.push((name.clone(), e.path()));
+                if let Some(dlv) = golab::toolchain::GoVersion::parse(&name)
+                    .ok()
+                    .and_then(|v| golab::toolchain::serving_dlv_in(t, v))
+                {
+                    dlv_for.push((name, dlv));
+                }
             }
-        }
-        dlvs.sort();
-        for (name, path) in gos {
-            if let Some(d) = dlv_for_go(&name, &dlvs) {
-                dlv_for.push((name.clone(), d));
-            }
-            goroots.push((name, path));
         }
     }
     let golab = std::env::current_exe()?;
@@ -216,36 +208,6 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<(Grader,
         },
         note,
     ))
-}
-
-/// The dlv of a toolchains folder for a GOROOT named `go1.N`: the newest whose own
-/// supported range covers go1.N; else the oldest when go1.N is older than every known
-/// range, the newest otherwise (golab run then passes --check-go-version=false).
-fn dlv_for_go(
-    goroot_name: &str,
-    dlvs: &[(golab::toolchain::GoVersion, PathBuf)],
-) -> Option<PathBuf> {
-    let go = golab::toolchain::GoVersion::parse(goroot_name).ok()?;
-    let ranges: Vec<_> = dlvs
-        .iter()
-        .filter_map(|(v, p)| {
-            golab::toolchain::dlv_supported_go(&format!("{}.{}.{}", v.major, v.minor, v.patch))
-                .map(|r| (r, p))
-        })
-        .collect();
-    if let Some((_, p)) = ranges
-        .iter()
-        .rev()
-        .find(|((lo, hi), _)| *lo <= go && go <= *hi)
-    {
-        return Some((*p).clone());
-    }
-    let older_than_all = ranges.iter().all(|((lo, _), _)| go < *lo);
-    if older_than_all {
-        dlvs.first().map(|(_, p)| p.clone())
-    } else {
-        dlvs.last().map(|(_, p)| p.clone())
-    }
 }
 
 pub fn grade(a: &GradeArgs) -> Result<ExitCode> {

@@ -315,7 +315,13 @@ pub fn package_for(
         zip.write_all(&std::fs::read(b).with_context(|| format!("cannot read {}", b.display()))?)?;
     }
     // Everything the crate's build reads: the sources, and the files they include_str!.
-    for f in ["Cargo.toml", "Cargo.lock", "build.rs", "Vagrantfile.tmpl"] {
+    for f in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "build.rs",
+        "Vagrantfile.tmpl",
+        "toolchains.txt",
+    ] {
         let p = source_dir.join(f);
         if p.is_file() {
             zip.start_file(format!("golab/{f}"), file)?;
