@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Gradescope, emulated end to end (run as root; 227 s measured with the root cached:
-# setup.sh 145 s, run_autograder 12 s; the first debootstrap adds ~3 min; 2 cores):
+# Gradescope, emulated end to end (run as root; 227-330 s measured with the root cached:
+# setup.sh 145-194 s, run_autograder 12-18 s, by the load on 2 shared cores; the first
+# debootstrap adds ~3 min):
 #   1. a fresh root: Debian bookworm minbase from debootstrap (the mirror read from
 #      /etc/apt; cached as a tar in ~/.cache/golab/gradescope), standing in for
 #      Gradescope's Ubuntu image, with the /autograder layout (source, submission,
