@@ -15,6 +15,7 @@ const ROOT_FILES: &[&str] = &[
     "Cargo.lock",
     "build.rs",
     "Vagrantfile.tmpl",
+    "toolchains.txt",
     "LICENSE-MIT",
     "LICENSE-APACHE",
 ];

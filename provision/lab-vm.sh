@@ -12,7 +12,10 @@
 #   GOPROXY            honoured by `go install` for dlv, as Go always does
 #   GOLAB_ROOT         a folder to install into instead of / (for tests; apt is unaffected)
 #   GOLAB_GO_VERSION, GOLAB_GO_SHA256, GOLAB_DLV_VERSION   other pins (golab's qemu provider)
-#   GOLAB_DLV_SOURCE   go-install (default) or apt (Debian's delve, in /usr/bin)
+#   GOLAB_DLV_SOURCE   go-install (default), apt (Debian's delve, in /usr/bin), or tarball:
+#                      delve's source with its vendor/ folder (GitHub's release archive) at
+#                      GOLAB_DLV_TARBALL_URL, checked against GOLAB_DLV_TARBALL_SHA256, built
+#                      with -mod=vendor (no module proxy needed)
 # A tarball already at /var/cache/golab/go1.17.1.linux-amd64.tar.gz is used without a
 # download when its checksum matches (that is how machines without internet provide it).
 set -euo pipefail
@@ -129,9 +132,33 @@ dlv_is_pinned() {
     [[ $'\n'"$out"$'\n' == *$'\n'"Version: ${DLV_VERSION}"$'\n'* ]]
 }
 
+install_dlv_from_tarball() {
+  local url="${GOLAB_DLV_TARBALL_URL:?GOLAB_DLV_SOURCE=tarball needs GOLAB_DLV_TARBALL_URL}"
+  local want="${GOLAB_DLV_TARBALL_SHA256:?GOLAB_DLV_SOURCE=tarball needs GOLAB_DLV_TARBALL_SHA256}"
+  local src got
+  mkdir -p "$BIN_DIR" "$CACHE_DIR"
+  src="$(mktemp -d "$CACHE_DIR/.delve.XXXXXX")"
+  say "downloading delve's source $url"
+  download "$url" "$src/delve.tar.gz" || { rm -rf "$src"; die "download failed: $url"; }
+  got="$(sha256sum "$src/delve.tar.gz" | cut -d' ' -f1)"
+  [[ "$got" == "$want" ]] || { rm -rf "$src"; die "$url has SHA-256 $got, expected $want"; }
+  tar -C "$src" -xzf "$src/delve.tar.gz" || { rm -rf "$src"; die "cannot unpack $url"; }
+  local top=("$src"/delve-*/)
+  [[ -d "${top[0]}cmd/dlv" && -d "${top[0]}vendor" ]] || { rm -rf "$src"; die "$url is not delve's source with vendor/"; }
+  say "building dlv v$DLV_VERSION from source (-mod=vendor)"
+  (cd "${top[0]}" && GOPATH="$CACHE_DIR/gopath" GOCACHE="$CACHE_DIR/gocache" GOFLAGS=-mod=vendor GOTOOLCHAIN=local GOPROXY=off \
+    "$GOROOT_DIR/bin/go" build -o "$BIN_DIR/dlv" ./cmd/dlv) || { rm -rf "$src"; die "building dlv from $url failed"; }
+  rm -rf "$src"
+  dlv_is_pinned || die "$BIN_DIR/dlv does not report version $DLV_VERSION"
+}
+
 install_dlv() {
   if dlv_is_pinned; then
     say "dlv $DLV_VERSION present in $BIN_DIR"
+    return
+  fi
+  if [[ "$DLV_SOURCE" == tarball ]]; then
+    install_dlv_from_tarball
     return
   fi
   say "installing dlv v$DLV_VERSION into $BIN_DIR${GOPROXY:+ (GOPROXY=$GOPROXY)}"
@@ -166,7 +193,7 @@ main() {
   [[ "$(uname -m)" == "x86_64" ]] ||
     die "the lab VM must be x86_64 (the labs follow the amd64 startup path); this is $(uname -m)"
   [[ -n "$ROOT" || "$(id -u)" == 0 ]] || die "run as root"
-  [[ "$DLV_SOURCE" == go-install || "$DLV_SOURCE" == apt ]] || die "GOLAB_DLV_SOURCE must be go-install or apt, not $DLV_SOURCE"
+  [[ "$DLV_SOURCE" == go-install || "$DLV_SOURCE" == apt || "$DLV_SOURCE" == tarball ]] || die "GOLAB_DLV_SOURCE must be go-install, apt or tarball, not $DLV_SOURCE"
   install_apt_packages
   install_go
   if [[ "$DLV_SOURCE" == apt ]]; then say "dlv from Debian's delve package"; else install_dlv; fi

@@ -4,6 +4,7 @@
 # toolchain when none is on the machine. Idempotent: what is installed is skipped.
 set -euo pipefail
 
+# chromium: the grading HTML report is checked in headless Chromium (tests/grade_instructor.rs).
 pkgs=(golang-go delve gdb binutils gcc libc6-dev ca-certificates bubblewrap strace openssh-client man-db dosfstools mtools bc ruby shellcheck vagrant vagrant-libvirt chromium)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -49,6 +49,8 @@ pub enum Cmd {
     /// The lab notes' dlv session, performed for real on the build and printed as dlv
     /// prints it: step by step (Enter) on a terminal, all at once otherwise.
     Tour(TourArgs),
+    /// Hand grading: export the free-text answers, import the scores into the gradebook.
+    Hand(HandArgs),
     /// Write the lab VM's Vagrantfile (and its provisioner) for a Vagrant provider.
     Render(RenderArgs),
     /// Bring the lab VM up: create, provision (Go, dlv, gdb, binutils), or resume it.
@@ -225,12 +227,17 @@ pub struct AssignArgs {
     /// Where the handouts go: one folder per student.
     #[arg(long, short, default_value = "handouts")]
     pub out: PathBuf,
+    /// The Go the course builds with: the skeleton answers.yaml says how long the
+    /// reference chain is for it.
+    #[arg(long = "go", default_value = "1.17.1")]
+    pub go: String,
 }
 
 #[derive(Args, Clone)]
 pub struct GradingArgs {
+    /// The lab (`golab check` in a handout folder reads it from .golab-handout.yaml).
     #[arg(long)]
-    pub lab: String,
+    pub lab: Option<String>,
     /// The seed given to `golab assign` (without it, everyone has the lab's own program).
     #[arg(long, env = "GOLAB_SEED")]
     pub seed: Option<String>,
@@ -247,6 +254,11 @@ pub struct GradingArgs {
     /// Run students' programs without the sandbox (only for trusted code).
     #[arg(long)]
     pub no_sandbox: bool,
+    /// When the sandbox cannot start here (user namespaces blocked, as in Gradescope's
+    /// container), grade with the isolation that remains (an unprivileged uid, rlimits,
+    /// a cgroup if writable) and say so in the results, instead of refusing.
+    #[arg(long)]
+    pub fallback_isolation: bool,
     /// Wall-clock and CPU seconds for the student's program run on its own (traced)
     /// before the lab runs on it.
     #[arg(long, default_value_t = 20)]
@@ -262,9 +274,16 @@ pub struct GradeArgs {
     /// Submissions graded at once.
     #[arg(long, short, default_value_t = 2)]
     pub jobs: usize,
-    /// Regrade submissions that already have a result.
+    /// Regrade submissions that already have a result (a changed submission is
+    /// regraded anyway).
     #[arg(long)]
     pub force: bool,
+    /// Grade (again) only this student; the others' results stay and the gradebook
+    /// holds everyone. Repeatable.
+    #[arg(long, value_name = "STUDENT")]
+    pub only: Vec<String>,
+    #[command(flatten)]
+    pub late: LateArgs,
     /// Where results, work folders and reports go.
     #[arg(long, short, default_value = "golab-grades")]
     pub out: PathBuf,
@@ -284,6 +303,55 @@ pub struct CheckArgs {
     /// Also write Gradescope's results.json here.
     #[arg(long, value_name = "FILE")]
     pub gradescope: Option<PathBuf>,
+    /// Gradescope's submission_metadata.json: the student id (the first user's `sid`,
+    /// else their email's part before the @) and the submission time (`created_at`).
+    #[arg(long, value_name = "FILE")]
+    pub gradescope_metadata: Option<PathBuf>,
+}
+
+/// The late policy on the command line (it replaces lab.yaml's `late:`).
+#[derive(Args, Clone)]
+pub struct LateArgs {
+    /// The deadline, e.g. 2026-12-01T23:59:00Z (or with an offset: -07:00).
+    #[arg(long)]
+    pub deadline: Option<String>,
+    /// Percent of the score lost per started day late.
+    #[arg(long, default_value_t = 0.0)]
+    pub late_penalty: f64,
+    /// Later than this many days: no points.
+    #[arg(long)]
+    pub late_max_days: Option<f64>,
+    /// A CSV of per-student deadlines: student,deadline.
+    #[arg(long, value_name = "FILE")]
+    pub extensions: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct HandArgs {
+    #[command(subcommand)]
+    pub command: HandCmd,
+}
+
+#[derive(Subcommand)]
+pub enum HandCmd {
+    /// Write the free-text answers of a graded batch as CSV to fill in (points, comment).
+    Export {
+        /// The grading folder (golab grade -o).
+        out: PathBuf,
+        /// one (a single file), question (a file per question), student (a file per student).
+        #[arg(long, default_value = "one")]
+        split: String,
+        /// Where the files go (default: OUT/hand).
+        #[arg(long, short = 'd')]
+        dir: Option<PathBuf>,
+    },
+    /// Read filled-in export files into the gradebook (OUT/hand-scores.json) and
+    /// rewrite the reports.
+    Import {
+        out: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -294,10 +362,23 @@ pub struct GradescopeArgs {
 
 #[derive(Subcommand)]
 pub enum GradescopeCmd {
+    /// Whether the sandbox can start here, and what isolation remains if not (setup.sh
+    /// prints it in the image's build log).
+    Probe,
     /// Write the autograder zip (setup.sh, run_autograder, golab's sources) for a lab.
     Package {
         #[arg(long)]
         lab: String,
+        /// The course's seed (the one given to `golab assign`): per-student variants.
+        #[arg(long)]
+        seed: Option<String>,
+        /// A golab binary to ship (setup.sh uses it when it runs there, else builds
+        /// golab from the sources in the zip). Default: this golab.
+        #[arg(long, value_name = "FILE")]
+        binary: Option<PathBuf>,
+        /// Ship no binary: setup.sh always builds golab from the sources.
+        #[arg(long)]
+        no_binary: bool,
         #[arg(long, short, default_value = "autograder.zip")]
         out: PathBuf,
     },

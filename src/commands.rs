@@ -3,7 +3,7 @@
 use crate::cli::{AssignArgs, CheckArgs, GradeArgs, GradingArgs};
 use anyhow::{Context, Result, bail};
 use golab::files::write_atomic;
-use golab::grade::{batch, grader::Grader, render, submission, variant};
+use golab::grade::{batch, gradebook, grader::Grader, handout, render, submission, variant};
 use golab::lab;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,23 +29,18 @@ pub fn assign(a: &AssignArgs) -> Result<ExitCode> {
         if spec.template != "main.go" {
             std::fs::remove_dir_all(tmpl.parent().unwrap_or(&dir)).ok();
         }
-        let mut answers = format!(
-            "lab: {}\ngo: \"\"   # the output of `go version`, e.g. 1.17.1\n# transcript: dlv.txt   # optional: your dlv session, saved in this folder\nanswers:\n",
-            lab.name
-        );
-        for q in &lab.questions {
-            answers.push_str(&format!(
-                "  # {} ({})\n  {}:\n",
-                q.title,
-                if q.points > 0.0 {
-                    format!("{} points", q.points)
-                } else {
-                    "graded by hand".into()
-                },
-                q.id
-            ));
-        }
-        std::fs::write(dir.join("answers.yaml"), answers)?;
+        let go =
+            golab::toolchain::GoVersion::parse(&a.go).with_context(|| format!("--go {}", a.go))?;
+        std::fs::write(dir.join("answers.yaml"), handout::skeleton(&lab, go))?;
+        std::fs::write(
+            dir.join(handout::FILE),
+            handout::Handout {
+                lab: lab.name.clone(),
+                seed: a.seed.clone(),
+                student: s.clone(),
+            }
+            .text(),
+        )?;
         let env: Vec<String> = lab
             .program
             .env
@@ -66,17 +61,14 @@ pub fn assign(a: &AssignArgs) -> Result<ExitCode> {
             } else {
                 format!("{} ", env.join(" "))
             },
-            args.join(" ")
+            args.iter()
+                .map(|a| handout::shell_word(a))
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         std::fs::write(
             dir.join("README.txt"),
-            format!(
-                "Lab {}: {}\nYour variant: {}\nBuild: go build -gcflags \"all=-l -N\" -o main .   Run: {run}\nFill in answers.yaml and hand in this folder (golab check . --lab {} shows what the grader will say).\n",
-                lab.name,
-                lab.title,
-                v.describe(),
-                lab.name
-            ),
+            handout::readme(&lab, &v.describe(), run.trim_end()),
         )?;
         std::fs::remove_file(dir.join("lab.yaml.variant")).ok();
         csv.push_str(&format!("{s},{}\n", v.describe()));
@@ -92,8 +84,11 @@ pub fn assign(a: &AssignArgs) -> Result<ExitCode> {
 }
 
 /// `hidden`: what the sandboxed programs must not see (the submissions folder).
-fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> {
-    let lab = lab::load(&g.lab)?;
+/// Also returns what the results must say about the isolation, when it is reduced.
+fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<(Grader, Option<String>)> {
+    let lab = lab::load(g.lab.as_deref().context(
+        "give the lab with --lab (in a handout folder, golab check reads it from .golab-handout.yaml)",
+    )?)?;
     if lab.questions.is_empty() {
         bail!("lab {} has no questions to grade", lab.name);
     }
@@ -120,7 +115,33 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> 
     std::fs::create_dir_all(&work)?;
     let work = std::fs::canonicalize(&work)?;
     let timeout = Duration::from_secs(g.timeout);
-    let runner: Box<dyn golab::grade::grader::LabRunner> = if g.no_sandbox {
+    let blocked = if g.no_sandbox || !g.fallback_isolation {
+        None
+    } else {
+        golab::grade::reduced::sandbox_starts().err()
+    };
+    let mut note = None;
+    let runner: Box<dyn golab::grade::grader::LabRunner> = if let Some(why) = blocked {
+        use golab::grade::reduced;
+        let isolation = reduced::Isolation::probe();
+        let n = isolation.describe(&why, timeout);
+        eprintln!("golab: {n}");
+        note = Some(n);
+        // The runs' uids must be able to enter the work folder.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o711))?;
+        }
+        Box::new(reduced::Reduced {
+            run: batch::GolabRun {
+                golab,
+                dlv: g.tools.dlv.clone(),
+                dlv_for,
+            },
+            timeout,
+            isolation,
+        })
+    } else if g.no_sandbox {
         Box::new(batch::Direct {
             run: batch::GolabRun {
                 golab,
@@ -132,13 +153,16 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> 
     } else {
         sandboxed_runner(g, &work, hidden, golab, dlv_for, timeout)?
     };
-    Ok(Grader {
-        lab,
-        seed: g.seed.clone(),
-        work,
-        goroots,
-        runner,
-    })
+    Ok((
+        Grader {
+            lab,
+            seed: g.seed.clone(),
+            work,
+            goroots,
+            runner,
+        },
+        note,
+    ))
 }
 
 pub fn grade(a: &GradeArgs) -> Result<ExitCode> {
@@ -149,24 +173,135 @@ pub fn grade(a: &GradeArgs) -> Result<ExitCode> {
             a.dir.display()
         );
     }
-    let g = grader(&a.grading, a.out.join("work"), std::slice::from_ref(&a.dir))?;
+    let late = late_policy(&a.late)?;
+    let (g, note) = grader(&a.grading, a.out.join("work"), std::slice::from_ref(&a.dir))?;
+    if let Some(p) = &g.lab.late {
+        p.check()
+            .with_context(|| format!("lab {}: late:", g.lab.name))?;
+    }
     let b = batch::run(
         &g,
         &subs,
         &batch::Options {
             jobs: a.jobs,
             force: a.force,
+            only: a.only.clone(),
+            late: late.clone(),
+            note,
             out: a.out.clone(),
             quiet: a.quiet,
         },
     )?;
+    // The policy the gradebook was made with, for `golab hand import` to apply again.
+    match late.as_ref().or(g.lab.late.as_ref()) {
+        Some(p) => write_atomic(
+            &a.out.join("late-policy.json"),
+            serde_json::to_string_pretty(p)?.as_bytes(),
+        )?,
+        None => {
+            let _ = std::fs::remove_file(a.out.join("late-policy.json"));
+        }
+    }
     batch::write_reports(&b, &a.out)?;
     print!("{}", render::table(&b));
+    print!("{}", gradebook::stats_text(&b));
     println!(
-        "reports: {}/gradebook.csv, junit.xml, results.json, gradescope/",
+        "reports: {}/gradebook.csv, report.html, junit.xml, results.json, gradescope/",
         a.out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The late policy from the command line, if a deadline is given.
+fn late_policy(l: &crate::cli::LateArgs) -> Result<Option<gradebook::LatePolicy>> {
+    let Some(deadline) = &l.deadline else {
+        if l.extensions.is_some() || l.late_penalty != 0.0 || l.late_max_days.is_some() {
+            bail!("--extensions, --late-penalty and --late-max-days need --deadline");
+        }
+        return Ok(None);
+    };
+    let mut p = gradebook::LatePolicy {
+        deadline: deadline.clone(),
+        penalty_per_day: l.late_penalty,
+        max_days: l.late_max_days,
+        extensions: Default::default(),
+    };
+    if let Some(f) = &l.extensions {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        p.read_extensions(&text)
+            .with_context(|| format!("{}", f.display()))?;
+    }
+    p.check()?;
+    Ok(Some(p))
+}
+
+/// The gradebook of a grading folder as `golab grade` left it (results.json names the
+/// lab and its questions), reloaded from the result files.
+fn reload(out: &std::path::Path) -> Result<golab::grade::model::BatchResult> {
+    let p = out.join("results.json");
+    let text = std::fs::read_to_string(&p).with_context(|| {
+        format!(
+            "{} has no results.json: run golab grade -o {} first",
+            out.display(),
+            out.display()
+        )
+    })?;
+    let old: golab::grade::model::BatchResult =
+        serde_json::from_str(&text).with_context(|| format!("{}", p.display()))?;
+    let saved = std::fs::read_to_string(out.join("late-policy.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<gradebook::LatePolicy>(&t).ok());
+    batch::load(out, &old.lab, old.questions, saved.as_ref())
+}
+
+pub fn hand(a: &crate::cli::HandArgs) -> Result<ExitCode> {
+    match &a.command {
+        crate::cli::HandCmd::Export { out, split, dir } => {
+            let b = reload(out)?;
+            let split = match split.as_str() {
+                "one" => gradebook::Split::One,
+                "question" => gradebook::Split::Question,
+                "student" => gradebook::Split::Student,
+                other => bail!("--split {other}: use one, question or student"),
+            };
+            let hand = gradebook::HandScores::load(out)?;
+            let files = gradebook::hand_export(&b, &hand, split);
+            if files.is_empty() {
+                bail!("no free-text answers to grade by hand in {}", out.display());
+            }
+            let dir = dir.clone().unwrap_or(out.join("hand"));
+            for (name, text) in &files {
+                write_atomic(&dir.join(name), text.as_bytes())?;
+                println!("{}", dir.join(name).display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        crate::cli::HandCmd::Import { out, files } => {
+            let b = reload(out)?;
+            let mut hand = gradebook::HandScores::load(out)?;
+            let mut n = 0;
+            for f in files {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read {}", f.display()))?;
+                n += hand
+                    .import(&text, &b)
+                    .with_context(|| format!("{}", f.display()))?;
+            }
+            write_atomic(
+                &out.join(gradebook::HAND_FILE),
+                serde_json::to_string_pretty(&hand)?.as_bytes(),
+            )?;
+            let b = reload(out)?;
+            batch::write_reports(&b, out)?;
+            print!("{}", render::table(&b));
+            println!(
+                "{n} hand scores in {}",
+                out.join(gradebook::HAND_FILE).display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 pub fn check(a: &CheckArgs) -> Result<ExitCode> {
@@ -175,12 +310,41 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    let student = a.student.clone().unwrap_or_else(|| {
-        name.trim_end_matches(".zip")
+    // A handout folder says its lab, seed and student; flags given win.
+    // Grading on Gradescope, the handout file in the submission is the student's to
+    // edit: lab, seed and id come from the autograder and its metadata only.
+    let from_handout = if a.submission.is_dir() && a.gradescope_metadata.is_none() {
+        handout::Handout::read(&a.submission)?
+    } else {
+        None
+    };
+    let mut grading = a.grading.clone();
+    if let Some(h) = &from_handout {
+        if grading.lab.is_none() {
+            grading.lab = Some(h.lab.clone());
+        }
+        if grading.seed.is_none() {
+            grading.seed = Some(h.seed.clone());
+        }
+    }
+    let meta = match &a.gradescope_metadata {
+        Some(p) => Some(golab::grade::gradescope::Metadata::read(p)?),
+        None => None,
+    };
+    let submitted_at = meta.as_ref().and_then(|m| m.created_at);
+    let student = match (&a.student, &from_handout) {
+        (Some(s), _) => s.clone(),
+        (None, _) if meta.is_some() => meta.as_ref().expect("some").student.clone(),
+        (None, Some(h)) => h.student.clone(),
+        (None, None) => std::fs::canonicalize(&a.submission)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+            .unwrap_or(name.clone())
+            .trim_end_matches(".zip")
             .trim_end_matches(".tar.gz")
             .trim_end_matches(".tgz")
-            .to_string()
-    });
+            .to_string(),
+    };
     variant::check_student_id(&student).context("give the id with --student")?;
     let source = if a.submission.is_dir() {
         submission::Source::Folder(a.submission.clone())
@@ -195,8 +359,19 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
         );
     };
     let tmp = tempfile::Builder::new().prefix("golab-check-").tempdir()?;
-    let g = grader(&a.grading, tmp.path().to_path_buf(), &[])?;
-    let r = g.grade(&submission::Submission { student, source }, 0);
+    let (g, note) = grader(&grading, tmp.path().to_path_buf(), &[])?;
+    let mut r = g.grade(&submission::Submission { student, source }, 0);
+    if let Some(n) = note {
+        r.message = if r.message.is_empty() {
+            n
+        } else {
+            format!("{}; {n}", r.message)
+        };
+    }
+    if let Some(at) = &submitted_at {
+        r.submitted_at = Some(gradebook::fmt_time(*at));
+        r.submitted_from = Some("created_at of Gradescope's submission_metadata.json".into());
+    }
     print!("{}", feedback(&r));
     if let Some(f) = &a.gradescope {
         write_atomic(
@@ -229,6 +404,13 @@ pub fn feedback(r: &golab::grade::model::SubmissionResult) -> String {
     for q in &r.questions {
         let pts = if q.manual {
             "graded by hand".to_string()
+        } else if q.held_points > 0.0 {
+            format!(
+                "{}/{}, {} held for review",
+                render::num(q.points),
+                render::num(q.max_points),
+                render::num(q.held_points)
+            )
         } else {
             format!("{}/{}", render::num(q.points), render::num(q.max_points))
         };

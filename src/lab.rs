@@ -33,6 +33,9 @@ pub struct Lab {
     /// (the runq-order lab: N goroutines, how main waits, who yields).
     #[serde(default)]
     pub scenarios: Vec<ScenarioSpec>,
+    /// The deadline, extensions and late penalty (`golab grade` options override it).
+    #[serde(default)]
+    pub late: Option<crate::grade::gradebook::LatePolicy>,
     /// The folder the lab was loaded from (not part of the file).
     #[serde(skip)]
     pub dir: PathBuf,

@@ -147,9 +147,42 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Grade(a) => commands::grade(&a),
         Cmd::Check(a) => commands::check(&a),
         Cmd::Tour(a) => tour_cmd::run(&a),
+        Cmd::Hand(a) => commands::hand(&a),
         Cmd::Gradescope(a) => match a.command {
-            cli::GradescopeCmd::Package { lab, out } => {
-                golab::grade::gradescope::package(&lab, sources::SOURCES, &lab::labs_dir()?, &out)?;
+            cli::GradescopeCmd::Probe => {
+                use golab::grade::reduced;
+                match reduced::sandbox_starts() {
+                    Ok(()) => println!(
+                        "sandbox: starts here (bubblewrap with user, pid and network namespaces)"
+                    ),
+                    Err(why) => println!(
+                        "sandbox: cannot start here; {}",
+                        reduced::Isolation::probe()
+                            .describe(&why, std::time::Duration::from_secs(180))
+                    ),
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            cli::GradescopeCmd::Package {
+                lab,
+                out,
+                seed,
+                binary,
+                no_binary,
+            } => {
+                let binary = if no_binary {
+                    None
+                } else {
+                    Some(binary.unwrap_or(std::env::current_exe()?))
+                };
+                golab::grade::gradescope::package(
+                    &lab,
+                    seed.as_deref(),
+                    binary.as_deref(),
+                    sources::SOURCES,
+                    &lab::labs_dir()?,
+                    &out,
+                )?;
                 println!(
                     "wrote {} (upload it as the autograder of lab {lab})",
                     out.display()

@@ -15,13 +15,15 @@ pub const MAX_BYTES: usize = 256 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct AnswersFile {
     pub lab: String,
-    /// The Go version the student used (`go version`), e.g. 1.17.1.
+    /// The Go version the student used (what `go version` prints, or e.g. 1.17.1).
     #[serde(default)]
-    pub go: Option<String>,
+    pub go: Option<serde_yaml::Value>,
     /// A dlv session log in the submission, to be checked against the variant's binary.
     #[serde(default)]
     pub transcript: Option<String>,
-    pub answers: BTreeMap<String, serde_yaml::Value>,
+    /// Empty (`answers:` with nothing under it) is no answers at all.
+    #[serde(default)]
+    pub answers: Option<BTreeMap<String, serde_yaml::Value>>,
 }
 
 /// One answer, typed by its question's kind.
@@ -40,6 +42,11 @@ pub struct Answers {
     pub go: Option<String>,
     pub transcript: Option<String>,
     pub by_question: BTreeMap<String, Answer>,
+    /// Answers that cannot be read (wrong type), by question: that question gets no
+    /// points, the others are graded.
+    pub problems: BTreeMap<String, String>,
+    /// Keys that are no question of the lab (typos): named, not graded.
+    pub unknown: Vec<String>,
 }
 
 /// Why answers.yaml cannot be graded.
@@ -85,29 +92,53 @@ pub fn parse(text: &[u8], lab: &str, questions: &[Question]) -> Result<Answers, 
         )));
     }
     let mut by_question = BTreeMap::new();
-    for (id, v) in &file.answers {
+    let mut problems = BTreeMap::new();
+    let mut unknown = Vec::new();
+    for (id, v) in file.answers.iter().flatten() {
         let Some(q) = questions.iter().find(|q| &q.id == id) else {
             let known: Vec<&str> = questions.iter().map(|q| q.id.as_str()).collect();
-            return Err(Refusal::Invalid(
+            unknown.push(
                 format!(
                     "answers.yaml: '{id}' is not a question of lab {lab} (its questions: {})",
                     known.join(", ")
                 ) + &line_hint(text, id),
-            ));
+            );
+            continue;
         };
-        let a = typed(q, v).map_err(|e| {
-            Refusal::Invalid(format!(
-                "answers.yaml: answer '{id}': {e}{}",
-                line_hint(text, id)
-            ))
-        })?;
-        by_question.insert(id.clone(), a);
+        // An answer left empty (the skeleton's `entry-point:`) is no answer.
+        if v.is_null() || v.as_str().is_some_and(|t| t.trim().is_empty()) {
+            continue;
+        }
+        match typed(q, v) {
+            Ok(a) => {
+                by_question.insert(id.clone(), a);
+            }
+            Err(e) => {
+                problems.insert(
+                    id.clone(),
+                    format!("answers.yaml: answer '{id}': {e}{}", line_hint(text, id)),
+                );
+            }
+        }
     }
+    let go = match file.go {
+        None | Some(serde_yaml::Value::Null) => None,
+        Some(serde_yaml::Value::String(s)) => Some(s),
+        Some(serde_yaml::Value::Number(n)) => Some(n.to_string()),
+        Some(_) => {
+            return Err(Refusal::Invalid(format!(
+                "answers.yaml: go: expected text such as \"go version go1.17.1 linux/amd64\"{}",
+                line_hint(text, "go")
+            )));
+        }
+    };
     Ok(Answers {
         lab: file.lab,
-        go: file.go,
+        go,
         transcript: file.transcript,
         by_question,
+        problems,
+        unknown,
     })
 }
 
@@ -221,21 +252,35 @@ mod tests {
     }
 
     #[test]
-    fn a_wrong_key_or_type_names_the_line() {
-        let e = parse(b"lab: startup-trace\nanswers:\n  entry-point: {address: 0x45d820, symbol: x}\n  entry-pont: 3\n", "startup-trace", &questions()).unwrap_err();
+    fn a_wrong_key_or_type_costs_that_answer_and_names_the_line() {
+        let a = parse(b"lab: startup-trace\nanswers:\n  entry-point: {address: 0x45d820, symbol: x}\n  entry-pont: 3\n", "startup-trace", &questions()).unwrap();
         assert!(
-            matches!(&e, Refusal::Invalid(m) if m.contains("'entry-pont' is not a question") && m.contains("(line 4)")),
-            "{e:?}"
+            a.unknown.len() == 1
+                && a.unknown[0].contains("'entry-pont' is not a question")
+                && a.unknown[0].contains("(line 4)"),
+            "{:?}",
+            a.unknown
         );
-        let e = parse(
-            b"lab: startup-trace\nanswers:\n  startup-chain: 7\n",
+        assert!(a.by_question.contains_key("entry-point"));
+        let a = parse(
+            b"lab: startup-trace\ngo: 1.17\nanswers:\n  entry-point:\n  startup-chain: 7\n  why-runnext: ''\n  why-inherit: [a]\n",
             "startup-trace",
             &questions(),
         )
-        .unwrap_err();
+        .unwrap();
+        assert!(a.by_question.is_empty(), "{:?}", a.by_question);
+        assert_eq!(a.go.as_deref(), Some("1.17"));
         assert!(
-            matches!(&e, Refusal::Invalid(m) if m.contains("expected a list") && m.contains("(line 3)")),
-            "{e:?}"
+            a.problems["startup-chain"].contains("expected a list")
+                && a.problems["startup-chain"].contains("(line 5)"),
+            "{:?}",
+            a.problems
+        );
+        assert!(a.problems["why-inherit"].contains("expected text"));
+        assert_eq!(
+            a.problems.len(),
+            2,
+            "empty answers are no answers, not problems"
         );
         let e = parse(
             b"lab: startup-trace\nanswrs: {}\n",
@@ -247,6 +292,13 @@ mod tests {
             matches!(&e, Refusal::Invalid(m) if m.contains("line 2") && m.contains("answrs")),
             "{e:?}"
         );
+        let e = parse(
+            b"lab: startup-trace\nanswers:\n  entry-point: [1, 2\n",
+            "startup-trace",
+            &questions(),
+        )
+        .unwrap_err();
+        assert!(matches!(&e, Refusal::Invalid(_)), "{e:?}");
     }
 
     #[test]

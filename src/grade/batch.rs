@@ -8,7 +8,7 @@ use super::submission::Submission;
 use crate::exec;
 use crate::files::write_atomic;
 use crate::trace::Observation;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -136,6 +136,12 @@ impl LabRunner for Direct {
 pub struct Options {
     pub jobs: usize,
     pub force: bool,
+    /// Grade only these students (always regraded); the others' results stay.
+    pub only: Vec<String>,
+    /// The deadline, extensions and penalty, applied when the gradebook is made.
+    pub late: Option<super::gradebook::LatePolicy>,
+    /// What every result must say about how it was graded (reduced isolation).
+    pub note: Option<String>,
     /// Where results/ (one JSON per student) and the work folders go.
     pub out: PathBuf,
     pub quiet: bool,
@@ -148,20 +154,39 @@ pub fn result_path(out: &Path, student: &str) -> PathBuf {
 /// Grades every submission not graded yet (all with `force`), `jobs` at a time.
 pub fn run(g: &Grader, subs: &[Submission], o: &Options) -> Result<BatchResult> {
     std::fs::create_dir_all(o.out.join("results"))?;
-    // A result stands unless --force, or unless it is golab's own failure (regraded).
-    let done_before = |s: &Submission| -> bool {
+    for s in &o.only {
+        if !subs.iter().any(|x| &x.student == s) {
+            bail!("--only {s}: no submission of {s} in the submissions folder");
+        }
+    }
+    let hashes: Vec<String> = subs
+        .iter()
+        .map(super::gradebook::content_hash)
+        .collect::<Result<_>>()?;
+    // A result stands unless --force, unless the submission changed since (its content
+    // hash), or unless it is golab's own failure (regraded).
+    let done_before = |s: &Submission, hash: &str| -> bool {
         std::fs::read_to_string(result_path(&o.out, &s.student))
             .ok()
             .and_then(|t| serde_json::from_str::<SubmissionResult>(&t).ok())
-            .is_some_and(|r| r.outcome != Outcome::GraderError)
+            .is_some_and(|r| r.outcome != Outcome::GraderError && r.content == hash)
     };
-    let todo: VecDeque<&Submission> = subs.iter().filter(|s| o.force || !done_before(s)).collect();
+    let picked: Vec<(&Submission, &String)> = subs
+        .iter()
+        .zip(&hashes)
+        .filter(|(s, _)| o.only.is_empty() || o.only.contains(&s.student))
+        .collect();
+    let todo: VecDeque<(&Submission, &String)> = picked
+        .iter()
+        .copied()
+        .filter(|(s, h)| o.force || !o.only.is_empty() || !done_before(s, h))
+        .collect();
     let total = todo.len();
-    if !o.quiet && total < subs.len() {
+    if !o.quiet && total < picked.len() {
         eprintln!(
-            "grade: {} of {} submissions already graded (results/ in {}); --force regrades them",
-            subs.len() - total,
-            subs.len(),
+            "grade: {} of {} submissions already graded and unchanged (results/ in {}); --force or --only STUDENT regrades",
+            picked.len() - total,
+            picked.len(),
             o.out.display()
         );
     }
@@ -173,10 +198,22 @@ pub fn run(g: &Grader, subs: &[Submission], o: &Options) -> Result<BatchResult> 
             let (queue, done, failure) = (&queue, &done, &failure);
             scope.spawn(move || {
                 loop {
-                    let Some(s) = queue.lock().unwrap().pop_front() else {
+                    let Some((s, hash)) = queue.lock().unwrap().pop_front() else {
                         break;
                     };
-                    let r = g.grade(s, slot);
+                    let mut r = g.grade(s, slot);
+                    r.content = hash.clone();
+                    if let Some(n) = &o.note {
+                        r.message = if r.message.is_empty() {
+                            n.clone()
+                        } else {
+                            format!("{}; {n}", r.message)
+                        };
+                    }
+                    if let Some((at, from)) = super::gradebook::submitted_at(s) {
+                        r.submitted_at = Some(super::gradebook::fmt_time(at));
+                        r.submitted_from = Some(from);
+                    }
                     let text = serde_json::to_string_pretty(&r).expect("serialisable");
                     if let Err(e) = write_atomic(&result_path(&o.out, &s.student), text.as_bytes())
                     {
@@ -203,9 +240,32 @@ pub fn run(g: &Grader, subs: &[Submission], o: &Options) -> Result<BatchResult> 
     if let Some(e) = failure.into_inner().unwrap() {
         return Err(e);
     }
+    let questions = g
+        .lab
+        .questions
+        .iter()
+        .map(|q| (q.id.clone(), q.points))
+        .collect();
+    let late = o.late.as_ref().or(g.lab.late.as_ref());
+    load(&o.out, &g.lab.name, questions, late)
+}
+
+/// The gradebook from every result in OUT/results (earlier batches and subsets merge),
+/// with hand scores, the late policy and copy flags applied.
+pub fn load(
+    out: &Path,
+    lab: &str,
+    questions: Vec<(String, f64)>,
+    late: Option<&super::gradebook::LatePolicy>,
+) -> Result<BatchResult> {
     let mut results = Vec::new();
-    for s in subs {
-        let p = result_path(&o.out, &s.student);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(out.join("results"))
+        .with_context(|| format!("no results/ in {}", out.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    for p in files {
         let text = std::fs::read_to_string(&p).with_context(|| format!("{}", p.display()))?;
         let r: SubmissionResult = serde_json::from_str(&text).with_context(|| {
             format!(
@@ -215,16 +275,14 @@ pub fn run(g: &Grader, subs: &[Submission], o: &Options) -> Result<BatchResult> 
         })?;
         results.push(r);
     }
-    Ok(BatchResult {
-        lab: g.lab.name.clone(),
-        questions: g
-            .lab
-            .questions
-            .iter()
-            .map(|q| (q.id.clone(), q.points))
-            .collect(),
+    let mut b = BatchResult {
+        lab: lab.to_string(),
+        questions,
         submissions: results,
-    })
+    };
+    let hand = super::gradebook::HandScores::load(out)?;
+    super::gradebook::finish(&mut b, &hand, late);
+    Ok(b)
 }
 
 /// Writes every rendering of a batch into `out`.
@@ -232,6 +290,10 @@ pub fn write_reports(b: &BatchResult, out: &Path) -> Result<()> {
     write_atomic(&out.join("gradebook.csv"), super::render::csv(b).as_bytes())?;
     write_atomic(&out.join("junit.xml"), super::render::junit(b).as_bytes())?;
     write_atomic(&out.join("results.json"), super::render::json(b).as_bytes())?;
+    write_atomic(
+        &out.join("report.html"),
+        super::gradebook::html(b).as_bytes(),
+    )?;
     for s in &b.submissions {
         let g = serde_json::to_string_pretty(&super::render::gradescope(s))?;
         write_atomic(

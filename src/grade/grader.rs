@@ -73,6 +73,8 @@ impl Grader {
                 feedback: vec![format!("not graded: {}", outcome.name())],
                 manual: q.kind == QuestionKind::FreeText,
                 answer: None,
+                held_points: 0.0,
+                held: None,
             })
             .collect();
         SubmissionResult {
@@ -85,6 +87,11 @@ impl Grader {
             transcript: None,
             variant: self.variant_of(&s.student).map(|v| v.describe()),
             seconds: 0.0,
+            content: String::new(),
+            submitted_at: None,
+            submitted_from: None,
+            late: None,
+            flags: vec![],
         }
     }
 
@@ -155,7 +162,7 @@ impl Grader {
         }
 
         // The Go the student says they used, when the grader has it.
-        let wanted = answers.go.as_deref().and_then(|g| GoVersion::parse(g).ok());
+        let wanted = answers.go.as_deref().and_then(super::handout::go_of);
         let goroot = wanted.and_then(|w| {
             self.goroots
                 .iter()
@@ -188,14 +195,32 @@ impl Grader {
         }
 
         let observed_go = GoVersion::parse(&obs.go_version).ok();
+        // The student's Go is not the one the grader built with: what depends on the
+        // exact build cannot be checked, and is held for review.
+        let mismatch = match (wanted, observed_go) {
+            (Some(w), Some(o)) if w != o => Some(match &goroot {
+                Some(g) => format!(
+                    "you built with {w}; the grader's go{} toolchain ({}) is {o}",
+                    w.line(),
+                    g.display()
+                ),
+                None => format!(
+                    "you built with {w}; the grader built with {o} and has no go{} toolchain configured (golab grade --toolchains DIR)",
+                    w.line()
+                ),
+            }),
+            _ => None,
+        };
         let mut questions = Vec::new();
         for q in &self.lab.questions {
             questions.push(grade_question(
                 q,
                 answers.by_question.get(&q.id),
+                answers.problems.get(&q.id),
                 &obs,
                 wanted,
                 observed_go,
+                mismatch.as_deref(),
             ));
         }
         let transcript = answers.transcript.as_ref().map(|t| {
@@ -221,9 +246,38 @@ impl Grader {
                 format!("{message}; {m}")
             };
         }
+        // Answers of the wrong form cost their question only; say which.
+        let mut wrong: Vec<String> = answers
+            .problems
+            .keys()
+            .map(|id| format!("'{id}'"))
+            .collect();
+        wrong.extend(answers.unknown.iter().map(|u| {
+            u.split('\'')
+                .nth(1)
+                .map(|k| format!("'{k}' (not a question)"))
+                .unwrap_or_default()
+        }));
+        let outcome = if wrong.is_empty() {
+            Outcome::Graded
+        } else {
+            let mut m = format!(
+                "answers {} cannot be read and get no points; the others are graded",
+                wrong.join(", ")
+            );
+            for u in &answers.unknown {
+                m.push_str(&format!("; {u}"));
+            }
+            message = if message.is_empty() {
+                m
+            } else {
+                format!("{m}; {message}")
+            };
+            Outcome::InvalidAnswer
+        };
         Ok(SubmissionResult {
             student: s.student.clone(),
-            outcome: Outcome::Graded,
+            outcome,
             message,
             questions,
             score: round2(score),
@@ -231,6 +285,11 @@ impl Grader {
             transcript,
             variant: v.map(|v| v.describe()),
             seconds: 0.0,
+            content: String::new(),
+            submitted_at: None,
+            submitted_from: None,
+            late: None,
+            flags: vec![],
         })
     }
 }
@@ -294,9 +353,11 @@ fn function_name(s: &str) -> String {
 fn grade_question(
     q: &Question,
     a: Option<&Answer>,
+    problem: Option<&String>,
     obs: &Observation,
     wanted: Option<GoVersion>,
     observed: Option<GoVersion>,
+    mismatch: Option<&str>,
 ) -> QuestionResult {
     let mut r = QuestionResult {
         id: q.id.clone(),
@@ -307,7 +368,15 @@ fn grade_question(
         feedback: vec![],
         manual: q.kind == QuestionKind::FreeText,
         answer: None,
+        held_points: 0.0,
+        held: None,
     };
+    if let Some(p) = problem {
+        r.feedback.push(format!(
+            "{p}: this question gets no points; the others are graded"
+        ));
+        return r;
+    }
     let Some(a) = a else {
         r.feedback.push("no answer".into());
         return r;
@@ -332,7 +401,16 @@ fn grade_question(
                     obs.go_version
                 ));
             } else if !same_go {
-                r.feedback.push(format!("address {address:#x}: cannot be checked: you built with {}, the grader with {} (the entry point moves between Go versions)", wanted.map(|w| w.to_string()).unwrap_or_default(), obs.go_version));
+                let why = mismatch.map(str::to_string).unwrap_or_else(|| {
+                    format!(
+                        "you built with {}, the grader with {}",
+                        wanted.map(|w| w.to_string()).unwrap_or_default(),
+                        obs.go_version
+                    )
+                });
+                r.feedback.push(format!("address {address:#x}: held for review: {why} (the entry point moves between Go versions); no points given, none lost"));
+                r.held_points = round2(0.5 * q.points);
+                r.held = Some(format!("address {address:#x}: {why}"));
             } else {
                 r.feedback.push(format!("address {address:#x}: your program's entry point is {:#x} with {} (readelf -h ./main, `Entry point address`)", obs.entry.elf, obs.go_version));
             }
@@ -359,6 +437,10 @@ fn grade_question(
             if !misplaced.is_empty() {
                 r.feedback
                     .push(format!("out of order: {}", join(&misplaced)));
+                for f in &misplaced {
+                    r.feedback
+                        .push(format!("  {}", belongs(f, &reference, &in_order, &given)));
+                }
             }
             if !extra.is_empty() {
                 r.feedback.push(format!(
@@ -392,7 +474,21 @@ fn grade_question(
                 r.feedback
                     .push(format!("the whole chain, in order ({})", p.name()));
             }
-            common.len() as f64 / total
+            let credit = common.len() as f64 / total;
+            r.feedback.push(format!(
+                "credit: {} of your {} steps are in the reference's order ({} has {} steps); {} / max({}, {}) = {:.2} of {} points = {}",
+                common.len(),
+                given.len(),
+                p.name(),
+                reference.len(),
+                common.len(),
+                reference.len(),
+                given.len(),
+                credit,
+                super::render::num(q.points),
+                super::render::num(round2(credit * q.points))
+            ));
+            credit
         }
         (QuestionKind::Callers, Answer::Callers(map)) => {
             r.answer = Some(
@@ -404,7 +500,11 @@ fn grade_question(
             let table = match callers::Table::for_version(go) {
                 Ok((t, _)) => t,
                 Err(e) => {
-                    r.feedback.push(format!("grader error: {e:#}"));
+                    r.feedback.push(format!(
+                        "held for review: the grader has no caller table for {go} ({e:#}); no points given, none lost"
+                    ));
+                    r.held_points = q.points;
+                    r.held = Some(format!("no caller table for {go}"));
                     return r;
                 }
             };
@@ -506,6 +606,32 @@ fn grade_question(
     };
     r.points = round2(fraction * q.points);
     r
+}
+
+/// Where a step the student misplaced goes: between its nearest neighbours in the
+/// reference that the student has in the right order, and where the student put it.
+fn belongs(
+    f: &str,
+    reference: &[String],
+    in_order: &BTreeSet<&String>,
+    given: &[String],
+) -> String {
+    let short = |s: &str| s.trim_start_matches("runtime.").to_string();
+    let i = reference.iter().position(|r| r == f).unwrap_or(0);
+    let before = reference[..i].iter().rev().find(|r| in_order.contains(r));
+    let after = reference[i + 1..].iter().find(|r| in_order.contains(r));
+    let place = match (before, after) {
+        (Some(b), Some(a)) => format!("after {}, before {}", short(b), short(a)),
+        (Some(b), None) => format!("after {}", short(b)),
+        (None, Some(a)) => format!("before {}", short(a)),
+        (None, None) => format!("at position {} of {}", i + 1, reference.len()),
+    };
+    let yours = match given.iter().position(|g| g == f) {
+        Some(0) => "first".to_string(),
+        Some(j) => format!("after {}", short(&given[j - 1])),
+        None => "nowhere".into(),
+    };
+    format!("{} belongs {place} (you have it {yours})", short(f))
 }
 
 fn join(v: &[&String]) -> String {

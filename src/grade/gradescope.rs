@@ -32,43 +32,72 @@ pub fn valid_lab_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
+/// The course's pinned toolchain, installed by setup.sh through golab's provisioner
+/// (`golab/provision/lab-vm.sh`): Go 1.17.1 from the official tarball, SHA-256 checked,
+/// and dlv v1.9.1 (the newest delve that supports Go 1.17).
+pub const PINNED_GO: &str = "1.17.1";
+pub const PINNED_DLV: &str = "1.9.1";
+
 pub fn setup_sh(lab: &str) -> String {
     let (major, minor) = MIN_RUST;
+    let go_sha = crate::download::go_tarball(PINNED_GO)
+        .map(|a| a.sha256)
+        .unwrap_or_default();
     format!(
         r#"#!/usr/bin/env bash
 # Gradescope autograder setup for the golab lab '{lab}' (written by golab).
 # Gradescope runs this once, as root, when it builds the autograder's image; the zip
-# is unpacked in /autograder/source. It installs the tools golab drives and builds
-# golab from the sources in golab/.
+# is unpacked in /autograder/source. It installs the tools golab drives, the course's
+# pinned toolchain (Go {PINNED_GO} from the official tarball, SHA-256 {go_sha},
+# and dlv v{PINNED_DLV}), golab itself, and checks whether golab's sandbox can start.
+# The provisioner honours GOLAB_GO_BASE_URL, GOLAB_GO_SHA256, GOLAB_DLV_SOURCE (and its
+# GOLAB_DLV_TARBALL_URL/_SHA256) and GOPROXY: golab's tests set them; Gradescope does not.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SRC="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
 
 apt-get update
-apt-get install -y golang-go delve gdb binutils bubblewrap strace \
-    build-essential ca-certificates curl
+apt-get install -y --no-install-recommends gdb binutils bubblewrap strace procps \
+    ca-certificates curl
 
-# A Rust toolchain: the image's cargo if it is {major}.{minor} or newer, else rustup's stable.
-rust_recent_enough() {{
-    command -v cargo >/dev/null 2>&1 || return 1
-    local v major minor
-    v="$(cargo --version 2>/dev/null | awk '{{print $2}}')"
-    major="${{v%%.*}}"
-    minor="${{v#*.}}"
-    minor="${{minor%%.*}}"
-    [[ "$major" =~ ^[0-9]+$ && "$minor" =~ ^[0-9]+$ ]] || return 1
-    (( major > {major} || (major == {major} && minor >= {minor}) ))
-}}
-if ! rust_recent_enough; then
-    export RUSTUP_INIT_SKIP_PATH_CHECK=yes
-    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+# Go {PINNED_GO} into /usr/local/go and dlv v{PINNED_DLV} into /usr/local/bin (not the
+# image's golang-go: Ubuntu 22.04 has 1.18).
+GOLAB_GO_VERSION={PINNED_GO} GOLAB_DLV_VERSION={PINNED_DLV} \
+    GOLAB_GO_SHA256="${{GOLAB_GO_SHA256:-{go_sha}}}" \
+    bash "$SRC/golab/provision/lab-vm.sh"
+export PATH="/usr/local/go/bin:/usr/local/bin:$PATH"
+go version
+dlv version
+
+# golab: the binary in the zip when it runs on this image, else built from the sources.
+if [ -x "$SRC/golab/bin/golab" ] && "$SRC/golab/bin/golab" --version >/dev/null 2>&1; then
+    install -m 0755 "$SRC/golab/bin/golab" /usr/local/bin/golab
+else
+    apt-get install -y --no-install-recommends build-essential
+    # A Rust toolchain: the image's cargo if it is {major}.{minor} or newer, else rustup's stable.
+    rust_recent_enough() {{
+        command -v cargo >/dev/null 2>&1 || return 1
+        local v major minor
+        v="$(cargo --version 2>/dev/null | awk '{{print $2}}')"
+        major="${{v%%.*}}"
+        minor="${{v#*.}}"
+        minor="${{minor%%.*}}"
+        [[ "$major" =~ ^[0-9]+$ && "$minor" =~ ^[0-9]+$ ]] || return 1
+        (( major > {major} || (major == {major} && minor >= {minor}) ))
+    }}
+    if ! rust_recent_enough; then
+        export RUSTUP_INIT_SKIP_PATH_CHECK=yes
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    fi
+    export PATH="$HOME/.cargo/bin:$PATH"
+    cargo --version
+    (cd "$SRC/golab" && cargo build --release --locked)
+    install -m 0755 "$SRC/golab/target/release/golab" /usr/local/bin/golab
 fi
-export PATH="$HOME/.cargo/bin:$PATH"
-cargo --version
-
-cd "$SRC/golab"
-cargo build --release --locked
-install -m 0755 target/release/golab /usr/local/bin/golab
+golab --version
+# Can the sandbox start? (Gradescope's container usually blocks user namespaces:
+# run_autograder then grades with the isolation that remains, and says so.)
+golab gradescope probe
 # What golab thinks of this machine, for the build log (not fatal: the image is
 # built without ptrace rights that the autograder's run may have).
 GOLAB_LABS="$SRC/golab/labs" golab doctor || true
@@ -80,21 +109,32 @@ pub fn run_autograder(lab: &str) -> String {
     format!(
         r#"#!/usr/bin/env bash
 # Gradescope runs this for every submission of the golab lab '{lab}' (written by golab).
-# golab writes results.json itself; if it leaves none, this script writes one with
-# score 0 and golab's last output, so the student sees what happened.
+# The student's id and the submission's time come from /autograder/submission_metadata.json,
+# the course's seed from golab-seed.txt beside this script. golab writes results.json
+# itself; if it leaves none, this script writes one with score 0 and golab's last output.
+# When the sandbox cannot start (user namespaces blocked), golab grades with the
+# isolation that remains and says so in results.json's output.
 # GOLAB_AUTOGRADER_ROOT and GOLAB_BIN exist only to test this script elsewhere.
 set -uo pipefail
 LAB='{lab}'
 ROOT="${{GOLAB_AUTOGRADER_ROOT:-/autograder}}"
-GOLAB="${{GOLAB_BIN:-$ROOT/source/golab/target/release/golab}}"
+GOLAB="${{GOLAB_BIN:-/usr/local/bin/golab}}"
 RESULTS="$ROOT/results/results.json"
 export GOLAB_LABS="$ROOT/source/golab/labs"
+export PATH="/usr/local/go/bin:/usr/local/bin:$PATH"
 
 mkdir -p "$ROOT/results"
 rm -f "$RESULTS"
 LOG="$(mktemp)"
+args=(check "$ROOT/submission" --lab "$LAB" --gradescope "$RESULTS" --fallback-isolation)
+if [ -f "$ROOT/submission_metadata.json" ]; then
+    args+=(--gradescope-metadata "$ROOT/submission_metadata.json")
+fi
+if [ -f "$ROOT/source/golab-seed.txt" ]; then
+    args+=("--seed=$(cat "$ROOT/source/golab-seed.txt")")
+fi
 # Gradescope keeps this script's output for the instructors.
-"$GOLAB" check "$ROOT/submission" --lab "$LAB" --gradescope "$RESULTS" 2>&1 | tee "$LOG"
+"$GOLAB" "${{args[@]}}" 2>&1 | tee "$LOG"
 status="${{PIPESTATUS[0]}}"
 
 if [ ! -s "$RESULTS" ]; then
@@ -119,6 +159,56 @@ rm -f "$LOG"
 exit 0
 "#
     )
+}
+
+/// What golab reads of Gradescope's `/autograder/submission_metadata.json`
+/// (https://gradescope-autograders.readthedocs.io/en/latest/submission_metadata/):
+/// `users[]` (`email`, `id`, `name`, and `sid` where the course has student ids) and
+/// `created_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metadata {
+    pub student: String,
+    pub created_at: Option<i64>,
+}
+
+impl Metadata {
+    pub fn read(path: &Path) -> Result<Metadata> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Metadata::parse(&text).with_context(|| format!("{}", path.display()))
+    }
+
+    /// The student id is the first user's `sid`, else the part of their email before
+    /// the @, else their Gradescope id: the roster given to `golab assign` must use the
+    /// same ids.
+    pub fn parse(text: &str) -> Result<Metadata> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).context("not Gradescope's submission metadata (JSON)")?;
+        let Some(user) = v["users"].as_array().and_then(|u| u.first()) else {
+            bail!("no users[] in the submission metadata");
+        };
+        let ok = |s: &str| super::variant::check_student_id(s).is_ok();
+        let sid = user["sid"].as_str().map(str::trim).filter(|s| ok(s));
+        let email = user["email"]
+            .as_str()
+            .and_then(|e| e.split('@').next())
+            .filter(|s| ok(s));
+        let id = match &user["id"] {
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            serde_json::Value::String(s) if ok(s) => Some(s.clone()),
+            _ => None,
+        };
+        let Some(student) = sid.map(str::to_string).or(email.map(str::to_string)).or(id) else {
+            bail!("the first user in the submission metadata has no usable sid, email or id");
+        };
+        let created_at = v["created_at"]
+            .as_str()
+            .and_then(|t| super::gradebook::parse_time(t).ok());
+        Ok(Metadata {
+            student,
+            created_at,
+        })
+    }
 }
 
 /// Adds every regular file under `dir` (sorted, recursively) to the zip as `prefix/...`.
@@ -158,17 +248,26 @@ fn add_tree(
 /// `run_autograder` (mode 0755) at the root, and `golab/` with golab's sources (`sources`:
 /// paths relative to the crate root and their bytes; the binary passes the ones build.rs
 /// embedded) and `labs_dir`'s labs as `golab/labs/`, so a lab of the course's own
-/// (`GOLAB_LABS`) is packed as well.
+/// (`GOLAB_LABS`) is packed as well. With `seed`, the course's seed (`golab-seed.txt`,
+/// root's only); with `binary`, a golab binary (`golab/bin/golab`) that setup.sh installs
+/// when it runs on the image, and otherwise builds from the sources.
 ///
-/// Sources rather than the running binary: Gradescope's image is Ubuntu on x86_64, while
-/// the instructor's golab may be a macOS build, or linked against a newer glibc than
-/// that image has; built there by setup.sh, golab fits the image it runs on.
+/// Sources as well as the binary: Gradescope's image is Ubuntu on x86_64, while the
+/// instructor's golab may be a macOS build, or linked against a newer glibc than that
+/// image has; built there by setup.sh, golab fits the image it runs on.
 pub fn package(
     lab_name: &str,
+    seed: Option<&str>,
+    binary: Option<&Path>,
     sources: &[(&str, &[u8])],
     labs_dir: &Path,
     out: &Path,
 ) -> Result<()> {
+    if let Some(s) = seed
+        && (s.is_empty() || s.contains(['\n', '\r', '\0']))
+    {
+        bail!("the seed must be one line of text");
+    }
     if !valid_lab_name(lab_name) {
         bail!(
             "'{lab_name}' is not a lab name golab can package: use letters, digits and '-' (e.g. runq-order)"
@@ -198,7 +297,18 @@ pub fn package(
     zip.write_all(setup_sh(lab_name).as_bytes())?;
     zip.start_file("run_autograder", script)?;
     zip.write_all(run_autograder(lab_name).as_bytes())?;
+    if let Some(seed) = seed {
+        // Root's only: run_autograder (root) reads it; a student's program, run as a uid
+        // of its own, cannot.
+        zip.start_file("golab-seed.txt", file.unix_permissions(0o600))?;
+        zip.write_all(format!("{seed}\n").as_bytes())?;
+    }
     zip.add_directory("golab/", folder)?;
+    if let Some(b) = binary {
+        zip.add_directory("golab/bin/", folder)?;
+        zip.start_file("golab/bin/golab", script)?;
+        zip.write_all(&std::fs::read(b).with_context(|| format!("cannot read {}", b.display()))?)?;
+    }
     let mut sorted: Vec<&(&str, &[u8])> = sources.iter().collect();
     sorted.sort_by_key(|(p, _)| *p);
     let mut folders = std::collections::BTreeSet::new();
@@ -285,7 +395,7 @@ mod tests {
         let labs = labs();
         let d = tempfile::tempdir().unwrap();
         let out = d.path().join("autograder.zip");
-        package("runq-order", SOURCES, labs.path(), &out).unwrap();
+        package("runq-order", None, None, SOURCES, labs.path(), &out).unwrap();
         let e = entries(&out);
         let names: Vec<&str> = e.iter().map(|(n, _, _)| n.as_str()).collect();
         assert_eq!(
@@ -319,14 +429,29 @@ mod tests {
         );
         assert!(bash_ok(setup), "bash -n rejects setup.sh:\n{setup}");
         assert!(bash_ok(run), "bash -n rejects run_autograder:\n{run}");
+        // Not the image's Go or delve: the course's pins.
+        let apt: Vec<&str> = setup
+            .lines()
+            .filter(|l| l.contains("apt-get install"))
+            .collect();
         assert!(
-            setup.contains("apt-get install -y golang-go delve gdb binutils bubblewrap strace")
+            !apt.is_empty()
+                && apt
+                    .iter()
+                    .all(|l| !l.contains("golang") && !l.contains("delve")),
+            "{apt:?}"
         );
+        assert!(
+            setup.contains("provision/lab-vm.sh")
+                && setup.contains("GOLAB_GO_VERSION=1.17.1 GOLAB_DLV_VERSION=1.9.1")
+        );
+        assert!(setup.contains("dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef"));
+        assert!(setup.contains("golab gradescope probe"));
         assert!(setup.contains("cargo build --release --locked"));
         assert!(run.contains("LAB='runq-order'"));
         assert!(
             run.contains(
-                r#""$GOLAB" check "$ROOT/submission" --lab "$LAB" --gradescope "$RESULTS""#
+                r#"args=(check "$ROOT/submission" --lab "$LAB" --gradescope "$RESULTS" --fallback-isolation)"#
             )
         );
     }
@@ -335,6 +460,26 @@ mod tests {
     fn min_rust_is_cargo_tomls_rust_version() {
         let (major, minor) = MIN_RUST;
         assert_eq!(env!("CARGO_PKG_RUST_VERSION"), format!("{major}.{minor}"));
+    }
+
+    #[test]
+    fn the_student_comes_from_gradescopes_metadata() {
+        // The documented example, trimmed.
+        let doc = r#"{"id": 123456, "created_at": "2018-07-01T14:22:32.365935-07:00",
+            "assignment": {"due_date": "2018-07-31T23:00:00.000000-07:00"},
+            "users": [{"email": "student@example.com", "id": 1234, "name": "Student User"}]}"#;
+        let m = Metadata::parse(doc).unwrap();
+        assert_eq!(m.student, "student");
+        assert_eq!(
+            m.created_at,
+            Some(crate::grade::gradebook::parse_time("2018-07-01T21:22:32Z").unwrap())
+        );
+        let with_sid = r#"{"users": [{"email": "x y@z", "id": 5, "name": "N", "sid": "s0042"}]}"#;
+        assert_eq!(Metadata::parse(with_sid).unwrap().student, "s0042");
+        let only_id = r#"{"users": [{"email": "../@z", "id": 5}]}"#;
+        assert_eq!(Metadata::parse(only_id).unwrap().student, "5");
+        assert!(Metadata::parse(r#"{"users": []}"#).is_err());
+        assert!(Metadata::parse("nope").is_err());
     }
 
     #[test]
@@ -352,14 +497,32 @@ mod tests {
             "lab\n",
             "ünï",
         ] {
-            let err = package(bad, SOURCES, labs.path(), &d.path().join("a.zip")).unwrap_err();
+            let err = package(
+                bad,
+                None,
+                None,
+                SOURCES,
+                labs.path(),
+                &d.path().join("a.zip"),
+            )
+            .unwrap_err();
             assert!(err.to_string().contains("not a lab name"), "{bad:?}: {err}");
         }
         assert!(valid_lab_name("runq-order") && valid_lab_name("Lab2"));
-        let err = package("nope", SOURCES, labs.path(), &d.path().join("a.zip")).unwrap_err();
+        let err = package(
+            "nope",
+            None,
+            None,
+            SOURCES,
+            labs.path(),
+            &d.path().join("a.zip"),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("no lab 'nope'"), "{err}");
         let err = package(
             "runq-order",
+            None,
+            None,
             &SOURCES[1..],
             labs.path(),
             &d.path().join("a.zip"),
@@ -369,6 +532,8 @@ mod tests {
         let evil: &[(&str, &[u8])] = &[("../x", b"")];
         let err = package(
             "runq-order",
+            None,
+            None,
             &[SOURCES, evil].concat(),
             labs.path(),
             &d.path().join("a.zip"),
@@ -382,6 +547,9 @@ mod tests {
     fn run_with_stub(stub: &str) -> (PathBuf, tempfile::TempDir) {
         let root = tempfile::tempdir().unwrap();
         fs::create_dir_all(root.path().join("submission")).unwrap();
+        fs::create_dir_all(root.path().join("source")).unwrap();
+        fs::write(root.path().join("submission_metadata.json"), "{}").unwrap();
+        fs::write(root.path().join("source/golab-seed.txt"), "fall 2026: $x\n").unwrap();
         let script = root.path().join("run_autograder");
         fs::write(&script, run_autograder("runq-order")).unwrap();
         let golab = root.path().join("golab-stub");
@@ -409,7 +577,7 @@ mod tests {
         assert_eq!(
             args,
             format!(
-                "check\n{r}/submission\n--lab\nrunq-order\n--gradescope\n{r}/results/results.json\n{r}/source/golab/labs\n"
+                "check\n{r}/submission\n--lab\nrunq-order\n--gradescope\n{r}/results/results.json\n--fallback-isolation\n--gradescope-metadata\n{r}/submission_metadata.json\n--seed=fall 2026: $x\n{r}/source/golab/labs\n"
             )
         );
         assert_eq!(fs::read_to_string(results).unwrap(), "{\"score\": 7}\n");

@@ -3,9 +3,12 @@
 
 pub mod answers;
 pub mod batch;
+pub mod gradebook;
 pub mod grader;
 pub mod gradescope;
+pub mod handout;
 pub mod model;
+pub mod reduced;
 pub mod render;
 // The sandbox (bubblewrap, uid switching, /proc monitoring) exists only on Linux.
 #[cfg(target_os = "linux")]

@@ -39,6 +39,9 @@ pub enum Outcome {
     ProgramFailed,
     /// golab itself failed on this submission (a bug or a missing tool); regrade later.
     GraderError,
+    /// answers.yaml parses, but some answers have the wrong form: those questions get
+    /// no points (the message names them), the others are graded.
+    InvalidAnswer,
 }
 
 impl Outcome {
@@ -59,6 +62,7 @@ impl Outcome {
             Outcome::EscapeDenied => "escape-denied",
             Outcome::ProgramFailed => "program-failed",
             Outcome::GraderError => "grader-error",
+            Outcome::InvalidAnswer => "invalid-answer",
         }
     }
 }
@@ -77,6 +81,13 @@ pub struct QuestionResult {
     pub manual: bool,
     /// The student's answer as text, for the report (free text, lists).
     pub answer: Option<String>,
+    /// Points that could not be checked automatically (e.g. an address built with a Go
+    /// the grader does not have): not given, not lost; listed for the instructor.
+    #[serde(default)]
+    pub held_points: f64,
+    /// Why those points are held for review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 /// A submitted dlv transcript, checked against the student's variant's binary.
@@ -100,6 +111,20 @@ pub struct SubmissionResult {
     /// The variant this student was assigned (parameters in words).
     pub variant: Option<String>,
     pub seconds: f64,
+    /// SHA-256 of what was handed in: a result stands while this is unchanged.
+    #[serde(default)]
+    pub content: String,
+    /// When it was handed in (RFC 3339, UTC) and how golab knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_from: Option<String>,
+    /// What the late policy did (set when the gradebook is put together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<super::gradebook::Late>,
+    /// What looks copied (set when the gradebook is put together).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

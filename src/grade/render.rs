@@ -92,6 +92,9 @@ pub fn table(b: &BatchResult) -> String {
         for (id, _) in &b.questions {
             row.push(match find(s, id) {
                 Some(q) if q.manual => "manual".into(),
+                Some(q) if q.held_points > 0.0 => {
+                    format!("{} +{}?", num(q.points), num(q.held_points))
+                }
                 Some(q) => num(q.points),
                 None => "-".into(),
             });
@@ -135,7 +138,73 @@ pub fn table(b: &BatchResult) -> String {
     }
     out.push_str(&summary(b));
     out.push('\n');
+    let flagged: Vec<&SubmissionResult> = b
+        .submissions
+        .iter()
+        .filter(|s| !s.flags.is_empty())
+        .collect();
+    if !flagged.is_empty() {
+        out.push_str("copy flags (for a person to look at):\n");
+        for s in flagged {
+            let _ = writeln!(
+                out,
+                "  {}: {}",
+                term_safe(&s.student),
+                term_safe(&s.flags.join("; "))
+            );
+        }
+    }
+    let late: Vec<&SubmissionResult> = b
+        .submissions
+        .iter()
+        .filter(|s| s.late.as_ref().is_some_and(|l| l.days > 0))
+        .collect();
+    if !late.is_empty() {
+        out.push_str("late:\n");
+        for s in late {
+            let l = s.late.as_ref().expect("filtered");
+            let _ = writeln!(
+                out,
+                "  {}: handed in {}, {} after {}: -{}% ({} -> {})",
+                term_safe(&s.student),
+                l.submitted_at,
+                super::gradebook::days(l.days),
+                l.deadline,
+                num(l.penalty * 100.0),
+                num(l.score_before),
+                num(s.score)
+            );
+        }
+    }
+    let held = held_list(b);
+    if !held.is_empty() {
+        out.push_str("held for review (+N? above: not given, not lost):\n");
+        for (student, q, why) in held {
+            let _ = writeln!(out, "  {}: {q}: {}", term_safe(&student), term_safe(&why));
+        }
+    }
     out
+}
+
+/// Every (student, question, reason) held for review, in the batch's order.
+pub fn held_list(b: &BatchResult) -> Vec<(String, String, String)> {
+    let mut v = Vec::new();
+    for s in &b.submissions {
+        for q in &s.questions {
+            if q.held_points > 0.0 {
+                v.push((
+                    s.student.clone(),
+                    q.id.clone(),
+                    format!(
+                        "{} points: {}",
+                        num(q.held_points),
+                        q.held.clone().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+    v
 }
 
 /// `3 submissions: 1 graded, 1 invalid-answers, 1 timeout; mean score 2.5/10 (25%)`.
@@ -187,6 +256,10 @@ pub fn csv(b: &BatchResult) -> String {
         .map(|h| h.to_string())
         .collect();
     header.extend(b.questions.iter().map(|(id, _)| csv_field(id)));
+    header.push("held".into());
+    header.push("review".into());
+    header.push("late".into());
+    header.push("flags".into());
     out.push_str(&header.join(","));
     out.push_str("\r\n");
     for s in &b.submissions {
@@ -202,6 +275,26 @@ pub fn csv(b: &BatchResult) -> String {
                 _ => String::new(),
             });
         }
+        let held: f64 = s.questions.iter().map(|q| q.held_points).sum();
+        row.push(if held > 0.0 { num(held) } else { String::new() });
+        let review: Vec<String> = s
+            .questions
+            .iter()
+            .filter(|q| q.held_points > 0.0)
+            .map(|q| format!("{} held: {}", q.id, q.held.clone().unwrap_or_default()))
+            .collect();
+        row.push(csv_field(&review.join("; ")));
+        row.push(match &s.late {
+            Some(l) if l.days > 0 => csv_field(&format!(
+                "{} after {}: -{}% of {}",
+                super::gradebook::days(l.days),
+                l.deadline,
+                num(l.penalty * 100.0),
+                num(l.score_before)
+            )),
+            _ => String::new(),
+        });
+        row.push(csv_field(&s.flags.join("; ")));
         out.push_str(&row.join(","));
         out.push_str("\r\n");
     }
@@ -450,6 +543,9 @@ fn gradescope_output(s: &SubmissionResult) -> String {
     let mut out = Vec::<String>::new();
     if s.outcome == Outcome::Graded {
         out.push(format!("Score: {} / {}", num(s.score), num(s.max_score)));
+        if !s.message.trim().is_empty() {
+            out.push(s.message.trim_end().to_string());
+        }
     } else {
         out.push(format!(
             "Your submission could not be fully graded ({}).",
@@ -499,20 +595,29 @@ fn gradescope_test(q: &QuestionResult) -> Value {
     if let Some(a) = &q.answer {
         output.push(format!("Your answer, as golab read it:\n{a}"));
     }
+    // Points held for review are left out of the maximum: no penalty until a person
+    // has looked.
+    let max = finite(q.max_points - q.held_points).max(0.0);
+    if let Some(h) = &q.held {
+        output.insert(
+            0,
+            format!(
+                "{} of the {} points are held for review by the course staff (not given, not lost): {h}",
+                num(q.held_points),
+                num(q.max_points)
+            ),
+        );
+    }
     let mut t = json!({
         "name": name,
         "score": finite(q.points),
-        "max_score": if q.manual { 0.0 } else { finite(q.max_points) },
+        "max_score": if q.manual { 0.0 } else { max },
         "output": output.join("\n"),
         "output_format": "text",
         "visibility": "visible",
     });
     if !q.manual {
-        t["status"] = json!(if q.points >= q.max_points {
-            "passed"
-        } else {
-            "failed"
-        });
+        t["status"] = json!(if q.points >= max { "passed" } else { "failed" });
     }
     t
 }
@@ -558,6 +663,8 @@ mod tests {
 
     fn q(id: &str, points: f64, max: f64, feedback: &[&str], manual: bool) -> QuestionResult {
         QuestionResult {
+            held_points: 0.0,
+            held: None,
             id: id.into(),
             title: format!("Question {id}"),
             kind: if manual {
@@ -611,6 +718,11 @@ mod tests {
                     }),
                     variant: Some("n=257, block on chan".into()),
                     seconds: 12.25,
+                    content: String::new(),
+                    submitted_at: None,
+                    submitted_from: None,
+                    late: None,
+                    flags: vec![],
                 },
                 SubmissionResult {
                     student: "o'neil <b> & co".into(),
@@ -623,6 +735,11 @@ mod tests {
                     transcript: None,
                     variant: None,
                     seconds: 0.5,
+                    content: String::new(),
+                    submitted_at: None,
+                    submitted_from: None,
+                    late: None,
+                    flags: vec![],
                 },
                 SubmissionResult {
                     student: "carol\nsmith".into(),
@@ -638,6 +755,11 @@ mod tests {
                     transcript: None,
                     variant: None,
                     seconds: 120.0,
+                    content: String::new(),
+                    submitted_at: None,
+                    submitted_from: None,
+                    late: None,
+                    flags: vec![],
                 },
             ],
         }
@@ -657,11 +779,26 @@ mod tests {
 
     #[test]
     fn csv_exact() {
-        let expected = "student,outcome,total,max,q1,q2,q3\r\n\
-                        \"doe, \"\"jane\"\"\",graded,5.33,10,4,1.33,\r\n\
-                        o'neil <b> & co,invalid-answers,0,10,,,\r\n\
-                        \"carol\nsmith\",timeout,0,10,0,0,\r\n";
-        assert_eq!(csv(&batch()), expected);
+        let expected = "student,outcome,total,max,q1,q2,q3,held,review,late,flags\r\n\
+                        \"doe, \"\"jane\"\"\",graded,5.33,10,4,1.33,,,,,\r\n\
+                        o'neil <b> & co,invalid-answers,0,10,,,,,,,\r\n\
+                        \"carol\nsmith\",timeout,0,10,0,0,,1,\"q2 held: built with go1.17.1, \"\"no toolchain\"\"\",,\r\n";
+        let mut b = batch();
+        b.submissions[2].questions[1].held_points = 1.0;
+        b.submissions[2].questions[1].held = Some("built with go1.17.1, \"no toolchain\"".into());
+        assert_eq!(csv(&b), expected);
+        let t = table(&b);
+        assert!(
+            t.contains("0 +1?")
+                && t.contains("held for review")
+                && t.contains("q2: 1 points: built with go1.17.1"),
+            "{t}"
+        );
+        let g = gradescope(&b.submissions[2]);
+        assert_eq!(
+            g["tests"][1]["max_score"],
+            json!(b.submissions[2].questions[1].max_points - 1.0)
+        );
     }
 
     #[test]

@@ -37,11 +37,17 @@ mod imp {
 
     static CHILD: AtomicI32 = AtomicI32::new(0);
 
-    extern "C" fn forward(sig: libc::c_int) {
+    /// Passes a signal sent to this process on to the child. The terminal's Ctrl-C
+    /// (si_code SI_KERNEL) already reaches the child, which is in the same process
+    /// group; a signal that kill(2) sent to this pid alone (SI_USER) does not.
+    extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
         let c = CHILD.load(Ordering::Relaxed);
-        if c > 0 {
-            // SAFETY: kill is async-signal-safe.
-            unsafe {
+        // SAFETY: the kernel passes a valid siginfo; kill is async-signal-safe.
+        unsafe {
+            let from_tty = (sig == libc::SIGINT || sig == libc::SIGQUIT)
+                && !info.is_null()
+                && (*info).si_code == libc::SI_KERNEL;
+            if c > 0 && !from_tty {
                 libc::kill(c, sig);
             }
         }
@@ -114,12 +120,14 @@ mod imp {
             }
             libc::close(fds[0]);
             CHILD.store(pid, Ordering::Relaxed);
-            // The terminal's Ctrl-C reaches the child too (same process group): it
-            // cleans up and exits 130, and this process exits with it.
-            libc::signal(libc::SIGINT, libc::SIG_IGN);
-            libc::signal(libc::SIGQUIT, libc::SIG_IGN);
-            for sig in [libc::SIGTERM, libc::SIGHUP] {
-                libc::signal(sig, forward as *const () as libc::sighandler_t);
+            // The child handles every signal that ends golab (it cleans up and exits
+            // 130); this process passes on what reaches it alone and exits with it.
+            for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = forward as *const () as libc::sighandler_t;
+                sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+                libc::sigemptyset(&mut sa.sa_mask);
+                libc::sigaction(sig, &sa, std::ptr::null_mut());
             }
             let mut status = 0;
             loop {
