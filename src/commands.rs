@@ -131,6 +131,9 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> 
         golab::grade::sandbox::available(true).context(
             "grading runs students' programs in a sandbox (or pass --no-sandbox for trusted code)",
         )?;
+        golab::grade::sandbox::cgroup::available().context(
+            "grading counts each submission's memory, tasks and CPU in a cgroup (or pass --no-sandbox for trusted code)",
+        )?;
         // The sandbox runs as unprivileged uids: they must be able to enter the folders.
         for a in work.ancestors() {
             use std::os::unix::fs::PermissionsExt;
@@ -163,17 +166,18 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> 
             std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o755))?;
         }
         let golab = inside;
-        Box::new(golab::grade::sandboxed::Sandboxed {
-            run: batch::GolabRun {
+        Box::new(golab::grade::sandboxed::Sandboxed::new(
+            batch::GolabRun {
                 golab,
                 dlv: g.tools.dlv.clone(),
                 dlv_for,
             },
-            hidden: hide,
-            caches: work.join(".gocache"),
+            hide,
+            work.join(".gocache"),
+            lab.dir.clone(),
             timeout,
-            program: Duration::from_secs(g.program_seconds),
-        })
+            Duration::from_secs(g.program_seconds),
+        ))
     };
     Ok(Grader {
         lab,

@@ -37,6 +37,15 @@ pub enum Outcome {
     EscapeDenied,
     /// The program crashed or exited with an error.
     ProgramFailed,
+    /// The program stopped or killed the debugger that observed it (nothing the
+    /// debugger said after that counts).
+    ObserverKilled,
+    /// The observed binary was not the one built (its SHA-256 changed).
+    BinaryChanged,
+    /// The submission's name cannot be a student id (`=cmd`, `a<b&c>`, a line break).
+    UnusableName,
+    /// The same student sent two submissions (`bob/` and `bob.zip`): neither is graded.
+    DuplicateSubmission,
     /// golab itself failed on this submission (a bug or a missing tool); regrade later.
     GraderError,
 }
@@ -58,6 +67,10 @@ impl Outcome {
             Outcome::NetworkDenied => "network-denied",
             Outcome::EscapeDenied => "escape-denied",
             Outcome::ProgramFailed => "program-failed",
+            Outcome::ObserverKilled => "observer-killed",
+            Outcome::BinaryChanged => "binary-changed",
+            Outcome::UnusableName => "unusable-name",
+            Outcome::DuplicateSubmission => "duplicate-submission",
             Outcome::GraderError => "grader-error",
         }
     }
