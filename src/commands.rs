@@ -285,15 +285,8 @@ pub fn feedback(r: &golab::grade::model::SubmissionResult) -> String {
         }
     }
     if let Some(t) = &r.transcript {
-        s.push_str(&format!(
-            "- transcript: {}\n",
-            if t.genuine {
-                "consistent with your program"
-            } else {
-                "could not have come from a real session of your program"
-            }
-        ));
-        for f in &t.findings {
+        s.push_str(&format!("- transcript: {}\n", t.summary()));
+        for f in t.findings.iter().skip(1) {
             s.push_str(&format!("    {f}\n"));
         }
     }

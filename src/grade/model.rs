@@ -95,9 +95,30 @@ pub struct QuestionResult {
 /// A submitted dlv transcript, checked against the student's variant's binary.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TranscriptCheck {
-    /// False when the transcript could not have come from a real session.
+    /// True when no fact in it contradicts the student's binary: "consistent with your
+    /// binary", never "genuine" (a transcript can be shown inconsistent, not proven real).
     pub genuine: bool,
     pub findings: Vec<String>,
+    /// How many facts of the transcript were checked against the binary and its run.
+    #[serde(default)]
+    pub facts_checked: usize,
+    /// Values a real session gets anew each run (stack addresses under ASLR, thread
+    /// ids): two students sharing one copied a session.
+    #[serde(default)]
+    pub per_run: Vec<String>,
+}
+
+impl TranscriptCheck {
+    /// "consistent with your binary (N facts checked)", or the first inconsistency.
+    pub fn summary(&self) -> String {
+        match self.findings.first() {
+            Some(f) if !self.genuine => format!("inconsistent with your binary: {f}"),
+            _ => format!(
+                "consistent with your binary ({} facts checked)",
+                self.facts_checked
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,6 +134,15 @@ pub struct SubmissionResult {
     /// The variant this student was assigned (parameters in words).
     pub variant: Option<String>,
     pub seconds: f64,
+    /// SHA-256 of the binary golab built and observed.
+    #[serde(default)]
+    pub binary_sha256: Option<String>,
+    /// SHA-256 of the submitted answers.yaml (byte-identical files are flagged).
+    #[serde(default)]
+    pub answers_sha256: Option<String>,
+    /// What the batch noticed across submissions (copies), for a person to look at.
+    #[serde(default)]
+    pub flags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

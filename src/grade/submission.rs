@@ -445,7 +445,41 @@ mod tests {
         let subs = discover(d.path()).unwrap();
         let r = unpack(&subs[0], &d.path().join("out")).unwrap();
         assert!(r.unwrap_err().0.contains("symbolic link"));
+        // A bad name is a submission of its own (its outcome says why), not an error.
         std::fs::create_dir(d.path().join("bad name")).unwrap();
-        assert!(discover(d.path()).is_err());
+        let subs = discover(d.path()).unwrap();
+        assert!(subs.iter().any(
+            |s| matches!(&s.source, Source::Unusable { name, .. } if name == "bad name")
+                && s.student.starts_with("unusable-")
+        ));
+    }
+
+    #[test]
+    fn hard_links_deep_trees_and_duplicates_are_refused_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        let subs = d.path().join("subs");
+        std::fs::create_dir_all(subs.join("ann")).unwrap();
+        let secret = d.path().join("secret");
+        std::fs::write(&secret, "root only").unwrap();
+        std::fs::hard_link(&secret, subs.join("ann/answers.yaml")).unwrap();
+        let mut deep = subs.join("cid");
+        for _ in 0..40 {
+            deep = deep.join("d");
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::create_dir_all(subs.join("bob")).unwrap();
+        std::fs::write(subs.join("bob.zip"), b"PK").unwrap();
+        let found = discover(&subs).unwrap();
+        let by = |id: &str| found.iter().find(|s| s.student == id).unwrap().clone();
+        let e = unpack(&by("ann"), &d.path().join("out/ann"))
+            .unwrap()
+            .unwrap_err();
+        assert!(e.0.contains("hard link"), "{e:?}");
+        assert!(!d.path().join("out/ann/answers.yaml").exists());
+        let e = unpack(&by("cid"), &d.path().join("out/cid"))
+            .unwrap()
+            .unwrap_err();
+        assert!(e.0.contains("nested deeper"), "{e:?}");
+        assert!(matches!(by("bob").source, Source::Duplicate(ref v) if v.len() == 2));
     }
 }
