@@ -246,7 +246,7 @@ impl Sandboxed {
                     std::fs::copy(&from, src.join(f))?;
                 }
             }
-            let uid = sandbox::FIRST_UID + slot as u32;
+            let uid = sandbox::first_uid() + slot as u32;
             fresh_dir(&cache, uid, 0o755)?;
             fresh_dir(&out, uid, 0o755)?;
             let ro: Vec<PathBuf> = goroot
@@ -308,7 +308,7 @@ impl LabRunner for Sandboxed {
         let student_dir = lab_dir
             .parent()
             .context("a lab folder inside the student's folder")?;
-        let uid = sandbox::FIRST_UID + slot as u32;
+        let uid = sandbox::first_uid() + slot as u32;
         let the_lab = lab::load_file(&lab_dir.join("lab.yaml"))?;
         let work = lab_dir.join("work");
         std::fs::create_dir_all(&work)?;
@@ -469,9 +469,9 @@ impl LabRunner for Sandboxed {
         for (k, v) in &env {
             c.env(k, v);
         }
-        // SAFETY: private_network makes only async-signal-safe system calls.
+        // SAFETY: launch::observer makes only async-signal-safe system calls.
         unsafe {
-            c.pre_exec(sandbox::launch::private_network);
+            c.pre_exec(sandbox::launch::observer);
         }
         let cg = cgroup::Cgroup::for_uid(uid)?;
         sandbox::kill_uid(uid);
@@ -485,6 +485,9 @@ impl LabRunner for Sandboxed {
         sandbox::kill_uid(uid);
         let after = cg.counters();
         let left = sweep(uid);
+        // The copy the debuggers ran, checked below; the folder goes whatever happened.
+        let observed = sha256_file(&obs_work.join("main"));
+        let _ = std::fs::remove_dir_all(&obs_work);
         if !left.is_empty() {
             bail!("processes of sandbox uid {uid} survived the observer: {left:?}");
         }
@@ -531,20 +534,21 @@ impl LabRunner for Sandboxed {
             },
             Err(e) => return Err(e),
         };
-        // The binary observed is the one built.
-        for b in [&binary, &obs_work.join("main")] {
-            let now = sha256_file(b)?;
-            if now != sha {
+        // The binary observed is the one built (when the observer got as far as copying it).
+        let mut now = vec![("the binary", sha256_file(&binary)?)];
+        if let Ok(o) = observed {
+            now.push(("the debuggers' copy of the binary", o));
+        }
+        for (what, h) in now {
+            if h != sha {
                 return Ok(Ran::Stopped {
                     outcome: Outcome::BinaryChanged,
                     message: format!(
-                        "{} changed during the observation (SHA-256 {sha} before, {now} after)",
-                        b.display()
+                        "{what} changed during the observation (SHA-256 {sha} before, {h} after)"
                     ),
                 });
             }
         }
-        let _ = std::fs::remove_dir_all(&obs_work);
         Ok(r)
     }
 }

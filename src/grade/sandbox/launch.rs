@@ -81,12 +81,15 @@ fn decimal(mut v: u64, buf: &mut [u8; 16]) -> usize {
     n
 }
 
-/// For the observer (`golab run` as root): a network namespace of its own with only a
-/// loopback that is up. The debugger sessions share it (dlv's API on 127.0.0.1 reaches
-/// golab), and nothing in it reaches another machine. Runs in the child before exec.
-pub fn private_network() -> std::io::Result<()> {
-    // SAFETY: unshare, socket and ioctl on a zeroed ifreq; all async-signal-safe.
+/// For the observer (`golab run` as root): it dies with the grader (a `golab grade`
+/// killed with -9 leaves no observer, and so no debugger, behind), and it gets a network
+/// namespace of its own with only a loopback that is up. The debugger sessions share it
+/// (dlv's API on 127.0.0.1 reaches golab), and nothing in it reaches another machine.
+/// Runs in the child before exec.
+pub fn observer() -> std::io::Result<()> {
+    // SAFETY: prctl, unshare, socket and ioctl on a zeroed ifreq; all async-signal-safe.
     unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
         if libc::unshare(libc::CLONE_NEWNET) != 0 {
             return Err(std::io::Error::last_os_error());
         }

@@ -1,31 +1,35 @@
 //! The sandbox that runs a student's program (and `go build`, `dlv`, `gdb` on it).
+//! Linux only. The folder is split by job: this file (policy, bwrap argv, the run loop,
+//! strace parsing), `launch` (from root to the slot uid: cgroup join, setuid, rlimits),
+//! `cgroup` (the kernel's counters and limits), `jail` (the observer's side: dlv and gdb
+//! of a `golab run` that itself stays outside).
 //!
 //! One run is: `[strace -f … -o FIFO] bwrap … -- /bin/sh -c '<ready>; exec "$@"' argv…`,
-//! started by `exec::Group` as an unprivileged uid of its own (61000 + job slot) with
-//! rlimits set between `setuid` and `exec`. bubblewrap then works unprivileged through a
-//! user namespace: a new pid namespace (`--unshare-pid`: when the program's pid 1 dies,
-//! the kernel kills the rest), no network but a loopback (`--unshare-net`: dlv's API on
-//! 127.0.0.1 works), a private size-limited /tmp, the system folders and the caller's
-//! toolchains read-only, the hidden folders (the batch holding the other submissions)
-//! covered by an empty read-only tmpfs, and the `work` folder bound back read-write at
-//! its own path.
+//! started by `exec::Group` from root, which joins the slot's cgroup and then becomes an
+//! unprivileged uid of its own (61000 + job slot) with rlimits set (`launch`). bubblewrap
+//! then works unprivileged through a user namespace: a new pid namespace
+//! (`--unshare-pid`: when the program's pid 1 dies, the kernel kills the rest; a tracer
+//! outside it reads as TracerPid 0), no network but a loopback (`--unshare-net`, or the
+//! observer's private one with `share_network`), a private size-capped /tmp, the system
+//! folders and the caller's toolchains read-only, the hidden folders (the batch holding
+//! the other submissions) covered by an empty read-only tmpfs, and the `work` folder
+//! bound back at its own path: read-write for a build's output, read-only for a program
+//! run (`read_only_work`: nothing of the host is writable, HOME is /tmp).
 //!
 //! Limits and how each verdict is known (never guessed from what the program printed):
-//! - Measured here, no syscall evidence needed: the wall clock (`Timeout`), stdout and
-//!   stderr counted while read (`OutputLimit`), and, polled from /proc every 20 ms over
-//!   the sandbox's process tree, the CPU time (`CpuLimit`), the resident anonymous
-//!   memory (`MemoryLimit`) and the number of tasks (`ProcessLimit`). golab kills the
-//!   whole tree (`kill_uid`: kill(-1) as the slot's uid) when one passes its limit.
-//! - Enforced by the kernel per process: RLIMIT_NPROC (counted per uid, which is why the
-//!   uid is not root), RLIMIT_DATA (1.25 x memory: writable private mappings; RLIMIT_AS
-//!   would have to be over 1 GiB for a Go hello world, since the runtime reserves address
-//!   space), RLIMIT_FSIZE, RLIMIT_CPU (a backstop one second past the polled limit) and
-//!   RLIMIT_CORE = 0. What the kernel refused is known only from syscall evidence: with
-//!   `with_syscall_evidence(true)` (the default) strace traces the run from outside the
-//!   sandbox into a FIFO the program cannot see, and its lines give `ProcessLimit`
-//!   (clone/fork = EAGAIN: the tree is killed at once), `MemoryLimit` (mmap/mremap =
-//!   ENOMEM), `NetworkDenied` (connect/sendto/sendmsg to an address outside 127.0.0.0/8,
-//!   ::1), `EscapeDenied` (open/openat/execve of a path under a hidden folder), `CpuLimit`
+//! - Counted by the kernel over the slot's cgroup (`cgroup`): memory of every kind
+//!   (anonymous, shared, tmpfs; the OOM killer's count is `MemoryLimit`), tasks
+//!   (`pids.max`; a refused fork is `ProcessLimit`) and CPU time (polled every 20 ms:
+//!   `CpuLimit`). Measured here: the wall clock (`Timeout`) and stdout and stderr counted
+//!   while read (`OutputLimit`). golab kills the whole tree (`kill_uid`: kill(-1) as the
+//!   slot's uid) when one passes its limit.
+//! - Enforced by the kernel per process, as backstops: RLIMIT_NPROC (per uid), RLIMIT_DATA
+//!   (1.25 x memory), RLIMIT_FSIZE, RLIMIT_CPU (one second past the polled limit) and
+//!   RLIMIT_CORE = 0. With `with_syscall_evidence(true)` (the default) strace traces the
+//!   run from outside the sandbox into a FIFO the program cannot see, and its lines give
+//!   `ProcessLimit` (clone/fork = EAGAIN), `MemoryLimit` (mmap/mremap = ENOMEM),
+//!   `NetworkDenied` (connect/sendto/sendmsg to an address outside 127.0.0.0/8, ::1),
+//!   `EscapeDenied` (open/openat/execve of a path under a hidden folder), `CpuLimit`
 //!   (SIGXCPU), `OutputLimit` (SIGXFSZ) and `Signaled` (the program killed by a signal).
 //!   Without the trace such runs end as the program's own `Failed(code)` (128 + N after a
 //!   signal, as bwrap reports it).
@@ -57,6 +61,20 @@ use std::time::{Duration, Instant};
 
 /// The uid (and gid) of job slot 0; slot N runs as `FIRST_UID + N`.
 pub const FIRST_UID: u32 = 61000;
+
+/// The uid of job slot 0 for this process: `GOLAB_SANDBOX_UID` (so that two graders on
+/// one machine use separate uids: a run starts by killing every process of its uid),
+/// else `FIRST_UID`. Below 1000 is refused.
+pub fn first_uid() -> u32 {
+    static U: OnceLock<u32> = OnceLock::new();
+    *U.get_or_init(|| {
+        std::env::var("GOLAB_SANDBOX_UID")
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|u| *u >= 1000)
+            .unwrap_or(FIRST_UID)
+    })
+}
 
 /// How often the tree's CPU, memory and task count are read from /proc.
 const POLL: Duration = Duration::from_millis(20);
@@ -193,7 +211,7 @@ impl Sandbox {
             read_only: Vec::new(),
             read_write: Vec::new(),
             hidden: Vec::new(),
-            uid: FIRST_UID + slot,
+            uid: first_uid() + slot,
             syscall_evidence: true,
             writable_work: true,
             share_net: false,
@@ -827,7 +845,8 @@ impl RlimitPlan {
                 // The polled total is the limit; the kernel's per-process one is a backstop.
                 (libc::RLIMIT_CPU, l.cpu_secs + 1, l.cpu_secs + 2),
                 (libc::RLIMIT_DATA, data, data),
-                (libc::RLIMIT_NPROC, l.processes, l.processes),
+                // Twice the cgroup's pids.max: the cgroup refuses first, and counts it.
+                (libc::RLIMIT_NPROC, l.processes * 2, l.processes * 2),
                 (libc::RLIMIT_FSIZE, l.file_bytes, l.file_bytes),
                 (libc::RLIMIT_CORE, 0, 0),
             ],
@@ -1539,14 +1558,12 @@ mod tests {
         NEXT_SLOT.fetch_add(1, Ordering::SeqCst)
     }
 
-    /// The only reason to skip: no bubblewrap on this machine.
+    /// The sandbox's tests fail, never skip, without bubblewrap, strace or cgroups.
     fn have_bwrap() -> bool {
-        if find_tool("bwrap").is_none() {
-            eprintln!(
-                "SKIPPED: bubblewrap is not installed (scripts/install-deps.sh installs bubblewrap and strace)"
-            );
-            return false;
-        }
+        available(true).expect(
+            "the sandbox tests need bubblewrap and strace (scripts/install-deps.sh installs them)",
+        );
+        cgroup::available().expect("the sandbox tests need cgroups (memory, pids, cpu)");
         true
     }
 
