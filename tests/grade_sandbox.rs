@@ -178,8 +178,9 @@ fn grade(subs: &Path, out: &Path) -> (String, String) {
         .args([
             "--lab",
             "startup-trace",
+            // Room for touching 2 GiB of shared memory on a loaded machine.
             "--program-seconds",
-            "10",
+            "30",
             "-j",
             "2",
             "-o",
@@ -313,6 +314,36 @@ fn the_ten_findings_of_issue_10_each_get_a_fair_outcome() {
         "lab: startup-trace\ntranscript: dlv.txt\nanswers:\n  why-runnext: locality # nm\n",
     );
     std::fs::write(subs.join("f10-nm/dlv.txt"), typed).unwrap();
+
+    // ... and one real dlv session (golab run's transcript) sent by two students.
+    let tr = dir.path().join("tr");
+    let lab_copy = dir.path().join("lab-copy");
+    std::fs::create_dir_all(&lab_copy).unwrap();
+    for e in std::fs::read_dir(&lab).unwrap().flatten() {
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), lab_copy.join(e.file_name())).unwrap();
+        }
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_golab"))
+        .arg("run")
+        .arg(&lab_copy)
+        .arg("-q")
+        .arg("--transcript")
+        .arg(&tr)
+        .output()
+        .unwrap();
+    assert!(o.status.code().unwrap() <= 1, "{o:?}");
+    let session = std::fs::read_to_string(tr.join("dlv-session.txt")).unwrap();
+    for s in ["f10-tr1", "f10-tr2"] {
+        send(
+            s,
+            None,
+            &format!(
+                "lab: startup-trace\ntranscript: dlv.txt\nanswers:\n  why-runnext: mine # {s}\n"
+            ),
+        );
+        std::fs::write(subs.join(s).join("dlv.txt"), &session).unwrap();
+    }
 
     let start = std::time::Instant::now();
     let (table, _) = grade(&subs, &out);
@@ -470,6 +501,12 @@ fn the_ten_findings_of_issue_10_each_get_a_fair_outcome() {
     );
     assert!(flags("f10-copy2").contains("f10-copy1"));
     assert_eq!(flags("aaa-honest"), "[]");
+    assert!(
+        flags("f10-tr1").contains("f10-tr2") && flags("f10-tr1").contains("stack address"),
+        "{}",
+        flags("f10-tr1")
+    );
+    assert!(flags("f10-tr2").contains("f10-tr1"));
     let t = &result(&out, "f10-nm")["transcript"];
     assert_eq!(t["genuine"], false, "{t}");
     assert!(
