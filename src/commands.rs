@@ -151,7 +151,7 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<(Grader,
             timeout,
         })
     } else {
-        sandboxed_runner(g, &work, hidden, golab, dlv_for, timeout)?
+        sandboxed_runner(g, &work, hidden, golab, dlv_for, timeout, lab.dir.clone())?
     };
     Ok((
         Grader {
@@ -420,15 +420,8 @@ pub fn feedback(r: &golab::grade::model::SubmissionResult) -> String {
         }
     }
     if let Some(t) = &r.transcript {
-        s.push_str(&format!(
-            "- transcript: {}\n",
-            if t.genuine {
-                "consistent with your program"
-            } else {
-                "could not have come from a real session of your program"
-            }
-        ));
-        for f in &t.findings {
+        s.push_str(&format!("- transcript: {}\n", t.summary()));
+        for f in t.findings.iter().skip(1) {
             s.push_str(&format!("    {f}\n"));
         }
     }
@@ -445,10 +438,14 @@ fn sandboxed_runner(
     golab: PathBuf,
     dlv_for: Vec<(String, PathBuf)>,
     timeout: Duration,
+    lab_dir: PathBuf,
 ) -> Result<Box<dyn golab::grade::grader::LabRunner>> {
     let work = work.to_path_buf();
     golab::grade::sandbox::available(true).context(
         "grading runs students' programs in a sandbox (or pass --no-sandbox for trusted code)",
+    )?;
+    golab::grade::sandbox::cgroup::available().context(
+        "grading counts each submission's memory, tasks and CPU in a cgroup (or pass --no-sandbox for trusted code)",
     )?;
     // The sandbox runs as unprivileged uids: they must be able to enter the folders.
     for a in work.ancestors() {
@@ -482,17 +479,18 @@ fn sandboxed_runner(
         std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o755))?;
     }
     let golab = inside;
-    Ok(Box::new(golab::grade::sandboxed::Sandboxed {
-        run: batch::GolabRun {
+    Ok(Box::new(golab::grade::sandboxed::Sandboxed::new(
+        batch::GolabRun {
             golab,
             dlv: g.tools.dlv.clone(),
             dlv_for,
         },
-        hidden: hide,
-        caches: work.join(".gocache"),
+        hide,
+        work.join(".gocache"),
+        lab_dir,
         timeout,
-        program: Duration::from_secs(g.program_seconds),
-    }))
+        Duration::from_secs(g.program_seconds),
+    )))
 }
 
 /// Elsewhere there is no sandbox: grading refuses, unless told the code is trusted.
@@ -504,6 +502,7 @@ fn sandboxed_runner(
     _golab: PathBuf,
     _dlv_for: Vec<(String, PathBuf)>,
     _timeout: Duration,
+    _lab_dir: PathBuf,
 ) -> Result<Box<dyn golab::grade::grader::LabRunner>> {
     bail!("{}", golab::grade::SANDBOX_ONLY_ON_LINUX)
 }

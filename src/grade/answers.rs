@@ -85,6 +85,31 @@ pub fn parse(text: &[u8], lab: &str, questions: &[Question]) -> Result<Answers, 
             })
         }
     })?;
+    // A key given twice is a mistake to show, not a choice to make (serde would keep
+    // the last one silently).
+    if let Err(e) = serde_yaml::from_str::<serde_yaml::Value>(text) {
+        let msg = e.to_string();
+        if let Some(rest) = msg.split("duplicate entry with key ").nth(1) {
+            let key = rest
+                .split(['"', ','])
+                .find(|k| !k.trim().is_empty())
+                .unwrap_or("")
+                .to_string();
+            let line = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.trim_start().starts_with(&format!("{key}:")))
+                .nth(1)
+                .map(|(n, _)| n + 1)
+                .or(e.location().map(|l| l.line()));
+            return Err(Refusal::Invalid(match line {
+                Some(n) => format!(
+                    "answers.yaml line {n}: '{key}' is given twice (only one answer per key)"
+                ),
+                None => format!("answers.yaml: '{key}' is given twice (only one answer per key)"),
+            }));
+        }
+    }
     if file.lab != lab {
         return Err(Refusal::Invalid(format!(
             "answers.yaml is for lab '{}', not '{lab}'",
@@ -248,6 +273,18 @@ mod tests {
         assert_eq!(
             a.by_question["startup-chain"],
             Answer::Chain(vec!["_rt0_amd64_linux".into(), "runtime.rt0_go".into()])
+        );
+    }
+
+    #[test]
+    fn a_key_given_twice_is_invalid_with_its_line() {
+        let e = parse(b"lab: startup-trace\nanswers:\n  why-runnext: locality\n  entry-point: {address: 0x45d820, symbol: x}\n  why-runnext: fairness\n", "startup-trace", &questions()).unwrap_err();
+        assert_eq!(
+            e,
+            Refusal::Invalid(
+                "answers.yaml line 5: 'why-runnext' is given twice (only one answer per key)"
+                    .into()
+            )
         );
     }
 

@@ -27,6 +27,13 @@ pub fn content_hash(s: &Submission) -> Result<String> {
             h.update(std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?)
         }
         Source::Folder(d) => hash_dir(&mut h, d, "")?,
+        // Not unpacked, not graded: their outcome stands on the name(s) alone.
+        Source::Unusable { name, .. } => h.update(format!("U{name}").as_bytes()),
+        Source::Duplicate(paths) => {
+            for p in paths {
+                h.update(format!("D{}\0", p.display()).as_bytes());
+            }
+        }
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
@@ -61,6 +68,8 @@ fn hash_dir(h: &mut Sha256, dir: &Path, rel: &str) -> Result<()> {
 pub fn submitted_at(s: &Submission) -> Option<(i64, String)> {
     let path = match &s.source {
         Source::Folder(p) | Source::Zip(p) | Source::TarGz(p) => p,
+        Source::Unusable { path, .. } => path,
+        Source::Duplicate(paths) => paths.first()?,
     };
     let parent = path.parent()?;
     let mut metas = vec![parent.join(format!("{}.submission_metadata.json", s.student))];
@@ -535,8 +544,10 @@ pub fn flag_copies(b: &mut BatchResult) {
             )
         })
         .collect();
+    // Byte-identical answers.yaml files and transcripts sharing per-run values first;
+    // it also clears what an earlier gradebook flagged.
+    crate::grade::batch::flag_copies(&mut b.submissions);
     for s in &mut b.submissions {
-        s.flags.clear();
         let Some((_, mine)) = answers.iter().find(|(st, _)| *st == s.student) else {
             continue;
         };
@@ -925,6 +936,8 @@ mod tests {
             submitted_at: Some(at.into()),
             submitted_from: None,
             late: None,
+            binary_sha256: None,
+            answers_sha256: None,
             flags: vec![],
         };
         let score = |student: &str, at: &str| {

@@ -56,6 +56,16 @@ impl Grader {
             Err(e) => self.stopped(s, Outcome::GraderError, format!("{e:#}")),
         };
         r.seconds = start.elapsed().as_secs_f64();
+        // What identifies the answers and the binary (for copies, and for the record).
+        let dir = self.work.join(&s.student);
+        let answers = dir.join("submission").join("answers.yaml");
+        if std::fs::symlink_metadata(&answers).is_ok_and(|m| m.is_file()) {
+            r.answers_sha256 = super::sandboxed::sha256_file(&answers).ok();
+        }
+        let binary = dir.join("lab").join("work").join("main");
+        if r.outcome == Outcome::Graded && binary.is_file() {
+            r.binary_sha256 = super::sandboxed::sha256_file(&binary).ok();
+        }
         r
     }
 
@@ -91,6 +101,8 @@ impl Grader {
             submitted_at: None,
             submitted_from: None,
             late: None,
+            binary_sha256: None,
+            answers_sha256: None,
             flags: vec![],
         }
     }
@@ -108,14 +120,52 @@ impl Grader {
     }
 
     fn grade_inner(&self, s: &Submission, slot: usize) -> Result<SubmissionResult> {
+        match &s.source {
+            submission::Source::Unusable { name, .. } => {
+                return Ok(self.stopped(
+                    s,
+                    Outcome::UnusableName,
+                    format!(
+                        "the submission {name:?} is not named after a usable student id (letters, digits, '.', '_' and '-', starting with a letter or digit): rename it"
+                    ),
+                ));
+            }
+            submission::Source::Duplicate(paths) => {
+                let names: Vec<String> = paths
+                    .iter()
+                    .filter_map(|p| p.file_name())
+                    .map(|n| format!("{:?}", n.to_string_lossy()))
+                    .collect();
+                return Ok(self.stopped(
+                    s,
+                    Outcome::DuplicateSubmission,
+                    format!(
+                        "{} submitted more than once ({}): keep one",
+                        s.student,
+                        names.join(", ")
+                    ),
+                ));
+            }
+            _ => {}
+        }
         let dir = self.work.join(&s.student);
         if dir.exists() {
             std::fs::remove_dir_all(&dir)
                 .with_context(|| format!("cannot clear {}", dir.display()))?;
         }
         let sub = dir.join("submission");
-        if let Err(u) = submission::unpack(s, &sub)? {
-            return Ok(self.stopped(s, Outcome::UnsafeArchive, u.0));
+        match submission::unpack(s, &sub) {
+            Ok(Ok(())) => {}
+            Ok(Err(u)) => return Ok(self.stopped(s, Outcome::UnsafeArchive, u.0)),
+            // What the student sent cannot be unpacked here (a name too long, a file
+            // that cannot be read): the submission's trouble, not golab's.
+            Err(e) => {
+                return Ok(self.stopped(
+                    s,
+                    Outcome::UnsafeArchive,
+                    format!("the submission cannot be unpacked: {e:#}"),
+                ));
+            }
         }
         let answers_path = sub.join("answers.yaml");
         let Ok(meta) = std::fs::symlink_metadata(&answers_path) else {
@@ -226,8 +276,8 @@ impl Grader {
         let transcript = answers.transcript.as_ref().map(|t| {
             let path = sub.join(t);
             match std::fs::read_to_string(&path) {
-                Ok(text) if !t.contains("..") => transcript::check(&text, &obs, &lab_dir.join("work").join("main")),
-                _ => TranscriptCheck { genuine: false, findings: vec![format!("the transcript '{t}' named in answers.yaml is not a readable file of the submission")] },
+                Ok(text) if !t.contains("..") && !Path::new(t).is_absolute() => transcript::check(&text, &obs, &lab_dir.join("work").join("main")),
+                _ => TranscriptCheck { genuine: false, findings: vec![format!("the transcript '{t}' named in answers.yaml is not a readable file of the submission")], facts_checked: 0, per_run: vec![] },
             }
         });
         let score = questions.iter().map(|q| q.points).sum::<f64>();
@@ -289,6 +339,8 @@ impl Grader {
             submitted_at: None,
             submitted_from: None,
             late: None,
+            binary_sha256: None,
+            answers_sha256: None,
             flags: vec![],
         })
     }

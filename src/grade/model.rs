@@ -37,6 +37,15 @@ pub enum Outcome {
     EscapeDenied,
     /// The program crashed or exited with an error.
     ProgramFailed,
+    /// The program stopped or killed the debugger that observed it (nothing the
+    /// debugger said after that counts).
+    ObserverKilled,
+    /// The observed binary was not the one built (its SHA-256 changed).
+    BinaryChanged,
+    /// The submission's name cannot be a student id (`=cmd`, `a<b&c>`, a line break).
+    UnusableName,
+    /// The same student sent two submissions (`bob/` and `bob.zip`): neither is graded.
+    DuplicateSubmission,
     /// golab itself failed on this submission (a bug or a missing tool); regrade later.
     GraderError,
     /// answers.yaml parses, but some answers have the wrong form: those questions get
@@ -61,6 +70,10 @@ impl Outcome {
             Outcome::NetworkDenied => "network-denied",
             Outcome::EscapeDenied => "escape-denied",
             Outcome::ProgramFailed => "program-failed",
+            Outcome::ObserverKilled => "observer-killed",
+            Outcome::BinaryChanged => "binary-changed",
+            Outcome::UnusableName => "unusable-name",
+            Outcome::DuplicateSubmission => "duplicate-submission",
             Outcome::GraderError => "grader-error",
             Outcome::InvalidAnswer => "invalid-answer",
         }
@@ -93,9 +106,30 @@ pub struct QuestionResult {
 /// A submitted dlv transcript, checked against the student's variant's binary.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TranscriptCheck {
-    /// False when the transcript could not have come from a real session.
+    /// True when no fact in it contradicts the student's binary: "consistent with your
+    /// binary", never "genuine" (a transcript can be shown inconsistent, not proven real).
     pub genuine: bool,
     pub findings: Vec<String>,
+    /// How many facts of the transcript were checked against the binary and its run.
+    #[serde(default)]
+    pub facts_checked: usize,
+    /// Values a real session gets anew each run (stack addresses under ASLR, thread
+    /// ids): two students sharing one copied a session.
+    #[serde(default)]
+    pub per_run: Vec<String>,
+}
+
+impl TranscriptCheck {
+    /// "consistent with your binary (N facts checked)", or the first inconsistency.
+    pub fn summary(&self) -> String {
+        match self.findings.first() {
+            Some(f) if !self.genuine => format!("inconsistent with your binary: {f}"),
+            _ => format!(
+                "consistent with your binary ({} facts checked)",
+                self.facts_checked
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,7 +156,14 @@ pub struct SubmissionResult {
     /// What the late policy did (set when the gradebook is put together).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late: Option<super::gradebook::Late>,
-    /// What looks copied (set when the gradebook is put together).
+    /// SHA-256 of the binary golab built and observed.
+    #[serde(default)]
+    pub binary_sha256: Option<String>,
+    /// SHA-256 of the submitted answers.yaml (byte-identical files are flagged).
+    #[serde(default)]
+    pub answers_sha256: Option<String>,
+    /// What looks copied, for a person to look at (set when the gradebook is put
+    /// together: the same answers or transcript values as another submission).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<String>,
 }

@@ -499,6 +499,9 @@ pub fn junit(b: &BatchResult) -> String {
                 if t.genuine { "true" } else { "false" },
             );
         }
+        for f in &s.flags {
+            prop("flag", f);
+        }
         suites.push_str("    </properties>\n");
         suites.push_str(&cases);
         suites.push_str("  </testsuite>\n");
@@ -572,12 +575,8 @@ fn gradescope_output(s: &SubmissionResult) -> String {
         out.push(format!("Your variant: {v}"));
     }
     if let Some(t) = &s.transcript {
-        if t.genuine {
-            out.push("Your dlv transcript matches your variant's binary.".into());
-        } else {
-            out.push("Your dlv transcript could not have come from a real dlv session on your variant's binary:".into());
-        }
-        out.extend(t.findings.iter().map(|f| format!("  - {f}")));
+        out.push(format!("Your dlv transcript: {}", t.summary()));
+        out.extend(t.findings.iter().skip(1).map(|f| format!("  - {f}")));
     }
     out.join("\n")
 }
@@ -714,6 +713,8 @@ mod tests {
                     max_score: 10.0,
                     transcript: Some(TranscriptCheck {
                         genuine: false,
+                        facts_checked: 0,
+                        per_run: vec![],
                         findings: vec!["pc 0x1234 is not in main.main".into()],
                     }),
                     variant: Some("n=257, block on chan".into()),
@@ -722,6 +723,8 @@ mod tests {
                     submitted_at: None,
                     submitted_from: None,
                     late: None,
+                    binary_sha256: None,
+                    answers_sha256: None,
                     flags: vec![],
                 },
                 SubmissionResult {
@@ -739,6 +742,8 @@ mod tests {
                     submitted_at: None,
                     submitted_from: None,
                     late: None,
+                    binary_sha256: None,
+                    answers_sha256: None,
                     flags: vec![],
                 },
                 SubmissionResult {
@@ -759,6 +764,8 @@ mod tests {
                     submitted_at: None,
                     submitted_from: None,
                     late: None,
+                    binary_sha256: None,
+                    answers_sha256: None,
                     flags: vec![],
                 },
             ],
@@ -1016,8 +1023,7 @@ mod tests {
         assert!(out.starts_with("Score: 5.33 / 10"), "{out}");
         assert!(out.contains("Your variant: n=257, block on chan"), "{out}");
         assert!(
-            out.contains("could not have come from a real dlv session")
-                && out.contains("  - pc 0x1234 is not in main.main"),
+            out.contains("inconsistent with your binary: pc 0x1234 is not in main.main"),
             "{out}"
         );
         assert_eq!(g["extra_data"]["outcome"], "graded");

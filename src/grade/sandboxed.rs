@@ -1,27 +1,77 @@
-//! Running a submission's lab in the sandbox: the student's program is built, run once
-//! on its own under syscall tracing (so a fork bomb, a network connection or a look at
-//! another submission is caught and named), then the lab runs on it with dlv and gdb.
-//! Each step is a sandboxed process as the job slot's own uid, with limits.
+//! Running a submission's lab in the sandbox, with the observer apart from the observed.
+//!
+//! 1. **Build**: `go build` as the slot's uid reads a read-only copy of the program (the
+//!    lab folder, root's) and writes only its output folder; its GOCACHE is this
+//!    submission's own: hard links to a warm cache of the standard library that root
+//!    owns and nobody can write (built once per Go from the lab's own program), so a
+//!    submission can add entries but change none. The binary is copied to a root-owned
+//!    file, `lab/work/main`; its SHA-256 is taken.
+//! 2. **The program alone**, traced by strace from outside: what it tries is evidence.
+//!    Nothing of the host is writable (the lab folder is bound read-only; HOME is the
+//!    size-capped /tmp, memory-counted by the cgroup).
+//! 3. **The observer**: `golab run` as root, outside every sandbox, in a network
+//!    namespace of its own, writing the observation into a folder only root can enter.
+//!    Only dlv and gdb (execute-only copies: non-dumpable, so the program cannot trace
+//!    or write them) run in the sandbox, as the slot's uid and in its cgroup
+//!    (`sandbox::jail`). A program that stops or kills its debugger gets
+//!    `observer-killed`.
+//!
+//! The binary's SHA-256 is checked again after the observation. Every step counts in
+//! the slot's cgroup: memory (anonymous, shared and tmpfs), tasks and CPU.
 
 use super::batch::{GolabRun, outcome_of};
 use super::grader::{LabRunner, Ran};
 use super::model::Outcome;
-use super::sandbox::{Limits, Sandbox, Verdict};
+use super::sandbox::{self, Limits, Sandbox, Verdict, cgroup, jail};
 use crate::lab;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub struct Sandboxed {
-    /// golab itself (a copy its uids can reach) and the dlv to give it.
+    /// golab itself and the dlv to give it.
     pub run: GolabRun,
     /// Folders no submission may see: the submissions, and every student's work folder.
     pub hidden: Vec<PathBuf>,
-    /// Per-slot Go build caches live here (slot-N), shared by that slot's runs.
+    /// Warm standard-library build caches live here (one per Go, root's, read-only).
     pub caches: PathBuf,
+    /// The lab's own program, which warms a cache.
+    pub lab_source: PathBuf,
     pub timeout: Duration,
     /// Wall-clock and CPU time of the program's traced run on its own.
     pub program: Duration,
+    /// Execute-only copies of dlv and gdb, by original path.
+    pub tools: Mutex<HashMap<PathBuf, PathBuf>>,
+    /// Warm caches made so far, by Go.
+    pub warm: Mutex<HashMap<String, PathBuf>>,
+}
+
+impl Sandboxed {
+    pub fn new(
+        run: GolabRun,
+        hidden: Vec<PathBuf>,
+        caches: PathBuf,
+        lab_source: PathBuf,
+        timeout: Duration,
+        program: Duration,
+    ) -> Sandboxed {
+        Sandboxed {
+            run,
+            hidden,
+            caches,
+            lab_source,
+            timeout,
+            program,
+            tools: Mutex::new(HashMap::new()),
+            warm: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 /// What a sandbox verdict means for the submission, when it stops the grading.
@@ -59,28 +109,192 @@ fn stopping(v: Verdict, what: &str) -> Option<(Outcome, String)> {
     })
 }
 
+pub fn sha256_file(p: &Path) -> Result<String> {
+    let data = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+    Ok(Sha256::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+fn set_mode(p: &Path, mode: u32) -> Result<()> {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot chmod {}", p.display()))
+}
+
+/// Root's, read-only to everyone else: folders 0755, files 0444 (0555 if executable).
+fn seal(p: &Path) -> Result<()> {
+    let md = std::fs::symlink_metadata(p)?;
+    std::os::unix::fs::lchown(p, Some(0), Some(0))?;
+    if md.is_dir() {
+        set_mode(p, 0o755)?;
+        for e in std::fs::read_dir(p)? {
+            seal(&e?.path())?;
+        }
+    } else if md.is_file() {
+        set_mode(
+            p,
+            if md.permissions().mode() & 0o111 != 0 {
+                0o555
+            } else {
+                0o444
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// A fresh folder (emptied if it exists) owned by `uid`.
+fn fresh_dir(p: &Path, uid: u32, mode: u32) -> Result<()> {
+    if p.exists() {
+        std::fs::remove_dir_all(p).with_context(|| format!("cannot clear {}", p.display()))?;
+    }
+    std::fs::create_dir_all(p)?;
+    std::os::unix::fs::chown(p, Some(uid), Some(uid))?;
+    set_mode(p, mode)
+}
+
+/// `to` gets the folders of `warm` (owned by `uid`) and hard links to its files (root's,
+/// read-only): the build adds entries, it cannot change one.
+fn link_cache(warm: &Path, to: &Path, uid: u32) -> Result<()> {
+    fresh_dir(to, uid, 0o755)?;
+    for e in std::fs::read_dir(warm)? {
+        let e = e?;
+        let ft = e.file_type()?;
+        let dest = to.join(e.file_name());
+        if ft.is_dir() {
+            link_cache(&e.path(), &dest, uid)?;
+        } else if ft.is_file() {
+            std::fs::hard_link(e.path(), &dest)
+                .with_context(|| format!("cannot link {}", dest.display()))?;
+        }
+    }
+    Ok(())
+}
+
 impl Sandboxed {
-    fn sandbox(
-        &self,
-        student_dir: &Path,
-        slot: usize,
-        extra_ro: &[PathBuf],
-    ) -> Result<(Sandbox, PathBuf)> {
-        let cache = self.caches.join(format!("slot-{slot}"));
-        std::fs::create_dir_all(&cache)?;
-        let mut s = Sandbox::new(student_dir, slot as u32)
-            .read_only(&self.run.golab)
-            .read_write(&cache);
+    fn base(&self, work: &Path, slot: usize, extra_ro: &[PathBuf]) -> Sandbox {
+        let mut s = Sandbox::new(work, slot as u32);
         for p in self.hidden.iter() {
             s = s.hide(p);
         }
         for p in extra_ro {
             s = s.read_only(p);
         }
-        s.prepare()?;
-        s.give(&cache)?;
-        Ok((s, cache))
+        s
     }
+
+    /// An execute-only copy of a debugger (the kernel makes such a process non-dumpable).
+    fn exec_only(&self, tool: &Path) -> Result<PathBuf> {
+        let mut t = self.tools.lock().unwrap();
+        if let Some(p) = t.get(tool) {
+            return Ok(p.clone());
+        }
+        let dir = self
+            .caches
+            .with_file_name(".tools")
+            .join(t.len().to_string());
+        std::fs::create_dir_all(&dir)?;
+        set_mode(&dir, 0o755)?;
+        let name = tool.file_name().context("a tool's file name")?;
+        let dest = dir.join(name);
+        let tmp = dir.join(".copy");
+        std::fs::copy(tool, &tmp).with_context(|| format!("cannot copy {}", tool.display()))?;
+        std::os::unix::fs::chown(&tmp, Some(0), Some(0))?;
+        set_mode(&tmp, 0o711)?;
+        std::fs::rename(&tmp, &dest)?;
+        t.insert(tool.to_path_buf(), dest.clone());
+        Ok(dest)
+    }
+
+    /// The warm cache for a Go (built once, from the lab's own program, then sealed).
+    fn warm_cache(
+        &self,
+        goroot: Option<&Path>,
+        gcflags: &str,
+        env: &[(String, String)],
+        slot: usize,
+    ) -> Result<PathBuf> {
+        let key: String = Sha256::digest(
+            format!(
+                "{}\0{gcflags}",
+                goroot.map(|g| g.display().to_string()).unwrap_or_default()
+            )
+            .as_bytes(),
+        )
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+        let mut w = self.warm.lock().unwrap();
+        if let Some(p) = w.get(&key) {
+            return Ok(p.clone());
+        }
+        let dir = self.caches.join(&key);
+        let cache = dir.join("cache");
+        let done = dir.join("complete");
+        if !done.is_file() {
+            std::fs::create_dir_all(&self.caches)?;
+            set_mode(&self.caches, 0o755)?;
+            fresh_dir(&dir, 0, 0o755)?;
+            let src = dir.join("src");
+            let out = dir.join("out");
+            std::fs::create_dir_all(&src)?;
+            for f in ["main.go", "go.mod"] {
+                let from = self.lab_source.join(f);
+                if from.is_file() {
+                    std::fs::copy(&from, src.join(f))?;
+                }
+            }
+            let uid = sandbox::first_uid() + slot as u32;
+            fresh_dir(&cache, uid, 0o755)?;
+            fresh_dir(&out, uid, 0o755)?;
+            let ro: Vec<PathBuf> = goroot
+                .into_iter()
+                .map(Path::to_path_buf)
+                .chain([src.clone()])
+                .collect();
+            let sb = self.base(&out, slot, &ro).read_write(&cache).cwd(&src);
+            let mut env = env.to_vec();
+            env.push(("GOCACHE".into(), cache.display().to_string()));
+            let o = sb.run(
+                &go_build(goroot, gcflags, &out.join("main")),
+                &env,
+                &Limits {
+                    wall: Duration::from_secs(900),
+                    cpu_secs: 900,
+                    ..Limits::default()
+                },
+            )?;
+            if o.verdict != Verdict::Ok {
+                bail!(
+                    "the lab's own program does not build ({}): {}",
+                    o.verdict.name(),
+                    crate::exec::tail(&format!("{}{}", o.stdout, o.stderr))
+                );
+            }
+            seal(&cache)?;
+            std::fs::remove_dir_all(&out)?;
+            std::fs::write(&done, "")?;
+        }
+        w.insert(key, cache.clone());
+        Ok(cache)
+    }
+}
+
+fn go_build(goroot: Option<&Path>, gcflags: &str, out: &Path) -> Vec<String> {
+    let go = goroot
+        .map(|g| g.join("bin/go").display().to_string())
+        .unwrap_or_else(|| "go".into());
+    vec![
+        go,
+        "build".into(),
+        "-gcflags".into(),
+        gcflags.to_string(),
+        "-o".into(),
+        out.display().to_string(),
+        ".".into(),
+    ]
 }
 
 impl LabRunner for Sandboxed {
@@ -94,19 +308,16 @@ impl LabRunner for Sandboxed {
         let student_dir = lab_dir
             .parent()
             .context("a lab folder inside the student's folder")?;
+        let uid = sandbox::first_uid() + slot as u32;
         let the_lab = lab::load_file(&lab_dir.join("lab.yaml"))?;
         let work = lab_dir.join("work");
         std::fs::create_dir_all(&work)?;
+        // The program's files are root's and read-only to every sandbox.
+        seal(lab_dir)?;
         let binary = work.join("main");
         let dlv = self.run.dlv(goroot);
         let mut ro: Vec<PathBuf> = goroot.into_iter().map(Path::to_path_buf).collect();
-        ro.extend(dlv.iter().cloned());
-        if let Some(p) = prebuilt {
-            std::fs::copy(p, &binary)
-                .with_context(|| format!("cannot copy the prebuilt {}", p.display()))?;
-        }
-        let (sb, cache) = self.sandbox(student_dir, slot, &ro)?;
-        let mut env = vec![("GOCACHE".to_string(), cache.display().to_string())];
+        let mut env: Vec<(String, String)> = Vec::new();
         if let Some(g) = goroot {
             env.push(("GOROOT".into(), g.display().to_string()));
             env.push((
@@ -119,38 +330,51 @@ impl LabRunner for Sandboxed {
             ..Limits::default()
         };
 
-        // 1. Build (the compiler only reads the student's files: no tracing needed).
-        if prebuilt.is_none() {
-            let go = goroot
-                .map(|g| g.join("bin/go").display().to_string())
-                .unwrap_or_else(|| "go".into());
-            let argv: Vec<String> = vec![
-                go,
-                "build".into(),
-                "-gcflags".into(),
-                the_lab.program.gcflags.clone(),
-                "-o".into(),
-                binary.display().to_string(),
-                ".".into(),
-            ];
-            let out = sb
-                .clone()
-                .cwd(lab_dir)
-                .with_syscall_evidence(false)
-                .run(&argv, &env, &limits)?;
-            if let Some((o, m)) = stopping(out.verdict, "go build") {
-                return Ok(Ran::Stopped {
-                    outcome: o,
-                    message: m,
-                });
+        // 1. Build, by the grader, from the read-only copy.
+        let out_dir = student_dir.join("build");
+        let gocache = student_dir.join("gocache");
+        match prebuilt {
+            Some(p) => {
+                std::fs::copy(p, &binary)
+                    .with_context(|| format!("cannot copy the prebuilt {}", p.display()))?;
             }
-            if out.verdict != Verdict::Ok {
-                return Ok(Ran::Stopped {
-                    outcome: Outcome::CompileError,
-                    message: crate::exec::tail(&format!("{}{}", out.stdout, out.stderr)),
-                });
+            None => {
+                let warm = self.warm_cache(goroot, &the_lab.program.gcflags, &env, slot)?;
+                fresh_dir(&out_dir, uid, 0o755)?;
+                link_cache(&warm, &gocache, uid)?;
+                let mut benv = env.clone();
+                benv.push(("GOCACHE".into(), gocache.display().to_string()));
+                let sb = self
+                    .base(&out_dir, slot, &ro)
+                    .read_only(lab_dir)
+                    .read_write(&gocache)
+                    .cwd(lab_dir)
+                    .with_syscall_evidence(false);
+                let argv = go_build(goroot, &the_lab.program.gcflags, &out_dir.join("main"));
+                let out = sb.run(&argv, &benv, &limits);
+                let _ = std::fs::remove_dir_all(&gocache);
+                let out = out?;
+                if let Some((o, m)) = stopping(out.verdict, "go build") {
+                    let _ = std::fs::remove_dir_all(&out_dir);
+                    return Ok(Ran::Stopped {
+                        outcome: o,
+                        message: m,
+                    });
+                }
+                if out.verdict != Verdict::Ok {
+                    let _ = std::fs::remove_dir_all(&out_dir);
+                    return Ok(Ran::Stopped {
+                        outcome: Outcome::CompileError,
+                        message: crate::exec::tail(&format!("{}{}", out.stdout, out.stderr)),
+                    });
+                }
+                std::fs::copy(out_dir.join("main"), &binary)
+                    .context("cannot take the built binary")?;
+                std::fs::remove_dir_all(&out_dir)?;
             }
         }
+        seal(&work)?;
+        let sha = sha256_file(&binary)?;
 
         // 2. The program alone, traced: what it tries is evidence.
         let args: Vec<String> = the_lab
@@ -173,8 +397,9 @@ impl LabRunner for Sandboxed {
             cpu_secs: self.program.as_secs().max(1),
             ..limits.clone()
         };
-        let out = sb
-            .clone()
+        let out = self
+            .base(lab_dir, slot, &ro)
+            .read_only_work()
             .cwd(lab_dir)
             .with_syscall_evidence(true)
             .run(&argv, &run_env, &alone)?;
@@ -196,19 +421,147 @@ impl LabRunner for Sandboxed {
             });
         }
 
-        // 3. The lab itself, with dlv and gdb (which need ptrace: no tracing).
-        let obs = lab_dir.join("observation.json");
-        let argv = self.run.argv(lab_dir, &obs, Some(&binary), goroot);
-        let out = sb
-            .cwd(lab_dir)
-            .with_syscall_evidence(false)
-            .run(&argv, &env, &limits)?;
-        if let Some((o, m)) = stopping(out.verdict, "the lab run of your program") {
+        // 3. The observer: golab run as root, its debuggers in the sandbox.
+        let observer = student_dir.join("observer");
+        fresh_dir(&observer, 0, 0o700)?;
+        let obs_work = student_dir.join("observer-work");
+        fresh_dir(&obs_work, 0, 0o755)?;
+        let dlv = dlv
+            .or_else(|| crate::toolchain::which("dlv"))
+            .context("dlv is not installed")?;
+        let dlv = self.exec_only(&dlv)?;
+        let gdb = std::env::var_os("GOLAB_GDB")
+            .map(PathBuf::from)
+            .or_else(|| crate::toolchain::which("gdb"));
+        let gdb = gdb.map(|g| self.exec_only(&g)).transpose()?;
+        for t in std::iter::once(&dlv).chain(gdb.iter()) {
+            if let Some(d) = t.parent() {
+                ro.push(d.to_path_buf());
+            }
+        }
+        ro.push(lab_dir.to_path_buf());
+        let spec = jail::Spec {
+            sandbox: self
+                .base(&obs_work, slot, &ro)
+                .read_only_work()
+                .share_network()
+                .with_syscall_evidence(false),
+            limits: limits.clone(),
+        };
+        let spec_path = observer.join("jail.json");
+        std::fs::write(&spec_path, serde_json::to_vec(&spec)?)?;
+        let obs = observer.join("observation.json");
+        let mut argv = self.run.argv(lab_dir, &obs, Some(&binary), goroot);
+        // --work: the observer's own folder (root's), and its dlv: the execute-only copy.
+        if let Some(i) = argv.iter().position(|a| a == "--work") {
+            argv[i + 1] = obs_work.display().to_string();
+        }
+        if let Some(i) = argv.iter().position(|a| a == "--dlv") {
+            argv[i + 1] = dlv.display().to_string();
+        } else {
+            argv.extend(["--dlv".into(), dlv.display().to_string()]);
+        }
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]).env(jail::ENV, &spec_path);
+        if let Some(g) = &gdb {
+            c.env("GOLAB_GDB", g);
+        }
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        // SAFETY: launch::observer makes only async-signal-safe system calls.
+        unsafe {
+            c.pre_exec(sandbox::launch::observer);
+        }
+        let cg = cgroup::Cgroup::for_uid(uid)?;
+        sandbox::kill_uid(uid);
+        cg.set(&limits)?;
+        let before = cg.counters();
+        let ran = crate::exec::run(
+            c,
+            "golab run (observer)",
+            self.timeout + Duration::from_secs(30),
+        );
+        sandbox::kill_uid(uid);
+        let after = cg.counters();
+        let left = sweep(uid);
+        // The copy the debuggers ran, checked below; the folder goes whatever happened.
+        let observed = sha256_file(&obs_work.join("main"));
+        let _ = std::fs::remove_dir_all(&obs_work);
+        if !left.is_empty() {
+            bail!("processes of sandbox uid {uid} survived the observer: {left:?}");
+        }
+        // What the kernel counted decides first: the debugger may be the OOM killer's victim.
+        if after.oom_kills > before.oom_kills {
             return Ok(Ran::Stopped {
-                outcome: o,
-                message: m,
+                outcome: Outcome::MemoryLimit,
+                message: format!(
+                    "your program under the debugger used more memory than allowed ({} bytes, anonymous, shared and tmpfs together)",
+                    limits.memory_bytes
+                ),
             });
         }
-        outcome_of(out.status, &out.stderr, &obs)
+        if after.pids_refused > before.pids_refused {
+            return Ok(Ran::Stopped {
+                outcome: Outcome::ProcessLimit,
+                message: format!(
+                    "your program under the debugger started more processes or threads than allowed ({})",
+                    limits.processes
+                ),
+            });
+        }
+        let r = match ran {
+            Ok(out) => {
+                if let Some(i) = out.stderr.find(jail::INTERFERENCE) {
+                    let why = out.stderr[i + jail::INTERFERENCE.len()..]
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
+                    return Ok(Ran::Stopped {
+                        outcome: Outcome::ObserverKilled,
+                        message: format!(
+                            "your program stopped or killed the debugger that observed it: {why}"
+                        ),
+                    });
+                }
+                outcome_of(out.status.code(), &out.stderr, &obs)?
+            }
+            Err(e) if format!("{e:#}").contains("did not finish in time") => Ran::Stopped {
+                outcome: Outcome::Timeout,
+                message: "the lab run of your program did not finish in time".into(),
+            },
+            Err(e) => return Err(e),
+        };
+        // The binary observed is the one built (when the observer got as far as copying it).
+        let mut now = vec![("the binary", sha256_file(&binary)?)];
+        if let Ok(o) = observed {
+            now.push(("the debuggers' copy of the binary", o));
+        }
+        for (what, h) in now {
+            if h != sha {
+                return Ok(Ran::Stopped {
+                    outcome: Outcome::BinaryChanged,
+                    message: format!(
+                        "{what} changed during the observation (SHA-256 {sha} before, {h} after)"
+                    ),
+                });
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// Kills the uid's processes until none is left (5 s at most); returns survivors.
+fn sweep(uid: u32) -> Vec<u32> {
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = sandbox::processes_of_uid(uid);
+        if left.is_empty() || std::time::Instant::now() >= end {
+            return left;
+        }
+        sandbox::kill_uid(uid);
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -13,12 +13,33 @@ use std::path::{Component, Path, PathBuf};
 
 pub const MAX_FILES: usize = 200;
 pub const MAX_BYTES: u64 = 16 * 1024 * 1024;
+/// Folders nested deeper than this are refused (an honest submission has two or three).
+pub const MAX_DEPTH: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Folder(PathBuf),
     Zip(PathBuf),
     TarGz(PathBuf),
+    /// An entry whose name cannot be a student id (kept as it was, for the message).
+    Unusable {
+        path: PathBuf,
+        name: String,
+    },
+    /// One student, two submissions (`bob/` and `bob.zip`).
+    Duplicate(Vec<PathBuf>),
+}
+
+/// The id an unusable name is graded under: `unusable-` and 12 hex digits of its hash
+/// (safe as a file name and in every output).
+pub fn unusable_id(name: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let h: String = Sha256::digest(name)
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("unusable-{h}")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,14 +49,17 @@ pub struct Submission {
 }
 
 /// Every submission in `dir`, sorted by student. Entries that are not submissions
-/// (hidden files, other file types) are skipped; a bad student id is an error.
+/// (hidden files, other file types) are skipped. A name that is no student id, and a
+/// student with two submissions, become submissions of their own whose grading says so:
+/// one bad entry never stops the batch.
 pub fn discover(dir: &Path) -> Result<Vec<Submission>> {
-    let mut out = Vec::new();
+    let mut out: Vec<Submission> = Vec::new();
     for e in std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the submissions folder {}", dir.display()))?
     {
         let e = e?;
-        let name = e.file_name().to_string_lossy().to_string();
+        let raw = e.file_name();
+        let name = raw.to_string_lossy().to_string();
         if name.starts_with('.') {
             continue;
         }
@@ -52,9 +76,27 @@ pub fn discover(dir: &Path) -> Result<Vec<Submission>> {
         } else {
             continue;
         };
-        check_student_id(&student).with_context(|| format!("submission {}", e.path().display()))?;
-        if out.iter().any(|s: &Submission| s.student == student) {
-            bail!("student {student} has two submissions in {}", dir.display());
+        if check_student_id(&student).is_err() {
+            use std::os::unix::ffi::OsStrExt;
+            out.push(Submission {
+                student: unusable_id(raw.as_bytes()),
+                source: Source::Unusable {
+                    path: e.path(),
+                    name,
+                },
+            });
+            continue;
+        }
+        if let Some(other) = out.iter_mut().find(|s| s.student == student) {
+            let mut paths = match &other.source {
+                Source::Folder(p) | Source::Zip(p) | Source::TarGz(p) => vec![p.clone()],
+                Source::Duplicate(v) => v.clone(),
+                Source::Unusable { path, .. } => vec![path.clone()],
+            };
+            paths.push(e.path());
+            paths.sort();
+            other.source = Source::Duplicate(paths);
+            continue;
         }
         out.push(Submission { student, source });
     }
@@ -74,12 +116,21 @@ pub fn unpack(s: &Submission, dest: &Path) -> Result<std::result::Result<(), Uns
         Source::Folder(p) => copy_folder(p, dest),
         Source::Zip(p) => unzip(p, dest),
         Source::TarGz(p) => untar(p, dest),
+        Source::Unusable { .. } | Source::Duplicate(_) => {
+            bail!("this submission is not unpacked (see its outcome)")
+        }
     }
 }
 
 /// An entry path made safe, or why it is not.
 fn safe_relative(name: &str) -> std::result::Result<PathBuf, Unsafe> {
     let p = Path::new(name);
+    if p.components().count() > MAX_DEPTH || name.len() > 1024 {
+        return Err(Unsafe(format!(
+            "the entry '{}' is nested deeper than {MAX_DEPTH} folders",
+            name.chars().take(120).collect::<String>()
+        )));
+    }
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
@@ -99,11 +150,23 @@ fn safe_relative(name: &str) -> std::result::Result<PathBuf, Unsafe> {
 }
 
 fn copy_folder(src: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe>> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let (mut files, mut bytes) = (0usize, 0u64);
-    let mut stack = vec![(src.to_path_buf(), dest.to_path_buf())];
-    while let Some((from, to)) = stack.pop() {
+    let rel = |p: &Path| p.strip_prefix(src).unwrap_or(p).display().to_string();
+    let mut stack = vec![(src.to_path_buf(), dest.to_path_buf(), 0usize)];
+    while let Some((from, to, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return Ok(Err(Unsafe(format!(
+                "{} is nested deeper than {MAX_DEPTH} folders",
+                rel(&from).chars().take(120).collect::<String>()
+            ))));
+        }
         std::fs::create_dir_all(&to)?;
-        for e in std::fs::read_dir(&from)? {
+        let entries = match std::fs::read_dir(&from) {
+            Ok(e) => e,
+            Err(e) => return Ok(Err(Unsafe(format!("{} cannot be read: {e}", rel(&from))))),
+        };
+        for e in entries {
             let e = e?;
             // symlink_metadata: a link is refused, never followed out of the folder.
             let md = std::fs::symlink_metadata(e.path())?;
@@ -111,11 +174,11 @@ fn copy_folder(src: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe
             if md.file_type().is_symlink() {
                 return Ok(Err(Unsafe(format!(
                     "{} is a symbolic link",
-                    e.path().strip_prefix(src).unwrap_or(&e.path()).display()
+                    rel(&e.path())
                 ))));
             }
             if md.is_dir() {
-                stack.push((e.path(), to.join(&name)));
+                stack.push((e.path(), to.join(&name), depth + 1));
             } else if md.is_file() {
                 files += 1;
                 bytes += md.len();
@@ -124,7 +187,44 @@ fn copy_folder(src: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe
                         "the submission has more than {MAX_FILES} files or {MAX_BYTES} bytes"
                     ))));
                 }
-                std::fs::copy(e.path(), to.join(&name))?;
+                // Opened without following a link that replaced it since, and checked on
+                // the open file before a byte is read: a hard link (to a file of root's,
+                // say) is refused, not copied.
+                let f = match std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                    .open(e.path())
+                {
+                    Ok(f) => f,
+                    Err(err) => {
+                        return Ok(Err(Unsafe(format!(
+                            "{} cannot be opened: {err}",
+                            rel(&e.path())
+                        ))));
+                    }
+                };
+                let fmd = f.metadata()?;
+                if !fmd.is_file() {
+                    return Ok(Err(Unsafe(format!(
+                        "{} is not a plain file",
+                        rel(&e.path())
+                    ))));
+                }
+                if fmd.nlink() > 1 {
+                    return Ok(Err(Unsafe(format!(
+                        "{} is a hard link (the same file has {} names): send a copy",
+                        rel(&e.path()),
+                        fmd.nlink()
+                    ))));
+                }
+                let mut data = Vec::new();
+                f.take(MAX_BYTES + 1).read_to_end(&mut data)?;
+                std::fs::write(to.join(&name), data)?;
+            } else {
+                return Ok(Err(Unsafe(format!(
+                    "{} is a device, socket or pipe, not a file",
+                    rel(&e.path())
+                ))));
             }
         }
     }
@@ -345,7 +445,41 @@ mod tests {
         let subs = discover(d.path()).unwrap();
         let r = unpack(&subs[0], &d.path().join("out")).unwrap();
         assert!(r.unwrap_err().0.contains("symbolic link"));
+        // A bad name is a submission of its own (its outcome says why), not an error.
         std::fs::create_dir(d.path().join("bad name")).unwrap();
-        assert!(discover(d.path()).is_err());
+        let subs = discover(d.path()).unwrap();
+        assert!(subs.iter().any(
+            |s| matches!(&s.source, Source::Unusable { name, .. } if name == "bad name")
+                && s.student.starts_with("unusable-")
+        ));
+    }
+
+    #[test]
+    fn hard_links_deep_trees_and_duplicates_are_refused_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        let subs = d.path().join("subs");
+        std::fs::create_dir_all(subs.join("ann")).unwrap();
+        let secret = d.path().join("secret");
+        std::fs::write(&secret, "root only").unwrap();
+        std::fs::hard_link(&secret, subs.join("ann/answers.yaml")).unwrap();
+        let mut deep = subs.join("cid");
+        for _ in 0..40 {
+            deep = deep.join("d");
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::create_dir_all(subs.join("bob")).unwrap();
+        std::fs::write(subs.join("bob.zip"), b"PK").unwrap();
+        let found = discover(&subs).unwrap();
+        let by = |id: &str| found.iter().find(|s| s.student == id).unwrap().clone();
+        let e = unpack(&by("ann"), &d.path().join("out/ann"))
+            .unwrap()
+            .unwrap_err();
+        assert!(e.0.contains("hard link"), "{e:?}");
+        assert!(!d.path().join("out/ann/answers.yaml").exists());
+        let e = unpack(&by("cid"), &d.path().join("out/cid"))
+            .unwrap()
+            .unwrap_err();
+        assert!(e.0.contains("nested deeper"), "{e:?}");
+        assert!(matches!(by("bob").source, Source::Duplicate(ref v) if v.len() == 2));
     }
 }

@@ -42,8 +42,41 @@ fn stop_line(l: &str) -> Option<(String, Option<u64>)> {
     Some((func, pc))
 }
 
+/// `FILE:LINE` as dlv prints it after a function: (base name, line).
+fn file_line(s: &str) -> Option<(String, u32)> {
+    let word = s.split_whitespace().next()?;
+    let (file, line) = word.rsplit_once(':')?;
+    let line: u32 = line.parse().ok()?;
+    let base = file.rsplit('/').next().unwrap_or(file).to_string();
+    Some((base, line))
+}
+
+fn base_name(f: &str) -> String {
+    f.rsplit('/').next().unwrap_or(f).to_string()
+}
+
+/// Hex words of a line (`0x...`).
+fn hex_words(l: &str) -> Vec<u64> {
+    l.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter_map(|w| w.strip_prefix("0x"))
+        .filter_map(|w| u64::from_str_radix(w, 16).ok())
+        .collect()
+}
+
+/// A stack address under ASLR (the main thread's stack sits just under 0x7fff_ffff_ffff).
+fn is_stack_address(a: u64) -> bool {
+    (0x7f00_0000_0000..0x8000_0000_0000).contains(&a)
+}
+
+/// Checks every fact of a dlv transcript that the student's binary, or golab's own run
+/// of it, fixes: breakpoint addresses, the function and file:line of each stop and frame,
+/// hit counts against the breakpoints set, the order of the first stops, and the stack
+/// pointer at the entry against the argv pointer rt0_go is given. Also gathers the
+/// values that a real session gets anew each run (stack addresses, thread ids).
 pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
     let mut findings = Vec::new();
+    let mut facts = 0usize;
+    let mut per_run: Vec<String> = Vec::new();
     let elf = Elf::read(binary).ok();
     let in_function = |pc: u64, f: &str| -> Option<bool> {
         let d = elf.as_ref()?.describe(pc)?;
@@ -55,13 +88,92 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
             .to_string();
         Some(base == f)
     };
+    // What golab's own run of this binary saw: file:line by pc, and by function (frame 0).
+    let mut by_pc: std::collections::HashMap<u64, (String, u32)> = Default::default();
+    let mut by_function: std::collections::HashMap<String, Vec<(String, u32)>> = Default::default();
+    for h in &obs.dlv.hits {
+        for (i, f) in h.stack.iter().enumerate() {
+            if f.pc != 0 && !f.file.is_empty() {
+                by_pc.insert(f.pc, (base_name(&f.file), f.line));
+            }
+            if i == 0 {
+                by_function
+                    .entry(f.function.clone())
+                    .or_default()
+                    .push((base_name(&f.file), f.line));
+            }
+        }
+    }
+    let check_fl = |n: usize,
+                    what: &str,
+                    func: &str,
+                    pc: Option<u64>,
+                    fl: Option<(String, u32)>,
+                    findings: &mut Vec<String>,
+                    facts: &mut usize| {
+        let Some((file, line)) = fl else { return };
+        if file.is_empty() || line == 0 {
+            return;
+        }
+        let known: Vec<(String, u32)> = match pc.and_then(|p| by_pc.get(&p)) {
+            Some(x) => vec![x.clone()],
+            None => match by_function.get(func) {
+                Some(v) if pc.is_none() => v.clone(),
+                _ => return,
+            },
+        };
+        *facts += 1;
+        if !known.contains(&(file.clone(), line)) {
+            findings.push(format!(
+                "line {}: {what} {func} at {file}:{line}, but in your binary it is at {}",
+                n + 1,
+                known
+                    .iter()
+                    .map(|(f, l)| format!("{f}:{l}"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ));
+        }
+    };
     let (mut sets, mut stops) = (0, Vec::new());
-    for (n, l) in text.lines().enumerate() {
-        if let Some((addrs, func)) = set_line(l) {
+    // Breakpoint number -> (function, hits seen so far).
+    let mut numbered: std::collections::HashMap<u32, (String, u32)> = Default::default();
+    let mut entry_rsp: Option<u64> = None;
+    let mut last_stop: Option<String> = None;
+    let mut regs_lines: Vec<(usize, String)> = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (n, l) in lines.iter().enumerate() {
+        let t = l.trim();
+        for w in hex_words(t) {
+            if is_stack_address(w) {
+                per_run.push(format!("stack address {w:#x}"));
+            }
+        }
+        if let Some(rest) = t.split(") thread ").nth(1)
+            && let Ok(tid) = rest.split_whitespace().next().unwrap_or("").parse::<u64>()
+            && tid >= 1000
+        {
+            per_run.push(format!("thread {tid}"));
+        }
+        if let Some(v) = t.strip_prefix("Rsp = ")
+            && let Some(a) = hex_words(v).first()
+            && last_stop.is_none()
+        {
+            entry_rsp = entry_rsp.or(Some(*a));
+        }
+        if let Some((addrs, func)) = set_line(t) {
             sets += 1;
+            if let Some(num) = t
+                .strip_prefix("Breakpoint ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|x| x.parse::<u32>().ok())
+            {
+                numbered.insert(num, (func.clone(), 0));
+            }
             let ours = obs.dlv.placed(&func).map(|p| p.addrs.clone());
             match ours {
                 Some(mut o) if !o.is_empty() => {
+                    facts += 1;
                     let mut a = addrs.clone();
                     a.sort();
                     o.sort();
@@ -78,22 +190,120 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
                 }
                 _ => {
                     for a in &addrs {
-                        if in_function(*a, &func) == Some(false) {
+                        if let Some(inside) = in_function(*a, &func) {
+                            facts += 1;
+                            if !inside {
+                                findings.push(format!(
+                                    "line {}: {a:#x} is not in {func} in your program",
+                                    n + 1
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            if addrs.len() == 1 {
+                let after = t.split("()").nth(1).unwrap_or("");
+                check_fl(
+                    n,
+                    "breakpoint on",
+                    &func,
+                    Some(addrs[0]),
+                    file_line(after),
+                    &mut findings,
+                    &mut facts,
+                );
+            }
+        } else if let Some((func, pc)) = stop_line(t) {
+            if let Some(pc) = pc
+                && let Some(inside) = in_function(pc, &func)
+            {
+                facts += 1;
+                if !inside {
+                    findings.push(format!("line {}: a stop in {func} at pc {pc:#x}, which your program does not have there", n + 1));
+                }
+            }
+            // `[Breakpoint N]`: its hit count goes up by one at each of its stops.
+            if let Some(num) = t
+                .strip_prefix("> [Breakpoint ")
+                .and_then(|r| r.split(']').next())
+                .and_then(|x| x.parse::<u32>().ok())
+                && let Some(total) = t
+                    .split("total:")
+                    .nth(1)
+                    .and_then(|r| r.split(')').next())
+                    .and_then(|x| x.trim().parse::<u32>().ok())
+            {
+                facts += 1;
+                match numbered.get_mut(&num) {
+                    None => findings.push(format!(
+                        "line {}: a stop at breakpoint {num}, which the transcript never set",
+                        n + 1
+                    )),
+                    Some((_, seen)) => {
+                        *seen += 1;
+                        if total != *seen {
                             findings.push(format!(
-                                "line {}: {a:#x} is not in {func} in your program",
+                                "line {}: breakpoint {num} says total:{total}, but this is its stop number {seen} in the transcript",
                                 n + 1
                             ));
                         }
                     }
                 }
             }
-        } else if let Some((func, pc)) = stop_line(l) {
-            if let Some(pc) = pc
-                && in_function(pc, &func) == Some(false)
-            {
-                findings.push(format!("line {}: a stop in {func} at pc {pc:#x}, which your program does not have there", n + 1));
+            let after = t.split("()").nth(1).unwrap_or("");
+            // Frame 0 of a breakpoint's stop: where golab's run stopped in that function.
+            if !after.trim_start().starts_with("<autogenerated>") {
+                check_fl(
+                    n,
+                    "a stop in",
+                    &func,
+                    pc,
+                    file_line(after),
+                    &mut findings,
+                    &mut facts,
+                );
             }
+            last_stop = Some(func.clone());
             stops.push(func);
+        } else if let Some((pc, func)) = frame_line(t) {
+            // ` N  0xPC in FUNC` then `    at FILE:LINE`.
+            if let Some(inside) = in_function(pc, &func) {
+                facts += 1;
+                if !inside {
+                    findings.push(format!(
+                        "line {}: a frame of {func} at pc {pc:#x}, which your program does not have there",
+                        n + 1
+                    ));
+                }
+            }
+            if let Some(at) = lines.get(n + 1).and_then(|x| x.trim().strip_prefix("at ")) {
+                check_fl(
+                    n + 1,
+                    "a frame of",
+                    &func,
+                    Some(pc),
+                    file_line(at),
+                    &mut findings,
+                    &mut facts,
+                );
+            }
+        } else if last_stop.as_deref() == Some("runtime.rt0_go") && t.starts_with("0x") {
+            regs_lines.push((n, t.to_string()));
+        }
+    }
+    // rt0_go is reached by jumps from the entry: its argv (SI) is the entry's SP + 8.
+    if let (Some(rsp), Some((n, argv))) = (entry_rsp, regs_lines.get(1))
+        && let Some(v) = hex_words(argv).first()
+        && is_stack_address(*v)
+    {
+        facts += 1;
+        if *v != rsp + 8 {
+            findings.push(format!(
+                "line {}: rt0_go's argv is {v:#x}, but the stack pointer at the entry was {rsp:#x}: it must be {:#x}",
+                n + 1,
+                rsp + 8
+            ));
         }
     }
     if sets == 0 && stops.is_empty() {
@@ -116,6 +326,9 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
         .filter(|f| first.contains(f))
         .cloned()
         .collect();
+    if !first.is_empty() {
+        facts += 1;
+    }
     if first != expected {
         findings.push(format!(
             "the stops come in an order no run takes: {} (the startup path goes {})",
@@ -123,10 +336,26 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
             expected.join(" -> ")
         ));
     }
+    per_run.sort();
+    per_run.dedup();
     TranscriptCheck {
         genuine: findings.is_empty(),
         findings,
+        facts_checked: facts,
+        per_run,
     }
+}
+
+/// A backtrace frame line: ` 0  0x0000000000462980 in _rt0_amd64`.
+fn frame_line(l: &str) -> Option<(u64, String)> {
+    let mut w = l.split_whitespace();
+    w.next()?.parse::<u32>().ok()?;
+    let pc = u64::from_str_radix(w.next()?.strip_prefix("0x")?, 16).ok()?;
+    if w.next()? != "in" {
+        return None;
+    }
+    let func = w.next()?.to_string();
+    (pc != 0 && func != "?").then_some((pc, func))
 }
 
 fn hexes(v: &[u64]) -> String {

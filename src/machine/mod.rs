@@ -97,6 +97,52 @@ pub struct Cmd {
     /// On a VM, the remote command is bounded by `timeout` too: killing the local ssh
     /// does not reach a debugger left running in the guest.
     deadline: Option<Duration>,
+    /// Runs the student's program (dlv, gdb): inside the grader's sandbox when there is
+    /// one (`GOLAB_JAIL`).
+    untrusted: bool,
+}
+
+/// How an observer's error starts when the observed program stopped or killed the
+/// debugger (the grader's `observer-killed`).
+pub const INTERFERENCE: &str = "observer-killed:";
+
+/// The grader's sandbox for untrusted commands, when golab runs as a grading observer.
+#[cfg(target_os = "linux")]
+pub fn jail() -> Option<&'static crate::grade::sandbox::jail::Jail> {
+    crate::grade::sandbox::jail::current()
+}
+
+/// Did the observed program stop or kill its debugger? (Only known in the sandbox.)
+pub fn interference() -> Option<String> {
+    #[cfg(target_os = "linux")]
+    {
+        jail().and_then(|j| j.interference())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+/// A TCP connection to a tool started with `Cmd::untrusted` (dlv's API).
+pub fn connect_tcp(addr: &str) -> std::io::Result<std::net::TcpStream> {
+    #[cfg(target_os = "linux")]
+    if let Some(j) = jail() {
+        return j.connect(addr);
+    }
+    std::net::TcpStream::connect(addr)
+}
+
+/// Is this process observing inside the grader's sandbox?
+pub fn jailed() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        jail().is_some()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
 }
 
 impl Cmd {
@@ -107,7 +153,13 @@ impl Cmd {
             envs: Vec::new(),
             cwd: None,
             deadline: None,
+            untrusted: false,
         }
+    }
+    /// This command runs the student's program.
+    pub fn untrusted(&mut self) -> &mut Cmd {
+        self.untrusted = true;
+        self
     }
     pub fn arg(&mut self, a: impl AsRef<std::ffi::OsStr>) -> &mut Cmd {
         self.args.push(a.as_ref().to_string_lossy().into_owned());
@@ -184,6 +236,12 @@ impl Machine {
     pub fn command(&self, cmd: &Cmd) -> Command {
         match self {
             Machine::Host => {
+                #[cfg(target_os = "linux")]
+                if cmd.untrusted
+                    && let Some(j) = jail()
+                {
+                    return j.command(&cmd.program, &cmd.args, &cmd.envs, cmd.cwd.as_deref());
+                }
                 let mut c = Command::new(&cmd.program);
                 c.args(&cmd.args);
                 c.envs(cmd.envs.iter().map(|(k, v)| (k, v)));

@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{ChildStdin, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -291,6 +291,8 @@ pub struct Gdb {
     deadline: Instant,
     /// Everything sent (`> `) and received, for the transcript.
     pub log: String,
+    /// The program has been started (`-exec-run`).
+    running: bool,
 }
 
 /// One command's answer: its result record and the console text it printed.
@@ -309,7 +311,8 @@ impl Gdb {
         deadline: Instant,
     ) -> Result<Gdb> {
         let mut cmd = Cmd::new(gdb);
-        cmd.arg("--interpreter=mi3")
+        cmd.untrusted()
+            .arg("--interpreter=mi3")
             .arg("-nx")
             .arg("-q")
             .arg(binary);
@@ -338,13 +341,21 @@ impl Gdb {
             token: 0,
             deadline,
             log: String::new(),
+            running: false,
         })
     }
 
     fn next_record(&mut self) -> Result<Record> {
         loop {
             let left = self.deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
+            // In the sandbox, a gdb that the program stopped is noticed within a poll.
+            let jailed = crate::machine::jailed();
+            let wait = if jailed {
+                left.min(Duration::from_millis(250))
+            } else {
+                left
+            };
+            match self.lines.recv_timeout(wait) {
                 Ok(l) => {
                     self.log.push_str(&l);
                     self.log.push('\n');
@@ -356,11 +367,24 @@ impl Gdb {
                         return Ok(r);
                     }
                 }
+                Err(RecvTimeoutError::Timeout) if jailed && !left.is_zero() => {
+                    if let Some(why) = crate::machine::interference() {
+                        self.group.kill();
+                        bail!("{why}");
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     self.group.kill();
                     bail!(
                         "gdb did not answer before the session's deadline: gdb and the program were killed"
                     );
+                }
+                Err(RecvTimeoutError::Disconnected) if jailed && self.running => {
+                    // gdb never ends a session by itself: the program under it did.
+                    bail!(
+                        "{} gdb ended during the session while your program ran under it",
+                        crate::machine::INTERFERENCE
+                    )
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     bail!("gdb exited unexpectedly (see the gdb/MI log)")
@@ -373,6 +397,9 @@ impl Gdb {
     pub fn command(&mut self, cmd: &str) -> Result<Answer> {
         self.token += 1;
         let tok = self.token;
+        if cmd.starts_with("-exec-run") {
+            self.running = true;
+        }
         let line = format!("{tok}{cmd}\n");
         self.log.push_str("> ");
         self.log.push_str(&line);
@@ -499,6 +526,9 @@ fn drive(
     if !args.is_empty() {
         g.command(&format!("-exec-arguments {}", args.join(" ")))?;
     }
+    // The program's own output must not reach the MI stream (a program could print
+    // records gdb never sent).
+    g.command("-inferior-tty-set /dev/null")?;
     let mut by_number: HashMap<String, (String, u32, u32)> = HashMap::new();
     for p in plan {
         let a = g.command(&format!("-break-insert {}", p.function))?;

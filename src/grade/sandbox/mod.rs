@@ -1,31 +1,35 @@
 //! The sandbox that runs a student's program (and `go build`, `dlv`, `gdb` on it).
+//! Linux only. The folder is split by job: this file (policy, bwrap argv, the run loop,
+//! strace parsing), `launch` (from root to the slot uid: cgroup join, setuid, rlimits),
+//! `cgroup` (the kernel's counters and limits), `jail` (the observer's side: dlv and gdb
+//! of a `golab run` that itself stays outside).
 //!
 //! One run is: `[strace -f … -o FIFO] bwrap … -- /bin/sh -c '<ready>; exec "$@"' argv…`,
-//! started by `exec::Group` as an unprivileged uid of its own (61000 + job slot) with
-//! rlimits set between `setuid` and `exec`. bubblewrap then works unprivileged through a
-//! user namespace: a new pid namespace (`--unshare-pid`: when the program's pid 1 dies,
-//! the kernel kills the rest), no network but a loopback (`--unshare-net`: dlv's API on
-//! 127.0.0.1 works), a private size-limited /tmp, the system folders and the caller's
-//! toolchains read-only, the hidden folders (the batch holding the other submissions)
-//! covered by an empty read-only tmpfs, and the `work` folder bound back read-write at
-//! its own path.
+//! started by `exec::Group` from root, which joins the slot's cgroup and then becomes an
+//! unprivileged uid of its own (61000 + job slot) with rlimits set (`launch`). bubblewrap
+//! then works unprivileged through a user namespace: a new pid namespace
+//! (`--unshare-pid`: when the program's pid 1 dies, the kernel kills the rest; a tracer
+//! outside it reads as TracerPid 0), no network but a loopback (`--unshare-net`, or the
+//! observer's private one with `share_network`), a private size-capped /tmp, the system
+//! folders and the caller's toolchains read-only, the hidden folders (the batch holding
+//! the other submissions) covered by an empty read-only tmpfs, and the `work` folder
+//! bound back at its own path: read-write for a build's output, read-only for a program
+//! run (`read_only_work`: nothing of the host is writable, HOME is /tmp).
 //!
 //! Limits and how each verdict is known (never guessed from what the program printed):
-//! - Measured here, no syscall evidence needed: the wall clock (`Timeout`), stdout and
-//!   stderr counted while read (`OutputLimit`), and, polled from /proc every 20 ms over
-//!   the sandbox's process tree, the CPU time (`CpuLimit`), the resident anonymous
-//!   memory (`MemoryLimit`) and the number of tasks (`ProcessLimit`). golab kills the
-//!   whole tree (`kill_uid`: kill(-1) as the slot's uid) when one passes its limit.
-//! - Enforced by the kernel per process: RLIMIT_NPROC (counted per uid, which is why the
-//!   uid is not root), RLIMIT_DATA (1.25 x memory: writable private mappings; RLIMIT_AS
-//!   would have to be over 1 GiB for a Go hello world, since the runtime reserves address
-//!   space), RLIMIT_FSIZE, RLIMIT_CPU (a backstop one second past the polled limit) and
-//!   RLIMIT_CORE = 0. What the kernel refused is known only from syscall evidence: with
-//!   `with_syscall_evidence(true)` (the default) strace traces the run from outside the
-//!   sandbox into a FIFO the program cannot see, and its lines give `ProcessLimit`
-//!   (clone/fork = EAGAIN: the tree is killed at once), `MemoryLimit` (mmap/mremap =
-//!   ENOMEM), `NetworkDenied` (connect/sendto/sendmsg to an address outside 127.0.0.0/8,
-//!   ::1), `EscapeDenied` (open/openat/execve of a path under a hidden folder), `CpuLimit`
+//! - Counted by the kernel over the slot's cgroup (`cgroup`): memory of every kind
+//!   (anonymous, shared, tmpfs; the OOM killer's count is `MemoryLimit`), tasks
+//!   (`pids.max`; a refused fork is `ProcessLimit`) and CPU time (polled every 20 ms:
+//!   `CpuLimit`). Measured here: the wall clock (`Timeout`) and stdout and stderr counted
+//!   while read (`OutputLimit`). golab kills the whole tree (`kill_uid`: kill(-1) as the
+//!   slot's uid) when one passes its limit.
+//! - Enforced by the kernel per process, as backstops: RLIMIT_NPROC (per uid), RLIMIT_DATA
+//!   (1.25 x memory), RLIMIT_FSIZE, RLIMIT_CPU (one second past the polled limit) and
+//!   RLIMIT_CORE = 0. With `with_syscall_evidence(true)` (the default) strace traces the
+//!   run from outside the sandbox into a FIFO the program cannot see, and its lines give
+//!   `ProcessLimit` (clone/fork = EAGAIN), `MemoryLimit` (mmap/mremap = ENOMEM),
+//!   `NetworkDenied` (connect/sendto/sendmsg to an address outside 127.0.0.0/8, ::1),
+//!   `EscapeDenied` (open/openat/execve of a path under a hidden folder), `CpuLimit`
 //!   (SIGXCPU), `OutputLimit` (SIGXFSZ) and `Signaled` (the program killed by a signal).
 //!   Without the trace such runs end as the program's own `Failed(code)` (128 + N after a
 //!   signal, as bwrap reports it).
@@ -35,8 +39,13 @@
 //! One run at a time per slot: a run starts and ends by killing every process of its uid.
 //! Not for: deciding what to run, or grading what it printed (grade/ does that).
 
+pub mod cgroup;
+pub mod jail;
+pub mod launch;
+
 use crate::exec::Group;
 use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
@@ -53,11 +62,25 @@ use std::time::{Duration, Instant};
 /// The uid (and gid) of job slot 0; slot N runs as `FIRST_UID + N`.
 pub const FIRST_UID: u32 = 61000;
 
+/// The uid of job slot 0 for this process: `GOLAB_SANDBOX_UID` (so that two graders on
+/// one machine use separate uids: a run starts by killing every process of its uid),
+/// else `FIRST_UID`. Below 1000 is refused.
+pub fn first_uid() -> u32 {
+    static U: OnceLock<u32> = OnceLock::new();
+    *U.get_or_init(|| {
+        std::env::var("GOLAB_SANDBOX_UID")
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|u| *u >= 1000)
+            .unwrap_or(FIRST_UID)
+    })
+}
+
 /// How often the tree's CPU, memory and task count are read from /proc.
 const POLL: Duration = Duration::from_millis(20);
 
 /// What one sandboxed run may use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     /// Wall-clock time, from the start of the sandbox.
     pub wall: Duration,
@@ -160,7 +183,7 @@ pub struct Outcome {
 }
 
 /// A sandbox for one job slot: what the program sees, and as which uid it runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sandbox {
     work: PathBuf,
     cwd: Option<PathBuf>,
@@ -169,6 +192,12 @@ pub struct Sandbox {
     hidden: Vec<PathBuf>,
     uid: u32,
     syscall_evidence: bool,
+    /// `work` is bound read-write (a build's output folder) or read-only (a program run:
+    /// nothing of the host is writable then, only the size-capped /tmp).
+    writable_work: bool,
+    /// Keep the caller's network namespace (the observer's private loopback, where dlv
+    /// listens) instead of a new one.
+    share_net: bool,
 }
 
 impl Sandbox {
@@ -182,9 +211,23 @@ impl Sandbox {
             read_only: Vec::new(),
             read_write: Vec::new(),
             hidden: Vec::new(),
-            uid: FIRST_UID + slot,
+            uid: first_uid() + slot,
             syscall_evidence: true,
+            writable_work: true,
+            share_net: false,
         }
+    }
+
+    /// `work` read-only: the program writes nowhere on the host (HOME is /tmp).
+    pub fn read_only_work(mut self) -> Sandbox {
+        self.writable_work = false;
+        self
+    }
+
+    /// Share the network namespace of the process that starts the sandbox.
+    pub fn share_network(mut self) -> Sandbox {
+        self.share_net = true;
+        self
     }
 
     /// Also visible, read-only, at the same path: a GOROOT, the dlv binary, golab itself.
@@ -245,7 +288,11 @@ impl Sandbox {
     /// The environment every run starts from (the caller's `env` overrides it): a plain
     /// PATH, HOME and the Go caches in `work`, no module proxy, no go.work lookup.
     pub fn default_env(&self) -> Vec<(String, String)> {
-        let w = self.work.display().to_string();
+        let w = if self.writable_work {
+            self.work.display().to_string()
+        } else {
+            "/tmp".to_string()
+        };
         vec![
             ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
             ("HOME".into(), w.clone()),
@@ -285,6 +332,11 @@ impl Sandbox {
 
         // Nothing of a previous run of this slot may count against this one.
         kill_uid(uid);
+        let cg = cgroup::Cgroup::for_uid(uid)?;
+        cg.set(limits)?;
+        cg.reset_peak();
+        let before = cg.counters();
+        let cgroup_fds = cg.procs_files()?;
 
         // The ready pipe: the wrapper shell writes one byte to fd 3 just before it execs
         // the program, so a bwrap that failed to set up is told apart from the program.
@@ -347,25 +399,17 @@ impl Sandbox {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         cmd.current_dir("/");
-        cmd.uid(uid).gid(uid); // std calls setgroups(0) first when it runs as root
-        let rl = RlimitPlan::new(limits);
-        let ready_fd = ready_w.as_raw_fd();
+        // Joins the slot's cgroup as root, then becomes the slot's uid (launch.rs).
+        let l = launch::Launch {
+            uid,
+            cgroup_fds: cgroup::raw(&cgroup_fds),
+            rlimits: RlimitPlan::new(limits),
+            ready_fd: Some(ready_w.as_raw_fd()),
+        };
         // SAFETY: the closure runs in the forked child before exec and only makes
         // async-signal-safe system calls.
         unsafe {
-            cmd.pre_exec(move || {
-                rl.apply()?;
-                if ready_fd == 3 {
-                    if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                } else if libc::dup2(ready_fd, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // Set after setuid, which clears it: if golab dies, so does the sandbox.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-                Ok(())
-            });
+            cmd.pre_exec(move || l.apply());
         }
 
         let trace = Arc::new(Mutex::new(Trace::new(
@@ -382,7 +426,6 @@ impl Sandbox {
         let start = Instant::now();
         let mut group = Group::spawn(cmd, "sandbox")?;
         drop(ready_w);
-        let leader = group.child_mut().id();
         let ready_at: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
         let ready_thread = {
             let ready_at = ready_at.clone();
@@ -410,7 +453,7 @@ impl Sandbox {
         );
 
         let deadline = start + limits.wall;
-        let cpu_limit_ticks = limits.cpu_secs.saturating_mul(clock_ticks());
+        let cpu_limit_ns = limits.cpu_secs.saturating_mul(1_000_000_000);
         let mut peak = Usage::default();
         let mut killed: Option<(Verdict, String)> = None;
         let mut status = None;
@@ -426,9 +469,9 @@ impl Sandbox {
                     return Err(e).context("cannot wait for the sandbox");
                 }
             }
-            let u = usage_of_tree(uid, leader, strace.is_some());
-            peak.cpu_ticks = peak.cpu_ticks.max(u.cpu_ticks);
-            peak.rss_anon = peak.rss_anon.max(u.rss_anon);
+            let u = Usage::since(&before, &cg.counters());
+            peak.cpu_ns = peak.cpu_ns.max(u.cpu_ns);
+            peak.memory = peak.memory.max(u.memory);
             peak.tasks = peak.tasks.max(u.tasks);
             let now = Instant::now();
             killed = if over.load(Ordering::SeqCst) {
@@ -441,21 +484,15 @@ impl Sandbox {
                     Verdict::ProcessLimit,
                     "a fork or thread creation failed with EAGAIN (see the trace lines)".into(),
                 ))
-            } else if u.cpu_ticks >= cpu_limit_ticks {
+            } else if let Some(k) = u.kernel_verdict(limits) {
+                Some(k)
+            } else if u.cpu_ns >= cpu_limit_ns {
                 Some((
                     Verdict::CpuLimit,
                     format!(
                         "the run's processes used {:.2}s of CPU (limit {}s)",
-                        u.cpu_ticks as f64 / clock_ticks() as f64,
+                        u.cpu_ns as f64 / 1e9,
                         limits.cpu_secs
-                    ),
-                ))
-            } else if u.rss_anon > limits.memory_bytes {
-                Some((
-                    Verdict::MemoryLimit,
-                    format!(
-                        "resident memory of the run reached {} bytes (limit {})",
-                        u.rss_anon, limits.memory_bytes
                     ),
                 ))
             } else if u.tasks >= limits.processes {
@@ -487,6 +524,13 @@ impl Sandbox {
         kill_uid(uid);
         group.kill();
         let wall = start.elapsed();
+        // What the kernel refused or killed at the very end (the OOM killer's victim may
+        // have ended the run before the next poll).
+        let last = Usage::since(&before, &cg.counters());
+        if killed.is_none() {
+            killed = last.kernel_verdict(limits);
+        }
+        peak.memory = peak.memory.max(cg.peak_memory());
         let leftovers = sweep_uid(uid, Duration::from_secs(5));
         let stdout = out_t.join().unwrap_or_default();
         let stderr = err_t.join().unwrap_or_default();
@@ -546,15 +590,15 @@ impl Sandbox {
             evidence,
             wall,
             startup,
-            cpu: Duration::from_millis(peak.cpu_ticks * 1000 / clock_ticks()),
-            peak_memory_bytes: peak.rss_anon,
+            cpu: Duration::from_nanos(peak.cpu_ns.max(last.cpu_ns)),
+            peak_memory_bytes: peak.memory,
             peak_tasks: peak.tasks,
             output_bytes: total_out.load(Ordering::SeqCst),
         })
     }
 
     /// Canonical paths, checked to be reachable by the uid.
-    fn layout(&self) -> Result<Layout> {
+    pub(super) fn layout(&self) -> Result<Layout> {
         let canon = |p: &Path, what: &str| -> Result<PathBuf> {
             std::fs::canonicalize(p)
                 .with_context(|| format!("sandbox {what} {} does not exist", p.display()))
@@ -564,7 +608,7 @@ impl Sandbox {
         if !md.is_dir() {
             bail!("sandbox work folder {} is not a folder", work.display());
         }
-        if md.uid() != self.uid {
+        if self.writable_work && md.uid() != self.uid {
             bail!(
                 "sandbox work folder {} belongs to uid {}, not to the sandbox's uid {} (call Sandbox::prepare)",
                 work.display(),
@@ -613,15 +657,16 @@ impl Sandbox {
         v
     }
 
-    fn bwrap_args(&self, l: &Layout, limits: &Limits) -> Vec<OsString> {
+    pub(super) fn bwrap_args(&self, l: &Layout, limits: &Limits) -> Vec<OsString> {
         let mut a: Vec<OsString> = Vec::new();
         macro_rules! push {
             ($($x:expr),* $(,)?) => {{ $( a.push(OsString::from($x)); )* }};
         }
+        push!("--unshare-user", "--unshare-pid");
+        if !self.share_net {
+            push!("--unshare-net");
+        }
         push!(
-            "--unshare-user",
-            "--unshare-pid",
-            "--unshare-net",
             "--unshare-ipc",
             "--unshare-uts",
             "--unshare-cgroup-try",
@@ -661,7 +706,14 @@ impl Sandbox {
                 .map(|p| (p, Kind::Hide)),
         );
         mounts.extend(l.read_write.iter().map(|p| (p, Kind::ReadWrite)));
-        mounts.push((&l.work, Kind::ReadWrite));
+        mounts.push((
+            &l.work,
+            if self.writable_work {
+                Kind::ReadWrite
+            } else {
+                Kind::ReadOnly
+            },
+        ));
         mounts.sort_by_key(|(p, _)| p.components().count());
         for (p, kind) in &mounts {
             match kind {
@@ -690,7 +742,7 @@ impl Sandbox {
 /// The argv[0] of the wrapper shell, which marks the program's start in the trace.
 const READY_MARKER: &str = "golab-sandbox-ready";
 
-struct Layout {
+pub(super) struct Layout {
     work: PathBuf,
     cwd: PathBuf,
     read_only: Vec<PathBuf>,
@@ -709,7 +761,7 @@ pub fn available(syscall_evidence: bool) -> Result<()> {
     Ok(())
 }
 
-fn find_tool(name: &str) -> Option<PathBuf> {
+pub(super) fn find_tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/bin")])
@@ -781,19 +833,20 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 
 /// The rlimits of a run, computed before fork so the child only makes system calls.
 #[derive(Clone, Copy)]
-struct RlimitPlan {
+pub struct RlimitPlan {
     set: [(libc::__rlimit_resource_t, u64, u64); 5],
 }
 
 impl RlimitPlan {
-    fn new(l: &Limits) -> RlimitPlan {
+    pub fn new(l: &Limits) -> RlimitPlan {
         let data = l.memory_bytes.saturating_add(l.memory_bytes / 4);
         RlimitPlan {
             set: [
                 // The polled total is the limit; the kernel's per-process one is a backstop.
                 (libc::RLIMIT_CPU, l.cpu_secs + 1, l.cpu_secs + 2),
                 (libc::RLIMIT_DATA, data, data),
-                (libc::RLIMIT_NPROC, l.processes, l.processes),
+                // Twice the cgroup's pids.max: the cgroup refuses first, and counts it.
+                (libc::RLIMIT_NPROC, l.processes * 2, l.processes * 2),
                 (libc::RLIMIT_FSIZE, l.file_bytes, l.file_bytes),
                 (libc::RLIMIT_CORE, 0, 0),
             ],
@@ -801,7 +854,7 @@ impl RlimitPlan {
     }
 
     /// Lowers each limit (never raises a hard limit). Async-signal-safe.
-    fn apply(&self) -> std::io::Result<()> {
+    pub fn apply(&self) -> std::io::Result<()> {
         for &(res, soft, hard) in &self.set {
             let mut cur = libc::rlimit {
                 rlim_cur: 0,
@@ -859,17 +912,49 @@ fn capped_reader<R: Read + Send + 'static>(
 // ---------------------------------------------------------------------------------------
 // Processes of a uid, read from /proc.
 
-fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as u64 } else { 100 }
-}
-
+/// A run's use of its cgroup: the difference of two counter readings.
 #[derive(Debug, Default, Clone, Copy)]
 struct Usage {
-    cpu_ticks: u64,
-    rss_anon: u64,
+    cpu_ns: u64,
+    memory: u64,
     tasks: u64,
+    oom_kills: u64,
+    pids_refused: u64,
+}
+
+impl Usage {
+    fn since(a: &cgroup::Counters, b: &cgroup::Counters) -> Usage {
+        Usage {
+            cpu_ns: b.cpu_ns.saturating_sub(a.cpu_ns),
+            memory: b.memory_bytes,
+            tasks: b.tasks,
+            oom_kills: b.oom_kills.saturating_sub(a.oom_kills),
+            pids_refused: b.pids_refused.saturating_sub(a.pids_refused),
+        }
+    }
+
+    /// What the kernel's own counting shows: an OOM kill, a refused fork.
+    fn kernel_verdict(&self, l: &Limits) -> Option<(Verdict, String)> {
+        if self.oom_kills > 0 {
+            Some((
+                Verdict::MemoryLimit,
+                format!(
+                    "the kernel's OOM killer ended {} process(es) of the run: its memory (anonymous, shared and tmpfs together) passed {} bytes",
+                    self.oom_kills, l.memory_bytes
+                ),
+            ))
+        } else if self.pids_refused > 0 {
+            Some((
+                Verdict::ProcessLimit,
+                format!(
+                    "the kernel refused {} fork(s) or thread(s): the run reached its {} tasks",
+                    self.pids_refused, l.processes
+                ),
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 /// One process, from /proc/PID/status.
@@ -878,7 +963,6 @@ struct Proc {
     ppid: u32,
     uid: u32,
     threads: u64,
-    rss_anon: u64,
     zombie: bool,
 }
 
@@ -899,7 +983,6 @@ fn processes() -> Vec<Proc> {
             ppid: 0,
             uid: u32::MAX,
             threads: 1,
-            rss_anon: 0,
             zombie: false,
         };
         for line in status.lines() {
@@ -913,13 +996,6 @@ fn processes() -> Vec<Proc> {
                 p.ppid = r.trim().parse().unwrap_or(0);
             } else if let Some(r) = line.strip_prefix("Threads:") {
                 p.threads = r.trim().parse().unwrap_or(1);
-            } else if let Some(r) = line.strip_prefix("RssAnon:") {
-                p.rss_anon = r
-                    .split_whitespace()
-                    .next()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .unwrap_or(0)
-                    * 1024;
             } else if let Some(r) = line.strip_prefix("State:") {
                 p.zombie = r.trim_start().starts_with('Z');
             }
@@ -927,48 +1003,6 @@ fn processes() -> Vec<Proc> {
         v.push(p);
     }
     v
-}
-
-/// Totals over `leader` and its descendants that run as `uid` (zombies of an earlier
-/// run, which the machine's init may reap late, are not descendants). CPU counts what
-/// each process used and what it reaped from its children. When `leader` is the tracer
-/// (strace), it counts as a task only.
-fn usage_of_tree(uid: u32, leader: u32, leader_is_tracer: bool) -> Usage {
-    let procs = processes();
-    let mut children: HashMap<u32, Vec<usize>> = HashMap::new();
-    let mut at = None;
-    for (i, p) in procs.iter().enumerate() {
-        children.entry(p.ppid).or_default().push(i);
-        if p.pid == leader {
-            at = Some(i);
-        }
-    }
-    let mut u = Usage::default();
-    let mut stack: Vec<usize> = at.into_iter().collect();
-    while let Some(i) = stack.pop() {
-        let p = &procs[i];
-        if let Some(c) = children.get(&p.pid) {
-            stack.extend(c.iter().copied());
-        }
-        if p.uid != uid {
-            continue;
-        }
-        u.tasks += p.threads;
-        if leader_is_tracer && p.pid == leader {
-            continue;
-        }
-        u.rss_anon += p.rss_anon;
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", p.pid))
-            && let Some((_, rest)) = stat.rsplit_once(')')
-        {
-            // Fields after the name: state(3) ... utime(14) stime(15) cutime(16) cstime(17).
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            for i in 11..15 {
-                u.cpu_ticks += f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-            }
-        }
-    }
-    u
 }
 
 /// The pids of the live (non-zombie) processes whose real uid is `uid`.
@@ -1524,14 +1558,12 @@ mod tests {
         NEXT_SLOT.fetch_add(1, Ordering::SeqCst)
     }
 
-    /// The only reason to skip: no bubblewrap on this machine.
+    /// The sandbox's tests fail, never skip, without bubblewrap, strace or cgroups.
     fn have_bwrap() -> bool {
-        if find_tool("bwrap").is_none() {
-            eprintln!(
-                "SKIPPED: bubblewrap is not installed (scripts/install-deps.sh installs bubblewrap and strace)"
-            );
-            return false;
-        }
+        available(true).expect(
+            "the sandbox tests need bubblewrap and strace (scripts/install-deps.sh installs them)",
+        );
+        cgroup::available().expect("the sandbox tests need cgroups (memory, pids, cpu)");
         true
     }
 

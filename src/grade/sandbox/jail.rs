@@ -1,0 +1,156 @@
+//! The observer's side of a sandboxed lab run. `golab run` (the observer) runs as root,
+//! outside every sandbox, in a network namespace of its own with only a loopback, and
+//! writes the observation where no sandbox uid can write. Only the commands that run the
+//! student's program (dlv and gdb, marked `Cmd::untrusted`) go into the sandbox: as the
+//! slot's uid, in the slot's cgroup, with the same folders hidden and nothing writable
+//! but a size-capped /tmp. The grader hands the sandbox to `golab run` in a file named
+//! by `GOLAB_JAIL`.
+//!
+//! The debuggee shares its debugger's uid (ptrace needs it), so it can signal dlv or gdb
+//! but not read or write them: the grader gives dlv and gdb as execute-only copies, which
+//! makes the kernel mark them non-dumpable (no ptrace attach, no /proc/PID/mem, no
+//! process_vm_writev from the same uid). A debugger that the program stopped or killed is
+//! reported as `observer-killed` (`interference`), never read as evidence.
+
+use super::{Limits, Sandbox, cgroup, launch};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The environment variable naming the jail file.
+pub const ENV: &str = "GOLAB_JAIL";
+
+pub use crate::machine::INTERFERENCE;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spec {
+    pub sandbox: Sandbox,
+    pub limits: Limits,
+}
+
+pub struct Jail {
+    pub spec: Spec,
+    cgroup_fds: Vec<OwnedFd>,
+}
+
+static CURRENT: OnceLock<Option<Jail>> = OnceLock::new();
+
+/// The jail this process was given (`GOLAB_JAIL`), if any. A jail file that cannot be
+/// read is fatal: running the student's program unsandboxed is never the fallback.
+pub fn current() -> Option<&'static Jail> {
+    CURRENT
+        .get_or_init(|| {
+            let p = std::env::var_os(ENV).filter(|v| !v.is_empty())?;
+            match Jail::load(Path::new(&p)) {
+                Ok(j) => Some(j),
+                Err(e) => {
+                    eprintln!("golab: the sandbox in {ENV} cannot be used: {e:#}");
+                    std::process::exit(2);
+                }
+            }
+        })
+        .as_ref()
+}
+
+impl Jail {
+    pub fn load(p: &Path) -> Result<Jail> {
+        let text = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
+        let spec: Spec = serde_json::from_str(&text)?;
+        let cg = cgroup::Cgroup::for_uid(spec.sandbox.uid())?;
+        let cgroup_fds = cg.procs_files()?;
+        Ok(Jail { spec, cgroup_fds })
+    }
+
+    /// The process that runs `program args` inside the sandbox (bwrap as the slot uid).
+    pub fn command(
+        &self,
+        program: &str,
+        args: &[String],
+        envs: &[(String, String)],
+        cwd: Option<&Path>,
+    ) -> Command {
+        let sb = match cwd {
+            Some(c) => self.spec.sandbox.clone().cwd(c),
+            None => self.spec.sandbox.clone(),
+        };
+        let mut all: Vec<OsString> = Vec::new();
+        let bwrap = super::find_tool("bwrap").unwrap_or_else(|| PathBuf::from("bwrap"));
+        match sb.layout() {
+            Ok(l) => all.extend(sb.bwrap_args(&l, &self.spec.limits)),
+            // bwrap itself reports the folder it cannot bind.
+            Err(e) => eprintln!("golab: sandbox layout: {e:#}"),
+        }
+        all.push("--".into());
+        all.push(program.into());
+        all.extend(args.iter().map(OsString::from));
+        let mut env = sb.default_env();
+        for (k, v) in envs {
+            env.retain(|(k2, _)| k2 != k);
+            env.push((k.clone(), v.clone()));
+        }
+        let mut c = Command::new(bwrap);
+        c.args(&all)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .current_dir("/");
+        let l = launch::Launch {
+            uid: sb.uid(),
+            cgroup_fds: cgroup::raw(&self.cgroup_fds),
+            rlimits: super::RlimitPlan::new(&self.spec.limits),
+            ready_fd: None,
+        };
+        // SAFETY: Launch::apply makes only async-signal-safe system calls.
+        unsafe {
+            c.pre_exec(move || l.apply());
+        }
+        c
+    }
+
+    /// A connection to dlv's API, made with the slot's uid as the socket's owner: dlv
+    /// accepts a client on localhost only from its own uid. The file-system uid is a
+    /// per-thread credential, so a thread of its own takes it for the `socket` call.
+    pub fn connect(&self, addr: &str) -> std::io::Result<std::net::TcpStream> {
+        let uid = self.spec.sandbox.uid();
+        let addr = addr.to_string();
+        std::thread::spawn(move || {
+            // SAFETY: setfsuid changes only this thread's file-system uid.
+            unsafe {
+                libc::setfsuid(uid);
+            }
+            let s = std::net::TcpStream::connect(&addr);
+            // SAFETY: as above; the thread ends right after.
+            unsafe {
+                libc::setfsuid(0);
+            }
+            s
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("connect thread panicked")))
+    }
+
+    /// Has the program stopped its debugger? A process of the slot's uid in state `T`
+    /// (stopped by a signal; a debuggee at a breakpoint is `t`, tracing stop).
+    pub fn interference(&self) -> Option<String> {
+        let uid = self.spec.sandbox.uid();
+        for p in super::processes_of_uid(uid) {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            if rest.trim_start().starts_with('T') {
+                let name = head.split_once('(').map(|x| x.1).unwrap_or("?");
+                return Some(format!(
+                    "{INTERFERENCE} {name} (pid {p}) was stopped by a signal while it observed your program"
+                ));
+            }
+        }
+        None
+    }
+}
