@@ -3,7 +3,8 @@
 # an x86_64 Ubuntu/Debian guest (run as root; Vagrant's shell provisioner does).
 #   apt: gdb, binutils, vim, git, ca-certificates
 #   Go 1.17.1 from the official tarball, SHA-256 checked, into /usr/local/go
-#   dlv v1.9.1 (the newest delve that supports Go 1.17) into /usr/local/bin
+#   dlv v1.9.1 (the newest delve that supports Go 1.17) into /usr/local/bin: `go install`,
+#     Debian's delve, or built offline from a source tarball with its vendored modules
 #   PATH for login shells in /etc/profile.d/golab.sh
 # Idempotent: what is already in place is left alone, and a second run changes nothing.
 #
@@ -12,9 +13,13 @@
 #   GOPROXY            honoured by `go install` for dlv, as Go always does
 #   GOLAB_ROOT         a folder to install into instead of / (for tests; apt is unaffected)
 #   GOLAB_GO_VERSION, GOLAB_GO_SHA256, GOLAB_DLV_VERSION   other pins (golab's qemu provider)
-#   GOLAB_DLV_SOURCE   go-install (default) or apt (Debian's delve, in /usr/bin)
-# A tarball already at /var/cache/golab/go1.17.1.linux-amd64.tar.gz is used without a
-# download when its checksum matches (that is how machines without internet provide it).
+#   GOLAB_DLV_SOURCE   go-install (default), apt (Debian's delve, in /usr/bin), or source:
+#                      GOLAB_DLV_SRC_URL names a tarball of delve's tree with vendor/ (the
+#                      top folder holds cmd/dlv), GOLAB_DLV_SRC_SHA256 its SHA-256; it is
+#                      built with -mod=vendor and no network (GOPROXY=off, CGO_ENABLED=0)
+# A tarball already at /var/cache/golab/go1.17.1.linux-amd64.tar.gz (or the dlv source
+# tarball under its URL's file name) is used without a download when its checksum matches
+# (that is how machines without internet provide it).
 set -euo pipefail
 
 GO_VERSION="${GOLAB_GO_VERSION:-1.17.1}"
@@ -22,8 +27,12 @@ GO_TARBALL="go${GO_VERSION}.linux-amd64.tar.gz"
 GO_SHA256="${GOLAB_GO_SHA256:-dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef}"
 DLV_VERSION="${GOLAB_DLV_VERSION:-1.9.1}"
 DLV_SOURCE="${GOLAB_DLV_SOURCE:-go-install}"
+DLV_SRC_URL="${GOLAB_DLV_SRC_URL:-}"
+DLV_SRC_SHA256="${GOLAB_DLV_SRC_SHA256:-}"
 APT_PACKAGES=(gdb binutils vim git ca-certificates)
 [[ "$DLV_SOURCE" != apt ]] || APT_PACKAGES+=(delve)
+# tar -J needs xz.
+[[ "$DLV_SOURCE" != source || "$DLV_SRC_URL" != *.xz ]] || APT_PACKAGES+=(xz-utils)
 
 GO_BASE_URL="${GOLAB_GO_BASE_URL:-https://go.dev/dl/}"
 ROOT="${GOLAB_ROOT:-}"
@@ -33,6 +42,8 @@ BIN_DIR="$ROOT/usr/local/bin"
 CACHE_DIR="$ROOT/var/cache/golab"
 PROFILE_FILE="$ROOT/etc/profile.d/golab.sh"
 
+CLEANUP=()
+trap 'rm -rf "${CLEANUP[@]}"' EXIT
 say() { printf 'golab-provision: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
@@ -51,9 +62,9 @@ install_apt_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-# True when the file exists and has the pinned checksum.
-checksum_ok() {
-  [[ -f "$1" ]] && [[ "$(sha256sum "$1" | cut -d' ' -f1)" == "$GO_SHA256" ]]
+# True when the file exists and has the checksum SHA.
+checksum_ok() { # FILE SHA
+  [[ -f "$1" ]] && [[ "$(sha256sum "$1" | cut -d' ' -f1)" == "${2,,}" ]]
 }
 
 download() { # URL DEST
@@ -66,31 +77,34 @@ download() { # URL DEST
   fi
 }
 
-# Prints the path of a tarball with the pinned checksum, downloading it when the cache
-# does not already hold one.
-fetch_go_tarball() {
-  local cached="$CACHE_DIR/$GO_TARBALL" url part
+# Prints the path of CACHE_DIR/NAME with checksum SHA, downloading it from URL when the
+# cache does not already hold it. HINT says what to set when the download fails.
+fetch_pinned() { # NAME URL SHA HINT
+  local name=$1 url=$2 sha=$3 hint=$4 cached="$CACHE_DIR/$1" part
   mkdir -p "$CACHE_DIR"
-  if checksum_ok "$cached"; then
-    say "using the cached $GO_TARBALL (checksum matches)"
+  if checksum_ok "$cached" "$sha"; then
+    say "using the cached $name (checksum matches)"
     printf '%s\n' "$cached"
     return
   fi
   if [[ -e "$cached" ]]; then
     say "the cached $cached does not have the pinned SHA-256: downloading it again"
   fi
-  url="${GO_BASE_URL%/}/$GO_TARBALL"
   part="$cached.part"
   say "downloading $url"
-  download "$url" "$part" || { rm -f "$part"; die "download failed: $url (set GOLAB_GO_BASE_URL or place the tarball at $cached)"; }
-  if ! checksum_ok "$part"; then
+  download "$url" "$part" || { rm -f "$part"; die "download failed: $url ($hint or place the file at $cached)"; }
+  if ! checksum_ok "$part" "$sha"; then
     local got
     got="$(sha256sum "$part" | cut -d' ' -f1)"
     rm -f "$part"
-    die "$url has SHA-256 $got, expected $GO_SHA256"
+    die "$url has SHA-256 $got, expected $sha"
   fi
   mv -f "$part" "$cached"
   printf '%s\n' "$cached"
+}
+
+fetch_go_tarball() {
+  fetch_pinned "$GO_TARBALL" "${GO_BASE_URL%/}/$GO_TARBALL" "$GO_SHA256" "set GOLAB_GO_BASE_URL"
 }
 
 # Outputs are read whole before matching: `grep -q` in a pipe could close it early, and
@@ -134,6 +148,10 @@ install_dlv() {
     say "dlv $DLV_VERSION present in $BIN_DIR"
     return
   fi
+  if [[ "$DLV_SOURCE" == source ]]; then
+    build_dlv_from_source
+    return
+  fi
   say "installing dlv v$DLV_VERSION into $BIN_DIR${GOPROXY:+ (GOPROXY=$GOPROXY)}"
   mkdir -p "$BIN_DIR" "$CACHE_DIR"
   # Module and build caches go to golab's cache folder: the provisioner may run without HOME.
@@ -141,6 +159,31 @@ install_dlv() {
     "$GOROOT_DIR/bin/go" install "github.com/go-delve/delve/cmd/dlv@v${DLV_VERSION}" ||
     die "go install of dlv v$DLV_VERSION failed (is the Go module proxy reachable? GOPROXY=${GOPROXY:-unset})"
   dlv_is_pinned || die "$BIN_DIR/dlv does not report version $DLV_VERSION"
+}
+
+# dlv from a source tarball with its vendored modules: nothing is downloaded but the
+# tarball itself (or it is already in the cache).
+build_dlv_from_source() {
+  local name tarball work top
+  name="${DLV_SRC_URL##*/}"
+  name="${name%%\?*}"
+  [[ -n "$name" ]] || die "GOLAB_DLV_SRC_URL has no file name: $DLV_SRC_URL"
+  tarball="$(fetch_pinned "$name" "$DLV_SRC_URL" "$DLV_SRC_SHA256" "set GOLAB_DLV_SRC_URL")"
+  work="$(mktemp -d "$CACHE_DIR/.dlv-src.XXXXXX")"
+  CLEANUP+=("$work")
+  tar -C "$work" -xf "$tarball" || die "cannot unpack $tarball"
+  top="$(find "$work" -mindepth 3 -maxdepth 3 -type d -path '*/cmd/dlv' | head -n 1)"
+  [[ -n "$top" ]] || die "$tarball has no cmd/dlv folder"
+  top="${top%/cmd/dlv}"
+  [[ -d "$top/vendor" ]] || die "$tarball has no vendor/ folder: it cannot be built without a network"
+  say "building dlv v$DLV_VERSION from $name (-mod=vendor, no network) into $BIN_DIR"
+  mkdir -p "$BIN_DIR"
+  (cd "$top" && GOFLAGS=-mod=vendor GOPROXY=off GOTOOLCHAIN=local CGO_ENABLED=0 \
+    GOPATH="$CACHE_DIR/gopath" GOCACHE="$CACHE_DIR/gocache" \
+    "$GOROOT_DIR/bin/go" build -o "$BIN_DIR/.dlv.tmp" ./cmd/dlv) || die "building dlv from $name failed"
+  mv -f "$BIN_DIR/.dlv.tmp" "$BIN_DIR/dlv"
+  rm -rf "$work"
+  dlv_is_pinned || die "$BIN_DIR/dlv built from $name does not report version $DLV_VERSION: $("$BIN_DIR/dlv" version 2>&1 | tr '\n' ' ')"
 }
 
 install_profile() {
@@ -166,7 +209,14 @@ main() {
   [[ "$(uname -m)" == "x86_64" ]] ||
     die "the lab VM must be x86_64 (the labs follow the amd64 startup path); this is $(uname -m)"
   [[ -n "$ROOT" || "$(id -u)" == 0 ]] || die "run as root"
-  [[ "$DLV_SOURCE" == go-install || "$DLV_SOURCE" == apt ]] || die "GOLAB_DLV_SOURCE must be go-install or apt, not $DLV_SOURCE"
+  case "$DLV_SOURCE" in
+    go-install | apt) ;;
+    source)
+      [[ -n "$DLV_SRC_URL" ]] || die "GOLAB_DLV_SOURCE=source needs GOLAB_DLV_SRC_URL (a delve source tarball with vendor/)"
+      [[ "$DLV_SRC_SHA256" =~ ^[0-9a-fA-F]{64}$ ]] || die "GOLAB_DLV_SRC_SHA256 must be the source tarball's SHA-256 (64 hex digits), not '$DLV_SRC_SHA256'"
+      ;;
+    *) die "GOLAB_DLV_SOURCE must be go-install, apt or source, not $DLV_SOURCE" ;;
+  esac
   install_apt_packages
   install_go
   if [[ "$DLV_SOURCE" == apt ]]; then say "dlv from Debian's delve package"; else install_dlv; fi

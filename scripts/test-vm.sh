@@ -44,21 +44,53 @@ mapfile -t built < <(bash scripts/vm-image.sh "$cache/images")
 image=${built[0]}
 stamp "image: $image"
 
-# Debian's Go as a go.dev-style tarball.
-command -v go >/dev/null || { echo "test-vm: no go on PATH (scripts/install-deps.sh installs golang-go)" >&2; exit 1; }
-goroot=$(readlink -f "$(/usr/bin/go env GOROOT)")
-gover=$(/usr/bin/go env GOVERSION)
-gover=${gover#go}
+# The course's pins, as a student's VM gets them, from nothing but local files:
+# Go 1.17.1 packed exactly as go.dev packs go1.17.1.linux-amd64.tar.gz (top folder go/)
+# from the GOROOT built from the official source (scripts/toolchains.sh's cache), and dlv
+# v1.9.1's source with its vendored modules, which the provisioner builds in the guest
+# with -mod=vendor. The Go tarball's SHA-256 is this pack's own (the official one stays
+# the default pin); the delve tarball's is checked against ../shared/toolchains/README.md.
+gover=1.17.1
+goroot=${GOLAB_VM_GOROOT:-${GOLAB_TOOLCHAINS:-$cache/toolchains}/go1.17}
+[ "$(GOTOOLCHAIN=local "$goroot/bin/go" version 2>/dev/null | awk '{print $3}')" = "go$gover" ] ||
+  { echo "test-vm: no Go $gover GOROOT at $goroot (build it from ../shared/toolchains/, or set GOLAB_VM_GOROOT)" >&2; exit 1; }
+goroot=$(readlink -f "$goroot")
 tarball=$cache/tarballs/go$gover.linux-amd64.tar.gz
-if [ ! -s "$tarball" ]; then
-  stamp "packing $goroot as $(basename "$tarball")"
+if [ ! -s "$tarball" ] || [ "$goroot/bin/go" -nt "$tarball" ]; then
+  stamp "packing $goroot as $(basename "$tarball") (top folder go/)"
   mkdir -p "$(dirname "$tarball")"
   tar -C "$(dirname "$goroot")" -chf - --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
+    --exclude="$(basename "$goroot")/pkg/obj" \
     --transform "s,^$(basename "$goroot"),go," "$(basename "$goroot")" | gzip -n -6 >"$tarball.tmp"
   mv "$tarball.tmp" "$tarball"
 fi
+[ "$(tar -tzf "$tarball" | awk -F/ '{print $1}' | sort -u)" = go ] || { echo "test-vm: $tarball has more than go/ at its top" >&2; exit 1; }
 sha=$(sha256sum "$tarball" | cut -d' ' -f1)
 stamp "go$gover tarball: $(du -h "$tarball" | cut -f1), sha256 $sha"
+
+dlvver=1.9.1
+dlvsrc=${GOLAB_VM_DLV_SRC:-../shared/toolchains/delve-$dlvver.src.tar.xz}
+[ -f "$dlvsrc" ] || { echo "test-vm: no dlv source tarball at $dlvsrc (set GOLAB_VM_DLV_SRC)" >&2; exit 1; }
+dlvsrc=$(readlink -f "$dlvsrc")
+dlvsha=$(sha256sum "$dlvsrc" | cut -d' ' -f1)
+readme=$(dirname "$dlvsrc")/README.md
+if [ -f "$readme" ]; then
+  pinned=$(grep -F "$(basename "$dlvsrc")" "$readme" | grep -oE '[0-9a-f]{64}' | tail -n 1)
+  [ "$pinned" = "$dlvsha" ] || { echo "test-vm: $dlvsrc has SHA-256 $dlvsha, its README says ${pinned:-nothing}" >&2; exit 1; }
+fi
+stamp "dlv v$dlvver source: $(basename "$dlvsrc"), sha256 $dlvsha"
+# The host's dlv for the host's verdict: the same source, built by the same Go.
+hostdlv=$cache/vm-test/dlv-$dlvver-${dlvsha:0:12}/dlv
+if [ ! -x "$hostdlv" ]; then
+  stamp "building the host's dlv v$dlvver from the same source"
+  b=$(mktemp -d)
+  tar -C "$b" -xJf "$dlvsrc"
+  (cd "$b"/*/ && GOROOT=$goroot GOFLAGS=-mod=vendor GOPROXY=off GOTOOLCHAIN=local CGO_ENABLED=0 \
+    nice -n 10 "$goroot/bin/go" build -o "$b/dlv" ./cmd/dlv)
+  mkdir -p "$(dirname "$hostdlv")"
+  mv "$b/dlv" "$hostdlv"
+  rm -rf "$b"
+fi
 
 state=$(mktemp -d /tmp/golab-vm-test.XXXXXX)
 cleanup() {
@@ -68,6 +100,7 @@ cleanup() {
     pid=$(cat "$pidfile")
     if grep -qa "$state" "/proc/$pid/cmdline" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
   done
+  if [ -n "${http_lo:-}" ]; then kill "$http_lo" 2>/dev/null || true; fi
   if [ -n "${ns:-}" ]; then bash scripts/libvirt-netns.sh stop "$ns" "$state/libvirt" || true; fi
   rm -rf "$state"
 }
@@ -75,11 +108,21 @@ trap cleanup EXIT
 # libvirt's QEMU (user libvirt-qemu) opens the pool's disks and the kernel below here.
 chmod 755 "$state"
 
+# Both tarballs over HTTP on 127.0.0.1: the qemu provider's host side downloads them
+# through golab's download cache (GOLAB_MIRROR, SHA-256 checked) and shares them in.
+mkdir -p "$state/served"
+ln -s "$tarball" "$state/served/"
+ln -s "$dlvsrc" "$state/served/"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -m http.server --bind 127.0.0.1 --directory "$state/served" "$port" >"$state/http-lo.log" 2>&1 &
+http_lo=$!
+served=http://127.0.0.1:$port
+
 cargo build --release --quiet
 golab=$PWD/target/release/golab
 export GOLAB_STATE=$state
 stamp "golab run startup-trace (host, the verdict the VMs must give)"
-"$golab" run startup-trace -q --json "$state/host.json" > "$state/host.txt" || { cat "$state/host.txt"; exit 1; }
+"$golab" run startup-trace --goroot "$goroot" --dlv "$hostdlv" -q --json "$state/host.json" > "$state/host.txt" || { cat "$state/host.txt"; exit 1; }
 same_verdict() { # VM_JSON LABEL
   python3 - "$1" "$state/host.json" "$2" <<'PY'
 import json, sys
@@ -95,11 +138,18 @@ qemu_suite() {
   stamp "cargo test (ignored VM test)"
   GOLAB_STATE=$state GOLAB_VM_IMAGE=$image GOLAB_VM_GO_TARBALL=$tarball GOLAB_VM_GO_VERSION=$gover \
   GOLAB_VM_GO_SHA256=$sha GOLAB_VM_SEED=$PWD/labs/startup-trace/main.go \
+  GOLAB_VM_DLV_VERSION=$dlvver GOLAB_VM_DLV_SRC=$dlvsrc GOLAB_VM_DLV_SRC_SHA256=$dlvsha \
+  GOLAB_VM_DLV_SRC_URL=$served/$(basename "$dlvsrc") \
     cargo test --quiet --lib machine::qemu::tests::a_lab_vm -- --ignored --nocapture --test-threads=1
   # The same through the command line, as a student runs it: up, then the seed's lab
   # inside the VM, whose verdict must be the host's for the same Go version.
   stamp "golab up --provider qemu --name cli"
-  "$golab" up --provider qemu --name cli --image "$image" --go "$gover" --go-tarball "$tarball" --go-sha256 "$sha" --dlv apt
+  # The default pins (Go 1.17.1, dlv v1.9.1): only where they come from is the test's.
+  GOLAB_CACHE=$state/downloads GOLAB_MIRROR=$served/ \
+    "$golab" up --provider qemu --name cli --image "$image" --go-sha256 "$sha" \
+    --dlv-src-url "$served/$(basename "$dlvsrc")" --dlv-src-sha256 "$dlvsha"
+  { grep -q "GET /go$gover.linux-amd64.tar.gz" "$state/http-lo.log" && grep -q "GET /$(basename "$dlvsrc")" "$state/http-lo.log"; } ||
+    { echo "test-vm: golab up did not download the tarballs from $served" >&2; cat "$state/http-lo.log" >&2; exit 1; }
   stamp "golab run startup-trace --provider qemu"
   "$golab" run startup-trace --provider qemu --name cli -q --json "$state/vm.json" > "$state/vm.txt" || { cat "$state/vm.txt"; exit 1; }
   same_verdict "$state/vm.json" qemu
@@ -125,18 +175,20 @@ vagrant_suite() {
   # The Go tarball over HTTP on the namespace's addresses. vagrant-libvirt's management
   # network is 192.168.121.0/24 with the host side at .1, inside this namespace only.
   # (ip netns exec execs the server, so $! is the server itself.)
-  ip netns exec "$ns" python3 -m http.server --bind 0.0.0.0 --directory "$(dirname "$tarball")" 8642 >"$state/http.log" 2>&1 &
+  ip netns exec "$ns" python3 -m http.server --bind 0.0.0.0 --directory "$state/served" 8642 >"$state/http.log" 2>&1 &
   local http_pid=$! name=vt
   # No --vagrant-provider: auto picks libvirt here (no VirtualBox, vagrant-libvirt installed).
   local up=(up --provider vagrant --name "$name" --libvirt-driver qemu
     --box "${box[0]}" --kernel "$state/boot/vmlinuz" --initrd "$state/boot/initrd"
-    --go "$gover" --go-sha256 "$sha" --dlv apt --go-base-url "http://192.168.121.1:8642/")
+    --go-sha256 "$sha" --go-base-url "http://192.168.121.1:8642/"
+    --dlv-src-url "http://192.168.121.1:8642/$(basename "$dlvsrc")" --dlv-src-sha256 "$dlvsha")
   local m=(--provider vagrant --name "$name")
 
   stamp "golab up --provider vagrant (box add, boot, provisioning)"
   in_ns "$golab" "${up[@]}" | tee "$state/up1.txt"
   grep -q "(vagrant, libvirt)" "$state/up1.txt"
-  grep -q "GET /go$gover.linux-amd64.tar.gz" "$state/http.log" || { echo "test-vm: the provisioner did not download the tarball" >&2; cat "$state/http.log" >&2; exit 1; }
+  { grep -q "GET /go$gover.linux-amd64.tar.gz" "$state/http.log" && grep -q "GET /$(basename "$dlvsrc")" "$state/http.log"; } ||
+    { echo "test-vm: the provisioner did not download the tarballs" >&2; cat "$state/http.log" >&2; exit 1; }
   stamp "golab up again (running: nothing to do)"
   in_ns "$golab" "${up[@]}" | tee "$state/up2.txt"
   grep -q "already running" "$state/up2.txt"

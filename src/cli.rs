@@ -95,6 +95,24 @@ pub struct PinArgs {
     /// dlv: a version to `go install` (v1.9.1 supports Go 1.17-1.19), or `apt`.
     #[arg(long, default_value = "v1.9.1")]
     pub dlv: String,
+    /// Build that dlv version in the guest from this source tarball (delve's tree with its
+    /// vendored modules, e.g. a `git archive` of the tag plus `go mod vendor`) with
+    /// -mod=vendor and no module proxy, instead of `go install`.
+    #[arg(long, value_name = "URL", requires = "dlv_src_sha256")]
+    pub dlv_src_url: Option<String>,
+    /// The dlv source tarball's SHA-256.
+    #[arg(long, value_name = "SHA256", requires = "dlv_src_url")]
+    pub dlv_src_sha256: Option<String>,
+}
+
+impl PinArgs {
+    /// Where the guest's dlv comes from, as these options say.
+    pub fn dlv_source(&self) -> anyhow::Result<golab::machine::DlvSource> {
+        match (&self.dlv_src_url, &self.dlv_src_sha256) {
+            (Some(u), Some(s)) => golab::machine::DlvSource::source(&self.dlv, u, s),
+            _ => Ok(golab::machine::DlvSource::parse(&self.dlv)),
+        }
+    }
 }
 
 /// Direct kernel boot, for an image or box without a boot loader.

@@ -4,7 +4,6 @@
 use crate::cli::{BootArgs, MachineArgs, PinArgs, UpArgs, VagrantArgs, VmProvider};
 use anyhow::{Context, Result, bail};
 use golab::download::{self, Cache};
-use golab::machine::DlvSource;
 use golab::machine::Machine;
 use golab::machine::qemu::{Accel, Qemu, UpOptions};
 use golab::machine::vagrant::{DirectBoot, UpOutcome, Vagrant, VagrantConfig};
@@ -68,11 +67,33 @@ pub fn vagrant_config(
         libvirt_driver: v.libvirt_driver.parse()?,
         go_version: pins.go.trim_start_matches("go").to_string(),
         go_sha256,
-        dlv: DlvSource::parse(&pins.dlv),
+        dlv: pins.dlv_source()?,
         boot,
         go_base_url,
         ..VagrantConfig::default()
     })
+}
+
+/// The Go tarball to download: the pinned one, with the SHA-256 `--go-sha256` gives
+/// instead when given (a Go golab does not pin, or a tarball of one's own on a mirror).
+fn go_artifact(pins: &PinArgs) -> Result<download::Artifact> {
+    let v = pins.go.trim_start_matches("go");
+    let mut art = match download::go_tarball(v) {
+        Some(a) => a,
+        None if pins.go_sha256.is_some() => {
+            let name = format!("go{v}.linux-amd64.tar.gz");
+            download::Artifact {
+                url: format!("{}{name}", download::GO_BASE),
+                name,
+                sha256: String::new(),
+            }
+        }
+        None => download::require_go_tarball(v)?,
+    };
+    if let Some(s) = &pins.go_sha256 {
+        art.sha256 = s.trim().to_ascii_lowercase();
+    }
+    Ok(art)
 }
 
 fn vagrant_up(a: &UpArgs) -> Result<ExitCode> {
@@ -121,9 +142,15 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
             (t.clone(), pinned.sha256)
         }
         (None, _) => {
-            let art = download::require_go_tarball(&a.pins.go)?;
+            let art = go_artifact(&a.pins)?;
             (cache.fetch(&art, true)?, art.sha256)
         }
+    };
+    let dlv_source = a.pins.dlv_source()?;
+    // A dlv source tarball comes through the download cache too, and is shared in.
+    let dlv_tarball = match dlv_source.source_artifact() {
+        Some(art) => Some(cache.fetch(&art, true)?),
+        None => None,
     };
     let mut o = UpOptions::new(image, tarball);
     o.kernel = a.boot.kernel.clone();
@@ -132,7 +159,8 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
     o.memory_mib = a.memory;
     o.go_version = a.pins.go.trim_start_matches("go").to_string();
     o.go_sha256 = sha;
-    o.dlv_source = DlvSource::parse(&a.pins.dlv);
+    o.dlv_source = dlv_source;
+    o.dlv_tarball = dlv_tarball;
     o.accel = match a.accel.as_str() {
         "auto" => Accel::Auto,
         "kvm" => Accel::Kvm,

@@ -36,13 +36,21 @@ pub fn free_port_pair() -> Result<(u16, u16)> {
 }
 
 /// Where the guest's dlv comes from (both providers' provisioning runs
-/// `provision/lab-vm.sh`, which reads it from `GOLAB_DLV_SOURCE`/`GOLAB_DLV_VERSION`).
+/// `provision/lab-vm.sh`, which reads it from `GOLAB_DLV_SOURCE`/`GOLAB_DLV_VERSION`, and
+/// for a source build `GOLAB_DLV_SRC_URL`/`GOLAB_DLV_SRC_SHA256`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DlvSource {
     /// `go install github.com/go-delve/delve/cmd/dlv@VERSION` in the guest.
     GoInstall(String),
     /// Debian's `delve` package.
     Apt,
+    /// Built in the guest with `-mod=vendor` from a source tarball (delve's tree with its
+    /// vendored modules), pinned by SHA-256: no module proxy needed.
+    Source {
+        version: String,
+        url: String,
+        sha256: String,
+    },
 }
 
 impl DlvSource {
@@ -55,11 +63,73 @@ impl DlvSource {
         }
     }
 
+    /// `--dlv VERSION --dlv-src-url URL --dlv-src-sha256 SHA`: a build from source.
+    pub fn source(version: &str, url: &str, sha256: &str) -> Result<DlvSource> {
+        let version = version.trim();
+        if version.is_empty() || version == "apt" {
+            bail!("--dlv-src-url builds dlv from source: --dlv must be its version (like v1.9.1)");
+        }
+        let sha256 = sha256.trim().to_ascii_lowercase();
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!(
+                "--dlv-src-sha256 must be the source tarball's SHA-256 (64 hex digits), not {sha256:?}"
+            );
+        }
+        let name = url.rsplit('/').next().unwrap_or("");
+        if !url.contains("://") || name.is_empty() || name.starts_with('.') {
+            bail!("--dlv-src-url must be a URL that ends in the tarball's file name, not {url:?}");
+        }
+        Ok(DlvSource::Source {
+            version: version.to_string(),
+            url: url.trim().to_string(),
+            sha256,
+        })
+    }
+
+    /// The version the guest's `dlv version` must report, when one is pinned.
+    pub fn version(&self) -> Option<&str> {
+        match self {
+            DlvSource::GoInstall(v) | DlvSource::Source { version: v, .. } => {
+                Some(v.trim_start_matches('v'))
+            }
+            DlvSource::Apt => None,
+        }
+    }
+
     /// lab-vm.sh's `GOLAB_DLV_SOURCE`, and its `GOLAB_DLV_VERSION` (no leading "v").
     pub fn provisioner_env(&self) -> (&'static str, Option<String>) {
         match self {
             DlvSource::Apt => ("apt", None),
             DlvSource::GoInstall(v) => ("go-install", Some(v.trim_start_matches('v').to_string())),
+            DlvSource::Source { version, .. } => {
+                ("source", Some(version.trim_start_matches('v').to_string()))
+            }
+        }
+    }
+
+    /// Every variable lab-vm.sh reads about dlv, in a fixed order.
+    pub fn provisioner_vars(&self) -> Vec<(&'static str, String)> {
+        let (source, version) = self.provisioner_env();
+        let mut v = vec![("GOLAB_DLV_SOURCE", source.to_string())];
+        if let Some(ver) = version {
+            v.push(("GOLAB_DLV_VERSION", ver));
+        }
+        if let DlvSource::Source { url, sha256, .. } = self {
+            v.push(("GOLAB_DLV_SRC_URL", url.clone()));
+            v.push(("GOLAB_DLV_SRC_SHA256", sha256.clone()));
+        }
+        v
+    }
+
+    /// The source tarball's file name in the cache (and in the guest's /var/cache/golab).
+    pub fn source_artifact(&self) -> Option<crate::download::Artifact> {
+        match self {
+            DlvSource::Source { url, sha256, .. } => Some(crate::download::Artifact {
+                name: url.rsplit('/').next().unwrap_or("").to_string(),
+                url: url.clone(),
+                sha256: sha256.clone(),
+            }),
+            _ => None,
         }
     }
 }
@@ -409,6 +479,38 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dlv_built_from_source_is_pinned_by_url_and_sha256() {
+        let sha = "2d596989a280c67c6d9c57696021105e735b9fee46c922ceb93de7be86383425";
+        let d = DlvSource::source(
+            "v1.9.1",
+            "http://127.0.0.1:8000/delve-1.9.1.src.tar.xz",
+            sha,
+        )
+        .unwrap();
+        assert_eq!(d.version(), Some("1.9.1"));
+        assert_eq!(
+            d.provisioner_vars(),
+            vec![
+                ("GOLAB_DLV_SOURCE", "source".to_string()),
+                ("GOLAB_DLV_VERSION", "1.9.1".to_string()),
+                (
+                    "GOLAB_DLV_SRC_URL",
+                    "http://127.0.0.1:8000/delve-1.9.1.src.tar.xz".to_string()
+                ),
+                ("GOLAB_DLV_SRC_SHA256", sha.to_string()),
+            ]
+        );
+        assert_eq!(d.source_artifact().unwrap().name, "delve-1.9.1.src.tar.xz");
+        let e = |r: Result<DlvSource>| format!("{:#}", r.unwrap_err());
+        assert!(e(DlvSource::source("v1.9.1", "http://h/d.tar.xz", "abc")).contains("64 hex"));
+        assert!(e(DlvSource::source("apt", "http://h/d.tar.xz", sha)).contains("--dlv"));
+        assert!(e(DlvSource::source("v1.9.1", "http://h/", sha)).contains("file name"));
+        assert!(e(DlvSource::source("v1.9.1", "delve.tar.xz", sha)).contains("URL"));
+        assert_eq!(DlvSource::Apt.version(), None);
+        assert_eq!(DlvSource::parse("v1.9.1").version(), Some("1.9.1"));
+    }
 
     #[test]
     fn shell_words_are_quoted() {

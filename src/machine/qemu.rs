@@ -62,6 +62,9 @@ pub struct UpOptions {
     pub go_version: String,
     pub go_sha256: String,
     pub dlv_source: DlvSource,
+    /// With `DlvSource::Source`: the source tarball, already fetched on the host,
+    /// shared into the guest like the Go tarball (else the guest downloads its URL).
+    pub dlv_tarball: Option<PathBuf>,
     pub accel: Accel,
     /// No progress lines on stderr.
     pub quiet: bool,
@@ -80,6 +83,7 @@ impl UpOptions {
             go_version: "1.17.1".into(),
             go_sha256: "dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef".into(),
             dlv_source: DlvSource::GoInstall("v1.9.1".into()),
+            dlv_tarball: None,
             accel: Accel::Auto,
             quiet: false,
         }
@@ -501,18 +505,24 @@ impl Qemu {
             "qemu-img create",
         )?;
 
-        // Only the tarball is shared, under the name the provisioner looks for.
+        // Only the tarballs are shared, under the names the provisioner looks for.
         let share = dir.join("share");
         std::fs::create_dir_all(&share)?;
-        let shared = share.join(format!("go{}.linux-amd64.tar.gz", opts.go_version));
-        if std::fs::hard_link(&opts.go_tarball, &shared).is_err() {
-            std::fs::copy(&opts.go_tarball, &shared).with_context(|| {
-                format!(
-                    "cannot copy {} into {}",
-                    opts.go_tarball.display(),
-                    share.display()
-                )
-            })?;
+        let mut shared = vec![(
+            opts.go_tarball.clone(),
+            format!("go{}.linux-amd64.tar.gz", opts.go_version),
+        )];
+        if let (Some(src), Some(a)) = (&opts.dlv_tarball, opts.dlv_source.source_artifact()) {
+            check_sha256(src, &a.sha256)?;
+            shared.push((src.clone(), a.name));
+        }
+        for (from, name) in shared {
+            let to = share.join(name);
+            if std::fs::hard_link(&from, &to).is_err() {
+                std::fs::copy(&from, &to).with_context(|| {
+                    format!("cannot copy {} into {}", from.display(), share.display())
+                })?;
+            }
         }
 
         let instance_id = format!(
@@ -1589,18 +1599,13 @@ fn render_seed(
     mirror: &Mirror,
     opts: &UpOptions,
 ) -> Result<Seed> {
-    let (dlv_source, dlv_version) = opts.dlv_source.provisioner_env();
-    let dlv_version = dlv_version.unwrap_or_default();
     let mut env = format!(
-        "GOLAB_GO_VERSION={}\nGOLAB_GO_SHA256={}\nGOLAB_DLV_SOURCE={dlv_source}\n",
+        "GOLAB_GO_VERSION={}\nGOLAB_GO_SHA256={}\n",
         super::shell_quote(&opts.go_version),
         super::shell_quote(&opts.go_sha256)
     );
-    if !dlv_version.is_empty() {
-        env.push_str(&format!(
-            "GOLAB_DLV_VERSION={}\n",
-            super::shell_quote(&dlv_version)
-        ));
+    for (k, v) in opts.dlv_source.provisioner_vars() {
+        env.push_str(&format!("{k}={}\n", super::shell_quote(&v)));
     }
     let mut jinja = minijinja::Environment::new();
     jinja.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
@@ -1664,10 +1669,8 @@ fn check_tools(out: &str, made: &Made) -> Result<Tools> {
     if !t.go.contains(&format!("go{} ", made.go_version)) {
         bail!("`go version` says {:?}, not go{}", t.go, made.go_version);
     }
-    match &made.dlv_source {
-        DlvSource::GoInstall(v) if t.dlv != v.trim_start_matches('v') => {
-            bail!("`dlv version` says {:?}, not {v}", t.dlv)
-        }
+    match made.dlv_source.version() {
+        Some(v) if t.dlv != v => bail!("`dlv version` says {:?}, not v{v}", t.dlv),
         _ if t.dlv.is_empty() => bail!("no dlv in the guest"),
         _ => {}
     }
@@ -2124,7 +2127,14 @@ mod tests {
         let mut o = UpOptions::new(env("GOLAB_VM_IMAGE"), env("GOLAB_VM_GO_TARBALL"));
         o.go_version = env("GOLAB_VM_GO_VERSION");
         o.go_sha256 = env("GOLAB_VM_GO_SHA256");
-        o.dlv_source = DlvSource::Apt;
+        // dlv built in the guest from its source tarball (shared in; the URL names it).
+        o.dlv_source = DlvSource::source(
+            &env("GOLAB_VM_DLV_VERSION"),
+            &env("GOLAB_VM_DLV_SRC_URL"),
+            &env("GOLAB_VM_DLV_SRC_SHA256"),
+        )
+        .unwrap();
+        o.dlv_tarball = Some(env("GOLAB_VM_DLV_SRC").into());
         o.cpus = 2;
         o.memory_mib = 2048;
         o
@@ -2205,7 +2215,7 @@ mod tests {
                 let v = &answers[0];
                 eprintln!("vm-test: dlv answered {v}");
                 ensure!(v["id"] == 1, "{v}");
-                ensure!(v["result"]["DelveVersion"].as_str().unwrap_or("").contains("Version: 1.20"), "{v}");
+                ensure!(v["result"]["DelveVersion"].as_str().unwrap_or("").contains(&format!("Version: {}", env("GOLAB_VM_DLV_VERSION"))), "{v}");
                 ensure!(v["result"]["APIVersion"] == 2, "{v}");
                 ensure!(answers[1]["error"].is_null(), "detach: {}", answers[1]);
                 g.wait_deadline(Instant::now() + Duration::from_secs(60))?;
