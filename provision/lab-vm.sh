@@ -6,6 +6,8 @@
 #   dlv v1.9.1 (the newest delve that supports Go 1.17) into /usr/local/bin: `go install`,
 #     Debian's delve, or built offline from a source tarball with its vendored modules
 #   PATH for login shells in /etc/profile.d/golab.sh
+#   every regular user's Go build cache warmed with the labs' -gcflags "all=-l -N"
+#     (GOLAB_WARM_BUILD_CACHE=0 skips it; GOLAB_WARM_PACKAGES: what besides the runtime)
 # Idempotent: what is already in place is left alone, and a second run changes nothing.
 #
 # Environment:
@@ -186,6 +188,28 @@ build_dlv_from_source() {
   dlv_is_pinned || die "$BIN_DIR/dlv built from $name does not report version $DLV_VERSION: $("$BIN_DIR/dlv" version 2>&1 | tr '\n' ' ')"
 }
 
+# Go's build cache of every regular user, warmed with the flags the labs build with: the
+# runtime (and a few packages programs commonly import) compiled with -N -l is most of a
+# lab's build, and under software emulation it takes a minute or more the first time.
+warm_build_caches() {
+  [[ "${GOLAB_WARM_BUILD_CACHE:-1}" == 1 && -z "$ROOT" ]] || return 0
+  local pkgs="${GOLAB_WARM_PACKAGES-fmt os strings sync time}" user home p src
+  src="package main
+
+import ("
+  for p in $pkgs; do src+=$'\n\t_ "'"$p"'"'; done
+  src+=$'\n)\n\nfunc main() {}\n'
+  while IFS=: read -r user _ uid _ _ home _; do
+    if ((uid < 1000 || uid >= 60000)) || [[ ! -d "$home" ]]; then continue; fi
+    say "warming $user's Go build cache: runtime${pkgs:+ $pkgs} with -gcflags \"all=-l -N\""
+    # shellcheck disable=SC2016  # expanded by the user's shell
+    runuser -u "$user" -- env -i HOME="$home" PATH="$GOROOT_DIR/bin:/usr/bin:/bin" \
+      GOTOOLCHAIN=local GOFLAGS=-mod=mod SRC="$src" bash -c \
+      'd=$(mktemp -d) && printf "%s" "$SRC" >"$d/main.go" && cd "$d" && go build -gcflags "all=-l -N" -o /dev/null main.go; rc=$?; rm -rf "$d"; exit $rc' ||
+      die "warming $user's build cache failed"
+  done </etc/passwd
+}
+
 install_profile() {
   local want
   want="$(cat <<'EOF'
@@ -221,6 +245,7 @@ main() {
   install_go
   if [[ "$DLV_SOURCE" == apt ]]; then say "dlv from Debian's delve package"; else install_dlv; fi
   install_profile
+  warm_build_caches
   say "done: $("$GOROOT_DIR/bin/go" version), dlv $([[ "$DLV_SOURCE" == apt ]] && echo "from apt" || echo "$DLV_VERSION")"
 }
 

@@ -122,15 +122,29 @@ cargo build --release --quiet
 golab=$PWD/target/release/golab
 export GOLAB_STATE=$state
 stamp "golab run startup-trace (host, the verdict the VMs must give)"
-"$golab" run startup-trace --goroot "$goroot" --dlv "$hostdlv" -q --json "$state/host.json" > "$state/host.txt" || { cat "$state/host.txt"; exit 1; }
+# A run's exit status is 1 when checks fail and 2 when it could not run: the verdicts are
+# compared, and each must be full unless GOLAB_VM_ALLOW_PARTIAL=1 (a known gap, said).
+lab_run() { # JSON TXT GOLAB-ARGS...
+  local json=$1 txt=$2 rc=0
+  shift 2
+  "$@" -q --json "$json" >"$txt" || rc=$?
+  if [ "$rc" -gt 1 ] || [ ! -s "$json" ]; then cat "$txt" >&2; echo "test-vm: the lab did not run (exit $rc)" >&2; return 1; fi
+}
+lab_run "$state/host.json" "$state/host.txt" "$golab" run startup-trace --goroot "$goroot" --dlv "$hostdlv"
 same_verdict() { # VM_JSON LABEL
   python3 - "$1" "$state/host.json" "$2" <<'PY'
-import json, sys
+import json, os, sys
 vm, host = (json.load(open(p))["verdict"] for p in sys.argv[1:3])
 pairs = lambda v: [(c["id"], c["passed"]) for c in v["checks"]]
 assert vm["go_version"] == host["go_version"], (vm["go_version"], host["go_version"])
 assert pairs(vm) == pairs(host), (pairs(vm), pairs(host))
 print(f"test-vm: {sys.argv[3]}: the VM's verdict is the host's: {vm['earned']}/{vm['possible']} on {vm['go_version']}", file=sys.stderr)
+if vm["earned"] != vm["possible"]:
+    failed = [c["id"] for c in vm["checks"] if not c["passed"]]
+    msg = f"test-vm: {sys.argv[3]}: not a full score: {vm['earned']}/{vm['possible']}, failed: {', '.join(failed)}"
+    if os.environ.get("GOLAB_VM_ALLOW_PARTIAL") != "1":
+        sys.exit(msg)
+    print(msg + " (allowed by GOLAB_VM_ALLOW_PARTIAL=1)", file=sys.stderr)
 PY
 }
 
@@ -151,7 +165,7 @@ qemu_suite() {
   { grep -q "GET /go$gover.linux-amd64.tar.gz" "$state/http-lo.log" && grep -q "GET /$(basename "$dlvsrc")" "$state/http-lo.log"; } ||
     { echo "test-vm: golab up did not download the tarballs from $served" >&2; cat "$state/http-lo.log" >&2; exit 1; }
   stamp "golab run startup-trace --provider qemu"
-  "$golab" run startup-trace --provider qemu --name cli -q --json "$state/vm.json" > "$state/vm.txt" || { cat "$state/vm.txt"; exit 1; }
+  lab_run "$state/vm.json" "$state/vm.txt" "$golab" run startup-trace --provider qemu --name cli
   same_verdict "$state/vm.json" qemu
   "$golab" status --name cli
   test "$("$golab" ssh --name cli -- go version | awk '{print $3}')" = "go$gover"
@@ -193,7 +207,7 @@ vagrant_suite() {
   in_ns "$golab" "${up[@]}" | tee "$state/up2.txt"
   grep -q "already running" "$state/up2.txt"
   stamp "golab run startup-trace --provider vagrant"
-  in_ns "$golab" run startup-trace "${m[@]}" -q --json "$state/vt.json" > "$state/vt.txt" || { cat "$state/vt.txt"; exit 1; }
+  lab_run "$state/vt.json" "$state/vt.txt" in_ns "$golab" run startup-trace "${m[@]}"
   same_verdict "$state/vt.json" vagrant
   in_ns "$golab" status "${m[@]}"
   test "$(in_ns "$golab" ssh "${m[@]}" -- go version | awk '{print $3}')" = "go$gover"

@@ -10,12 +10,18 @@ use golab::machine::vagrant::{DirectBoot, UpOutcome, Vagrant, VagrantConfig};
 use std::process::ExitCode;
 
 /// The machine `golab run --provider P --name N` runs on.
+/// On a VM, the run's commands share one ssh connection (it ends with the run).
 pub fn machine(provider: VmProvider, name: &str) -> Result<Machine> {
-    match provider {
-        VmProvider::Host => Ok(Machine::Host),
-        VmProvider::Qemu => Qemu::new()?.machine(name),
-        VmProvider::Vagrant => Vagrant::new()?.machine(name),
+    let m = match provider {
+        VmProvider::Host => return Ok(Machine::Host),
+        VmProvider::Qemu => Qemu::new()?.machine(name)?,
+        VmProvider::Vagrant => Vagrant::new()?.machine(name)?,
+    };
+    let (m, why) = m.sharing_one_connection();
+    if let Some(w) = why {
+        eprintln!("golab: note: {w}");
     }
+    Ok(m)
 }
 
 /// The Vagrantfile's settings from the command line (`golab render` and `golab up

@@ -148,6 +148,34 @@ pub struct Ssh {
     /// Where dlv listens in the guest: `0.0.0.0` behind QEMU's user-mode forward (it
     /// arrives on the guest's own address), `127.0.0.1` when the "guest" is this host.
     pub dlv_listen_host: String,
+    /// One ssh connection that every command of a run goes through (see
+    /// [`Machine::sharing_one_connection`]); `None`: each command connects anew.
+    pub master: Option<std::sync::Arc<SshMaster>>,
+}
+
+/// An `ssh -M` master that golab started and owns: its commands reuse the connection
+/// through the control socket, so each costs a channel, not a key exchange and a login
+/// (under software emulation a login is a second or more of the guest's time). The
+/// master runs in a process group of its own, registered like every child of golab's,
+/// with `ControlPersist=no`: it ends when golab drops it or is interrupted, never after.
+pub struct SshMaster {
+    group: std::sync::Mutex<Option<exec::Group>>,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for SshMaster {
+    fn drop(&mut self) {
+        if let Some(mut g) = self.group.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            g.kill();
+        }
+    }
+}
+
+impl std::fmt::Debug for SshMaster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SshMaster({})", self.socket.display())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +237,66 @@ impl Cmd {
     }
 }
 
+impl SshMaster {
+    fn start(s: &Ssh) -> Result<SshMaster> {
+        // A short folder of its own: a unix socket's path has ~107 bytes at most.
+        let dir = tempfile::Builder::new()
+            .prefix("golab-ssh-")
+            .tempdir_in("/tmp")
+            .context("cannot make a folder for the ssh control socket")?;
+        let socket = dir.path().join("c");
+        let mut c = Machine::ssh_unshared(s);
+        c.args(["-M", "-N", "-o", "ControlPersist=no", "-o"])
+            .arg(format!("ControlPath={}", socket.display()))
+            .args([
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=8",
+            ])
+            .arg(format!("{}@127.0.0.1", s.user));
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut g = exec::Group::spawn(c, "ssh (shared connection)")?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = g.child_mut().try_wait()? {
+                let mut err = String::new();
+                if let Some(mut e) = g.child_mut().stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                bail!("the shared ssh connection ended ({st}): {}", err.trim());
+            }
+            if socket.exists() {
+                let mut check = Machine::ssh_unshared(s);
+                check
+                    .args(["-o"])
+                    .arg(format!("ControlPath={}", socket.display()))
+                    .args(["-O", "check"])
+                    .arg(format!("{}@127.0.0.1", s.user));
+                if exec::run(check, "ssh -O check", Duration::from_secs(10))
+                    .map(|o| o.ok())
+                    .unwrap_or(false)
+                {
+                    break;
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                g.kill();
+                bail!("the shared ssh connection did not come up in 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(SshMaster {
+            group: std::sync::Mutex::new(Some(g)),
+            socket,
+            _dir: dir,
+        })
+    }
+}
+
 /// Quotes a word for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
@@ -229,8 +317,50 @@ impl Machine {
         }
     }
 
+    /// The same machine, its commands sharing one ssh connection that lives as long as
+    /// the returned value (and its clones). When the master cannot be started, the
+    /// machine is returned as it was (each command connects anew) with the reason.
+    pub fn sharing_one_connection(self) -> (Machine, Option<String>) {
+        let Machine::Ssh(s) = &self else {
+            return (self, None);
+        };
+        if s.master.is_some() {
+            return (self, None);
+        }
+        match SshMaster::start(s) {
+            Ok(m) => {
+                let mut s = s.clone();
+                s.master = Some(std::sync::Arc::new(m));
+                (Machine::Ssh(s), None)
+            }
+            Err(e) => (self, Some(format!("{e:#}: each command connects anew"))),
+        }
+    }
+
+    /// The control socket of the shared connection, when there is one.
+    pub fn control_socket(&self) -> Option<&Path> {
+        match self {
+            Machine::Ssh(Ssh {
+                master: Some(m), ..
+            }) => Some(&m.socket),
+            _ => None,
+        }
+    }
+
     /// The ssh command line to the guest, without a remote command.
     fn ssh(s: &Ssh) -> Command {
+        let mut c = Self::ssh_unshared(s);
+        if let Some(m) = &s.master {
+            // A master that died leaves a dead socket: ssh then connects directly.
+            c.arg("-o")
+                .arg(format!("ControlPath={}", m.socket.display()))
+                .args(["-o", "ControlMaster=no"]);
+        }
+        c.arg(format!("{}@127.0.0.1", s.user));
+        c
+    }
+
+    fn ssh_unshared(s: &Ssh) -> Command {
         let mut c = Command::new("ssh");
         c.arg("-i").arg(&s.key).arg("-p").arg(s.port.to_string());
         c.args([
@@ -245,7 +375,6 @@ impl Machine {
             "-o",
             "ConnectTimeout=10",
         ]);
-        c.arg(format!("{}@127.0.0.1", s.user));
         c
     }
 
@@ -529,6 +658,7 @@ mod tests {
             dlv_port: 3333,
             guest_dlv_port: 2345,
             dlv_listen_host: "0.0.0.0".into(),
+            master: None,
         });
         let mut cmd = Cmd::new("go");
         cmd.args(["build", "-gcflags", "all=-l -N"])

@@ -236,6 +236,7 @@ fn ssh_of(name: &str, key: &Path, ports: Ports) -> Ssh {
         dlv_port: ports.dlv,
         guest_dlv_port: GUEST_DLV_PORT,
         dlv_listen_host: "0.0.0.0".into(),
+        master: None,
     }
 }
 

@@ -613,6 +613,7 @@ impl Vagrant {
             dlv_port: rec.dlv_port,
             guest_dlv_port: rec.dlv_port_guest,
             dlv_listen_host: "0.0.0.0".into(),
+            master: None,
         }))
     }
 
