@@ -4,24 +4,30 @@
 #
 # qemu (~10 min):
 #   1. builds or reuses the base image (scripts/vm-image.sh);
-#   2. packs Debian's Go (`go env GOROOT` of /usr/bin/go, symlinks followed) the way
-#      go.dev packs its tarballs (top folder go/) as go$V.linux-amd64.tar.gz, with its
-#      SHA-256: Go 1.17.1 cannot be had here, so the test provisions the Go it can get
-#      through the same pinned-tarball path;
-#   3. runs the ignored test in src/machine/qemu.rs: up (dlv from apt), go version, the
+#   2. the course's pins from local files (scripts/vm-pins.sh): the Go 1.17.1 GOROOT built
+#      from source packed exactly as go.dev packs go1.17.1.linux-amd64.tar.gz (top folder
+#      go/; its own SHA-256, the official one stays the default pin), and dlv v1.9.1's
+#      vendored source (../shared/toolchains/, SHA-256 from its README), built in the
+#      guest with -mod=vendor; both served from 127.0.0.1 and fetched by golab's download
+#      cache; the host's verdict comes from the same Go and a dlv from the same source;
+#   3. runs the ignored test in src/machine/qemu.rs: up (dlv built from source), go version, the
 #      seed program built with -gcflags "all=-l -N", readelf -h, gdb -batch at
 #      runtime.schedinit, dlv --headless answered from the host through the forwarded
 #      port, up again (already running), down, up (resumed, no provisioning), a second
 #      machine alongside (its first up killed half-way, then started over), destroy.
-#   4. the same through the command line (`golab up`, `golab run startup-trace --provider
-#      qemu`), whose verdict must be the host's for the same Go.
+#   4. the same through the command line: `golab image build` (provisions from nothing,
+#      bakes a qcow2 with its manifest), `golab up --image NAME.manifest.json` (no
+#      provisioning; the manifest's tools checked), `golab run startup-trace --provider
+#      qemu`, whose verdict must be the host's for the same Go and dlv; then `golab up`
+#      with the same pins and base finds the baked image by itself.
 # vagrant (~5 min):
 #   1. a vagrant-libvirt box from the same image (scripts/vagrant-box.sh, cached);
 #   2. a libvirt of its own in a network namespace the test makes (scripts/libvirt-netns.sh):
 #      vagrant-libvirt's management network (192.168.121.0/24) exists only inside it, and
 #      vagrant, golab and the guest talk only there and on that namespace's 127.0.0.1;
-#   3. the Go tarball served over HTTP inside the namespace, so the Vagrantfile's
-#      provisioner takes the real download path (GOLAB_GO_BASE_URL, SHA-256 check);
+#   3. the Go and dlv source tarballs served over HTTP inside the namespace, so the
+#      Vagrantfile's provisioner takes the real download path (GOLAB_GO_BASE_URL,
+#      GOLAB_DLV_SRC_URL, SHA-256 checks);
 #   4. `golab up --provider vagrant` (libvirt, software emulation, direct kernel boot),
 #      `up` again (already running), `golab run startup-trace --provider vagrant` (the
 #      host's verdict again), status, ssh, down, up (resumed, not provisioned again),
@@ -44,53 +50,9 @@ mapfile -t built < <(bash scripts/vm-image.sh "$cache/images")
 image=${built[0]}
 stamp "image: $image"
 
-# The course's pins, as a student's VM gets them, from nothing but local files:
-# Go 1.17.1 packed exactly as go.dev packs go1.17.1.linux-amd64.tar.gz (top folder go/)
-# from the GOROOT built from the official source (scripts/toolchains.sh's cache), and dlv
-# v1.9.1's source with its vendored modules, which the provisioner builds in the guest
-# with -mod=vendor. The Go tarball's SHA-256 is this pack's own (the official one stays
-# the default pin); the delve tarball's is checked against ../shared/toolchains/README.md.
-gover=1.17.1
-goroot=${GOLAB_VM_GOROOT:-${GOLAB_TOOLCHAINS:-$cache/toolchains}/go1.17}
-[ "$(GOTOOLCHAIN=local "$goroot/bin/go" version 2>/dev/null | awk '{print $3}')" = "go$gover" ] ||
-  { echo "test-vm: no Go $gover GOROOT at $goroot (build it from ../shared/toolchains/, or set GOLAB_VM_GOROOT)" >&2; exit 1; }
-goroot=$(readlink -f "$goroot")
-tarball=$cache/tarballs/go$gover.linux-amd64.tar.gz
-if [ ! -s "$tarball" ] || [ "$goroot/bin/go" -nt "$tarball" ]; then
-  stamp "packing $goroot as $(basename "$tarball") (top folder go/)"
-  mkdir -p "$(dirname "$tarball")"
-  tar -C "$(dirname "$goroot")" -chf - --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
-    --exclude="$(basename "$goroot")/pkg/obj" \
-    --transform "s,^$(basename "$goroot"),go," "$(basename "$goroot")" | gzip -n -6 >"$tarball.tmp"
-  mv "$tarball.tmp" "$tarball"
-fi
-[ "$(tar -tzf "$tarball" | awk -F/ '{print $1}' | sort -u)" = go ] || { echo "test-vm: $tarball has more than go/ at its top" >&2; exit 1; }
-sha=$(sha256sum "$tarball" | cut -d' ' -f1)
-stamp "go$gover tarball: $(du -h "$tarball" | cut -f1), sha256 $sha"
-
-dlvver=1.9.1
-dlvsrc=${GOLAB_VM_DLV_SRC:-../shared/toolchains/delve-$dlvver.src.tar.xz}
-[ -f "$dlvsrc" ] || { echo "test-vm: no dlv source tarball at $dlvsrc (set GOLAB_VM_DLV_SRC)" >&2; exit 1; }
-dlvsrc=$(readlink -f "$dlvsrc")
-dlvsha=$(sha256sum "$dlvsrc" | cut -d' ' -f1)
-readme=$(dirname "$dlvsrc")/README.md
-if [ -f "$readme" ]; then
-  pinned=$(grep -F "$(basename "$dlvsrc")" "$readme" | grep -oE '[0-9a-f]{64}' | tail -n 1)
-  [ "$pinned" = "$dlvsha" ] || { echo "test-vm: $dlvsrc has SHA-256 $dlvsha, its README says ${pinned:-nothing}" >&2; exit 1; }
-fi
-stamp "dlv v$dlvver source: $(basename "$dlvsrc"), sha256 $dlvsha"
-# The host's dlv for the host's verdict: the same source, built by the same Go.
-hostdlv=$cache/vm-test/dlv-$dlvver-${dlvsha:0:12}/dlv
-if [ ! -x "$hostdlv" ]; then
-  stamp "building the host's dlv v$dlvver from the same source"
-  b=$(mktemp -d)
-  tar -C "$b" -xJf "$dlvsrc"
-  (cd "$b"/*/ && GOROOT=$goroot GOFLAGS=-mod=vendor GOPROXY=off GOTOOLCHAIN=local CGO_ENABLED=0 \
-    nice -n 10 "$goroot/bin/go" build -o "$b/dlv" ./cmd/dlv)
-  mkdir -p "$(dirname "$hostdlv")"
-  mv "$b/dlv" "$hostdlv"
-  rm -rf "$b"
-fi
+# The course's pins from local files (Go 1.17.1 packed go.dev-style, dlv v1.9.1's source).
+# shellcheck source=scripts/vm-pins.sh
+. scripts/vm-pins.sh
 
 state=$(mktemp -d /tmp/golab-vm-test.XXXXXX)
 cleanup() {
@@ -155,15 +117,34 @@ qemu_suite() {
   GOLAB_VM_DLV_VERSION=$dlvver GOLAB_VM_DLV_SRC=$dlvsrc GOLAB_VM_DLV_SRC_SHA256=$dlvsha \
   GOLAB_VM_DLV_SRC_URL=$served/$(basename "$dlvsrc") \
     cargo test --quiet --lib machine::qemu::tests::a_lab_vm -- --ignored --nocapture --test-threads=1
-  # The same through the command line, as a student runs it: up, then the seed's lab
-  # inside the VM, whose verdict must be the host's for the same Go version.
-  stamp "golab up --provider qemu --name cli"
-  # The default pins (Go 1.17.1, dlv v1.9.1): only where they come from is the test's.
+  # The same through the command line: the instructor bakes an image once (this
+  # provisions from nothing, with the default pins; only where the tarballs come from is
+  # the test's), a student's `golab up` boots it without provisioning, and the lab's
+  # verdict inside is the host's for the same Go and dlv.
+  stamp "golab image build (provisioning from nothing, then baking)"
   GOLAB_CACHE=$state/downloads GOLAB_MIRROR=$served/ \
-    "$golab" up --provider qemu --name cli --image "$image" --go-sha256 "$sha" \
-    --dlv-src-url "$served/$(basename "$dlvsrc")" --dlv-src-sha256 "$dlvsha"
+    "$golab" image build --image "$image" --go-sha256 "$sha" \
+    --dlv-src-url "$served/$(basename "$dlvsrc")" --dlv-src-sha256 "$dlvsha" | tee "$state/bake.txt"
   { grep -q "GET /go$gover.linux-amd64.tar.gz" "$state/http-lo.log" && grep -q "GET /$(basename "$dlvsrc")" "$state/http-lo.log"; } ||
-    { echo "test-vm: golab up did not download the tarballs from $served" >&2; cat "$state/http-lo.log" >&2; exit 1; }
+    { echo "test-vm: golab did not download the tarballs from $served" >&2; cat "$state/http-lo.log" >&2; exit 1; }
+  local manifest=$state/images/golab-go$gover-dlv$dlvver.manifest.json
+  (cd "$state/images" && sha256sum --quiet -c "$(basename "$manifest").sha256")
+  python3 - "$manifest" "$gover" "$dlvver" "$sha" <<'PY'
+import hashlib, json, os, sys
+path, gover, dlvver, sha = sys.argv[1:]
+m = json.load(open(path))
+assert m["tools"]["go"].startswith(f"go version go{gover} "), m["tools"]
+assert m["tools"]["dlv"] == dlvver, m["tools"]
+assert m["pins"]["go_sha256"] == sha and m["pins"]["dlv"]["Source"]["version"].lstrip("v") == dlvver, m["pins"]
+for f in m["files"]:
+    p = os.path.join(os.path.dirname(path), f["name"])
+    assert hashlib.sha256(open(p, "rb").read()).hexdigest() == f["sha256"], f["name"]
+print(f"test-vm: manifest: {[f['name'] for f in m['files']]}, tools {m['tools']}", file=sys.stderr)
+PY
+  stamp "golab up --provider qemu --name cli --image NAME.manifest.json (baked)"
+  "$golab" up --provider qemu --name cli --image "$manifest" 2>&1 | tee "$state/up-baked.txt"
+  grep -q "a baked image: no provisioning" "$state/up-baked.txt"
+  test "$("$golab" ssh --name cli -- cat /var/lib/golab-provisioned | grep -c provisioned)" = 1
   stamp "golab run startup-trace --provider qemu"
   lab_run "$state/vm.json" "$state/vm.txt" "$golab" run startup-trace --provider qemu --name cli
   same_verdict "$state/vm.json" qemu
@@ -171,6 +152,13 @@ qemu_suite() {
   test "$("$golab" ssh --name cli -- go version | awk '{print $3}')" = "go$gover"
   "$golab" down --name cli
   "$golab" destroy --name cli
+  # A second `golab up` with the same pins and base finds the baked image by itself.
+  stamp "golab up --name again --image BASE (same pins: the baked image, no provisioning)"
+  GOLAB_CACHE=$state/downloads GOLAB_MIRROR=$served/ \
+    "$golab" up --provider qemu --name again --image "$image" --go-sha256 "$sha" \
+    --dlv-src-url "$served/$(basename "$dlvsrc")" --dlv-src-sha256 "$dlvsha" 2>&1 | tee "$state/up-again.txt"
+  grep -q "booting it (no provisioning)" "$state/up-again.txt"
+  "$golab" destroy --name again
 }
 
 vagrant_suite() {

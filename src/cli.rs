@@ -41,6 +41,9 @@ pub enum Cmd {
     Render(RenderArgs),
     /// Bring the lab VM up: create, provision (Go, dlv, gdb, binutils), or resume it.
     Up(UpArgs),
+    /// Baked lab VM images, for the instructor: `golab image build`.
+    #[command(subcommand)]
+    Image(ImageCmd),
     /// Whether the lab VM exists, runs, and on which ports.
     Status(MachineArgs),
     /// A shell (or COMMAND) in the lab VM.
@@ -303,14 +306,42 @@ pub struct MachineArgs {
     pub name: String,
 }
 
+#[derive(Subcommand)]
+pub enum ImageCmd {
+    /// Provision a lab VM once with the pins (the qemu provider), power it off and write
+    /// a standalone qcow2, its kernel and initrd, NAME.manifest.json (pins, tools as found
+    /// inside, the SHA-256 of every file) and NAME.manifest.json.sha256. `golab up --image
+    /// NAME.manifest.json` (a file or a URL) boots it without provisioning.
+    Build(ImageBuildArgs),
+}
+
+#[derive(Args)]
+pub struct ImageBuildArgs {
+    /// Where the image set goes (default: $GOLAB_STATE/images, where `golab up` looks
+    /// for a baked image with its pins before provisioning from nothing).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// The image set's file name stem (default: golab-goVERSION-dlvVERSION).
+    #[arg(long = "image-name")]
+    pub image_name: Option<String>,
+    /// `golab up`'s options for the machine that is provisioned and baked.
+    #[command(flatten)]
+    pub up: UpArgs,
+}
+
 #[derive(Args)]
 pub struct UpArgs {
     #[command(flatten)]
     pub machine: MachineArgs,
-    /// The base image (qcow2 or raw). Default: Ubuntu 22.04's amd64 cloud image, fetched
-    /// into the download cache and checked by SHA-256.
+    /// The base image (qcow2 or raw), or a baked image's NAME.manifest.json (a file or a
+    /// URL; see `golab image build`). Default: a baked image with these pins in
+    /// $GOLAB_STATE/images, else Ubuntu 22.04's amd64 cloud image, fetched into the
+    /// download cache and checked by SHA-256.
     #[arg(long)]
-    pub image: Option<PathBuf>,
+    pub image: Option<String>,
+    /// The manifest's SHA-256 (NAME.manifest.json.sha256), needed for a URL.
+    #[arg(long)]
+    pub image_sha256: Option<String>,
     #[command(flatten)]
     pub boot: BootArgs,
     #[arg(long, default_value_t = 2)]

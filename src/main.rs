@@ -103,6 +103,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         },
         Cmd::Up(a) => vm::up(&a),
+        Cmd::Image(cli::ImageCmd::Build(a)) => vm::image_build(&a),
         Cmd::Status(m) => vm::status(&qemu_only(m)?),
         Cmd::Ssh { machine, command } => vm::ssh(&qemu_only(machine)?, &command),
         Cmd::Down(m) => vm::down(&qemu_only(m)?),

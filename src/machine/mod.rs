@@ -3,6 +3,7 @@
 //! the way Lima reaches its VMs. Probes build their commands through [`Machine`], so a
 //! lab runs the same way everywhere; only this module knows the difference.
 
+pub mod image;
 pub mod qemu;
 pub mod vagrant;
 

@@ -65,6 +65,9 @@ pub struct UpOptions {
     /// With `DlvSource::Source`: the source tarball, already fetched on the host,
     /// shared into the guest like the Go tarball (else the guest downloads its URL).
     pub dlv_tarball: Option<PathBuf>,
+    /// A baked image's tools (its manifest's): the image is provisioned already, so
+    /// nothing is installed, and readiness checks that the guest answers exactly these.
+    pub baked: Option<Tools>,
     pub accel: Accel,
     /// No progress lines on stderr.
     pub quiet: bool,
@@ -84,6 +87,7 @@ impl UpOptions {
             go_sha256: "dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef".into(),
             dlv_source: DlvSource::GoInstall("v1.9.1".into()),
             dlv_tarball: None,
+            baked: None,
             accel: Accel::Auto,
             quiet: false,
         }
@@ -166,6 +170,9 @@ struct Made {
     go_sha256: String,
     dlv_source: DlvSource,
     instance_id: String,
+    /// Made from a baked image: the tools its manifest lists.
+    #[serde(default)]
+    baked: Option<Tools>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,7 +198,7 @@ pub struct StageTime {
 }
 
 /// The tools in the guest, as they answered.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tools {
     pub go: String,
     pub dlv: String,
@@ -483,7 +490,9 @@ impl Qemu {
             )
         })?;
         let (kernel, initrd) = boot_files(&image, opts)?;
-        check_sha256(&opts.go_tarball, &opts.go_sha256)?;
+        if opts.baked.is_none() {
+            check_sha256(&opts.go_tarball, &opts.go_sha256)?;
+        }
         let image_format = image_format(&image)?;
 
         let key = dir.join("id_ed25519");
@@ -509,10 +518,13 @@ impl Qemu {
         // Only the tarballs are shared, under the names the provisioner looks for.
         let share = dir.join("share");
         std::fs::create_dir_all(&share)?;
-        let mut shared = vec![(
-            opts.go_tarball.clone(),
-            format!("go{}.linux-amd64.tar.gz", opts.go_version),
-        )];
+        let mut shared = Vec::new();
+        if opts.baked.is_none() {
+            shared.push((
+                opts.go_tarball.clone(),
+                format!("go{}.linux-amd64.tar.gz", opts.go_version),
+            ));
+        }
         if let (Some(src), Some(a)) = (&opts.dlv_tarball, opts.dlv_source.source_artifact()) {
             check_sha256(src, &a.sha256)?;
             shared.push((src.clone(), a.name));
@@ -553,6 +565,7 @@ impl Qemu {
             go_sha256: opts.go_sha256.clone(),
             dlv_source: opts.dlv_source.clone(),
             instance_id,
+            baked: opts.baked.clone(),
         };
         write_atomic(
             &dir.join("machine.json"),
@@ -766,7 +779,9 @@ impl Qemu {
         } else {
             dl.resume_boot
         };
-        say.stage(if first_boot {
+        say.stage(if first_boot && made.baked.is_some() {
+            "cloud-init: user and key (a baked image: no provisioning)"
+        } else if first_boot {
             "cloud-init: user, share, provisioner (Go, dlv, gdb, binutils)"
         } else {
             "cloud-init: boot stages (already provisioned)"
@@ -808,7 +823,7 @@ impl Qemu {
                 );
             }
             ticks += 1;
-            if first_boot && ticks.is_multiple_of(6) {
+            if first_boot && made.baked.is_none() && ticks.is_multiple_of(6) {
                 let last = ssh(
                     "tail -n 1 /var/log/golab-provision.log 2>/dev/null",
                     Duration::from_secs(30),
@@ -831,7 +846,9 @@ impl Qemu {
             write_stage(&vm.dir, Stage::Provisioned)?;
         }
         vm.stages.push(StageTime {
-            stage: if first_boot {
+            stage: if first_boot && made.baked.is_some() {
+                "cloud-init (baked image)"
+            } else if first_boot {
                 "cloud-init + provisioning"
             } else {
                 "cloud-init (resume)"
@@ -841,7 +858,11 @@ impl Qemu {
         });
 
         let t = Instant::now();
-        say.stage("tools at the pinned versions: go, dlv, gdb, readelf");
+        say.stage(if made.baked.is_some() {
+            "tools as the image's manifest lists them: go, dlv, gdb, readelf"
+        } else {
+            "tools at the pinned versions: go, dlv, gdb, readelf"
+        });
         let out = ssh(
             "bash -lc 'go version; echo ---; dlv version; echo ---; gdb --version | head -n 1; echo ---; readelf --version | head -n 1'",
             dl.tools,
@@ -1633,6 +1654,7 @@ fn render_seed(
         mirror_host => &mirror.host,
         mirror_ip => &mirror.ip,
         provision_env => env,
+        provision => opts.baked.is_none(),
         provisioner => PROVISIONER,
     };
     let user_data = jinja
@@ -1680,6 +1702,18 @@ fn check_tools(out: &str, made: &Made) -> Result<Tools> {
     }
     if !t.readelf.starts_with("GNU readelf") {
         bail!("no readelf in the guest ({:?})", t.readelf);
+    }
+    if let Some(want) = &made.baked {
+        for (what, got, want) in [
+            ("go", &t.go, &want.go),
+            ("dlv", &t.dlv, &want.dlv),
+            ("gdb", &t.gdb, &want.gdb),
+            ("readelf", &t.readelf, &want.readelf),
+        ] {
+            if got != want {
+                bail!("{what} answers {got:?}, the image's manifest says {want:?}");
+            }
+        }
     }
     Ok(t)
 }
@@ -1781,6 +1815,7 @@ mod tests {
             go_sha256: "ab".repeat(32),
             dlv_source: DlvSource::Apt,
             instance_id: "golab-lab-1".into(),
+            baked: None,
         }
     }
 
@@ -1992,6 +2027,32 @@ mod tests {
         assert!(format!("{:#}", check_tools(out, &m).unwrap_err()).contains("not v1.9.1"));
         m.go_version = "1.17.1".into();
         assert!(format!("{:#}", check_tools(out, &m).unwrap_err()).contains("not go1.17.1"));
+    }
+
+    #[test]
+    fn a_baked_image_is_not_provisioned_and_its_tools_must_be_the_manifests() {
+        let out = "go version go1.19.8 linux/amd64\n---\nDelve Debugger\nVersion: 1.20.2\nBuild: $Id$\n---\nGNU gdb (Debian 13.1-3) 13.1\n---\nGNU readelf (GNU Binutils for Debian) 2.40\n";
+        let mut m = made();
+        let t = check_tools(out, &m).unwrap();
+        m.baked = Some(t.clone());
+        assert_eq!(check_tools(out, &m).unwrap(), t);
+        m.baked.as_mut().unwrap().gdb = "GNU gdb (Debian 12.1-4) 12.1".into();
+        let e = format!("{:#}", check_tools(out, &m).unwrap_err());
+        assert!(e.contains("gdb answers") && e.contains("manifest"), "{e}");
+        let mirror = Mirror {
+            uri: "http://mirror.example/debian".into(),
+            host: "mirror.example".into(),
+            ip: "192.0.2.7".into(),
+        };
+        let mut o = opts();
+        let provisioned = render_seed("lab1", "i", "ssh-ed25519 A", &mirror, &o).unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&provisioned.user_data).unwrap();
+        assert!(v["runcmd"].is_sequence());
+        o.baked = Some(t);
+        let baked = render_seed("lab1", "i", "ssh-ed25519 A", &mirror, &o).unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&baked.user_data).unwrap();
+        assert!(v["runcmd"].is_null(), "a baked image runs no provisioner");
+        assert_eq!(v["users"][0]["name"], "golab");
     }
 
     #[test]
