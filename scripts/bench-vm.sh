@@ -57,6 +57,12 @@ if [ ! -f "$manifest" ]; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   python3 -m http.server --bind 127.0.0.1 --directory "$state/served" "$port" >"$state/http.log" 2>&1 &
   http=$!
+  # Listening before anything asks it.
+  python3 -c 'import socket, sys, time
+for _ in range(200):
+    try: socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close(); sys.exit(0)
+    except OSError: time.sleep(0.05)
+sys.exit("the HTTP server on 127.0.0.1 did not start")' "$port"
   GOLAB_CACHE=$state/downloads GOLAB_MIRROR=http://127.0.0.1:$port/ \
     "$golab" image build --out "$images" --image "$base" --go-sha256 "$sha" \
     --dlv-src-url "http://127.0.0.1:$port/$(basename "$dlvsrc")" --dlv-src-sha256 "$dlvsha" --accel tcg

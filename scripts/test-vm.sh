@@ -78,6 +78,12 @@ ln -s "$dlvsrc" "$state/served/"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 -m http.server --bind 127.0.0.1 --directory "$state/served" "$port" >"$state/http-lo.log" 2>&1 &
 http_lo=$!
+# Listening before anything asks it.
+python3 -c 'import socket, sys, time
+for _ in range(200):
+    try: socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close(); sys.exit(0)
+    except OSError: time.sleep(0.05)
+sys.exit("the HTTP server on 127.0.0.1 did not start")' "$port"
 served=http://127.0.0.1:$port
 
 cargo build --release --quiet

@@ -1916,6 +1916,10 @@ mod tests {
             "ssh-ed25519 AAAA golab-lab1"
         );
         assert_eq!(v["users"][0]["sudo"], "ALL=(ALL) NOPASSWD:ALL");
+        assert_eq!(
+            v["ssh_genkeytypes"],
+            serde_yaml::Value::Sequence(vec!["ed25519".into()])
+        );
         let boot = serde_yaml::to_string(&v["bootcmd"]).unwrap();
         assert!(
             boot.contains("192.0.2.7")
