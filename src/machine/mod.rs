@@ -158,7 +158,8 @@ pub struct Ssh {
 /// through the control socket, so each costs a channel, not a key exchange and a login
 /// (under software emulation a login is a second or more of the guest's time). The
 /// master runs in a process group of its own, registered like every child of golab's,
-/// with `ControlPersist=no`: it ends when golab drops it or is interrupted, never after.
+/// with `ControlPersist=no` and a parent-death signal: it ends when golab drops it, is
+/// interrupted or is killed, never after.
 pub struct SshMaster {
     group: std::sync::Mutex<Option<exec::Group>>,
     socket: PathBuf,
@@ -259,6 +260,18 @@ impl SshMaster {
         c.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // Even a SIGKILL of golab ends the master: the kernel kills it with its parent.
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                c.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
         let mut g = exec::Group::spawn(c, "ssh (shared connection)")?;
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
