@@ -64,7 +64,7 @@ for _ in range(200):
     except OSError: time.sleep(0.05)
 sys.exit("the HTTP server on 127.0.0.1 did not start")' "$port"
   GOLAB_CACHE=$state/downloads GOLAB_MIRROR=http://127.0.0.1:$port/ \
-    "$golab" image build --out "$images" --image "$base" --go-sha256 "$sha" \
+    "$golab" image build --out "$images" --image "$base" --go-sha256 "$sha" --apt-mirror host \
     --dlv-src-url "http://127.0.0.1:$port/$(basename "$dlvsrc")" --dlv-src-sha256 "$dlvsha" --accel tcg
   kill "$http"
   row "golab image build (provisioning + bake)" "$(secs "$s")" "$l"
@@ -79,13 +79,13 @@ run_lab() { # LABEL ENV...
   local label=$1 l s
   shift
   l=$(load) s=$(date +%s.%N)
-  env "$@" "$golab" run startup-trace --provider qemu --name bench -q --json "$state/run.json" >"$state/run.txt" || true
+  env "$@" "$golab" run startup-trace --provider qemu --name bench -q --json-file "$state/run.json" >"$state/run.txt" || true
   [ -s "$state/run.json" ] || { cat "$state/run.txt" >&2; exit 1; }
   row "$label ($(python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))["verdict"]; print(f"{v["earned"]}/{v["possible"]}")' "$state/run.json"))" "$(secs "$s")" "$l"
 }
 run_lab "first run on the baked image (its warm build cache) (<= 20)" GOLAB_SSH_SHARE=1
 # The speed must not cost the verdict: the host's, for the same Go and dlv.
-"$golab" run startup-trace --goroot "$goroot" --dlv "$hostdlv" -q --json "$state/host.json" >/dev/null || true
+"$golab" run startup-trace --goroot "$goroot" --dlv "$hostdlv" -q --json-file "$state/host.json" >/dev/null || true
 python3 - "$state/run.json" "$state/host.json" <<'PY'
 import json, sys
 vm, host = (json.load(open(p))["verdict"] for p in sys.argv[1:3])

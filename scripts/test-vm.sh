@@ -95,7 +95,7 @@ stamp "golab run startup-trace (host, the verdict the VMs must give)"
 lab_run() { # JSON TXT GOLAB-ARGS...
   local json=$1 txt=$2 rc=0
   shift 2
-  "$@" -q --json "$json" >"$txt" || rc=$?
+  "$@" -q --json-file "$json" >"$txt" || rc=$?
   if [ "$rc" -gt 1 ] || [ ! -s "$json" ]; then cat "$txt" >&2; echo "test-vm: the lab did not run (exit $rc)" >&2; return 1; fi
 }
 lab_run "$state/host.json" "$state/host.txt" "$golab" run startup-trace --goroot "$goroot" --dlv "$hostdlv"
@@ -129,7 +129,7 @@ qemu_suite() {
   # verdict inside is the host's for the same Go and dlv.
   stamp "golab image build (provisioning from nothing, then baking)"
   GOLAB_CACHE=$state/downloads GOLAB_MIRROR=$served/ \
-    "$golab" image build --image "$image" --go-sha256 "$sha" \
+    "$golab" image build --image "$image" --go-sha256 "$sha" --apt-mirror host \
     --dlv-src-url "$served/$(basename "$dlvsrc")" --dlv-src-sha256 "$dlvsha" | tee "$state/bake.txt"
   { grep -q "GET /go$gover.linux-amd64.tar.gz" "$state/http-lo.log" && grep -q "GET /$(basename "$dlvsrc")" "$state/http-lo.log"; } ||
     { echo "test-vm: golab did not download the tarballs from $served" >&2; cat "$state/http-lo.log" >&2; exit 1; }
@@ -161,7 +161,7 @@ PY
   # A second `golab up` with the same pins and base finds the baked image by itself.
   stamp "golab up --name again --image BASE (same pins: the baked image, no provisioning)"
   GOLAB_CACHE=$state/downloads GOLAB_MIRROR=$served/ \
-    "$golab" up --provider qemu --name again --image "$image" --go-sha256 "$sha" \
+    "$golab" up --provider qemu --name again --image "$image" --go-sha256 "$sha" --apt-mirror host \
     --dlv-src-url "$served/$(basename "$dlvsrc")" --dlv-src-sha256 "$dlvsha" 2>&1 | tee "$state/up-again.txt"
   grep -q "booting it (no provisioning)" "$state/up-again.txt"
   "$golab" destroy --name again

@@ -5,6 +5,7 @@
 
 pub mod image;
 pub mod qemu;
+pub mod seed;
 pub mod vagrant;
 
 use crate::exec;
