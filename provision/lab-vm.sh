@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # golab's lab VM provisioner: installs the pinned toolchain the labs are written for on
 # an x86_64 Ubuntu/Debian guest (run as root; Vagrant's shell provisioner does).
-#   apt: gdb, binutils, vim, git, ca-certificates
+#   apt: gdb, binutils, vim, ca-certificates (and git for `go install`, which needs it
+#     when GOPROXY says direct; under emulation git's perl is minutes of dpkg)
 #   Go 1.17.1 from the official tarball, SHA-256 checked, into /usr/local/go
 #   dlv v1.9.1 (the newest delve that supports Go 1.17) into /usr/local/bin: `go install`,
 #     Debian's delve, or built offline from a source tarball with its vendored modules
@@ -31,7 +32,8 @@ DLV_VERSION="${GOLAB_DLV_VERSION:-1.9.1}"
 DLV_SOURCE="${GOLAB_DLV_SOURCE:-go-install}"
 DLV_SRC_URL="${GOLAB_DLV_SRC_URL:-}"
 DLV_SRC_SHA256="${GOLAB_DLV_SRC_SHA256:-}"
-APT_PACKAGES=(gdb binutils vim git ca-certificates)
+APT_PACKAGES=(gdb binutils vim ca-certificates)
+[[ "$DLV_SOURCE" != go-install ]] || APT_PACKAGES+=(git)
 [[ "$DLV_SOURCE" != apt ]] || APT_PACKAGES+=(delve)
 # tar -J needs xz.
 [[ "$DLV_SOURCE" != source || "$DLV_SRC_URL" != *.xz ]] || APT_PACKAGES+=(xz-utils)
