@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # golab's lab VM provisioner: installs the pinned toolchain the labs are written for on
 # an x86_64 Ubuntu/Debian guest (run as root; Vagrant's shell provisioner does).
-#   apt: gdb, binutils, vim, git, ca-certificates
+#   apt: gdb, binutils, vim, ca-certificates (and git for `go install`, which needs it
+#     when GOPROXY says direct; under emulation git's perl is minutes of dpkg)
 #   Go 1.17.1 from the official tarball, SHA-256 checked, into /usr/local/go
-#   dlv v1.9.1 (the newest delve that supports Go 1.17) into /usr/local/bin
+#   dlv v1.9.1 (the newest delve that supports Go 1.17) into /usr/local/bin: `go install`,
+#     Debian's delve, or built offline from a source tarball with its vendored modules
 #   PATH for login shells in /etc/profile.d/golab.sh
+#   every regular user's Go build cache warmed with the labs' -gcflags "all=-l -N"
+#     (GOLAB_WARM_BUILD_CACHE=0 skips it; GOLAB_WARM_PACKAGES: what besides the runtime)
 # Idempotent: what is already in place is left alone, and a second run changes nothing.
 #
 # Environment:
@@ -12,12 +16,14 @@
 #   GOPROXY            honoured by `go install` for dlv, as Go always does
 #   GOLAB_ROOT         a folder to install into instead of / (for tests; apt is unaffected)
 #   GOLAB_GO_VERSION, GOLAB_GO_SHA256, GOLAB_DLV_VERSION   other pins (golab's qemu provider)
-#   GOLAB_DLV_SOURCE   go-install (default), apt (Debian's delve, in /usr/bin), or tarball:
-#                      delve's source with its vendor/ folder (GitHub's release archive) at
-#                      GOLAB_DLV_TARBALL_URL, checked against GOLAB_DLV_TARBALL_SHA256, built
-#                      with -mod=vendor (no module proxy needed)
-# A tarball already at /var/cache/golab/go1.17.1.linux-amd64.tar.gz is used without a
-# download when its checksum matches (that is how machines without internet provide it).
+#   GOLAB_DLV_SOURCE   go-install (default), apt (Debian's delve, in /usr/bin), or source:
+#                      GOLAB_DLV_SRC_URL names a tarball of delve's tree with vendor/ (the
+#                      top folder holds cmd/dlv), GOLAB_DLV_SRC_SHA256 its SHA-256; it is
+#                      built with -mod=vendor and no network (GOPROXY=off, CGO_ENABLED=0)
+# A tarball already at /var/cache/golab/go1.17.1.linux-amd64.tar.gz (or the dlv source
+# tarball under its URL's file name) is used without a download when its checksum matches
+# (that is how machines without internet provide it). `tarball`, with GOLAB_DLV_TARBALL_URL
+# and GOLAB_DLV_TARBALL_SHA256, is another name for `source` (the Gradescope setup uses it).
 set -euo pipefail
 
 GO_VERSION="${GOLAB_GO_VERSION:-1.17.1}"
@@ -25,8 +31,18 @@ GO_TARBALL="go${GO_VERSION}.linux-amd64.tar.gz"
 GO_SHA256="${GOLAB_GO_SHA256:-dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef}"
 DLV_VERSION="${GOLAB_DLV_VERSION:-1.9.1}"
 DLV_SOURCE="${GOLAB_DLV_SOURCE:-go-install}"
-APT_PACKAGES=(gdb binutils vim git ca-certificates)
+DLV_SRC_URL="${GOLAB_DLV_SRC_URL:-}"
+DLV_SRC_SHA256="${GOLAB_DLV_SRC_SHA256:-}"
+if [[ "$DLV_SOURCE" == tarball ]]; then
+  DLV_SOURCE=source
+  DLV_SRC_URL="${GOLAB_DLV_TARBALL_URL:-$DLV_SRC_URL}"
+  DLV_SRC_SHA256="${GOLAB_DLV_TARBALL_SHA256:-$DLV_SRC_SHA256}"
+fi
+APT_PACKAGES=(gdb binutils vim ca-certificates)
+[[ "$DLV_SOURCE" != go-install ]] || APT_PACKAGES+=(git)
 [[ "$DLV_SOURCE" != apt ]] || APT_PACKAGES+=(delve)
+# tar -J needs xz.
+[[ "$DLV_SOURCE" != source || "$DLV_SRC_URL" != *.xz ]] || APT_PACKAGES+=(xz-utils)
 
 GO_BASE_URL="${GOLAB_GO_BASE_URL:-https://go.dev/dl/}"
 ROOT="${GOLAB_ROOT:-}"
@@ -36,6 +52,8 @@ BIN_DIR="$ROOT/usr/local/bin"
 CACHE_DIR="$ROOT/var/cache/golab"
 PROFILE_FILE="$ROOT/etc/profile.d/golab.sh"
 
+CLEANUP=()
+trap 'rm -rf "${CLEANUP[@]}"' EXIT
 say() { printf 'golab-provision: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
@@ -54,9 +72,9 @@ install_apt_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-# True when the file exists and has the pinned checksum.
-checksum_ok() {
-  [[ -f "$1" ]] && [[ "$(sha256sum "$1" | cut -d' ' -f1)" == "$GO_SHA256" ]]
+# True when the file exists and has the checksum SHA.
+checksum_ok() { # FILE SHA
+  [[ -f "$1" ]] && [[ "$(sha256sum "$1" | cut -d' ' -f1)" == "${2,,}" ]]
 }
 
 download() { # URL DEST
@@ -69,31 +87,34 @@ download() { # URL DEST
   fi
 }
 
-# Prints the path of a tarball with the pinned checksum, downloading it when the cache
-# does not already hold one.
-fetch_go_tarball() {
-  local cached="$CACHE_DIR/$GO_TARBALL" url part
+# Prints the path of CACHE_DIR/NAME with checksum SHA, downloading it from URL when the
+# cache does not already hold it. HINT says what to set when the download fails.
+fetch_pinned() { # NAME URL SHA HINT
+  local name=$1 url=$2 sha=$3 hint=$4 cached="$CACHE_DIR/$1" part
   mkdir -p "$CACHE_DIR"
-  if checksum_ok "$cached"; then
-    say "using the cached $GO_TARBALL (checksum matches)"
+  if checksum_ok "$cached" "$sha"; then
+    say "using the cached $name (checksum matches)"
     printf '%s\n' "$cached"
     return
   fi
   if [[ -e "$cached" ]]; then
     say "the cached $cached does not have the pinned SHA-256: downloading it again"
   fi
-  url="${GO_BASE_URL%/}/$GO_TARBALL"
   part="$cached.part"
   say "downloading $url"
-  download "$url" "$part" || { rm -f "$part"; die "download failed: $url (set GOLAB_GO_BASE_URL or place the tarball at $cached)"; }
-  if ! checksum_ok "$part"; then
+  download "$url" "$part" || { rm -f "$part"; die "download failed: $url ($hint or place the file at $cached)"; }
+  if ! checksum_ok "$part" "$sha"; then
     local got
     got="$(sha256sum "$part" | cut -d' ' -f1)"
     rm -f "$part"
-    die "$url has SHA-256 $got, expected $GO_SHA256"
+    die "$url has SHA-256 $got, expected $sha"
   fi
   mv -f "$part" "$cached"
   printf '%s\n' "$cached"
+}
+
+fetch_go_tarball() {
+  fetch_pinned "$GO_TARBALL" "${GO_BASE_URL%/}/$GO_TARBALL" "$GO_SHA256" "set GOLAB_GO_BASE_URL"
 }
 
 # Outputs are read whole before matching: `grep -q` in a pipe could close it early, and
@@ -132,33 +153,13 @@ dlv_is_pinned() {
     [[ $'\n'"$out"$'\n' == *$'\n'"Version: ${DLV_VERSION}"$'\n'* ]]
 }
 
-install_dlv_from_tarball() {
-  local url="${GOLAB_DLV_TARBALL_URL:?GOLAB_DLV_SOURCE=tarball needs GOLAB_DLV_TARBALL_URL}"
-  local want="${GOLAB_DLV_TARBALL_SHA256:?GOLAB_DLV_SOURCE=tarball needs GOLAB_DLV_TARBALL_SHA256}"
-  local src got
-  mkdir -p "$BIN_DIR" "$CACHE_DIR"
-  src="$(mktemp -d "$CACHE_DIR/.delve.XXXXXX")"
-  say "downloading delve's source $url"
-  download "$url" "$src/delve.tar.gz" || { rm -rf "$src"; die "download failed: $url"; }
-  got="$(sha256sum "$src/delve.tar.gz" | cut -d' ' -f1)"
-  [[ "$got" == "$want" ]] || { rm -rf "$src"; die "$url has SHA-256 $got, expected $want"; }
-  tar -C "$src" -xzf "$src/delve.tar.gz" || { rm -rf "$src"; die "cannot unpack $url"; }
-  local top=("$src"/delve-*/)
-  [[ -d "${top[0]}cmd/dlv" && -d "${top[0]}vendor" ]] || { rm -rf "$src"; die "$url is not delve's source with vendor/"; }
-  say "building dlv v$DLV_VERSION from source (-mod=vendor)"
-  (cd "${top[0]}" && GOPATH="$CACHE_DIR/gopath" GOCACHE="$CACHE_DIR/gocache" GOFLAGS=-mod=vendor GOTOOLCHAIN=local GOPROXY=off \
-    "$GOROOT_DIR/bin/go" build -o "$BIN_DIR/dlv" ./cmd/dlv) || { rm -rf "$src"; die "building dlv from $url failed"; }
-  rm -rf "$src"
-  dlv_is_pinned || die "$BIN_DIR/dlv does not report version $DLV_VERSION"
-}
-
 install_dlv() {
   if dlv_is_pinned; then
     say "dlv $DLV_VERSION present in $BIN_DIR"
     return
   fi
-  if [[ "$DLV_SOURCE" == tarball ]]; then
-    install_dlv_from_tarball
+  if [[ "$DLV_SOURCE" == source ]]; then
+    build_dlv_from_source
     return
   fi
   say "installing dlv v$DLV_VERSION into $BIN_DIR${GOPROXY:+ (GOPROXY=$GOPROXY)}"
@@ -168,6 +169,53 @@ install_dlv() {
     "$GOROOT_DIR/bin/go" install "github.com/go-delve/delve/cmd/dlv@v${DLV_VERSION}" ||
     die "go install of dlv v$DLV_VERSION failed (is the Go module proxy reachable? GOPROXY=${GOPROXY:-unset})"
   dlv_is_pinned || die "$BIN_DIR/dlv does not report version $DLV_VERSION"
+}
+
+# dlv from a source tarball with its vendored modules: nothing is downloaded but the
+# tarball itself (or it is already in the cache).
+build_dlv_from_source() {
+  local name tarball work top
+  name="${DLV_SRC_URL##*/}"
+  name="${name%%\?*}"
+  [[ -n "$name" ]] || die "GOLAB_DLV_SRC_URL has no file name: $DLV_SRC_URL"
+  tarball="$(fetch_pinned "$name" "$DLV_SRC_URL" "$DLV_SRC_SHA256" "set GOLAB_DLV_SRC_URL")"
+  work="$(mktemp -d "$CACHE_DIR/.dlv-src.XXXXXX")"
+  CLEANUP+=("$work")
+  tar -C "$work" -xf "$tarball" || die "cannot unpack $tarball"
+  top="$(find "$work" -mindepth 3 -maxdepth 3 -type d -path '*/cmd/dlv' | head -n 1)"
+  [[ -n "$top" ]] || die "$tarball has no cmd/dlv folder"
+  top="${top%/cmd/dlv}"
+  [[ -d "$top/vendor" ]] || die "$tarball has no vendor/ folder: it cannot be built without a network"
+  say "building dlv v$DLV_VERSION from $name (-mod=vendor, no network) into $BIN_DIR"
+  mkdir -p "$BIN_DIR"
+  (cd "$top" && GOFLAGS=-mod=vendor GOPROXY=off GOTOOLCHAIN=local CGO_ENABLED=0 \
+    GOPATH="$CACHE_DIR/gopath" GOCACHE="$CACHE_DIR/gocache" \
+    "$GOROOT_DIR/bin/go" build -o "$BIN_DIR/.dlv.tmp" ./cmd/dlv) || die "building dlv from $name failed"
+  mv -f "$BIN_DIR/.dlv.tmp" "$BIN_DIR/dlv"
+  rm -rf "$work"
+  dlv_is_pinned || die "$BIN_DIR/dlv built from $name does not report version $DLV_VERSION: $("$BIN_DIR/dlv" version 2>&1 | tr '\n' ' ')"
+}
+
+# Go's build cache of every regular user, warmed with the flags the labs build with: the
+# runtime (and a few packages programs commonly import) compiled with -N -l is most of a
+# lab's build, and under software emulation it takes a minute or more the first time.
+warm_build_caches() {
+  [[ "${GOLAB_WARM_BUILD_CACHE:-1}" == 1 && -z "$ROOT" ]] || return 0
+  local pkgs="${GOLAB_WARM_PACKAGES-fmt os strings sync time}" user home p src
+  src="package main
+
+import ("
+  for p in $pkgs; do src+=$'\n\t_ "'"$p"'"'; done
+  src+=$'\n)\n\nfunc main() {}\n'
+  while IFS=: read -r user _ uid _ _ home _; do
+    if ((uid < 1000 || uid >= 60000)) || [[ ! -d "$home" ]]; then continue; fi
+    say "warming $user's Go build cache: runtime${pkgs:+ $pkgs} with -gcflags \"all=-l -N\""
+    # shellcheck disable=SC2016  # expanded by the user's shell
+    runuser -u "$user" -- env -i HOME="$home" PATH="$GOROOT_DIR/bin:/usr/bin:/bin" \
+      GOTOOLCHAIN=local GOFLAGS=-mod=mod SRC="$src" bash -c \
+      'd=$(mktemp -d) && printf "%s" "$SRC" >"$d/main.go" && cd "$d" && go build -gcflags "all=-l -N" -o /dev/null main.go; rc=$?; rm -rf "$d"; exit $rc' ||
+      die "warming $user's build cache failed"
+  done </etc/passwd
 }
 
 install_profile() {
@@ -193,11 +241,19 @@ main() {
   [[ "$(uname -m)" == "x86_64" ]] ||
     die "the lab VM must be x86_64 (the labs follow the amd64 startup path); this is $(uname -m)"
   [[ -n "$ROOT" || "$(id -u)" == 0 ]] || die "run as root"
-  [[ "$DLV_SOURCE" == go-install || "$DLV_SOURCE" == apt || "$DLV_SOURCE" == tarball ]] || die "GOLAB_DLV_SOURCE must be go-install, apt or tarball, not $DLV_SOURCE"
+  case "$DLV_SOURCE" in
+    go-install | apt) ;;
+    source)
+      [[ -n "$DLV_SRC_URL" ]] || die "GOLAB_DLV_SOURCE=source needs GOLAB_DLV_SRC_URL (a delve source tarball with vendor/)"
+      [[ "$DLV_SRC_SHA256" =~ ^[0-9a-fA-F]{64}$ ]] || die "GOLAB_DLV_SRC_SHA256 must be the source tarball's SHA-256 (64 hex digits), not '$DLV_SRC_SHA256'"
+      ;;
+    *) die "GOLAB_DLV_SOURCE must be go-install, apt or source, not $DLV_SOURCE" ;;
+  esac
   install_apt_packages
   install_go
   if [[ "$DLV_SOURCE" == apt ]]; then say "dlv from Debian's delve package"; else install_dlv; fi
   install_profile
+  warm_build_caches
   say "done: $("$GOROOT_DIR/bin/go" version), dlv $([[ "$DLV_SOURCE" == apt ]] && echo "from apt" || echo "$DLV_VERSION")"
 }
 

@@ -32,16 +32,16 @@
 #   - user vagrant (uid 1000, no password) with Vagrant's insecure public key, which
 #     Vagrant swaps for a fresh key at the first `vagrant up`, and passwordless sudo;
 #   - sshd: UseDNS no, host keys generated at the first boot (each machine its own);
-#   - gdb binutils vim git ca-certificates delve rsync curl preinstalled: a guest on the
-#     management network has no route to a mirror, and provision/lab-vm.sh skips apt when
-#     its packages are there (dlv from Debian's delve: GOLAB_DLV_SOURCE=apt); rsync is
-#     what Vagrant's rsync synced folders need in the guest.
+#   - gdb binutils vim git ca-certificates xz-utils rsync curl preinstalled: a guest on
+#     the management network has no route to a mirror, and provision/lab-vm.sh skips apt
+#     when its packages are there (xz-utils unpacks a dlv source tarball, .tar.xz); rsync
+#     is what Vagrant's rsync synced folders need in the guest.
 set -euo pipefail
 
 RECIPE="golab-debian-12-box v1"
 NAME=debian-12-golab
 SUITE=bookworm
-PACKAGES=(gdb binutils vim git ca-certificates delve rsync curl)
+PACKAGES=(gdb binutils vim git ca-certificates xz-utils rsync curl)
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${GOLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/golab}

@@ -55,6 +55,9 @@ pub enum Cmd {
     Render(RenderArgs),
     /// Bring the lab VM up: create, provision (Go, dlv, gdb, binutils), or resume it.
     Up(UpArgs),
+    /// Baked lab VM images, for the instructor: `golab image build`.
+    #[command(subcommand)]
+    Image(ImageCmd),
     /// Whether the lab VM exists, runs, and on which ports (exit 3 when it does not run).
     Status {
         #[command(flatten)]
@@ -185,6 +188,24 @@ pub struct PinArgs {
     /// dlv: a version to `go install` (v1.9.1 supports Go 1.17-1.19), or `apt`.
     #[arg(long, default_value = "v1.9.1")]
     pub dlv: String,
+    /// Build that dlv version in the guest from this source tarball (delve's tree with its
+    /// vendored modules, e.g. a `git archive` of the tag plus `go mod vendor`) with
+    /// -mod=vendor and no module proxy, instead of `go install`.
+    #[arg(long, value_name = "URL", requires = "dlv_src_sha256")]
+    pub dlv_src_url: Option<String>,
+    /// The dlv source tarball's SHA-256.
+    #[arg(long, value_name = "SHA256", requires = "dlv_src_url")]
+    pub dlv_src_sha256: Option<String>,
+}
+
+impl PinArgs {
+    /// Where the guest's dlv comes from, as these options say.
+    pub fn dlv_source(&self) -> anyhow::Result<golab::machine::DlvSource> {
+        match (&self.dlv_src_url, &self.dlv_src_sha256) {
+            (Some(u), Some(s)) => golab::machine::DlvSource::source(&self.dlv, u, s),
+            _ => Ok(golab::machine::DlvSource::parse(&self.dlv)),
+        }
+    }
 }
 
 /// Direct kernel boot, for an image or box without a boot loader.
@@ -463,14 +484,42 @@ pub struct MachineArgs {
     pub name: String,
 }
 
+#[derive(Subcommand)]
+pub enum ImageCmd {
+    /// Provision a lab VM once with the pins (the qemu provider), power it off and write
+    /// a standalone qcow2, its kernel and initrd, NAME.manifest.json (pins, tools as found
+    /// inside, the SHA-256 of every file) and NAME.manifest.json.sha256. `golab up --image
+    /// NAME.manifest.json` (a file or a URL) boots it without provisioning.
+    Build(ImageBuildArgs),
+}
+
+#[derive(Args)]
+pub struct ImageBuildArgs {
+    /// Where the image set goes (default: $GOLAB_STATE/images, where `golab up` looks
+    /// for a baked image with its pins before provisioning from nothing).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// The image set's file name stem (default: golab-goVERSION-dlvVERSION).
+    #[arg(long = "image-name")]
+    pub image_name: Option<String>,
+    /// `golab up`'s options for the machine that is provisioned and baked.
+    #[command(flatten)]
+    pub up: UpArgs,
+}
+
 #[derive(Args)]
 pub struct UpArgs {
     #[command(flatten)]
     pub machine: MachineArgs,
-    /// The base image (qcow2 or raw). Default: Ubuntu 22.04's amd64 cloud image, fetched
-    /// into the download cache and checked by SHA-256.
+    /// The base image (qcow2 or raw), or a baked image's NAME.manifest.json (a file or a
+    /// URL; see `golab image build`). Default: a baked image with these pins in
+    /// $GOLAB_STATE/images, else Ubuntu 22.04's amd64 cloud image, fetched into the
+    /// download cache and checked by SHA-256.
     #[arg(long)]
-    pub image: Option<PathBuf>,
+    pub image: Option<String>,
+    /// The manifest's SHA-256 (NAME.manifest.json.sha256), needed for a URL.
+    #[arg(long)]
+    pub image_sha256: Option<String>,
     #[command(flatten)]
     pub boot: BootArgs,
     #[arg(long, default_value_t = 2)]

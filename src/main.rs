@@ -191,6 +191,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         },
         Cmd::Up(a) => vm::up(&a),
+        Cmd::Image(cli::ImageCmd::Build(a)) => vm::image_build(&a),
         Cmd::Status { vm, json } => vm::status(&vm.machine(), json),
         Cmd::Ssh { vm, command } => vm::ssh(&vm.machine(), &command),
         Cmd::Down(m) => vm::down(&m.machine()),

@@ -1,23 +1,33 @@
 //! `golab up | status | ssh | down | destroy`: the lab machine's lifecycle, and the
 //! machine a `--provider` names for `golab run`.
 
-use crate::cli::{BootArgs, MachineArgs, PinArgs, UpArgs, VagrantArgs, VmProvider};
+use crate::cli::{BootArgs, ImageBuildArgs, MachineArgs, PinArgs, UpArgs, VagrantArgs, VmProvider};
 use anyhow::{Context, Result, bail};
 use golab::download::{self, Cache};
 use golab::exit::{Doc, Exit, document};
-use golab::machine::DlvSource;
 use golab::machine::Machine;
+use golab::machine::image;
 use golab::machine::qemu::{Accel, Qemu, UpOptions};
 use golab::machine::vagrant::{DirectBoot, UpOutcome, Vagrant, VagrantConfig};
 use std::process::ExitCode;
 
 /// The machine `golab run --provider P --name N` runs on.
+/// On a VM, the run's commands share one ssh connection (it ends with the run).
 pub fn machine(provider: VmProvider, name: &str) -> Result<Machine> {
-    match provider {
-        VmProvider::Host => Ok(Machine::Host),
-        VmProvider::Qemu => Qemu::new()?.machine(name),
-        VmProvider::Vagrant => Vagrant::new()?.machine(name),
+    let m = match provider {
+        VmProvider::Host => return Ok(Machine::Host),
+        VmProvider::Qemu => Qemu::new()?.machine(name)?,
+        VmProvider::Vagrant => Vagrant::new()?.machine(name)?,
+    };
+    // GOLAB_SSH_SHARE=0: every command its own login (scripts/bench-vm.sh's baseline).
+    if std::env::var("GOLAB_SSH_SHARE").is_ok_and(|v| v == "0") {
+        return Ok(m);
     }
+    let (m, why) = m.sharing_one_connection();
+    if let Some(w) = why {
+        eprintln!("golab: note: {w}");
+    }
+    Ok(m)
 }
 
 /// The Vagrantfile's settings from the command line (`golab render` and `golab up
@@ -71,11 +81,33 @@ pub fn vagrant_config(
         libvirt_driver: v.libvirt_driver.parse()?,
         go_version: pins.go.trim_start_matches("go").to_string(),
         go_sha256,
-        dlv: DlvSource::parse(&pins.dlv),
+        dlv: pins.dlv_source()?,
         boot,
         go_base_url,
         ..VagrantConfig::default()
     })
+}
+
+/// The Go tarball to download: the pinned one, with the SHA-256 `--go-sha256` gives
+/// instead when given (a Go golab does not pin, or a tarball of one's own on a mirror).
+fn go_artifact(pins: &PinArgs) -> Result<download::Artifact> {
+    let v = pins.go.trim_start_matches("go");
+    let mut art = match download::go_tarball(v) {
+        Some(a) => a,
+        None if pins.go_sha256.is_some() => {
+            let name = format!("go{v}.linux-amd64.tar.gz");
+            download::Artifact {
+                url: format!("{}{name}", download::GO_BASE),
+                name,
+                sha256: String::new(),
+            }
+        }
+        None => download::require_go_tarball(v)?,
+    };
+    if let Some(s) = &pins.go_sha256 {
+        art.sha256 = s.trim().to_ascii_lowercase();
+    }
+    Ok(art)
 }
 
 fn vagrant_up(a: &UpArgs) -> Result<ExitCode> {
@@ -110,40 +142,7 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
         VmProvider::Vagrant => return vagrant_up(a),
         VmProvider::Qemu => {}
     }
-    let cache = Cache::from_env()?;
-    let image = match &a.image {
-        Some(i) => i.clone(),
-        None => cache
-            .fetch(&download::ubuntu_cloud_image(), true)
-            .context("the default cloud image (or give one with --image FILE)")?,
-    };
-    let (tarball, sha) = match (&a.go_tarball, &a.pins.go_sha256) {
-        (Some(t), Some(s)) => (t.clone(), s.clone()),
-        (Some(t), None) => {
-            let pinned = download::require_go_tarball(&a.pins.go)?;
-            (t.clone(), pinned.sha256)
-        }
-        (None, _) => {
-            let art = download::require_go_tarball(&a.pins.go)?;
-            (cache.fetch(&art, true)?, art.sha256)
-        }
-    };
-    let mut o = UpOptions::new(image, tarball);
-    o.kernel = a.boot.kernel.clone();
-    o.initrd = a.boot.initrd.clone();
-    o.cpus = a.cpus;
-    o.memory_mib = a.memory;
-    o.go_version = a.pins.go.trim_start_matches("go").to_string();
-    o.go_sha256 = sha;
-    o.dlv_source = DlvSource::parse(&a.pins.dlv);
-    o.apt_mirror = a.apt_mirror.clone();
-    o.accel = match a.accel.as_str() {
-        "auto" => Accel::Auto,
-        "kvm" => Accel::Kvm,
-        "hvf" => Accel::Hvf,
-        "tcg" => Accel::Tcg,
-        other => bail!("--accel {other}: use auto, kvm, hvf or tcg"),
-    };
+    let o = qemu_options(a, true)?;
     let vm = Qemu::new()?.up(&a.machine.name, &o)?;
     for n in &vm.notes {
         eprintln!("note: {n}");
@@ -152,6 +151,106 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
         "{}: up (ssh -p {} golab@127.0.0.1, dlv on 127.0.0.1:{}); `golab run LAB --provider qemu --name {}`",
         vm.name, vm.ports.ssh, vm.ports.dlv, vm.name
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where baked images live by default, and where `up` looks for one with its pins.
+fn images_dir() -> Result<std::path::PathBuf> {
+    Ok(golab::machine::state_root()?.join("images"))
+}
+
+/// The qemu provider's options from the command line: a baked image (`--image
+/// NAME.manifest.json`, or with `use_baked` one in the images folder with the same pins
+/// and base), else the base image and the pinned tarballs, fetched through the download
+/// cache.
+fn qemu_options(a: &UpArgs, use_baked: bool) -> Result<UpOptions> {
+    let cache = Cache::from_env()?;
+    let accel = match a.accel.as_str() {
+        "auto" => Accel::Auto,
+        "kvm" => Accel::Kvm,
+        "hvf" => Accel::Hvf,
+        "tcg" => Accel::Tcg,
+        other => bail!("--accel {other}: use auto, kvm, hvf or tcg"),
+    };
+    let mut o = UpOptions::new("", "");
+    o.kernel = a.boot.kernel.clone();
+    o.initrd = a.boot.initrd.clone();
+    o.cpus = a.cpus;
+    o.memory_mib = a.memory;
+    o.accel = accel;
+    o.apt_mirror = a.apt_mirror.clone();
+    if let Some(m) = a.image.as_deref().filter(|i| image::is_manifest(i)) {
+        if !use_baked {
+            bail!("--image {m} is a baked image already: give its base image to bake anew");
+        }
+        let baked = image::resolve(m, a.image_sha256.as_deref(), &cache)?;
+        baked.apply(&mut o);
+        eprintln!(
+            "golab up: {} is a baked image (go{}, dlv {}): no provisioning",
+            baked.manifest.name,
+            baked.manifest.pins.go_version,
+            baked.manifest.pins.dlv.version().unwrap_or("from apt")
+        );
+        return Ok(o);
+    }
+    o.image = match &a.image {
+        Some(i) => i.into(),
+        None => cache
+            .fetch(&download::ubuntu_cloud_image(), true)
+            .context("the default cloud image (or give one with --image FILE)")?,
+    };
+    o.go_version = a.pins.go.trim_start_matches("go").to_string();
+    o.dlv_source = a.pins.dlv_source()?;
+    let art = go_artifact(&a.pins)?;
+    o.go_sha256 = art.sha256.clone();
+    if use_baked && let Some(m) = image::find_local(&images_dir()?, &o) {
+        let baked = image::resolve(&m.to_string_lossy(), None, &cache)?;
+        eprintln!(
+            "golab up: the baked image {} has these pins and this base: booting it (no provisioning)",
+            m.display()
+        );
+        baked.apply(&mut o);
+        return Ok(o);
+    }
+    o.go_tarball = match &a.go_tarball {
+        Some(t) => t.clone(),
+        None => cache.fetch(&art, true)?,
+    };
+    // A dlv source tarball comes through the download cache too, and is shared in.
+    if let Some(art) = o.dlv_source.source_artifact() {
+        o.dlv_tarball = Some(cache.fetch(&art, true)?);
+    }
+    Ok(o)
+}
+
+/// `golab image build`: provision once, bake, print where the set is and its SHA-256.
+pub fn image_build(a: &ImageBuildArgs) -> Result<ExitCode> {
+    if a.up.machine.provider == VmProvider::Vagrant {
+        bail!("golab image build provisions with the qemu provider (leave out --provider)");
+    }
+    let o = qemu_options(&a.up, false)?;
+    let out = match &a.out {
+        Some(d) => d.clone(),
+        None => images_dir()?,
+    };
+    let name = a
+        .image_name
+        .clone()
+        .unwrap_or_else(|| image::default_name(&o));
+    let built = image::build(&Qemu::new()?, &o, &out, &name)?;
+    for (stage, took) in &built.stages {
+        eprintln!("golab image build: {:>7.1}s  {stage}", took.as_secs_f64());
+    }
+    let t = &built.manifest.tools;
+    println!(
+        "{}: {}; dlv {}; {}; {}",
+        built.manifest_path.display(),
+        t.go,
+        t.dlv,
+        t.gdb,
+        t.readelf
+    );
+    println!("sha256 {}", built.manifest_sha256);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -85,7 +85,13 @@ fn startup_trace_runs_through_ssh_with_the_same_verdict_as_on_the_host() {
         dlv_port,
         guest_dlv_port: dlv_port,
         dlv_listen_host: "127.0.0.1".into(),
+        master: None,
     });
+    // As `golab run --provider` does: every command through one connection.
+    let (m, why) = m.sharing_one_connection();
+    assert!(why.is_none(), "{why:?}");
+    let socket = m.control_socket().unwrap().to_path_buf();
+    assert!(socket.exists());
     let lab = golab::lab::load_file(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/startup-trace/lab.yaml"),
     )
@@ -101,6 +107,19 @@ fn startup_trace_runs_through_ssh_with_the_same_verdict_as_on_the_host() {
         machine,
     };
     let remote = golab::runner::run(&lab, &opts(m)).expect("the lab runs over ssh");
+    // The master ended with the machine: no ssh process names its socket any more.
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(socket.to_str().unwrap()))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the shared ssh connection outlived the run: {left:?}"
+    );
+    assert!(!socket.exists());
     let host = golab::runner::run(&lab, &opts(Machine::Host)).unwrap();
     let verdict = |o: &golab::runner::Outcome| {
         o.verdict

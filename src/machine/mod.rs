@@ -3,6 +3,7 @@
 //! the way Lima reaches its VMs. Probes build their commands through [`Machine`], so a
 //! lab runs the same way everywhere; only this module knows the difference.
 
+pub mod image;
 pub mod qemu;
 pub mod seed;
 pub mod vagrant;
@@ -37,13 +38,21 @@ pub fn free_port_pair() -> Result<(u16, u16)> {
 }
 
 /// Where the guest's dlv comes from (both providers' provisioning runs
-/// `provision/lab-vm.sh`, which reads it from `GOLAB_DLV_SOURCE`/`GOLAB_DLV_VERSION`).
+/// `provision/lab-vm.sh`, which reads it from `GOLAB_DLV_SOURCE`/`GOLAB_DLV_VERSION`, and
+/// for a source build `GOLAB_DLV_SRC_URL`/`GOLAB_DLV_SRC_SHA256`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DlvSource {
     /// `go install github.com/go-delve/delve/cmd/dlv@VERSION` in the guest.
     GoInstall(String),
     /// Debian's `delve` package.
     Apt,
+    /// Built in the guest with `-mod=vendor` from a source tarball (delve's tree with its
+    /// vendored modules), pinned by SHA-256: no module proxy needed.
+    Source {
+        version: String,
+        url: String,
+        sha256: String,
+    },
 }
 
 impl DlvSource {
@@ -56,11 +65,73 @@ impl DlvSource {
         }
     }
 
+    /// `--dlv VERSION --dlv-src-url URL --dlv-src-sha256 SHA`: a build from source.
+    pub fn source(version: &str, url: &str, sha256: &str) -> Result<DlvSource> {
+        let version = version.trim();
+        if version.is_empty() || version == "apt" {
+            bail!("--dlv-src-url builds dlv from source: --dlv must be its version (like v1.9.1)");
+        }
+        let sha256 = sha256.trim().to_ascii_lowercase();
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!(
+                "--dlv-src-sha256 must be the source tarball's SHA-256 (64 hex digits), not {sha256:?}"
+            );
+        }
+        let name = url.rsplit('/').next().unwrap_or("");
+        if !url.contains("://") || name.is_empty() || name.starts_with('.') {
+            bail!("--dlv-src-url must be a URL that ends in the tarball's file name, not {url:?}");
+        }
+        Ok(DlvSource::Source {
+            version: version.to_string(),
+            url: url.trim().to_string(),
+            sha256,
+        })
+    }
+
+    /// The version the guest's `dlv version` must report, when one is pinned.
+    pub fn version(&self) -> Option<&str> {
+        match self {
+            DlvSource::GoInstall(v) | DlvSource::Source { version: v, .. } => {
+                Some(v.trim_start_matches('v'))
+            }
+            DlvSource::Apt => None,
+        }
+    }
+
     /// lab-vm.sh's `GOLAB_DLV_SOURCE`, and its `GOLAB_DLV_VERSION` (no leading "v").
     pub fn provisioner_env(&self) -> (&'static str, Option<String>) {
         match self {
             DlvSource::Apt => ("apt", None),
             DlvSource::GoInstall(v) => ("go-install", Some(v.trim_start_matches('v').to_string())),
+            DlvSource::Source { version, .. } => {
+                ("source", Some(version.trim_start_matches('v').to_string()))
+            }
+        }
+    }
+
+    /// Every variable lab-vm.sh reads about dlv, in a fixed order.
+    pub fn provisioner_vars(&self) -> Vec<(&'static str, String)> {
+        let (source, version) = self.provisioner_env();
+        let mut v = vec![("GOLAB_DLV_SOURCE", source.to_string())];
+        if let Some(ver) = version {
+            v.push(("GOLAB_DLV_VERSION", ver));
+        }
+        if let DlvSource::Source { url, sha256, .. } = self {
+            v.push(("GOLAB_DLV_SRC_URL", url.clone()));
+            v.push(("GOLAB_DLV_SRC_SHA256", sha256.clone()));
+        }
+        v
+    }
+
+    /// The source tarball's file name in the cache (and in the guest's /var/cache/golab).
+    pub fn source_artifact(&self) -> Option<crate::download::Artifact> {
+        match self {
+            DlvSource::Source { url, sha256, .. } => Some(crate::download::Artifact {
+                name: url.rsplit('/').next().unwrap_or("").to_string(),
+                url: url.clone(),
+                sha256: sha256.clone(),
+            }),
+            _ => None,
         }
     }
 }
@@ -79,6 +150,35 @@ pub struct Ssh {
     /// Where dlv listens in the guest: `0.0.0.0` behind QEMU's user-mode forward (it
     /// arrives on the guest's own address), `127.0.0.1` when the "guest" is this host.
     pub dlv_listen_host: String,
+    /// One ssh connection that every command of a run goes through (see
+    /// [`Machine::sharing_one_connection`]); `None`: each command connects anew.
+    pub master: Option<std::sync::Arc<SshMaster>>,
+}
+
+/// An `ssh -M` master that golab started and owns: its commands reuse the connection
+/// through the control socket, so each costs a channel, not a key exchange and a login
+/// (under software emulation a login is a second or more of the guest's time). The
+/// master runs in a process group of its own, registered like every child of golab's,
+/// with `ControlPersist=no` and a parent-death signal: it ends when golab drops it, is
+/// interrupted or is killed, never after.
+pub struct SshMaster {
+    group: std::sync::Mutex<Option<exec::Group>>,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for SshMaster {
+    fn drop(&mut self) {
+        if let Some(mut g) = self.group.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            g.kill();
+        }
+    }
+}
+
+impl std::fmt::Debug for SshMaster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SshMaster({})", self.socket.display())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -192,6 +292,78 @@ impl Cmd {
     }
 }
 
+impl SshMaster {
+    fn start(s: &Ssh) -> Result<SshMaster> {
+        // A short folder of its own: a unix socket's path has ~107 bytes at most.
+        let dir = tempfile::Builder::new()
+            .prefix("golab-ssh-")
+            .tempdir_in("/tmp")
+            .context("cannot make a folder for the ssh control socket")?;
+        let socket = dir.path().join("c");
+        let mut c = Machine::ssh_unshared(s);
+        c.args(["-M", "-N", "-o", "ControlPersist=no", "-o"])
+            .arg(format!("ControlPath={}", socket.display()))
+            .args([
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=8",
+            ])
+            .arg(format!("{}@127.0.0.1", s.user));
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // Even a SIGKILL of golab ends the master: the kernel kills it with its parent.
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                c.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
+        let mut g = exec::Group::spawn(c, "ssh (shared connection)")?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = g.child_mut().try_wait()? {
+                let mut err = String::new();
+                if let Some(mut e) = g.child_mut().stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                bail!("the shared ssh connection ended ({st}): {}", err.trim());
+            }
+            if socket.exists() {
+                let mut check = Machine::ssh_unshared(s);
+                check
+                    .args(["-o"])
+                    .arg(format!("ControlPath={}", socket.display()))
+                    .args(["-O", "check"])
+                    .arg(format!("{}@127.0.0.1", s.user));
+                if exec::run(check, "ssh -O check", Duration::from_secs(10))
+                    .map(|o| o.ok())
+                    .unwrap_or(false)
+                {
+                    break;
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                g.kill();
+                bail!("the shared ssh connection did not come up in 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(SshMaster {
+            group: std::sync::Mutex::new(Some(g)),
+            socket,
+            _dir: dir,
+        })
+    }
+}
+
 /// Quotes a word for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
@@ -212,8 +384,50 @@ impl Machine {
         }
     }
 
+    /// The same machine, its commands sharing one ssh connection that lives as long as
+    /// the returned value (and its clones). When the master cannot be started, the
+    /// machine is returned as it was (each command connects anew) with the reason.
+    pub fn sharing_one_connection(self) -> (Machine, Option<String>) {
+        let Machine::Ssh(s) = &self else {
+            return (self, None);
+        };
+        if s.master.is_some() {
+            return (self, None);
+        }
+        match SshMaster::start(s) {
+            Ok(m) => {
+                let mut s = s.clone();
+                s.master = Some(std::sync::Arc::new(m));
+                (Machine::Ssh(s), None)
+            }
+            Err(e) => (self, Some(format!("{e:#}: each command connects anew"))),
+        }
+    }
+
+    /// The control socket of the shared connection, when there is one.
+    pub fn control_socket(&self) -> Option<&Path> {
+        match self {
+            Machine::Ssh(Ssh {
+                master: Some(m), ..
+            }) => Some(&m.socket),
+            _ => None,
+        }
+    }
+
     /// The ssh command line to the guest, without a remote command.
     fn ssh(s: &Ssh) -> Command {
+        let mut c = Self::ssh_unshared(s);
+        if let Some(m) = &s.master {
+            // A master that died leaves a dead socket: ssh then connects directly.
+            c.arg("-o")
+                .arg(format!("ControlPath={}", m.socket.display()))
+                .args(["-o", "ControlMaster=no"]);
+        }
+        c.arg(format!("{}@127.0.0.1", s.user));
+        c
+    }
+
+    fn ssh_unshared(s: &Ssh) -> Command {
         let mut c = Command::new("ssh");
         c.arg("-i").arg(&s.key).arg("-p").arg(s.port.to_string());
         c.args([
@@ -228,7 +442,6 @@ impl Machine {
             "-o",
             "ConnectTimeout=10",
         ]);
-        c.arg(format!("{}@127.0.0.1", s.user));
         c
     }
 
@@ -470,6 +683,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_dlv_built_from_source_is_pinned_by_url_and_sha256() {
+        let sha = "2d596989a280c67c6d9c57696021105e735b9fee46c922ceb93de7be86383425";
+        let d = DlvSource::source(
+            "v1.9.1",
+            "http://127.0.0.1:8000/delve-1.9.1.src.tar.xz",
+            sha,
+        )
+        .unwrap();
+        assert_eq!(d.version(), Some("1.9.1"));
+        assert_eq!(
+            d.provisioner_vars(),
+            vec![
+                ("GOLAB_DLV_SOURCE", "source".to_string()),
+                ("GOLAB_DLV_VERSION", "1.9.1".to_string()),
+                (
+                    "GOLAB_DLV_SRC_URL",
+                    "http://127.0.0.1:8000/delve-1.9.1.src.tar.xz".to_string()
+                ),
+                ("GOLAB_DLV_SRC_SHA256", sha.to_string()),
+            ]
+        );
+        assert_eq!(d.source_artifact().unwrap().name, "delve-1.9.1.src.tar.xz");
+        let e = |r: Result<DlvSource>| format!("{:#}", r.unwrap_err());
+        assert!(e(DlvSource::source("v1.9.1", "http://h/d.tar.xz", "abc")).contains("64 hex"));
+        assert!(e(DlvSource::source("apt", "http://h/d.tar.xz", sha)).contains("--dlv"));
+        assert!(e(DlvSource::source("v1.9.1", "http://h/", sha)).contains("file name"));
+        assert!(e(DlvSource::source("v1.9.1", "delve.tar.xz", sha)).contains("URL"));
+        assert_eq!(DlvSource::Apt.version(), None);
+        assert_eq!(DlvSource::parse("v1.9.1").version(), Some("1.9.1"));
+    }
+
+    #[test]
     fn shell_words_are_quoted() {
         assert_eq!(shell_quote("runtime.rt0_go"), "runtime.rt0_go");
         assert_eq!(shell_quote("all=-l -N"), "'all=-l -N'");
@@ -486,6 +731,7 @@ mod tests {
             dlv_port: 3333,
             guest_dlv_port: 2345,
             dlv_listen_host: "0.0.0.0".into(),
+            master: None,
         });
         let mut cmd = Cmd::new("go");
         cmd.args(["build", "-gcflags", "all=-l -N"])

@@ -63,6 +63,12 @@ pub struct UpOptions {
     pub go_version: String,
     pub go_sha256: String,
     pub dlv_source: DlvSource,
+    /// With `DlvSource::Source`: the source tarball, already fetched on the host,
+    /// shared into the guest like the Go tarball (else the guest downloads its URL).
+    pub dlv_tarball: Option<PathBuf>,
+    /// A baked image's tools (its manifest's): the image is provisioned already, so
+    /// nothing is installed, and readiness checks that the guest answers exactly these.
+    pub baked: Option<Tools>,
     pub accel: Accel,
     /// Point the guest's apt at a Debian mirror (resolved on the host, written into
     /// /etc/hosts and sources.list at every boot): `host` for the one this host's apt
@@ -86,6 +92,8 @@ impl UpOptions {
             go_version: "1.17.1".into(),
             go_sha256: "dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef".into(),
             dlv_source: DlvSource::GoInstall("v1.9.1".into()),
+            dlv_tarball: None,
+            baked: None,
             accel: Accel::Auto,
             apt_mirror: None,
             quiet: false,
@@ -169,6 +177,9 @@ struct Made {
     go_sha256: String,
     dlv_source: DlvSource,
     instance_id: String,
+    /// Made from a baked image: the tools its manifest lists.
+    #[serde(default)]
+    baked: Option<Tools>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,7 +205,7 @@ pub struct StageTime {
 }
 
 /// The tools in the guest, as they answered.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tools {
     pub go: String,
     pub dlv: String,
@@ -239,6 +250,7 @@ fn ssh_of(name: &str, key: &Path, ports: Ports) -> Ssh {
         dlv_port: ports.dlv,
         guest_dlv_port: GUEST_DLV_PORT,
         dlv_listen_host: "0.0.0.0".into(),
+        master: None,
     }
 }
 
@@ -485,7 +497,9 @@ impl Qemu {
             )
         })?;
         let (kernel, initrd) = boot_files(&image, opts)?;
-        check_sha256(&opts.go_tarball, &opts.go_sha256)?;
+        if opts.baked.is_none() {
+            check_sha256(&opts.go_tarball, &opts.go_sha256)?;
+        }
         let image_format = image_format(&image)?;
 
         let key = dir.join("id_ed25519");
@@ -508,18 +522,27 @@ impl Qemu {
             "qemu-img create",
         )?;
 
-        // Only the tarball is shared, under the name the provisioner looks for.
+        // Only the tarballs are shared, under the names the provisioner looks for.
         let share = dir.join("share");
         std::fs::create_dir_all(&share)?;
-        let shared = share.join(format!("go{}.linux-amd64.tar.gz", opts.go_version));
-        if std::fs::hard_link(&opts.go_tarball, &shared).is_err() {
-            std::fs::copy(&opts.go_tarball, &shared).with_context(|| {
-                format!(
-                    "cannot copy {} into {}",
-                    opts.go_tarball.display(),
-                    share.display()
-                )
-            })?;
+        let mut shared = Vec::new();
+        if opts.baked.is_none() {
+            shared.push((
+                opts.go_tarball.clone(),
+                format!("go{}.linux-amd64.tar.gz", opts.go_version),
+            ));
+        }
+        if let (Some(src), Some(a)) = (&opts.dlv_tarball, opts.dlv_source.source_artifact()) {
+            check_sha256(src, &a.sha256)?;
+            shared.push((src.clone(), a.name));
+        }
+        for (from, name) in shared {
+            let to = share.join(name);
+            if std::fs::hard_link(&from, &to).is_err() {
+                std::fs::copy(&from, &to).with_context(|| {
+                    format!("cannot copy {} into {}", from.display(), share.display())
+                })?;
+            }
         }
 
         let instance_id = format!(
@@ -552,6 +575,7 @@ impl Qemu {
             go_sha256: opts.go_sha256.clone(),
             dlv_source: opts.dlv_source.clone(),
             instance_id,
+            baked: opts.baked.clone(),
         };
         write_atomic(
             &dir.join("machine.json"),
@@ -762,7 +786,9 @@ impl Qemu {
         } else {
             dl.resume_boot
         };
-        say.stage(if first_boot {
+        say.stage(if first_boot && made.baked.is_some() {
+            "cloud-init: user and key (a baked image: no provisioning)"
+        } else if first_boot {
             "cloud-init: user, share, provisioner (Go, dlv, gdb, binutils)"
         } else {
             "cloud-init: boot stages (already provisioned)"
@@ -804,7 +830,7 @@ impl Qemu {
                 );
             }
             ticks += 1;
-            if first_boot && ticks.is_multiple_of(6) {
+            if first_boot && made.baked.is_none() && ticks.is_multiple_of(6) {
                 let last = ssh(
                     "tail -n 1 /var/log/golab-provision.log 2>/dev/null",
                     Duration::from_secs(30),
@@ -827,7 +853,9 @@ impl Qemu {
             write_stage(&vm.dir, Stage::Provisioned)?;
         }
         vm.stages.push(StageTime {
-            stage: if first_boot {
+            stage: if first_boot && made.baked.is_some() {
+                "cloud-init (baked image)"
+            } else if first_boot {
                 "cloud-init + provisioning"
             } else {
                 "cloud-init (resume)"
@@ -837,7 +865,11 @@ impl Qemu {
         });
 
         let t = Instant::now();
-        say.stage("tools at the pinned versions: go, dlv, gdb, readelf");
+        say.stage(if made.baked.is_some() {
+            "tools as the image's manifest lists them: go, dlv, gdb, readelf"
+        } else {
+            "tools at the pinned versions: go, dlv, gdb, readelf"
+        });
         let out = ssh(
             "bash -lc 'go version; echo ---; dlv version; echo ---; gdb --version | head -n 1; echo ---; readelf --version | head -n 1'",
             dl.tools,
@@ -1581,18 +1613,13 @@ fn render_seed(
     mirror: Option<&Mirror>,
     opts: &UpOptions,
 ) -> Result<Seed> {
-    let (dlv_source, dlv_version) = opts.dlv_source.provisioner_env();
-    let dlv_version = dlv_version.unwrap_or_default();
     let mut env = format!(
-        "GOLAB_GO_VERSION={}\nGOLAB_GO_SHA256={}\nGOLAB_DLV_SOURCE={dlv_source}\n",
+        "GOLAB_GO_VERSION={}\nGOLAB_GO_SHA256={}\n",
         super::shell_quote(&opts.go_version),
         super::shell_quote(&opts.go_sha256)
     );
-    if !dlv_version.is_empty() {
-        env.push_str(&format!(
-            "GOLAB_DLV_VERSION={}\n",
-            super::shell_quote(&dlv_version)
-        ));
+    for (k, v) in opts.dlv_source.provisioner_vars() {
+        env.push_str(&format!("{k}={}\n", super::shell_quote(&v)));
     }
     let mut jinja = minijinja::Environment::new();
     jinja.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
@@ -1620,6 +1647,7 @@ fn render_seed(
         mirror_host => mirror.map(|m| m.host.as_str()).unwrap_or(""),
         mirror_ip => mirror.map(|m| m.ip.as_str()).unwrap_or(""),
         provision_env => env,
+        provision => opts.baked.is_none(),
         provisioner => PROVISIONER,
     };
     let user_data = jinja
@@ -1657,10 +1685,8 @@ fn check_tools(out: &str, made: &Made) -> Result<Tools> {
     if !t.go.contains(&format!("go{} ", made.go_version)) {
         bail!("`go version` says {:?}, not go{}", t.go, made.go_version);
     }
-    match &made.dlv_source {
-        DlvSource::GoInstall(v) if t.dlv != v.trim_start_matches('v') => {
-            bail!("`dlv version` says {:?}, not {v}", t.dlv)
-        }
+    match made.dlv_source.version() {
+        Some(v) if t.dlv != v => bail!("`dlv version` says {:?}, not v{v}", t.dlv),
         _ if t.dlv.is_empty() => bail!("no dlv in the guest"),
         _ => {}
     }
@@ -1669,6 +1695,18 @@ fn check_tools(out: &str, made: &Made) -> Result<Tools> {
     }
     if !t.readelf.starts_with("GNU readelf") {
         bail!("no readelf in the guest ({:?})", t.readelf);
+    }
+    if let Some(want) = &made.baked {
+        for (what, got, want) in [
+            ("go", &t.go, &want.go),
+            ("dlv", &t.dlv, &want.dlv),
+            ("gdb", &t.gdb, &want.gdb),
+            ("readelf", &t.readelf, &want.readelf),
+        ] {
+            if got != want {
+                bail!("{what} answers {got:?}, the image's manifest says {want:?}");
+            }
+        }
     }
     Ok(t)
 }
@@ -1770,6 +1808,7 @@ mod tests {
             go_sha256: "ab".repeat(32),
             dlv_source: DlvSource::Apt,
             instance_id: "golab-lab-1".into(),
+            baked: None,
         }
     }
 
@@ -1885,6 +1924,10 @@ mod tests {
             "ssh-ed25519 AAAA golab-lab1"
         );
         assert_eq!(v["users"][0]["sudo"], "ALL=(ALL) NOPASSWD:ALL");
+        assert_eq!(
+            v["ssh_genkeytypes"],
+            serde_yaml::Value::Sequence(vec!["ed25519".into()])
+        );
         let boot = serde_yaml::to_string(&v["bootcmd"]).unwrap();
         assert!(
             boot.contains("192.0.2.7")
@@ -1996,6 +2039,32 @@ mod tests {
         assert!(format!("{:#}", check_tools(out, &m).unwrap_err()).contains("not v1.9.1"));
         m.go_version = "1.17.1".into();
         assert!(format!("{:#}", check_tools(out, &m).unwrap_err()).contains("not go1.17.1"));
+    }
+
+    #[test]
+    fn a_baked_image_is_not_provisioned_and_its_tools_must_be_the_manifests() {
+        let out = "go version go1.19.8 linux/amd64\n---\nDelve Debugger\nVersion: 1.20.2\nBuild: $Id$\n---\nGNU gdb (Debian 13.1-3) 13.1\n---\nGNU readelf (GNU Binutils for Debian) 2.40\n";
+        let mut m = made();
+        let t = check_tools(out, &m).unwrap();
+        m.baked = Some(t.clone());
+        assert_eq!(check_tools(out, &m).unwrap(), t);
+        m.baked.as_mut().unwrap().gdb = "GNU gdb (Debian 12.1-4) 12.1".into();
+        let e = format!("{:#}", check_tools(out, &m).unwrap_err());
+        assert!(e.contains("gdb answers") && e.contains("manifest"), "{e}");
+        let mirror = Mirror {
+            uri: "http://mirror.example/debian".into(),
+            host: "mirror.example".into(),
+            ip: "192.0.2.7".into(),
+        };
+        let mut o = opts();
+        let provisioned = render_seed("lab1", "i", "ssh-ed25519 A", Some(&mirror), &o).unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&provisioned.user_data).unwrap();
+        assert!(v["runcmd"].is_sequence());
+        o.baked = Some(t);
+        let baked = render_seed("lab1", "i", "ssh-ed25519 A", Some(&mirror), &o).unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&baked.user_data).unwrap();
+        assert!(v["runcmd"].is_null(), "a baked image runs no provisioner");
+        assert_eq!(v["users"][0]["name"], "golab");
     }
 
     #[test]
@@ -2132,7 +2201,14 @@ mod tests {
         let mut o = UpOptions::new(env("GOLAB_VM_IMAGE"), env("GOLAB_VM_GO_TARBALL"));
         o.go_version = env("GOLAB_VM_GO_VERSION");
         o.go_sha256 = env("GOLAB_VM_GO_SHA256");
-        o.dlv_source = DlvSource::Apt;
+        // dlv built in the guest from its source tarball (shared in; the URL names it).
+        o.dlv_source = DlvSource::source(
+            &env("GOLAB_VM_DLV_VERSION"),
+            &env("GOLAB_VM_DLV_SRC_URL"),
+            &env("GOLAB_VM_DLV_SRC_SHA256"),
+        )
+        .unwrap();
+        o.dlv_tarball = Some(env("GOLAB_VM_DLV_SRC").into());
         // The test image is Debian's, offline but for this host's mirror.
         o.apt_mirror = Some("host".into());
         o.cpus = 2;
@@ -2209,7 +2285,7 @@ mod tests {
                 let v = &answers[0];
                 eprintln!("vm-test: dlv answered {v}");
                 ensure!(v["id"] == 1, "{v}");
-                ensure!(v["result"]["DelveVersion"].as_str().unwrap_or("").contains("Version: 1.20"), "{v}");
+                ensure!(v["result"]["DelveVersion"].as_str().unwrap_or("").contains(&format!("Version: {}", env("GOLAB_VM_DLV_VERSION"))), "{v}");
                 ensure!(v["result"]["APIVersion"] == 2, "{v}");
                 ensure!(answers[1]["error"].is_null(), "detach: {}", answers[1]);
                 g.wait_deadline(Instant::now() + Duration::from_secs(60))?;

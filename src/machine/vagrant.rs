@@ -221,10 +221,13 @@ impl VagrantConfig {
                 self.go_version
             );
         }
-        if let DlvSource::GoInstall(v) = &self.dlv
-            && v.trim().is_empty()
-        {
-            bail!("the dlv version to `go install` is empty (or use `apt`)");
+        match &self.dlv {
+            DlvSource::GoInstall(v) | DlvSource::Source { version: v, .. }
+                if v.trim().is_empty() =>
+            {
+                bail!("the dlv version is empty (or use `apt`)");
+            }
+            _ => {}
         }
         if let Some(b) = &self.boot {
             for (what, p) in [("kernel", &b.kernel), ("initrd", &b.initrd)] {
@@ -287,6 +290,7 @@ pub fn template_vars(provider: Provider, cfg: &VagrantConfig) -> Result<Map<Stri
         "go_sha256": cfg.go_sha256.to_ascii_lowercase(),
         "dlv_source": cfg.dlv.provisioner_env().0,
         "dlv_version": cfg.dlv.provisioner_env().1.unwrap_or_default(),
+        "dlv_env": cfg.dlv.provisioner_vars().into_iter().map(|(k, v)| vec![k.to_string(), v]).collect::<Vec<_>>(),
         "boot": cfg.boot.as_ref().map(|b| json!({
             "kernel": b.kernel.to_string_lossy(),
             "initrd": b.initrd.to_string_lossy(),
@@ -609,6 +613,7 @@ impl Vagrant {
             dlv_port: rec.dlv_port,
             guest_dlv_port: rec.dlv_port_guest,
             dlv_listen_host: "0.0.0.0".into(),
+            master: None,
         }))
     }
 
