@@ -21,7 +21,7 @@ pub struct AnswersFile {
     /// A dlv session log in the submission, to be checked against the variant's binary.
     #[serde(default)]
     pub transcript: Option<String>,
-    pub answers: BTreeMap<String, serde_yaml::Value>,
+    pub answers: BTreeMap<String, serde_norway::Value>,
 }
 
 /// One answer, typed by its question's kind.
@@ -60,9 +60,9 @@ pub fn parse(text: &[u8], lab: &str, questions: &[Question]) -> Result<Answers, 
     }
     let text = std::str::from_utf8(text)
         .map_err(|e| Refusal::Invalid(format!("answers.yaml is not UTF-8 text ({e})")))?;
-    let file: AnswersFile = serde_yaml::from_str(text).map_err(|e| {
+    let file: AnswersFile = serde_norway::from_str(text).map_err(|e| {
         let msg = e.to_string();
-        // serde_yaml stops an alias bomb (a few lines that expand to billions of nodes)
+        // serde_norway stops an alias bomb (a few lines that expand to billions of nodes)
         // with "repetition limit exceeded" before it expands.
         if msg.contains("repetition limit") || msg.contains("recursion limit") {
             Refusal::Bomb(format!("answers.yaml: {msg}"))
@@ -119,8 +119,8 @@ fn line_hint(text: &str, id: &str) -> String {
         .unwrap_or_default()
 }
 
-fn typed(q: &Question, v: &serde_yaml::Value) -> Result<Answer, String> {
-    use serde_yaml::Value as V;
+fn typed(q: &Question, v: &serde_norway::Value) -> Result<Answer, String> {
+    use serde_norway::Value as V;
     let strings = |v: &V| -> Result<Vec<String>, String> {
         v.as_sequence()
             .ok_or("expected a list")?

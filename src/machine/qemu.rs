@@ -1850,10 +1850,10 @@ mod tests {
     #[test]
     fn without_a_mirror_asked_the_guests_apt_is_left_alone() {
         let s = render_seed("lab1", "golab-lab1-1", "ssh-ed25519 AAAA k", None, &opts()).unwrap();
-        let v: serde_yaml::Value = serde_yaml::from_str(&s.user_data).unwrap();
+        let v: serde_norway::Value = serde_norway::from_str(&s.user_data).unwrap();
         let boot = v["bootcmd"].as_sequence().unwrap();
         assert_eq!(boot.len(), 1, "{boot:?}");
-        let boot = serde_yaml::to_string(&boot).unwrap();
+        let boot = serde_norway::to_string(&boot).unwrap();
         assert!(
             !boot.contains("golab-apt")
                 && !boot.contains("golab-hosts")
@@ -1878,14 +1878,14 @@ mod tests {
         )
         .unwrap();
         assert!(s.user_data.starts_with("#cloud-config\n"));
-        let v: serde_yaml::Value = serde_yaml::from_str(&s.user_data).unwrap();
+        let v: serde_norway::Value = serde_norway::from_str(&s.user_data).unwrap();
         assert_eq!(v["users"][0]["name"], "golab");
         assert_eq!(
             v["users"][0]["ssh_authorized_keys"][0],
             "ssh-ed25519 AAAA golab-lab1"
         );
         assert_eq!(v["users"][0]["sudo"], "ALL=(ALL) NOPASSWD:ALL");
-        let boot = serde_yaml::to_string(&v["bootcmd"]).unwrap();
+        let boot = serde_norway::to_string(&v["bootcmd"]).unwrap();
         assert!(
             boot.contains("192.0.2.7")
                 && boot.contains("mirror.example")
@@ -1912,7 +1912,7 @@ mod tests {
             .as_str()
             .unwrap();
         assert_eq!(prov, PROVISIONER, "the provisioner arrives byte for byte");
-        let meta: serde_yaml::Value = serde_yaml::from_str(&s.meta_data).unwrap();
+        let meta: serde_norway::Value = serde_norway::from_str(&s.meta_data).unwrap();
         assert_eq!(meta["instance-id"], "golab-lab1-1");
         assert_eq!(meta["local-hostname"], "golab-lab1");
     }
