@@ -1,4 +1,10 @@
-# Sourced by the other scripts: puts rustup's cargo on PATH when it is there.
-if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
-  export PATH="$HOME/.cargo/bin:$PATH"
+# shellcheck shell=bash
+# Sourced by the other scripts: puts rustup's cargo first on PATH when it is there (a
+# Debian cargo in /usr/bin, e.g. cargo-web for scripts/check-macos.sh, has no rustfmt or
+# clippy).
+if [ -x "$HOME/.cargo/bin/cargo" ]; then
+  case ":$PATH:" in
+    *":$HOME/.cargo/bin:"*) ;;
+    *) export PATH="$HOME/.cargo/bin:$PATH" ;;
+  esac
 fi

@@ -222,7 +222,7 @@ pub fn judge(lab: &Lab, obs: &Observation, profile: &Profile, warnings: Vec<Stri
         };
         checks.push(CheckResult {
             id: spec.id.clone(),
-            kind: serde_yaml::to_string(&spec.kind)
+            kind: serde_norway::to_string(&spec.kind)
                 .unwrap_or_default()
                 .trim()
                 .to_string(),

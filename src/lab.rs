@@ -118,7 +118,7 @@ pub struct VariantSpec {
     /// The template file, relative to the lab folder (e.g. `variant/main.go.tmpl`).
     pub template: String,
     /// Parameter name -> its choices (strings; lists are joined by the template).
-    pub params: BTreeMap<String, Vec<serde_yaml::Value>>,
+    pub params: BTreeMap<String, Vec<serde_norway::Value>>,
     /// For labs with scenarios: which scenario fields the variant sets (n, block, gosched)
     /// from parameters of the same names.
     #[serde(default)]
@@ -597,15 +597,15 @@ pub fn load_file(file: &Path) -> Result<Lab> {
 
 /// Parses and validates a lab file's text; errors carry the line and column.
 pub fn parse(text: &str) -> Result<Lab, String> {
-    let lab: Lab = serde_yaml::from_str(text).map_err(|e| describe_yaml_error(&e))?;
+    let lab: Lab = serde_norway::from_str(text).map_err(|e| describe_yaml_error(&e))?;
     validate(&lab)?;
     Ok(lab)
 }
 
-fn describe_yaml_error(e: &serde_yaml::Error) -> String {
+fn describe_yaml_error(e: &serde_norway::Error) -> String {
     let msg = e.to_string();
     match e.location() {
-        // serde_yaml already appends "at line L column C"; make the line lead.
+        // serde_norway (serde_yaml's maintained fork) already appends "at line L column C"; make the line lead.
         Some(loc) => {
             let core = msg.split(" at line ").next().unwrap_or(&msg).to_string();
             format!("line {}, column {}: {core}", loc.line(), loc.column())
@@ -785,7 +785,7 @@ mod tests {
     fn a_scoped_stop_is_written_back_as_read() {
         let text = "name: x\ntitle: t\nprogram: {}\ndlv: {breakpoints: [runtime.gopark]}\nchecks:\n- id: a\n  kind: value\n  expect:\n  - {at: {function: runtime.gopark, after: main.main, goroutine: program}, eval: reason, equals: waitReasonChanReceive}\n";
         let lab = parse(text).unwrap();
-        let again = parse(&serde_yaml::to_string(&lab).unwrap()).unwrap();
+        let again = parse(&serde_norway::to_string(&lab).unwrap()).unwrap();
         assert_eq!(lab.checks[0].expect[0].at, again.checks[0].expect[0].at);
         assert!(again.checks[0].expect[0].at.scope().program_goroutine);
     }

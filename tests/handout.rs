@@ -64,7 +64,7 @@ fn the_handout_readme_works_as_written() {
             && skeleton.contains("go version go1.17.1 linux/amd64"),
         "{skeleton}"
     );
-    let _: serde_yaml::Value = serde_yaml::from_str(&skeleton).unwrap();
+    let _: serde_norway::Value = serde_norway::from_str(&skeleton).unwrap();
 
     let mut entry = None;
     for c in &commands {

@@ -17,13 +17,13 @@ pub struct AnswersFile {
     pub lab: String,
     /// The Go version the student used (what `go version` prints, or e.g. 1.17.1).
     #[serde(default)]
-    pub go: Option<serde_yaml::Value>,
+    pub go: Option<serde_norway::Value>,
     /// A dlv session log in the submission, to be checked against the variant's binary.
     #[serde(default)]
     pub transcript: Option<String>,
     /// Empty (`answers:` with nothing under it) is no answers at all.
     #[serde(default)]
-    pub answers: Option<BTreeMap<String, serde_yaml::Value>>,
+    pub answers: Option<BTreeMap<String, serde_norway::Value>>,
 }
 
 /// One answer, typed by its question's kind.
@@ -67,9 +67,9 @@ pub fn parse(text: &[u8], lab: &str, questions: &[Question]) -> Result<Answers, 
     }
     let text = std::str::from_utf8(text)
         .map_err(|e| Refusal::Invalid(format!("answers.yaml is not UTF-8 text ({e})")))?;
-    let file: AnswersFile = serde_yaml::from_str(text).map_err(|e| {
+    let file: AnswersFile = serde_norway::from_str(text).map_err(|e| {
         let msg = e.to_string();
-        // serde_yaml stops an alias bomb (a few lines that expand to billions of nodes)
+        // serde_norway stops an alias bomb (a few lines that expand to billions of nodes)
         // with "repetition limit exceeded" before it expands.
         if msg.contains("repetition limit") || msg.contains("recursion limit") {
             Refusal::Bomb(format!("answers.yaml: {msg}"))
@@ -87,7 +87,7 @@ pub fn parse(text: &[u8], lab: &str, questions: &[Question]) -> Result<Answers, 
     })?;
     // A key given twice is a mistake to show, not a choice to make (serde would keep
     // the last one silently).
-    if let Err(e) = serde_yaml::from_str::<serde_yaml::Value>(text) {
+    if let Err(e) = serde_norway::from_str::<serde_norway::Value>(text) {
         let msg = e.to_string();
         if let Some(rest) = msg.split("duplicate entry with key ").nth(1) {
             let key = rest
@@ -147,9 +147,9 @@ pub fn parse(text: &[u8], lab: &str, questions: &[Question]) -> Result<Answers, 
         }
     }
     let go = match file.go {
-        None | Some(serde_yaml::Value::Null) => None,
-        Some(serde_yaml::Value::String(s)) => Some(s),
-        Some(serde_yaml::Value::Number(n)) => Some(n.to_string()),
+        None | Some(serde_norway::Value::Null) => None,
+        Some(serde_norway::Value::String(s)) => Some(s),
+        Some(serde_norway::Value::Number(n)) => Some(n.to_string()),
         Some(_) => {
             return Err(Refusal::Invalid(format!(
                 "answers.yaml: go: expected text such as \"go version go1.17.1 linux/amd64\"{}",
@@ -175,8 +175,8 @@ fn line_hint(text: &str, id: &str) -> String {
         .unwrap_or_default()
 }
 
-fn typed(q: &Question, v: &serde_yaml::Value) -> Result<Answer, String> {
-    use serde_yaml::Value as V;
+fn typed(q: &Question, v: &serde_norway::Value) -> Result<Answer, String> {
+    use serde_norway::Value as V;
     let strings = |v: &V| -> Result<Vec<String>, String> {
         v.as_sequence()
             .ok_or("expected a list")?

@@ -382,7 +382,7 @@ fn build_key(lab_dir: &Path, goroot: Option<&Path>) -> Result<String> {
 }
 
 fn kind_name(k: QuestionKind) -> String {
-    serde_yaml::to_string(&k)
+    serde_norway::to_string(&k)
         .unwrap_or_default()
         .trim()
         .to_string()

@@ -28,7 +28,7 @@ impl Handout {
     pub fn text(&self) -> String {
         format!(
             "# Written by `golab assign`: `golab check .` reads it, so it needs no flags.\n{}",
-            serde_yaml::to_string(self).expect("serialisable")
+            serde_norway::to_string(self).expect("serialisable")
         )
     }
 
@@ -45,7 +45,7 @@ impl Handout {
             );
         }
         let text = std::fs::read_to_string(&p)?;
-        let h: Handout = serde_yaml::from_str(&text).with_context(|| {
+        let h: Handout = serde_norway::from_str(&text).with_context(|| {
             format!(
                 "{} is not a handout file (lab, seed, student): {}",
                 p.display(),

@@ -13,7 +13,7 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {
     pub student: String,
-    pub params: BTreeMap<String, serde_yaml::Value>,
+    pub params: BTreeMap<String, serde_norway::Value>,
 }
 
 impl Variant {
@@ -27,13 +27,13 @@ impl Variant {
     }
 }
 
-fn show(v: &serde_yaml::Value) -> String {
+fn show(v: &serde_norway::Value) -> String {
     match v {
-        serde_yaml::Value::String(s) => s.clone(),
-        serde_yaml::Value::Sequence(s) => {
+        serde_norway::Value::String(s) => s.clone(),
+        serde_norway::Value::Sequence(s) => {
             format!("[{}]", s.iter().map(show).collect::<Vec<_>>().join(","))
         }
-        other => serde_yaml::to_string(other)
+        other => serde_norway::to_string(other)
             .unwrap_or_default()
             .trim()
             .to_string(),
@@ -105,7 +105,7 @@ pub fn materialize(lab: &Lab, v: &Variant, dir: &Path) -> Result<()> {
             gosched: get("gosched").unwrap_or_else(|| "none".into()),
             main_gosched: Vec::new(),
         }];
-        std::fs::write(dir.join("lab.yaml"), serde_yaml::to_string(&l)?)?;
+        std::fs::write(dir.join("lab.yaml"), serde_norway::to_string(&l)?)?;
     }
     Ok(())
 }

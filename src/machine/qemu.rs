@@ -1889,10 +1889,10 @@ mod tests {
     #[test]
     fn without_a_mirror_asked_the_guests_apt_is_left_alone() {
         let s = render_seed("lab1", "golab-lab1-1", "ssh-ed25519 AAAA k", None, &opts()).unwrap();
-        let v: serde_yaml::Value = serde_yaml::from_str(&s.user_data).unwrap();
+        let v: serde_norway::Value = serde_norway::from_str(&s.user_data).unwrap();
         let boot = v["bootcmd"].as_sequence().unwrap();
         assert_eq!(boot.len(), 1, "{boot:?}");
-        let boot = serde_yaml::to_string(&boot).unwrap();
+        let boot = serde_norway::to_string(&boot).unwrap();
         assert!(
             !boot.contains("golab-apt")
                 && !boot.contains("golab-hosts")
@@ -1917,7 +1917,7 @@ mod tests {
         )
         .unwrap();
         assert!(s.user_data.starts_with("#cloud-config\n"));
-        let v: serde_yaml::Value = serde_yaml::from_str(&s.user_data).unwrap();
+        let v: serde_norway::Value = serde_norway::from_str(&s.user_data).unwrap();
         assert_eq!(v["users"][0]["name"], "golab");
         assert_eq!(
             v["users"][0]["ssh_authorized_keys"][0],
@@ -1926,9 +1926,9 @@ mod tests {
         assert_eq!(v["users"][0]["sudo"], "ALL=(ALL) NOPASSWD:ALL");
         assert_eq!(
             v["ssh_genkeytypes"],
-            serde_yaml::Value::Sequence(vec!["ed25519".into()])
+            serde_norway::Value::Sequence(vec!["ed25519".into()])
         );
-        let boot = serde_yaml::to_string(&v["bootcmd"]).unwrap();
+        let boot = serde_norway::to_string(&v["bootcmd"]).unwrap();
         assert!(
             boot.contains("192.0.2.7")
                 && boot.contains("mirror.example")
@@ -1955,7 +1955,7 @@ mod tests {
             .as_str()
             .unwrap();
         assert_eq!(prov, PROVISIONER, "the provisioner arrives byte for byte");
-        let meta: serde_yaml::Value = serde_yaml::from_str(&s.meta_data).unwrap();
+        let meta: serde_norway::Value = serde_norway::from_str(&s.meta_data).unwrap();
         assert_eq!(meta["instance-id"], "golab-lab1-1");
         assert_eq!(meta["local-hostname"], "golab-lab1");
     }
@@ -2058,11 +2058,11 @@ mod tests {
         };
         let mut o = opts();
         let provisioned = render_seed("lab1", "i", "ssh-ed25519 A", Some(&mirror), &o).unwrap();
-        let v: serde_yaml::Value = serde_yaml::from_str(&provisioned.user_data).unwrap();
+        let v: serde_norway::Value = serde_norway::from_str(&provisioned.user_data).unwrap();
         assert!(v["runcmd"].is_sequence());
         o.baked = Some(t);
         let baked = render_seed("lab1", "i", "ssh-ed25519 A", Some(&mirror), &o).unwrap();
-        let v: serde_yaml::Value = serde_yaml::from_str(&baked.user_data).unwrap();
+        let v: serde_norway::Value = serde_norway::from_str(&baked.user_data).unwrap();
         assert!(v["runcmd"].is_null(), "a baked image runs no provisioner");
         assert_eq!(v["users"][0]["name"], "golab");
     }
