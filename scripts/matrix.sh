@@ -1,43 +1,56 @@
 #!/usr/bin/env bash
-# Runs `golab run startup-trace` on every Go version it can fetch (see
-# scripts/fetch-toolchains.sh) plus the system's golang-go, each with the dlv that
-# supports it best (delve 1.20 for 1.19, delve 1.24 otherwise), and prints a table.
-# Exit 0 only when every version passes. Usage: scripts/matrix.sh [LAB]
+# Runs every lab (or the ones named) on every Go x dlv pair of toolchains.txt (each Go
+# with the dlv that serves it natively, plus the cross pairs), fetching or building the
+# toolchains first (scripts/fetch-toolchains.sh), and prints one Go x dlv table with a
+# score column per lab. Exit 0 only when every cell scores full.
+#   usage: scripts/matrix.sh [LAB...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 . scripts/env.sh
-lab=${1:-startup-trace}
 cargo build --release --quiet
 golab=$PWD/target/release/golab
+if [ $# -gt 0 ]; then labs=("$@"); else mapfile -t labs < <("$golab" labs | awk '{print $1}'); fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 . scripts/toolchains.sh
 
-printf '%-8s %-10s %-8s %-6s %-8s %s\n' "go" "version" "dlv" "result" "score" "notes"
+printf '| %-8s | %-6s |' "Go" "dlv"
+for l in "${labs[@]}"; do printf ' %-17s |' "$l"; done
+printf '\n|%s|%s|' "----------" "--------"
+for l in "${labs[@]}"; do printf '%s|' "-------------------"; done
+echo
 fail=0
-for name in $(printf '%s\n' "${!root[@]}" | sort -V); do
-  r=${root[$name]}
-  dlv=$(dlv_for "$r")
-  [ -n "$dlv" ] || { echo "no dlv for $name" >&2; fail=1; continue; }
-  set +e
-  "$golab" run "$lab" -q --goroot "$r" --dlv "$dlv" --json "$out/$name.json" >"$out/$name.txt" 2>"$out/$name.err"
-  rc=$?
-  set -e
-  ver=$(GOTOOLCHAIN=local GOROOT=$r "$r/bin/go" version | awk '{print $3}')
-  dv=$("$dlv" version | awk '/Version:/{print $2}')
-  score=$(tail -1 "$out/$name.txt" | sed -n 's/^Score: //p')
-  notes=$(grep -c '^warning:' "$out/$name.txt" || true)
-  case $rc in
-    0) res=PASS ;;
-    1) res=FAIL; fail=1 ;;
-    *) res=ERROR; fail=1; score="-" ;;
-  esac
-  printf '%-8s %-10s %-8s %-6s %-8s %s\n' "$name" "$ver" "$dv" "$res" "${score:--}" "$notes warning(s)"
-  if [ $rc -ne 0 ]; then
-    grep -E '^(FAIL|     (BAD|MISSING))' "$out/$name.txt" | sed 's/^/    /' || true
-    sed 's/^/    /' "$out/$name.err" | tail -5
+while read -r name dv; do
+  r=${root[$name]:-}
+  dlv=${dlvbin[$dv]:-}
+  if [ -z "$r" ] || [ -z "$dlv" ]; then
+    echo "| $name | $dv | not available: GOROOT '${r}' dlv '${dlv}' |"
+    fail=1
+    continue
   fi
-done
+  ver=$(GOTOOLCHAIN=local GOROOT=$r "$r/bin/go" version | awk '{print $3}')
+  printf '| %-8s | %-6s |' "${ver#go}" "$dv"
+  for l in "${labs[@]}"; do
+    f="$out/$name-$dv-$l"
+    set +e
+    "$golab" run "$l" -q --goroot "$r" --dlv "$dlv" >"$f.txt" 2>"$f.err"
+    rc=$?
+    set -e
+    score=$(sed -n 's/^Score: //p' "$f.txt" | tail -1)
+    reruns=$(grep -o '[0-9]* disturbed run(s) run again' "$f.txt" | awk '{s += $1} END {if (s) print s " rerun"}' || true)
+    case $rc in
+      0) cell="$score${reruns:+ ($reruns)}" ;;
+      1) cell="FAIL $score"; fail=1 ;;
+      *) cell="ERROR"; fail=1 ;;
+    esac
+    printf ' %-17s |' "$cell"
+    if [ $rc -ne 0 ]; then
+      { echo "== $ver + dlv $dv, $l (exit $rc)"; grep -E '^(FAIL|     (BAD|MISSING))' "$f.txt" || true; tail -5 "$f.err"; } >>"$out/failures"
+    fi
+  done
+  echo
+done <<<"$pairs"
+[ -f "$out/failures" ] && sed 's/^/    /' "$out/failures"
 exit $fail

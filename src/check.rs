@@ -580,15 +580,25 @@ fn go_statement(o: &Observation) -> Outcome {
 
 fn sysmon_thread(o: &Observation, p: &Profile) -> Outcome {
     let m0 = o.dlv.hits.first().map(|h| h.thread);
+    let reruns: Vec<_> = o
+        .dlv_reruns
+        .iter()
+        .map(|w| line(Mark::Note, format!("the dlv session was run again: {w}")))
+        .collect();
     let Some(h) = o.dlv.first_real_hit("runtime.sysmon") else {
+        let mut lines = vec![line(Mark::Missing, "runtime.sysmon")];
+        lines.extend(reruns);
         return Outcome {
             passed: false,
-            summary: "runtime.sysmon was never hit".into(),
-            lines: vec![line(Mark::Missing, "runtime.sysmon")],
+            summary: format!(
+                "runtime.sysmon was never hit, in {} run(s) of the dlv session",
+                o.dlv_reruns.len() + 1
+            ),
+            lines,
         };
     };
     let want = startup::sysmon_step(p);
-    let mut lines = Vec::new();
+    let mut lines = reruns;
     let own = Some(h.thread) != m0;
     lines.push(line(
         if own { Mark::Good } else { Mark::Bad },
@@ -730,13 +740,27 @@ fn wrapper_disassembly(o: &Observation, p: &Profile) -> Outcome {
     let mut ok = true;
     for w in &o.wrappers {
         match w.call_to_real() {
-            Some(i) => lines.push(line(
-                Mark::Good,
-                format!(
-                    "{} wrapper at {:#x}: {:#x} {} -> the real {}",
-                    w.function, w.entry, i.pc, i.text, w.function
-                ),
-            )),
+            Some(i) => {
+                lines.push(line(
+                    Mark::Good,
+                    format!(
+                        "{} wrapper at {:#x}: {:#x} {} -> the real {}",
+                        w.function, w.entry, i.pc, i.text, w.function
+                    ),
+                ));
+                if let Some(r) = &w.real_breakpoint {
+                    lines.push(line(
+                        Mark::Note,
+                        format!(
+                            "the tip at work: dlv set `b {}` on this wrapper alone; the jump goes to {}:{}, so golab set a breakpoint there too ({})",
+                            w.function,
+                            short_source(&r.file),
+                            r.line,
+                            r.addrs.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
             None => {
                 ok = false;
                 lines.push(line(
@@ -761,7 +785,18 @@ fn wrapper_disassembly(o: &Observation, p: &Profile) -> Outcome {
     }
     Outcome {
         passed: ok,
-        summary: format!("{} ABI wrappers disassembled", o.wrappers.len()),
+        summary: match o
+            .wrappers
+            .iter()
+            .filter(|w| w.real_breakpoint.is_some())
+            .count()
+        {
+            0 => format!("{} ABI wrappers disassembled", o.wrappers.len()),
+            n => format!(
+                "{} ABI wrappers disassembled; for {n} of them dlv broke in the wrapper alone, and the tip (disassemble, find the real jump address) found the function",
+                o.wrappers.len()
+            ),
+        },
         lines,
     }
 }
@@ -902,11 +937,37 @@ fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Ou
             ));
         }
     }
+    let reruns: usize = o.scenarios.iter().map(|r| r.disturbed_before.len()).sum();
+    for r in o
+        .scenarios
+        .iter()
+        .filter(|r| !r.disturbed_before.is_empty())
+    {
+        lines.push(line(
+            Mark::Note,
+            format!(
+                "{}: run again {} time(s) (at most {}): {}",
+                r.id,
+                r.disturbed_before.len(),
+                crate::trace::MAX_RERUNS,
+                r.disturbed_before
+                    .iter()
+                    .map(|d| format!("disturbed by {}", d.join("; ")))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ),
+        ));
+    }
     Outcome {
         passed: total > 0 && matched == total,
         summary: format!(
-            "{matched} of {total} runs in the order the model predicts (model go1.{})",
-            v.minor
+            "{matched} of {total} runs in the order the model predicts (model go1.{}){}",
+            v.minor,
+            if reruns > 0 {
+                format!("; {reruns} disturbed run(s) run again")
+            } else {
+                String::new()
+            }
         ),
         lines,
     }
@@ -1346,6 +1407,7 @@ mod run_order_tests {
             observed: Some(observed),
             disturbances,
             preempted_after: vec![],
+            disturbed_before: vec![],
             session: Default::default(),
         }
     }
@@ -1390,5 +1452,13 @@ mod run_order_tests {
             "{:?}",
             out.lines
         );
+    }
+}
+
+/// `runtime/proc.go` for `/any/goroot/src/runtime/proc.go`: what a student recognises.
+fn short_source(file: &str) -> &str {
+    match file.rfind("/src/") {
+        Some(i) => &file[i + 5..],
+        None => file,
     }
 }

@@ -149,8 +149,9 @@ pub struct GradingArgs {
     /// The seed given to `golab assign` (without it, everyone has the lab's own program).
     #[arg(long, env = "GOLAB_SEED")]
     pub seed: Option<String>,
-    /// Toolchains folder (scripts/fetch-toolchains.sh): go1.X GOROOTs and dlv-1.24, to build
-    /// with the Go a student used.
+    /// Toolchains folder (scripts/fetch-toolchains.sh): go1.X GOROOTs and dlv-VERSION/dlv,
+    /// to build with the Go a student used and debug it with the dlv that serves that Go
+    /// (toolchains.txt).
     #[arg(long, env = "GOLAB_TOOLCHAINS")]
     pub toolchains: Option<PathBuf>,
     #[command(flatten)]

@@ -100,7 +100,6 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> 
     let mut goroots = Vec::new();
     let mut dlv_for = Vec::new();
     if let Some(t) = &g.toolchains {
-        let newer_dlv = t.join("dlv-1.24/dlv");
         for e in std::fs::read_dir(t)
             .with_context(|| format!("cannot read the toolchains folder {}", t.display()))?
             .flatten()
@@ -108,8 +107,11 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> 
             let name = e.file_name().to_string_lossy().to_string();
             if name.starts_with("go1.") && e.path().join("bin/go").is_file() {
                 goroots.push((name.clone(), e.path()));
-                if newer_dlv.is_file() {
-                    dlv_for.push((name, newer_dlv.clone()));
+                if let Some(dlv) = golab::toolchain::GoVersion::parse(&name)
+                    .ok()
+                    .and_then(|v| golab::toolchain::serving_dlv_in(t, v))
+                {
+                    dlv_for.push((name, dlv));
                 }
             }
         }

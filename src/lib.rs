@@ -14,6 +14,7 @@ pub mod lab;
 pub mod machine;
 pub mod probe;
 pub mod progress;
+pub mod reaper;
 pub mod reference;
 pub mod report;
 pub mod runner;

@@ -20,6 +20,17 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    let cli = Cli::parse();
+    // Commands that run the lab's tools here run them where a SIGKILL of golab ends them
+    // too (src/reaper.rs); it forks, so before any thread starts.
+    let here = match &cli.command {
+        Cmd::Run(a) => a.machine.provider == cli::VmProvider::Host,
+        Cmd::Grade(_) | Cmd::Check(_) => true,
+        _ => false,
+    };
+    if here {
+        golab::reaper::enter();
+    }
     // The tools golab starts (go, gdb, dlv and the program it debugs, vagrant, the
     // sandbox) each run in a process group of their own, out of the terminal's reach:
     // on Ctrl-C, SIGTERM or a closed terminal golab ends them before it goes. Files
@@ -34,7 +45,6 @@ fn main() -> ExitCode {
             "golab: warning: cannot handle interrupts ({e}); a Ctrl-C may leave its tools running"
         );
     }
-    let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -52,6 +52,15 @@ impl Progress {
         }
     }
 
+    /// A line within the current stage (a rerun, say), without counting a stage.
+    pub fn note(&mut self, what: &str) {
+        match &self.bar {
+            Some(b) => b.println(format!("  {what}")),
+            None if !self.quiet => eprintln!("  {what}"),
+            None => {}
+        }
+    }
+
     pub fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();

@@ -125,21 +125,71 @@ pub fn applies(go: Option<&str>, v: GoVersion) -> bool {
         .unwrap_or(true)
 }
 
+/// The toolchain table (`toolchains.txt` at the repository root): the Go and dlv releases
+/// golab builds, each dlv's native Go range, and the matrix's pairs. Compiled in, so the
+/// binary and the scripts read the same table.
+pub const TABLE: &str = include_str!("../toolchains.txt");
+
+/// One `dlv` row of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DlvRelease {
+    pub version: &'static str,
+    pub lo: GoVersion,
+    pub hi: GoVersion,
+    /// The GOROOT name (`go1.17`) that builds it from source, if golab builds it.
+    pub built_with: Option<&'static str>,
+}
+
+/// Every dlv release of the table, oldest first.
+pub fn dlv_releases() -> Vec<DlvRelease> {
+    let mut v: Vec<DlvRelease> = TABLE
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.first() != Some(&"dlv") || f.len() < 4 {
+                return None;
+            }
+            let (lo, hi) = f[2].split_once('-')?;
+            let lo = GoVersion::parse(lo).ok()?;
+            let hi = GoVersion::parse(hi).ok()?;
+            Some(DlvRelease {
+                version: f[1],
+                lo: GoVersion::new(lo.major, lo.minor, 0),
+                hi: GoVersion::new(hi.major, hi.minor, u32::MAX),
+                built_with: (f[3] != "-").then_some(f[3]),
+            })
+        })
+        .collect();
+    v.sort_by_key(|d| GoVersion::parse(d.version).ok());
+    v
+}
+
 /// The Go versions a dlv release debugs without `--check-go-version=false`, from
 /// delve's own compatibility table (pkg/goversion/compat.go of each release).
 pub fn dlv_supported_go(dlv: &str) -> Option<(GoVersion, GoVersion)> {
     let v = GoVersion::parse(dlv).ok()?; // "1.20.2" parses as major 1, minor 20
-    let (lo, hi) = match v.minor {
-        9 => (17, 19),
-        20 => (18, 20),
-        21 => (19, 21),
-        22 => (20, 22),
-        23 => (21, 23),
-        24 => (21, 24),
-        25 => (22, 25),
-        _ => return None,
-    };
-    Some((GoVersion::new(1, lo, 0), GoVersion::new(1, hi, u32::MAX)))
+    dlv_releases()
+        .into_iter()
+        .find(|d| {
+            GoVersion::parse(d.version).is_ok_and(|r| r.major == v.major && r.minor == v.minor)
+        })
+        .map(|d| (d.lo, d.hi))
+}
+
+/// The dlv release that serves Go `go`: the newest that golab builds whose range covers
+/// it natively.
+pub fn serving_dlv(go: GoVersion) -> Option<&'static str> {
+    dlv_releases()
+        .into_iter()
+        .filter(|d| d.built_with.is_some() && d.lo <= go && go <= d.hi)
+        .map(|d| d.version)
+        .next_back()
+}
+
+/// The serving dlv in a toolchains folder (`DIR/dlv-VERSION/dlv`), if it is there.
+pub fn serving_dlv_in(dir: &Path, go: GoVersion) -> Option<PathBuf> {
+    let p = dir.join(format!("dlv-{}", serving_dlv(go)?)).join("dlv");
+    p.is_file().then_some(p)
 }
 
 /// The tools one lab run uses, with their versions.
@@ -395,6 +445,31 @@ mod tests {
         assert!(GoRange::parse("1.15-1.16").unwrap().contains(v15));
         assert!(GoRange::parse("=1.17").unwrap().contains(v17));
         assert!(GoRange::parse("1.17+").is_err());
+    }
+
+    #[test]
+    fn each_go_of_the_matrix_is_served_by_the_newest_dlv_that_covers_it() {
+        let served = |v: &str| serving_dlv(GoVersion::parse(v).unwrap());
+        assert_eq!(served("1.15.15"), Some("1.7.3"));
+        assert_eq!(served("1.17.1"), Some("1.9.1"));
+        assert_eq!(served("1.19.8"), Some("1.20.2"));
+        for v in ["1.21.13", "1.22.12", "1.23.5", "1.24.4"] {
+            assert_eq!(served(v), Some("1.24.0"), "{v}");
+        }
+        for v in ["1.25.5", "1.27.3"] {
+            assert_eq!(served(v), Some("1.27.1"), "{v}");
+        }
+        assert_eq!(served("1.14.1"), None);
+        // Every pair of the matrix names a dlv of the table that golab builds.
+        for l in TABLE.lines().filter(|l| l.starts_with("pair ")) {
+            let dlv = l.split_whitespace().nth(2).unwrap();
+            assert!(
+                dlv_releases()
+                    .iter()
+                    .any(|d| d.version == dlv && d.built_with.is_some()),
+                "{l}"
+            );
+        }
     }
 
     #[test]

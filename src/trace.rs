@@ -211,6 +211,20 @@ pub struct WrapperCode {
     pub function: String,
     pub entry: u64,
     pub instructions: Vec<Instruction>,
+    /// Set when the debugger put `b FUNCTION` on this wrapper alone (dlv < 1.20 on Go >=
+    /// 1.17): the notes' tip at work, the real code found in the disassembly and a
+    /// breakpoint set there too.
+    #[serde(default)]
+    pub real_breakpoint: Option<RealBreakpoint>,
+}
+
+/// Where the tip put the breakpoint the debugger missed: the jump target's `file:line`
+/// (the function's first line, which the debugger resolves past the prologue).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RealBreakpoint {
+    pub file: String,
+    pub line: i64,
+    pub addrs: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,6 +234,8 @@ pub struct Instruction {
     /// Where a call or jump goes, as the debugger resolved it.
     pub dest_function: Option<String>,
     pub dest_file: Option<String>,
+    #[serde(default)]
+    pub dest_line: Option<i64>,
 }
 
 impl WrapperCode {
@@ -280,10 +296,18 @@ pub struct Observation {
     /// Which of the functions the checks name are text symbols of the binary.
     #[serde(default)]
     pub in_binary: BTreeMap<String, bool>,
+    /// Why the dlv session was run again, once per discarded run (see `MAX_RERUNS`).
+    #[serde(default)]
+    pub dlv_reruns: Vec<String>,
     /// One dlv session per scenario (labs with `scenarios`).
     #[serde(default)]
     pub scenarios: Vec<ScenarioRun>,
 }
+
+/// How many times a disturbed scenario run is run again before its disturbance is the
+/// verdict (a run of a scenario takes well under a second; on a loaded machine about one
+/// in four is disturbed, so three more tries leave ~1 in 250 disturbed).
+pub const MAX_RERUNS: usize = 3;
 
 /// What one scenario's run showed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -296,6 +320,9 @@ pub struct ScenarioRun {
     pub observed: Option<Vec<u32>>,
     /// Stops at breakpoints that mark non-determinism (preemption, GC), after main.main.
     pub disturbances: Vec<String>,
+    /// What disturbed each earlier run of this scenario, discarded and run again.
+    #[serde(default)]
+    pub disturbed_before: Vec<Vec<String>>,
     /// How many goroutines main had started each time sysmon preempted it (measured).
     #[serde(default)]
     pub preempted_after: Vec<u32>,
