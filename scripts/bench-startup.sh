@@ -32,7 +32,7 @@ scratch=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$scratch"' EXIT
 
 # The breakpoints golab sets for this Go version (the lab's "@chain" expanded), with limits.
-"$golab" run startup-trace -q "${golab_tools[@]}" --json "$scratch/setup.json" >/dev/null
+"$golab" run startup-trace -q "${golab_tools[@]}" --json-file "$scratch/setup.json" >/dev/null
 python3 - "$scratch" "$lab/lab.yaml" <<'PY'
 import json, sys, re
 scratch, labfile = sys.argv[1], sys.argv[2]

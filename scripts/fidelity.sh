@@ -22,7 +22,7 @@ for name in $versions; do
   r=${root[$name]}
   dlv=$(dlv_for "$r")
   echo "fidelity: $name, $runs runs per scenario" >&2
-  "$golab" run runq-order -q --repeat "$runs" --goroot "$r" --dlv "$dlv" --json "$out/$name.json" >"$out/$name.txt" 2>"$out/$name.err" || true
+  "$golab" run runq-order -q --repeat "$runs" --goroot "$r" --dlv "$dlv" --json-file "$out/$name.json" >"$out/$name.txt" 2>"$out/$name.err" || true
 done
 
 python3 - "$out" $versions <<'PY'

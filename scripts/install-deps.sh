@@ -4,7 +4,7 @@
 # toolchain when none is on the machine. Idempotent: what is installed is skipped.
 set -euo pipefail
 
-pkgs=(golang-go delve gdb binutils gcc libc6-dev ca-certificates bubblewrap strace openssh-client bc ruby shellcheck vagrant vagrant-libvirt chromium)
+pkgs=(golang-go delve gdb binutils gcc libc6-dev ca-certificates bubblewrap strace openssh-client man-db dosfstools mtools bc ruby shellcheck vagrant vagrant-libvirt chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,6 +37,14 @@ if ! command -v cargo >/dev/null 2>&1; then
     # Debian 12's rustc (1.63) is older than golab's dependencies need: use rustup.
     echo "install-deps: installing a Rust toolchain with rustup" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null
-    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >/dev/null
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt -c clippy >/dev/null
   fi
+fi
+# scripts/test.sh runs cargo fmt --check and cargo clippy: a rustup toolchain without them
+# gets them here.
+. "$(dirname "$0")/env.sh"
+if command -v rustup >/dev/null 2>&1; then
+  for c in rustfmt clippy; do
+    cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$c" >&2
+  done
 fi

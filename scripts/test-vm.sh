@@ -79,7 +79,7 @@ cargo build --release --quiet
 golab=$PWD/target/release/golab
 export GOLAB_STATE=$state
 stamp "golab run startup-trace (host, the verdict the VMs must give)"
-"$golab" run startup-trace -q --json "$state/host.json" > "$state/host.txt" || { cat "$state/host.txt"; exit 1; }
+"$golab" run startup-trace -q --json-file "$state/host.json" > "$state/host.txt" || { cat "$state/host.txt"; exit 1; }
 same_verdict() { # VM_JSON LABEL
   python3 - "$1" "$state/host.json" "$2" <<'PY'
 import json, sys
@@ -99,9 +99,9 @@ qemu_suite() {
   # The same through the command line, as a student runs it: up, then the seed's lab
   # inside the VM, whose verdict must be the host's for the same Go version.
   stamp "golab up --provider qemu --name cli"
-  "$golab" up --provider qemu --name cli --image "$image" --go "$gover" --go-tarball "$tarball" --go-sha256 "$sha" --dlv apt
+  "$golab" up --provider qemu --name cli --image "$image" --go "$gover" --go-tarball "$tarball" --go-sha256 "$sha" --dlv apt --apt-mirror host
   stamp "golab run startup-trace --provider qemu"
-  "$golab" run startup-trace --provider qemu --name cli -q --json "$state/vm.json" > "$state/vm.txt" || { cat "$state/vm.txt"; exit 1; }
+  "$golab" run startup-trace --provider qemu --name cli -q --json-file "$state/vm.json" > "$state/vm.txt" || { cat "$state/vm.txt"; exit 1; }
   same_verdict "$state/vm.json" qemu
   "$golab" status --name cli
   test "$("$golab" ssh --name cli -- go version | awk '{print $3}')" = "go$gover"
@@ -141,7 +141,7 @@ vagrant_suite() {
   in_ns "$golab" "${up[@]}" | tee "$state/up2.txt"
   grep -q "already running" "$state/up2.txt"
   stamp "golab run startup-trace --provider vagrant"
-  in_ns "$golab" run startup-trace "${m[@]}" -q --json "$state/vt.json" > "$state/vt.txt" || { cat "$state/vt.txt"; exit 1; }
+  in_ns "$golab" run startup-trace "${m[@]}" -q --json-file "$state/vt.json" > "$state/vt.txt" || { cat "$state/vt.txt"; exit 1; }
   same_verdict "$state/vt.json" vagrant
   in_ns "$golab" status "${m[@]}"
   test "$(in_ns "$golab" ssh "${m[@]}" -- go version | awk '{print $3}')" = "go$gover"

@@ -9,5 +9,9 @@ bash scripts/install-deps.sh
 # ~5 min on 2 cores for Go's make.bash; then skipped): tests/pinned.rs runs every lab on it.
 bash scripts/fetch-toolchains.sh pinned >/dev/null
 . scripts/env.sh
+# Style and lints first: a tree that is not rustfmt-clean or has a clippy warning fails
+# here, before the long tests.
+cargo fmt --check
+cargo clippy --quiet --all-targets -- -D warnings
 cargo build --quiet --all-targets
 cargo test --quiet 2>&1

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 #[command(
     name = "golab",
     version,
-    about = "Go runtime internals labs: reproducible, scripted, gradable"
+    about = "Go runtime internals labs: reproducible, scripted, gradable",
+    after_help = golab::exit::Exit::help()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -18,9 +19,13 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Cmd {
     /// Check that go, dlv, gdb, readelf and ptrace are ready; print fixes for what is not.
-    Doctor(ToolArgs),
+    Doctor(DoctorArgs),
     /// List the bundled labs.
-    Labs,
+    Labs {
+        /// Print JSON (schema golab.labs/1) instead of the list.
+        #[arg(long)]
+        json: bool,
+    },
     /// Build a lab's program, run the scripted readelf, gdb and dlv sessions, and check
     /// what they saw against the reference.
     Run(RunArgs),
@@ -44,26 +49,102 @@ pub enum Cmd {
     Render(RenderArgs),
     /// Bring the lab VM up: create, provision (Go, dlv, gdb, binutils), or resume it.
     Up(UpArgs),
-    /// Whether the lab VM exists, runs, and on which ports.
-    Status(MachineArgs),
-    /// A shell (or COMMAND) in the lab VM.
+    /// Whether the lab VM exists, runs, and on which ports (exit 3 when it does not run).
+    Status {
+        #[command(flatten)]
+        vm: VmArgs,
+        /// Print JSON (schema golab.status/1) instead of the line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A shell (or COMMAND) in the lab VM (exit 3 when it does not run, else COMMAND's).
     Ssh {
         #[command(flatten)]
-        machine: MachineArgs,
+        vm: VmArgs,
         #[arg(last = true)]
         command: Vec<String>,
     },
     /// Power the lab VM off (its disk stays; `up` boots it again).
-    Down(MachineArgs),
+    Down(VmArgs),
     /// Power the lab VM off and delete it.
-    Destroy(MachineArgs),
+    Destroy(VmArgs),
+    /// Print a shell completion script: `golab completions bash > /etc/bash_completion.d/golab`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print golab's man page (roff), or write one page per command into DIR.
+    Man {
+        /// Write golab.1 and golab-COMMAND.1 into DIR (e.g. /usr/local/share/man/man1).
+        #[arg(long, short, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub tools: ToolArgs,
+    /// Print JSON (schema golab.doctor/1) instead of the findings.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The lab VM kinds (the VM commands have no host to act on).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VmKind {
+    /// A lab VM under QEMU (`golab up --provider qemu`).
+    Qemu,
+    /// A lab VM driven through Vagrant (`golab up --provider vagrant`).
+    Vagrant,
+}
+
+/// Which lab VM.
+#[derive(Args, Clone)]
+pub struct VmArgs {
+    #[arg(long, value_enum, default_value = "qemu")]
+    pub provider: VmKind,
+    /// The lab VM's name (several can run at once).
+    #[arg(long, default_value = "lab")]
+    pub name: String,
+}
+
+impl VmArgs {
+    pub fn machine(&self) -> MachineArgs {
+        MachineArgs {
+            provider: match self.provider {
+                VmKind::Qemu => VmProvider::Qemu,
+                VmKind::Vagrant => VmProvider::Vagrant,
+            },
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// The Vagrant providers a Vagrantfile is rendered for.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderProvider {
+    Virtualbox,
+    Libvirt,
+    /// vagrant-qemu, for Apple Silicon hosts.
+    Qemu,
+}
+
+impl RenderProvider {
+    pub fn provider(self) -> golab::machine::vagrant::Provider {
+        use golab::machine::vagrant::Provider;
+        match self {
+            RenderProvider::Virtualbox => Provider::Virtualbox,
+            RenderProvider::Libvirt => Provider::Libvirt,
+            RenderProvider::Qemu => Provider::Qemu,
+        }
+    }
 }
 
 #[derive(Args)]
 pub struct RenderArgs {
-    /// virtualbox, libvirt or qemu (vagrant-qemu, for Apple Silicon hosts).
-    #[arg(long)]
-    pub provider: String,
+    #[arg(long, value_enum)]
+    pub provider: RenderProvider,
     /// The folder to write Vagrantfile and provision/lab-vm.sh into.
     #[arg(long, short, default_value = ".")]
     pub out: PathBuf,
@@ -244,6 +325,10 @@ pub struct ExplainArgs {
     pub local: u32,
     #[arg(long, default_value_t = 0)]
     pub global: u32,
+    /// Print JSON (schema golab.explain/1: the order, the events and every step)
+    /// instead of the text.
+    #[arg(long)]
+    pub json: bool,
     /// Print only the notable moments (runqputslow, schedtick % 61, globrunqget,
     /// inheritTime, preemption), not every step.
     #[arg(long)]
@@ -317,6 +402,10 @@ pub struct UpArgs {
     /// emulation), kvm, hvf, tcg.
     #[arg(long, default_value = "auto")]
     pub accel: String,
+    /// qemu: point the guest's apt at a Debian mirror: `host` (the one this host's apt
+    /// uses) or its URI. Default: the guest's apt stays as its image has it.
+    #[arg(long, value_name = "host|URI", env = "GOLAB_DEBIAN_MIRROR")]
+    pub apt_mirror: Option<String>,
     /// With --provider vagrant: Vagrant's provider (virtualbox, libvirt, qemu), or auto:
     /// vagrant-qemu on Apple Silicon, VirtualBox where VBoxManage is installed, else
     /// libvirt where the vagrant-libvirt plugin is.
@@ -334,9 +423,13 @@ pub struct RunArgs {
     pub machine: MachineArgs,
     #[command(flatten)]
     pub tools: ToolArgs,
-    /// Write the Observation and the Verdict as JSON to FILE.
+    /// Print the Observation and the Verdict as JSON (schema golab.run/1) instead of the
+    /// report.
+    #[arg(long)]
+    pub json: bool,
+    /// Write that JSON to FILE, and print the report as usual.
     #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
+    pub json_file: Option<PathBuf>,
     /// Keep the sessions in DIR: the dlv JSON-RPC exchange, a dlv-style log, the gdb/MI log, readelf's output.
     #[arg(long, value_name = "DIR")]
     pub transcript: Option<PathBuf>,
@@ -371,7 +464,7 @@ pub struct ReferenceArgs {
     /// The Go version, e.g. 1.17 or go1.17.1.
     #[arg(long = "go", value_name = "VERSION")]
     pub go: String,
-    /// Print JSON instead of a table.
+    /// Print JSON (schema golab.reference/1) instead of a table.
     #[arg(long)]
     pub json: bool,
 }
@@ -391,7 +484,10 @@ pub struct TourArgs {
     /// The program to build (a folder with main.go and go.mod; default: the lab's own).
     #[arg(long, value_name = "DIR")]
     pub program: Option<PathBuf>,
-    /// Write the tour's data (sections, commands, checks) as JSON to FILE.
+    /// Print the tour's data (sections, commands, checks) as JSON instead of the text.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the tour's data as JSON to FILE beside the text.
     #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
+    pub json_file: Option<PathBuf>,
 }

@@ -130,52 +130,7 @@ fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<Grader> 
             timeout,
         })
     } else {
-        golab::grade::sandbox::available(true).context(
-            "grading runs students' programs in a sandbox (or pass --no-sandbox for trusted code)",
-        )?;
-        // The sandbox runs as unprivileged uids: they must be able to enter the folders.
-        for a in work.ancestors() {
-            use std::os::unix::fs::PermissionsExt;
-            if let Ok(m) = std::fs::metadata(a)
-                && m.permissions().mode() & 0o001 == 0
-            {
-                bail!(
-                    "{} is not enterable by other users (mode {:o}), so the sandbox cannot reach {}: grade into another folder (-o), or `chmod o+x {}`",
-                    a.display(),
-                    m.permissions().mode() & 0o777,
-                    work.display(),
-                    a.display()
-                );
-            }
-        }
-        let mut hide: Vec<PathBuf> = hidden
-            .iter()
-            .filter_map(|h| std::fs::canonicalize(h).ok())
-            .collect();
-        hide.push(work.clone());
-        // golab itself runs inside the sandbox: a copy where its uids can reach it,
-        // whatever the folder golab was installed in.
-        let inside = work.join(".bin/golab");
-        std::fs::create_dir_all(work.join(".bin"))?;
-        std::fs::copy(&golab, &inside)
-            .with_context(|| format!("cannot copy {} for the sandbox", golab.display()))?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(work.join(".bin"), std::fs::Permissions::from_mode(0o755))?;
-            std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o755))?;
-        }
-        let golab = inside;
-        Box::new(golab::grade::sandboxed::Sandboxed {
-            run: batch::GolabRun {
-                golab,
-                dlv: g.tools.dlv.clone(),
-                dlv_for,
-            },
-            hidden: hide,
-            caches: work.join(".gocache"),
-            timeout,
-            program: Duration::from_secs(g.program_seconds),
-        })
+        sandboxed_runner(g, &work, hidden, golab, dlv_for, timeout)?
     };
     Ok(Grader {
         lab,
@@ -296,4 +251,77 @@ pub fn feedback(r: &golab::grade::model::SubmissionResult) -> String {
         }
     }
     s
+}
+
+/// The runner that puts each student's program in the sandbox (Linux only: bubblewrap,
+/// uid switching, /proc monitoring).
+#[cfg(target_os = "linux")]
+fn sandboxed_runner(
+    g: &GradingArgs,
+    work: &std::path::Path,
+    hidden: &[PathBuf],
+    golab: PathBuf,
+    dlv_for: Vec<(String, PathBuf)>,
+    timeout: Duration,
+) -> Result<Box<dyn golab::grade::grader::LabRunner>> {
+    let work = work.to_path_buf();
+    golab::grade::sandbox::available(true).context(
+        "grading runs students' programs in a sandbox (or pass --no-sandbox for trusted code)",
+    )?;
+    // The sandbox runs as unprivileged uids: they must be able to enter the folders.
+    for a in work.ancestors() {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(a)
+            && m.permissions().mode() & 0o001 == 0
+        {
+            bail!(
+                "{} is not enterable by other users (mode {:o}), so the sandbox cannot reach {}: grade into another folder (-o), or `chmod o+x {}`",
+                a.display(),
+                m.permissions().mode() & 0o777,
+                work.display(),
+                a.display()
+            );
+        }
+    }
+    let mut hide: Vec<PathBuf> = hidden
+        .iter()
+        .filter_map(|h| std::fs::canonicalize(h).ok())
+        .collect();
+    hide.push(work.clone());
+    // golab itself runs inside the sandbox: a copy where its uids can reach it,
+    // whatever the folder golab was installed in.
+    let inside = work.join(".bin/golab");
+    std::fs::create_dir_all(work.join(".bin"))?;
+    std::fs::copy(&golab, &inside)
+        .with_context(|| format!("cannot copy {} for the sandbox", golab.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(work.join(".bin"), std::fs::Permissions::from_mode(0o755))?;
+        std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let golab = inside;
+    Ok(Box::new(golab::grade::sandboxed::Sandboxed {
+        run: batch::GolabRun {
+            golab,
+            dlv: g.tools.dlv.clone(),
+            dlv_for,
+        },
+        hidden: hide,
+        caches: work.join(".gocache"),
+        timeout,
+        program: Duration::from_secs(g.program_seconds),
+    }))
+}
+
+/// Elsewhere there is no sandbox: grading refuses, unless told the code is trusted.
+#[cfg(not(target_os = "linux"))]
+fn sandboxed_runner(
+    _g: &GradingArgs,
+    _work: &std::path::Path,
+    _hidden: &[PathBuf],
+    _golab: PathBuf,
+    _dlv_for: Vec<(String, PathBuf)>,
+    _timeout: Duration,
+) -> Result<Box<dyn golab::grade::grader::LabRunner>> {
+    bail!("{}", golab::grade::SANDBOX_ONLY_ON_LINUX)
 }

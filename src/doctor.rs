@@ -7,6 +7,7 @@ use crate::toolchain::{self, Choice, GoVersion};
 use std::process::Command;
 use std::time::Duration;
 
+#[derive(serde::Serialize)]
 pub struct Finding {
     pub ok: bool,
     /// A problem that stops the lab (as opposed to a warning).
@@ -95,9 +96,7 @@ pub fn examine(choice: &Choice) -> Vec<Finding> {
 /// Tries to trace a real process with gdb: the only test that sees yama, seccomp and
 /// missing capabilities alike.
 fn ptrace() -> Finding {
-    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
-        .ok()
-        .map(|s| s.trim().to_string());
+    let scope = crate::sys::host::ptrace_scope();
     let Some(gdb) = toolchain::which("gdb") else {
         return Finding {
             ok: false,
@@ -122,11 +121,7 @@ fn ptrace() -> Finding {
     }
     let fix = if scope.as_deref().is_some_and(|s| s != "0" && s != "1") {
         "sysctl -w kernel.yama.ptrace_scope=1".to_string()
-    } else if std::path::Path::new("/.dockerenv").exists()
-        || std::fs::read_to_string("/proc/1/cgroup")
-            .map(|c| c.contains("docker") || c.contains("containerd"))
-            .unwrap_or(false)
-    {
+    } else if crate::sys::host::in_container() {
         "restart the container with --cap-add=SYS_PTRACE --security-opt seccomp=unconfined"
             .to_string()
     } else {
@@ -149,16 +144,15 @@ fn ptrace() -> Finding {
 /// /dev/kvm: present and answering KVM_GET_API_VERSION. Whether a guest really boots
 /// under it is only known from a boot (the VM providers probe that).
 fn kvm() -> Finding {
-    use std::os::fd::AsRawFd;
-    const KVM_GET_API_VERSION: libc::c_ulong = 0xAE00;
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-    {
-        Ok(f) => {
-            // SAFETY: a KVM ioctl without arguments on an open /dev/kvm.
-            let v = unsafe { libc::ioctl(f.as_raw_fd(), KVM_GET_API_VERSION) };
+    use crate::sys::host::Kvm;
+    match crate::sys::host::kvm() {
+        Kvm::NotLinux => Finding {
+            ok: true,
+            blocking: false,
+            what: "no KVM on this OS: qemu VMs use HVF (Intel macOS) or software emulation".into(),
+            fix: None,
+        },
+        Kvm::Api(v) => {
             if v == 12 {
                 Finding { ok: true, blocking: false, what: "/dev/kvm opens and answers (KVM API 12); a VM still probes a real boot before trusting it".into(), fix: None }
             } else {
@@ -172,7 +166,7 @@ fn kvm() -> Finding {
                 }
             }
         }
-        Err(e) => Finding {
+        Kvm::Unusable(e) => Finding {
             ok: false,
             blocking: false,
             what: format!(

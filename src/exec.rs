@@ -5,6 +5,7 @@
 //! no process is left behind. Output is captured on threads so that a chatty child can
 //! never block on a full pipe. Not for: deciding what to run (the probes do that).
 
+use crate::sys;
 use anyhow::{Context, Result, bail};
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -134,55 +135,17 @@ impl Drop for Group {
     }
 }
 
-/// SIGKILL to `pid`'s descendants, deepest first (read from /proc before any dies, so
-/// none is re-parented out of reach).
+/// SIGKILL to `pid`'s descendants, deepest first (all found before any dies, so none
+/// is re-parented out of reach).
 pub fn kill_tree(pid: u32) {
-    let mut children: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            if let Some(pp) = proc_stat(p).map(|f| f.1) {
-                children.entry(pp).or_default().push(p);
-            }
-        }
+    for c in sys::proc::descendants(pid) {
+        sys::proc::signal(c, sys::proc::Signal::Kill);
     }
-    let mut order = Vec::new();
-    let mut stack = vec![pid];
-    while let Some(p) = stack.pop() {
-        for &c in children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
-            order.push(c);
-            stack.push(c);
-        }
-    }
-    for c in order.into_iter().rev() {
-        // SAFETY: kill only sends a signal.
-        unsafe {
-            libc::kill(c as libc::pid_t, libc::SIGKILL);
-        }
-    }
-}
-
-/// (state, ppid, pgrp) of a live process.
-fn proc_stat(pid: u32) -> Option<(String, u32, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the ")" that closes the command name: state ppid pgrp ...
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some((
-        f.first()?.to_string(),
-        f.get(1)?.parse().ok()?,
-        f.get(2)?.parse().ok()?,
-    ))
 }
 
 /// SIGKILL to every process in group `pgid` (ignores a group that is already gone).
 pub fn kill_group(pgid: u32) {
-    // SAFETY: killpg only sends a signal; a stale pgid yields ESRCH, which we ignore.
-    unsafe {
-        libc::killpg(pgid as libc::pid_t, libc::SIGKILL);
-    }
+    sys::proc::signal_group(pgid, sys::proc::Signal::Kill);
 }
 
 /// Runs `cmd` to completion with a timeout, capturing stdout and stderr.
@@ -381,25 +344,10 @@ pub fn tail(s: &str) -> String {
     t
 }
 
-/// The pids of live processes whose process group is `pgid` (read from /proc).
+/// The pids of live processes whose process group is `pgid`.
 #[cfg(test)]
 pub fn processes_in_group(pgid: u32) -> Vec<u32> {
-    let mut pids = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return pids;
-    };
-    for e in dir.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Some((state, _, pgrp)) = proc_stat(pid)
-            && state != "Z"
-            && pgrp == pgid
-        {
-            pids.push(pid);
-        }
-    }
-    pids
+    sys::proc::in_group(pgid)
 }
 
 #[cfg(test)]

@@ -356,21 +356,24 @@ impl StopSpec {
     }
 }
 
-/// The folder holding the bundled labs: `GOLAB_LABS`, else `labs/` beside the
-/// executable's project (found upward from the executable), else `./labs`.
-pub fn labs_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("GOLAB_LABS") {
-        return PathBuf::from(d);
+/// The folder holding the labs golab knows by name: `GOLAB_LABS`, else the `labs/` of
+/// the clone the executable was built in (found upward from the executable, so edits to a
+/// clone's labs count without a rebuild), else the labs embedded in the binary, written
+/// once into the cache (`embedded::labs_folder`).
+pub fn labs_dir() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("GOLAB_LABS").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d));
     }
     if let Ok(exe) = std::env::current_exe() {
         for a in exe.ancestors().skip(1) {
             let c = a.join("labs");
-            if c.join("startup-trace").join("lab.yaml").is_file() {
-                return c;
+            if c.join("startup-trace").join("lab.yaml").is_file() && a.join("Cargo.toml").is_file()
+            {
+                return Ok(c);
             }
         }
     }
-    PathBuf::from("labs")
+    crate::embedded::labs_folder()
 }
 
 /// Loads a lab by name (a folder under the labs dir) or by path to its folder.
@@ -379,7 +382,7 @@ pub fn load(name_or_path: &str) -> Result<Lab> {
     let dir = if p.join("lab.yaml").is_file() {
         p.to_path_buf()
     } else {
-        labs_dir().join(name_or_path)
+        labs_dir()?.join(name_or_path)
     };
     let file = dir.join("lab.yaml");
     if !file.is_file() {
@@ -527,7 +530,7 @@ fn validate(lab: &Lab) -> Result<(), String> {
 
 /// Every bundled lab, sorted by name.
 pub fn list() -> Result<Vec<Lab>> {
-    let dir = labs_dir();
+    let dir = labs_dir()?;
     let mut labs = Vec::new();
     for e in std::fs::read_dir(&dir)
         .with_context(|| format!("cannot read the labs folder {}", dir.display()))?

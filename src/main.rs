@@ -6,6 +6,12 @@ mod commands;
 mod tour_cmd;
 mod vm;
 
+/// golab's own sources, embedded by build.rs for `golab gradescope package`.
+mod sources {
+    include!(concat!(env!("OUT_DIR"), "/sources.rs"));
+}
+
+use golab::exit::{Doc, Exit, document};
 use golab::{doctor, files, lab, reference, report, runner, toolchain};
 
 use anyhow::{Result, bail};
@@ -16,20 +22,17 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     // Like other command-line tools, end quietly when the reader of stdout goes away
     // (`golab explain ... | head`) instead of panicking on a broken pipe.
-    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    golab::sys::proc::default_sigpipe();
     let cli = Cli::parse();
     // Commands that run the lab's tools here run them where a SIGKILL of golab ends them
-    // too (src/reaper.rs); it forks, so before any thread starts.
+    // too (src/sys/reaper.rs); it forks, so before any thread starts.
     let here = match &cli.command {
         Cmd::Run(a) => a.machine.provider == cli::VmProvider::Host,
         Cmd::Grade(_) | Cmd::Check(_) => true,
         _ => false,
     };
     if here {
-        golab::reaper::enter();
+        golab::sys::reaper::enter();
     }
     // The tools golab starts (go, gdb, dlv and the program it debugs, vagrant, the
     // sandbox) each run in a process group of their own, out of the terminal's reach:
@@ -39,7 +42,7 @@ fn main() -> ExitCode {
     if let Err(e) = ctrlc::set_handler(|| {
         let n = golab::exec::kill_all_live();
         eprintln!("\ngolab: interrupted; stopped {n} process group(s) it had started");
-        std::process::exit(130);
+        std::process::exit(Exit::Interrupted.code().into());
     }) {
         eprintln!(
             "golab: warning: cannot handle interrupts ({e}); a Ctrl-C may leave its tools running"
@@ -49,7 +52,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("golab: {e:#}");
-            ExitCode::from(2)
+            Exit::Error.into()
         }
     }
 }
@@ -57,20 +60,50 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Cmd::Doctor(t) => {
-            let findings = doctor::examine(&t.choice());
+            let findings = doctor::examine(&t.tools.choice());
             let (text, ready) = doctor::report(&findings);
-            print!("{text}");
-            Ok(if ready {
-                ExitCode::SUCCESS
+            if t.json {
+                println!(
+                    "{}",
+                    document(
+                        Doc::Doctor,
+                        serde_json::json!({"ready": ready, "findings": findings})
+                    )
+                );
             } else {
-                ExitCode::from(1)
-            })
-        }
-        Cmd::Labs => {
-            for l in lab::list()? {
-                println!("{:<18} {}", l.name, l.title);
+                print!("{text}");
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(if ready { Exit::Ok } else { Exit::Failed }.into())
+        }
+        Cmd::Labs { json } => {
+            let labs = lab::list()?;
+            if json {
+                let labs: Vec<_> = labs
+                    .iter()
+                    .map(|l| {
+                        serde_json::json!({
+                            "name": l.name,
+                            "title": l.title,
+                            "dir": l.dir,
+                            "checks": l.checks.len(),
+                            "questions": l.questions.len(),
+                            "scenarios": l.scenarios.len(),
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    document(
+                        Doc::Labs,
+                        serde_json::json!({"labs_dir": lab::labs_dir()?, "labs": labs})
+                    )
+                );
+            } else {
+                for l in labs {
+                    println!("{:<18} {}", l.name, l.title);
+                }
+            }
+            Ok(Exit::Ok.into())
         }
         Cmd::Run(a) => {
             let lab = lab::load(&a.lab)?;
@@ -85,19 +118,25 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 machine: vm::machine(a.machine.provider, &a.machine.name)?,
             };
             let out = runner::run(&lab, &opts)?;
-            print!("{}", report::terminal(&out.verdict, &out.header, a.verbose));
-            if let Some(j) = &a.json {
-                files::write_atomic(j, report::json(&out.observation, &out.verdict).as_bytes())?;
+            let json = report::json(&out.observation, &out.verdict);
+            if let Some(j) = &a.json_file {
+                files::write_atomic(j, json.as_bytes())?;
+            }
+            if a.json {
+                println!("{json}");
+            } else {
+                print!("{}", report::terminal(&out.verdict, &out.header, a.verbose));
             }
             if let Some(h) = &a.html {
                 let page = golab::html::run_page(&lab, &out.observation, &out.verdict, &out.header);
                 files::write_atomic(h, page.as_bytes())?;
             }
             Ok(if out.verdict.passed() {
-                ExitCode::SUCCESS
+                Exit::Ok
             } else {
-                ExitCode::from(1)
-            })
+                Exit::Failed
+            }
+            .into())
         }
         Cmd::Assign(a) => commands::assign(&a),
         Cmd::Grade(a) => commands::grade(&a),
@@ -105,12 +144,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Tour(a) => tour_cmd::run(&a),
         Cmd::Gradescope(a) => match a.command {
             cli::GradescopeCmd::Package { lab, out } => {
-                let source = std::env::current_exe()?
-                    .ancestors()
-                    .find(|d| d.join("Cargo.toml").is_file() && d.join("src").is_dir())
-                    .map(|d| d.to_path_buf())
-                    .unwrap_or(std::path::PathBuf::from("."));
-                golab::grade::gradescope::package(&lab, &source, &out)?;
+                golab::grade::gradescope::package(&lab, sources::SOURCES, &lab::labs_dir()?, &out)?;
                 println!(
                     "wrote {} (upload it as the autograder of lab {lab})",
                     out.display()
@@ -119,13 +153,30 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         },
         Cmd::Up(a) => vm::up(&a),
-        Cmd::Status(m) => vm::status(&qemu_only(m)?),
-        Cmd::Ssh { machine, command } => vm::ssh(&qemu_only(machine)?, &command),
-        Cmd::Down(m) => vm::down(&qemu_only(m)?),
-        Cmd::Destroy(m) => vm::destroy(&qemu_only(m)?),
+        Cmd::Status { vm, json } => vm::status(&vm.machine(), json),
+        Cmd::Ssh { vm, command } => vm::ssh(&vm.machine(), &command),
+        Cmd::Down(m) => vm::down(&m.machine()),
+        Cmd::Destroy(m) => vm::destroy(&m.machine()),
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "golab", &mut std::io::stdout());
+            Ok(Exit::Ok.into())
+        }
+        Cmd::Man { out } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            match out {
+                None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?,
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir)?;
+                    clap_mangen::generate_to(cmd, &dir)?;
+                    println!("wrote the man pages into {}", dir.display());
+                }
+            }
+            Ok(Exit::Ok.into())
+        }
         Cmd::Render(a) => {
-            use golab::machine::vagrant::{Provider, write};
-            let provider: Provider = a.provider.parse()?;
+            use golab::machine::vagrant::write;
+            let provider = a.provider.provider();
             let mut cfg = vm::vagrant_config(a.cpus, a.memory, &a.pins, &a.boot, &a.vagrant)?;
             cfg.ssh_port = a.ssh_port.unwrap_or(cfg.ssh_port);
             cfg.dlv_port = a.dlv_port.unwrap_or(cfg.dlv_port);
@@ -167,7 +218,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 &scenario,
                 &live,
             );
-            if a.summary {
+            if a.json {
+                println!("{}", document(Doc::Explain, &e));
+            } else if a.summary {
                 print!("{}", reference::moments::summary(&e));
             } else {
                 print!("{}", e.render());
@@ -220,9 +273,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 let steps = reference::startup::walk(&p);
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"profile": p, "chain": reference::startup::chain(&p), "walk": steps})
-                    )?
+                    document(
+                        Doc::Reference,
+                        serde_json::json!({"profile": p, "chain": reference::startup::chain(&p), "walk": steps})
+                    )
                 );
             } else {
                 print!("{}", reference::startup::render(&p, v));
@@ -230,12 +284,4 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// Lab VM commands take the qemu provider (given or not: it is the only VM provider).
-fn qemu_only(mut m: cli::MachineArgs) -> Result<cli::MachineArgs> {
-    if m.provider == cli::VmProvider::Host {
-        m.provider = cli::VmProvider::Qemu;
-    }
-    Ok(m)
 }

@@ -65,11 +65,13 @@ struct Both<'a> {
     verdict: &'a Verdict,
 }
 
-/// `--json FILE`: the Observation and the Verdict together.
+/// `golab run --json` / `--json-file FILE`: the Observation and the Verdict together (schema golab.run/1).
 pub fn json(obs: &Observation, v: &Verdict) -> String {
-    serde_json::to_string_pretty(&Both {
-        observation: obs,
-        verdict: v,
-    })
-    .expect("serialisable")
+    crate::exit::document(
+        crate::exit::Doc::Run,
+        Both {
+            observation: obs,
+            verdict: v,
+        },
+    )
 }

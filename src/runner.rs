@@ -410,9 +410,11 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
             m,
             &tc.gdb,
             &tc.gdb_version,
-            &built.binary,
-            &args,
-            &env,
+            &gdb_mi::Debuggee {
+                binary: &built.binary,
+                args: &args,
+                env: &env,
+            },
             &plan,
             Instant::now() + timeout,
         )?;

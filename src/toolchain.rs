@@ -395,24 +395,14 @@ pub fn first_line_version(m: &Machine, tool: &Path, flag: &str) -> Result<String
         .with_context(|| format!("cannot read the version of {}", tool.display()))
 }
 
-/// The machine's logical CPUs as the Go runtime counts them (sched_getaffinity).
+/// The machine's logical CPUs as the Go runtime counts them (`sys::host::logical_cpus`).
 pub fn affinity_cpus() -> u32 {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for this process.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
-            return libc::CPU_COUNT(&set) as u32;
-        }
-    }
-    std::thread::available_parallelism()
-        .map(|n| n.get() as u32)
-        .unwrap_or(1)
+    crate::sys::host::logical_cpus()
 }
 
 /// The machine's page size (what the kernel puts in the auxiliary vector as AT_PAGESZ).
 pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as u64 }
+    crate::sys::host::page_size()
 }
 
 #[cfg(test)]

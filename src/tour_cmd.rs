@@ -34,7 +34,8 @@ pub fn run(a: &TourArgs) -> Result<ExitCode> {
     let work = tempfile::Builder::new().prefix("golab-tour-").tempdir()?;
     let (env, build_warning) = tc.build_env(profile.dwarf5_default);
     let built = build::build(&m, &tc, &dir, work.path(), &lab.program.gcflags, &env)?;
-    let interactive = !a.all && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let interactive =
+        !a.all && !a.json && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let deadline = Instant::now()
         + if interactive {
             Duration::from_secs(4 * 3600)
@@ -93,12 +94,14 @@ pub fn run(a: &TourArgs) -> Result<ExitCode> {
         }
     };
     let t = tour::run(&input, &mut each)?;
-    if interactive {
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&t)?);
+    } else if interactive {
         print!("{}", tour::summary(&t));
     } else {
         print!("{}", tour::render(&t));
     }
-    if let Some(j) = &a.json {
+    if let Some(j) = &a.json_file {
         write_atomic(j, serde_json::to_string_pretty(&t)?.as_bytes())?;
     }
     if let Some(h) = &a.html {

@@ -4,6 +4,7 @@
 use crate::cli::{BootArgs, MachineArgs, PinArgs, UpArgs, VagrantArgs, VmProvider};
 use anyhow::{Context, Result, bail};
 use golab::download::{self, Cache};
+use golab::exit::{Doc, Exit, document};
 use golab::machine::DlvSource;
 use golab::machine::Machine;
 use golab::machine::qemu::{Accel, Qemu, UpOptions};
@@ -63,8 +64,10 @@ pub fn vagrant_config(
         memory_mib: memory,
         ssh_port,
         dlv_port,
-        labs_dir: std::fs::canonicalize(golab::lab::labs_dir())
-            .unwrap_or_else(|_| golab::lab::labs_dir()),
+        labs_dir: {
+            let d = golab::lab::labs_dir()?;
+            std::fs::canonicalize(&d).unwrap_or(d)
+        },
         libvirt_driver: v.libvirt_driver.parse()?,
         go_version: pins.go.trim_start_matches("go").to_string(),
         go_sha256,
@@ -133,6 +136,7 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
     o.go_version = a.pins.go.trim_start_matches("go").to_string();
     o.go_sha256 = sha;
     o.dlv_source = DlvSource::parse(&a.pins.dlv);
+    o.apt_mirror = a.apt_mirror.clone();
     o.accel = match a.accel.as_str() {
         "auto" => Accel::Auto,
         "kvm" => Accel::Kvm,
@@ -151,29 +155,64 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn status(m: &MachineArgs) -> Result<ExitCode> {
-    if m.provider == VmProvider::Vagrant {
-        let state = Vagrant::new()?.status(&m.name)?;
-        println!("{}: {state} (vagrant)", m.name);
-        return Ok(if state == "running" {
-            ExitCode::SUCCESS
+/// Whether the VM runs: `Exit::Ok`, else `Exit::NotRunning` (no such VM, or stopped).
+pub fn status(m: &MachineArgs, json: bool) -> Result<ExitCode> {
+    let (running, line, doc) = if m.provider == VmProvider::Vagrant {
+        let v = Vagrant::new()?;
+        let exists = v.dir(&m.name).join("Vagrantfile").is_file();
+        let state = if exists {
+            v.status(&m.name)?
         } else {
-            ExitCode::from(1)
+            "no such machine".to_string()
+        };
+        let running = state == "running";
+        let doc = serde_json::json!({
+            "name": m.name, "provider": "vagrant", "exists": exists, "running": running,
+            "state": state, "dir": v.dir(&m.name),
         });
-    }
-    let st = Qemu::new()?.status(&m.name)?;
-    println!("{st}");
-    Ok(if st.running() {
-        ExitCode::SUCCESS
+        (running, format!("{}: {state} (vagrant)", m.name), doc)
     } else {
-        ExitCode::from(1)
-    })
+        let st = Qemu::new()?.status(&m.name)?;
+        let doc = serde_json::json!({
+            "name": st.name, "provider": "qemu", "exists": st.exists, "running": st.running(),
+            "stage": st.stage.map(|s| s.as_str()), "pid": st.pid, "ports": st.ports, "dir": st.dir,
+        });
+        (st.running(), st.to_string(), doc)
+    };
+    if json {
+        println!("{}", document(Doc::Status, doc));
+    } else {
+        println!("{line}");
+    }
+    Ok(if running { Exit::Ok } else { Exit::NotRunning }.into())
+}
+
+/// Says why `ssh` cannot go in: `Exit::NotRunning`, as `status` exits for the same VM.
+fn not_running(m: &MachineArgs, state: &str) -> ExitCode {
+    let provider = if m.provider == VmProvider::Vagrant {
+        "vagrant"
+    } else {
+        "qemu"
+    };
+    eprintln!(
+        "golab: the lab VM {} is not running ({state}): `golab up --provider {provider} --name {}` first",
+        m.name, m.name
+    );
+    Exit::NotRunning.into()
 }
 
 pub fn ssh(m: &MachineArgs, command: &[String]) -> Result<ExitCode> {
     if m.provider == VmProvider::Vagrant {
+        let v = Vagrant::new()?;
+        if !v.dir(&m.name).join("Vagrantfile").is_file() {
+            return Ok(not_running(m, "no such machine"));
+        }
+        let state = v.status(&m.name)?;
+        if state != "running" {
+            return Ok(not_running(m, &state));
+        }
         let mut c = std::process::Command::new("vagrant");
-        c.arg("ssh").current_dir(Vagrant::new()?.dir(&m.name));
+        c.arg("ssh").current_dir(v.dir(&m.name));
         if !command.is_empty() {
             c.arg("-c").arg(
                 command
@@ -190,7 +229,17 @@ pub fn ssh(m: &MachineArgs, command: &[String]) -> Result<ExitCode> {
                 .unwrap_or(255) as u8,
         ));
     }
-    let mut c = Qemu::new()?.ssh_command(&m.name)?;
+    let q = Qemu::new()?;
+    let st = q.status(&m.name)?;
+    if !st.running() {
+        let state = if st.exists {
+            "stopped"
+        } else {
+            "no such machine"
+        };
+        return Ok(not_running(m, state));
+    }
+    let mut c = q.ssh_command(&m.name)?;
     if !command.is_empty() {
         // A login shell, so that the provisioned Go and dlv are on PATH.
         let line = command

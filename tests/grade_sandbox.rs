@@ -1,5 +1,6 @@
 //! Hostile submissions graded in the sandbox: each gets its own named verdict, within its
 //! limits, and the batch goes on. The programs are the fixtures in tests/fixtures/hostile.
+#![cfg(target_os = "linux")]
 
 use serde_json::Value;
 use std::path::Path;

@@ -67,7 +67,7 @@ fn startup_trace_passes_on_the_host_and_records_the_chain() {
     let json = dir.path().join("run.json");
     let tr = dir.path().join("transcript");
     let (o, out, err) = run(golab()
-        .args(["run", "startup-trace", "--json"])
+        .args(["run", "startup-trace", "--json-file"])
         .arg(&json)
         .arg("--transcript")
         .arg(&tr));
@@ -85,6 +85,7 @@ fn startup_trace_passes_on_the_host_and_records_the_chain() {
     );
 
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["schema"], "golab.run/1");
     let obs = &v["observation"];
     // The entry point, three witnesses and dlv's first stop.
     assert_eq!(obs["entry"]["symbol"], "_rt0_amd64_linux");
@@ -359,13 +360,11 @@ fn reference_prints_the_go117_chain_without_go117_installed() {
 
 #[test]
 fn scheduler_callers_agree_with_the_source_table_for_the_installed_go() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("run.json");
-    let (o, out, err) = run(golab()
-        .args(["run", "scheduler-callers", "-q", "--json"])
-        .arg(&json));
+    // `--json`: the document on stdout instead of the report.
+    let (o, out, err) = run(golab().args(["run", "scheduler-callers", "-q", "--json"]));
     assert!(o.status.success(), "{out}\n{err}");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["schema"], "golab.run/1");
     // The machine code was really read: schedule has several callers in it.
     let sched = v["observation"]["static_callers"]["runtime.schedule"]
         .as_array()

@@ -64,7 +64,7 @@ struct Ran {
 fn tour(p: &Pair, dir: &Path) -> Ran {
     let json = dir.join("tour.json");
     let mut c = golab();
-    c.args(["tour", "startup-trace", "--all", "--json"])
+    c.args(["tour", "startup-trace", "--all", "--json-file"])
         .arg(&json);
     if let Some(d) = &p.dlv {
         c.arg("--dlv").arg(d);
@@ -471,7 +471,7 @@ fn the_transcript_reads_like_dlv_and_checks_as_consistent() {
         .arg(&tr)
         .arg("--work")
         .arg(&work)
-        .arg("--json")
+        .arg("--json-file")
         .arg(&json)
         .output()
         .unwrap();

@@ -39,7 +39,7 @@ impl GolabRun {
         .or_else(|| self.dlv.clone())
     }
 
-    /// `golab run LAB_DIR -q --json OBS --work LAB_DIR/work [--binary] [--goroot] [--dlv]`.
+    /// `golab run LAB_DIR -q --json-file OBS --work LAB_DIR/work [--binary] [--goroot] [--dlv]`.
     pub fn argv(
         &self,
         lab_dir: &Path,
@@ -53,7 +53,7 @@ impl GolabRun {
             "run".into(),
             s(lab_dir),
             "-q".into(),
-            "--json".into(),
+            "--json-file".into(),
             s(obs),
             "--work".into(),
             s(&lab_dir.join("work")),

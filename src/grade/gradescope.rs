@@ -8,7 +8,7 @@
 //! `/autograder/results/results.json`.
 //!
 //! Ours also holds golab's own sources under `golab/` (Cargo.toml, Cargo.lock, src/,
-//! labs/): setup.sh installs the tools golab drives, a Rust toolchain when the image has
+//! embedded in the binary by build.rs) and the labs folder in use as `golab/labs/`: setup.sh installs the tools golab drives, a Rust toolchain when the image has
 //! none recent enough, and builds golab there. run_autograder runs `golab check` on the
 //! submission; when golab leaves no results.json it writes one itself, with score 0 and
 //! golab's last output, so the student sees why instead of a blank result.
@@ -19,7 +19,8 @@ use std::path::Path;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
-/// The oldest Rust that builds golab and its dependencies (zip 9 needs 1.89).
+/// The oldest Rust that builds golab and its dependencies (zip 9 needs 1.89): Cargo.toml's
+/// `rust-version` (a test holds them equal).
 pub const MIN_RUST: (u32, u32) = (1, 89);
 
 /// A lab name that is safe to write into a shell script and to pass as an argument:
@@ -154,35 +155,37 @@ fn add_tree(
 }
 
 /// Writes the Gradescope autograder zip for `lab_name` to `out`: `setup.sh` and
-/// `run_autograder` (mode 0755) at the root, and `golab/` with `source_dir`'s
-/// Cargo.toml, Cargo.lock, build.rs (when there is one), src/ and labs/.
-pub fn package(lab_name: &str, source_dir: &Path, out: &Path) -> Result<()> {
+/// `run_autograder` (mode 0755) at the root, and `golab/` with golab's sources (`sources`:
+/// paths relative to the crate root and their bytes; the binary passes the ones build.rs
+/// embedded) and `labs_dir`'s labs as `golab/labs/`, so a lab of the course's own
+/// (`GOLAB_LABS`) is packed as well.
+///
+/// Sources rather than the running binary: Gradescope's image is Ubuntu on x86_64, while
+/// the instructor's golab may be a macOS build, or linked against a newer glibc than
+/// that image has; built there by setup.sh, golab fits the image it runs on.
+pub fn package(
+    lab_name: &str,
+    sources: &[(&str, &[u8])],
+    labs_dir: &Path,
+    out: &Path,
+) -> Result<()> {
     if !valid_lab_name(lab_name) {
         bail!(
             "'{lab_name}' is not a lab name golab can package: use letters, digits and '-' (e.g. runq-order)"
         );
     }
-    let lab_yaml = source_dir.join("labs").join(lab_name).join("lab.yaml");
+    let lab_yaml = labs_dir.join(lab_name).join("lab.yaml");
     if !lab_yaml.is_file() {
         bail!(
             "no lab '{lab_name}' in {}: {} does not exist",
-            source_dir.display(),
+            labs_dir.display(),
             lab_yaml.display()
         );
     }
-    for f in ["Cargo.toml", "Cargo.lock"] {
-        if !source_dir.join(f).is_file() {
-            bail!(
-                "{} has no {f}: give golab's source folder",
-                source_dir.display()
-            );
+    for f in ["Cargo.toml", "Cargo.lock", "src/main.rs", "src/lib.rs"] {
+        if !sources.iter().any(|(p, _)| *p == f) {
+            bail!("golab's sources given to pack have no {f}");
         }
-    }
-    if !source_dir.join("src").is_dir() {
-        bail!(
-            "{} has no src/ folder: give golab's source folder",
-            source_dir.display()
-        );
     }
 
     let file = SimpleFileOptions::default()
@@ -196,33 +199,26 @@ pub fn package(lab_name: &str, source_dir: &Path, out: &Path) -> Result<()> {
     zip.start_file("run_autograder", script)?;
     zip.write_all(run_autograder(lab_name).as_bytes())?;
     zip.add_directory("golab/", folder)?;
-    // Everything the crate's build reads: the sources, and the files they include_str!.
-    for f in ["Cargo.toml", "Cargo.lock", "build.rs", "Vagrantfile.tmpl"] {
-        let p = source_dir.join(f);
-        if p.is_file() {
-            zip.start_file(format!("golab/{f}"), file)?;
-            zip.write_all(
-                &std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?,
-            )?;
+    let mut sorted: Vec<&(&str, &[u8])> = sources.iter().collect();
+    sorted.sort_by_key(|(p, _)| *p);
+    let mut folders = std::collections::BTreeSet::new();
+    for (path, bytes) in sorted {
+        if path.starts_with('/') || path.split('/').any(|c| c == ".." || c.is_empty()) {
+            bail!("'{path}' is not a path inside golab's sources");
         }
+        // Each folder once, before its first file.
+        let mut prefix = String::new();
+        for part in path.split('/').collect::<Vec<_>>().split_last().unwrap().1 {
+            prefix.push_str(part);
+            prefix.push('/');
+            if folders.insert(prefix.clone()) {
+                zip.add_directory(format!("golab/{prefix}"), folder)?;
+            }
+        }
+        zip.start_file(format!("golab/{path}"), file)?;
+        zip.write_all(bytes)?;
     }
-    add_tree(&mut zip, &source_dir.join("src"), "golab/src", file, folder)?;
-    add_tree(
-        &mut zip,
-        &source_dir.join("labs"),
-        "golab/labs",
-        file,
-        folder,
-    )?;
-    if source_dir.join("provision").is_dir() {
-        add_tree(
-            &mut zip,
-            &source_dir.join("provision"),
-            "golab/provision",
-            file,
-            folder,
-        )?;
-    }
+    add_tree(&mut zip, labs_dir, "golab/labs", file, folder)?;
     let bytes = zip.finish()?.into_inner();
     crate::files::write_atomic(out, &bytes)
 }
@@ -235,20 +231,20 @@ mod tests {
     use std::path::PathBuf;
     use std::process::Command;
 
-    /// A fake golab source folder, with things that must stay out of the zip.
-    fn source() -> tempfile::TempDir {
+    /// Fake golab sources, and a labs folder with a lab.
+    const SOURCES: &[(&str, &[u8])] = &[
+        ("Cargo.toml", b"[package]\nname = \"golab\"\n"),
+        ("Cargo.lock", b"version = 4\n"),
+        ("src/main.rs", b"fn main() {}\n"),
+        ("src/lib.rs", b""),
+        ("src/grade/model.rs", b"// model\n"),
+    ];
+    fn labs() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
         let p = d.path();
         for (f, body) in [
-            ("Cargo.toml", "[package]\nname = \"golab\"\n"),
-            ("Cargo.lock", "version = 4\n"),
-            ("src/main.rs", "fn main() {}\n"),
-            ("src/grade/model.rs", "// model\n"),
-            ("labs/runq-order/lab.yaml", "name: runq-order\n"),
-            ("labs/runq-order/main.go", "package main\n"),
-            ("target/release/golab", "binary"),
-            ("tests/it.rs", ""),
-            ("README.md", ""),
+            ("runq-order/lab.yaml", "name: runq-order\n"),
+            ("runq-order/main.go", "package main\n"),
         ] {
             fs::create_dir_all(p.join(f).parent().unwrap()).unwrap();
             fs::write(p.join(f), body).unwrap();
@@ -286,10 +282,10 @@ mod tests {
 
     #[test]
     fn zip_has_the_scripts_and_the_sources() {
-        let src = source();
+        let labs = labs();
         let d = tempfile::tempdir().unwrap();
         let out = d.path().join("autograder.zip");
-        package("runq-order", src.path(), &out).unwrap();
+        package("runq-order", SOURCES, labs.path(), &out).unwrap();
         let e = entries(&out);
         let names: Vec<&str> = e.iter().map(|(n, _, _)| n.as_str()).collect();
         assert_eq!(
@@ -298,11 +294,12 @@ mod tests {
                 "setup.sh",
                 "run_autograder",
                 "golab/",
-                "golab/Cargo.toml",
                 "golab/Cargo.lock",
+                "golab/Cargo.toml",
                 "golab/src/",
                 "golab/src/grade/",
                 "golab/src/grade/model.rs",
+                "golab/src/lib.rs",
                 "golab/src/main.rs",
                 "golab/labs/",
                 "golab/labs/runq-order/",
@@ -335,8 +332,14 @@ mod tests {
     }
 
     #[test]
+    fn min_rust_is_cargo_tomls_rust_version() {
+        let (major, minor) = MIN_RUST;
+        assert_eq!(env!("CARGO_PKG_RUST_VERSION"), format!("{major}.{minor}"));
+    }
+
+    #[test]
     fn lab_names_cannot_inject_shell() {
-        let src = source();
+        let labs = labs();
         let d = tempfile::tempdir().unwrap();
         for bad in [
             "",
@@ -349,12 +352,29 @@ mod tests {
             "lab\n",
             "ünï",
         ] {
-            let err = package(bad, src.path(), &d.path().join("a.zip")).unwrap_err();
+            let err = package(bad, SOURCES, labs.path(), &d.path().join("a.zip")).unwrap_err();
             assert!(err.to_string().contains("not a lab name"), "{bad:?}: {err}");
         }
         assert!(valid_lab_name("runq-order") && valid_lab_name("Lab2"));
-        let err = package("nope", src.path(), &d.path().join("a.zip")).unwrap_err();
+        let err = package("nope", SOURCES, labs.path(), &d.path().join("a.zip")).unwrap_err();
         assert!(err.to_string().contains("no lab 'nope'"), "{err}");
+        let err = package(
+            "runq-order",
+            &SOURCES[1..],
+            labs.path(),
+            &d.path().join("a.zip"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no Cargo.toml"), "{err}");
+        let evil: &[(&str, &[u8])] = &[("../x", b"")];
+        let err = package(
+            "runq-order",
+            &[SOURCES, evil].concat(),
+            labs.path(),
+            &d.path().join("a.zip"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not a path inside"), "{err}");
         assert!(!d.path().join("a.zip").exists());
     }
 

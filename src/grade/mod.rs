@@ -7,8 +7,16 @@ pub mod grader;
 pub mod gradescope;
 pub mod model;
 pub mod render;
+// The sandbox (bubblewrap, uid switching, /proc monitoring) exists only on Linux.
+#[cfg(target_os = "linux")]
 pub mod sandbox;
+#[cfg(target_os = "linux")]
 pub mod sandboxed;
 pub mod submission;
 pub mod transcript;
 pub mod variant;
+
+/// What `golab grade`/`check` say on a host without the sandbox.
+pub const SANDBOX_ONLY_ON_LINUX: &str = "sandboxed grading runs only on Linux (bubblewrap, \
+     unprivileged uids, /proc): grade on a Linux machine or in the lab VM (`golab up`, then \
+     `golab ssh`), or pass --no-sandbox for code you trust";

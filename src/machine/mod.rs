@@ -4,6 +4,7 @@
 //! lab runs the same way everywhere; only this module knows the difference.
 
 pub mod qemu;
+pub mod seed;
 pub mod vagrant;
 
 use crate::exec;

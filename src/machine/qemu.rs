@@ -5,7 +5,7 @@
 //! stage by stage, each with a deadline.
 //!
 //! A machine is a folder, `$GOLAB_STATE/machines/NAME` (default
-//! `~/.local/state/golab/machines/NAME`): `overlay.qcow2`, `seed.iso` (from `cidata/`),
+//! `~/.local/state/golab/machines/NAME`): `overlay.qcow2`, `seed.img` (a FAT `cidata` seed written by `seed.rs`, from `cidata/`),
 //! `id_ed25519{,.pub}`, `share/` (the Go tarball, shared read-only over virtio-9p with
 //! mount tag `golabcache`, linked into the guest's /var/cache/golab), `machine.json` (what it was made from), `ports.json`,
 //! `qemu.pid`, `qmp.sock`, `serial.log`, `qemu.log`, and `stage`: how far creation got,
@@ -17,6 +17,7 @@
 use super::{Machine, Ssh};
 use crate::exec;
 use crate::files::write_atomic;
+use crate::sys;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -63,6 +64,11 @@ pub struct UpOptions {
     pub go_sha256: String,
     pub dlv_source: DlvSource,
     pub accel: Accel,
+    /// Point the guest's apt at a Debian mirror (resolved on the host, written into
+    /// /etc/hosts and sources.list at every boot): `host` for the one this host's apt
+    /// uses (read from /etc/apt), or a URI. None (the default): the guest's apt is left
+    /// as its image has it. `GOLAB_DEBIAN_MIRROR` asks for a URI too.
+    pub apt_mirror: Option<String>,
     /// No progress lines on stderr.
     pub quiet: bool,
 }
@@ -81,6 +87,7 @@ impl UpOptions {
             go_sha256: "dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef".into(),
             dlv_source: DlvSource::GoInstall("v1.9.1".into()),
             accel: Accel::Auto,
+            apt_mirror: None,
             quiet: false,
         }
     }
@@ -102,7 +109,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Stage::Creating => "creating",
             Stage::Created => "created",
@@ -523,14 +530,17 @@ impl Qemu {
                 .as_secs()
         );
         let public_key = std::fs::read_to_string(key.with_extension("pub"))?;
-        let mirror = Mirror::from_system()?;
-        let seed = render_seed(name, &instance_id, public_key.trim(), &mirror, opts)?;
+        let mirror = Mirror::asked(opts.apt_mirror.as_deref())?;
+        let seed = render_seed(name, &instance_id, public_key.trim(), mirror.as_ref(), opts)?;
         let cidata = dir.join("cidata");
         write_atomic(&cidata.join("user-data"), seed.user_data.as_bytes())?;
         write_atomic(&cidata.join("meta-data"), seed.meta_data.as_bytes())?;
-        make_iso(
-            &dir.join("seed.iso"),
-            &[cidata.join("user-data"), cidata.join("meta-data")],
+        super::seed::write(
+            &dir.join(SEED),
+            &[
+                ("user-data", seed.user_data.as_bytes()),
+                ("meta-data", seed.meta_data.as_bytes()),
+            ],
         )?;
 
         let made = Made {
@@ -601,10 +611,7 @@ impl Qemu {
             works: bool,
             detail: String,
         }
-        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .unwrap_or_default()
-            .trim()
-            .to_string();
+        let boot_id = sys::host::boot_id().unwrap_or_default();
         let name = accel_name(accel);
         let file = self.root.join(format!("{name}-probe.json"));
         if let Some(p) = std::fs::read(&file)
@@ -1097,7 +1104,7 @@ fn qemu_command(
     ));
     c.arg("-drive").arg(format!(
         "file={},format=raw,if=virtio,readonly=on",
-        dir.join("seed.iso").display()
+        seed_path(dir).display()
     ));
     c.arg("-fsdev").arg(format!(
         "local,id=fsdev0,path={},security_model=none,readonly=on",
@@ -1179,24 +1186,12 @@ fn auto_plan(os: &str, arch: &str, kvm_usable: bool, hv_support: bool) -> AutoPl
     }
 }
 
-/// macOS: whether Hypervisor.framework is there (`sysctl -n kern.hv_support`).
 fn hv_support() -> bool {
-    if std::env::consts::OS != "macos" {
-        return false;
-    }
-    Command::new("sysctl")
-        .args(["-n", "kern.hv_support"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
-        .unwrap_or(false)
+    sys::host::hv_support()
 }
 
 fn kvm_usable() -> bool {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok()
+    matches!(sys::host::kvm(), sys::host::Kvm::Api(_))
 }
 
 /// Free ports on 127.0.0.1, keeping the previous ones when they are still free.
@@ -1283,23 +1278,15 @@ fn running_pid(dir: &Path) -> Option<u32> {
     if !pid_alive(pid) {
         return None;
     }
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let cmdline = sys::proc::cmdline(pid)?;
     let want = dir.join("overlay.qcow2");
     let want = want.to_string_lossy();
-    String::from_utf8_lossy(&cmdline)
-        .contains(want.as_ref())
-        .then_some(pid)
+    cmdline.contains(want.as_ref()).then_some(pid)
 }
 
+/// Alive and not a zombie (no reaper above a daemonized QEMU in a test).
 fn pid_alive(pid: u32) -> bool {
-    // A zombie (no reaper above a daemonized QEMU) counts as gone.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s
-            .rsplit_once(')')
-            .map(|(_, r)| !r.trim_start().starts_with('Z'))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
+    sys::proc::alive(pid)
 }
 
 fn wait_gone(pid: u32, limit: Duration) -> bool {
@@ -1315,16 +1302,12 @@ fn wait_gone(pid: u32, limit: Duration) -> bool {
 
 /// SIGTERM, then SIGKILL after `grace`; says which one ended it.
 fn stop_pid(pid: u32, grace: Duration) -> Stopped {
-    // SAFETY: kill only sends a signal; the pid was checked to be this machine's QEMU.
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGTERM);
-    }
+    // The pid was checked to be this machine's QEMU.
+    sys::proc::signal(pid, sys::proc::Signal::Term);
     if wait_gone(pid, grace) {
         return Stopped::Terminated;
     }
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGKILL);
-    }
+    sys::proc::signal(pid, sys::proc::Signal::Kill);
     wait_gone(pid, Duration::from_secs(5));
     Stopped::Killed
 }
@@ -1343,7 +1326,7 @@ impl Drop for Kill {
     }
 }
 
-/// One `up`/`down`/`destroy` at a time per machine (flock on a file beside its folder).
+/// One `up`/`down`/`destroy` at a time per machine (an exclusive lock, std's File::try_lock, on a file beside its folder).
 struct Lock {
     file: std::fs::File,
     path: PathBuf,
@@ -1361,10 +1344,14 @@ impl Lock {
             .write(true)
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
-        use std::os::fd::AsRawFd;
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            bail!("machine {name} is busy: another golab is bringing it up or down");
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                bail!("machine {name} is busy: another golab is bringing it up or down")
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
         }
         Ok(Lock { file, path })
     }
@@ -1480,23 +1467,19 @@ fn must(c: exec::Captured, what: &str) -> Result<exec::Captured> {
     Ok(c)
 }
 
-/// The ISO 9660 seed with volume id `cidata` (NoCloud), from whichever of genisoimage,
-/// mkisofs or xorrisofs is installed.
-fn make_iso(out: &Path, files: &[PathBuf]) -> Result<()> {
-    let tool = ["genisoimage", "mkisofs", "xorrisofs"]
-        .into_iter()
-        .find(|t| crate::toolchain::which(t).is_some())
-        .context(
-            "no genisoimage, mkisofs or xorrisofs to make the cloud-init seed: install genisoimage",
-        )?;
-    let mut c = Command::new(tool);
-    c.arg("-quiet")
-        .arg("-o")
-        .arg(out)
-        .args(["-V", "cidata", "-J", "-r"])
-        .args(files);
-    must(exec::run(c, tool, Duration::from_secs(60))?, tool)?;
-    Ok(())
+/// The NoCloud seed in a machine's folder (`seed::write`: FAT, label `cidata`).
+const SEED: &str = "seed.img";
+
+/// The seed QEMU attaches: `seed.img`, or the `seed.iso` of a machine made by an older
+/// golab (with genisoimage), so that it still boots.
+fn seed_path(dir: &Path) -> PathBuf {
+    let img = dir.join(SEED);
+    let iso = dir.join("seed.iso");
+    if !img.exists() && iso.exists() {
+        iso
+    } else {
+        img
+    }
 }
 
 /// Debian's mirror as this host's apt uses it, read at run time; the guest reaches it
@@ -1509,17 +1492,26 @@ struct Mirror {
 }
 
 impl Mirror {
-    fn from_system() -> Result<Mirror> {
-        let uri = match std::env::var("GOLAB_DEBIAN_MIRROR")
+    /// The mirror `--apt-mirror` (else `GOLAB_DEBIAN_MIRROR`) asks for, if any: `host`
+    /// reads this host's apt sources, anything else is the mirror's URI.
+    fn asked(spec: Option<&str>) -> Result<Option<Mirror>> {
+        let env = std::env::var("GOLAB_DEBIAN_MIRROR")
             .ok()
-            .filter(|s| !s.is_empty())
-        {
-            Some(u) => u,
-            None => {
+            .filter(|s| !s.is_empty());
+        match spec.map(str::to_string).or(env) {
+            None => Ok(None),
+            Some(s) => Mirror::resolve(&s).map(Some),
+        }
+    }
+
+    fn resolve(spec: &str) -> Result<Mirror> {
+        let uri = match spec {
+            u if u != "host" => u.to_string(),
+            _ => {
                 let deb822 = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources")
                     .unwrap_or_default();
                 let list = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
-                mirror_uri(&deb822, &list).context("cannot find Debian's mirror in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list (set GOLAB_DEBIAN_MIRROR)")?
+                mirror_uri(&deb822, &list).context("--apt-mirror host: cannot find Debian's mirror in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list (give its URI instead)")?
             }
         };
         let (host, port) = uri_host_port(&uri)
@@ -1586,7 +1578,7 @@ fn render_seed(
     name: &str,
     instance_id: &str,
     public_key: &str,
-    mirror: &Mirror,
+    mirror: Option<&Mirror>,
     opts: &UpOptions,
 ) -> Result<Seed> {
     let (dlv_source, dlv_version) = opts.dlv_source.provisioner_env();
@@ -1623,9 +1615,10 @@ fn render_seed(
         hostname => format!("golab-{name}"),
         instance_id => instance_id,
         ssh_public_key => public_key,
-        mirror_uri => &mirror.uri,
-        mirror_host => &mirror.host,
-        mirror_ip => &mirror.ip,
+        mirror => mirror.is_some(),
+        mirror_uri => mirror.map(|m| m.uri.as_str()).unwrap_or(""),
+        mirror_host => mirror.map(|m| m.host.as_str()).unwrap_or(""),
+        mirror_ip => mirror.map(|m| m.ip.as_str()).unwrap_or(""),
         provision_env => env,
         provisioner => PROVISIONER,
     };
@@ -1855,6 +1848,21 @@ mod tests {
     }
 
     #[test]
+    fn without_a_mirror_asked_the_guests_apt_is_left_alone() {
+        let s = render_seed("lab1", "golab-lab1-1", "ssh-ed25519 AAAA k", None, &opts()).unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&s.user_data).unwrap();
+        let boot = v["bootcmd"].as_sequence().unwrap();
+        assert_eq!(boot.len(), 1, "{boot:?}");
+        let boot = serde_yaml::to_string(&boot).unwrap();
+        assert!(
+            !boot.contains("golab-apt")
+                && !boot.contains("golab-hosts")
+                && boot.contains("trans=virtio"),
+            "{boot}"
+        );
+    }
+
+    #[test]
     fn user_data_is_yaml_with_the_key_the_mirror_and_the_pins() {
         let m = Mirror {
             uri: "http://mirror.example/debian".into(),
@@ -1865,7 +1873,7 @@ mod tests {
             "lab1",
             "golab-lab1-1",
             "ssh-ed25519 AAAA golab-lab1",
-            &m,
+            Some(&m),
             &opts(),
         )
         .unwrap();
@@ -2125,6 +2133,8 @@ mod tests {
         o.go_version = env("GOLAB_VM_GO_VERSION");
         o.go_sha256 = env("GOLAB_VM_GO_SHA256");
         o.dlv_source = DlvSource::Apt;
+        // The test image is Debian's, offline but for this host's mirror.
+        o.apt_mirror = Some("host".into());
         o.cpus = 2;
         o.memory_mib = 2048;
         o
@@ -2132,16 +2142,10 @@ mod tests {
 
     fn qemu_processes_under(root: &Path) -> Vec<u32> {
         let want = root.to_string_lossy().to_string();
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        sys::proc::all()
+            .into_iter()
             .filter(|p| pid_alive(*p))
-            .filter(|p| {
-                std::fs::read(format!("/proc/{p}/cmdline"))
-                    .map(|c| String::from_utf8_lossy(&c).contains(&want))
-                    .unwrap_or(false)
-            })
+            .filter(|p| sys::proc::cmdline(*p).is_some_and(|c| c.contains(&want)))
             .collect()
     }
 
@@ -2270,7 +2274,7 @@ mod tests {
                     std::thread::sleep(Duration::from_millis(200));
                 };
                 std::thread::sleep(Duration::from_secs(5));
-                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                sys::proc::signal(pid, sys::proc::Signal::Kill);
                 let r = h.join().expect("up thread");
                 Ok(r.err().map(|e| format!("{e:#}")))
             })?;

@@ -440,18 +440,24 @@ pub struct GdbRun {
     pub error: Option<String>,
 }
 
+/// The program a gdb session runs: its binary, arguments and environment.
+pub struct Debuggee<'a> {
+    pub binary: &'a Path,
+    pub args: &'a [String],
+    pub env: &'a [(String, String)],
+}
+
 /// Runs the program under gdb: `info file`, breakpoints, run, and a stack at every stop.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     m: &Machine,
     gdb_path: &Path,
     version: &str,
-    binary: &Path,
-    args: &[String],
-    env: &[(String, String)],
+    program: &Debuggee,
     plan: &[Plan],
     deadline: Instant,
 ) -> Result<GdbRun> {
+    let Debuggee { binary, args, env } = *program;
     let mut g = Gdb::start(m, gdb_path, binary, env, deadline)?;
     let mut s = Session {
         version: version.to_string(),

@@ -1,0 +1,143 @@
+//! golab's exit codes, one enum for every command (shown by `golab --help`), and the one
+//! convention for machine-readable output: `--json` prints a single JSON document to
+//! stdout instead of the text, and every such document carries a `schema` field naming
+//! its kind and version (`golab.run/1`).
+
+use std::process::ExitCode;
+
+/// What a golab command's exit status means, the same for every command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Done, and everything passed: every check, every doctor finding; the VM runs.
+    Ok = 0,
+    /// Done, and the answer is no: a check failed, doctor found a blocking problem.
+    Failed = 1,
+    /// Could not be done: a bad argument or input file, a missing tool, a program that
+    /// does not compile, a debugger that hung. The message says why and how to fix it.
+    Error = 2,
+    /// The lab VM named is not running (no such VM, or stopped): `status`, `ssh`.
+    NotRunning = 3,
+    /// Stopped by Ctrl-C, SIGTERM or a closed terminal, after ending its tools.
+    Interrupted = 130,
+}
+
+impl Exit {
+    pub const ALL: [Exit; 5] = [
+        Exit::Ok,
+        Exit::Failed,
+        Exit::Error,
+        Exit::NotRunning,
+        Exit::Interrupted,
+    ];
+
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Ok => "done, and everything passed (every check; doctor: ready; status: running)",
+            Exit::Failed => "done, and a check failed (doctor: a blocking problem)",
+            Exit::Error => {
+                "could not be done: bad arguments or input, a missing tool, a compile error, a hung debugger"
+            }
+            Exit::NotRunning => "the lab VM is not running (no such VM, or stopped): status, ssh",
+            Exit::Interrupted => {
+                "interrupted (Ctrl-C, SIGTERM); the tools golab started were ended"
+            }
+        }
+    }
+
+    /// The table `golab --help` ends with.
+    pub fn help() -> String {
+        let mut s = String::from("Exit status (every command):\n");
+        for e in Exit::ALL {
+            s.push_str(&format!("  {:>3}  {}\n", e.code(), e.meaning()));
+        }
+        s.push_str(
+            "  `golab ssh -- CMD` exits with CMD's own status once the VM runs.\n\n\
+             Machine-readable output: `--json` prints one JSON document to stdout instead of\n\
+             the text (labs, doctor, status, run, reference, explain); each has a `schema`\n\
+             field (e.g. \"golab.run/1\"). `golab run --json-file FILE` writes the same\n\
+             document to FILE and keeps the text report on stdout.",
+        );
+        s
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e.code())
+    }
+}
+
+/// The kinds of JSON document golab prints, each with its schema version: bumped when a
+/// field changes meaning or goes away (added fields do not bump it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Doc {
+    Labs,
+    Doctor,
+    Status,
+    Run,
+    Reference,
+    Explain,
+}
+
+impl Doc {
+    pub fn schema(self) -> String {
+        let (kind, version) = match self {
+            Doc::Labs => ("labs", 1),
+            Doc::Doctor => ("doctor", 1),
+            Doc::Status => ("status", 1),
+            Doc::Run => ("run", 1),
+            Doc::Reference => ("reference", 1),
+            Doc::Explain => ("explain", 1),
+        };
+        format!("golab.{kind}/{version}")
+    }
+}
+
+/// `body` (a JSON object) with its `schema` field, pretty-printed.
+pub fn document(kind: Doc, body: impl serde::Serialize) -> String {
+    let mut v = serde_json::to_value(body).expect("serialisable");
+    match v.as_object_mut() {
+        Some(o) => {
+            o.insert("schema".into(), serde_json::Value::String(kind.schema()));
+        }
+        None => {
+            v = serde_json::json!({"schema": kind.schema(), "value": v});
+        }
+    }
+    serde_json::to_string_pretty(&v).expect("serialisable")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_the_help_lists_each() {
+        let h = Exit::help();
+        let mut codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
+        codes.dedup();
+        assert_eq!(codes.len(), Exit::ALL.len());
+        for e in Exit::ALL {
+            assert!(
+                h.contains(&format!("{:>3}  {}", e.code(), e.meaning())),
+                "{h}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_document_names_its_schema() {
+        let d: serde_json::Value =
+            serde_json::from_str(&document(Doc::Labs, serde_json::json!({"labs": []}))).unwrap();
+        assert_eq!(d["schema"], "golab.labs/1");
+        assert_eq!(d["labs"], serde_json::json!([]));
+        let d: serde_json::Value = serde_json::from_str(&document(Doc::Run, [1, 2])).unwrap();
+        assert_eq!(d["schema"], "golab.run/1");
+        assert_eq!(d["value"], serde_json::json!([1, 2]));
+    }
+}

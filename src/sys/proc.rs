@@ -1,0 +1,257 @@
+//! Processes: liveness, command lines, descendants and signals.
+
+/// Whether `pid` is a live process (a zombie counts as gone: nothing reaps a daemonized
+/// QEMU's corpse in a test). kill(pid, 0) answers for any process, ours or not (EPERM
+/// means it exists).
+pub fn alive(pid: u32) -> bool {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    let exists = r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists && !zombie(pid)
+}
+
+#[cfg(target_os = "linux")]
+fn zombie(pid: u32) -> bool {
+    stat(pid).is_some_and(|s| s.state == 'Z')
+}
+
+#[cfg(target_os = "macos")]
+fn zombie(pid: u32) -> bool {
+    bsdinfo(pid).is_some_and(|i| i.pbi_status == SZOMB)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+fn zombie(_pid: u32) -> bool {
+    false
+}
+
+/// A process's state, parent and process group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// `R`, `S`, `Z`... (Linux's letters; macOS's status mapped onto them).
+    pub state: char,
+    pub ppid: u32,
+    pub pgrp: u32,
+}
+
+/// `/proc/PID/stat`'s state, ppid and pgrp.
+#[cfg(target_os = "linux")]
+pub fn stat(pid: u32) -> Option<Stat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the ")" that closes the command name: state ppid pgrp ...
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        state: f.first()?.chars().next()?,
+        ppid: f.get(1)?.parse().ok()?,
+        pgrp: f.get(2)?.parse().ok()?,
+    })
+}
+
+#[cfg(target_os = "macos")]
+const SZOMB: u32 = 5;
+
+#[cfg(target_os = "macos")]
+fn bsdinfo(pid: u32) -> Option<libc::proc_bsdinfo> {
+    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+    // SAFETY: proc_bsdinfo is plain data; proc_pidinfo fills at most `size` bytes.
+    unsafe {
+        let mut info: libc::proc_bsdinfo = std::mem::zeroed();
+        let n = libc::proc_pidinfo(
+            pid as libc::c_int,
+            libc::PROC_PIDTBSDINFO,
+            0,
+            &mut info as *mut _ as *mut libc::c_void,
+            size,
+        );
+        (n == size).then_some(info)
+    }
+}
+
+/// proc_pidinfo's status and parent, as [`Stat`].
+#[cfg(target_os = "macos")]
+pub fn stat(pid: u32) -> Option<Stat> {
+    let i = bsdinfo(pid)?;
+    let state = match i.pbi_status {
+        1 | 2 => 'R',
+        3 => 'S',
+        4 => 'T',
+        SZOMB => 'Z',
+        _ => '?',
+    };
+    Some(Stat {
+        state,
+        ppid: i.pbi_ppid,
+        pgrp: i.pbi_pgid,
+    })
+}
+
+/// Every process id on the machine.
+#[cfg(target_os = "linux")]
+pub fn all() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(target_os = "macos")]
+pub fn all() -> Vec<u32> {
+    // SAFETY: a null buffer asks for the count; then a buffer of that many pids.
+    unsafe {
+        let n = libc::proc_listallpids(std::ptr::null_mut(), 0);
+        if n <= 0 {
+            return Vec::new();
+        }
+        let mut pids = vec![0 as libc::pid_t; n as usize + 64];
+        let got = libc::proc_listallpids(
+            pids.as_mut_ptr() as *mut libc::c_void,
+            (pids.len() * std::mem::size_of::<libc::pid_t>()) as libc::c_int,
+        );
+        pids.truncate(got.max(0) as usize);
+        pids.into_iter()
+            .filter(|&p| p > 0)
+            .map(|p| p as u32)
+            .collect()
+    }
+}
+
+/// The command line of `pid`, its words joined by spaces.
+#[cfg(target_os = "linux")]
+pub fn cmdline(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(String::from_utf8_lossy(&raw).replace('\0', " "))
+}
+
+/// The command line of `pid` (macOS: as `ps` reads it from the kernel).
+#[cfg(target_os = "macos")]
+pub fn cmdline(pid: u32) -> Option<String> {
+    let o = std::process::Command::new("ps")
+        .args(["-ww", "-o", "args=", "-p", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim_end().to_string())
+}
+
+/// `pid`'s descendants, deepest first (all read before any is killed, so none is
+/// re-parented out of reach).
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut children: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
+    for p in all() {
+        if let Some(s) = stat(p) {
+            children.entry(s.ppid).or_default().push(p);
+        }
+    }
+    let mut order = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        for &c in children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
+            order.push(c);
+            stack.push(c);
+        }
+    }
+    order.reverse();
+    order
+}
+
+/// The live (not zombie) processes whose process group is `pgid`.
+pub fn in_group(pgid: u32) -> Vec<u32> {
+    all()
+        .into_iter()
+        .filter(|&p| stat(p).is_some_and(|s| s.state != 'Z' && s.pgrp == pgid))
+        .collect()
+}
+
+/// The signals golab sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Term,
+    Kill,
+}
+
+impl Signal {
+    fn raw(self) -> libc::c_int {
+        match self {
+            Signal::Term => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+        }
+    }
+}
+
+/// Sends `sig` to `pid` (a process that is gone is not an error).
+pub fn signal(pid: u32, sig: Signal) {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return;
+    }
+    // SAFETY: kill only sends a signal.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig.raw());
+    }
+}
+
+/// Sends `sig` to every process in group `pgid` (a group that is gone is not an error).
+pub fn signal_group(pgid: u32, sig: Signal) {
+    if pgid <= 1 || pgid > i32::MAX as u32 {
+        return;
+    }
+    // SAFETY: killpg only sends a signal; a stale pgid yields ESRCH, which we ignore.
+    unsafe {
+        libc::killpg(pgid as libc::pid_t, sig.raw());
+    }
+}
+
+/// Restores SIGPIPE's default action (end quietly when the reader of stdout goes), as
+/// other command-line tools do; Rust starts with it ignored.
+pub fn default_sigpipe() {
+    // SAFETY: restoring a default disposition, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_is_alive_then_gone_and_its_command_line_and_parent_are_read() {
+        let mut c = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = c.id();
+        assert!(alive(pid));
+        // Between fork and exec the child still shows the test's command line.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !cmdline(pid).unwrap().contains("sleep 30") {
+            assert!(std::time::Instant::now() < deadline, "{:?}", cmdline(pid));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(stat(pid).unwrap().ppid, std::process::id());
+        assert!(descendants(std::process::id()).contains(&pid));
+        signal(pid, Signal::Kill);
+        // Not reaped yet: a zombie, which counts as gone.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while alive(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!alive(pid));
+        c.wait().unwrap();
+        assert!(!alive(pid) && stat(pid).is_none());
+    }
+
+    #[test]
+    fn pid_1_is_alive_though_not_ours_and_nonsense_pids_are_not() {
+        assert!(alive(1));
+        assert!(!alive(0) && !alive(u32::MAX));
+    }
+}
