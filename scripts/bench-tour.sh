@@ -14,7 +14,7 @@ golab=$PWD/target/release/golab
 lab=$PWD/labs/startup-trace
 scratch=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$scratch"' EXIT
-"$golab" tour startup-trace --all --json "$scratch/tour.json" "$@" >/dev/null </dev/null || true
+"$golab" tour startup-trace --all --json-file "$scratch/tour.json" "$@" >/dev/null </dev/null || true
 python3 - "$scratch" <<'PY'
 import json, sys
 d = sys.argv[1]

@@ -34,7 +34,8 @@ pub fn run(a: &TourArgs) -> Result<ExitCode> {
     let work = tempfile::Builder::new().prefix("golab-tour-").tempdir()?;
     let (env, build_warning) = tc.build_env(profile.dwarf5_default);
     let built = build::build(&m, &tc, &dir, work.path(), &lab.program.gcflags, &env)?;
-    let interactive = !a.all && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let interactive =
+        !a.all && !a.json && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let deadline = Instant::now()
         + if interactive {
             Duration::from_secs(4 * 3600)

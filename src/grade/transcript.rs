@@ -184,7 +184,10 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
                         x.sort();
                         x == a
                     });
-                    if a != o && !any_placed {
+                    // One dlv breakpoint of a lab breakpoint's group (the wrapper's, or
+                    // the real function's that the notes' tip added) is part of it.
+                    let part = a.iter().all(|x| o.contains(x));
+                    if !part && !any_placed {
                         findings.push(format!("line {}: breakpoint on {func} at {}, but on your program it resolves to {}", n + 1, hexes(&addrs), hexes(&o)));
                     }
                 }
