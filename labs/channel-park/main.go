@@ -22,8 +22,12 @@ func receiver() {
 
 func main() {
 	go receiver()
-	// Let the receiver run: it parks in <-ch (GOMAXPROCS=1).
-	runtime.Gosched()
+	// Let the receiver run: it parks in <-ch (GOMAXPROCS=1). Under a debugger sysmon may
+	// preempt it on the way (the time stopped at breakpoints counts as running): give it
+	// a few turns.
+	for i := 0; i < 3; i++ {
+		runtime.Gosched()
+	}
 	ch <- 42 // the receiver is parked: the value goes straight to it
 	<-done
 	if got != 42 {
