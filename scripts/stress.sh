@@ -41,7 +41,7 @@ for lab in "${labs[@]}"; do
     if grep -q '^FAIL' "$out/run.txt"; then cp "$out/run.txt" "$out/fail-$lab-$i.txt"; fi
   done
   distinct=$(sort -u "$out/verdicts" | wc -l)
-  fulls=$(grep -c 'Score: \([0-9]*\)/\1;' "$out/verdicts" || true)
+  fulls=$(grep -c 'Score: \([0-9]*\)/\1 *;' "$out/verdicts" || true)
   printf '%-18s %d runs, %d distinct verdict(s), %d full, %d disturbed run(s) run again\n' "$lab" "$n" "$distinct" "$fulls" "$reruns"
   if [ "$distinct" -ne 1 ] || [ "$fulls" -ne "$n" ]; then
     fail=1
