@@ -54,7 +54,17 @@ fn json_goes_to_stdout_with_a_schema_on_every_reporting_command() {
         .iter()
         .map(|l| l["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["runq-order", "scheduler-callers", "startup-trace"]);
+    // Every lab folder of the clone, by name, in order.
+    let mut bundled: Vec<String> =
+        std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().join("lab.yaml").is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+    bundled.sort();
+    assert!(bundled.len() >= 3, "{bundled:?}");
+    assert_eq!(names, bundled);
 
     let (o, out, _) = golab(&["doctor", "--json"]);
     let v = json(&out);
