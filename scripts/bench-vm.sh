@@ -31,7 +31,9 @@ cargo build --release --quiet
 golab=$PWD/target/release/golab
 
 state=$(mktemp -d /tmp/golab-vm-bench.XXXXXX)
+http=
 cleanup() {
+  if [ -n "$http" ]; then kill "$http" 2>/dev/null || true; fi
   "$golab" destroy --provider qemu --name bench >/dev/null 2>&1 || true
   for pidfile in "$state"/machines/*/qemu.pid; do
     [ -f "$pidfile" ] || continue
@@ -67,6 +69,7 @@ sys.exit("the HTTP server on 127.0.0.1 did not start")' "$port"
     "$golab" image build --out "$images" --image "$base" --go-sha256 "$sha" --apt-mirror host \
     --dlv-src-url "http://127.0.0.1:$port/$(basename "$dlvsrc")" --dlv-src-sha256 "$dlvsha" --accel tcg
   kill "$http"
+  http=
   row "golab image build (provisioning + bake)" "$(secs "$s")" "$l"
 fi
 
