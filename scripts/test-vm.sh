@@ -89,7 +89,7 @@ served=http://127.0.0.1:$port
 cargo build --release --quiet
 golab=$PWD/target/release/golab
 export GOLAB_STATE=$state
-# A first boot that provisions from nothing took ~2450 s under TCG at load 15-20 here,
+# A first boot that provisions from nothing took ~3160 s under TCG at load 6-20 here,
 # past the 2400 s deadline: on a shared host the deadlines are doubled unless said.
 export GOLAB_VM_TIMEOUT_SCALE=${GOLAB_VM_TIMEOUT_SCALE:-2}
 stamp "golab run startup-trace (host, the verdict the VMs must give)"
