@@ -6,6 +6,13 @@
 #![cfg(target_os = "linux")]
 
 use serde_json::Value;
+
+/// The tests share the sandbox's uids (and the kill -9 test counts every process of
+/// them), so they run one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static M: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    M.lock().unwrap_or_else(|e| e.into_inner())
+}
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -26,6 +33,7 @@ fn result(out: &Path, student: &str) -> Value {
 
 #[test]
 fn hostile_programs_each_get_their_own_verdict_and_the_batch_goes_on() {
+    let _one_at_a_time = serial();
     sandbox_is_available();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hostile");
     // The grader's work folder must be reachable by the sandbox's unprivileged uids.
@@ -200,6 +208,7 @@ fn grade(subs: &Path, out: &Path) -> (String, String) {
 /// host's disk, the files a submission could not have sent).
 #[test]
 fn the_ten_findings_of_issue_10_each_get_a_fair_outcome() {
+    let _one_at_a_time = serial();
     sandbox_is_available();
     let dir = tempfile::Builder::new()
         .prefix("golab-grade-10-")
@@ -538,6 +547,7 @@ fn the_ten_findings_of_issue_10_each_get_a_fair_outcome() {
 /// finished, keeping every result already written.
 #[test]
 fn a_grader_killed_with_9_leaves_nothing_running_and_a_rerun_finishes() {
+    let _one_at_a_time = serial();
     sandbox_is_available();
     let dir = tempfile::Builder::new()
         .prefix("golab-grade-kill-")

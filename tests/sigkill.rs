@@ -160,7 +160,13 @@ fn the_detector_finds_an_orphan_left_on_purpose() {
         .status()
         .unwrap();
     assert!(st.success());
-    let left = marked(&marker);
+    // The shell that put it in the background may still be ending.
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut left = marked(&marker);
+    while left.iter().any(|p| p.comm != "sleep") && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+        left = marked(&marker);
+    }
     assert_eq!(
         left.len(),
         1,

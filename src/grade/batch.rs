@@ -159,10 +159,12 @@ pub fn run(g: &Grader, subs: &[Submission], o: &Options) -> Result<BatchResult> 
             bail!("--only {s}: no submission of {s} in the submissions folder");
         }
     }
+    // One submission that cannot be read whole never stops the batch: its unpacking
+    // gives it an outcome of its own; the hash only says it is unreadable.
     let hashes: Vec<String> = subs
         .iter()
-        .map(super::gradebook::content_hash)
-        .collect::<Result<_>>()?;
+        .map(|s| super::gradebook::content_hash(s).unwrap_or_else(|e| format!("unreadable: {e:#}")))
+        .collect();
     // A result stands unless --force, unless the submission changed since (its content
     // hash), or unless it is golab's own failure (regraded).
     let done_before = |s: &Submission, hash: &str| -> bool {

@@ -26,7 +26,7 @@ pub fn content_hash(s: &Submission) -> Result<String> {
         Source::Zip(p) | Source::TarGz(p) => {
             h.update(std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?)
         }
-        Source::Folder(d) => hash_dir(&mut h, d, "")?,
+        Source::Folder(d) => hash_dir(&mut h, d, "", 0)?,
         // Not unpacked, not graded: their outcome stands on the name(s) alone.
         Source::Unusable { name, .. } => h.update(format!("U{name}").as_bytes()),
         Source::Duplicate(paths) => {
@@ -38,7 +38,14 @@ pub fn content_hash(s: &Submission) -> Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn hash_dir(h: &mut Sha256, dir: &Path, rel: &str) -> Result<()> {
+/// Deeper trees are refused when unpacked (`unsafe-archive`); their hash needs no more.
+const HASH_DEPTH: usize = 32;
+
+fn hash_dir(h: &mut Sha256, dir: &Path, rel: &str, depth: usize) -> Result<()> {
+    if depth > HASH_DEPTH {
+        h.update(format!("X{rel}\0").as_bytes());
+        return Ok(());
+    }
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .collect::<std::io::Result<_>>()?;
@@ -51,7 +58,7 @@ fn hash_dir(h: &mut Sha256, dir: &Path, rel: &str) -> Result<()> {
             h.update(std::fs::read_link(e.path())?.to_string_lossy().as_bytes());
         } else if t.is_dir() {
             h.update(format!("D{name}\0").as_bytes());
-            hash_dir(h, &e.path(), &name)?;
+            hash_dir(h, &e.path(), &name, depth + 1)?;
         } else if t.is_file() {
             let bytes = std::fs::read(e.path())?;
             h.update(format!("F{name}\0{}\0", bytes.len()).as_bytes());

@@ -192,7 +192,7 @@ fn copy_folder(src: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe
                 // say) is refused, not copied.
                 let f = match std::fs::OpenOptions::new()
                     .read(true)
-                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                    .custom_flags(crate::sys::proc::OPEN_NOFOLLOW_NONBLOCK)
                     .open(e.path())
                 {
                     Ok(f) => f,

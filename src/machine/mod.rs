@@ -314,17 +314,7 @@ impl SshMaster {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         // Even a SIGKILL of golab ends the master: the kernel kills it with its parent.
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-            unsafe {
-                c.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
-        }
+        crate::sys::proc::die_with_parent(&mut c);
         let mut g = exec::Group::spawn(c, "ssh (shared connection)")?;
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
