@@ -218,6 +218,27 @@ pub fn default_sigpipe() {
     }
 }
 
+/// The child started from `c` gets SIGKILL when the thread that started it ends, even
+/// by a SIGKILL of golab (Linux's parent-death signal); elsewhere nothing changes.
+pub fn die_with_parent(c: &mut std::process::Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = c;
+}
+
+/// open(2) flags: do not follow a final symbolic link, do not block on a FIFO.
+pub const OPEN_NOFOLLOW_NONBLOCK: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,24 +276,3 @@ mod tests {
         assert!(!alive(0) && !alive(u32::MAX));
     }
 }
-
-/// The child started from `c` gets SIGKILL when the thread that started it ends, even
-/// by a SIGKILL of golab (Linux's parent-death signal); elsewhere nothing changes.
-pub fn die_with_parent(c: &mut std::process::Command) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            c.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = c;
-}
-
-/// open(2) flags: do not follow a final symbolic link, do not block on a FIFO.
-pub const OPEN_NOFOLLOW_NONBLOCK: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK;
