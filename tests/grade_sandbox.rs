@@ -501,8 +501,12 @@ fn the_ten_findings_of_issue_10_each_get_a_fair_outcome() {
             .unwrap()
             .iter()
             .find(|r| r["student"] == s)
-            .unwrap()["flags"]
-            .to_string()
+            .map(|r| match &r["flags"] {
+                // No flags: the field is left out.
+                Value::Null => "[]".to_string(),
+                f => f.to_string(),
+            })
+            .unwrap()
     };
     assert!(
         flags("f10-copy1").contains("f10-copy2"),
