@@ -40,7 +40,7 @@
 //!   I did not read 1.24, so whether 1.24 already has `globrunqgetbatch` is
 //!   unknown (the profile assumes the old shape for ≤1.24).
 //! * go1.15.8, 1.16.14, 1.17.1, 1.18 and 1.23.5 facts come from
-//!   `/work/shared/GO-RUNTIME-SOURCE.md` §2-3 (read by someone else from
+//!   `../shared/GO-RUNTIME-SOURCE.md` §2-3 (read by someone else from
 //!   mirrors). 1.21, 1.22 and 1.24 were not read by anyone; they are inferred.
 //!
 //! ## What the model is
@@ -361,10 +361,10 @@ impl Profile {
                 "read: golang/go tip proc.go from the search index (go1.27-era); 1.26 inferred"
             }
             17 | 18 | 23 => {
-                "from /work/shared/GO-RUNTIME-SOURCE.md (1.17.1, 1.18, 1.23.5 mirrors), not re-read here"
+                "from the runtime source notes (1.17.1, 1.18, 1.23.5: ../shared/GO-RUNTIME-SOURCE.md in the repository's workspace), not re-read here"
             }
             15 | 16 => {
-                "from /work/shared/GO-RUNTIME-SOURCE.md (1.15.8, 1.16.14 mirrors), not re-read here"
+                "from the runtime source notes (1.15.8, 1.16.14: ../shared/GO-RUNTIME-SOURCE.md), not re-read here"
             }
             20..=24 => "not read: inferred from 1.19.8 and 1.23.5 (and the 1.25 change)",
             _ => "unverified: below 1.15, treated like 1.15",
