@@ -443,6 +443,16 @@ pub struct ExplainArgs {
 
 #[derive(Args, Clone)]
 pub struct ToolArgs {
+    /// A Go from golab's toolchains folder (`scripts/fetch-toolchains.sh`; `$GOLAB_TOOLCHAINS`,
+    /// else ~/.cache/golab/toolchains): `pinned` for the course's Go 1.17.1, or a release
+    /// such as `1.22`; debugged with the dlv that serves it (toolchains.txt) unless --dlv.
+    #[arg(
+        long,
+        env = "GOLAB_GO",
+        conflicts_with = "goroot",
+        value_name = "pinned|1.X"
+    )]
+    pub go: Option<String>,
     /// GOROOT of the Go to use (else `go` on PATH).
     #[arg(long, env = "GOLAB_GOROOT")]
     pub goroot: Option<PathBuf>,
@@ -455,12 +465,20 @@ pub struct ToolArgs {
 }
 
 impl ToolArgs {
-    pub fn choice(&self) -> Choice {
-        Choice {
+    /// The tools asked for; `--go` becomes that Go's GOROOT and its serving dlv.
+    pub fn choice(&self) -> anyhow::Result<Choice> {
+        let mut c = Choice {
             goroot: self.goroot.clone(),
             dlv: self.dlv.clone(),
             gdb: self.gdb.clone(),
+        };
+        if let Some(spec) = &self.go {
+            let (root, dlv) =
+                crate::toolchain::from_folder(&crate::toolchain::toolchains_dir(), spec)?;
+            c.goroot = Some(root);
+            c.dlv = c.dlv.or(Some(dlv));
         }
+        Ok(c)
     }
 }
 

@@ -60,7 +60,7 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Cmd::Doctor(t) => {
-            let findings = doctor::examine(&t.tools.choice());
+            let findings = doctor::examine(&t.tools.choice()?);
             let (text, ready) = doctor::report(&findings);
             if t.json {
                 println!(
@@ -76,7 +76,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(if ready { Exit::Ok } else { Exit::Failed }.into())
         }
         Cmd::Lint(a) => {
-            let (text, clean) = golab::lint::lint(&a.lab, &a.tools.choice())?;
+            let (text, clean) = golab::lint::lint(&a.lab, &a.tools.choice()?)?;
             print!("{text}");
             Ok(if clean { Exit::Ok } else { Exit::Failed }.into())
         }
@@ -112,8 +112,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Run(a) => {
             let lab = lab::load(&a.lab)?;
+            if a.tools.go.is_some() && a.machine.provider != cli::VmProvider::Host {
+                anyhow::bail!(
+                    "--go picks a Go from this machine's toolchains folder; the lab VM has the pinned Go and dlv installed: leave --go out (or give --goroot/--dlv paths inside the VM)"
+                );
+            }
             let opts = runner::Options {
-                choice: a.tools.choice(),
+                choice: a.tools.choice()?,
                 transcript: a.transcript.clone(),
                 keep_work: a.work.clone(),
                 quiet: a.quiet,

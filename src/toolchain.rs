@@ -192,6 +192,96 @@ pub fn serving_dlv_in(dir: &Path, go: GoVersion) -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
+/// The toolchains folder `scripts/fetch-toolchains.sh` fills: `$GOLAB_TOOLCHAINS`, else
+/// `~/.cache/golab/toolchains` (the script's own default).
+pub fn toolchains_dir() -> PathBuf {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("GOLAB_TOOLCHAINS")
+        .or_else(|| var("HOME").map(|h| h.join(".cache/golab/toolchains")))
+        .unwrap_or_else(|| PathBuf::from(".cache/golab/toolchains"))
+}
+
+/// The Go that `pinned` names: the table's `go` row (the course's release).
+pub fn pinned_go() -> (&'static str, &'static str) {
+    TABLE
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&"go") && f.len() >= 3).then(|| (f[1], f[2]))
+        })
+        .expect("toolchains.txt has a go row")
+}
+
+/// The GOROOT of the `go` on PATH when it is release `name` (`go1.19`).
+fn path_goroot_of(name: &str) -> Option<PathBuf> {
+    let host = Machine::Host;
+    let go = find_tool(&host, "go", None, "").ok()?;
+    let v = go_version(&host, &go, None).ok()?;
+    if format!("go{}.{}", v.major, v.minor) != name {
+        return None;
+    }
+    let out = std::process::Command::new(&go)
+        .args(["env", "GOROOT"])
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .ok()?;
+    let r = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    r.join("bin/go").is_file().then_some(r)
+}
+
+/// `--go SPEC` (`pinned`, `1.22`, `go1.22`): the GOROOT in the toolchains folder `dir`
+/// and the dlv that serves that Go there. The error names the command that fetches it.
+pub fn from_folder(dir: &Path, spec: &str) -> Result<(PathBuf, PathBuf)> {
+    let spec = spec.trim();
+    let (name, fetch) = if spec == "pinned" {
+        (pinned_go().0.to_string(), "pinned")
+    } else {
+        let v = GoVersion::parse(spec.trim_start_matches("go")).with_context(|| {
+            format!("--go {spec}: not a Go release (give `pinned` or one like 1.22)")
+        })?;
+        (format!("go{}.{}", v.major, v.minor), "all")
+    };
+    let mut root = dir.join(&name);
+    if !root.join("bin/go").is_file()
+        && let Some(r) = path_goroot_of(&name)
+    {
+        root = r; // e.g. Debian's golang-go for go1.19, which the scripts leave to apt
+    }
+    if !root.join("bin/go").is_file() {
+        let mut known: Vec<&str> = TABLE
+            .lines()
+            .filter_map(|l| l.strip_prefix("pair ")?.split_whitespace().next())
+            .collect();
+        known.dedup();
+        let how = if known.contains(&name.as_str()) {
+            format!("`bash scripts/fetch-toolchains.sh {fetch}` builds it there")
+        } else {
+            format!(
+                "golab's scripts fetch {} (toolchains.txt), not {name}",
+                known.join(", ")
+            )
+        };
+        bail!(
+            "--go {spec}: there is no {name} in the toolchains folder {} ({how}; or give --goroot)",
+            dir.display()
+        );
+    }
+    let minor = name.trim_start_matches("go1.").parse::<u32>().unwrap_or(0);
+    let go = GoVersion::new(1, minor, 0);
+    let Some(dlv) = serving_dlv_in(dir, go) else {
+        bail!(
+            "--go {spec}: no dlv {} (the one that serves {name}, toolchains.txt) in {} (`bash scripts/fetch-toolchains.sh {fetch}` builds it; or give --dlv)",
+            serving_dlv(go).unwrap_or("?"),
+            dir.display()
+        );
+    };
+    Ok((root, dlv))
+}
+
 /// The tools one lab run uses, with their versions.
 #[derive(Debug, Clone, Serialize)]
 pub struct Toolchain {
@@ -408,6 +498,38 @@ pub fn page_size() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_flag_resolves_in_the_toolchains_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let touch = |p: &str| {
+            let p = d.path().join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "").unwrap();
+        };
+        touch("go1.17/bin/go");
+        // No dlv yet: the error names the dlv that serves go1.17 and the fix.
+        let e = format!("{:#}", from_folder(d.path(), "pinned").unwrap_err());
+        assert!(
+            e.contains("no dlv 1.9.1") && e.contains("fetch-toolchains.sh pinned"),
+            "{e}"
+        );
+        touch("dlv-1.9.1/dlv");
+        touch("dlv-1.7.3/dlv"); // also covers 1.17, but is not the newest that does
+        let (root, dlv) = from_folder(d.path(), "pinned").unwrap();
+        assert_eq!(root, d.path().join("go1.17"));
+        assert_eq!(dlv, d.path().join("dlv-1.9.1/dlv"));
+        assert_eq!(from_folder(d.path(), "1.17.1").unwrap().0, root);
+        assert_eq!(from_folder(d.path(), "go1.17").unwrap().0, root);
+        let e = format!("{:#}", from_folder(d.path(), "1.22").unwrap_err());
+        assert!(
+            e.contains("no go1.22") && e.contains("fetch-toolchains.sh all"),
+            "{e}"
+        );
+        let e = format!("{:#}", from_folder(d.path(), "1.3").unwrap_err());
+        assert!(e.contains("not go1.3"), "{e}");
+        assert!(from_folder(d.path(), "banana").is_err());
+    }
 
     #[test]
     fn go_versions_parse_and_order() {

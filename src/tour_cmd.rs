@@ -22,7 +22,7 @@ pub fn run(a: &TourArgs) -> Result<ExitCode> {
     }
     let lab = golab::lab::load("startup-trace")?;
     let m = Machine::Host;
-    let tc = go_and_dlv(&a.tools.choice(), &m)?;
+    let tc = go_and_dlv(&a.tools.choice()?, &m)?;
     let (profile, _) = Profile::for_version(tc.go_version);
     let dir = a.program.clone().unwrap_or(lab.dir.clone());
     if !dir.join("main.go").is_file() {

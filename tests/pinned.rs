@@ -1,5 +1,6 @@
 //! The course's own pair, Go 1.17.1 + dlv 1.9.1 (built by `scripts/fetch-toolchains.sh
-//! pinned`, which scripts/test.sh runs first): every bundled lab scores full with it.
+//! pinned`, which scripts/test.sh runs first): every bundled lab scores full with it,
+//! picked as a user picks it (`golab run LAB --go pinned`).
 //! The toolchains' absence is a failure with the command that fixes it, never a skip.
 
 use std::path::{Path, PathBuf};
@@ -26,14 +27,15 @@ fn pinned() -> (PathBuf, PathBuf) {
     (goroot, dlv)
 }
 
-/// Runs `lab` on the pinned pair; returns (exit code, stdout).
+/// Runs `lab` on the pinned pair, chosen as a user does (`--go pinned`: the toolchains
+/// folder's Go 1.17.1 and the dlv that serves it); returns (exit code, stdout).
 fn run(lab: &str, extra: &[&str]) -> (i32, String) {
     let (goroot, dlv) = pinned();
     let o = Command::new(env!("CARGO_BIN_EXE_golab"))
-        .args(["run", lab, "-q", "-v", "--goroot"])
-        .arg(&goroot)
-        .arg("--dlv")
-        .arg(&dlv)
+        .args(["run", lab, "-q", "-v", "--go", "pinned"])
+        .env("GOLAB_TOOLCHAINS", cache())
+        .env_remove("GOLAB_GOROOT")
+        .env_remove("GOLAB_DLV")
         .args(extra)
         .env(
             "GOLAB_LABS",
@@ -44,8 +46,12 @@ fn run(lab: &str, extra: &[&str]) -> (i32, String) {
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        out.contains("go1.17.1") && out.contains("dlv 1.9.1"),
-        "not the pinned pair:\n{out}\n{err}"
+        out.contains("go1.17.1")
+            && out.contains("dlv 1.9.1")
+            && out.contains(&*goroot.to_string_lossy())
+            && dlv.is_file(),
+        "--go pinned did not pick the pinned pair of {}:\n{out}\n{err}",
+        cache().display()
     );
     (o.status.code().unwrap_or(-1), format!("{out}\n{err}"))
 }
@@ -89,6 +95,20 @@ fn scheduler_callers_scores_full_on_go1171_with_dlv191() {
 #[test]
 fn runq_order_scores_full_on_go1171_with_dlv191() {
     let (code, out) = run("runq-order", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(full(&out), "{out}");
+}
+
+#[test]
+fn channel_park_scores_full_on_go1171_with_dlv191() {
+    let (code, out) = run("channel-park", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(full(&out), "{out}");
+}
+
+#[test]
+fn syscall_handoff_scores_full_on_go1171_with_dlv191() {
+    let (code, out) = run("syscall-handoff", &[]);
     assert_eq!(code, 0, "{out}");
     assert!(full(&out), "{out}");
 }
