@@ -507,7 +507,23 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
             transcript.write(&format!("{name}dlv-console.txt"), &d.console)?;
         }
         match &d.error {
-            Some(e) => bail!("the dlv session of ./main {} failed: {e}", args.join(" ")),
+            Some(e) => {
+                // The hint goes right under dlv's first line, above its stack trace.
+                let (first, rest) = e.split_once('\n').unwrap_or((e, ""));
+                let hint = tc
+                    .dlv_mismatch_hint()
+                    .map(|h| format!("\n  {h}"))
+                    .unwrap_or_default();
+                let rest = if rest.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n{rest}")
+                };
+                bail!(
+                    "the dlv session of ./main {} failed: {first}{hint}{rest}",
+                    args.join(" ")
+                )
+            }
             None => Ok(d),
         }
     };

@@ -355,6 +355,24 @@ impl Toolchain {
         (Vec::new(), None)
     }
 
+    /// When this dlv does not support this Go natively: what that means and the fix (the
+    /// dlv that serves this Go, toolchains.txt). Said beside a failed dlv session, since an
+    /// old dlv on a newer Go fails inside dlv ("Internal debugger error").
+    pub fn dlv_mismatch_hint(&self) -> Option<String> {
+        let (lo, hi) = dlv_supported_go(&self.dlv_version)?;
+        if self.dlv_supports_go() != Some(false) {
+            return None;
+        }
+        let v = self.go_version;
+        let serving = serving_dlv(v)
+            .map(|d| format!("dlv {d} serves go{}.{} (`golab run LAB --go {}.{}` picks both from the toolchains folder)", v.major, v.minor, v.major, v.minor))
+            .unwrap_or_else(|| "no dlv golab knows serves it (toolchains.txt)".into());
+        Some(format!(
+            "dlv {} supports Go {}.{} to {}.{} natively and this is {v}, so it ran with --check-go-version=false; {serving}",
+            self.dlv_version, lo.major, lo.minor, hi.major, hi.minor
+        ))
+    }
+
     /// Whether this dlv supports this Go without `--check-go-version=false`.
     pub fn dlv_supports_go(&self) -> Option<bool> {
         dlv_supported_go(&self.dlv_version)
@@ -498,6 +516,41 @@ pub fn page_size() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unsupported_pair_names_the_dlv_that_serves_the_go() {
+        let tc = |go: GoVersion, dlv: &str| Toolchain {
+            go: "go".into(),
+            goroot: None,
+            go_version: go,
+            dlv: "dlv".into(),
+            dlv_version: dlv.into(),
+            gdb: "gdb".into(),
+            gdb_version: String::new(),
+            readelf: "readelf".into(),
+            readelf_version: String::new(),
+        };
+        let h = tc(GoVersion::new(1, 23, 5), "1.9.1")
+            .dlv_mismatch_hint()
+            .unwrap();
+        assert!(h.contains("dlv 1.9.1 supports Go 1.17 to 1.19"), "{h}");
+        assert!(
+            h.contains("this is go1.23.5") && h.contains("dlv 1.24.0 serves go1.23"),
+            "{h}"
+        );
+        assert!(h.contains("--go 1.23"), "{h}");
+        // A supported pair has nothing to say.
+        assert_eq!(
+            tc(GoVersion::new(1, 17, 1), "1.9.1").dlv_mismatch_hint(),
+            None
+        );
+        assert_eq!(
+            tc(GoVersion::new(1, 17, 1), "1.20.2")
+                .dlv_mismatch_hint()
+                .is_some(),
+            true
+        );
+    }
 
     #[test]
     fn go_flag_resolves_in_the_toolchains_folder() {
