@@ -544,11 +544,10 @@ mod tests {
             tc(GoVersion::new(1, 17, 1), "1.9.1").dlv_mismatch_hint(),
             None
         );
-        assert_eq!(
+        assert!(
             tc(GoVersion::new(1, 17, 1), "1.20.2")
                 .dlv_mismatch_hint()
-                .is_some(),
-            true
+                .is_some()
         );
     }
 
