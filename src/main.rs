@@ -110,39 +110,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(Exit::Ok.into())
         }
-        Cmd::Run(a) => {
-            let lab = lab::load(&a.lab)?;
-            let opts = runner::Options {
-                choice: a.tools.choice(),
-                transcript: a.transcript.clone(),
-                keep_work: a.work.clone(),
-                quiet: a.quiet,
-                scenario: a.scenario.clone(),
-                repeat: a.repeat,
-                prebuilt: a.binary.clone(),
-                machine: vm::machine(a.machine.provider, &a.machine.name)?,
-            };
-            let out = runner::run(&lab, &opts)?;
-            let json = report::json(&out.observation, &out.verdict);
-            if let Some(j) = &a.json_file {
-                files::write_atomic(j, json.as_bytes())?;
-            }
-            if a.json {
-                println!("{json}");
-            } else {
-                print!("{}", report::terminal(&out.verdict, &out.header, a.verbose));
-            }
-            if let Some(h) = &a.html {
-                let page = golab::html::run_page(&lab, &out.observation, &out.verdict, &out.header);
-                files::write_atomic(h, page.as_bytes())?;
-            }
-            Ok(if out.verdict.passed() {
-                Exit::Ok
-            } else {
-                Exit::Failed
-            }
-            .into())
-        }
+        Cmd::Run(a) => run(&a),
         Cmd::Assign(a) => commands::assign(&a),
         Cmd::Grade(a) => commands::grade(&a),
         Cmd::Check(a) => commands::check(&a),
@@ -324,4 +292,64 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `golab run`. When it cannot be done, `--json`/`--json-file` still get a document:
+/// the error's kind (`compile-error`, `timeout`, `error`) and message, which is how the
+/// grader learns a submission's outcome.
+fn run(a: &cli::RunArgs) -> Result<ExitCode> {
+    if let Some(j) = &a.json_file {
+        // No document from an earlier run may stand in for this one's if it dies.
+        let _ = std::fs::remove_file(j);
+    }
+    match run_lab(a) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            if a.json_file.is_some() || a.json {
+                let (kind, message) = runner::failure(&e);
+                let doc = golab::exit::error_document(Doc::Run, kind, &message);
+                if let Some(j) = &a.json_file {
+                    files::write_atomic(j, doc.as_bytes())?;
+                }
+                if a.json {
+                    println!("{doc}");
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+fn run_lab(a: &cli::RunArgs) -> Result<ExitCode> {
+    let lab = lab::load(&a.lab)?;
+    let opts = runner::Options {
+        choice: a.tools.choice(),
+        transcript: a.transcript.clone(),
+        keep_work: a.work.clone(),
+        quiet: a.quiet,
+        scenario: a.scenario.clone(),
+        repeat: a.repeat,
+        prebuilt: a.binary.clone(),
+        machine: vm::machine(a.machine.provider, &a.machine.name)?,
+    };
+    let out = runner::run(&lab, &opts)?;
+    let json = report::json(&out.observation, &out.verdict);
+    if let Some(j) = &a.json_file {
+        files::write_atomic(j, json.as_bytes())?;
+    }
+    if a.json {
+        println!("{json}");
+    } else {
+        print!("{}", report::terminal(&out.verdict, &out.header, a.verbose));
+    }
+    if let Some(h) = &a.html {
+        let page = golab::html::run_page(&lab, &out.observation, &out.verdict, &out.header);
+        files::write_atomic(h, page.as_bytes())?;
+    }
+    Ok(if out.verdict.passed() {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    }
+    .into())
 }

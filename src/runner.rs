@@ -296,6 +296,22 @@ impl Transcript {
     }
 }
 
+/// What kind of failure stopped a run, and the message that goes with it (for a
+/// compile error, the compiler's own output), from the error's types.
+pub fn failure(e: &anyhow::Error) -> (crate::exit::ErrorKind, String) {
+    use crate::exit::ErrorKind;
+    if let Some(c) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<build::CompileError>())
+    {
+        return (ErrorKind::CompileError, c.output.clone());
+    }
+    if crate::exec::timed_out(e) {
+        return (ErrorKind::Timeout, format!("{e:#}"));
+    }
+    (ErrorKind::Error, format!("{e:#}"))
+}
+
 pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
     let static_check = lab
         .checks
@@ -469,7 +485,11 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
             &format!("(gdb) info file\n{}", g.info_file),
         )?;
         if let Some(e) = g.error {
-            bail!("the gdb session failed: {e}");
+            let e = format!("the gdb session failed: {e}");
+            if g.timed_out {
+                return Err(crate::exec::TimedOut(e).into());
+            }
+            bail!(e);
         }
         obs.entry.gdb = g.entry;
         warnings.extend(g.session.warnings.iter().map(|w| format!("gdb: {w}")));
@@ -507,7 +527,13 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
             transcript.write(&format!("{name}dlv-console.txt"), &d.console)?;
         }
         match &d.error {
-            Some(e) => bail!("the dlv session of ./main {} failed: {e}", args.join(" ")),
+            Some(e) => {
+                let e = format!("the dlv session of ./main {} failed: {e}", args.join(" "));
+                if d.timed_out {
+                    return Err(crate::exec::TimedOut(e).into());
+                }
+                bail!(e)
+            }
             None => Ok(d),
         }
     };

@@ -528,7 +528,7 @@ impl LabRunner for Sandboxed {
                 }
                 outcome_of(out.status.code(), &out.stderr, &obs)?
             }
-            Err(e) if format!("{e:#}").contains("did not finish in time") => Ran::Stopped {
+            Err(e) if crate::exec::timed_out(&e) => Ran::Stopped {
                 outcome: Outcome::Timeout,
                 message: "the lab run of your program did not finish in time".into(),
             },

@@ -259,7 +259,9 @@ impl Client {
         self.writer.write_all(format!("{req}\n").as_bytes())?;
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            bail!("the dlv session ran past its deadline");
+            return Err(
+                crate::exec::TimedOut("the dlv session ran past its deadline".into()).into(),
+            );
         }
         let mut line = String::new();
         // In the sandbox, a dlv that the program stopped is noticed within a poll.
@@ -271,7 +273,10 @@ impl Client {
         loop {
             let left = self.deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                bail!("dlv did not answer {method} before the session's deadline");
+                return Err(crate::exec::TimedOut(format!(
+                    "dlv did not answer {method} before the session's deadline"
+                ))
+                .into());
             }
             self.reader
                 .get_ref()
@@ -421,6 +426,8 @@ pub struct DlvRun {
     pub console: String,
     /// Why the session ended early, if it did; what it recorded until then is kept.
     pub error: Option<String>,
+    /// The session ended because its deadline passed (`error` says which call).
+    pub timed_out: bool,
 }
 
 /// Starts `dlv exec --headless` and returns the group and the API address.
@@ -580,7 +587,9 @@ pub fn run(
             wrappers: Vec::new(),
             done_stops: vec![false; plan.stops.len()],
         };
-        let mut error = d.drive().err().map(|e| format!("{e:#}"));
+        let failed = d.drive().err();
+        let mut timed_out = failed.as_ref().is_some_and(crate::exec::timed_out);
+        let mut error = failed.map(|e| format!("{e:#}"));
         // In the sandbox dlv never ends a session by itself: if it is gone, the program
         // under it ended it (a signal), and nothing it said after that is evidence.
         if let Some(e) = &error
@@ -594,6 +603,7 @@ pub fn run(
                 std::thread::sleep(Duration::from_millis(20));
             }
             if let Some(st) = status {
+                timed_out = false;
                 error = Some(format!(
                     "{} dlv ended during the session ({st}) while your program ran under it: {e}",
                     crate::machine::INTERFERENCE
@@ -612,6 +622,7 @@ pub fn run(
             readable,
             console,
             error,
+            timed_out,
         });
     }
 }
