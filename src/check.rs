@@ -5,55 +5,14 @@
 use crate::lab::{CheckKind, CheckSpec, Lab};
 use crate::reference::{Profile, callers, sched, startup};
 use crate::trace::{Hit, Observation, Session, stop_matches};
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-/// A value golab knows independently of the process, to compare with one read inside it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fact {
-    Argc,
-    Argv,
-    PageSize,
-    Ncpu,
-    Gomaxprocs,
-    Symbol(String),
-    Int(u64),
-    Bool(bool),
-    /// A Go constant's name (`waitReasonChanReceive`): dlv prints an enum value as
-    /// `waitReasonChanReceive (14)`, and the name is what is compared.
-    Name(String),
-}
+pub use crate::lab::fact::Fact;
+use crate::lab::fact::{is_go_name, parse_int};
 
 impl Fact {
-    pub fn parse(s: &str) -> Result<Fact> {
-        let s = s.trim();
-        Ok(match s {
-            "argc" => Fact::Argc,
-            "argv" => Fact::Argv,
-            "page-size" => Fact::PageSize,
-            "ncpu" => Fact::Ncpu,
-            "gomaxprocs" => Fact::Gomaxprocs,
-            "true" => Fact::Bool(true),
-            "false" => Fact::Bool(false),
-            _ => {
-                if let Some(sym) = s.strip_prefix("symbol ") {
-                    Fact::Symbol(sym.trim().to_string())
-                } else if let Some(n) = parse_int(s) {
-                    Fact::Int(n)
-                } else if is_go_name(s) && s.chars().any(|c| c.is_uppercase() || c == '_') {
-                    // A constant's name has a capital or a leading underscore
-                    // (`waitReasonChanReceive`, `_Gwaiting`); `cpus` stays a typo.
-                    Fact::Name(s.to_string())
-                } else {
-                    bail!(
-                        "'{s}' is not a fact golab knows (argc, argv, page-size, ncpu, gomaxprocs, symbol NAME, a number, true, false, or a Go constant's name such as waitReasonChanReceive)"
-                    )
-                }
-            }
-        })
-    }
-
     fn value(&self, o: &Observation) -> Option<Val> {
         let f = &o.facts;
         Some(match self {
@@ -101,27 +60,11 @@ impl std::fmt::Display for Val {
 
 /// `waitReasonChanReceive`, `_Gwaiting`, `runtime.waitReasonZero`: a Go identifier,
 /// optionally qualified.
-fn is_go_name(s: &str) -> bool {
-    s.split('.').all(|p| {
-        let mut c = p.chars();
-        c.next().is_some_and(|f| f.is_alphabetic() || f == '_')
-            && c.all(|x| x.is_alphanumeric() || x == '_')
-    })
-}
-
 /// The name in dlv's rendering of a constant: `waitReasonChanReceive (14)` ->
 /// `waitReasonChanReceive`; `runtime.waitReasonChanReceive (14)` as well.
 fn value_name(observed: &str) -> Option<&str> {
     let n = observed.split_whitespace().next()?;
     is_go_name(n).then_some(n)
-}
-
-fn parse_int(s: &str) -> Option<u64> {
-    let s = s.trim();
-    match s.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16).ok(),
-        None => s.parse().ok(),
-    }
 }
 
 fn parse_val(s: &str) -> Option<Val> {

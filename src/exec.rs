@@ -73,6 +73,11 @@ pub fn timed_out(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<TimedOut>().is_some())
 }
 
+/// The first executable `name` on this process's PATH (the one PATH lookup golab has).
+pub fn which(name: &str) -> Option<std::path::PathBuf> {
+    ::which::which(name).ok()
+}
+
 /// A child in its own process group; dropping it kills the group.
 pub struct Group {
     child: Child,

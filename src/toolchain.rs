@@ -311,20 +311,6 @@ pub fn find_tool(m: &Machine, name: &str, explicit: Option<&Path>, flag: &str) -
     })
 }
 
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    p.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
 /// The command that installs a tool on Debian or Ubuntu.
 pub fn install_hint(name: &str) -> String {
     let pkg = match name {
@@ -393,16 +379,6 @@ pub fn first_line_version(m: &Machine, tool: &Path, flag: &str) -> Result<String
         .last()
         .map(str::to_string)
         .with_context(|| format!("cannot read the version of {}", tool.display()))
-}
-
-/// The machine's logical CPUs as the Go runtime counts them (`sys::host::logical_cpus`).
-pub fn affinity_cpus() -> u32 {
-    crate::sys::host::logical_cpus()
-}
-
-/// The machine's page size (what the kernel puts in the auxiliary vector as AT_PAGESZ).
-pub fn page_size() -> u64 {
-    crate::sys::host::page_size()
 }
 
 #[cfg(test)]

@@ -289,57 +289,6 @@ pub fn load(
     Ok(b)
 }
 
-/// Flags submissions that share what no two honest ones share: a byte-identical
-/// answers.yaml, or a value a real dlv session gets anew each run (a stack address under
-/// ASLR, a thread id). Flags are for a person to look at; they change no score.
-pub fn flag_copies(results: &mut [SubmissionResult]) {
-    use std::collections::BTreeMap;
-    let mut by_answers: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let mut by_value: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, r) in results.iter().enumerate() {
-        if let Some(h) = &r.answers_sha256 {
-            by_answers.entry(h.clone()).or_default().push(i);
-        }
-        if let Some(t) = &r.transcript {
-            for v in &t.per_run {
-                by_value.entry(v.clone()).or_default().push(i);
-            }
-        }
-    }
-    let mut flags: Vec<Vec<String>> = vec![Vec::new(); results.len()];
-    for group in by_answers.values().filter(|g| g.len() > 1) {
-        for &i in group {
-            let others: Vec<&str> = group
-                .iter()
-                .filter(|&&j| j != i)
-                .map(|&j| results[j].student.as_str())
-                .collect();
-            flags[i].push(format!(
-                "answers.yaml is byte for byte the same as {}'s",
-                others.join(", ")
-            ));
-        }
-    }
-    let mut shared: BTreeMap<(usize, usize), Vec<&str>> = BTreeMap::new();
-    for (v, group) in by_value.iter().filter(|(_, g)| g.len() > 1) {
-        for &i in group {
-            for &j in group.iter().filter(|&&j| j != i) {
-                shared.entry((i, j)).or_default().push(v.as_str());
-            }
-        }
-    }
-    for ((i, j), vals) in shared {
-        flags[i].push(format!(
-            "the dlv transcript shares values a real session gets anew each run with {}'s: {}",
-            results[j].student,
-            vals.join(", ")
-        ));
-    }
-    for (r, f) in results.iter_mut().zip(flags) {
-        r.flags = f;
-    }
-}
-
 /// Writes every rendering of a batch into `out`.
 pub fn write_reports(b: &BatchResult, out: &Path) -> Result<()> {
     write_atomic(&out.join("gradebook.csv"), super::render::csv(b).as_bytes())?;

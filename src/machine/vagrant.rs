@@ -458,7 +458,7 @@ impl Vagrant {
         pick_provider(
             std::env::consts::OS,
             std::env::consts::ARCH,
-            crate::toolchain::which("VBoxManage").is_some(),
+            crate::exec::which("VBoxManage").is_some(),
             has("vagrant-libvirt"),
             has("vagrant-qemu"),
         )
@@ -470,7 +470,7 @@ impl Vagrant {
 
     /// Vagrant must be on PATH for anything but `golab render`.
     fn require_vagrant() -> Result<()> {
-        if crate::toolchain::which("vagrant").is_none() {
+        if crate::exec::which("vagrant").is_none() {
             bail!(
                 "vagrant is not installed (or not on PATH): install Vagrant and the plugin of its provider (Debian: apt-get install vagrant vagrant-libvirt), or use --provider qemu, which needs only QEMU"
             );
