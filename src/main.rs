@@ -36,8 +36,7 @@ fn main() -> ExitCode {
     }
     // The grader's observer runs the student's program (under dlv, gdb) in the sandbox
     // it was handed (GOLAB_JAIL).
-    #[cfg(target_os = "linux")]
-    golab::grade::sandbox::jail::install();
+    golab::grade::enter_observer_jail();
     // The tools golab starts (go, gdb, dlv and the program it debugs, vagrant, the
     // sandbox) each run in a process group of their own, out of the terminal's reach:
     // on Ctrl-C, SIGTERM or a closed terminal golab ends them before it goes. Files
