@@ -128,7 +128,7 @@ pub fn applies(go: Option<&str>, v: GoVersion) -> bool {
 /// The toolchain table (`toolchains.txt` at the repository root): the Go and dlv releases
 /// golab builds, each dlv's native Go range, and the matrix's pairs. Compiled in, so the
 /// binary and the scripts read the same table.
-pub const TABLE: &str = include_str!("../toolchains.txt");
+pub use crate::pins::TABLE;
 
 /// One `dlv` row of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -80,7 +80,7 @@ pub struct UpOptions {
 }
 
 impl UpOptions {
-    /// The lab's pins (Go 1.17.1, dlv v1.9.1 from `go install`) on 2 CPUs and 2 GiB.
+    /// The course's pins (toolchains.txt: Go, dlv from `go install`) on 2 CPUs and 2 GiB.
     pub fn new(image: impl Into<PathBuf>, go_tarball: impl Into<PathBuf>) -> UpOptions {
         UpOptions {
             image: image.into(),
@@ -89,9 +89,9 @@ impl UpOptions {
             cpus: 2,
             memory_mib: 2048,
             go_tarball: go_tarball.into(),
-            go_version: "1.17.1".into(),
-            go_sha256: "dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef".into(),
-            dlv_source: DlvSource::GoInstall("v1.9.1".into()),
+            go_version: crate::pins::course().go.version.into(),
+            go_sha256: crate::pins::course().go.tarball_sha256.into(),
+            dlv_source: DlvSource::GoInstall(crate::pins::course().dlv_tag()),
             dlv_tarball: None,
             baked: None,
             accel: Accel::Auto,
