@@ -122,7 +122,7 @@ impl Verdict {
     }
 }
 
-struct Outcome {
+struct Judgement {
     passed: bool,
     summary: String,
     lines: Vec<Line>,
@@ -146,7 +146,7 @@ pub fn judge(lab: &Lab, obs: &Observation, profile: &Profile, warnings: Vec<Stri
             (run_check(spec, obs, profile, v), None)
         } else {
             (
-                Outcome {
+                Judgement {
                     passed: true,
                     summary: String::new(),
                     lines: vec![],
@@ -197,7 +197,7 @@ fn run_check(
     o: &Observation,
     p: &Profile,
     v: crate::toolchain::GoVersion,
-) -> Outcome {
+) -> Judgement {
     match spec.kind {
         CheckKind::BuildFlags => build_flags(o),
         CheckKind::EntryPoint => entry_point(o),
@@ -217,7 +217,7 @@ fn run_check(
 
 /// The co-simulation: every transition of each dlv session against the model stepped
 /// with the same events (see `reference::cosim`).
-fn cosim(o: &Observation, p: &Profile) -> Outcome {
+fn cosim(o: &Observation, p: &Profile) -> Judgement {
     use crate::reference::cosim::{self, Cosim, Event, Judged};
     let points = cosim::points(p);
     let mut sessions: Vec<(String, &Session)> = Vec::new();
@@ -310,7 +310,7 @@ fn cosim(o: &Observation, p: &Profile) -> Outcome {
             "no transition was recorded: were the scheduler's breakpoints set?",
         ));
     }
-    Outcome {
+    Judgement {
         passed: judged > 0 && matched == judged,
         // `N of M transitions` at a fixed place: scripts/fidelity.sh reads it.
         summary: format!(
@@ -321,7 +321,7 @@ fn cosim(o: &Observation, p: &Profile) -> Outcome {
     }
 }
 
-fn build_flags(o: &Observation) -> Outcome {
+fn build_flags(o: &Observation) -> Judgement {
     let b = &o.build;
     let lines = vec![
         line(
@@ -351,14 +351,14 @@ fn build_flags(o: &Observation) -> Outcome {
             ),
         ),
     ];
-    Outcome {
+    Judgement {
         passed: b.has_dwarf && b.main_args_is_function,
         summary: format!("built with -gcflags \"{}\" in {:.1}s", b.gcflags, b.seconds),
         lines,
     }
 }
 
-fn entry_point(o: &Observation) -> Outcome {
+fn entry_point(o: &Observation) -> Judgement {
     let e = &o.entry;
     let dlv_first = o.dlv.hits.first().map(|h| h.pc());
     let mut lines = Vec::new();
@@ -397,7 +397,7 @@ fn entry_point(o: &Observation) -> Outcome {
             format!("the symbol at the entry is {sym}, expected _rt0_amd64_linux"),
         ));
     }
-    Outcome {
+    Judgement {
         passed: ok,
         summary: format!("{:#x} {sym}", e.elf),
         lines,
@@ -452,7 +452,7 @@ pub fn lcs(a: &[String], b: &[String]) -> Vec<(usize, usize)> {
     out
 }
 
-fn chain_order(o: &Observation, p: &Profile) -> Outcome {
+fn chain_order(o: &Observation, p: &Profile) -> Judgement {
     let chain = startup::chain(p);
     let steps = watched(o, &chain);
     let expected: Vec<String> = steps.iter().map(|s| s.function.clone()).collect();
@@ -498,7 +498,7 @@ fn chain_order(o: &Observation, p: &Profile) -> Outcome {
         ));
     }
     let passed = observed == expected;
-    Outcome {
+    Judgement {
         passed,
         summary: format!(
             "{} of {} steps in the reference's order ({})",
@@ -510,7 +510,7 @@ fn chain_order(o: &Observation, p: &Profile) -> Outcome {
     }
 }
 
-fn chain_callers(o: &Observation, p: &Profile) -> Outcome {
+fn chain_callers(o: &Observation, p: &Profile) -> Judgement {
     let chain = startup::chain(p);
     let mut lines = Vec::new();
     let mut good = 0;
@@ -575,7 +575,7 @@ fn chain_callers(o: &Observation, p: &Profile) -> Outcome {
             ));
         }
     }
-    Outcome {
+    Judgement {
         passed: good == total,
         summary: format!(
             "{good} of {total} callers as the reference says (wrappers, systemstack and closures folded)"
@@ -584,14 +584,14 @@ fn chain_callers(o: &Observation, p: &Profile) -> Outcome {
     }
 }
 
-fn go_statement(o: &Observation) -> Outcome {
+fn go_statement(o: &Observation) -> Judgement {
     let hits = &o.dlv.hits;
     let mut lines = Vec::new();
     let np = hits
         .iter()
         .find(|h| stop_matches(h, "runtime.newproc", Some("main.main")));
     let Some(np) = np else {
-        return Outcome {
+        return Judgement {
             passed: false,
             summary: "no runtime.newproc stop called from main.main".into(),
             lines: vec![line(Mark::Missing, "main.main -> runtime.newproc")],
@@ -647,14 +647,14 @@ fn go_statement(o: &Observation) -> Outcome {
             lines.push(line(Mark::Missing, "runtime.newproc -> runtime.runqput"))
         }
     }
-    Outcome {
+    Judgement {
         passed: ok,
         summary: "go func(){}() in main.main: newproc -> newproc1 -> runqput(next=true)".into(),
         lines,
     }
 }
 
-fn sysmon_thread(o: &Observation, p: &Profile) -> Outcome {
+fn sysmon_thread(o: &Observation, p: &Profile) -> Judgement {
     let m0 = o.dlv.hits.first().map(|h| h.thread);
     let reruns: Vec<_> = o
         .dlv_reruns
@@ -664,7 +664,7 @@ fn sysmon_thread(o: &Observation, p: &Profile) -> Outcome {
     let Some(h) = o.dlv.first_real_hit("runtime.sysmon") else {
         let mut lines = vec![line(Mark::Missing, "runtime.sysmon")];
         lines.extend(reruns);
-        return Outcome {
+        return Judgement {
             passed: false,
             summary: format!(
                 "runtime.sysmon was never hit, in {} run(s) of the dlv session",
@@ -699,16 +699,16 @@ fn sysmon_thread(o: &Observation, p: &Profile) -> Outcome {
         if after_main { Mark::Good } else { Mark::Bad },
         "started after runtime.main began (newm(sysmon) in runtime.main)",
     ));
-    Outcome {
+    Judgement {
         passed: own && caller_ok && after_main,
         summary: format!("sysmon runs on thread {} of its own", h.thread),
         lines,
     }
 }
 
-fn witnesses_agree(o: &Observation) -> Outcome {
+fn witnesses_agree(o: &Observation) -> Judgement {
     let Some(g) = &o.gdb else {
-        return Outcome {
+        return Judgement {
             passed: false,
             summary: "no gdb session".into(),
             lines: vec![line(Mark::Missing, "gdb")],
@@ -804,14 +804,14 @@ fn witnesses_agree(o: &Observation) -> Outcome {
             "no function was watched by both gdb and dlv",
         ));
     }
-    Outcome {
+    Judgement {
         passed: ok,
         summary: format!("{compared} functions watched by both gdb and dlv"),
         lines,
     }
 }
 
-fn wrapper_disassembly(o: &Observation, p: &Profile) -> Outcome {
+fn wrapper_disassembly(o: &Observation, p: &Profile) -> Judgement {
     let mut lines = Vec::new();
     let mut ok = true;
     for w in &o.wrappers {
@@ -859,7 +859,7 @@ fn wrapper_disassembly(o: &Observation, p: &Profile) -> Outcome {
             "no stop landed in an <autogenerated> wrapper, though this Go version has them",
         ));
     }
-    Outcome {
+    Judgement {
         passed: ok,
         summary: match o
             .wrappers
@@ -877,7 +877,7 @@ fn wrapper_disassembly(o: &Observation, p: &Profile) -> Outcome {
     }
 }
 
-fn values(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVersion) -> Outcome {
+fn values(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVersion) -> Judgement {
     let mut lines = Vec::new();
     let mut ok = true;
     for x in spec
@@ -960,7 +960,7 @@ fn values(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVersion) -> 
             }
         }
     }
-    Outcome {
+    Judgement {
         passed: ok,
         summary: spec.says.clone().unwrap_or_default(),
         lines,
@@ -984,10 +984,10 @@ pub fn live_state(
     })
 }
 
-fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Outcome {
+fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Judgement {
     let profile = sched::Profile::for_version(v.minor);
     if o.facts.gomaxprocs > 1 {
-        return Outcome {
+        return Judgement {
             passed: false,
             summary: format!(
                 "this program is not one the run-order model predicts: it ran with GOMAXPROCS={} and the whole-order model has one P; use the co-simulation check (kind: cosim)",
@@ -1060,7 +1060,7 @@ fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Ou
             ),
         ));
     }
-    Outcome {
+    Judgement {
         passed: total > 0 && matched == total,
         summary: format!(
             "{matched} of {total} runs in the order the model predicts (model go1.{}){}",
@@ -1201,10 +1201,10 @@ pub fn divergence(
     )
 }
 
-fn caller_table(v: crate::toolchain::GoVersion) -> Result<callers::Table, Outcome> {
+fn caller_table(v: crate::toolchain::GoVersion) -> Result<callers::Table, Judgement> {
     callers::Table::for_version(v)
         .map(|(t, _)| t)
-        .map_err(|e| Outcome {
+        .map_err(|e| Judgement {
             passed: false,
             summary: format!("{e:#}"),
             lines: vec![],
@@ -1218,7 +1218,7 @@ fn names(s: &BTreeSet<String>) -> String {
         .join(", ")
 }
 
-fn static_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVersion) -> Outcome {
+fn static_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVersion) -> Judgement {
     let t = match caller_table(v) {
         Ok(t) => t,
         Err(e) => return e,
@@ -1302,7 +1302,7 @@ fn static_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVers
         }
         lines.push(line(if good { Mark::Good } else { Mark::Bad }, text));
     }
-    Outcome {
+    Judgement {
         passed: ok,
         summary: format!(
             "static callers in the machine code vs the {} source table",
@@ -1312,7 +1312,7 @@ fn static_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVers
     }
 }
 
-fn dynamic_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVersion) -> Outcome {
+fn dynamic_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVersion) -> Judgement {
     let t = match caller_table(v) {
         Ok(t) => t,
         Err(e) => return e,
@@ -1384,7 +1384,7 @@ fn dynamic_callers(spec: &CheckSpec, o: &Observation, v: crate::toolchain::GoVer
         ok = false;
         lines.push(line(Mark::Missing, "none of the functions was hit"));
     }
-    Outcome {
+    Judgement {
         passed: ok,
         summary: format!("callers seen at breakpoints vs the {} source table", t.go),
         lines,
@@ -1550,11 +1550,11 @@ mod run_order_tests {
         }
     }
 
-    fn judge(r: ScenarioRun) -> Outcome {
+    fn judge(r: ScenarioRun) -> Judgement {
         judge_on(r, 1)
     }
 
-    fn judge_on(r: ScenarioRun, ps: u64) -> Outcome {
+    fn judge_on(r: ScenarioRun, ps: u64) -> Judgement {
         let mut o = Observation::default();
         o.facts.gomaxprocs = ps;
         o.scenarios.push(r);

@@ -223,7 +223,7 @@ impl BreakpointPlan {
     }
 }
 
-pub struct Plan {
+pub struct SessionPlan {
     pub breakpoints: Vec<BreakpointPlan>,
     pub stops: Vec<Stop>,
     pub args: Vec<String>,
@@ -273,7 +273,7 @@ pub fn start_headless(
     m: &Machine,
     dlv: &Path,
     binary: &Path,
-    plan: &Plan,
+    plan: &SessionPlan,
     skip_check: bool,
     deadline: Instant,
 ) -> Result<(Group, String, Console)> {
@@ -362,7 +362,7 @@ pub fn run(
     dlv: &Path,
     dlv_version: &str,
     binary: &Path,
-    plan: &Plan,
+    plan: &SessionPlan,
     deadline: Instant,
 ) -> Result<DlvRun> {
     let mut skip = plan.skip_version_check;
@@ -447,7 +447,7 @@ pub fn run(
 
 struct Driver<'a> {
     c: &'a mut Client,
-    plan: &'a Plan,
+    plan: &'a SessionPlan,
     log: String,
     session: Session,
     wrappers: Vec<WrapperCode>,

@@ -453,7 +453,7 @@ impl Gdb {
 }
 
 /// One gdb breakpoint to set, and how many of its hits to record before deleting it.
-pub struct Plan<'a> {
+pub struct BreakAt<'a> {
     pub function: &'a str,
     pub max_hits: u32,
 }
@@ -484,7 +484,7 @@ pub fn run(
     gdb_path: &Path,
     version: &str,
     program: &Debuggee,
-    plan: &[Plan],
+    plan: &[BreakAt],
     deadline: Instant,
 ) -> Result<GdbRun> {
     let Debuggee { binary, args, env } = *program;
@@ -517,7 +517,7 @@ fn drive(
     entry: &mut Option<u64>,
     info_file: &mut String,
     args: &[String],
-    plan: &[Plan],
+    plan: &[BreakAt],
 ) -> Result<()> {
     g.command("-gdb-set confirm off")?;
     g.command("-gdb-set backtrace past-main on")?;

@@ -92,9 +92,9 @@ pub fn gdb_probe(i: &Inputs) -> Result<Option<gdb_mi::GdbRun>> {
         return Ok(None);
     };
     let specs = plan::plan_breakpoints(&gp.breakpoints, &t.profile, t.tc.go_version);
-    let bps: Vec<gdb_mi::Plan> = specs
+    let bps: Vec<gdb_mi::BreakAt> = specs
         .iter()
-        .map(|b| gdb_mi::Plan {
+        .map(|b| gdb_mi::BreakAt {
             function: &b.function,
             max_hits: b.max_hits,
         })
@@ -157,7 +157,7 @@ fn session(
         m,
         transcript,
     } = *i;
-    let bp = dlv_rpc::Plan {
+    let bp = dlv_rpc::SessionPlan {
         breakpoints: plan::breakpoints(p.lab, &t.profile, t.tc.go_version),
         stops,
         args: args.to_vec(),
