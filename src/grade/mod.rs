@@ -15,6 +15,7 @@ pub mod render;
 pub mod sandbox;
 #[cfg(target_os = "linux")]
 pub mod sandboxed;
+pub mod setup;
 pub mod submission;
 pub mod transcript;
 pub mod variant;
