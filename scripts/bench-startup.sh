@@ -3,7 +3,7 @@
 # that does the same work by hand: the same go build, readelf -h, a gdb batch session
 # with the lab's gdb breakpoints and hit limits (bt at every stop), and a dlv session
 # with the same dlv breakpoints and hit limits (bt at every stop), run in alternation.
-# Usage: scripts/bench-startup.sh [ROUNDS] [debian|pinned]   (default 5 debian).
+# Usage: scripts/bench-startup.sh [ROUNDS] [debian|pinned]   (default 5 debian; GOLAB_BIN).
 #   debian: the system's golang-go and delve; pinned: the course's pair (toolchains.txt's pin)
 #   from scripts/fetch-toolchains.sh. Both sides use the same go and dlv.
 # Prints medians and the ratio.
@@ -25,8 +25,9 @@ case "$pair" in
   *) echo "usage: $0 [ROUNDS] [debian|pinned]" >&2; exit 2 ;;
 esac
 echo "pair: $pair ($(GOTOOLCHAIN=local go version | awk '{print $3}'), dlv $(dlv version | awk '/Version/{print $2}'))"
-cargo build --release --quiet
-golab=$PWD/target/release/golab
+# GOLAB_BIN: a golab binary to measure instead of building this tree's (an older
+# commit's, to compare: run the script once with each).
+if [ -n "${GOLAB_BIN:-}" ]; then golab=$GOLAB_BIN; else cargo build --release --quiet; golab=$PWD/target/release/golab; fi
 lab=$PWD/labs/startup-trace
 scratch=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$scratch"' EXIT
