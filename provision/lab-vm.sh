@@ -3,8 +3,8 @@
 # an x86_64 Ubuntu/Debian guest (run as root; Vagrant's shell provisioner does).
 #   apt: gdb, binutils, vim, ca-certificates (and git for `go install`, which needs it
 #     when GOPROXY says direct; under emulation git's perl is minutes of dpkg)
-#   Go 1.17.1 from the official tarball, SHA-256 checked, into /usr/local/go
-#   dlv v1.9.1 (the newest delve that supports Go 1.17) into /usr/local/bin: `go install`,
+#   Go (the course's pin) from the official tarball, SHA-256 checked, into /usr/local/go
+#   dlv (the course's pin) into /usr/local/bin: `go install`,
 #     Debian's delve, or built offline from a source tarball with its vendored modules
 #   PATH for login shells in /etc/profile.d/golab.sh
 #   every regular user's Go build cache warmed with the labs' -gcflags "all=-l -N"
@@ -15,22 +15,28 @@
 #   GOLAB_GO_BASE_URL  where the Go tarball is downloaded from (default: Go's download page)
 #   GOPROXY            honoured by `go install` for dlv, as Go always does
 #   GOLAB_ROOT         a folder to install into instead of / (for tests; apt is unaffected)
-#   GOLAB_GO_VERSION, GOLAB_GO_SHA256, GOLAB_DLV_VERSION   other pins (golab's qemu provider)
+#   GOLAB_GO_VERSION, GOLAB_GO_SHA256, GOLAB_DLV_VERSION   the pins, required (golab's
+#                      toolchains.txt is their one place: the qemu provider, the Vagrantfile
+#                      and the Gradescope setup pass them; GOLAB_DLV_VERSION not for apt)
 #   GOLAB_DLV_SOURCE   go-install (default), apt (Debian's delve, in /usr/bin), or source:
 #                      GOLAB_DLV_SRC_URL names a tarball of delve's tree with vendor/ (the
 #                      top folder holds cmd/dlv), GOLAB_DLV_SRC_SHA256 its SHA-256; it is
 #                      built with -mod=vendor and no network (GOPROXY=off, CGO_ENABLED=0)
-# A tarball already at /var/cache/golab/go1.17.1.linux-amd64.tar.gz (or the dlv source
+# A tarball already at /var/cache/golab/goVERSION.linux-amd64.tar.gz (or the dlv source
 # tarball under its URL's file name) is used without a download when its checksum matches
 # (that is how machines without internet provide it). `tarball`, with GOLAB_DLV_TARBALL_URL
 # and GOLAB_DLV_TARBALL_SHA256, is another name for `source` (the Gradescope setup uses it).
 set -euo pipefail
 
-GO_VERSION="${GOLAB_GO_VERSION:-1.17.1}"
+GO_VERSION="${GOLAB_GO_VERSION:?the Go version to install (golab passes the pin of toolchains.txt)}"
 GO_TARBALL="go${GO_VERSION}.linux-amd64.tar.gz"
-GO_SHA256="${GOLAB_GO_SHA256:-dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef}"
-DLV_VERSION="${GOLAB_DLV_VERSION:-1.9.1}"
+GO_SHA256="${GOLAB_GO_SHA256:?the SHA-256 of ${GO_TARBALL} (golab passes it from toolchains.txt)}"
 DLV_SOURCE="${GOLAB_DLV_SOURCE:-go-install}"
+if [[ "$DLV_SOURCE" == apt ]]; then
+  DLV_VERSION="${GOLAB_DLV_VERSION:-}"
+else
+  DLV_VERSION="${GOLAB_DLV_VERSION:?the dlv version to install (golab passes the pin of toolchains.txt)}"
+fi
 DLV_SRC_URL="${GOLAB_DLV_SRC_URL:-}"
 DLV_SRC_SHA256="${GOLAB_DLV_SRC_SHA256:-}"
 if [[ "$DLV_SOURCE" == tarball ]]; then

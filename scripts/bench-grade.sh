@@ -3,14 +3,16 @@
 # startup-trace lab, each its own variant: 60% right, 20% partly wrong, 10% broken
 # answers.yaml, 10% a program that does not compile. Prints the total time, the time
 # per submission, and the ratio to one bare `golab run startup-trace`, measured in the
-# same run. Usage: scripts/bench-grade.sh [COUNT] [JOBS]   (GOLAB_GRADE_FLAGS adds flags)
+# same run. Usage: scripts/bench-grade.sh [COUNT] [JOBS]   (GOLAB_GRADE_FLAGS adds flags;
+# GOLAB_BIN measures another golab binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 count=${1:-200}
 jobs=${2:-2}
-cargo build --release --quiet
-golab=$PWD/target/release/golab
+# GOLAB_BIN: a golab binary to measure instead of building this tree's (an older
+# commit's, to compare: run the script once with each).
+if [ -n "${GOLAB_BIN:-}" ]; then golab=$GOLAB_BIN; else cargo build --release --quiet; golab=$PWD/target/release/golab; fi
 export GOLAB_LABS=$PWD/labs
 dir=$(mktemp -d)
 chmod 755 "$dir"   # the sandbox's unprivileged uids must be able to enter it

@@ -3,8 +3,8 @@
 # that does the same work by hand: the same go build, readelf -h, a gdb batch session
 # with the lab's gdb breakpoints and hit limits (bt at every stop), and a dlv session
 # with the same dlv breakpoints and hit limits (bt at every stop), run in alternation.
-# Usage: scripts/bench-startup.sh [ROUNDS] [debian|pinned]   (default 5 debian).
-#   debian: the system's golang-go and delve; pinned: the course's Go 1.17.1 + dlv 1.9.1
+# Usage: scripts/bench-startup.sh [ROUNDS] [debian|pinned]   (default 5 debian; GOLAB_BIN).
+#   debian: the system's golang-go and delve; pinned: the course's pair (toolchains.txt's pin)
 #   from scripts/fetch-toolchains.sh. Both sides use the same go and dlv.
 # Prints medians and the ratio.
 set -euo pipefail
@@ -17,7 +17,7 @@ case "$pair" in
   debian) ;;
   pinned)
     while read -r name path; do
-      case "$name" in go1.17) gr=$path ;; dlv-1.9.1) dl=$path ;; esac
+      case "$name" in go1.*) gr=$path ;; dlv-*) dl=$path ;; esac  # the pin: its only pair
     done < <(bash scripts/fetch-toolchains.sh pinned 2>/dev/null)
     export GOROOT="$gr" PATH="$gr/bin:$(dirname "$dl"):$PATH"
     golab_tools=(--goroot "$gr" --dlv "$dl")
@@ -25,8 +25,9 @@ case "$pair" in
   *) echo "usage: $0 [ROUNDS] [debian|pinned]" >&2; exit 2 ;;
 esac
 echo "pair: $pair ($(GOTOOLCHAIN=local go version | awk '{print $3}'), dlv $(dlv version | awk '/Version/{print $2}'))"
-cargo build --release --quiet
-golab=$PWD/target/release/golab
+# GOLAB_BIN: a golab binary to measure instead of building this tree's (an older
+# commit's, to compare: run the script once with each).
+if [ -n "${GOLAB_BIN:-}" ]; then golab=$GOLAB_BIN; else cargo build --release --quiet; golab=$PWD/target/release/golab; fi
 lab=$PWD/labs/startup-trace
 scratch=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$scratch"' EXIT

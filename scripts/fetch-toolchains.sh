@@ -3,7 +3,7 @@
 # a cache directory, without changing the system's apt setup.
 #
 #   usage: fetch-toolchains.sh [all|pinned]
-#     pinned: only the course's pair, Go 1.17.1 and dlv 1.9.1 (what CI's default suite needs)
+#     pinned: only the course's pair, toolchains.txt's `pin` row (what CI's default suite needs)
 #     all (default): every Go below and every dlv of toolchains.txt
 #
 #   cache: ${GOLAB_TOOLCHAINS:-$HOME/.cache/golab/toolchains}
@@ -53,6 +53,7 @@ SET="${1:-all}"
 case "$SET" in all | pinned) ;; *) echo "usage: $0 [all|pinned]" >&2; exit 2 ;; esac
 REPO="$(cd "$(dirname "$0")/.." && pwd -P)"
 TABLE="$REPO/toolchains.txt"
+PIN_DLV=$(awk '$1 == "pin" {print $3}' "$TABLE")
 SOURCES="${GOLAB_TOOLCHAIN_SOURCES:-$REPO/../shared/toolchains}"
 GO_BASE_URL="${GOLAB_GO_BASE_URL:-https://go.dev/dl}"
 WORK="$CACHE/.work"
@@ -305,7 +306,7 @@ done < <(awk '$1 == "go"' "$TABLE")
 built_dlvs=()
 while read -r _ ver _range with src src_sha; do
   [ "$with" = "-" ] && continue
-  [ "$SET" = pinned ] && [ "$ver" != 1.9.1 ] && continue
+  [ "$SET" = pinned ] && [ "$ver" != "$PIN_DLV" ] && continue
   bin="$CACHE/dlv-$ver/dlv"
   built_dlvs+=("$ver")
   if [ -x "$bin" ] && "$bin" version 2>/dev/null | grep -q "^Version: $ver\$"; then

@@ -16,7 +16,7 @@ if [ -n "${GOLAB_BIN:-}" ]; then golab=$GOLAB_BIN; else cargo build --release --
 tools=()
 if [ "$pair" = pinned ]; then
   while read -r name path; do
-    case "$name" in go1.17) tools+=(--goroot "$path") ;; dlv-1.9.1) tools+=(--dlv "$path") ;; esac
+    case "$name" in go1.*) tools+=(--goroot "$path") ;; dlv-*) tools+=(--dlv "$path") ;; esac
   done < <(bash scripts/fetch-toolchains.sh pinned 2>/dev/null)
 fi
 if [ $# -gt 0 ]; then labs=("$@"); else mapfile -t labs < <("$golab" labs | awk '{print $1}'); fi

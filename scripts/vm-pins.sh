@@ -3,13 +3,14 @@
 # `cache` and `stamp` set): the course's pins, as a student's VM gets them, from nothing
 # but local files. Sets goroot, gover, tarball, sha, dlvver, dlvsrc, dlvsha, hostdlv.
 #
-# Go 1.17.1 packed exactly as go.dev packs go1.17.1.linux-amd64.tar.gz (top folder go/)
-# from the GOROOT built from the official source (scripts/toolchains.sh's cache), and dlv
-# v1.9.1's source with its vendored modules, which the provisioner builds in the guest
+# The pinned Go (toolchains.txt's `pin` row) packed exactly as go.dev packs its
+# linux-amd64 tarball (top folder go/) from the GOROOT built from the official source
+# (scripts/toolchains.sh's cache), and the pinned dlv's source with its vendored modules, which the provisioner builds in the guest
 # with -mod=vendor. The Go tarball's SHA-256 is this pack's own (the official one stays
 # the default pin); the delve tarball's is checked against ../shared/toolchains/README.md.
-gover=1.17.1
-goroot=${GOLAB_VM_GOROOT:-${GOLAB_TOOLCHAINS:-$cache/toolchains}/go1.17}
+read -r goname dlvver < <(awk '$1 == "pin" {print $2, $3}' toolchains.txt)
+gover=$(awk -v n="$goname" '$1 == "go" && $2 == n {print $3}' toolchains.txt)
+goroot=${GOLAB_VM_GOROOT:-${GOLAB_TOOLCHAINS:-$cache/toolchains}/$goname}
 [ "$(GOTOOLCHAIN=local "$goroot/bin/go" version 2>/dev/null | awk '{print $3}')" = "go$gover" ] ||
   { echo "test-vm: no Go $gover GOROOT at $goroot (build it from ../shared/toolchains/, or set GOLAB_VM_GOROOT)" >&2; exit 1; }
 goroot=$(readlink -f "$goroot")
@@ -26,7 +27,6 @@ fi
 sha=$(sha256sum "$tarball" | cut -d' ' -f1)
 stamp "go$gover tarball: $(du -h "$tarball" | cut -f1), sha256 $sha"
 
-dlvver=1.9.1
 dlvsrc=${GOLAB_VM_DLV_SRC:-../shared/toolchains/delve-$dlvver.src.tar.xz}
 [ -f "$dlvsrc" ] || { echo "test-vm: no dlv source tarball at $dlvsrc (set GOLAB_VM_DLV_SRC)" >&2; exit 1; }
 dlvsrc=$(readlink -f "$dlvsrc")

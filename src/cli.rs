@@ -179,14 +179,14 @@ pub struct RenderArgs {
 /// What the lab VM's provisioning installs.
 #[derive(Args, Clone)]
 pub struct PinArgs {
-    /// The Go to install in the VM (the lab's pin: 1.17.1).
-    #[arg(long = "go", default_value = "1.17.1")]
+    /// The Go to install in the VM (default: the course's pin, from toolchains.txt).
+    #[arg(long = "go", default_value = golab::pins::course().go.version)]
     pub go: String,
     /// The Go tarball's SHA-256 (required for a version golab does not pin).
     #[arg(long)]
     pub go_sha256: Option<String>,
-    /// dlv: a version to `go install` (v1.9.1 supports Go 1.17-1.19), or `apt`.
-    #[arg(long, default_value = "v1.9.1")]
+    /// dlv: a version to `go install` (default: the course's pin), or `apt`.
+    #[arg(long, default_value = pinned_dlv())]
     pub dlv: String,
     /// Build that dlv version in the guest from this source tarball (delve's tree with its
     /// vendored modules, e.g. a `git archive` of the tag plus `go mod vendor`) with
@@ -250,7 +250,7 @@ pub struct AssignArgs {
     pub out: PathBuf,
     /// The Go the course builds with: the skeleton answers.yaml says how long the
     /// reference chain is for it.
-    #[arg(long = "go", default_value = "1.17.1")]
+    #[arg(long = "go", default_value = golab::pins::course().go.version)]
     pub go: String,
 }
 
@@ -651,4 +651,10 @@ pub struct TourArgs {
     /// Also write the tour's data as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json_file: Option<PathBuf>,
+}
+
+/// The course's dlv as `go install` takes it (`v1.9.1`), for a default value.
+fn pinned_dlv() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| golab::pins::course().dlv_tag())
 }

@@ -97,7 +97,7 @@ pub fn examine(choice: &Choice) -> Vec<Finding> {
 /// missing capabilities alike.
 fn ptrace() -> Finding {
     let scope = crate::sys::host::ptrace_scope();
-    let Some(gdb) = toolchain::which("gdb") else {
+    let Some(gdb) = crate::exec::which("gdb") else {
         return Finding {
             ok: false,
             blocking: true,

@@ -26,34 +26,25 @@ pub struct Artifact {
     pub sha256: String,
 }
 
-/// The pinned Go release tarballs: (version, file name, SHA-256). Their default base is
-/// [`GO_BASE`].
-const GO_TARBALLS: &[(&str, &str, &str)] = &[(
-    "go1.17.1",
-    "go1.17.1.linux-amd64.tar.gz",
-    "dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef",
-)];
-
 /// Where Go release tarballs are downloaded from unless `GOLAB_MIRROR` says otherwise.
 pub const GO_BASE: &str = "https://go.dev/dl/";
 
-/// The pinned linux-amd64 tarball of Go `version` ("go1.17.1" or "1.17.1"), if pinned.
+/// The pinned linux-amd64 tarball of Go `version` (`goX.Y.Z` or `X.Y.Z`), if pinned.
 pub fn go_tarball(version: &str) -> Option<Artifact> {
-    let v = version.strip_prefix("go").unwrap_or(version);
-    GO_TARBALLS
-        .iter()
-        .find(|(pv, _, _)| pv.strip_prefix("go") == Some(v))
-        .map(|(_, name, sha)| Artifact {
-            name: name.to_string(),
-            url: format!("{GO_BASE}{name}"),
-            sha256: sha.to_string(),
-        })
+    crate::pins::go_row(version).map(|g| Artifact {
+        name: g.tarball.to_string(),
+        url: format!("{GO_BASE}{}", g.tarball),
+        sha256: g.tarball_sha256.to_string(),
+    })
 }
 
 /// Like [`go_tarball`], with an error naming the pinned versions for one that is not.
 pub fn require_go_tarball(version: &str) -> Result<Artifact> {
     go_tarball(version).ok_or_else(|| {
-        let pinned: Vec<&str> = GO_TARBALLS.iter().map(|(pv, _, _)| *pv).collect();
+        let pinned: Vec<String> = crate::pins::go_rows()
+            .iter()
+            .map(|g| format!("go{}", g.version))
+            .collect();
         anyhow!(
             "Go {version} is not pinned: golab can download only {} (linux-amd64)",
             pinned.join(", ")

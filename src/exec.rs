@@ -6,7 +6,7 @@
 //! never block on a full pipe. Not for: deciding what to run (the probes do that).
 
 use crate::sys;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -55,6 +55,29 @@ pub fn kill_all_live() -> usize {
     pids.len()
 }
 
+/// A deadline passed: the command (or the debugger session) was killed. Callers learn
+/// a timeout from this type ([`timed_out`]), never from an error's wording.
+#[derive(Debug)]
+pub struct TimedOut(pub String);
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+/// Whether `e` (or any error it wraps) is a [`TimedOut`].
+pub fn timed_out(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<TimedOut>().is_some())
+}
+
+/// The first executable `name` on this process's PATH (the one PATH lookup golab has).
+pub fn which(name: &str) -> Option<std::path::PathBuf> {
+    ::which::which(name).ok()
+}
+
 /// A child in its own process group; dropping it kills the group.
 pub struct Group {
     child: Child,
@@ -98,10 +121,11 @@ impl Group {
             }
             if Instant::now() >= deadline {
                 self.kill();
-                bail!(
+                return Err(TimedOut(format!(
                     "{} did not finish in time: its process group was killed",
                     self.label
-                );
+                ))
+                .into());
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -420,6 +444,16 @@ mod tests {
             msg.contains("slow did not finish in time") && msg.contains("started"),
             "{msg}"
         );
+        assert!(
+            timed_out(&err),
+            "the timeout is typed under its context: {err:?}"
+        );
+        let other = run(
+            Command::new("/nonexistent/golab-test"),
+            "absent",
+            Duration::from_secs(5),
+        );
+        assert!(!timed_out(&other.unwrap_err()));
     }
 
     #[test]

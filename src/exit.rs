@@ -100,6 +100,36 @@ impl Doc {
     }
 }
 
+/// Why a command could not be done (exit status 2), as the `--json` error document
+/// `{"schema": ..., "error": {"kind": ..., "message": ...}}` names it: the grader learns
+/// a submission's outcome from this, never from the wording on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The lab's program does not compile (the message is the compiler's output).
+    CompileError,
+    /// A deadline passed: the program, or the debugger session over it, was killed.
+    Timeout,
+    /// Anything else (a bad lab file, a missing tool, a debugger that failed).
+    Error,
+}
+
+/// A command's failure as its `--json` document: `{"schema", "error": {kind, message}}`.
+pub fn error_document(doc: Doc, kind: ErrorKind, message: &str) -> String {
+    document(
+        doc,
+        serde_json::json!({"error": {"kind": kind, "message": message}}),
+    )
+}
+
+/// The error of a `--json` document, if it is one.
+pub fn error_of(doc: &serde_json::Value) -> Option<(ErrorKind, String)> {
+    let e = doc.get("error")?;
+    let kind = serde_json::from_value(e.get("kind")?.clone()).ok()?;
+    let message = e.get("message").and_then(|m| m.as_str()).unwrap_or("");
+    Some((kind, message.to_string()))
+}
+
 /// `body` (a JSON object) with its `schema` field, pretty-printed.
 pub fn document(kind: Doc, body: impl serde::Serialize) -> String {
     let mut v = serde_json::to_value(body).expect("serialisable");
@@ -141,5 +171,25 @@ mod tests {
         let d: serde_json::Value = serde_json::from_str(&document(Doc::Run, [1, 2])).unwrap();
         assert_eq!(d["schema"], "golab.run/1");
         assert_eq!(d["value"], serde_json::json!([1, 2]));
+    }
+
+    #[test]
+    fn an_error_document_names_its_kind_and_reads_back() {
+        let text = error_document(Doc::Run, ErrorKind::CompileError, "main.go:3: undefined: x");
+        let d: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(d["schema"], "golab.run/1");
+        assert_eq!(d["error"]["kind"], "compile-error");
+        assert_eq!(
+            error_of(&d),
+            Some((ErrorKind::CompileError, "main.go:3: undefined: x".into()))
+        );
+        let d: serde_json::Value =
+            serde_json::from_str(&error_document(Doc::Run, ErrorKind::Timeout, "")).unwrap();
+        assert_eq!(d["error"]["kind"], "timeout");
+        assert_eq!(error_of(&serde_json::json!({"observation": {}})), None);
+        assert_eq!(
+            error_of(&serde_json::json!({"error": {"kind": "no-such"}})),
+            None
+        );
     }
 }

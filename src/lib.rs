@@ -15,6 +15,7 @@ pub mod html;
 pub mod lab;
 pub mod lint;
 pub mod machine;
+pub mod pins;
 pub mod probe;
 pub mod progress;
 pub mod reference;

@@ -34,6 +34,9 @@ fn main() -> ExitCode {
     if here {
         golab::sys::reaper::enter();
     }
+    // The grader's observer runs the student's program (under dlv, gdb) in the sandbox
+    // it was handed (GOLAB_JAIL).
+    golab::grade::enter_observer_jail();
     // The tools golab starts (go, gdb, dlv and the program it debugs, vagrant, the
     // sandbox) each run in a process group of their own, out of the terminal's reach:
     // on Ctrl-C, SIGTERM or a closed terminal golab ends them before it goes. Files
@@ -110,44 +113,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(Exit::Ok.into())
         }
-        Cmd::Run(a) => {
-            let lab = lab::load(&a.lab)?;
-            if a.tools.go.is_some() && a.machine.provider != cli::VmProvider::Host {
-                anyhow::bail!(
-                    "--go picks a Go from this machine's toolchains folder; the lab VM has the pinned Go and dlv installed: leave --go out (or give --goroot/--dlv paths inside the VM)"
-                );
-            }
-            let opts = runner::Options {
-                choice: a.tools.choice()?,
-                transcript: a.transcript.clone(),
-                keep_work: a.work.clone(),
-                quiet: a.quiet,
-                scenario: a.scenario.clone(),
-                repeat: a.repeat,
-                prebuilt: a.binary.clone(),
-                machine: vm::machine(a.machine.provider, &a.machine.name)?,
-            };
-            let out = runner::run(&lab, &opts)?;
-            let json = report::json(&out.observation, &out.verdict);
-            if let Some(j) = &a.json_file {
-                files::write_atomic(j, json.as_bytes())?;
-            }
-            if a.json {
-                println!("{json}");
-            } else {
-                print!("{}", report::terminal(&out.verdict, &out.header, a.verbose));
-            }
-            if let Some(h) = &a.html {
-                let page = golab::html::run_page(&lab, &out.observation, &out.verdict, &out.header);
-                files::write_atomic(h, page.as_bytes())?;
-            }
-            Ok(if out.verdict.passed() {
-                Exit::Ok
-            } else {
-                Exit::Failed
-            }
-            .into())
-        }
+        Cmd::Run(a) => run(&a),
         Cmd::Assign(a) => commands::assign(&a),
         Cmd::Grade(a) => commands::grade(&a),
         Cmd::Check(a) => commands::check(&a),
@@ -329,4 +295,69 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `golab run`. When it cannot be done, `--json`/`--json-file` still get a document:
+/// the error's kind (`compile-error`, `timeout`, `error`) and message, which is how the
+/// grader learns a submission's outcome.
+fn run(a: &cli::RunArgs) -> Result<ExitCode> {
+    if let Some(j) = &a.json_file {
+        // No document from an earlier run may stand in for this one's if it dies.
+        let _ = std::fs::remove_file(j);
+    }
+    match run_lab(a) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            if a.json_file.is_some() || a.json {
+                let (kind, message) = runner::failure(&e);
+                let doc = golab::exit::error_document(Doc::Run, kind, &message);
+                if let Some(j) = &a.json_file {
+                    files::write_atomic(j, doc.as_bytes())?;
+                }
+                if a.json {
+                    println!("{doc}");
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+fn run_lab(a: &cli::RunArgs) -> Result<ExitCode> {
+    let lab = lab::load(&a.lab)?;
+    if a.tools.go.is_some() && a.machine.provider != cli::VmProvider::Host {
+        anyhow::bail!(
+            "--go picks a Go from this machine's toolchains folder; the lab VM has the pinned Go and dlv installed: leave --go out (or give --goroot/--dlv paths inside the VM)"
+        );
+    }
+    let opts = runner::Options {
+        choice: a.tools.choice()?,
+        transcript: a.transcript.clone(),
+        keep_work: a.work.clone(),
+        quiet: a.quiet,
+        scenario: a.scenario.clone(),
+        repeat: a.repeat,
+        prebuilt: a.binary.clone(),
+        machine: vm::machine(a.machine.provider, &a.machine.name)?,
+    };
+    let out = runner::run(&lab, &opts)?;
+    let json = report::json(&out.observation, &out.verdict);
+    if let Some(j) = &a.json_file {
+        files::write_atomic(j, json.as_bytes())?;
+    }
+    if a.json {
+        println!("{json}");
+    } else {
+        print!("{}", report::terminal(&out.verdict, &out.header, a.verbose));
+    }
+    if let Some(h) = &a.html {
+        let page = golab::html::run_page(&lab, &out.observation, &out.verdict, &out.header);
+        files::write_atomic(h, page.as_bytes())?;
+    }
+    Ok(if out.verdict.passed() {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    }
+    .into())
 }

@@ -128,7 +128,7 @@ pub fn applies(go: Option<&str>, v: GoVersion) -> bool {
 /// The toolchain table (`toolchains.txt` at the repository root): the Go and dlv releases
 /// golab builds, each dlv's native Go range, and the matrix's pairs. Compiled in, so the
 /// binary and the scripts read the same table.
-pub const TABLE: &str = include_str!("../toolchains.txt");
+pub use crate::pins::TABLE;
 
 /// One `dlv` row of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,17 +205,6 @@ pub fn toolchains_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".cache/golab/toolchains"))
 }
 
-/// The Go that `pinned` names: the table's `go` row (the course's release).
-pub fn pinned_go() -> (&'static str, &'static str) {
-    TABLE
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.first() == Some(&"go") && f.len() >= 3).then(|| (f[1], f[2]))
-        })
-        .expect("toolchains.txt has a go row")
-}
-
 /// The GOROOT of the `go` on PATH when it is release `name` (`go1.19`).
 fn path_goroot_of(name: &str) -> Option<PathBuf> {
     let host = Machine::Host;
@@ -238,7 +227,7 @@ fn path_goroot_of(name: &str) -> Option<PathBuf> {
 pub fn from_folder(dir: &Path, spec: &str) -> Result<(PathBuf, PathBuf)> {
     let spec = spec.trim();
     let (name, fetch) = if spec == "pinned" {
-        (pinned_go().0.to_string(), "pinned")
+        (crate::pins::course().go.name.to_string(), "pinned")
     } else {
         let v = GoVersion::parse(spec.trim_start_matches("go")).with_context(|| {
             format!("--go {spec}: not a Go release (give `pinned` or one like 1.22)")
@@ -419,20 +408,6 @@ pub fn find_tool(m: &Machine, name: &str, explicit: Option<&Path>, flag: &str) -
     })
 }
 
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    p.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
 /// The command that installs a tool on Debian or Ubuntu.
 pub fn install_hint(name: &str) -> String {
     let pkg = match name {
@@ -501,16 +476,6 @@ pub fn first_line_version(m: &Machine, tool: &Path, flag: &str) -> Result<String
         .last()
         .map(str::to_string)
         .with_context(|| format!("cannot read the version of {}", tool.display()))
-}
-
-/// The machine's logical CPUs as the Go runtime counts them (`sys::host::logical_cpus`).
-pub fn affinity_cpus() -> u32 {
-    crate::sys::host::logical_cpus()
-}
-
-/// The machine's page size (what the kernel puts in the auxiliary vector as AT_PAGESZ).
-pub fn page_size() -> u64 {
-    crate::sys::host::page_size()
 }
 
 #[cfg(test)]

@@ -121,7 +121,7 @@ fn startup_trace_runs_through_ssh_with_the_same_verdict_as_on_the_host() {
     );
     assert!(!socket.exists());
     let host = golab::runner::run(&lab, &opts(Machine::Host)).unwrap();
-    let verdict = |o: &golab::runner::Outcome| {
+    let verdict = |o: &golab::runner::RunResult| {
         o.verdict
             .checks
             .iter()

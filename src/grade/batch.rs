@@ -6,6 +6,7 @@ use super::grader::{Grader, LabRunner, Ran};
 use super::model::{BatchResult, Outcome, SubmissionResult};
 use super::submission::Submission;
 use crate::exec;
+use crate::exit::{self, ErrorKind};
 use crate::files::write_atomic;
 use crate::trace::Observation;
 use anyhow::{Context, Result, bail};
@@ -77,36 +78,37 @@ pub struct Direct {
     pub timeout: Duration,
 }
 
-/// Reads what `golab run` left: the Observation, or the outcome that stopped it.
+/// Reads what `golab run` left in its `--json-file` document: the Observation (exit 0
+/// or 1), or the typed error that stopped it (`error.kind`, src/exit.rs). `stderr` is
+/// only the message of a run that left no document (it crashed); it is never parsed.
 pub fn outcome_of(code: Option<i32>, stderr: &str, obs: &Path) -> Result<Ran> {
+    let doc = std::fs::read_to_string(obs)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
     if matches!(code, Some(0) | Some(1)) {
-        let text = std::fs::read_to_string(obs)
-            .with_context(|| format!("golab run left no {}", obs.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text)?;
+        let v = doc.with_context(|| format!("golab run left no readable {}", obs.display()))?;
         let o: Observation = serde_json::from_value(v["observation"].clone())?;
         return Ok(Ran::Observed(Box::new(o)));
     }
-    let err = stderr.trim();
-    let (outcome, message) = if err.contains("go build") && err.contains("failed") {
-        (
-            Outcome::CompileError,
-            err.split_once("failed in")
-                .map(|(_, m)| m.split_once('\n').map(|x| x.1).unwrap_or(m))
-                .unwrap_or(err)
-                .trim()
-                .to_string(),
-        )
-    } else if err.contains("deadline") || err.contains("did not finish in time") {
-        (
+    let (outcome, message) = match doc.as_ref().and_then(exit::error_of) {
+        Some((ErrorKind::CompileError, m)) => (Outcome::CompileError, m),
+        Some((ErrorKind::Timeout, _)) => (
             Outcome::Timeout,
             "the program did not finish within the lab's time limit (an endless loop?)".to_string(),
-        )
-    } else {
-        (Outcome::GraderError, err.to_string())
+        ),
+        Some((ErrorKind::Error, m)) => (Outcome::GraderError, m),
+        None => (
+            Outcome::GraderError,
+            format!(
+                "golab run ended ({}) without a result document: {}",
+                code.map_or("by a signal".to_string(), |c| format!("exit status {c}")),
+                stderr.trim()
+            ),
+        ),
     };
     Ok(Ran::Stopped {
         outcome,
-        message: crate::exec::tail(&message),
+        message: crate::exec::tail(message.trim()),
     })
 }
 
@@ -124,7 +126,7 @@ impl LabRunner for Direct {
         c.args(&argv[1..]);
         match exec::run(c, "golab run", self.timeout) {
             Ok(out) => outcome_of(out.status.code(), &out.stderr, &obs),
-            Err(e) if format!("{e:#}").contains("did not finish in time") => Ok(Ran::Stopped {
+            Err(e) if exec::timed_out(&e) => Ok(Ran::Stopped {
                 outcome: Outcome::Timeout,
                 message: "the lab run did not finish in time".into(),
             }),
@@ -287,57 +289,6 @@ pub fn load(
     Ok(b)
 }
 
-/// Flags submissions that share what no two honest ones share: a byte-identical
-/// answers.yaml, or a value a real dlv session gets anew each run (a stack address under
-/// ASLR, a thread id). Flags are for a person to look at; they change no score.
-pub fn flag_copies(results: &mut [SubmissionResult]) {
-    use std::collections::BTreeMap;
-    let mut by_answers: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let mut by_value: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, r) in results.iter().enumerate() {
-        if let Some(h) = &r.answers_sha256 {
-            by_answers.entry(h.clone()).or_default().push(i);
-        }
-        if let Some(t) = &r.transcript {
-            for v in &t.per_run {
-                by_value.entry(v.clone()).or_default().push(i);
-            }
-        }
-    }
-    let mut flags: Vec<Vec<String>> = vec![Vec::new(); results.len()];
-    for group in by_answers.values().filter(|g| g.len() > 1) {
-        for &i in group {
-            let others: Vec<&str> = group
-                .iter()
-                .filter(|&&j| j != i)
-                .map(|&j| results[j].student.as_str())
-                .collect();
-            flags[i].push(format!(
-                "answers.yaml is byte for byte the same as {}'s",
-                others.join(", ")
-            ));
-        }
-    }
-    let mut shared: BTreeMap<(usize, usize), Vec<&str>> = BTreeMap::new();
-    for (v, group) in by_value.iter().filter(|(_, g)| g.len() > 1) {
-        for &i in group {
-            for &j in group.iter().filter(|&&j| j != i) {
-                shared.entry((i, j)).or_default().push(v.as_str());
-            }
-        }
-    }
-    for ((i, j), vals) in shared {
-        flags[i].push(format!(
-            "the dlv transcript shares values a real session gets anew each run with {}'s: {}",
-            results[j].student,
-            vals.join(", ")
-        ));
-    }
-    for (r, f) in results.iter_mut().zip(flags) {
-        r.flags = f;
-    }
-}
-
 /// Writes every rendering of a batch into `out`.
 pub fn write_reports(b: &BatchResult, out: &Path) -> Result<()> {
     write_atomic(&out.join("gradebook.csv"), super::render::csv(b).as_bytes())?;
@@ -355,4 +306,54 @@ pub fn write_reports(b: &BatchResult, out: &Path) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stopped(r: Ran) -> (Outcome, String) {
+        match r {
+            Ran::Stopped { outcome, message } => (outcome, message.trim().to_string()),
+            Ran::Observed(_) => panic!("expected a stopped run"),
+        }
+    }
+
+    #[test]
+    fn the_outcome_comes_from_the_error_document_not_the_wording() {
+        let d = tempfile::tempdir().unwrap();
+        let obs = d.path().join("observation.json");
+        let doc = |k, m: &str| exit::error_document(exit::Doc::Run, k, m);
+        // stderr says "deadline" and "go build ... failed": neither counts.
+        let noise = "golab: go build failed in x\nthe deadline passed";
+        std::fs::write(
+            &obs,
+            doc(ErrorKind::CompileError, "main.go:3: undefined: y"),
+        )
+        .unwrap();
+        assert_eq!(
+            stopped(outcome_of(Some(2), noise, &obs).unwrap()),
+            (Outcome::CompileError, "main.go:3: undefined: y".into())
+        );
+        std::fs::write(&obs, doc(ErrorKind::Timeout, "dlv did not answer")).unwrap();
+        assert_eq!(
+            stopped(outcome_of(Some(2), "", &obs).unwrap()).0,
+            Outcome::Timeout
+        );
+        std::fs::write(&obs, doc(ErrorKind::Error, "no gdb")).unwrap();
+        assert_eq!(
+            stopped(outcome_of(Some(2), noise, &obs).unwrap()),
+            (Outcome::GraderError, "no gdb".into())
+        );
+        // No document (a crash): a grader error carrying what it printed.
+        std::fs::remove_file(&obs).unwrap();
+        let (o, m) = stopped(outcome_of(Some(101), noise, &obs).unwrap());
+        assert_eq!(o, Outcome::GraderError);
+        assert!(
+            m.contains("exit status 101") && m.contains("deadline passed"),
+            "{m}"
+        );
+        // Exit 0/1 without the document is an error, not a made-up outcome.
+        assert!(outcome_of(Some(0), "", &obs).is_err());
+    }
 }

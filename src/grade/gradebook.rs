@@ -202,35 +202,9 @@ pub fn fmt_time(t: i64) -> String {
 // ---------------------------------------------------------------------------
 // Late policy
 
-/// A deadline, per-student extensions and what lateness costs. In lab.yaml as `late:`,
-/// or from the command line (`golab grade --deadline ... --late-penalty ...`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct LatePolicy {
-    /// The deadline (RFC 3339, e.g. 2026-12-01T23:59:00Z).
-    pub deadline: String,
-    /// Percent of the score lost per started day late.
-    #[serde(default)]
-    pub penalty_per_day: f64,
-    /// Later than this many days: no points.
-    #[serde(default)]
-    pub max_days: Option<f64>,
-    /// Per-student deadlines that replace the course's.
-    #[serde(default)]
-    pub extensions: BTreeMap<String, String>,
-}
+pub use crate::lab::LatePolicy;
 
-/// What lateness did to one submission.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Late {
-    pub submitted_at: String,
-    pub deadline: String,
-    /// Started days after the deadline (0: on time).
-    pub days: u32,
-    /// Fraction of the score lost.
-    pub penalty: f64,
-    pub score_before: f64,
-}
+pub use super::model::Late;
 
 impl LatePolicy {
     pub fn check(&self) -> Result<()> {
@@ -300,14 +274,7 @@ impl LatePolicy {
     }
 }
 
-/// `1 day`, `3 days`.
-pub fn days(n: u32) -> String {
-    if n == 1 {
-        "1 day".into()
-    } else {
-        format!("{n} days")
-    }
-}
+pub use super::render::days;
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
@@ -528,6 +495,57 @@ fn csv_rows(text: &str) -> Result<Vec<Vec<String>>> {
 /// (question, answer, full points).
 type Given = (String, String, bool);
 
+/// Flags submissions that share what no two honest ones share: a byte-identical
+/// answers.yaml, or a value a real dlv session gets anew each run (a stack address under
+/// ASLR, a thread id). Flags are for a person to look at; they change no score.
+fn flag_shared(results: &mut [SubmissionResult]) {
+    use std::collections::BTreeMap;
+    let mut by_answers: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut by_value: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, r) in results.iter().enumerate() {
+        if let Some(h) = &r.answers_sha256 {
+            by_answers.entry(h.clone()).or_default().push(i);
+        }
+        if let Some(t) = &r.transcript {
+            for v in &t.per_run {
+                by_value.entry(v.clone()).or_default().push(i);
+            }
+        }
+    }
+    let mut flags: Vec<Vec<String>> = vec![Vec::new(); results.len()];
+    for group in by_answers.values().filter(|g| g.len() > 1) {
+        for &i in group {
+            let others: Vec<&str> = group
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| results[j].student.as_str())
+                .collect();
+            flags[i].push(format!(
+                "answers.yaml is byte for byte the same as {}'s",
+                others.join(", ")
+            ));
+        }
+    }
+    let mut shared: BTreeMap<(usize, usize), Vec<&str>> = BTreeMap::new();
+    for (v, group) in by_value.iter().filter(|(_, g)| g.len() > 1) {
+        for &i in group {
+            for &j in group.iter().filter(|&&j| j != i) {
+                shared.entry((i, j)).or_default().push(v.as_str());
+            }
+        }
+    }
+    for ((i, j), vals) in shared {
+        flags[i].push(format!(
+            "the dlv transcript shares values a real session gets anew each run with {}'s: {}",
+            results[j].student,
+            vals.join(", ")
+        ));
+    }
+    for (r, f) in results.iter_mut().zip(flags) {
+        r.flags = f;
+    }
+}
+
 /// Flags what looks copied: an entry-point address that is wrong for its student but
 /// right for another's build, and identical non-trivial answers between two students.
 pub fn flag_copies(b: &mut BatchResult) {
@@ -553,7 +571,7 @@ pub fn flag_copies(b: &mut BatchResult) {
         .collect();
     // Byte-identical answers.yaml files and transcripts sharing per-run values first;
     // it also clears what an earlier gradebook flagged.
-    crate::grade::batch::flag_copies(&mut b.submissions);
+    flag_shared(&mut b.submissions);
     for s in &mut b.submissions {
         let Some((_, mine)) = answers.iter().find(|(st, _)| *st == s.student) else {
             continue;

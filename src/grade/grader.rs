@@ -60,11 +60,11 @@ impl Grader {
         let dir = self.work.join(&s.student);
         let answers = dir.join("submission").join("answers.yaml");
         if std::fs::symlink_metadata(&answers).is_ok_and(|m| m.is_file()) {
-            r.answers_sha256 = super::sandboxed::sha256_file(&answers).ok();
+            r.answers_sha256 = crate::download::sha256_file(&answers).ok();
         }
         let binary = dir.join("lab").join("work").join("main");
         if r.outcome == Outcome::Graded && binary.is_file() {
-            r.binary_sha256 = super::sandboxed::sha256_file(&binary).ok();
+            r.binary_sha256 = crate::download::sha256_file(&binary).ok();
         }
         r
     }

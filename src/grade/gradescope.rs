@@ -32,24 +32,20 @@ pub fn valid_lab_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// The course's pinned toolchain, installed by setup.sh through golab's provisioner
-/// (`golab/provision/lab-vm.sh`): Go 1.17.1 from the official tarball, SHA-256 checked,
-/// and dlv v1.9.1 (the newest delve that supports Go 1.17).
-pub const PINNED_GO: &str = "1.17.1";
-pub const PINNED_DLV: &str = "1.9.1";
-
+/// setup.sh installs the course's pinned toolchain (toolchains.txt's `pin`) through
+/// golab's provisioner (`golab/provision/lab-vm.sh`): Go from the official tarball,
+/// SHA-256 checked, and dlv.
 pub fn setup_sh(lab: &str) -> String {
     let (major, minor) = MIN_RUST;
-    let go_sha = crate::download::go_tarball(PINNED_GO)
-        .map(|a| a.sha256)
-        .unwrap_or_default();
+    let pin = crate::pins::course();
+    let (pinned_go, pinned_dlv, go_sha) = (pin.go.version, pin.dlv, pin.go.tarball_sha256);
     format!(
         r#"#!/usr/bin/env bash
 # Gradescope autograder setup for the golab lab '{lab}' (written by golab).
 # Gradescope runs this once, as root, when it builds the autograder's image; the zip
 # is unpacked in /autograder/source. It installs the tools golab drives, the course's
-# pinned toolchain (Go {PINNED_GO} from the official tarball, SHA-256 {go_sha},
-# and dlv v{PINNED_DLV}), golab itself, and checks whether golab's sandbox can start.
+# pinned toolchain (Go {pinned_go} from the official tarball, SHA-256 {go_sha},
+# and dlv v{pinned_dlv}), golab itself, and checks whether golab's sandbox can start.
 # The provisioner honours GOLAB_GO_BASE_URL, GOLAB_GO_SHA256, GOLAB_DLV_SOURCE (and its
 # GOLAB_DLV_TARBALL_URL/_SHA256) and GOPROXY: golab's tests set them; Gradescope does not.
 set -euo pipefail
@@ -60,9 +56,9 @@ apt-get update
 apt-get install -y --no-install-recommends gdb binutils bubblewrap strace procps \
     ca-certificates curl
 
-# Go {PINNED_GO} into /usr/local/go and dlv v{PINNED_DLV} into /usr/local/bin (not the
+# Go {pinned_go} into /usr/local/go and dlv v{pinned_dlv} into /usr/local/bin (not the
 # image's golang-go: Ubuntu 22.04 has 1.18).
-GOLAB_GO_VERSION={PINNED_GO} GOLAB_DLV_VERSION={PINNED_DLV} \
+GOLAB_GO_VERSION={pinned_go} GOLAB_DLV_VERSION={pinned_dlv} \
     GOLAB_GO_SHA256="${{GOLAB_GO_SHA256:-{go_sha}}}" \
     bash "$SRC/golab/provision/lab-vm.sh"
 export PATH="/usr/local/go/bin:/usr/local/bin:$PATH"

@@ -15,9 +15,19 @@ pub mod render;
 pub mod sandbox;
 #[cfg(target_os = "linux")]
 pub mod sandboxed;
+pub mod setup;
 pub mod submission;
 pub mod transcript;
 pub mod variant;
+
+/// In the grader's observer (`golab run` handed `GOLAB_JAIL`), makes the machine layer
+/// run the student's program (dlv, gdb) in that sandbox. Elsewhere, and on hosts
+/// without the sandbox, nothing to do (a `GOLAB_JAIL` there is refused when a command
+/// would need it).
+pub fn enter_observer_jail() {
+    #[cfg(target_os = "linux")]
+    sandbox::jail::install();
+}
 
 /// What `golab grade`/`check` say on a host without the sandbox.
 pub const SANDBOX_ONLY_ON_LINUX: &str = "sandboxed grading runs only on Linux (bubblewrap, \

@@ -155,7 +155,7 @@ pub struct SubmissionResult {
     pub submitted_from: Option<String>,
     /// What the late policy did (set when the gradebook is put together).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub late: Option<super::gradebook::Late>,
+    pub late: Option<Late>,
     /// SHA-256 of the binary golab built and observed.
     #[serde(default)]
     pub binary_sha256: Option<String>,
@@ -174,4 +174,16 @@ pub struct BatchResult {
     /// Question ids and maximum points, in the lab's order (the gradebook's columns).
     pub questions: Vec<(String, f64)>,
     pub submissions: Vec<SubmissionResult>,
+}
+
+/// What lateness did to one submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Late {
+    pub submitted_at: String,
+    pub deadline: String,
+    /// Started days after the deadline (0: on time).
+    pub days: u32,
+    /// Fraction of the score lost.
+    pub penalty: f64,
+    pub score_before: f64,
 }

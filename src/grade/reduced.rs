@@ -294,7 +294,7 @@ impl LabRunner for Reduced {
         Cgroups::remove(&groups);
         match r {
             Ok(out) => outcome_of(out.status.code(), &out.stderr, &obs),
-            Err(e) if format!("{e:#}").contains("did not finish in time") => Ok(Ran::Stopped {
+            Err(e) if crate::exec::timed_out(&e) => Ok(Ran::Stopped {
                 outcome: Outcome::Timeout,
                 message: "the lab run did not finish in time".into(),
             }),

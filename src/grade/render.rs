@@ -10,6 +10,15 @@ use std::fmt::Write as _;
 // ---------------------------------------------------------------------------
 // Numbers and shared helpers
 
+/// `1 day`, `3 days`.
+pub fn days(n: u32) -> String {
+    if n == 1 {
+        "1 day".into()
+    } else {
+        format!("{n} days")
+    }
+}
+
 /// A number as people write points: at most 2 decimals, no trailing zeros
 /// (`10`, `7.5`, `3.33`), never `-0`.
 pub fn num(x: f64) -> String {
@@ -168,7 +177,7 @@ pub fn table(b: &BatchResult) -> String {
                 "  {}: handed in {}, {} after {}: -{}% ({} -> {})",
                 term_safe(&s.student),
                 l.submitted_at,
-                super::gradebook::days(l.days),
+                days(l.days),
                 l.deadline,
                 num(l.penalty * 100.0),
                 num(l.score_before),
@@ -287,7 +296,7 @@ pub fn csv(b: &BatchResult) -> String {
         row.push(match &s.late {
             Some(l) if l.days > 0 => csv_field(&format!(
                 "{} after {}: -{}% of {}",
-                super::gradebook::days(l.days),
+                days(l.days),
                 l.deadline,
                 num(l.penalty * 100.0),
                 num(l.score_before)

@@ -427,12 +427,12 @@ impl LabRunner for Sandboxed {
         let obs_work = student_dir.join("observer-work");
         fresh_dir(&obs_work, 0, 0o755)?;
         let dlv = dlv
-            .or_else(|| crate::toolchain::which("dlv"))
+            .or_else(|| crate::exec::which("dlv"))
             .context("dlv is not installed")?;
         let dlv = self.exec_only(&dlv)?;
         let gdb = std::env::var_os("GOLAB_GDB")
             .map(PathBuf::from)
-            .or_else(|| crate::toolchain::which("gdb"));
+            .or_else(|| crate::exec::which("gdb"));
         let gdb = gdb.map(|g| self.exec_only(&g)).transpose()?;
         for t in std::iter::once(&dlv).chain(gdb.iter()) {
             if let Some(d) = t.parent() {
@@ -528,7 +528,7 @@ impl LabRunner for Sandboxed {
                 }
                 outcome_of(out.status.code(), &out.stderr, &obs)?
             }
-            Err(e) if format!("{e:#}").contains("did not finish in time") => Ran::Stopped {
+            Err(e) if crate::exec::timed_out(&e) => Ran::Stopped {
                 outcome: Outcome::Timeout,
                 message: "the lab run of your program did not finish in time".into(),
             },

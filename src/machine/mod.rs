@@ -206,27 +206,59 @@ pub struct Cmd {
 /// debugger (the grader's `observer-killed`).
 pub const INTERFERENCE: &str = "observer-killed:";
 
-/// The grader's sandbox for untrusted commands, when golab runs as a grading observer.
-#[cfg(target_os = "linux")]
-pub fn jail() -> Option<&'static crate::grade::sandbox::jail::Jail> {
-    crate::grade::sandbox::jail::current()
+/// Where `Cmd::untrusted` commands run when golab observes a student's program inside
+/// the grader's sandbox. The grader (`grade::sandbox::jail`) implements it and installs
+/// it with [`confine`]; this layer only knows the interface, so the VM and process layer
+/// does not import the grader.
+pub trait Confinement: Send + Sync {
+    /// The process that runs `program args` inside the sandbox.
+    fn command(
+        &self,
+        program: &str,
+        args: &[String],
+        envs: &[(String, String)],
+        cwd: Option<&Path>,
+    ) -> Command;
+    /// A TCP connection to a tool started inside it (dlv's API).
+    fn connect(&self, addr: &str) -> std::io::Result<std::net::TcpStream>;
+    /// Did the observed program stop or kill its debugger? (starts with [`INTERFERENCE`])
+    fn interference(&self) -> Option<String>;
+}
+
+/// The environment variable that names the sandbox golab observes in (set by the
+/// grader for the `golab run` it starts as the observer).
+pub const JAIL_ENV: &str = "GOLAB_JAIL";
+
+static CONFINEMENT: std::sync::OnceLock<&'static dyn Confinement> = std::sync::OnceLock::new();
+
+/// Installs the sandbox untrusted commands run in, for the rest of the process.
+pub fn confine(c: &'static dyn Confinement) {
+    let _ = CONFINEMENT.set(c);
+}
+
+/// The installed sandbox. A process that was handed one (`GOLAB_JAIL`) but did not
+/// install it stops here: running the student's program unsandboxed is never the
+/// fallback.
+fn jail() -> Option<&'static dyn Confinement> {
+    if let Some(c) = CONFINEMENT.get() {
+        return Some(*c);
+    }
+    if std::env::var_os(JAIL_ENV).is_some_and(|v| !v.is_empty()) {
+        eprintln!(
+            "golab: {JAIL_ENV} is set but no sandbox was installed; refusing to run unsandboxed"
+        );
+        std::process::exit(2);
+    }
+    None
 }
 
 /// Did the observed program stop or kill its debugger? (Only known in the sandbox.)
 pub fn interference() -> Option<String> {
-    #[cfg(target_os = "linux")]
-    {
-        jail().and_then(|j| j.interference())
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        None
-    }
+    jail().and_then(|j| j.interference())
 }
 
 /// A TCP connection to a tool started with `Cmd::untrusted` (dlv's API).
 pub fn connect_tcp(addr: &str) -> std::io::Result<std::net::TcpStream> {
-    #[cfg(target_os = "linux")]
     if let Some(j) = jail() {
         return j.connect(addr);
     }
@@ -235,14 +267,7 @@ pub fn connect_tcp(addr: &str) -> std::io::Result<std::net::TcpStream> {
 
 /// Is this process observing inside the grader's sandbox?
 pub fn jailed() -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        jail().is_some()
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        false
-    }
+    jail().is_some()
 }
 
 impl Cmd {
@@ -439,7 +464,6 @@ impl Machine {
     pub fn command(&self, cmd: &Cmd) -> Command {
         match self {
             Machine::Host => {
-                #[cfg(target_os = "linux")]
                 if cmd.untrusted
                     && let Some(j) = jail()
                 {
@@ -614,7 +638,7 @@ impl Machine {
     /// The first `name` on the machine's PATH.
     pub fn which(&self, name: &str) -> Option<PathBuf> {
         match self {
-            Machine::Host => crate::toolchain::which(name),
+            Machine::Host => crate::exec::which(name),
             Machine::Ssh(_) => {
                 let out = self
                     .run(
@@ -632,7 +656,7 @@ impl Machine {
     /// Logical CPUs as the Go runtime counts them (the process's affinity mask).
     pub fn ncpu(&self) -> Result<u64> {
         match self {
-            Machine::Host => Ok(crate::toolchain::affinity_cpus() as u64),
+            Machine::Host => Ok(crate::sys::host::logical_cpus() as u64),
             Machine::Ssh(_) => self.number(&mut Cmd::new("nproc")),
         }
     }
@@ -640,7 +664,7 @@ impl Machine {
     /// The page size the kernel reports in the auxiliary vector.
     pub fn page_size(&self) -> Result<u64> {
         match self {
-            Machine::Host => Ok(crate::toolchain::page_size()),
+            Machine::Host => Ok(crate::sys::host::page_size()),
             Machine::Ssh(_) => self.number(Cmd::new("getconf").arg("PAGESIZE")),
         }
     }

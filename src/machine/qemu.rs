@@ -80,7 +80,7 @@ pub struct UpOptions {
 }
 
 impl UpOptions {
-    /// The lab's pins (Go 1.17.1, dlv v1.9.1 from `go install`) on 2 CPUs and 2 GiB.
+    /// The course's pins (toolchains.txt: Go, dlv from `go install`) on 2 CPUs and 2 GiB.
     pub fn new(image: impl Into<PathBuf>, go_tarball: impl Into<PathBuf>) -> UpOptions {
         UpOptions {
             image: image.into(),
@@ -89,9 +89,9 @@ impl UpOptions {
             cpus: 2,
             memory_mib: 2048,
             go_tarball: go_tarball.into(),
-            go_version: "1.17.1".into(),
-            go_sha256: "dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef".into(),
-            dlv_source: DlvSource::GoInstall("v1.9.1".into()),
+            go_version: crate::pins::course().go.version.into(),
+            go_sha256: crate::pins::course().go.tarball_sha256.into(),
+            dlv_source: DlvSource::GoInstall(crate::pins::course().dlv_tag()),
             dlv_tarball: None,
             baked: None,
             accel: Accel::Auto,
@@ -141,7 +141,7 @@ impl Stage {
 
 /// What `up` does with a machine folder, from its stage and whether its QEMU runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Plan {
+enum UpStep {
     /// Ready and running: say so, do nothing.
     AlreadyRunning,
     /// No folder: make one.
@@ -154,15 +154,15 @@ enum Plan {
     Wait,
 }
 
-fn plan(stage: Option<Stage>, running: bool) -> Plan {
+fn plan(stage: Option<Stage>, running: bool) -> UpStep {
     match (stage, running) {
-        (None, false) => Plan::Create,
-        (Some(Stage::Ready), true) => Plan::AlreadyRunning,
-        (Some(Stage::Booting | Stage::Provisioned), true) => Plan::Wait,
-        (Some(Stage::Provisioned | Stage::Ready), false) => Plan::Resume,
+        (None, false) => UpStep::Create,
+        (Some(Stage::Ready), true) => UpStep::AlreadyRunning,
+        (Some(Stage::Booting | Stage::Provisioned), true) => UpStep::Wait,
+        (Some(Stage::Provisioned | Stage::Ready), false) => UpStep::Resume,
         // No stage, or files half made, yet a QEMU runs; or the first boot died, so
         // cloud-init's once-per-instance work may be half done: start over.
-        _ => Plan::Clean,
+        _ => UpStep::Clean,
     }
 }
 
@@ -373,7 +373,7 @@ impl Qemu {
         let plan = plan(if dir.exists() { stage } else { None }, pid.is_some());
         let mut notes = Vec::new();
         match plan {
-            Plan::AlreadyRunning => {
+            UpStep::AlreadyRunning => {
                 let ports = read_ports(&dir)?;
                 let made = read_made(&dir)?;
                 say.line(&format!(
@@ -395,7 +395,7 @@ impl Qemu {
                     dir,
                 });
             }
-            Plan::Clean => {
+            UpStep::Clean => {
                 say.line(&format!(
                     "the last `up` stopped half-way ({}): starting over",
                     stage.map(Stage::as_str).unwrap_or("no stage")
@@ -409,7 +409,7 @@ impl Qemu {
             _ => {}
         }
         let mut stages = Vec::new();
-        if matches!(plan, Plan::Create | Plan::Clean) {
+        if matches!(plan, UpStep::Create | UpStep::Clean) {
             let t = Instant::now();
             say.stage("create: overlay disk, ssh key, cloud-init seed");
             if let Err(e) = self.create(name, &dir, opts) {
@@ -430,7 +430,7 @@ impl Qemu {
         // From here on, a failure kills the QEMU this `up` started or waited for: the
         // stage file says what the next `up` does with the folder.
         let (pid, accel, ports) = match plan {
-            Plan::Wait => {
+            UpStep::Wait => {
                 let accel = read_accel(&dir).unwrap_or(AccelUsed::Tcg);
                 say.line(&format!(
                     "running (pid {}) but not ready: waiting for it",
@@ -1861,20 +1861,20 @@ mod tests {
 
     #[test]
     fn a_half_made_machine_is_cleaned_and_a_provisioned_one_resumed() {
-        assert_eq!(plan(None, false), Plan::Create);
-        assert_eq!(plan(Some(Stage::Creating), false), Plan::Clean);
-        assert_eq!(plan(Some(Stage::Created), false), Plan::Clean);
+        assert_eq!(plan(None, false), UpStep::Create);
+        assert_eq!(plan(Some(Stage::Creating), false), UpStep::Clean);
+        assert_eq!(plan(Some(Stage::Created), false), UpStep::Clean);
         assert_eq!(
             plan(Some(Stage::Booting), false),
-            Plan::Clean,
+            UpStep::Clean,
             "a first boot that died may have run half the provisioner"
         );
-        assert_eq!(plan(Some(Stage::Booting), true), Plan::Wait);
-        assert_eq!(plan(Some(Stage::Provisioned), true), Plan::Wait);
-        assert_eq!(plan(Some(Stage::Provisioned), false), Plan::Resume);
-        assert_eq!(plan(Some(Stage::Ready), false), Plan::Resume);
-        assert_eq!(plan(Some(Stage::Ready), true), Plan::AlreadyRunning);
-        assert_eq!(plan(None, true), Plan::Clean);
+        assert_eq!(plan(Some(Stage::Booting), true), UpStep::Wait);
+        assert_eq!(plan(Some(Stage::Provisioned), true), UpStep::Wait);
+        assert_eq!(plan(Some(Stage::Provisioned), false), UpStep::Resume);
+        assert_eq!(plan(Some(Stage::Ready), false), UpStep::Resume);
+        assert_eq!(plan(Some(Stage::Ready), true), UpStep::AlreadyRunning);
+        assert_eq!(plan(None, true), UpStep::Clean);
         for s in [
             Stage::Creating,
             Stage::Created,

@@ -144,10 +144,6 @@ pub struct DirectBoot {
     pub cmdline: String,
 }
 
-/// The Go the labs are written for, and the newest dlv that supports it.
-pub const LAB_GO: &str = "1.17.1";
-pub const LAB_DLV: &str = "v1.9.1";
-
 impl Default for VagrantConfig {
     fn default() -> Self {
         VagrantConfig {
@@ -161,11 +157,9 @@ impl Default for VagrantConfig {
             labs_dir: PathBuf::from("labs"),
             go_base_url: crate::download::GO_BASE.into(),
             libvirt_driver: LibvirtDriver::Kvm,
-            go_version: LAB_GO.into(),
-            go_sha256: crate::download::go_tarball(LAB_GO)
-                .map(|a| a.sha256)
-                .expect("the lab's Go is pinned in download.rs"),
-            dlv: DlvSource::GoInstall(LAB_DLV.into()),
+            go_version: crate::pins::course().go.version.into(),
+            go_sha256: crate::pins::course().go.tarball_sha256.into(),
+            dlv: DlvSource::GoInstall(crate::pins::course().dlv_tag()),
             boot: None,
         }
     }
@@ -458,7 +452,7 @@ impl Vagrant {
         pick_provider(
             std::env::consts::OS,
             std::env::consts::ARCH,
-            crate::toolchain::which("VBoxManage").is_some(),
+            crate::exec::which("VBoxManage").is_some(),
             has("vagrant-libvirt"),
             has("vagrant-qemu"),
         )
@@ -470,7 +464,7 @@ impl Vagrant {
 
     /// Vagrant must be on PATH for anything but `golab render`.
     fn require_vagrant() -> Result<()> {
-        if crate::toolchain::which("vagrant").is_none() {
+        if crate::exec::which("vagrant").is_none() {
             bail!(
                 "vagrant is not installed (or not on PATH): install Vagrant and the plugin of its provider (Debian: apt-get install vagrant vagrant-libvirt), or use --provider qemu, which needs only QEMU"
             );

@@ -2,7 +2,7 @@
 
 use crate::machine::Machine;
 use crate::toolchain::Toolchain;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,29 @@ pub struct Built {
     /// Where the program's sources were when it was built (DWARF names files there).
     pub source_dir: PathBuf,
 }
+
+/// The program does not compile: `output` is the compiler's own. Callers (the grader,
+/// through `golab run`'s error document) learn this from the type, not the wording.
+#[derive(Debug)]
+pub struct CompileError {
+    pub gcflags: String,
+    pub work: PathBuf,
+    pub output: String,
+}
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "go build -gcflags \"{}\" failed in {}:\n{}",
+            self.gcflags,
+            self.work.display(),
+            self.output
+        )
+    }
+}
+
+impl std::error::Error for CompileError {}
 
 /// Copies the lab's files (not its subfolders) into `work` on the machine and builds
 /// `work/main` there. A compile error comes back with the compiler's own output.
@@ -38,11 +61,12 @@ pub fn build(
     let start = Instant::now();
     let out = m.run(&c, "go build", Duration::from_secs(900))?;
     if !out.ok() {
-        bail!(
-            "go build -gcflags \"{gcflags}\" failed in {}:\n{}",
-            work.display(),
-            out.combined().trim_end()
-        );
+        return Err(CompileError {
+            gcflags: gcflags.to_string(),
+            work: work.to_path_buf(),
+            output: out.combined().trim_end().to_string(),
+        }
+        .into());
     }
     Ok(Built {
         binary,

@@ -7,7 +7,7 @@
 //! from real dlv sessions (tests/fixtures/dlv-console/, each labelled with the command
 //! that made it). Nothing here talks to dlv.
 
-use super::dlv_rpc::{AsmInstruction, Breakpoint, Location, Register, State, Thread, Variable};
+use super::dlv_api::{AsmInstruction, Breakpoint, Location, Register, State, Thread, Variable};
 use std::path::Path;
 
 /// dlv's default `source-list-line-count`: lines shown either side of the current one.
@@ -29,11 +29,11 @@ pub fn format_path(file: &str, cwd: Option<&Path>) -> String {
     file.to_string()
 }
 
-fn fn_name(f: &Option<super::dlv_rpc::Function>) -> String {
+fn fn_name(f: &Option<super::dlv_api::Function>) -> String {
     f.as_ref().map(|f| f.name.clone()).unwrap_or_default()
 }
 
-fn optimized(f: &Option<super::dlv_rpc::Function>) -> bool {
+fn optimized(f: &Option<super::dlv_api::Function>) -> bool {
     f.as_ref().is_some_and(|f| f.optimized)
 }
 
@@ -449,33 +449,6 @@ pub fn annotate_pointers(log: &str, symbol: &dyn Fn(u64) -> Option<String>) -> S
     out
 }
 
-/// Standard base64 (Go's encoding/json form of []byte).
-pub fn base64_decode(s: &str) -> Vec<u8> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes() {
-        let Some(v) = val(c) else { continue };
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -665,7 +638,10 @@ mod tests {
 
     #[test]
     fn base64_and_tabwriter_follow_go() {
-        assert_eq!(base64_decode("SIs8JA=="), vec![0x48, 0x8b, 0x3c, 0x24]);
+        assert_eq!(
+            super::super::dlv_api::base64_decode("SIs8JA=="),
+            vec![0x48, 0x8b, 0x3c, 0x24]
+        );
         // Widths 8, 10, 6 and 18 in one column (disass of runtime.mstart0, dlv 1.20.2).
         let rows: Vec<(Vec<String>, String)> =
             ["4883ec28", "4c89742418", "498b0e", "48c744240800200000"]

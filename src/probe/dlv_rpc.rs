@@ -11,7 +11,6 @@ use crate::machine::{Cmd, Machine};
 use crate::probe::dlv_console as console;
 use crate::trace::{Frame, Hit, Instruction, Placed, RealBreakpoint, Session, Tool, WrapperCode};
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
@@ -22,188 +21,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-// ---- The API types golab reads (a subset of delve's service/api; unknown fields ignored).
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Function {
-    pub name: String,
-    pub value: u64,
-    /// Compiled with optimisations (dlv then warns: "debugging optimized function").
-    pub optimized: bool,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Location {
-    pub pc: u64,
-    pub file: String,
-    pub line: i64,
-    pub function: Option<Function>,
-}
-
-impl Location {
-    pub fn frame(&self) -> Frame {
-        Frame {
-            function: self
-                .function
-                .as_ref()
-                .map(|f| f.name.clone())
-                .unwrap_or_else(|| "?".into()),
-            file: self.file.clone(),
-            line: self.line.max(0) as u32,
-            pc: self.pc,
-            entry_pc: self.function.as_ref().is_some_and(|f| f.value == self.pc),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct BreakpointInfo {
-    pub stacktrace: Vec<Location>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Breakpoint {
-    pub id: i64,
-    pub addr: u64,
-    pub addrs: Vec<u64>,
-    pub file: String,
-    pub line: i64,
-    #[serde(rename = "functionName")]
-    pub function_name: String,
-    /// Hits per goroutine id (dlv counts no goroutine for a thread without a g).
-    #[serde(rename = "hitCount")]
-    pub hit_count: HashMap<String, u64>,
-    #[serde(rename = "totalHitCount")]
-    pub total_hit_count: u64,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Thread {
-    pub id: i64,
-    pub pc: u64,
-    pub file: String,
-    pub line: i64,
-    pub function: Option<Function>,
-    #[serde(rename = "goroutineID")]
-    pub goroutine_id: i64,
-    #[serde(rename = "breakPoint")]
-    pub breakpoint: Option<Breakpoint>,
-    #[serde(rename = "breakPointInfo")]
-    pub breakpoint_info: Option<BreakpointInfo>,
-    /// What `stepout` returned (dlv prints them as "Values returned:").
-    #[serde(rename = "ReturnValues")]
-    pub return_values: Option<Vec<Variable>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct State {
-    #[serde(rename = "Pid")]
-    pub pid: i64,
-    #[serde(rename = "currentThread")]
-    pub current_thread: Option<Thread>,
-    #[serde(rename = "Threads")]
-    pub threads: Option<Vec<Thread>>,
-    pub exited: bool,
-    #[serde(rename = "exitStatus")]
-    pub exit_status: i64,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Variable {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub typ: String,
-    pub kind: u32,
-    pub value: String,
-    pub addr: u64,
-    pub unreadable: String,
-    pub children: Vec<Variable>,
-    pub len: i64,
-    pub cap: i64,
-    /// A slice's or string's data address.
-    pub base: u64,
-    /// dlv's VariableFlags (1 escaped, 2 shadowed, 4 constant, 8 argument, 16 local, 32 return argument).
-    pub flags: u32,
-}
-
-impl Variable {
-    /// The value as one scalar string: a pointer's address, a number, a bool, a name;
-    /// an array or slice as its elements' scalars joined by commas.
-    pub fn scalar(&self) -> String {
-        const POINTER: u32 = 22; // reflect.Ptr
-        const ARRAY: u32 = 17; // reflect.Array
-        const SLICE: u32 = 23; // reflect.Slice
-        if !self.unreadable.is_empty() {
-            return format!("unreadable: {}", self.unreadable);
-        }
-        if self.kind == ARRAY || self.kind == SLICE {
-            return self
-                .children
-                .iter()
-                .map(Variable::scalar)
-                .collect::<Vec<_>>()
-                .join(",");
-        }
-        if self.kind == POINTER && self.value.is_empty() {
-            return self
-                .children
-                .first()
-                .map(|c| c.addr.to_string())
-                .unwrap_or_default();
-        }
-        self.value.clone()
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Register {
-    #[serde(rename = "Name")]
-    pub name: String,
-    #[serde(rename = "Value")]
-    pub value: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct AsmInstruction {
-    #[serde(rename = "Loc")]
-    pub loc: Location,
-    #[serde(rename = "DestLoc")]
-    pub dest: Option<Location>,
-    #[serde(rename = "Text")]
-    pub text: String,
-    /// The instruction's bytes (base64 in the JSON).
-    #[serde(rename = "Bytes", deserialize_with = "base64_bytes")]
-    pub bytes: Vec<u8>,
-    #[serde(rename = "Breakpoint")]
-    pub breakpoint: bool,
-    #[serde(rename = "AtPC")]
-    pub at_pc: bool,
-}
-
-/// Go's encoding/json writes a []byte as base64 (or null).
-fn base64_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-    let s: Option<String> = Option::deserialize(d)?;
-    Ok(s.map(|s| crate::probe::dlv_console::base64_decode(&s))
-        .unwrap_or_default())
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Version {
-    #[serde(rename = "DelveVersion")]
-    pub delve: String,
-    #[serde(rename = "TargetGoVersion")]
-    pub target_go: String,
-}
+pub use super::dlv_api::*;
 
 /// A reply: `{"id":N,"result":{...},"error":null}`.
 pub fn parse_reply(line: &str) -> Result<Value> {
@@ -259,7 +77,9 @@ impl Client {
         self.writer.write_all(format!("{req}\n").as_bytes())?;
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            bail!("the dlv session ran past its deadline");
+            return Err(
+                crate::exec::TimedOut("the dlv session ran past its deadline".into()).into(),
+            );
         }
         let mut line = String::new();
         // In the sandbox, a dlv that the program stopped is noticed within a poll.
@@ -271,7 +91,10 @@ impl Client {
         loop {
             let left = self.deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                bail!("dlv did not answer {method} before the session's deadline");
+                return Err(crate::exec::TimedOut(format!(
+                    "dlv did not answer {method} before the session's deadline"
+                ))
+                .into());
             }
             self.reader
                 .get_ref()
@@ -400,7 +223,7 @@ impl BreakpointPlan {
     }
 }
 
-pub struct Plan {
+pub struct SessionPlan {
     pub breakpoints: Vec<BreakpointPlan>,
     pub stops: Vec<Stop>,
     pub args: Vec<String>,
@@ -421,6 +244,8 @@ pub struct DlvRun {
     pub console: String,
     /// Why the session ended early, if it did; what it recorded until then is kept.
     pub error: Option<String>,
+    /// The session ended because its deadline passed (`error` says which call).
+    pub timed_out: bool,
 }
 
 /// Starts `dlv exec --headless` and returns the group and the API address.
@@ -448,7 +273,7 @@ pub fn start_headless(
     m: &Machine,
     dlv: &Path,
     binary: &Path,
-    plan: &Plan,
+    plan: &SessionPlan,
     skip_check: bool,
     deadline: Instant,
 ) -> Result<(Group, String, Console)> {
@@ -537,7 +362,7 @@ pub fn run(
     dlv: &Path,
     dlv_version: &str,
     binary: &Path,
-    plan: &Plan,
+    plan: &SessionPlan,
     deadline: Instant,
 ) -> Result<DlvRun> {
     let mut skip = plan.skip_version_check;
@@ -580,7 +405,9 @@ pub fn run(
             wrappers: Vec::new(),
             done_stops: vec![false; plan.stops.len()],
         };
-        let mut error = d.drive().err().map(|e| format!("{e:#}"));
+        let failed = d.drive().err();
+        let mut timed_out = failed.as_ref().is_some_and(crate::exec::timed_out);
+        let mut error = failed.map(|e| format!("{e:#}"));
         // In the sandbox dlv never ends a session by itself: if it is gone, the program
         // under it ended it (a signal), and nothing it said after that is evidence.
         if let Some(e) = &error
@@ -594,6 +421,7 @@ pub fn run(
                 std::thread::sleep(Duration::from_millis(20));
             }
             if let Some(st) = status {
+                timed_out = false;
                 error = Some(format!(
                     "{} dlv ended during the session ({st}) while your program ran under it: {e}",
                     crate::machine::INTERFERENCE
@@ -612,13 +440,14 @@ pub fn run(
             readable,
             console,
             error,
+            timed_out,
         });
     }
 }
 
 struct Driver<'a> {
     c: &'a mut Client,
-    plan: &'a Plan,
+    plan: &'a SessionPlan,
     log: String,
     session: Session,
     wrappers: Vec<WrapperCode>,

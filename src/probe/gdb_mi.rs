@@ -375,9 +375,10 @@ impl Gdb {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     self.group.kill();
-                    bail!(
-                        "gdb did not answer before the session's deadline: gdb and the program were killed"
-                    );
+                    return Err(crate::exec::TimedOut(
+                        "gdb did not answer before the session's deadline: gdb and the program were killed".into(),
+                    )
+                    .into());
                 }
                 Err(RecvTimeoutError::Disconnected) if jailed && self.running => {
                     // gdb never ends a session by itself: the program under it did.
@@ -452,7 +453,7 @@ impl Gdb {
 }
 
 /// One gdb breakpoint to set, and how many of its hits to record before deleting it.
-pub struct Plan<'a> {
+pub struct BreakAt<'a> {
     pub function: &'a str,
     pub max_hits: u32,
 }
@@ -465,6 +466,8 @@ pub struct GdbRun {
     pub log: String,
     /// Why the session ended early, if it did; the log is kept.
     pub error: Option<String>,
+    /// The session ended because its deadline passed (`error` says which call).
+    pub timed_out: bool,
 }
 
 /// The program a gdb session runs: its binary, arguments and environment.
@@ -481,7 +484,7 @@ pub fn run(
     gdb_path: &Path,
     version: &str,
     program: &Debuggee,
-    plan: &[Plan],
+    plan: &[BreakAt],
     deadline: Instant,
 ) -> Result<GdbRun> {
     let Debuggee { binary, args, env } = *program;
@@ -492,9 +495,9 @@ pub fn run(
     };
     let mut entry = None;
     let mut info_file = String::new();
-    let error = drive(&mut g, &mut s, &mut entry, &mut info_file, args, plan)
-        .err()
-        .map(|e| format!("{e:#}"));
+    let failed = drive(&mut g, &mut s, &mut entry, &mut info_file, args, plan).err();
+    let timed_out = failed.as_ref().is_some_and(crate::exec::timed_out);
+    let error = failed.map(|e| format!("{e:#}"));
     // Whatever happened, gdb and the program go; the log is kept for the transcript.
     let log = std::mem::take(&mut g.log);
     drop(g);
@@ -504,6 +507,7 @@ pub fn run(
         info_file,
         log,
         error,
+        timed_out,
     })
 }
 
@@ -513,7 +517,7 @@ fn drive(
     entry: &mut Option<u64>,
     info_file: &mut String,
     args: &[String],
-    plan: &[Plan],
+    plan: &[BreakAt],
 ) -> Result<()> {
     g.command("-gdb-set confirm off")?;
     g.command("-gdb-set backtrace past-main on")?;

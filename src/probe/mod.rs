@@ -2,6 +2,7 @@
 //! judges what it saw (that is `check`) or prints it (that is `report`).
 
 pub mod build;
+pub mod dlv_api;
 pub mod dlv_console;
 pub mod dlv_rpc;
 pub mod elf;

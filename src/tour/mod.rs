@@ -151,7 +151,7 @@ pub fn run(input: &Input, each: &mut dyn FnMut(&Section, usize)) -> Result<Tour>
     let elf = Elf::read(input.binary)?;
     let mut skip = input.skip_version_check;
     let mut warnings: Vec<String> = warning.into_iter().collect();
-    let plan = dlv_rpc::Plan {
+    let plan = dlv_rpc::SessionPlan {
         breakpoints: vec![],
         stops: vec![],
         args: input.args.clone(),

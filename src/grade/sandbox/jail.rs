@@ -23,7 +23,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// The environment variable naming the jail file.
-pub const ENV: &str = "GOLAB_JAIL";
+pub const ENV: &str = crate::machine::JAIL_ENV;
 
 pub use crate::machine::INTERFERENCE;
 
@@ -55,6 +55,32 @@ pub fn current() -> Option<&'static Jail> {
             }
         })
         .as_ref()
+}
+
+/// Makes `Machine::command` run untrusted commands in this process's jail, if it was
+/// given one (a jail file that cannot be read ends the process, as in [`current`]).
+pub fn install() {
+    if let Some(j) = current() {
+        crate::machine::confine(j);
+    }
+}
+
+impl crate::machine::Confinement for Jail {
+    fn command(
+        &self,
+        program: &str,
+        args: &[String],
+        envs: &[(String, String)],
+        cwd: Option<&Path>,
+    ) -> Command {
+        Jail::command(self, program, args, envs, cwd)
+    }
+    fn connect(&self, addr: &str) -> std::io::Result<std::net::TcpStream> {
+        Jail::connect(self, addr)
+    }
+    fn interference(&self) -> Option<String> {
+        Jail::interference(self)
+    }
 }
 
 impl Jail {

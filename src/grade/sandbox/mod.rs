@@ -160,7 +160,7 @@ impl Verdict {
 
 /// What one sandboxed run printed, and how it ended.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct Finished {
     /// The exit status the sandbox ended with (the program's, or 128 + N for a signal);
     /// None when golab killed it at a limit.
     pub status: Option<i32>,
@@ -316,7 +316,7 @@ impl Sandbox {
         argv: &[String],
         env: &[(String, String)],
         limits: &Limits,
-    ) -> Result<Outcome> {
+    ) -> Result<Finished> {
         if argv.is_empty() {
             bail!("nothing to run in the sandbox");
         }
@@ -582,7 +582,7 @@ impl Sandbox {
                 },
             }
         };
-        Ok(Outcome {
+        Ok(Finished {
             status: if was_killed { None } else { code },
             stdout: stdout_s,
             stderr: stderr_s,
@@ -1645,7 +1645,7 @@ mod tests {
     /// Every fixture built once, by `go build` inside the sandbox (one slot, one cache).
     struct Built {
         bins: HashMap<String, Vec<u8>>,
-        builds: HashMap<String, Outcome>,
+        builds: HashMap<String, Finished>,
     }
 
     fn built() -> &'static Built {
@@ -1718,7 +1718,7 @@ mod tests {
         limits: &Limits,
         evidence: bool,
         env: &[(&str, &str)],
-    ) -> (Outcome, Batch) {
+    ) -> (Finished, Batch) {
         run_fixture_args(name, &[], limits, evidence, env)
     }
 
@@ -1728,7 +1728,7 @@ mod tests {
         limits: &Limits,
         evidence: bool,
         env: &[(&str, &str)],
-    ) -> (Outcome, Batch) {
+    ) -> (Finished, Batch) {
         let built = built();
         let bin = built
             .bins

@@ -5,6 +5,8 @@
 //! values read in the live process) and a lab picks and parameterises them.
 //! Unknown keys and wrong types are errors that name the file, the line and the key.
 
+pub mod fact;
+
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -35,7 +37,7 @@ pub struct Lab {
     pub scenarios: Vec<ScenarioSpec>,
     /// The deadline, extensions and late penalty (`golab grade` options override it).
     #[serde(default)]
-    pub late: Option<crate::grade::gradebook::LatePolicy>,
+    pub late: Option<LatePolicy>,
     /// The folder the lab was loaded from (not part of the file).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -645,7 +647,7 @@ fn validate(lab: &Lab) -> Result<(), String> {
                         ));
                     }
                 }
-                crate::check::Fact::parse(&x.equals)
+                fact::Fact::parse(&x.equals)
                     .map_err(|e| format!("check '{}': equals: {e}", c.id))?;
             }
         } else if !c.expect.is_empty() {
@@ -741,6 +743,25 @@ pub fn list() -> Result<Vec<Lab>> {
     labs.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(labs)
 }
+
+/// A deadline, per-student extensions and what lateness costs. In lab.yaml as `late:`,
+/// or from the command line (`golab grade --deadline ... --late-penalty ...`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatePolicy {
+    /// The deadline (RFC 3339, e.g. 2026-12-01T23:59:00Z).
+    pub deadline: String,
+    /// Percent of the score lost per started day late.
+    #[serde(default)]
+    pub penalty_per_day: f64,
+    /// Later than this many days: no points.
+    #[serde(default)]
+    pub max_days: Option<f64>,
+    /// Per-student deadlines that replace the course's.
+    #[serde(default)]
+    pub extensions: BTreeMap<String, String>,
+}
+// (Checked and applied by `grade::gradebook`, where lateness is scored.)
 
 #[cfg(test)]
 mod tests {
