@@ -1133,13 +1133,36 @@ fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Ou
 }
 
 /// One run: Ok(the start of the order) when prediction and observation agree.
+///
+/// The prediction replays the program's shape (what `tools/goshape` read from its
+/// syntax for this run's arguments); a program it cannot follow is refused by name. A
+/// run recorded without a shape (an older observation) is predicted from the
+/// runq-order scenario its arguments spell.
 fn judge_run(
     run: &crate::trace::ScenarioRun,
     p: &Profile,
     profile: &sched::Profile,
 ) -> Result<String, (Mark, String)> {
+    use crate::reference::shape::{self, Shape};
+    let refuse = |why: &str| {
+        (
+            Mark::Bad,
+            format!(
+                "this program is not one the run-order model predicts: {why}; use the co-simulation check (kind: cosim)"
+            ),
+        )
+    };
+    let program = match &run.shape {
+        Some(Shape::Refused(why)) => return Err(refuse(why)),
+        Some(Shape::Failed(why)) => return Err((Mark::Missing, why.clone())),
+        Some(Shape::Program(prog)) => Some(prog),
+        None => None,
+    };
     let spec = crate::lab::ScenarioSpec::from_args(&run.id, &run.args);
-    let mut scenario = spec.model().map_err(|e| (Mark::Bad, e))?;
+    let mut scenario = match program {
+        Some(_) => sched::Scenario::new(0),
+        None => spec.model().map_err(|e| (Mark::Bad, e))?,
+    };
     // main's own Gosched calls and sysmon's measured preemptions of main both send it
     // to the global queue after that many spawns.
     scenario
@@ -1161,18 +1184,47 @@ fn judge_run(
             "the program printed no order (did it finish?)".to_string(),
         )
     })?;
-    let mut sorted = observed.clone();
-    sorted.sort_unstable();
-    if sorted != (0..spec.n).collect::<Vec<u32>>() {
-        return Err((
-            Mark::Bad,
-            format!(
-                "this program is not one the run-order model predicts: its order line holds {} entries, not each of 0..{} once; use the co-simulation check (kind: cosim)",
-                observed.len(),
-                spec.n
-            ),
-        ));
-    }
+    let predicted: Vec<u32> = match program {
+        Some(prog) => {
+            let mut pre = run.preempted_after.clone();
+            pre.sort_unstable();
+            let pr = shape::predict(profile, prog, &live, &pre).map_err(|e| refuse(&e))?;
+            let mut v = Vec::with_capacity(pr.order.len());
+            for x in pr.order {
+                v.push(u32::try_from(x).map_err(|_| {
+                    refuse(&format!(
+                        "it records {x}, and the order line holds non-negative numbers"
+                    ))
+                })?);
+            }
+            let (mut a, mut b) = (v.clone(), observed.clone());
+            a.sort_unstable();
+            b.sort_unstable();
+            if a != b {
+                return Err((
+                    Mark::Bad,
+                    format!(
+                        "the order line holds {} values and the program's shape records {}, not the same ones (does the program print every recorded value, in order, on a line `order ...`?)",
+                        observed.len(),
+                        v.len()
+                    ),
+                ));
+            }
+            v
+        }
+        None => {
+            let mut sorted = observed.clone();
+            sorted.sort_unstable();
+            if sorted != (0..spec.n).collect::<Vec<u32>>() {
+                return Err(refuse(&format!(
+                    "its order line holds {} entries, not each of 0..{} once",
+                    observed.len(),
+                    spec.n
+                )));
+            }
+            sched::predict_order(profile, &scenario, &live)
+        }
+    };
     if !run.disturbances.is_empty() {
         return Err((
             Mark::Bad,
@@ -1182,7 +1234,6 @@ fn judge_run(
             ),
         ));
     }
-    let predicted = sched::predict_order(profile, &scenario, &live);
     let mut start = format!(
         "tick={} runnext={} local={} global={}",
         live.schedtick, live.runnext, live.local_len, live.global_len
@@ -1203,6 +1254,28 @@ fn judge_run(
             "{}{} (from {start})",
             head.join(" "),
             if observed.len() > 12 { " ..." } else { "" }
+        ))
+    } else if program.is_some() {
+        let pos = predicted
+            .iter()
+            .zip(observed)
+            .position(|(a, b)| a != b)
+            .unwrap_or(predicted.len().min(observed.len()));
+        let show = |v: &[u32]| {
+            v.iter()
+                .skip(pos.saturating_sub(3))
+                .take(8)
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        Err((
+            Mark::Bad,
+            format!(
+                "first divergence at position {pos}: predicted {} ..., observed {} ... (from {start})",
+                show(&predicted),
+                show(observed)
+            ),
         ))
     } else {
         Err((
@@ -1509,6 +1582,7 @@ mod caller_tests {
             go: None,
             expect: vec![],
             functions: vec![f.into()],
+            record: None,
         }
     }
 
@@ -1602,6 +1676,7 @@ mod run_order_tests {
             observed: Some(observed),
             disturbances,
             preempted_after: vec![],
+            shape: None,
             disturbed_before: vec![],
             session: Default::default(),
         }

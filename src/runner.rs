@@ -280,6 +280,7 @@ fn scenario_run(lab: &Lab, sc: &ScenarioSpec, d: dlv_rpc::DlvRun) -> trace::Scen
         observed,
         disturbances,
         preempted_after,
+        shape: None,
         disturbed_before: Vec::new(),
         session: d.session,
     }
@@ -538,6 +539,37 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
         obs.dlv = d.session;
         obs.wrappers = d.wrappers;
     }
+    // The program's shape per scenario, for whole-order prediction: read from its
+    // syntax by golab's helper, built with this Go (never trusted from the lab's names).
+    let record = lab
+        .checks
+        .iter()
+        .find(|c| c.kind == CheckKind::RunOrder)
+        .map(|c| c.record.clone().unwrap_or_else(|| "record".into()));
+    let mut shapes = std::collections::HashMap::new();
+    if let Some(record) = record.filter(|_| !scenarios.is_empty()) {
+        progress.note("reading the program's shape (tools/goshape, built with this Go)");
+        let src = match m {
+            Machine::Host => lab.dir.clone(),
+            _ => work.clone(),
+        };
+        match crate::probe::shape::build_helper(m, &tc, &work, &build_env) {
+            Ok(h) => {
+                for sc in &scenarios {
+                    let sh = crate::probe::shape::derive(m, &h, &src, &record, &sc.args());
+                    shapes.insert(sc.id.clone(), sh);
+                }
+            }
+            Err(e) => {
+                for sc in &scenarios {
+                    shapes.insert(
+                        sc.id.clone(),
+                        crate::reference::shape::Shape::Failed(format!("{e:#}")),
+                    );
+                }
+            }
+        }
+    }
     for sc in &scenarios {
         for round in 0..repeat {
             progress.stage(&format!(
@@ -588,6 +620,7 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
                 run = scenario_run(lab, sc, d);
             }
             run.disturbed_before = earlier;
+            run.shape = shapes.get(&sc.id).cloned();
             obs.scenarios.push(run);
         }
     }

@@ -381,6 +381,10 @@ pub struct ScenarioRun {
     /// How many goroutines main had started each time sysmon preempted it (measured).
     #[serde(default)]
     pub preempted_after: Vec<u32>,
+    /// What each goroutine of the program does that the scheduler sees, for these
+    /// arguments (`tools/goshape`), or why the whole-order model cannot say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<crate::reference::shape::Shape>,
     pub session: Session,
 }
 

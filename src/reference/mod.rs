@@ -10,6 +10,7 @@ pub mod callers;
 pub mod cosim;
 pub mod moments;
 pub mod sched;
+pub mod shape;
 pub mod startup;
 
 use crate::toolchain::GoVersion;
