@@ -216,7 +216,12 @@ fn symbols_named(lab: &Lab) -> Vec<String> {
     v
 }
 
-fn scenario_run(lab: &Lab, sc: &ScenarioSpec, d: dlv_rpc::DlvRun) -> trace::ScenarioRun {
+fn scenario_run(
+    lab: &Lab,
+    profile: &Profile,
+    sc: &ScenarioSpec,
+    d: dlv_rpc::DlvRun,
+) -> trace::ScenarioRun {
     let main = d.session.hits.iter().find(|h| h.function() == "main.main");
     let live = main.map(|h| h.values.clone()).unwrap_or_default();
     let started = main.map(|h| h.seq);
@@ -230,15 +235,25 @@ fn scenario_run(lab: &Lab, sc: &ScenarioSpec, d: dlv_rpc::DlvRun) -> trace::Scen
         .filter(|h| started.is_some_and(|s| h.seq > s) && h.function() != "main.main")
         .collect();
     let main_g = main.map(|h| h.goroutine);
+    // How many goroutines had been created when sysmon preempted main: the program's
+    // own count where the lab reads one (`main.spawned`), else P0's goid cache then
+    // minus at main.main.
+    let cache = |h: &trace::Hit| -> Option<u64> {
+        h.values
+            .get(&format!("eval {}", profile.goid_cache_expr()))
+            .and_then(|v| v.parse().ok())
+    };
+    let at_main = main.and_then(cache);
     let spawned = |h: &trace::Hit| -> Option<u32> {
         let main_preempted = h.function() == "runtime.gopreempt_m" && Some(h.goroutine) == main_g;
-        if main_preempted {
-            h.values
-                .get("eval main.spawned")
-                .and_then(|v| v.parse().ok())
-        } else {
-            None
+        if !main_preempted {
+            return None;
         }
+        if let Some(v) = h.values.get("eval main.spawned") {
+            return v.parse().ok();
+        }
+        let (now, then) = (cache(h)?, at_main?);
+        u32::try_from(now.checked_sub(then)?).ok()
     };
     let preempted_after: Vec<u32> = after_main.iter().filter_map(|h| spawned(h)).collect();
     let disturbances = after_main
@@ -591,8 +606,17 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
                 reads: profile
                     .live_state_exprs()
                     .iter()
+                    .chain([&profile.goid_cache_expr()])
                     .map(|e| dlv_rpc::Read::Eval(e.to_string()))
                     .collect(),
+            });
+            // Where sysmon preempts a goroutine: how many goroutines exist by then.
+            stops.push(dlv_rpc::Stop {
+                function: "runtime.gopreempt_m".into(),
+                caller: None,
+                scope: Default::default(),
+                every: true,
+                reads: [dlv_rpc::Read::Eval(profile.goid_cache_expr().into())].into(),
             });
             // With --repeat, only the first run of each scenario keeps a transcript.
             let name = format!("{}-", sc.id);
@@ -604,7 +628,7 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
             if round == 0 && obs.scenarios.is_empty() {
                 warnings.extend(unset_breakpoints(&d.session, tc.go_version));
             }
-            let mut run = scenario_run(lab, sc, d);
+            let mut run = scenario_run(lab, &profile, sc, d);
             // A run that something outside the model disturbed (sysmon's preemption of
             // a goroutine, a GC) says nothing about the model: run it again, at most
             // MAX_RERUNS times, and keep what disturbed each discarded run for the report.
@@ -617,7 +641,7 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<Outcome> {
                 ));
                 earlier.push(std::mem::take(&mut run.disturbances));
                 let d = session(&sc.args(), stops.clone(), None)?;
-                run = scenario_run(lab, sc, d);
+                run = scenario_run(lab, &profile, sc, d);
             }
             run.disturbed_before = earlier;
             run.shape = shapes.get(&sc.id).cloned();
@@ -748,8 +772,10 @@ fn header(lab: &Lab, tc: &Toolchain, p: &Profile) -> String {
         .collect();
     let args = if lab.scenarios.is_empty() {
         lab.program.args.join(" ")
-    } else {
+    } else if lab.scenarios.iter().all(|s| s.args.is_none()) {
         "N BLOCK GOSCHED (per scenario)".into()
+    } else {
+        "ARGS (per scenario)".into()
     };
     h.push_str(&format!(
         "program: ./main {args}{}\n",

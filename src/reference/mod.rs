@@ -123,6 +123,13 @@ impl Profile {
         ]
     }
 
+    /// The next goid P0 hands out (`newproc1`: `newg.goid = pp.goidcache`): read at
+    /// `main.main` and where sysmon preempts main, the difference is how many goroutines
+    /// were created in between (on one P the cache is P0's alone).
+    pub fn goid_cache_expr(&self) -> &'static str {
+        "runtime.allp[0].goidcache"
+    }
+
     pub fn name(&self) -> String {
         format!("go{}.{}", self.major, self.minor)
     }

@@ -141,6 +141,9 @@ struct Run<'a> {
     first_id: u64,
     order: Vec<i64>,
     steps: Vec<String>,
+    /// Measured preemptions of main still to come, and goroutines created so far.
+    pre: VecDeque<u32>,
+    created: u32,
 }
 
 enum Next {
@@ -167,6 +170,15 @@ impl Run<'_> {
     /// Goroutine `k` runs until it gives up the P.
     fn run(&mut self, k: usize) -> Result<Next, String> {
         loop {
+            if k == 0
+                && let Some(&at) = self.pre.front()
+                && at <= self.created
+            {
+                self.pre.pop_front();
+                self.steps
+                    .push(format!("sysmon preempts main ({at} goroutines created)"));
+                return Ok(Next::Switch(self.s.gosched(0)));
+            }
             let gr = &self.prog.goroutines[k];
             let Some(op) = gr.ops.get(self.pc[k]) else {
                 return Err(format!("{} ran past its last step", gr.label));
@@ -181,6 +193,7 @@ impl Run<'_> {
                     }
                     let g = self.g(op.g);
                     self.s.newproc(0, g);
+                    self.created += 1;
                 }
                 "record" => self.order.push(op.n),
                 "gosched" => {
@@ -292,8 +305,9 @@ impl Run<'_> {
 }
 
 /// The order of recorded values on one P, from the live state at `main.main`.
-/// `main_preempted_after`: spawn counts after which main was preempted (measured
-/// through a program variable at `gopreempt_m`; goschedImpl, like `runtime.Gosched`).
+/// `main_preempted_after`: how many goroutines had been created (ascending) each time
+/// sysmon preempted main (measured at `gopreempt_m`): main yields to the global queue
+/// (goschedImpl, like `runtime.Gosched`) at its first step once that many exist.
 pub fn predict(
     profile: &Profile,
     prog: &Program,
@@ -303,37 +317,6 @@ pub fn predict(
     if prog.goroutines.is_empty() {
         return Err("the shape has no main goroutine".into());
     }
-    let mut prog = prog.clone();
-    if !main_preempted_after.is_empty() {
-        // A preemption of main after its K-th go statement: a Gosched there.
-        let mut ops = Vec::new();
-        let mut spawned = 0u32;
-        let pre = |spawned: u32, ops: &mut Vec<Op>| {
-            for _ in main_preempted_after.iter().filter(|k| **k == spawned) {
-                ops.push(Op {
-                    op: "gosched".into(),
-                    g: 0,
-                    ch: 0,
-                    wg: 0,
-                    n: 0,
-                    label: String::new(),
-                    pos: format!("(sysmon preempted main after {spawned} go statements)"),
-                });
-            }
-        };
-        for op in &prog.goroutines[0].ops {
-            if op.op == "go" && spawned == 0 {
-                pre(0, &mut ops);
-            }
-            ops.push(op.clone());
-            if op.op == "go" {
-                spawned += 1;
-                pre(spawned, &mut ops);
-            }
-        }
-        prog.goroutines[0].ops = ops;
-    }
-    let prog = &prog;
     let n = prog.goroutines.len();
     let mut s = Sched::new(profile.clone(), 1);
     // goids as in the runq-order model: main = 1, the runtime's Gs found at main.main
@@ -390,6 +373,8 @@ pub fn predict(
         first_id,
         order: Vec::new(),
         steps: Vec::new(),
+        pre: main_preempted_after.iter().copied().collect(),
+        created: 0,
     };
     // main's G is goid 1, not first_id + 0.
     let total_ops: usize = prog.goroutines.iter().map(|g| g.ops.len()).sum();
