@@ -20,7 +20,9 @@ pub const HELPER_GO_MOD: &str = include_str!("../../tools/goshape/go.mod");
 /// One step of a goroutine that the scheduler sees.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Op {
-    /// `go`, `gosched`, `record`, `send`, `recv`, `close`, `wgadd`, `wgwait`, `exit`.
+    /// `go`, `gosched`, `record`, `send`, `recv`, `close`, `wgadd`, `wgwait`, `exit`;
+    /// `rangerecv` (a receive of `for range ch`; `n`: how many steps a close skips)
+    /// and `loop` (back `n` steps to its `rangerecv`).
     pub op: String,
     /// For `go`: the index of the new goroutine.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -31,7 +33,7 @@ pub struct Op {
     /// For WaitGroup operations: the WaitGroup (1-based).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub wg: usize,
-    /// For `record`: the value; for `wgadd`: the delta.
+    /// For `record`: the value; for `wgadd`: the delta; for `rangerecv`/`loop`: a jump.
     #[serde(default, skip_serializing_if = "is_zero_i")]
     pub n: i64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -144,6 +146,10 @@ struct Run<'a> {
     /// Measured preemptions of main still to come, and goroutines created so far.
     pre: VecDeque<u32>,
     created: u32,
+    /// A goroutine parked in `for range ch`: how far a close makes it jump.
+    range_skip: Vec<Option<usize>>,
+    executed: usize,
+    max_executed: usize,
 }
 
 enum Next {
@@ -185,6 +191,13 @@ impl Run<'_> {
             };
             let op = op.clone();
             self.pc[k] += 1;
+            self.executed += 1;
+            if self.executed > self.max_executed {
+                return Err(format!(
+                    "the model did not finish ({} steps without an end; a loop that never blocks?)",
+                    self.max_executed
+                ));
+            }
             let at = |what: &str| format!("{}: {} ({})", op.pos, what, gr.label);
             match op.op.as_str() {
                 "go" => {
@@ -208,6 +221,7 @@ impl Run<'_> {
                     if let Some(r) = c.recvq.pop_front() {
                         // chansend: a waiting receiver takes the value directly and is
                         // readied into runnext (send → goready).
+                        self.range_skip[r] = None;
                         self.ready(r);
                     } else if c.count < c.cap {
                         c.count += 1;
@@ -216,9 +230,19 @@ impl Run<'_> {
                         return Ok(self.park(k));
                     }
                 }
-                "recv" => {
+                "loop" => {
+                    let back = usize::try_from(op.n).unwrap_or(usize::MAX);
+                    if back > self.pc[k] {
+                        return Err(at("a loop that jumps before the start"));
+                    }
+                    self.pc[k] -= back;
+                }
+                "recv" | "rangerecv" => {
+                    let skip = (op.op == "rangerecv").then(|| op.n.max(0) as usize);
                     let c = self.chan(op.ch).ok_or_else(|| at("unknown channel"))?;
                     if c.closed && c.count == 0 {
+                        // A range ends; a receive gets the zero value.
+                        self.pc[k] += skip.unwrap_or(0);
                         continue;
                     }
                     if let Some(w) = c.sendq.pop_front() {
@@ -230,6 +254,7 @@ impl Run<'_> {
                         c.count -= 1;
                     } else {
                         c.recvq.push_back(k);
+                        self.range_skip[k] = skip;
                         return Ok(self.park(k));
                     }
                 }
@@ -246,6 +271,10 @@ impl Run<'_> {
                     // them as it pops: the last to wait first.
                     let mut glist: Vec<usize> = c.recvq.drain(..).collect();
                     while let Some(r) = glist.pop() {
+                        // A receiver woken by the close: a range over the channel ends.
+                        if let Some(skip) = self.range_skip[r].take() {
+                            self.pc[r] += skip;
+                        }
                         self.ready(r);
                     }
                 }
@@ -375,10 +404,22 @@ pub fn predict(
         steps: Vec::new(),
         pre: main_preempted_after.iter().copied().collect(),
         created: 0,
+        range_skip: vec![None; n],
+        executed: 0,
+        max_executed: 0,
     };
     // main's G is goid 1, not first_id + 0.
     let total_ops: usize = prog.goroutines.iter().map(|g| g.ops.len()).sum();
     let limit = 4 * (total_ops + live.local_len as usize + live.global_len as usize + 16);
+    // A range over a channel runs its body once per value sent: at most every send
+    // of the program, each a bounded number of steps.
+    let sends = prog
+        .goroutines
+        .iter()
+        .flat_map(|g| &g.ops)
+        .filter(|o| o.op == "send")
+        .count();
+    r.max_executed = (total_ops + 16) * (sends + 2) + 1_000_000;
     let mut cur = 0usize;
     let mut rounds = 0usize;
     loop {

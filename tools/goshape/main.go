@@ -653,7 +653,7 @@ func (in *Interp) rangeStmt(s *ast.RangeStmt, env *Env) ctl {
 			vals = append(vals, int64(r))
 		}
 	case *Chan:
-		in.refuse(s, "range over a channel is not modelled")
+		return in.rangeChan(s, x, env)
 	case *Map:
 		in.refuse(s, "range over a map is not modelled (its order is random)")
 	default:
@@ -699,6 +699,69 @@ func (in *Interp) rangeStmt(s *ast.RangeStmt, env *Env) ctl {
 		}
 	}
 	return ctlNone
+}
+
+// rangeChan: `for v := range ch { body }` as a loop the model runs until the channel
+// is closed: `rangerecv` (N = the body's steps + 1: where a close jumps to), the body
+// worked out once, and `loop` (N = how far back). That is sound when the body does the
+// same each time: no go statements, no break/continue/return, and the variables from
+// outside that it changes are unknown from the start (how often it runs is not known).
+func (in *Interp) rangeChan(s *ast.RangeStmt, ch *Chan, env *Env) ctl {
+	ast.Inspect(s.Body, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.GoStmt:
+			in.refuse(n, "a go statement inside a range over a channel (how many goroutines it starts depends on the channel) is not modelled")
+		case *ast.BranchStmt:
+			in.refuse(n, "%s inside a range over a channel is not modelled", n.Tok)
+		case *ast.ReturnStmt:
+			in.refuse(n, "return inside a range over a channel is not modelled")
+		case *ast.FuncLit:
+			return false
+		case *ast.AssignStmt:
+			if n.Tok == token.DEFINE {
+				return true
+			}
+			for _, l := range n.Lhs {
+				in.taintOuter(l, env)
+			}
+		case *ast.IncDecStmt:
+			in.taintOuter(n.X, env)
+		}
+		return true
+	})
+	g := in.gs[in.cur]
+	in.emit(s, Op{Op: "rangerecv", Ch: ch.id})
+	at := len(g.Ops) - 1
+	e := &Env{vars: map[string]*Cell{}, parent: env}
+	why := Unknown{fmt.Sprintf("a value received by the range at %s", in.pos(s))}
+	for _, lhs := range []ast.Expr{s.Key, s.Value} {
+		if id, ok := lhs.(*ast.Ident); ok && id.Name != "_" {
+			if s.Tok != token.DEFINE {
+				in.taintOuter(id, env)
+				continue
+			}
+			e.vars[id.Name] = in.newCell(id.Name, why)
+		}
+	}
+	in.block(s.Body.List, &Env{vars: map[string]*Cell{}, parent: e})
+	g = in.gs[in.cur]
+	in.emit(s, Op{Op: "loop", N: int64(len(g.Ops) + 1 - at)})
+	g.Ops[at].N = int64(len(g.Ops) - 1 - at)
+	return ctlNone
+}
+
+// taintOuter: a variable from outside a range-over-channel body that the body changes.
+func (in *Interp) taintOuter(l ast.Expr, env *Env) {
+	id, ok := l.(*ast.Ident)
+	if !ok {
+		in.refuse(l, "inside a range over a channel only variables may be assigned")
+	}
+	if id.Name == "_" {
+		return
+	}
+	if c := env.lookup(id.Name); c != nil {
+		in.write(l, c, Unknown{fmt.Sprintf("%s, changed in a range over a channel", id.Name)})
+	}
 }
 
 func (in *Interp) switchStmt(s *ast.SwitchStmt, env *Env) ctl {
