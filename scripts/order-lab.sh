@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes a run-order lab for one program of tests/fixtures/order-programs into a
 # folder: the program, and a lab.yaml whose scenarios are the program's
-# scenarios.txt lines ("ID ARGS..."), one P, and the breakpoints that catch what the
+# scenarios.txt lines ("ID ARGS..."; without the file, one run without arguments), one P, and the breakpoints that catch what the
 # model does not predict (sysmon's preemption, asynchronous preemption, a GC).
 # Usage: scripts/order-lab.sh PROGRAM_DIR OUT_DIR
 set -euo pipefail
@@ -21,7 +21,7 @@ YAML
   while read -r id args; do
     [ -z "$id" ] && continue
     printf '  - {id: %s, args: [%s]}\n' "$id" "$(echo "$args" | sed -E 's/([^ ]+)/"\1"/g; s/ /, /g')"
-  done <"$src/scenarios.txt"
+  done < <(if [ -f "$src/scenarios.txt" ]; then cat "$src/scenarios.txt"; else echo run; fi)
   cat <<YAML
 dlv:
   breakpoints:

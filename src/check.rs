@@ -1186,8 +1186,13 @@ fn judge_run(
     })?;
     let predicted: Vec<u32> = match program {
         Some(prog) => {
-            let mut pre = run.preempted_after.clone();
-            pre.sort_unstable();
+            let mut pre: Vec<(u32, Vec<String>)> = run
+                .preempted_after
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (*k, run.preempted_at.get(i).cloned().unwrap_or_default()))
+                .collect();
+            pre.sort_by_key(|(k, _)| *k);
             let pr = shape::predict(profile, prog, &live, &pre).map_err(|e| refuse(&e))?;
             let mut v = Vec::with_capacity(pr.order.len());
             for x in pr.order {
@@ -1676,6 +1681,7 @@ mod run_order_tests {
             observed: Some(observed),
             disturbances,
             preempted_after: vec![],
+            preempted_at: vec![],
             shape: None,
             disturbed_before: vec![],
             session: Default::default(),

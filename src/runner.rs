@@ -256,6 +256,20 @@ fn scenario_run(
         u32::try_from(now.checked_sub(then)?).ok()
     };
     let preempted_after: Vec<u32> = after_main.iter().filter_map(|h| spawned(h)).collect();
+    let preempted_at: Vec<Vec<String>> = after_main
+        .iter()
+        .filter(|h| spawned(h).is_some())
+        .map(|h| {
+            h.stack
+                .iter()
+                .filter(|f| f.function.starts_with("main.") && !f.file.is_empty())
+                .map(|f| {
+                    let base = f.file.rsplit('/').next().unwrap_or(&f.file);
+                    format!("{base}:{}", f.line)
+                })
+                .collect()
+        })
+        .collect();
     let disturbances = after_main
         .iter()
         .filter(|h| spawned(h).is_none())
@@ -295,6 +309,7 @@ fn scenario_run(
         observed,
         disturbances,
         preempted_after,
+        preempted_at,
         shape: None,
         disturbed_before: Vec::new(),
         session: d.session,

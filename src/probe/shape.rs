@@ -25,7 +25,11 @@ pub fn build_helper(
     let bin = dir.join("goshape");
     let mut c = tc.go_command();
     c.envs(env.iter().map(|(k, v)| (k, v)));
-    c.current_dir(&dir).arg("build").arg("-o").arg(&bin).arg(".");
+    c.current_dir(&dir)
+        .arg("build")
+        .arg("-o")
+        .arg(&bin)
+        .arg(".");
     let out = m.run(&c, "go build (goshape)", Duration::from_secs(300))?;
     if !out.ok() {
         bail!(

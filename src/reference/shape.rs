@@ -144,7 +144,9 @@ struct Run<'a> {
     order: Vec<i64>,
     steps: Vec<String>,
     /// Measured preemptions of main still to come, and goroutines created so far.
-    pre: VecDeque<u32>,
+    pre: VecDeque<(u32, Vec<String>)>,
+    /// The step of main at which the next measured preemption falls, once known.
+    pre_target: Option<usize>,
     created: u32,
     /// A goroutine parked in `for range ch`: how far a close makes it jump.
     range_skip: Vec<Option<usize>>,
@@ -164,7 +166,10 @@ impl Run<'_> {
         if k == 0 {
             return G::new(1, "main");
         }
-        G::new(self.first_id + k as u64, self.prog.goroutines[k].label.clone())
+        G::new(
+            self.first_id + k as u64,
+            self.prog.goroutines[k].label.clone(),
+        )
     }
 
     fn ready(&mut self, k: usize) {
@@ -177,13 +182,29 @@ impl Run<'_> {
     fn run(&mut self, k: usize) -> Result<Next, String> {
         loop {
             if k == 0
-                && let Some(&at) = self.pre.front()
-                && at <= self.created
+                && let Some((at, lines)) = self.pre.front()
+                && *at <= self.created
             {
-                self.pre.pop_front();
-                self.steps
-                    .push(format!("sysmon preempts main ({at} goroutines created)"));
-                return Ok(Next::Switch(self.s.gosched(0)));
+                let here = self.pc[0];
+                let target = *self.pre_target.get_or_insert_with(|| {
+                    let ops = &self.prog.goroutines[0].ops[here..];
+                    let upto = ops
+                        .iter()
+                        .position(|o| o.op == "go")
+                        .map_or(ops.len(), |j| j + 1);
+                    ops[..upto]
+                        .iter()
+                        .position(|o| lines.contains(&o.pos))
+                        .map_or(here, |j| here + j)
+                });
+                if here >= target {
+                    let at = *at;
+                    self.pre.pop_front();
+                    self.pre_target = None;
+                    self.steps
+                        .push(format!("sysmon preempts main ({at} goroutines created)"));
+                    return Ok(Next::Switch(self.s.gosched(0)));
+                }
             }
             let gr = &self.prog.goroutines[k];
             let Some(op) = gr.ops.get(self.pc[k]) else {
@@ -334,14 +355,17 @@ impl Run<'_> {
 }
 
 /// The order of recorded values on one P, from the live state at `main.main`.
-/// `main_preempted_after`: how many goroutines had been created (ascending) each time
-/// sysmon preempted main (measured at `gopreempt_m`): main yields to the global queue
-/// (goschedImpl, like `runtime.Gosched`) at its first step once that many exist.
+/// `main_preempted`: each time sysmon preempted main (measured at `gopreempt_m`), how
+/// many goroutines had been created by then and the lines of main's frames
+/// (`main.go:52`, innermost first). main yields to the global queue there (goschedImpl,
+/// like `runtime.Gosched`): once that many exist, at its step on one of those lines if
+/// one comes before its next go statement (a prologue of that call was the preemption
+/// point), else at once.
 pub fn predict(
     profile: &Profile,
     prog: &Program,
     live: &LiveState,
-    main_preempted_after: &[u32],
+    main_preempted: &[(u32, Vec<String>)],
 ) -> Result<Prediction, String> {
     if prog.goroutines.is_empty() {
         return Err("the shape has no main goroutine".into());
@@ -402,7 +426,8 @@ pub fn predict(
         first_id,
         order: Vec::new(),
         steps: Vec::new(),
-        pre: main_preempted_after.iter().copied().collect(),
+        pre: main_preempted.iter().cloned().collect(),
+        pre_target: None,
         created: 0,
         range_skip: vec![None; n],
         executed: 0,
@@ -545,7 +570,12 @@ mod tests {
     /// real runtime) on every scenario kind, Go version and starting state.
     #[test]
     fn agrees_with_the_runq_order_model() {
-        let yields = [Yield::None, Yield::All, Yield::EveryNth(3), Yield::EveryNth(5)];
+        let yields = [
+            Yield::None,
+            Yield::All,
+            Yield::EveryNth(3),
+            Yield::EveryNth(5),
+        ];
         for minor in [15, 17, 19, 25, 27] {
             let profile = Profile::for_version(minor);
             for live in [
@@ -583,10 +613,9 @@ mod tests {
                                     .into_iter()
                                     .map(i64::from)
                                     .collect();
-                                let got =
-                                    predict(&profile, &runq_order(n, chan, y), &live, &pre)
-                                        .unwrap()
-                                        .order;
+                                let got = predict(&profile, &runq_order(n, chan, y), &live, &pre)
+                                    .unwrap()
+                                    .order;
                                 assert_eq!(got, want, "go1.{minor} {sc:?} {live:?}");
                             }
                         }

@@ -555,7 +555,7 @@ func (in *Interp) stmt(s ast.Stmt, env *Env) ctl {
 		in.deferStmt(s, env)
 	case *ast.EmptyStmt:
 	case *ast.SelectStmt:
-		in.refuse(s, "select is not modelled (which case runs depends on timing); use the co-simulation check")
+		in.refuse(s, "select is not modelled (which case runs depends on timing)")
 	case *ast.LabeledStmt:
 		in.refuse(s, "labelled statements are not modelled")
 	default:
@@ -1213,7 +1213,12 @@ func (in *Interp) expr(e ast.Expr, env *Env) interface{} {
 			case "os.Stdout", "os.Stderr":
 				return Opaque{"*os.File"}
 			}
-			in.refuse(e, "%s.%s is not modelled", path, e.Sel.Name)
+			if path != "" {
+				// A function or constant of a package used as a value: opaque (a
+				// call through it, or arithmetic on it, is refused where it happens).
+				return Opaque{path + "." + e.Sel.Name}
+			}
+			in.refuse(e, "%s is not modelled", e.Sel.Name)
 		}
 		in.refuse(e, "fields and method values are not modelled")
 	case *ast.TypeAssertExpr:
