@@ -613,9 +613,10 @@ mod tests {
                                     .into_iter()
                                     .map(i64::from)
                                     .collect();
-                                let got = predict(&profile, &runq_order(n, chan, y), &live, &pre)
-                                    .unwrap()
-                                    .order;
+                                let measured: Vec<(u32, Vec<String>)> =
+                                    pre.iter().map(|k| (*k, vec![])).collect();
+                                let prog = runq_order(n, chan, y);
+                                let got = predict(&profile, &prog, &live, &measured).unwrap().order;
                                 assert_eq!(got, want, "go1.{minor} {sc:?} {live:?}");
                             }
                         }
