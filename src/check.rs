@@ -1152,13 +1152,22 @@ fn judge_run(
             ),
         )
     };
+    let spec = crate::lab::ScenarioSpec::from_args(&run.id, &run.args);
+    let mut fallback = None;
     let program = match &run.shape {
         Some(Shape::Refused(why)) => return Err(refuse(why)),
-        Some(Shape::Failed(why)) => return Err((Mark::Missing, why.clone())),
+        // The helper could not run (no Go to build it where golab runs): the
+        // runq-order program's own scenario, if the arguments spell one, else nothing.
+        Some(Shape::Failed(why)) => match spec.model() {
+            Ok(_) => {
+                fallback = Some(why.clone());
+                None
+            }
+            Err(_) => return Err((Mark::Missing, why.clone())),
+        },
         Some(Shape::Program(prog)) => Some(prog),
         None => None,
     };
-    let spec = crate::lab::ScenarioSpec::from_args(&run.id, &run.args);
     let mut scenario = match program {
         Some(_) => sched::Scenario::new(0),
         None => spec.model().map_err(|e| (Mark::Bad, e))?,
@@ -1251,6 +1260,11 @@ fn judge_run(
                 .map(|n| n.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
+        ));
+    }
+    if let Some(why) = &fallback {
+        start.push_str(&format!(
+            "; predicted from the runq-order scenario its arguments spell, as the program's shape was not read: {why}"
         ));
     }
     if &predicted == observed {
@@ -1706,6 +1720,82 @@ mod run_order_tests {
         let out = judge(run(vec![4, 0, 1, 2, 3], vec![]));
         assert!(out.passed, "{:?}", out.lines);
         assert!(out.lines[0].text.contains("[1/1]"));
+    }
+
+    #[test]
+    fn a_refused_shape_is_said_by_name_whatever_the_order() {
+        use crate::reference::shape::Shape;
+        let mut r = run(vec![4, 0, 1, 2, 3], vec![]);
+        r.shape = Some(Shape::Refused("main.go:40: select is not modelled".into()));
+        let out = judge(r);
+        assert!(!out.passed);
+        assert!(
+            out.lines[0].text.contains(
+                "run 1: this program is not one the run-order model predicts: main.go:40: select is not modelled; use the co-simulation check (kind: cosim)"
+            ),
+            "{:?}",
+            out.lines
+        );
+    }
+
+    #[test]
+    fn a_shape_is_replayed_and_a_helper_failure_falls_back_to_the_scenario() {
+        use crate::reference::shape::{Goroutine, Op, Program, Shape};
+        let op = |op: &str, g: usize, wg: usize, n: i64| Op {
+            op: op.into(),
+            g,
+            ch: 0,
+            wg,
+            n,
+            label: String::new(),
+            pos: "main.go:1".into(),
+        };
+        let mut main = vec![op("wgadd", 0, 1, 5)];
+        let mut gs = vec![];
+        for i in 0..5 {
+            main.push(op("go", i + 1, 0, 0));
+            gs.push(Goroutine {
+                label: format!("f({i})"),
+                ops: vec![
+                    op("record", 0, 0, i as i64),
+                    op("wgadd", 0, 1, -1),
+                    op("exit", 0, 0, 0),
+                ],
+            });
+        }
+        main.push(op("wgwait", 0, 1, 0));
+        main.push(op("exit", 0, 0, 0));
+        let mut all = vec![Goroutine {
+            label: "main".into(),
+            ops: main,
+        }];
+        all.extend(gs);
+        let prog = Program {
+            goroutines: all,
+            chans: vec![],
+            wgs: 1,
+        };
+        let mut r = run(vec![4, 0, 1, 2, 3], vec![]);
+        r.shape = Some(Shape::Program(prog));
+        assert!(judge(r.clone()).passed);
+        r.observed = Some(vec![0, 1, 2, 3, 4]);
+        let out = judge(r.clone());
+        assert!(
+            !out.passed && out.lines[0].text.contains("first divergence at position 0"),
+            "{:?}",
+            out.lines
+        );
+        r.observed = Some(vec![4, 0, 1, 2, 3]);
+        r.shape = Some(Shape::Failed("no go".into()));
+        let out = judge(r);
+        assert!(
+            out.passed
+                && out.lines[0]
+                    .text
+                    .contains("as the program's shape was not read: no go"),
+            "{:?}",
+            out.lines
+        );
     }
 
     #[test]

@@ -317,7 +317,7 @@ func run(dir, record string, args []string) (out Output) {
 	if d := in.funcs[record]; d != nil {
 		in.checkRecorder(d)
 	} else {
-		return Output{Refused: fmt.Sprintf("the program has no function %s (the lab's record function)", record)}
+		return Output{Refused: fmt.Sprintf("the program has no function %s (the function whose calls record a value; the run-order check's `record:` names another)", record)}
 	}
 	m := in.funcs["main"]
 	if m == nil {
