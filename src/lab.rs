@@ -355,10 +355,30 @@ pub struct CheckSpec {
     /// are checked (a name of any version: `runtime.findrunnable` finds `findRunnable`).
     #[serde(default)]
     pub functions: Vec<String>,
+    /// For `chain-order` and `chain-callers`: the lab's own chain, in order, instead of
+    /// the reference's startup chain: each step a function (a breakpoint of the lab),
+    /// optionally the caller its first stop must show (wrappers folded) and a Go range.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<ChainStep>,
     /// For `run-order`: the program's function whose calls record a value (its first
     /// argument); the program prints `order V1 V2 ...` at the end. Default `record`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<String>,
+}
+
+/// One step of a lab-defined chain.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainStep {
+    pub function: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    /// Judge the first stop after the first stop in this function (`main.main`: not
+    /// the runtime's own calls before the program starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub go: Option<String>,
 }
 
 fn default_points() -> u32 {
@@ -680,9 +700,32 @@ fn validate(lab: &Lab) -> Result<(), String> {
             ));
         }
         let chain_kinds = matches!(c.kind, CheckKind::ChainOrder | CheckKind::ChainCallers);
-        if chain_kinds && lab.chain.as_deref() != Some("startup") {
+        if !c.steps.is_empty() && !chain_kinds {
             return Err(format!(
-                "check '{}' compares with a reference chain: set `chain: startup`",
+                "check '{}': `steps` goes with kind chain-order or chain-callers",
+                c.id
+            ));
+        }
+        for st in &c.steps {
+            if !lab
+                .dlv
+                .breakpoints
+                .iter()
+                .any(|b| b.function() == st.function)
+            {
+                return Err(format!(
+                    "check '{}': step {} has no breakpoint: add it to dlv.breakpoints",
+                    c.id, st.function
+                ));
+            }
+            if let Some(g) = &st.go {
+                crate::toolchain::GoRange::parse(g)
+                    .map_err(|e| format!("check '{}': step {}: {e}", c.id, st.function))?;
+            }
+        }
+        if chain_kinds && c.steps.is_empty() && lab.chain.as_deref() != Some("startup") {
+            return Err(format!(
+                "check '{}' compares with a reference chain: set `chain: startup`, or list the lab's own `steps`",
                 c.id
             ));
         }
