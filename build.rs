@@ -19,8 +19,9 @@ const ROOT_FILES: &[&str] = &[
     "LICENSE-MIT",
     "LICENSE-APACHE",
 ];
-/// The folders it reads whole (the labs are packed from the labs folder in use instead).
-const SOURCE_DIRS: &[&str] = &["src", "provision"];
+/// The folders it reads whole (the labs are packed from the labs folder in use instead;
+/// `tools/goshape` is the helper `reference::shape` embeds).
+const SOURCE_DIRS: &[&str] = &["src", "provision", "tools/goshape"];
 
 fn walk(root: &Path, rel: &str, out: &mut Vec<String>) {
     let dir = root.join(rel);

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The co-simulation's fidelity (see scripts/fidelity.sh): every program of
-# tests/fixtures/sched-programs on 1, 2 and 4 Ps, RUNS times, per cached Go version.
+# tests/fixtures/sched-programs and of tests/fixtures/order-programs (these with the
+# arguments of their second scenario) on 1, 2 and 4 Ps, RUNS times, per cached Go
+# version.
 # Usage: scripts/fidelity-cosim.sh [RUNS]   env: COSIM_VERSIONS="go1.17 go1.19" to pick,
-# COSIM_PROCS="1 2 4", GOLAB_FIDELITY_OUT=DIR to keep the JSON results.
+# COSIM_PROCS="1 2 4", COSIM_PROGRAMS="nested steal" to pick programs,
+# GOLAB_FIDELITY_OUT=DIR to keep the JSON results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
@@ -31,7 +34,8 @@ dlv_for() { # NAME GOROOT
 }
 versions=${COSIM_VERSIONS:-$(printf '%s\n' "${!root[@]}" | sort -V)}
 procs=${COSIM_PROCS:-1 2 4}
-programs=$(ls -d tests/fixtures/sched-programs/*/ | xargs -n1 basename)
+programs=${COSIM_PROGRAMS:-$(ls -d tests/fixtures/sched-programs/*/ tests/fixtures/order-programs/*/ | xargs -n1 basename | sort -u)}
+src_of() { if [ -d "tests/fixtures/sched-programs/$1" ]; then echo "tests/fixtures/sched-programs/$1"; else echo "tests/fixtures/order-programs/$1"; fi; }
 for name in $versions; do
   r=${root[$name]:?no GOROOT for $name}
   dlv=$(dlv_for "$name" "$r")
@@ -39,11 +43,17 @@ for name in $versions; do
     for p in $procs; do
       lab=$out/labs/$prog-p$p
       mkdir -p "$lab"
-      cp tests/fixtures/sched-programs/$prog/*.go tests/fixtures/sched-programs/$prog/go.mod "$lab/"
+      src=$(src_of "$prog")
+      cp "$src"/*.go "$src/go.mod" "$lab/"
+      args=""
+      if [ -f "$src/scenarios.txt" ]; then
+        args=$(sed -n 2p "$src/scenarios.txt" | cut -d' ' -f2- | sed -E 's/([^ ]+)/"\1"/g; s/ /, /g')
+      fi
       cat >"$lab/lab.yaml" <<YAML
 name: $prog-p$p
 title: "co-simulation of $prog on $p P(s)"
 program:
+  args: [$args]
   env: {GOMAXPROCS: "$p"}
   timeout_secs: 300
 dlv:

@@ -10,6 +10,8 @@
 # (go1.15: dlv 1.7.3, go1.17: dlv 1.9.1 when cached; the system's Go: its dlv; else
 # dlv 1.24, or dlv 1.27 for Go >= 1.25 when cached): transitions that agreed / judged,
 # raced and not judged, and every disagreement. Target: >= 99.5% of judged transitions.
+# Then whole-order prediction on new programs of every shape (scripts/fidelity-order.sh,
+# ORDER_RUNS runs per scenario, default 5): target 100% of the runs not disturbed.
 # Usage: scripts/fidelity.sh [RUNS] [COSIM_RUNS]   (RUNS=0 skips runq-order)
 #        scripts/fidelity.sh cosim [COSIM_RUNS]     (the co-simulation only, the
 #        toolchains already in ~/.cache/golab/toolchains, nothing fetched)
@@ -75,5 +77,6 @@ print("targets (>= 99% on go1.19 and " + newest + ", >= 95% elsewhere): " + ("me
 sys.exit(1 if bad else 0)
 PY
 [ -n "$versions" ] && runq_rc=$? || runq_rc=0
-bash scripts/fidelity-cosim.sh "$cosim_runs" || exit 1
+GOLAB_BIN=$golab bash scripts/fidelity-order.sh "${ORDER_RUNS:-5}" || runq_rc=1
+GOLAB_BIN=$golab bash scripts/fidelity-cosim.sh "$cosim_runs" || exit 1
 exit $runq_rc

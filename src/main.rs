@@ -211,6 +211,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let v = toolchain::GoVersion::parse(&a.go)?;
             let spec = lab::ScenarioSpec {
                 id: "explain".into(),
+                args: None,
                 n: a.n,
                 block: a.block.clone(),
                 gosched: a.gosched.clone(),

@@ -381,6 +381,14 @@ pub struct ScenarioRun {
     /// How many goroutines main had started each time sysmon preempted it (measured).
     #[serde(default)]
     pub preempted_after: Vec<u32>,
+    /// Where main was each time (the lines of its frames in the program, innermost
+    /// first, `main.go:52`), in the order of `preempted_after`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preempted_at: Vec<Vec<String>>,
+    /// What each goroutine of the program does that the scheduler sees, for these
+    /// arguments (`tools/goshape`), or why the whole-order model cannot say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<crate::reference::shape::Shape>,
     pub session: Session,
 }
 

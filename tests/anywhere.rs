@@ -211,6 +211,8 @@ fn gradescope_package_and_render_work_away_from_the_clone() {
         "src/machine/cloudinit/user-data.yaml.j2",
         "labs/runq-order/lab.yaml",
         "labs/startup-trace/variant/main.go.tmpl",
+        "tools/goshape/main.go",
+        "tools/goshape/go.mod",
     ] {
         assert!(seen.iter().any(|s| s == f), "{f} not packed: {seen:?}");
     }

@@ -113,3 +113,106 @@ fn lint_names_a_misspelled_breakpoint_and_a_stop_nothing_makes_with_their_lines(
         );
     }
 }
+
+const CHAIN_LAB: &str = r#"name: chain
+title: "a lab-defined chain"
+program:
+  env: {GOMAXPROCS: "1"}
+dlv:
+  breakpoints:
+    - {function: main.main, max_hits: 1}
+    - {function: main.receiver, max_hits: 1}
+    - {function: runtime.chanrecv1, max_hits: 0}
+    - {function: runtime.chansend1, max_hits: 0}
+checks:
+  - id: order
+    kind: chain-order
+    steps:
+      - {function: main.main}
+      - {function: main.receiver}
+      - {function: runtime.chanrecv1, after: main.main}
+      - {function: runtime.chansend1, after: main.main}
+  - id: callers
+    kind: chain-callers
+    steps:
+      - {function: main.main, caller: runtime.main}
+      - {function: main.receiver, caller: runtime.goexit}
+      - {function: runtime.chanrecv1, caller: main.receiver, after: main.main}
+      - {function: runtime.chansend1, caller: CALLER, after: main.main}
+"#;
+
+fn chain_run(lab: &str) -> Value {
+    let d = tempfile::tempdir().unwrap();
+    for f in ["main.go", "go.mod"] {
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("labs/channel-park")
+                .join(f),
+            d.path().join(f),
+        )
+        .unwrap();
+    }
+    std::fs::write(d.path().join("lab.yaml"), lab).unwrap();
+    let json = d.path().join("run.json");
+    let o = golab()
+        .args(["run", "-q", "--json-file"])
+        .arg(&json)
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(
+        json.exists(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+}
+
+#[test]
+fn a_lab_defined_chain_is_checked_for_order_and_callers_after_main() {
+    let v = chain_run(&CHAIN_LAB.replace("CALLER", "main.main"));
+    let checks = v["verdict"]["checks"].as_array().unwrap();
+    for c in checks {
+        assert_eq!(c["passed"], true, "{c}");
+    }
+    assert!(
+        checks[0]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("4 of 4 steps in the lab's order")
+    );
+    // A wrong caller is named with what the stop showed.
+    let v = chain_run(&CHAIN_LAB.replace("CALLER", "main.receiver"));
+    let c = &v["verdict"]["checks"][1];
+    assert_eq!(c["passed"], false, "{c}");
+    let bad: Vec<&str> = c["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["mark"] == "BAD")
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        bad,
+        ["runtime.chansend1 <- main.main; expected main.receiver"],
+        "{c}"
+    );
+}
+
+#[test]
+fn a_chain_step_without_its_breakpoint_is_refused_when_the_lab_loads() {
+    let lab = CHAIN_LAB
+        .replace("CALLER", "main.main")
+        .replace("    - {function: runtime.chansend1, max_hits: 0}\n", "");
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("lab.yaml"), &lab).unwrap();
+    std::fs::write(d.path().join("main.go"), "package main\nfunc main() {}\n").unwrap();
+    let o = golab().args(["run", "-q"]).arg(d.path()).output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("step runtime.chansend1 has no breakpoint: add it to dlv.breakpoints"),
+        "{err}"
+    );
+}

@@ -217,6 +217,8 @@ mod caller_tests {
             go: None,
             expect: vec![],
             functions: vec![f.into()],
+            steps: vec![],
+            record: None,
         }
     }
 

@@ -134,12 +134,86 @@ pub fn lcs(a: &[String], b: &[String]) -> Vec<(usize, usize)> {
     out
 }
 
-pub(super) fn chain_order(o: &Observation, p: &Profile) -> Judgement {
-    let chain = startup::chain(p);
-    let steps = watched(o, &chain);
+/// The chain a check compares with: the lab's own `steps` (those for this Go), else the
+/// reference's startup chain. A lab step without a caller is only ordered.
+pub(super) fn chain_of(spec: &CheckSpec, p: &Profile, v: crate::toolchain::GoVersion) -> Chain {
+    if spec.steps.is_empty() {
+        return Chain {
+            after: vec![None; startup::chain(p).len()],
+            steps: startup::chain(p),
+            lab: false,
+        };
+    }
+    let mine: Vec<&crate::lab::ChainStep> = spec
+        .steps
+        .iter()
+        .filter(|s| crate::toolchain::applies(s.go.as_deref(), v))
+        .collect();
+    let steps = mine
+        .iter()
+        .map(|s| startup::Step {
+            function: s.function.clone(),
+            reached: match &s.caller {
+                Some(c) => startup::Reached::Call {
+                    from: c.clone(),
+                    wrapper: false,
+                },
+                None => startup::Reached::Entry,
+            },
+            thread: "",
+            does: "",
+        })
+        .collect();
+    Chain {
+        steps,
+        after: mine.iter().map(|s| s.after.clone()).collect(),
+        lab: true,
+    }
+}
+
+/// A chain and, per step, the function whose first stop its own must follow.
+pub(super) struct Chain {
+    steps: Vec<startup::Step>,
+    after: Vec<Option<String>>,
+    /// The lab's own steps, not the reference's.
+    lab: bool,
+}
+
+impl Chain {
+    fn after_of(&self, f: &str) -> Option<&str> {
+        self.steps
+            .iter()
+            .position(|s| s.function == f)
+            .and_then(|i| self.after[i].as_deref())
+    }
+
+    /// The stop that counts for `f`: its first (not in a wrapper), after its `after`.
+    fn hit<'a>(&self, s: &'a Session, f: &str) -> Option<&'a crate::trace::Hit> {
+        let from = match self.after_of(f) {
+            Some(a) => Some(s.hits.iter().find(|h| h.function() == a)?.seq),
+            None => None,
+        };
+        s.hits
+            .iter()
+            .find(|h| h.function() == f && !h.in_wrapper() && from.is_none_or(|from| h.seq > from))
+    }
+}
+
+pub(super) fn chain_order(o: &Observation, p: &Profile, ch: &Chain) -> Judgement {
+    let chain = &ch.steps;
+    let steps = watched(o, chain);
     let expected: Vec<String> = steps.iter().map(|s| s.function.clone()).collect();
     let names: Vec<&str> = expected.iter().map(String::as_str).collect();
-    let observed = first_hit_order(&o.dlv, &names);
+    let observed = if ch.after.iter().all(Option::is_none) {
+        first_hit_order(&o.dlv, &names)
+    } else {
+        let mut by: Vec<(usize, String)> = names
+            .iter()
+            .filter_map(|f| ch.hit(&o.dlv, f).map(|h| (h.seq, f.to_string())))
+            .collect();
+        by.sort();
+        by.into_iter().map(|(_, f)| f).collect()
+    };
     let common = lcs(&expected, &observed);
     let mut lines = Vec::new();
     for (i, f) in expected.iter().enumerate() {
@@ -182,27 +256,34 @@ pub(super) fn chain_order(o: &Observation, p: &Profile) -> Judgement {
     let passed = observed == expected;
     Judgement {
         passed,
-        summary: format!(
-            "{} of {} steps in the reference's order ({})",
-            common.len(),
-            expected.len(),
-            p.name()
-        ),
+        summary: if ch.lab {
+            format!(
+                "{} of {} steps in the lab's order",
+                common.len(),
+                expected.len()
+            )
+        } else {
+            format!(
+                "{} of {} steps in the reference's order ({})",
+                common.len(),
+                expected.len(),
+                p.name()
+            )
+        },
         lines,
     }
 }
 
-pub(super) fn chain_callers(o: &Observation, p: &Profile) -> Judgement {
-    let chain = startup::chain(p);
+pub(super) fn chain_callers(o: &Observation, ch: &Chain) -> Judgement {
     let mut lines = Vec::new();
     let mut good = 0;
     let mut total = 0;
-    for s in watched(o, &chain) {
+    for s in watched(o, &ch.steps) {
         if s.reached == startup::Reached::Entry {
             continue;
         }
         total += 1;
-        let Some(hit) = o.dlv.first_real_hit(&s.function) else {
+        let Some(hit) = ch.hit(&o.dlv, &s.function) else {
             lines.push(line(Mark::Missing, format!("{}: never hit", s.function)));
             continue;
         };
@@ -260,7 +341,8 @@ pub(super) fn chain_callers(o: &Observation, p: &Profile) -> Judgement {
     Judgement {
         passed: good == total,
         summary: format!(
-            "{good} of {total} callers as the reference says (wrappers, systemstack and closures folded)"
+            "{good} of {total} callers as the {} says (wrappers, systemstack and closures folded)",
+            if ch.lab { "lab" } else { "reference" }
         ),
         lines,
     }

@@ -147,8 +147,8 @@ fn run_check(
     match spec.kind {
         CheckKind::BuildFlags => chain::build_flags(o),
         CheckKind::EntryPoint => chain::entry_point(o),
-        CheckKind::ChainOrder => chain::chain_order(o, p),
-        CheckKind::ChainCallers => chain::chain_callers(o, p),
+        CheckKind::ChainOrder => chain::chain_order(o, p, &chain::chain_of(spec, p, v)),
+        CheckKind::ChainCallers => chain::chain_callers(o, &chain::chain_of(spec, p, v)),
         CheckKind::GoStatement => chain::go_statement(o),
         CheckKind::SysmonThread => chain::sysmon_thread(o, p),
         CheckKind::WitnessesAgree => chain::witnesses_agree(o),

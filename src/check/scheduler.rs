@@ -217,13 +217,45 @@ pub(super) fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVer
 }
 
 /// One run: Ok(the start of the order) when prediction and observation agree.
+///
+/// The prediction replays the program's shape (what `tools/goshape` read from its
+/// syntax for this run's arguments); a program it cannot follow is refused by name. A
+/// run recorded without a shape (an older observation) is predicted from the
+/// runq-order scenario its arguments spell.
 pub(super) fn judge_run(
     run: &crate::trace::ScenarioRun,
     p: &Profile,
     profile: &sched::Profile,
 ) -> Result<String, (Mark, String)> {
+    use crate::reference::shape::{self, Shape};
+    let refuse = |why: &str| {
+        (
+            Mark::Bad,
+            format!(
+                "this program is not one the run-order model predicts: {why}; use the co-simulation check (kind: cosim)"
+            ),
+        )
+    };
     let spec = crate::lab::ScenarioSpec::from_args(&run.id, &run.args);
-    let mut scenario = spec.model().map_err(|e| (Mark::Bad, e))?;
+    let mut fallback = None;
+    let program = match &run.shape {
+        Some(Shape::Refused(why)) => return Err(refuse(why)),
+        // The helper could not run (no Go to build it where golab runs): the
+        // runq-order program's own scenario, if the arguments spell one, else nothing.
+        Some(Shape::Failed(why)) => match spec.model() {
+            Ok(_) => {
+                fallback = Some(why.clone());
+                None
+            }
+            Err(_) => return Err((Mark::Missing, why.clone())),
+        },
+        Some(Shape::Program(prog)) => Some(prog),
+        None => None,
+    };
+    let mut scenario = match program {
+        Some(_) => sched::Scenario::new(0),
+        None => spec.model().map_err(|e| (Mark::Bad, e))?,
+    };
     // main's own Gosched calls and sysmon's measured preemptions of main both send it
     // to the global queue after that many spawns.
     scenario
@@ -245,18 +277,52 @@ pub(super) fn judge_run(
             "the program printed no order (did it finish?)".to_string(),
         )
     })?;
-    let mut sorted = observed.clone();
-    sorted.sort_unstable();
-    if sorted != (0..spec.n).collect::<Vec<u32>>() {
-        return Err((
-            Mark::Bad,
-            format!(
-                "this program is not one the run-order model predicts: its order line holds {} entries, not each of 0..{} once; use the co-simulation check (kind: cosim)",
-                observed.len(),
-                spec.n
-            ),
-        ));
-    }
+    let predicted: Vec<u32> = match program {
+        Some(prog) => {
+            let mut pre: Vec<(u32, Vec<String>)> = run
+                .preempted_after
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (*k, run.preempted_at.get(i).cloned().unwrap_or_default()))
+                .collect();
+            pre.sort_by_key(|(k, _)| *k);
+            let pr = shape::predict(profile, prog, &live, &pre).map_err(|e| refuse(&e))?;
+            let mut v = Vec::with_capacity(pr.order.len());
+            for x in pr.order {
+                v.push(u32::try_from(x).map_err(|_| {
+                    refuse(&format!(
+                        "it records {x}, and the order line holds non-negative numbers"
+                    ))
+                })?);
+            }
+            let (mut a, mut b) = (v.clone(), observed.clone());
+            a.sort_unstable();
+            b.sort_unstable();
+            if a != b {
+                return Err((
+                    Mark::Bad,
+                    format!(
+                        "the order line holds {} values and the program's shape records {}, not the same ones (does the program print every recorded value, in order, on a line `order ...`?)",
+                        observed.len(),
+                        v.len()
+                    ),
+                ));
+            }
+            v
+        }
+        None => {
+            let mut sorted = observed.clone();
+            sorted.sort_unstable();
+            if sorted != (0..spec.n).collect::<Vec<u32>>() {
+                return Err(refuse(&format!(
+                    "its order line holds {} entries, not each of 0..{} once",
+                    observed.len(),
+                    spec.n
+                )));
+            }
+            sched::predict_order(profile, &scenario, &live)
+        }
+    };
     if !run.disturbances.is_empty() {
         return Err((
             Mark::Bad,
@@ -266,7 +332,6 @@ pub(super) fn judge_run(
             ),
         ));
     }
-    let predicted = sched::predict_order(profile, &scenario, &live);
     let mut start = format!(
         "tick={} runnext={} local={} global={}",
         live.schedtick, live.runnext, live.local_len, live.global_len
@@ -281,12 +346,39 @@ pub(super) fn judge_run(
                 .join(", ")
         ));
     }
+    if let Some(why) = &fallback {
+        start.push_str(&format!(
+            "; predicted from the runq-order scenario its arguments spell, as the program's shape was not read: {why}"
+        ));
+    }
     if &predicted == observed {
         let head: Vec<String> = observed.iter().take(12).map(|i| i.to_string()).collect();
         Ok(format!(
             "{}{} (from {start})",
             head.join(" "),
             if observed.len() > 12 { " ..." } else { "" }
+        ))
+    } else if program.is_some() {
+        let pos = predicted
+            .iter()
+            .zip(observed)
+            .position(|(a, b)| a != b)
+            .unwrap_or(predicted.len().min(observed.len()));
+        let show = |v: &[u32]| {
+            v.iter()
+                .skip(pos.saturating_sub(3))
+                .take(8)
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        Err((
+            Mark::Bad,
+            format!(
+                "first divergence at position {pos}: predicted {} ..., observed {} ... (from {start})",
+                show(&predicted),
+                show(observed)
+            ),
         ))
     } else {
         Err((
@@ -362,6 +454,8 @@ mod run_order_tests {
             observed: Some(observed),
             disturbances,
             preempted_after: vec![],
+            preempted_at: vec![],
+            shape: None,
             disturbed_before: vec![],
             session: Default::default(),
         }
@@ -385,6 +479,82 @@ mod run_order_tests {
         let out = judge(run(vec![4, 0, 1, 2, 3], vec![]));
         assert!(out.passed, "{:?}", out.lines);
         assert!(out.lines[0].text.contains("[1/1]"));
+    }
+
+    #[test]
+    fn a_refused_shape_is_said_by_name_whatever_the_order() {
+        use crate::reference::shape::Shape;
+        let mut r = run(vec![4, 0, 1, 2, 3], vec![]);
+        r.shape = Some(Shape::Refused("main.go:40: select is not modelled".into()));
+        let out = judge(r);
+        assert!(!out.passed);
+        assert!(
+            out.lines[0].text.contains(
+                "run 1: this program is not one the run-order model predicts: main.go:40: select is not modelled; use the co-simulation check (kind: cosim)"
+            ),
+            "{:?}",
+            out.lines
+        );
+    }
+
+    #[test]
+    fn a_shape_is_replayed_and_a_helper_failure_falls_back_to_the_scenario() {
+        use crate::reference::shape::{Goroutine, Op, Program, Shape};
+        let op = |op: &str, g: usize, wg: usize, n: i64| Op {
+            op: op.into(),
+            g,
+            ch: 0,
+            wg,
+            n,
+            label: String::new(),
+            pos: "main.go:1".into(),
+        };
+        let mut main = vec![op("wgadd", 0, 1, 5)];
+        let mut gs = vec![];
+        for i in 0..5 {
+            main.push(op("go", i + 1, 0, 0));
+            gs.push(Goroutine {
+                label: format!("f({i})"),
+                ops: vec![
+                    op("record", 0, 0, i as i64),
+                    op("wgadd", 0, 1, -1),
+                    op("exit", 0, 0, 0),
+                ],
+            });
+        }
+        main.push(op("wgwait", 0, 1, 0));
+        main.push(op("exit", 0, 0, 0));
+        let mut all = vec![Goroutine {
+            label: "main".into(),
+            ops: main,
+        }];
+        all.extend(gs);
+        let prog = Program {
+            goroutines: all,
+            chans: vec![],
+            wgs: 1,
+        };
+        let mut r = run(vec![4, 0, 1, 2, 3], vec![]);
+        r.shape = Some(Shape::Program(prog));
+        assert!(judge(r.clone()).passed);
+        r.observed = Some(vec![0, 1, 2, 3, 4]);
+        let out = judge(r.clone());
+        assert!(
+            !out.passed && out.lines[0].text.contains("first divergence at position 0"),
+            "{:?}",
+            out.lines
+        );
+        r.observed = Some(vec![4, 0, 1, 2, 3]);
+        r.shape = Some(Shape::Failed("no go".into()));
+        let out = judge(r);
+        assert!(
+            out.passed
+                && out.lines[0]
+                    .text
+                    .contains("as the program's shape was not read: no go"),
+            "{:?}",
+            out.lines
+        );
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub fn materialize(lab: &Lab, v: &Variant, dir: &Path) -> Result<()> {
         let get = |k: &str| v.params.get(k).map(show);
         l.scenarios = vec![ScenarioSpec {
             id: "variant".into(),
+            args: None,
             n: get("n")
                 .and_then(|n| n.parse().ok())
                 .context("a scenario variant needs a parameter n")?,

@@ -127,11 +127,17 @@ pub struct VariantSpec {
     pub scenario: bool,
 }
 
-/// One run-order scenario: the program runs as `./main N BLOCK GOSCHED`.
+/// One run-order scenario: the program runs as `./main ARGS...` (`args`), or, for the
+/// runq-order program, as `./main N BLOCK GOSCHED [main:K,...]` from the fields below.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioSpec {
     pub id: String,
+    /// The program's arguments as they are; then `n`, `block`, `gosched` and
+    /// `main_gosched` are not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    #[serde(default)]
     pub n: u32,
     /// How main waits: `wg` (sync.WaitGroup) or `chan` (a buffered channel).
     #[serde(default = "default_block")]
@@ -154,6 +160,9 @@ fn default_gosched() -> String {
 
 impl ScenarioSpec {
     pub fn args(&self) -> Vec<String> {
+        if let Some(a) = &self.args {
+            return a.clone();
+        }
         let mut a = vec![self.n.to_string(), self.block.clone(), self.gosched.clone()];
         if !self.main_gosched.is_empty() {
             let k: Vec<String> = self.main_gosched.iter().map(|k| k.to_string()).collect();
@@ -166,6 +175,7 @@ impl ScenarioSpec {
     pub fn from_args(id: &str, args: &[String]) -> ScenarioSpec {
         ScenarioSpec {
             id: id.to_string(),
+            args: None,
             n: args.first().and_then(|a| a.parse().ok()).unwrap_or(0),
             block: args.get(1).cloned().unwrap_or_else(default_block),
             gosched: args.get(2).cloned().unwrap_or_else(default_gosched),
@@ -347,6 +357,30 @@ pub struct CheckSpec {
     /// are checked (a name of any version: `runtime.findrunnable` finds `findRunnable`).
     #[serde(default)]
     pub functions: Vec<String>,
+    /// For `chain-order` and `chain-callers`: the lab's own chain, in order, instead of
+    /// the reference's startup chain: each step a function (a breakpoint of the lab),
+    /// optionally the caller its first stop must show (wrappers folded) and a Go range.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<ChainStep>,
+    /// For `run-order`: the program's function whose calls record a value (its first
+    /// argument); the program prints `order V1 V2 ...` at the end. Default `record`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+}
+
+/// One step of a lab-defined chain.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainStep {
+    pub function: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    /// Judge the first stop after the first stop in this function (`main.main`: not
+    /// the runtime's own calls before the program starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub go: Option<String>,
 }
 
 fn default_points() -> u32 {
@@ -668,9 +702,32 @@ fn validate(lab: &Lab) -> Result<(), String> {
             ));
         }
         let chain_kinds = matches!(c.kind, CheckKind::ChainOrder | CheckKind::ChainCallers);
-        if chain_kinds && lab.chain.as_deref() != Some("startup") {
+        if !c.steps.is_empty() && !chain_kinds {
             return Err(format!(
-                "check '{}' compares with a reference chain: set `chain: startup`",
+                "check '{}': `steps` goes with kind chain-order or chain-callers",
+                c.id
+            ));
+        }
+        for st in &c.steps {
+            if !lab
+                .dlv
+                .breakpoints
+                .iter()
+                .any(|b| b.function() == st.function)
+            {
+                return Err(format!(
+                    "check '{}': step {} has no breakpoint: add it to dlv.breakpoints",
+                    c.id, st.function
+                ));
+            }
+            if let Some(g) = &st.go {
+                crate::toolchain::GoRange::parse(g)
+                    .map_err(|e| format!("check '{}': step {}: {e}", c.id, st.function))?;
+            }
+        }
+        if chain_kinds && c.steps.is_empty() && lab.chain.as_deref() != Some("startup") {
+            return Err(format!(
+                "check '{}' compares with a reference chain: set `chain: startup`, or list the lab's own `steps`",
                 c.id
             ));
         }
@@ -680,7 +737,9 @@ fn validate(lab: &Lab) -> Result<(), String> {
         if !ids.insert(s.id.as_str()) {
             return Err(format!("scenario id '{}' is used twice", s.id));
         }
-        s.model()?;
+        if s.args.is_none() {
+            s.model()?;
+        }
     }
     if lab.checks.iter().any(|c| c.kind == CheckKind::RunOrder) {
         if lab.scenarios.is_empty() {

@@ -9,3 +9,4 @@ pub mod elf;
 pub mod gdb_mi;
 pub mod objdump;
 pub mod readelf;
+pub mod shape;

@@ -1227,19 +1227,25 @@ impl Cosim {
                 let (gp, q) = self.s.globrunqgetbatch(n);
                 let p = self.thread_p.get(&tid).copied();
                 let k = q.len();
-                self.push_expect(
-                    tid,
-                    Expect {
-                        op: Op::Runqputbatch,
-                        g: None,
-                        next: None,
-                        p,
-                        n: None,
-                        apply: true,
-                        batch: Some(q),
-                        because: format!("globrunqgetbatch({n}) hands {k} to runqputbatch"),
-                    },
-                );
+                // findRunnable calls runqputbatch only when a G came back
+                // (`if gp != nil`, proc.go of 1.25-1.27): a global queue that the
+                // unlocked `!sched.runq.empty()` saw but the locked call found empty
+                // (another P took it) hands nothing on.
+                if gp.is_some() {
+                    self.push_expect(
+                        tid,
+                        Expect {
+                            op: Op::Runqputbatch,
+                            g: None,
+                            next: None,
+                            p,
+                            n: None,
+                            apply: true,
+                            batch: Some(q),
+                            because: format!("globrunqgetbatch({n}) hands {k} to runqputbatch"),
+                        },
+                    );
+                }
                 match gp {
                     Some(g) => {
                         self.pick.insert(

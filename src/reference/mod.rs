@@ -10,6 +10,7 @@ pub mod callers;
 pub mod cosim;
 pub mod moments;
 pub mod sched;
+pub mod shape;
 pub mod startup;
 
 use crate::toolchain::GoVersion;
@@ -120,6 +121,13 @@ impl Profile {
             "runtime.allp[0].runnext",
             self.global_runq_size,
         ]
+    }
+
+    /// The next goid P0 hands out (`newproc1`: `newg.goid = pp.goidcache`): read at
+    /// `main.main` and where sysmon preempts main, the difference is how many goroutines
+    /// were created in between (on one P the cache is P0's alone).
+    pub fn goid_cache_expr(&self) -> &'static str {
+        "runtime.allp[0].goidcache"
     }
 
     pub fn name(&self) -> String {

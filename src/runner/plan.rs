@@ -336,8 +336,10 @@ pub(super) fn header(lab: &Lab, tc: &Toolchain, p: &Profile) -> String {
         .collect();
     let args = if lab.scenarios.is_empty() {
         lab.program.args.join(" ")
-    } else {
+    } else if lab.scenarios.iter().all(|s| s.args.is_none()) {
         "N BLOCK GOSCHED (per scenario)".into()
+    } else {
+        "ARGS (per scenario)".into()
     };
     h.push_str(&format!(
         "program: ./main {args}{}\n",

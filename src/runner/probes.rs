@@ -243,6 +243,42 @@ pub fn dlv_probes(i: &Inputs, progress: &mut Progress) -> Result<Dlv> {
         out.warnings.extend(unset_breakpoints(&d.session, v));
         out.main = Some(d);
     }
+    // The program's shape per scenario, for whole-order prediction: read from its
+    // syntax by golab's helper, built with this Go (never trusted from the lab's names).
+    let record = lab
+        .checks
+        .iter()
+        .find(|c| c.kind == crate::lab::CheckKind::RunOrder)
+        .map(|c| c.record.clone().unwrap_or_else(|| "record".into()));
+    let mut shapes = std::collections::HashMap::new();
+    if let Some(record) = record.filter(|_| !p.scenarios.is_empty()) {
+        progress.note("reading the program's shape (tools/goshape, built with this Go)");
+        let m = i.m;
+        let src = i.b.built.source_dir.clone();
+        let work =
+            i.b.built
+                .binary
+                .parent()
+                .map(|w| w.to_path_buf())
+                .unwrap_or_else(|| src.clone());
+        let (build_env, _) = t.tc.build_env(profile.dwarf5_default);
+        match crate::probe::shape::build_helper(m, &t.tc, &work, &build_env) {
+            Ok(h) => {
+                for sc in &p.scenarios {
+                    let sh = crate::probe::shape::derive(m, &h, &src, &record, &sc.args());
+                    shapes.insert(sc.id.clone(), sh);
+                }
+            }
+            Err(e) => {
+                for sc in &p.scenarios {
+                    shapes.insert(
+                        sc.id.clone(),
+                        crate::reference::shape::Shape::Failed(format!("{e:#}")),
+                    );
+                }
+            }
+        }
+    }
     for sc in &p.scenarios {
         for round in 0..p.repeat {
             progress.stage(&format!(
@@ -264,8 +300,17 @@ pub fn dlv_probes(i: &Inputs, progress: &mut Progress) -> Result<Dlv> {
                 reads: profile
                     .live_state_exprs()
                     .iter()
+                    .chain([&profile.goid_cache_expr()])
                     .map(|e| dlv_rpc::Read::Eval(e.to_string()))
                     .collect(),
+            });
+            // Where sysmon preempts a goroutine: how many goroutines exist by then.
+            stops.push(dlv_rpc::Stop {
+                function: "runtime.gopreempt_m".into(),
+                caller: None,
+                scope: Default::default(),
+                every: true,
+                reads: [dlv_rpc::Read::Eval(profile.goid_cache_expr().into())].into(),
             });
             // With --repeat, only the first run of each scenario keeps a transcript.
             let name = format!("{}-", sc.id);
@@ -277,7 +322,7 @@ pub fn dlv_probes(i: &Inputs, progress: &mut Progress) -> Result<Dlv> {
             if round == 0 && out.scenarios.is_empty() {
                 out.warnings.extend(unset_breakpoints(&d.session, v));
             }
-            let mut run = scenario_run(lab, sc, d);
+            let mut run = scenario_run(lab, profile, sc, d);
             // A run that something outside the model disturbed (sysmon's preemption of
             // a goroutine, a GC) says nothing about the model: run it again, at most
             // MAX_RERUNS times, and keep what disturbed each discarded run for the report.
@@ -290,16 +335,22 @@ pub fn dlv_probes(i: &Inputs, progress: &mut Progress) -> Result<Dlv> {
                 ));
                 earlier.push(std::mem::take(&mut run.disturbances));
                 let d = session(&sc.args(), stops.clone(), None)?;
-                run = scenario_run(lab, sc, d);
+                run = scenario_run(lab, profile, sc, d);
             }
             run.disturbed_before = earlier;
+            run.shape = shapes.get(&sc.id).cloned();
             out.scenarios.push(run);
         }
     }
     Ok(out)
 }
 
-pub(super) fn scenario_run(lab: &Lab, sc: &ScenarioSpec, d: dlv_rpc::DlvRun) -> trace::ScenarioRun {
+pub(super) fn scenario_run(
+    lab: &Lab,
+    profile: &crate::reference::Profile,
+    sc: &ScenarioSpec,
+    d: dlv_rpc::DlvRun,
+) -> trace::ScenarioRun {
     let main = d.session.hits.iter().find(|h| h.function() == "main.main");
     let live = main.map(|h| h.values.clone()).unwrap_or_default();
     let started = main.map(|h| h.seq);
@@ -313,17 +364,41 @@ pub(super) fn scenario_run(lab: &Lab, sc: &ScenarioSpec, d: dlv_rpc::DlvRun) -> 
         .filter(|h| started.is_some_and(|s| h.seq > s) && h.function() != "main.main")
         .collect();
     let main_g = main.map(|h| h.goroutine);
+    // How many goroutines had been created when sysmon preempted main: the program's
+    // own count where the lab reads one (`main.spawned`), else P0's goid cache then
+    // minus at main.main.
+    let cache = |h: &trace::Hit| -> Option<u64> {
+        h.values
+            .get(&format!("eval {}", profile.goid_cache_expr()))
+            .and_then(|v| v.parse().ok())
+    };
+    let at_main = main.and_then(cache);
     let spawned = |h: &trace::Hit| -> Option<u32> {
         let main_preempted = h.function() == "runtime.gopreempt_m" && Some(h.goroutine) == main_g;
-        if main_preempted {
-            h.values
-                .get("eval main.spawned")
-                .and_then(|v| v.parse().ok())
-        } else {
-            None
+        if !main_preempted {
+            return None;
         }
+        if let Some(v) = h.values.get("eval main.spawned") {
+            return v.parse().ok();
+        }
+        let (now, then) = (cache(h)?, at_main?);
+        u32::try_from(now.checked_sub(then)?).ok()
     };
     let preempted_after: Vec<u32> = after_main.iter().filter_map(|h| spawned(h)).collect();
+    let preempted_at: Vec<Vec<String>> = after_main
+        .iter()
+        .filter(|h| spawned(h).is_some())
+        .map(|h| {
+            h.stack
+                .iter()
+                .filter(|f| f.function.starts_with("main.") && !f.file.is_empty())
+                .map(|f| {
+                    let base = f.file.rsplit('/').next().unwrap_or(&f.file);
+                    format!("{base}:{}", f.line)
+                })
+                .collect()
+        })
+        .collect();
     let disturbances = after_main
         .iter()
         .filter(|h| spawned(h).is_none())
@@ -363,6 +438,8 @@ pub(super) fn scenario_run(lab: &Lab, sc: &ScenarioSpec, d: dlv_rpc::DlvRun) -> 
         observed,
         disturbances,
         preempted_after,
+        preempted_at,
+        shape: None,
         disturbed_before: Vec::new(),
         session: d.session,
     }

@@ -1,0 +1,3 @@
+module golab/tools/goshape
+
+go 1.15
