@@ -120,16 +120,8 @@ PY
 }
 
 qemu_suite() {
-  stamp "cargo test (ignored VM test)"
-  GOLAB_STATE=$state GOLAB_VM_IMAGE=$image GOLAB_VM_GO_TARBALL=$tarball GOLAB_VM_GO_VERSION=$gover \
-  GOLAB_VM_GO_SHA256=$sha GOLAB_VM_SEED=$PWD/labs/startup-trace/main.go \
-  GOLAB_VM_DLV_VERSION=$dlvver GOLAB_VM_DLV_SRC=$dlvsrc GOLAB_VM_DLV_SRC_SHA256=$dlvsha \
-  GOLAB_VM_DLV_SRC_URL=$served/$(basename "$dlvsrc") \
-    cargo test --quiet --lib machine::qemu::tests::a_lab_vm -- --ignored --nocapture --test-threads=1
-  # The same through the command line: the instructor bakes an image once (this
-  # provisions from nothing, with the default pins; only where the tarballs come from is
-  # the test's), a student's `golab up` boots it without provisioning, and the lab's
-  # verdict inside is the host's for the same Go and dlv.
+  # The one provisioning from nothing: the instructor bakes an image (the default pins;
+  # only where the tarballs come from is the test's). Everything after boots from it.
   stamp "golab image build (provisioning from nothing, then baking)"
   GOLAB_CACHE=$state/downloads GOLAB_MIRROR=$served/ \
     "$golab" image build --image "$image" --go-sha256 "$sha" --apt-mirror host \
@@ -150,6 +142,16 @@ for f in m["files"]:
     assert hashlib.sha256(open(p, "rb").read()).hexdigest() == f["sha256"], f["name"]
 print(f"test-vm: manifest: {[f['name'] for f in m['files']]}, tools {m['tools']}", file=sys.stderr)
 PY
+  # The ignored Rust test on machines from that image (GOLAB_VM_BAKED): build, gdb, dlv
+  # through the forward, down, resume, a second machine whose first boot is killed.
+  stamp "cargo test (ignored VM test, machines from the baked image)"
+  GOLAB_STATE=$state GOLAB_VM_IMAGE=$image GOLAB_VM_GO_TARBALL=$tarball GOLAB_VM_GO_VERSION=$gover \
+  GOLAB_VM_GO_SHA256=$sha GOLAB_VM_SEED=$PWD/labs/startup-trace/main.go \
+  GOLAB_VM_DLV_VERSION=$dlvver GOLAB_VM_DLV_SRC=$dlvsrc GOLAB_VM_DLV_SRC_SHA256=$dlvsha \
+  GOLAB_VM_DLV_SRC_URL=$served/$(basename "$dlvsrc") GOLAB_VM_BAKED=$manifest \
+    cargo test --quiet --lib machine::qemu::tests::a_lab_vm -- --ignored --nocapture --test-threads=1
+  # A student's `golab up` boots it without provisioning, and the lab's verdict inside is
+  # the host's for the same Go and dlv.
   stamp "golab up --provider qemu --name cli --image NAME.manifest.json (baked)"
   "$golab" up --provider qemu --name cli --image "$manifest" 2>&1 | tee "$state/up-baked.txt"
   grep -q "a baked image: no provisioning" "$state/up-baked.txt"
