@@ -20,7 +20,7 @@
 #      provisioning; the manifest's tools checked), `golab run startup-trace --provider
 #      qemu`, whose verdict must be the host's for the same Go and dlv; then `golab up`
 #      with the same pins and base finds the baked image by itself.
-# vagrant (~5 min):
+# vagrant (~5 min; with `all`, the baked image's box too):
 #   1. a vagrant-libvirt box from the same image (scripts/vagrant-box.sh, cached);
 #   2. a libvirt of its own in a network namespace the test makes (scripts/libvirt-netns.sh):
 #      vagrant-libvirt's management network (192.168.121.0/24) exists only inside it, and
@@ -129,6 +129,7 @@ qemu_suite() {
   { grep -q "GET /go$gover.linux-amd64.tar.gz" "$state/http-lo.log" && grep -q "GET /$(basename "$dlvsrc")" "$state/http-lo.log"; } ||
     { echo "test-vm: golab did not download the tarballs from $served" >&2; cat "$state/http-lo.log" >&2; exit 1; }
   local manifest=$state/images/golab-go$gover-dlv$dlvver.manifest.json
+  baked_manifest=$manifest
   (cd "$state/images" && sha256sum --quiet -c "$(basename "$manifest").sha256")
   python3 - "$manifest" "$gover" "$dlvver" "$sha" <<'PY'
 import hashlib, json, os, sys
@@ -223,6 +224,21 @@ vagrant_suite() {
   local left
   left=$(ip netns pids "$ns" | xargs -r ps -o comm= -p | grep -E "qemu|^ssh$" || true)
   [ -z "$left" ] || { echo "test-vm: left running after destroy: $left" >&2; exit 1; }
+  # The baked image's own box (after the qemu part baked it: `all`): `golab up --box
+  # NAME.manifest.json` takes the box, kernel, initrd and pins from the manifest, and the
+  # provisioner finds everything in place.
+  if [ -n "${baked_manifest:-}" ]; then
+    local b=(--provider vagrant --name vb)
+    stamp "golab up --provider vagrant --box NAME.manifest.json (the baked image's box)"
+    in_ns "$golab" up "${b[@]}" --libvirt-driver qemu --box "$baked_manifest" 2>&1 | tee "$state/up-vb.txt"
+    grep -q "its Vagrant box, nothing to provision" "$state/up-vb.txt"
+    grep -q "golab-provision: Go $gover present" "$state/up-vb.txt"
+    grep -q "golab-provision: dlv $dlvver present" "$state/up-vb.txt"
+    stamp "golab run startup-trace --provider vagrant (baked box)"
+    lab_run "$state/vb.json" "$state/vb.txt" in_ns "$golab" run startup-trace "${b[@]}"
+    same_verdict "$state/vb.json" "vagrant, baked box"
+    in_ns "$golab" destroy "${b[@]}"
+  fi
   kill "$http_pid"
   wait "$http_pid" 2>/dev/null || true
   stamp "stopping libvirt"
