@@ -325,22 +325,10 @@ pub fn build(q: &Qemu, opts: &UpOptions, out: &Path, name: &str, with_box: bool)
             bytes: std::fs::metadata(&base_path)?.len(),
         };
         stages.push(("flatten, checksums".to_string(), t.elapsed()));
-        let mut boxes = Vec::new();
-        if with_box {
-            let t = Instant::now();
-            let n = format!("{name}.libvirt.box");
-            libvirt_box(&out.join(&disk_name), &out.join(&n))?;
-            boxes.push(entry(&out, &n)?);
-            stages.push((
-                "Vagrant box (libvirt, vagrant-qemu)".to_string(),
-                t.elapsed(),
-            ));
-        }
-        let t = Instant::now();
-        let manifest = Manifest {
+        let mut manifest = Manifest {
             format: FORMAT.into(),
             name: name.into(),
-            boxes,
+            boxes: Vec::new(),
             base,
             pins: Pins {
                 go_version: opts.go_version.clone(),
@@ -350,15 +338,26 @@ pub fn build(q: &Qemu, opts: &UpOptions, out: &Path, name: &str, with_box: bool)
             tools: vm.tools.clone(),
             files,
         };
-        let text = serde_json::to_string_pretty(&manifest)? + "\n";
         let manifest_path = out.join(format!("{name}{MANIFEST_SUFFIX}"));
-        write_atomic(&manifest_path, text.as_bytes())?;
-        let sha = download::sha256_file(&manifest_path)?;
-        write_atomic(
-            &out.join(format!("{name}{MANIFEST_SUFFIX}.sha256")),
-            format!("{sha}  {name}{MANIFEST_SUFFIX}\n").as_bytes(),
-        )?;
-        stages.push(("manifest".to_string(), t.elapsed()));
+        // The image set is written before the box is made: a box that cannot be made
+        // costs the box, not the provisioning.
+        let mut sha = write_manifest(&out, name, &manifest)?;
+        if with_box {
+            let t = Instant::now();
+            let n = format!("{name}.libvirt.box");
+            libvirt_box(&out.join(&disk_name), &out.join(&n)).with_context(|| {
+                format!(
+                    "the image is baked ({}), but its Vagrant box could not be made (`golab image build --no-box` leaves it out)",
+                    manifest_path.display()
+                )
+            })?;
+            manifest.boxes.push(entry(&out, &n)?);
+            sha = write_manifest(&out, name, &manifest)?;
+            stages.push((
+                "Vagrant box (libvirt, vagrant-qemu)".to_string(),
+                t.elapsed(),
+            ));
+        }
         Ok(Built {
             manifest_path,
             manifest,
@@ -368,6 +367,19 @@ pub fn build(q: &Qemu, opts: &UpOptions, out: &Path, name: &str, with_box: bool)
     })();
     let _ = q.destroy(&vm_name);
     r
+}
+
+/// Writes `NAME.manifest.json` and its `.sha256`; the manifest's SHA-256.
+fn write_manifest(out: &Path, name: &str, m: &Manifest) -> Result<String> {
+    let text = serde_json::to_string_pretty(m)? + "\n";
+    let path = out.join(format!("{name}{MANIFEST_SUFFIX}"));
+    write_atomic(&path, text.as_bytes())?;
+    let sha = download::sha256_file(&path)?;
+    write_atomic(
+        &out.join(format!("{name}{MANIFEST_SUFFIX}.sha256")),
+        format!("{sha}  {name}{MANIFEST_SUFFIX}\n").as_bytes(),
+    )?;
+    Ok(sha)
 }
 
 /// The lab user's name in a baked image (cloud-init's user-data makes it).
