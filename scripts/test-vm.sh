@@ -10,16 +10,19 @@
 #      vendored source (../shared/toolchains/, SHA-256 from its README), built in the
 #      guest with -mod=vendor; both served from 127.0.0.1 and fetched by golab's download
 #      cache; the host's verdict comes from the same Go and a dlv from the same source;
-#   3. runs the ignored test in src/machine/qemu.rs: up (dlv built from source), go version, the
-#      seed program built with -gcflags "all=-l -N", readelf -h, gdb -batch at
-#      runtime.schedinit, dlv --headless answered from the host through the forwarded
-#      port, up again (already running), down, up (resumed, no provisioning), a second
-#      machine alongside (its first up killed half-way, then started over), destroy.
-#   4. the same through the command line: `golab image build` (provisions from nothing,
-#      bakes a qcow2 with its manifest), `golab up --image NAME.manifest.json` (no
-#      provisioning; the manifest's tools checked), `golab run startup-trace --provider
-#      qemu`, whose verdict must be the host's for the same Go and dlv; then `golab up`
-#      with the same pins and base finds the baked image by itself.
+#   3. `golab image build` (the suite's one provisioning from nothing: the default pins,
+#      only where the tarballs come from is the test's): the qcow2, the Vagrant box and
+#      the manifest, every SHA-256 checked;
+#   4. the ignored test in src/machine/qemu.rs on machines from that image
+#      (GOLAB_VM_BAKED): up, go version, the seed program built with -gcflags
+#      "all=-l -N", readelf -h, gdb -batch at runtime.schedinit, dlv --headless answered
+#      from the host through the forwarded port, up again (already running), down, up
+#      (resumed), a second machine alongside (its first up killed half-way, then started
+#      over), destroy;
+#   5. through the command line: `golab up --image NAME.manifest.json` (no provisioning;
+#      the manifest's tools checked), `golab run startup-trace --provider qemu`, whose
+#      verdict must be the host's for the same Go and dlv; then `golab up` with the same
+#      pins and base finds the baked image by itself.
 # vagrant (~5 min; with `all`, the baked image's box too):
 #   1. a vagrant-libvirt box from the same image (scripts/vagrant-box.sh, cached);
 #   2. a libvirt of its own in a network namespace the test makes (scripts/libvirt-netns.sh):
@@ -28,10 +31,12 @@
 #   3. the Go and dlv source tarballs served over HTTP inside the namespace, so the
 #      Vagrantfile's provisioner takes the real download path (GOLAB_GO_BASE_URL,
 #      GOLAB_DLV_SRC_URL, SHA-256 checks);
-#   4. `golab up --provider vagrant` (libvirt, software emulation, direct kernel boot),
-#      `up` again (already running), `golab run startup-trace --provider vagrant` (the
-#      host's verdict again), status, ssh, down, up (resumed, not provisioned again),
-#      destroy, and nothing left running.
+#   4. `golab up --provider vagrant` (libvirt, software emulation, direct kernel boot,
+#      provisioning from nothing), `up` again (already running), `golab run startup-trace
+#      --provider vagrant` (the host's verdict again), status, ssh, down, up (resumed, not
+#      provisioned again), destroy, and nothing left running;
+#   5. with `all`: `golab up --provider vagrant --box NAME.manifest.json` (the box the
+#      qemu part baked: nothing to provision) and a lab run on it.
 # Machines live in a temporary GOLAB_STATE, removed at the end with any QEMU left in it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
