@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # golab's lab VM provisioner: installs the pinned toolchain the labs are written for on
 # an x86_64 Ubuntu/Debian guest (run as root; Vagrant's shell provisioner does).
-#   apt: gdb, binutils, vim, ca-certificates (and git for `go install`, which needs it
+#   apt: gdb, binutils, vim, ca-certificates, rsync (and git for `go install`, which needs it
 #     when GOPROXY says direct; under emulation git's perl is minutes of dpkg)
 #   Go (the course's pin) from the official tarball, SHA-256 checked, into /usr/local/go
 #   dlv (the course's pin) into /usr/local/bin: `go install`,
@@ -44,7 +44,9 @@ if [[ "$DLV_SOURCE" == tarball ]]; then
   DLV_SRC_URL="${GOLAB_DLV_TARBALL_URL:-$DLV_SRC_URL}"
   DLV_SRC_SHA256="${GOLAB_DLV_TARBALL_SHA256:-$DLV_SRC_SHA256}"
 fi
-APT_PACKAGES=(gdb binutils vim ca-certificates)
+# rsync: Vagrant's rsync synced folders (vagrant-libvirt, vagrant-qemu) need it in the
+# guest, and a box baked from this machine has no route to a mirror to fetch it later.
+APT_PACKAGES=(gdb binutils vim ca-certificates rsync)
 [[ "$DLV_SOURCE" != go-install ]] || APT_PACKAGES+=(git)
 [[ "$DLV_SOURCE" != apt ]] || APT_PACKAGES+=(delve)
 # tar -J needs xz.

@@ -85,10 +85,27 @@ run_lab() { # LABEL ENV...
   local label=$1 l s
   shift
   l=$(load) s=$(date +%s.%N)
-  env "$@" "$golab" run startup-trace --provider qemu --name bench -q --json-file "$state/run.json" >"$state/run.txt" || true
-  [ -s "$state/run.json" ] || { cat "$state/run.txt" >&2; exit 1; }
-  row "$label ($(python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))["verdict"]; print(f"{v["earned"]}/{v["possible"]}")' "$state/run.json"))" "$(secs "$s")" "$l"
+  env "$@" "$golab" run startup-trace --provider qemu --name bench --json-file "$state/run.json" >"$state/run.txt" 2>"$state/run.err" || true
+  [ -s "$state/run.json" ] || { cat "$state/run.txt" "$state/run.err" >&2; exit 1; }
+  local total
+  total=$(secs "$s")
+  row "$label ($(python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))["verdict"]; print(f"{v["earned"]}/{v["possible"]}")' "$state/run.json"))" "$total" "$l"
+  # The profile: each stage's share, from the run's own stage lines ("[N/M] what (T s)",
+  # T counted from the run's start), the last one ending with the whole command.
+  mapfile -t -O "${#profile[@]}" profile < <(python3 - "$state/run.err" "$total" "$label" <<'PY'
+import re, sys
+err, total, label = open(sys.argv[1]).read(), float(sys.argv[2]), sys.argv[3]
+marks = [(float(t), what) for what, t in re.findall(r"^\[\d+/\d+\] (.*) \(([\d.]+)s\)$", err, re.M)]
+print(f"  {label}")
+for i, (t, what) in enumerate(marks):
+    end = marks[i + 1][0] if i + 1 < len(marks) else total
+    print(f"    {end - t:6.1f} s  {what}")
+if marks:
+    print(f"    {marks[0][0]:6.1f} s  (before the first stage: ssh master, machine)")
+PY
+)
 }
+profile=()
 run_lab "first run on the baked image (its warm build cache) (<= 20)" GOLAB_SSH_SHARE=1
 # The speed must not cost the verdict: the host's, for the same Go and dlv.
 "$golab" run startup-trace --goroot "$goroot" --dlv "$hostdlv" -q --json-file "$state/host.json" >/dev/null || true
@@ -113,3 +130,6 @@ done
 echo
 echo "bench-vm: $(nproc) CPUs, TCG; each figure with the 1-minute load average when it began"
 printf '%s\n' "${rows[@]}"
+echo
+echo "bench-vm: where each run's time went (its stages)"
+printf '%s\n' "${profile[@]}"

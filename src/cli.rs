@@ -223,7 +223,9 @@ pub struct BootArgs {
 /// The Vagrant renderings' own settings.
 #[derive(Args, Clone)]
 pub struct VagrantArgs {
-    /// The Vagrant box: a name, or a .box file that `golab up` adds to Vagrant first.
+    /// The Vagrant box: a name, a .box file that `golab up` adds to Vagrant first, or a
+    /// baked image's NAME.manifest.json (its box, kernel, initrd and pins; see `golab image
+    /// build`).
     #[arg(long = "box", default_value = "generic/ubuntu2204")]
     pub box_name: String,
     /// Where the provisioner downloads go*.linux-amd64.tar.gz from (default:
@@ -520,6 +522,10 @@ pub struct ImageBuildArgs {
     /// The image set's file name stem (default: golab-goVERSION-dlvVERSION).
     #[arg(long = "image-name")]
     pub image_name: Option<String>,
+    /// Leave out the Vagrant box (NAME.libvirt.box, made with qemu-img and e2fsprogs'
+    /// debugfs; vagrant-libvirt and vagrant-qemu read it).
+    #[arg(long)]
+    pub no_box: bool,
     /// `golab up`'s options for the machine that is provisioned and baked.
     #[command(flatten)]
     pub up: UpArgs,
@@ -565,6 +571,12 @@ pub struct UpArgs {
     pub vagrant_provider: String,
     #[command(flatten)]
     pub vagrant: VagrantArgs,
+    /// qemu: provision this machine itself instead of keeping the provisioned state as a
+    /// local base. By default a first `up` that has to provision bakes the result into
+    /// $GOLAB_STATE/images (as `golab image build` does) and boots the machine from it, so
+    /// a later `up` with the same pins and base image never provisions again.
+    #[arg(long)]
+    pub no_keep_base: bool,
 }
 
 #[derive(Args)]

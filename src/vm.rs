@@ -118,7 +118,31 @@ fn vagrant_up(a: &UpArgs) -> Result<ExitCode> {
     let mut cfg = vagrant_config(a.cpus, a.memory, &a.pins, &a.boot, &a.vagrant)?;
     let vagrant = Vagrant::new()?;
     let as_file = std::path::Path::new(&cfg.box_name);
-    if cfg.box_name.ends_with(".box") && as_file.is_file() {
+    if image::is_manifest(&cfg.box_name) {
+        // A baked image's box: its pins and the kernel it boots come from the manifest;
+        // the provisioner finds everything in place.
+        let (baked, file) = image::resolve_box(
+            &cfg.box_name,
+            a.image_sha256.as_deref(),
+            &Cache::from_env()?,
+        )?;
+        let m = &baked.manifest;
+        eprintln!(
+            "golab up: {} is a baked image (go{}, dlv {}): its Vagrant box, nothing to provision",
+            m.name,
+            m.pins.go_version,
+            m.pins.dlv.version().unwrap_or("from apt")
+        );
+        cfg.go_version = m.pins.go_version.clone();
+        cfg.go_sha256 = m.pins.go_sha256.clone();
+        cfg.dlv = m.pins.dlv.clone();
+        cfg.boot = Some(DirectBoot {
+            kernel: baked.kernel.clone().context("no kernel")?,
+            initrd: baked.initrd.clone().context("no initrd")?,
+            cmdline: "root=/dev/vda console=ttyS0".into(),
+        });
+        cfg.box_name = vagrant.add_box_file(&file)?;
+    } else if cfg.box_name.ends_with(".box") && as_file.is_file() {
         cfg.box_name = vagrant.add_box_file(as_file)?;
     }
     let name = &a.machine.name;
@@ -142,8 +166,31 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
         VmProvider::Vagrant => return vagrant_up(a),
         VmProvider::Qemu => {}
     }
-    let o = qemu_options(a, true)?;
-    let vm = Qemu::new()?.up(&a.machine.name, &o)?;
+    let mut o = qemu_options(a, true)?;
+    let q = Qemu::new()?;
+    // A machine made anew that would provision: provision once into a local base (a baked
+    // image with these pins) and boot from it; the next machine with the same pins finds
+    // it (`image::find_local`). A machine that exists resumes or is remade as it was.
+    if o.baked.is_none() && !a.no_keep_base && !q.status(&a.machine.name)?.exists {
+        let out = images_dir()?;
+        let name = image::default_name(&o);
+        eprintln!(
+            "golab up: no baked image has these pins: provisioning once into the local base {} (later machines with these pins boot it; --no-keep-base: provision this machine only)",
+            out.join(format!("{name}{}", image::MANIFEST_SUFFIX))
+                .display()
+        );
+        let built = image::build(&q, &o, &out, &name, false)?;
+        for (stage, took) in &built.stages {
+            eprintln!("golab up: base {:>7.1}s  {stage}", took.as_secs_f64());
+        }
+        let baked = image::resolve(
+            &built.manifest_path.to_string_lossy(),
+            Some(&built.manifest_sha256),
+            &Cache::from_env()?,
+        )?;
+        baked.apply(&mut o);
+    }
+    let vm = q.up(&a.machine.name, &o)?;
     for n in &vm.notes {
         eprintln!("note: {n}");
     }
@@ -237,7 +284,7 @@ pub fn image_build(a: &ImageBuildArgs) -> Result<ExitCode> {
         .image_name
         .clone()
         .unwrap_or_else(|| image::default_name(&o));
-    let built = image::build(&Qemu::new()?, &o, &out, &name)?;
+    let built = image::build(&Qemu::new()?, &o, &out, &name, !a.no_box)?;
     for (stage, took) in &built.stages {
         eprintln!("golab image build: {:>7.1}s  {stage}", took.as_secs_f64());
     }

@@ -2213,6 +2213,15 @@ mod tests {
         o.apt_mirror = Some("host".into());
         o.cpus = 2;
         o.memory_mib = 2048;
+        // GOLAB_VM_BAKED=NAME.manifest.json: machines from that baked image (what
+        // scripts/test-vm.sh baked from nothing just before), so the suite provisions
+        // from nothing once, not once per test.
+        if let Ok(m) = std::env::var("GOLAB_VM_BAKED") {
+            let cache = crate::download::Cache::from_env().unwrap();
+            super::super::image::resolve(&m, None, &cache)
+                .unwrap()
+                .apply(&mut o);
+        }
         o
     }
 
