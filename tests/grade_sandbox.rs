@@ -613,6 +613,12 @@ fn a_grader_killed_with_9_leaves_nothing_running_and_a_rerun_finishes() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // The quota tmpfs was mounted in the grader's own mount namespace: gone with it.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains("golab-quota") && !mounts.contains("golab-cache"),
+        "a quota mount outlived the grader:\n{mounts}"
+    );
     let (_, err) = grade(&subs, &out);
     assert!(
         err.contains(&format!("{} of 4 submissions already graded", kept.len())),
@@ -623,5 +629,82 @@ fn a_grader_killed_with_9_leaves_nothing_running_and_a_rerun_finishes() {
     }
     for s in ["k1", "k2", "k3", "k4"] {
         assert_eq!(result(&out, s)["outcome"], "graded", "{s}");
+    }
+}
+
+/// Every place a submission's build or program can write is a size-capped tmpfs: a build
+/// that writes past it (a 56 MiB initialised array: object, cache entry and binary, each
+/// under the per-file limit) and a program that fills /tmp with files under that limit
+/// both get `disk-limit`; the honest student beside them is graded; nothing of it is on
+/// the host's disk afterwards, and a rerun regrades neither.
+#[test]
+fn every_writable_place_has_a_disk_quota() {
+    let _one_at_a_time = serial();
+    sandbox_is_available();
+    let dir = tempfile::Builder::new()
+        .prefix("golab-grade-disk-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let subs = dir.path().join("subs");
+    let out = dir.path().join("out");
+    for (s, program) in [
+        ("honest", None),
+        ("build-fill", Some("build-fill")),
+        ("tmp-fill", Some("tmp-fill")),
+    ] {
+        let to = subs.join(s);
+        std::fs::create_dir_all(&to).unwrap();
+        if let Some(p) = program {
+            std::fs::copy(fixture(p), to.join("main.go")).unwrap();
+        }
+        std::fs::write(
+            to.join("answers.yaml"),
+            format!("lab: startup-trace\nanswers:\n  why-runnext: locality # {s}\n"),
+        )
+        .unwrap();
+    }
+    let (table, _) = grade(&subs, &out);
+    for s in ["build-fill", "tmp-fill"] {
+        let r = result(&out, s);
+        assert_eq!(r["outcome"], "disk-limit", "{s}: {r}\n{table}");
+        assert_eq!(r["score"], 0.0, "{s}: {r}");
+        assert!(r["message"].as_str().unwrap().contains("128 MiB"), "{r}");
+    }
+    let r = result(&out, "honest");
+    assert_eq!(r["outcome"], "graded", "{r}");
+    assert_eq!(r["questions"][2]["answer"], "locality", "{r}");
+    // The host's disk: no fill file anywhere, no binary of the filler, the students'
+    // folders small, the quota's folders gone (unmounted and removed).
+    let all = files_under(dir.path());
+    assert!(
+        !all.iter().any(|(p, _)| p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("fill-"))),
+        "a fill file was left on the host"
+    );
+    for s in ["honest", "build-fill", "tmp-fill"] {
+        let n: u64 = files_under(&out.join("work").join(s))
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
+        assert!(n < 16 << 20, "{s}'s folder holds {n} bytes");
+    }
+    let scratch: Vec<_> = std::fs::read_dir(out.join("work/.scratch"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        scratch.is_empty(),
+        "left in the quota's folder: {scratch:?}"
+    );
+    let before: Vec<(PathBuf, Vec<u8>)> = files_under(&out.join("results"))
+        .into_iter()
+        .map(|(p, _)| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    let (_, err) = grade(&subs, &out);
+    assert!(err.contains("3 of 3 submissions already graded"), "{err}");
+    for (p, text) in before {
+        assert_eq!(std::fs::read(&p).unwrap(), text, "{} changed", p.display());
     }
 }
