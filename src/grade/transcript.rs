@@ -239,10 +239,7 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
                 per_run.push(format!("stack address {w:#x}"));
             }
         }
-        if let Some(rest) = t.split(") thread ").nth(1)
-            && let Ok(tid) = rest.split_whitespace().next().unwrap_or("").parse::<u64>()
-            && tid >= 1000
-        {
+        for tid in thread_ids(t) {
             per_run.push(format!("thread {tid}"));
         }
         if let Some(v) = t.strip_prefix("Rsp = ")
@@ -441,6 +438,37 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
     }
 }
 
+/// Thread ids (the kernel's, so anew each run) in what dlv printed: `thread 7` after a
+/// stop, `(thread 12345)` of a goroutine, `Thread 12345 at` of `threads`, and both of
+/// `Switched from 12345 to 12346` (`thread N`; a goroutine switch says `(thread N)`).
+/// Small numbers (pid namespaces, dlv's own counters) are left out.
+fn thread_ids(t: &str) -> Vec<u64> {
+    let mut v = Vec::new();
+    let num = |w: Option<&str>| -> Option<u64> {
+        w?.trim_end_matches([')', ',', ']'])
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= 1000)
+    };
+    let words: Vec<&str> = t.split_whitespace().collect();
+    for (i, w) in words.iter().enumerate() {
+        let w = w.trim_start_matches(['(', '[', '*']);
+        if w.eq_ignore_ascii_case("thread")
+            && let Some(n) = num(words.get(i + 1).copied())
+        {
+            v.push(n);
+        }
+    }
+    if let Some(rest) = t.strip_prefix("Switched from ")
+        && !rest.contains("(thread")
+        && let Some((a, b)) = rest.split_once(" to ")
+    {
+        v.extend(num(Some(a.trim())));
+        v.extend(num(b.split_whitespace().next()));
+    }
+    v
+}
+
 /// A backtrace frame line: ` 0  0x0000000000462980 in _rt0_amd64`: (index, pc, function).
 fn frame_line(l: &str) -> Option<(u32, u64, String)> {
     let mut w = l.split_whitespace();
@@ -493,6 +521,25 @@ mod tests {
             Some((vec![0x45f1e5], "main.main".into()))
         );
         assert_eq!(stop_line("=> 161:\tMOVQ\tDI, AX\t\t// argc"), None);
+        // Thread ids as dlv 1.20 prints them (`threads`, `thread N`, `goroutine N`).
+        assert_eq!(
+            thread_ids("* Thread 81234 at 0x45bb40 /x/asm_amd64.s:161 runtime.rt0_go"),
+            vec![81234]
+        );
+        assert_eq!(
+            thread_ids("Switched from 81234 to 81240"),
+            vec![81234, 81240]
+        );
+        assert_eq!(
+            thread_ids("Switched from 0 to 1 (thread 81234)"),
+            vec![81234]
+        );
+        assert_eq!(
+            thread_ids(
+                "> [Breakpoint 1] runtime.rt0_go() /x/asm_amd64.s:161 (hits goroutine(0):1 total:1) thread 7"
+            ),
+            Vec::<u64>::new()
+        );
         assert_eq!(stop_line("    # golab: 0x4bbc60 is &runtime.m0"), None);
     }
 }
