@@ -708,3 +708,164 @@ fn every_writable_place_has_a_disk_quota() {
         assert_eq!(std::fs::read(&p).unwrap(), text, "{} changed", p.display());
     }
 }
+
+/// The attacker's second round (issue 10): each finding in golab's grading code gets the
+/// outcome a fair grader gives, and the students beside it are graded as before.
+/// - A transcript named `/dev/zero` is refused unread, and the batch finishes (F2).
+/// - A made-up transcript listing thousands of thread ids frames nobody, and keeps no
+///   per-run values (F10); an honest transcript with a thread switch is not flagged.
+/// - `package notmain` builds an archive, not a program: `compile-error`, and nothing of
+///   it reaches the build store (F5).
+/// - A program that spins on every CPU only under a debugger: `cpu-limit` (F6).
+#[test]
+fn the_second_round_of_attacks_each_get_a_fair_outcome() {
+    let _one_at_a_time = serial();
+    sandbox_is_available();
+    let dir = tempfile::Builder::new()
+        .prefix("golab-grade-r2-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let subs = dir.path().join("subs");
+    let out = dir.path().join("out");
+    let send = |s: &str, program: Option<&str>, extra: &str| {
+        let to = subs.join(s);
+        std::fs::create_dir_all(&to).unwrap();
+        if let Some(p) = program {
+            std::fs::write(to.join("main.go"), p).unwrap();
+        }
+        std::fs::write(
+            to.join("answers.yaml"),
+            format!("lab: startup-trace\n{extra}answers:\n  why-runnext: locality # {s}\n"),
+        )
+        .unwrap();
+    };
+    // A real session of the lab's program (what every student here builds), with one
+    // thread switch as a session that follows sysmon has.
+    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/startup-trace");
+    let lab_copy = dir.path().join("lab-copy");
+    std::fs::create_dir_all(&lab_copy).unwrap();
+    for e in std::fs::read_dir(&lab).unwrap().flatten() {
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), lab_copy.join(e.file_name())).unwrap();
+        }
+    }
+    let tr = dir.path().join("tr");
+    let o = Command::new(env!("CARGO_BIN_EXE_golab"))
+        .arg("run")
+        .arg(&lab_copy)
+        .args(["-q", "--transcript"])
+        .arg(&tr)
+        .output()
+        .unwrap();
+    assert!(o.status.code().unwrap() <= 1, "{o:?}");
+    let session = std::fs::read_to_string(tr.join("dlv-session.txt")).unwrap()
+        + "(dlv) thread 23456\nSwitched from 23450 to 23456\n";
+    send("alice", None, "transcript: dlv.txt\n");
+    std::fs::write(subs.join("alice/dlv.txt"), &session).unwrap();
+    let mut made_up = String::new();
+    for n in 1000..60000 {
+        made_up.push_str(&format!(
+            "(dlv) thread {n}\nSwitched from {n} to {}\n",
+            n + 1
+        ));
+    }
+    send("mallory", None, "transcript: dlv.txt\n");
+    std::fs::write(subs.join("mallory/dlv.txt"), &made_up).unwrap();
+    send("aaron", None, "transcript: /dev/zero\n");
+    send("zoe", None, "");
+    send(
+        "notmain",
+        Some("package notmain\n\nfunc main() {\n\tprintln(\"hello\")\n}\n"),
+        "",
+    );
+    send(
+        "spinner",
+        Some(&std::fs::read_to_string(fixture("cpu-under-debugger")).unwrap()),
+        "",
+    );
+
+    let grade_once = || {
+        let o = Command::new(env!("CARGO_BIN_EXE_golab"))
+            .env(
+                "GOLAB_LABS",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
+            )
+            .arg("grade")
+            .arg(&subs)
+            // The CPU limit under the debugger is twice --program-seconds: 10 s here.
+            .args(["--lab", "startup-trace", "--program-seconds", "5"])
+            .args(["--timeout", "90", "-j", "2", "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{stdout}\n{stderr}");
+        stderr
+    };
+    grade_once();
+    // F2: graded, the transcript refused with a reason; zoe graded.
+    let r = result(&out, "aaron");
+    assert_eq!(r["outcome"], "graded", "{r}");
+    assert_eq!(r["transcript"]["genuine"], false, "{r}");
+    assert!(
+        r["transcript"]["findings"][0]
+            .as_str()
+            .unwrap()
+            .contains("must be a file of the submission"),
+        "{r}"
+    );
+    assert_eq!(result(&out, "zoe")["outcome"], "graded");
+    // F10: mallory's made-up transcript keeps no per-run value and flags nobody.
+    let m = result(&out, "mallory");
+    assert_eq!(m["transcript"]["genuine"], false, "{m}");
+    assert_eq!(m["transcript"]["per_run"], serde_json::json!([]), "{m}");
+    let a = result(&out, "alice");
+    assert_eq!(a["transcript"]["genuine"], true, "{a}");
+    assert!(
+        a["transcript"]["per_run"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "thread 23456"),
+        "{a}"
+    );
+    let batch: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    for s in batch["submissions"].as_array().unwrap() {
+        assert!(
+            s["flags"].is_null() || s["flags"] == serde_json::json!([]),
+            "{} flagged: {}",
+            s["student"],
+            s["flags"]
+        );
+    }
+    // F5: not a program; nothing of it in the build store.
+    let r = result(&out, "notmain");
+    assert_eq!(r["outcome"], "compile-error", "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("package main"),
+        "{r}"
+    );
+    for (p, _) in files_under(&out.join("work/.builds")) {
+        let mut head = [0u8; 4];
+        use std::io::Read;
+        std::fs::File::open(&p)
+            .unwrap()
+            .read_exact(&mut head)
+            .unwrap();
+        assert_eq!(&head, b"\x7fELF", "{} in the build store", p.display());
+    }
+    // F6: CPU under the debugger counts.
+    let r = result(&out, "spinner");
+    assert_eq!(r["outcome"], "cpu-limit", "{r}");
+    // Nothing left running; a rerun regrades none of them.
+    for slot in 0..2 {
+        assert!(
+            golab::grade::sandbox::processes_of_uid(golab::grade::sandbox::first_uid() + slot)
+                .is_empty()
+        );
+    }
+    let err = grade_once();
+    assert!(err.contains("6 of 6 submissions already graded"), "{err}");
+}

@@ -36,7 +36,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub struct Sandboxed {
@@ -378,8 +379,16 @@ impl LabRunner for Sandboxed {
                         },
                     });
                 }
-                std::fs::copy(out_dir.join("main"), &binary)
-                    .context("cannot take the built binary")?;
+                // `go build -o` of a package that is not `main` succeeds and writes an
+                // archive: nothing to run, the submission's error.
+                let built = out_dir.join("main");
+                if !is_elf_executable(&built) {
+                    return Ok(Ran::Stopped {
+                        outcome: Outcome::CompileError,
+                        message: "go build made no program: main.go must be `package main` with a `func main()`".into(),
+                    });
+                }
+                std::fs::copy(&built, &binary).context("cannot take the built binary")?;
                 quota.unmount("gocache");
                 quota.clear("build");
                 quota.clear("tmp");
@@ -444,7 +453,17 @@ impl LabRunner for Sandboxed {
         }
         quota.clear("tmp");
 
-        // 3. The observer: golab run as root, its debuggers in the sandbox.
+        // 3. The observer: golab run as root, its debuggers in the sandbox. Its CPU time
+        // (debuggers and program together) is at most twice the program's own allowance
+        // (a lab's dlv session takes a few seconds), and never more than the wall clock.
+        let limits = Limits {
+            cpu_secs: limits
+                .cpu_secs
+                .min(self.timeout.as_secs())
+                .min(self.program.as_secs().saturating_mul(2))
+                .max(1),
+            ..limits
+        };
         let observer = student_dir.join("observer");
         fresh_dir(&observer, 0, 0o700)?;
         let obs_work = student_dir.join("observer-work");
@@ -502,11 +521,34 @@ impl LabRunner for Sandboxed {
         sandbox::kill_uid(uid);
         cg.set(&limits)?;
         let before = cg.counters();
+        // CPU of the debuggers and the program together, polled as in `Sandbox::run`:
+        // past the limit every process of the uid is killed (a program that spins only
+        // under a debugger).
+        let cpu_limit_ns = limits.cpu_secs.saturating_mul(1_000_000_000);
+        let done = Arc::new(AtomicBool::new(false));
+        let over = Arc::new(AtomicU64::new(0));
+        let watch = {
+            let (done, over) = (done.clone(), over.clone());
+            let cg = cgroup::Cgroup::for_uid(uid)?;
+            let start = before.cpu_ns;
+            std::thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    let used = cg.counters().cpu_ns.saturating_sub(start);
+                    if used >= cpu_limit_ns {
+                        over.store(used, Ordering::SeqCst);
+                        sandbox::kill_uid(uid);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
         let ran = crate::exec::run(
             c,
             "golab run (observer)",
             self.timeout + Duration::from_secs(30),
         );
+        done.store(true, Ordering::SeqCst);
+        let _ = watch.join();
         sandbox::kill_uid(uid);
         let after = cg.counters();
         let left = sweep(uid);
@@ -523,6 +565,17 @@ impl LabRunner for Sandboxed {
                 message: format!(
                     "your program under the debugger used more memory than allowed ({} bytes, anonymous, shared and tmpfs together)",
                     limits.memory_bytes
+                ),
+            });
+        }
+        let cpu = over.load(Ordering::SeqCst);
+        if cpu > 0 {
+            return Ok(Ran::Stopped {
+                outcome: Outcome::CpuLimit,
+                message: format!(
+                    "your program under the debugger used more CPU time than allowed ({:.1} s of {} s, the debugger's included)",
+                    cpu as f64 / 1e9,
+                    limits.cpu_secs
                 ),
             });
         }
@@ -584,6 +637,21 @@ impl LabRunner for Sandboxed {
         }
         Ok(r)
     }
+}
+
+/// An ELF executable (not an `ar` archive, not a shared object), by its header.
+fn is_elf_executable(p: &Path) -> bool {
+    use std::io::Read;
+    let mut h = [0u8; 18];
+    let Ok(mut f) = std::fs::File::open(p) else {
+        return false;
+    };
+    if f.read_exact(&mut h).is_err() || &h[..4] != b"\x7fELF" {
+        return false;
+    }
+    // e_type (little-endian, as on every target golab builds for): ET_EXEC or ET_DYN
+    // (a position-independent executable).
+    matches!(u16::from_le_bytes([h[16], h[17]]), 2 | 3)
 }
 
 /// Kills the uid's processes until none is left (5 s at most); returns survivors.

@@ -69,6 +69,45 @@ fn is_stack_address(a: u64) -> bool {
     (0x7f00_0000_0000..0x8000_0000_0000).contains(&a)
 }
 
+/// The transcript `name` (from answers.yaml) of the unpacked submission in `sub`: a
+/// regular file inside it (no absolute path, no `..`, no link, no device or FIFO), at
+/// most `MAX_BYTES`. Err says why, in words for the student.
+pub fn read(sub: &Path, name: &str) -> Result<String, String> {
+    let p = Path::new(name);
+    if name.is_empty()
+        || p.is_absolute()
+        || p.components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(format!(
+            "the transcript '{name}' named in answers.yaml must be a file of the submission, named relative to it (no /, no ..)"
+        ));
+    }
+    let path = sub.join(p);
+    let md = std::fs::symlink_metadata(&path).map_err(|_| {
+        format!("the transcript '{name}' named in answers.yaml is not in the submission")
+    })?;
+    if !md.file_type().is_file() {
+        return Err(format!(
+            "the transcript '{name}' named in answers.yaml is not a regular file"
+        ));
+    }
+    if md.len() > MAX_BYTES {
+        return Err(format!(
+            "the transcript '{name}' is {} bytes; the limit is {MAX_BYTES}",
+            md.len()
+        ));
+    }
+    let f = std::fs::File::open(&path)
+        .map_err(|e| format!("the transcript '{name}' cannot be read: {e}"))?;
+    let mut data = Vec::new();
+    use std::io::Read;
+    f.take(MAX_BYTES)
+        .read_to_end(&mut data)
+        .map_err(|e| format!("the transcript '{name}' cannot be read: {e}"))?;
+    Ok(String::from_utf8_lossy(&data).into_owned())
+}
+
 /// Checks every fact of a dlv transcript that the student's binary, or golab's own run
 /// of it, fixes: breakpoint addresses, the function and file:line of each stop and frame,
 /// hit counts against the breakpoints set, the order of the first stops, and the stack
@@ -234,13 +273,16 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
                 *seen = 0;
             }
         }
-        for w in hex_words(t) {
-            if is_stack_address(w) {
-                per_run.push(format!("stack address {w:#x}"));
+        // What dlv printed, not what the student typed (`thread 12345` is a command).
+        if !(l.trim_start().starts_with("(dlv)") && is_command(t)) {
+            for w in hex_words(t) {
+                if is_stack_address(w) {
+                    per_run.push(format!("stack address {w:#x}"));
+                }
             }
-        }
-        for tid in thread_ids(t) {
-            per_run.push(format!("thread {tid}"));
+            for tid in thread_ids(t) {
+                per_run.push(format!("thread {tid}"));
+            }
         }
         if let Some(v) = t.strip_prefix("Rsp = ")
             && let Some(a) = hex_words(v).first()
@@ -277,7 +319,19 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
                     // One dlv breakpoint of a lab breakpoint's group (the wrapper's, or
                     // the real function's that the notes' tip added) is part of it.
                     let part = a.iter().all(|x| o.contains(x));
-                    if !part && !any_placed {
+                    // A `FILE:LINE` breakpoint golab did not place itself: each address
+                    // in the function, at that line by the binary's line table.
+                    let at_its_line = file_line(t.split("()").nth(1).unwrap_or("")).is_some_and(
+                        |(file, line)| {
+                            line > 0
+                                && a.iter().all(|x| {
+                                    in_function(*x, &func) == Some(true)
+                                        && expected_line(true, *x, &func)
+                                            == Some((file.clone(), line))
+                                })
+                        },
+                    );
+                    if !part && !any_placed && !at_its_line {
                         findings.push(format!("line {}: breakpoint on {func} at {}, but on your program it resolves to {}", n + 1, hexes(&addrs), hexes(&o)));
                     }
                 }
@@ -428,8 +482,15 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
             expected.join(" -> ")
         ));
     }
-    per_run.sort();
-    per_run.dedup();
+    // Values from a transcript that is not even consistent with its binary prove nothing
+    // (a made-up one could list every thread id to frame others); a real one has a few
+    // dozen: the first MAX_PER_RUN, in order.
+    if !findings.is_empty() {
+        per_run.clear();
+    }
+    let mut seen = std::collections::HashSet::new();
+    per_run.retain(|v| seen.insert(v.clone()));
+    per_run.truncate(MAX_PER_RUN);
     TranscriptCheck {
         genuine: findings.is_empty(),
         findings,
@@ -438,9 +499,72 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
     }
 }
 
-/// Thread ids (the kernel's, so anew each run) in what dlv printed: `thread 7` after a
-/// stop, `(thread 12345)` of a goroutine, `Thread 12345 at` of `threads`, and both of
-/// `Switched from 12345 to 12346` (`thread N`; a goroutine switch says `(thread N)`).
+/// The most per-run values kept from one transcript.
+pub const MAX_PER_RUN: usize = 64;
+
+/// The most bytes of a transcript read (a real session of a lab is well under this).
+pub const MAX_BYTES: u64 = 4 << 20;
+
+/// A line (after the prompt) that is a dlv command the student typed.
+fn is_command(t: &str) -> bool {
+    const COMMANDS: &[&str] = &[
+        "thread",
+        "tr",
+        "goroutine",
+        "gr",
+        "goroutines",
+        "grs",
+        "threads",
+        "break",
+        "b",
+        "continue",
+        "c",
+        "bt",
+        "stack",
+        "regs",
+        "print",
+        "p",
+        "x",
+        "examinemem",
+        "disass",
+        "disassemble",
+        "si",
+        "step-instruction",
+        "n",
+        "next",
+        "s",
+        "step",
+        "so",
+        "stepout",
+        "restart",
+        "r",
+        "clear",
+        "clearall",
+        "exit",
+        "quit",
+        "q",
+        "args",
+        "locals",
+        "vars",
+        "frame",
+        "up",
+        "down",
+        "list",
+        "ls",
+        "l",
+        "on",
+        "condition",
+        "cond",
+        "set",
+        "display",
+    ];
+    let w = t.split_whitespace().next().unwrap_or("");
+    COMMANDS.contains(&w)
+}
+
+/// Thread ids (the kernel's, so anew each run) in the forms dlv prints them: `thread N`
+/// at the end of a stop line, `(thread N)` of a goroutine, `Thread N at` of `threads`,
+/// and both of `Switched from N to M` (a goroutine switch says `(thread N)` instead).
 /// Small numbers (pid namespaces, dlv's own counters) are left out.
 fn thread_ids(t: &str) -> Vec<u64> {
     let mut v = Vec::new();
@@ -451,11 +575,16 @@ fn thread_ids(t: &str) -> Vec<u64> {
             .filter(|n| *n >= 1000)
     };
     let words: Vec<&str> = t.split_whitespace().collect();
+    let stop = t.starts_with("> ");
+    let listing = t.trim_start_matches(['*', ' ']).starts_with("Thread ");
     for (i, w) in words.iter().enumerate() {
-        let w = w.trim_start_matches(['(', '[', '*']);
-        if w.eq_ignore_ascii_case("thread")
-            && let Some(n) = num(words.get(i + 1).copied())
-        {
+        let ok = match *w {
+            "(thread" | "[thread" => true,
+            "thread" => stop,
+            "Thread" => listing && i <= 1,
+            _ => false,
+        };
+        if ok && let Some(n) = num(words.get(i + 1).copied()) {
             v.push(n);
         }
     }
