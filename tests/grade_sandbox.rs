@@ -717,6 +717,7 @@ fn every_writable_place_has_a_disk_quota() {
 /// - `package notmain` builds an archive, not a program: `compile-error`, and nothing of
 ///   it reaches the build store (F5).
 /// - A program that spins on every CPU only under a debugger: `cpu-limit` (F6).
+/// - answers.yaml that is a folder: `invalid-answers`, not `grader-error` (F5).
 #[test]
 fn the_second_round_of_attacks_each_get_a_fair_outcome() {
     let _one_at_a_time = serial();
@@ -778,6 +779,9 @@ fn the_second_round_of_attacks_each_get_a_fair_outcome() {
         Some("package notmain\n\nfunc main() {\n\tprintln(\"hello\")\n}\n"),
         "",
     );
+    // answers.yaml that is a folder (F5): the submission's error, not golab's.
+    std::fs::create_dir_all(subs.join("dirans/answers.yaml")).unwrap();
+    std::fs::write(subs.join("dirans/answers.yaml/x"), "x").unwrap();
     send(
         "spinner",
         Some(&std::fs::read_to_string(fixture("cpu-under-debugger")).unwrap()),
@@ -856,6 +860,8 @@ fn the_second_round_of_attacks_each_get_a_fair_outcome() {
             .unwrap();
         assert_eq!(&head, b"\x7fELF", "{} in the build store", p.display());
     }
+    let r = result(&out, "dirans");
+    assert_eq!(r["outcome"], "invalid-answers", "{r}");
     // F6: CPU under the debugger counts.
     let r = result(&out, "spinner");
     assert_eq!(r["outcome"], "cpu-limit", "{r}");
@@ -867,5 +873,5 @@ fn the_second_round_of_attacks_each_get_a_fair_outcome() {
         );
     }
     let err = grade_once();
-    assert!(err.contains("6 of 6 submissions already graded"), "{err}");
+    assert!(err.contains("7 of 7 submissions already graded"), "{err}");
 }

@@ -306,6 +306,29 @@ pub fn flag_copies(results: &mut [SubmissionResult]) {
         }
     }
     let mut flags: Vec<Vec<String>> = vec![Vec::new(); results.len()];
+    // One binary from two different assigned variants: at least one student did not
+    // build the program they were given (sent a classmate's main.go, or the lab's own).
+    let mut by_binary: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, r) in results.iter().enumerate() {
+        if let (Some(b), Some(_)) = (&r.binary_sha256, &r.variant) {
+            by_binary.entry(b.as_str()).or_default().push(i);
+        }
+    }
+    for group in by_binary.values().filter(|g| g.len() > 1) {
+        for &i in group {
+            let others: Vec<&str> = group
+                .iter()
+                .filter(|&&j| j != i && results[j].variant != results[i].variant)
+                .map(|&j| results[j].student.as_str())
+                .collect();
+            if !others.is_empty() {
+                flags[i].push(format!(
+                    "the program built is the same binary as {}'s, who were assigned other variants",
+                    others.join(", ")
+                ));
+            }
+        }
+    }
     for group in by_answers.values().filter(|g| g.len() > 1) {
         for &i in group {
             let others: Vec<&str> = group
@@ -361,4 +384,55 @@ pub fn write_reports(b: &BatchResult, out: &Path) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(
+        student: &str,
+        variant: Option<&str>,
+        binary: &str,
+        per_run: &[&str],
+    ) -> SubmissionResult {
+        serde_json::from_value(serde_json::json!({
+            "student": student, "outcome": "graded", "message": "", "questions": [],
+            "score": 0.0, "max_score": 0.0, "seconds": 0.0, "variant": variant,
+            "binary_sha256": binary,
+            "transcript": {"genuine": true, "findings": [], "facts_checked": 9, "per_run": per_run},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn copies_are_flagged_on_what_no_two_honest_runs_share() {
+        let mut r = vec![
+            // bob built alice's variant: the same binary from another assignment.
+            result(
+                "alice",
+                Some("n=3"),
+                "aa",
+                &["stack address 0x7ffd0001", "thread 4001"],
+            ),
+            result("bob", Some("n=5"), "aa", &["thread 4001"]),
+            result("carol", Some("n=7"), "cc", &["stack address 0x7ffd0001"]),
+            // Without variants every honest student builds the same program.
+            result("dave", None, "dd", &[]),
+            result("erin", None, "dd", &[]),
+        ];
+        flag_copies(&mut r);
+        let f = |i: usize| r[i].flags.join(" | ");
+        assert!(f(0).contains("same binary as bob's"), "{}", f(0));
+        assert!(f(1).contains("same binary as alice's"), "{}", f(1));
+        // A shared stack address flags alice and carol; a shared thread id alone (alice
+        // and bob) does not.
+        assert!(
+            f(0).contains("carol's: stack address 0x7ffd0001"),
+            "{}",
+            f(0)
+        );
+        assert!(!f(1).contains("thread 4001"), "{}", f(1));
+        assert!(r[3].flags.is_empty() && r[4].flags.is_empty());
+    }
 }

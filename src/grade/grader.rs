@@ -175,6 +175,13 @@ impl Grader {
                 "the submission has no answers.yaml at its top level".into(),
             ));
         };
+        if !meta.is_file() {
+            return Ok(self.stopped(
+                s,
+                Outcome::InvalidAnswers,
+                "answers.yaml is not a file (a folder?): it must be the YAML file itself".into(),
+            ));
+        }
         if meta.len() > answers::MAX_BYTES as u64 {
             return Ok(self.stopped(
                 s,
