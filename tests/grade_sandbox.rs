@@ -718,6 +718,7 @@ fn every_writable_place_has_a_disk_quota() {
 ///   it reaches the build store (F5).
 /// - A program that spins on every CPU only under a debugger: `cpu-limit` (F6).
 /// - answers.yaml that is a folder: `invalid-answers`, not `grader-error` (F5).
+/// - A 3 GiB sparse file in a folder: `unsafe-archive`, hashed without being read (F8).
 #[test]
 fn the_second_round_of_attacks_each_get_a_fair_outcome() {
     let _one_at_a_time = serial();
@@ -779,6 +780,12 @@ fn the_second_round_of_attacks_each_get_a_fair_outcome() {
         Some("package notmain\n\nfunc main() {\n\tprintln(\"hello\")\n}\n"),
         "",
     );
+    // A 3 GiB sparse file in a folder submission (F8): refused by its size, never read.
+    send("sparse", None, "");
+    std::fs::File::create(subs.join("sparse/notes.bin"))
+        .unwrap()
+        .set_len(3 << 30)
+        .unwrap();
     // answers.yaml that is a folder (F5): the submission's error, not golab's.
     std::fs::create_dir_all(subs.join("dirans/answers.yaml")).unwrap();
     std::fs::write(subs.join("dirans/answers.yaml/x"), "x").unwrap();
@@ -860,6 +867,8 @@ fn the_second_round_of_attacks_each_get_a_fair_outcome() {
             .unwrap();
         assert_eq!(&head, b"\x7fELF", "{} in the build store", p.display());
     }
+    let r = result(&out, "sparse");
+    assert_eq!(r["outcome"], "unsafe-archive", "{r}");
     let r = result(&out, "dirans");
     assert_eq!(r["outcome"], "invalid-answers", "{r}");
     // F6: CPU under the debugger counts.
@@ -873,5 +882,5 @@ fn the_second_round_of_attacks_each_get_a_fair_outcome() {
         );
     }
     let err = grade_once();
-    assert!(err.contains("7 of 7 submissions already graded"), "{err}");
+    assert!(err.contains("8 of 8 submissions already graded"), "{err}");
 }
