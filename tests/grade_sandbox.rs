@@ -583,7 +583,15 @@ fn a_grader_killed_with_9_leaves_nothing_running_and_a_rerun_finishes() {
     // Killed once the first result is written: the other slot is mid-run.
     let results = out.join("results");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    while std::fs::read_dir(&results).map_or(0, |d| d.count()) == 0 {
+    // (A result being written is a `.tmp` file first: not one yet.)
+    let written = || {
+        std::fs::read_dir(&results).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .count()
+        })
+    };
+    while written() == 0 {
         assert!(std::time::Instant::now() < deadline, "no result in 300 s");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
