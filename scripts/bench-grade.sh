@@ -5,6 +5,12 @@
 # per submission, and the ratio to one bare `golab run startup-trace`, measured in the
 # same run. Usage: scripts/bench-grade.sh [COUNT] [JOBS]   (GOLAB_GRADE_FLAGS adds flags;
 # GOLAB_BIN measures another golab binary)
+#
+# Side by side with a baseline: BASELINE=DIR (a checkout of another commit, e.g. a git
+# worktree of the one to compare with) builds that tree's golab too and grades the same
+# submissions with both, ROUNDS times each (default 2), alternating which goes first, each
+# into a fresh output folder; prints each one's median time per submission and the ratio
+# this tree / baseline. The baseline grades with its own labs (DIR/labs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -46,6 +52,43 @@ for h in "$dir"/handouts/s*; do
 done
 
 now() { date +%s.%N; }
+if [ -n "${BASELINE:-}" ]; then
+  base_golab=$(cd "$BASELINE" && cargo build --release --quiet && echo "$PWD/target/release/golab")
+  base_labs=$(cd "$BASELINE" && echo "$PWD/labs")
+  rounds=${ROUNDS:-2}
+  grade_with() { # NAME BINARY LABS OUT -> seconds
+    local t; t=$(now)
+    GOLAB_LABS=$3 "$2" grade "$dir/subs" --lab startup-trace --seed bench -j "$jobs" -q -o "$4" ${GOLAB_GRADE_FLAGS:-} > "$4.table" 2>"$4.err" || { echo "bench-grade: $1 failed:" >&2; tail -5 "$4.err" >&2; exit 1; }
+    echo "$(now) - $t" | bc
+  }
+  new_t=(); base_t=()
+  for r in $(seq 1 "$rounds"); do
+    if [ $((r % 2)) = 1 ]; then
+      base_t+=("$(grade_with baseline "$base_golab" "$base_labs" "$dir/out-base-$r")")
+      new_t+=("$(grade_with this "$golab" "$GOLAB_LABS" "$dir/out-new-$r")")
+    else
+      new_t+=("$(grade_with this "$golab" "$GOLAB_LABS" "$dir/out-new-$r")")
+      base_t+=("$(grade_with baseline "$base_golab" "$base_labs" "$dir/out-base-$r")")
+    fi
+    echo "bench-grade: round $r: baseline ${base_t[-1]}s, this tree ${new_t[-1]}s" >&2
+  done
+  python3 - "$count" "$jobs" "${base_t[*]}" "${new_t[*]}" "$(cd "$BASELINE" && git rev-parse --short HEAD)" "$(git rev-parse --short HEAD)" "$dir/out-new-1/results" "$dir/out-base-1/results" <<'PY'
+import sys, statistics, json, os, collections
+count, jobs = int(sys.argv[1]), int(sys.argv[2])
+base = [float(x) for x in sys.argv[3].split()]
+new = [float(x) for x in sys.argv[4].split()]
+def outcomes(d):
+    return dict(collections.Counter(json.load(open(os.path.join(d, f)))["outcome"] for f in os.listdir(d)))
+print(f"submissions: {count}, jobs: {jobs}, rounds: {len(new)} each, alternating")
+print(f"baseline {sys.argv[5]}: outcomes {outcomes(sys.argv[8])}")
+print(f"this tree {sys.argv[6]}: outcomes {outcomes(sys.argv[7])}")
+b, n = statistics.median(base), statistics.median(new)
+print(f"baseline {sys.argv[5]}: {b / count:.3f}s per submission (median of {base})")
+print(f"this tree {sys.argv[6]}: {n / count:.3f}s per submission (median of {new})")
+print(f"ratio, this tree / baseline, per submission: {n / b:.2f}")
+PY
+  exit 0
+fi
 # One bare lab run for scale (warm build cache), three times, median.
 "$golab" run startup-trace -q >/dev/null || true
 bare=()

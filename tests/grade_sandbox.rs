@@ -583,7 +583,15 @@ fn a_grader_killed_with_9_leaves_nothing_running_and_a_rerun_finishes() {
     // Killed once the first result is written: the other slot is mid-run.
     let results = out.join("results");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    while std::fs::read_dir(&results).map_or(0, |d| d.count()) == 0 {
+    // (A result being written is a `.tmp` file first: not one yet.)
+    let written = || {
+        std::fs::read_dir(&results).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .count()
+        })
+    };
+    while written() == 0 {
         assert!(std::time::Instant::now() < deadline, "no result in 300 s");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -613,6 +621,12 @@ fn a_grader_killed_with_9_leaves_nothing_running_and_a_rerun_finishes() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // The quota tmpfs was mounted in the grader's own mount namespace: gone with it.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains("golab-quota") && !mounts.contains("golab-cache"),
+        "a quota mount outlived the grader:\n{mounts}"
+    );
     let (_, err) = grade(&subs, &out);
     assert!(
         err.contains(&format!("{} of 4 submissions already graded", kept.len())),
@@ -624,4 +638,257 @@ fn a_grader_killed_with_9_leaves_nothing_running_and_a_rerun_finishes() {
     for s in ["k1", "k2", "k3", "k4"] {
         assert_eq!(result(&out, s)["outcome"], "graded", "{s}");
     }
+}
+
+/// Every place a submission's build or program can write is a size-capped tmpfs: a build
+/// that writes past it (a 56 MiB initialised array: object, cache entry and binary, each
+/// under the per-file limit) and a program that fills /tmp with files under that limit
+/// both get `disk-limit`; the honest student beside them is graded; nothing of it is on
+/// the host's disk afterwards, and a rerun regrades neither.
+#[test]
+fn every_writable_place_has_a_disk_quota() {
+    let _one_at_a_time = serial();
+    sandbox_is_available();
+    let dir = tempfile::Builder::new()
+        .prefix("golab-grade-disk-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let subs = dir.path().join("subs");
+    let out = dir.path().join("out");
+    for (s, program) in [
+        ("honest", None),
+        ("build-fill", Some("build-fill")),
+        ("tmp-fill", Some("tmp-fill")),
+    ] {
+        let to = subs.join(s);
+        std::fs::create_dir_all(&to).unwrap();
+        if let Some(p) = program {
+            std::fs::copy(fixture(p), to.join("main.go")).unwrap();
+        }
+        std::fs::write(
+            to.join("answers.yaml"),
+            format!("lab: startup-trace\nanswers:\n  why-runnext: locality # {s}\n"),
+        )
+        .unwrap();
+    }
+    let (table, _) = grade(&subs, &out);
+    for s in ["build-fill", "tmp-fill"] {
+        let r = result(&out, s);
+        assert_eq!(r["outcome"], "disk-limit", "{s}: {r}\n{table}");
+        assert_eq!(r["score"], 0.0, "{s}: {r}");
+        assert!(r["message"].as_str().unwrap().contains("128 MiB"), "{r}");
+    }
+    let r = result(&out, "honest");
+    assert_eq!(r["outcome"], "graded", "{r}");
+    assert_eq!(r["questions"][2]["answer"], "locality", "{r}");
+    // The host's disk: no fill file anywhere, no binary of the filler, the students'
+    // folders small, the quota's folders gone (unmounted and removed).
+    let all = files_under(dir.path());
+    assert!(
+        !all.iter().any(|(p, _)| p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("fill-"))),
+        "a fill file was left on the host"
+    );
+    for s in ["honest", "build-fill", "tmp-fill"] {
+        let n: u64 = files_under(&out.join("work").join(s))
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
+        assert!(n < 16 << 20, "{s}'s folder holds {n} bytes");
+    }
+    let scratch: Vec<_> = std::fs::read_dir(out.join("work/.scratch"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        scratch.is_empty(),
+        "left in the quota's folder: {scratch:?}"
+    );
+    let before: Vec<(PathBuf, Vec<u8>)> = files_under(&out.join("results"))
+        .into_iter()
+        .map(|(p, _)| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    let (_, err) = grade(&subs, &out);
+    assert!(err.contains("3 of 3 submissions already graded"), "{err}");
+    for (p, text) in before {
+        assert_eq!(std::fs::read(&p).unwrap(), text, "{} changed", p.display());
+    }
+}
+
+/// The attacker's second round (issue 10): each finding in golab's grading code gets the
+/// outcome a fair grader gives, and the students beside it are graded as before.
+/// - A transcript named `/dev/zero` is refused unread, and the batch finishes (F2).
+/// - A made-up transcript listing thousands of thread ids frames nobody, and keeps no
+///   per-run values (F10); an honest transcript with a thread switch is not flagged.
+/// - `package notmain` builds an archive, not a program: `compile-error`, and nothing of
+///   it reaches the build store (F5).
+/// - A program that spins on every CPU only under a debugger: `cpu-limit` (F6).
+/// - answers.yaml that is a folder: `invalid-answers`, not `grader-error` (F5).
+/// - A 3 GiB sparse file in a folder: `unsafe-archive`, hashed without being read (F8).
+#[test]
+fn the_second_round_of_attacks_each_get_a_fair_outcome() {
+    let _one_at_a_time = serial();
+    sandbox_is_available();
+    let dir = tempfile::Builder::new()
+        .prefix("golab-grade-r2-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let subs = dir.path().join("subs");
+    let out = dir.path().join("out");
+    let send = |s: &str, program: Option<&str>, extra: &str| {
+        let to = subs.join(s);
+        std::fs::create_dir_all(&to).unwrap();
+        if let Some(p) = program {
+            std::fs::write(to.join("main.go"), p).unwrap();
+        }
+        std::fs::write(
+            to.join("answers.yaml"),
+            format!("lab: startup-trace\n{extra}answers:\n  why-runnext: locality # {s}\n"),
+        )
+        .unwrap();
+    };
+    // A real session of the lab's program (what every student here builds), with one
+    // thread switch as a session that follows sysmon has.
+    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/startup-trace");
+    let lab_copy = dir.path().join("lab-copy");
+    std::fs::create_dir_all(&lab_copy).unwrap();
+    for e in std::fs::read_dir(&lab).unwrap().flatten() {
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), lab_copy.join(e.file_name())).unwrap();
+        }
+    }
+    let tr = dir.path().join("tr");
+    let o = Command::new(env!("CARGO_BIN_EXE_golab"))
+        .arg("run")
+        .arg(&lab_copy)
+        .args(["-q", "--transcript"])
+        .arg(&tr)
+        .output()
+        .unwrap();
+    assert!(o.status.code().unwrap() <= 1, "{o:?}");
+    let session = std::fs::read_to_string(tr.join("dlv-session.txt")).unwrap()
+        + "(dlv) thread 23456\nSwitched from 23450 to 23456\n";
+    send("alice", None, "transcript: dlv.txt\n");
+    std::fs::write(subs.join("alice/dlv.txt"), &session).unwrap();
+    let mut made_up = String::new();
+    for n in 1000..60000 {
+        made_up.push_str(&format!(
+            "(dlv) thread {n}\nSwitched from {n} to {}\n",
+            n + 1
+        ));
+    }
+    send("mallory", None, "transcript: dlv.txt\n");
+    std::fs::write(subs.join("mallory/dlv.txt"), &made_up).unwrap();
+    send("aaron", None, "transcript: /dev/zero\n");
+    send("zoe", None, "");
+    send(
+        "notmain",
+        Some("package notmain\n\nfunc main() {\n\tprintln(\"hello\")\n}\n"),
+        "",
+    );
+    // A 3 GiB sparse file in a folder submission (F8): refused by its size, never read.
+    send("sparse", None, "");
+    std::fs::File::create(subs.join("sparse/notes.bin"))
+        .unwrap()
+        .set_len(3 << 30)
+        .unwrap();
+    // answers.yaml that is a folder (F5): the submission's error, not golab's.
+    std::fs::create_dir_all(subs.join("dirans/answers.yaml")).unwrap();
+    std::fs::write(subs.join("dirans/answers.yaml/x"), "x").unwrap();
+    send(
+        "spinner",
+        Some(&std::fs::read_to_string(fixture("cpu-under-debugger")).unwrap()),
+        "",
+    );
+
+    let grade_once = || {
+        let o = Command::new(env!("CARGO_BIN_EXE_golab"))
+            .env(
+                "GOLAB_LABS",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
+            )
+            .arg("grade")
+            .arg(&subs)
+            // The CPU limit under the debugger is twice --program-seconds: 10 s here.
+            .args(["--lab", "startup-trace", "--program-seconds", "5"])
+            .args(["--timeout", "90", "-j", "2", "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{stdout}\n{stderr}");
+        stderr
+    };
+    grade_once();
+    // F2: graded, the transcript refused with a reason; zoe graded.
+    let r = result(&out, "aaron");
+    assert_eq!(r["outcome"], "graded", "{r}");
+    assert_eq!(r["transcript"]["genuine"], false, "{r}");
+    assert!(
+        r["transcript"]["findings"][0]
+            .as_str()
+            .unwrap()
+            .contains("must be a file of the submission"),
+        "{r}"
+    );
+    assert_eq!(result(&out, "zoe")["outcome"], "graded");
+    // F10: mallory's made-up transcript keeps no per-run value and flags nobody.
+    let m = result(&out, "mallory");
+    assert_eq!(m["transcript"]["genuine"], false, "{m}");
+    assert_eq!(m["transcript"]["per_run"], serde_json::json!([]), "{m}");
+    let a = result(&out, "alice");
+    assert_eq!(a["transcript"]["genuine"], true, "{a}");
+    assert!(
+        a["transcript"]["per_run"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "thread 23456"),
+        "{a}"
+    );
+    let batch: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    for s in batch["submissions"].as_array().unwrap() {
+        assert!(
+            s["flags"].is_null() || s["flags"] == serde_json::json!([]),
+            "{} flagged: {}",
+            s["student"],
+            s["flags"]
+        );
+    }
+    // F5: not a program; nothing of it in the build store.
+    let r = result(&out, "notmain");
+    assert_eq!(r["outcome"], "compile-error", "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("package main"),
+        "{r}"
+    );
+    for (p, _) in files_under(&out.join("work/.builds")) {
+        let mut head = [0u8; 4];
+        use std::io::Read;
+        std::fs::File::open(&p)
+            .unwrap()
+            .read_exact(&mut head)
+            .unwrap();
+        assert_eq!(&head, b"\x7fELF", "{} in the build store", p.display());
+    }
+    let r = result(&out, "sparse");
+    assert_eq!(r["outcome"], "unsafe-archive", "{r}");
+    let r = result(&out, "dirans");
+    assert_eq!(r["outcome"], "invalid-answers", "{r}");
+    // F6: CPU under the debugger counts.
+    let r = result(&out, "spinner");
+    assert_eq!(r["outcome"], "cpu-limit", "{r}");
+    // Nothing left running; a rerun regrades none of them.
+    for slot in 0..2 {
+        assert!(
+            golab::grade::sandbox::processes_of_uid(golab::grade::sandbox::first_uid() + slot)
+                .is_empty()
+        );
+    }
+    let err = grade_once();
+    assert!(err.contains("8 of 8 submissions already graded"), "{err}");
 }

@@ -67,6 +67,9 @@ pub fn parse(text: &[u8], lab: &str, questions: &[Question]) -> Result<Answers, 
     }
     let text = std::str::from_utf8(text)
         .map_err(|e| Refusal::Invalid(format!("answers.yaml is not UTF-8 text ({e})")))?;
+    // A byte-order mark (Notepad writes one) is allowed by YAML; the parser takes it for
+    // a second document.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let file: AnswersFile = serde_norway::from_str(text).map_err(|e| {
         let msg = e.to_string();
         // serde_norway stops an alias bomb (a few lines that expand to billions of nodes)
@@ -258,6 +261,17 @@ mod tests {
         )
         .unwrap();
         lab.questions
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_allowed() {
+        let a = parse(
+            b"\xef\xbb\xbflab: startup-trace\nanswers:\n  why-runnext: locality\n",
+            "startup-trace",
+            &questions(),
+        )
+        .unwrap();
+        assert!(a.by_question.contains_key("why-runnext"));
     }
 
     #[test]

@@ -175,6 +175,13 @@ impl Grader {
                 "the submission has no answers.yaml at its top level".into(),
             ));
         };
+        if !meta.is_file() {
+            return Ok(self.stopped(
+                s,
+                Outcome::InvalidAnswers,
+                "answers.yaml is not a file (a folder?): it must be the YAML file itself".into(),
+            ));
+        }
         if meta.len() > answers::MAX_BYTES as u64 {
             return Ok(self.stopped(
                 s,
@@ -273,13 +280,18 @@ impl Grader {
                 mismatch.as_deref(),
             ));
         }
-        let transcript = answers.transcript.as_ref().map(|t| {
-            let path = sub.join(t);
-            match std::fs::read_to_string(&path) {
-                Ok(text) if !t.contains("..") && !Path::new(t).is_absolute() => transcript::check(&text, &obs, &lab_dir.join("work").join("main")),
-                _ => TranscriptCheck { genuine: false, findings: vec![format!("the transcript '{t}' named in answers.yaml is not a readable file of the submission")], facts_checked: 0, per_run: vec![] },
-            }
-        });
+        let transcript = answers
+            .transcript
+            .as_ref()
+            .map(|t| match transcript::read(&sub, t) {
+                Ok(text) => transcript::check(&text, &obs, &lab_dir.join("work").join("main")),
+                Err(why) => TranscriptCheck {
+                    genuine: false,
+                    findings: vec![why],
+                    facts_checked: 0,
+                    per_run: vec![],
+                },
+            });
         let score = questions.iter().map(|q| q.points).sum::<f64>();
         let mut message = notes.join("; ");
         if let Some(w) = wanted

@@ -31,6 +31,9 @@ pub enum Outcome {
     ProcessLimit,
     /// The program wrote more output than allowed.
     OutputLimit,
+    /// The program or its build wrote more than its disk quota (every writable place
+    /// together: /tmp, the build's output, cache and temporary files).
+    DiskLimit,
     /// The program tried to open a network connection (the sandbox has no network).
     NetworkDenied,
     /// The program tried to read outside its own folder (another submission, the grader).
@@ -67,6 +70,7 @@ impl Outcome {
             Outcome::MemoryLimit => "memory-limit",
             Outcome::ProcessLimit => "process-limit",
             Outcome::OutputLimit => "output-limit",
+            Outcome::DiskLimit => "disk-limit",
             Outcome::NetworkDenied => "network-denied",
             Outcome::EscapeDenied => "escape-denied",
             Outcome::ProgramFailed => "program-failed",

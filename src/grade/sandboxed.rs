@@ -2,13 +2,17 @@
 //!
 //! 1. **Build**: `go build` as the slot's uid reads a read-only copy of the program (the
 //!    lab folder, root's) and writes only its output folder; its GOCACHE is this
-//!    submission's own: hard links to a warm cache of the standard library that root
+//!    submission's own: an overlay over a warm cache of the standard library that root
 //!    owns and nobody can write (built once per Go from the lab's own program), so a
 //!    submission can add entries but change none. The binary is copied to a root-owned
 //!    file, `lab/work/main`; its SHA-256 is taken.
 //! 2. **The program alone**, traced by strace from outside: what it tries is evidence.
-//!    Nothing of the host is writable (the lab folder is bound read-only; HOME is the
-//!    size-capped /tmp, memory-counted by the cgroup).
+//!    Nothing of the host is writable (the lab folder is bound read-only; HOME is /tmp).
+//!
+//! Every writable place of the three steps (the build's output, its cache's upper layer
+//! and temporary files, the program's and the debuggers' /tmp) is a folder on one
+//! size-capped tmpfs per slot (`sandbox::quota`), unmounted when the submission is done:
+//! a quota used up is `disk-limit`, and the host's disk never sees a byte of it.
 //! 3. **The observer**: `golab run` as root, outside every sandbox, in a network
 //!    namespace of its own, writing the observation into a folder only root can enter.
 //!    Only dlv and gdb (execute-only copies: non-dumpable, so the program cannot trace
@@ -22,6 +26,7 @@
 use super::batch::{GolabRun, outcome_of};
 use super::grader::{LabRunner, Ran};
 use super::model::Outcome;
+use super::sandbox::quota::Quota;
 use super::sandbox::{self, Limits, Sandbox, Verdict, cgroup, jail};
 use crate::lab;
 use anyhow::{Context, Result, bail};
@@ -31,7 +36,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub struct Sandboxed {
@@ -152,24 +158,6 @@ fn fresh_dir(p: &Path, uid: u32, mode: u32) -> Result<()> {
     std::fs::create_dir_all(p)?;
     std::os::unix::fs::chown(p, Some(uid), Some(uid))?;
     set_mode(p, mode)
-}
-
-/// `to` gets the folders of `warm` (owned by `uid`) and hard links to its files (root's,
-/// read-only): the build adds entries, it cannot change one.
-fn link_cache(warm: &Path, to: &Path, uid: u32) -> Result<()> {
-    fresh_dir(to, uid, 0o755)?;
-    for e in std::fs::read_dir(warm)? {
-        let e = e?;
-        let ft = e.file_type()?;
-        let dest = to.join(e.file_name());
-        if ft.is_dir() {
-            link_cache(&e.path(), &dest, uid)?;
-        } else if ft.is_file() {
-            std::fs::hard_link(e.path(), &dest)
-                .with_context(|| format!("cannot link {}", dest.display()))?;
-        }
-    }
-    Ok(())
 }
 
 impl Sandboxed {
@@ -330,9 +318,15 @@ impl LabRunner for Sandboxed {
             ..Limits::default()
         };
 
+        // Every place the build, the program and its debuggers can write: one tmpfs of
+        // `disk_bytes`, the grader's, gone (unmounted) when this returns.
+        let scratch = self.caches.with_file_name(".scratch");
+        std::fs::create_dir_all(&scratch)?;
+        set_mode(&scratch, 0o755)?;
+        let mut quota = Quota::mount(&scratch.join(slot.to_string()), limits.disk_bytes)?;
+        let quota_mib = limits.disk_bytes >> 20;
+
         // 1. Build, by the grader, from the read-only copy.
-        let out_dir = student_dir.join("build");
-        let gocache = student_dir.join("gocache");
         match prebuilt {
             Some(p) => {
                 std::fs::copy(p, &binary)
@@ -340,37 +334,64 @@ impl LabRunner for Sandboxed {
             }
             None => {
                 let warm = self.warm_cache(goroot, &the_lab.program.gcflags, &env, slot)?;
-                fresh_dir(&out_dir, uid, 0o755)?;
-                link_cache(&warm, &gocache, uid)?;
+                let out_dir = quota.folder("build", uid, 0o755)?;
+                let tmp = quota.folder("tmp", uid, 0o700)?;
+                // The build cache: the warm one seen through an overlay whose writes go
+                // to the quota (never to the warm cache, never to another submission).
+                let gocache = quota.overlay(&warm, "gocache", uid)?;
                 let mut benv = env.clone();
                 benv.push(("GOCACHE".into(), gocache.display().to_string()));
                 let sb = self
                     .base(&out_dir, slot, &ro)
                     .read_only(lab_dir)
                     .read_write(&gocache)
+                    .tmp_at(&tmp)
                     .cwd(lab_dir)
                     .with_syscall_evidence(false);
                 let argv = go_build(goroot, &the_lab.program.gcflags, &out_dir.join("main"));
-                let out = sb.run(&argv, &benv, &limits);
-                let _ = std::fs::remove_dir_all(&gocache);
-                let out = out?;
+                let out = sb.run(&argv, &benv, &limits)?;
                 if let Some((o, m)) = stopping(out.verdict, "go build") {
-                    let _ = std::fs::remove_dir_all(&out_dir);
                     return Ok(Ran::Stopped {
                         outcome: o,
                         message: m,
                     });
                 }
+                let said = format!("{}{}", out.stdout, out.stderr);
                 if out.verdict != Verdict::Ok {
-                    let _ = std::fs::remove_dir_all(&out_dir);
+                    // The quota used up now, or a write refused for want of room (the
+                    // linker asks for the whole binary at once, and leaves nothing when
+                    // refused): the tools' own words, which a submission can only make
+                    // them say about itself.
+                    let enospc = said.contains("no space left on device");
                     return Ok(Ran::Stopped {
-                        outcome: Outcome::CompileError,
-                        message: crate::exec::tail(&format!("{}{}", out.stdout, out.stderr)),
+                        outcome: if quota.full() || enospc {
+                            Outcome::DiskLimit
+                        } else {
+                            Outcome::CompileError
+                        },
+                        message: if quota.full() || enospc {
+                            format!(
+                                "go build wrote more than {quota_mib} MiB (the binary, build cache and temporary files together): {}",
+                                crate::exec::tail(&said)
+                            )
+                        } else {
+                            crate::exec::tail(&said)
+                        },
                     });
                 }
-                std::fs::copy(out_dir.join("main"), &binary)
-                    .context("cannot take the built binary")?;
-                std::fs::remove_dir_all(&out_dir)?;
+                // `go build -o` of a package that is not `main` succeeds and writes an
+                // archive: nothing to run, the submission's error.
+                let built = out_dir.join("main");
+                if !is_elf_executable(&built) {
+                    return Ok(Ran::Stopped {
+                        outcome: Outcome::CompileError,
+                        message: "go build made no program: main.go must be `package main` with a `func main()`".into(),
+                    });
+                }
+                std::fs::copy(&built, &binary).context("cannot take the built binary")?;
+                quota.unmount("gocache");
+                quota.clear("build");
+                quota.clear("tmp");
             }
         }
         seal(&work)?;
@@ -397,9 +418,11 @@ impl LabRunner for Sandboxed {
             cpu_secs: self.program.as_secs().max(1),
             ..limits.clone()
         };
+        let tmp = quota.folder("tmp", uid, 0o700)?;
         let out = self
             .base(lab_dir, slot, &ro)
             .read_only_work()
+            .tmp_at(&tmp)
             .cwd(lab_dir)
             .with_syscall_evidence(true)
             .run(&argv, &run_env, &alone)?;
@@ -420,8 +443,27 @@ impl LabRunner for Sandboxed {
                 },
             });
         }
+        if quota.full() {
+            return Ok(Ran::Stopped {
+                outcome: Outcome::DiskLimit,
+                message: format!(
+                    "your program wrote more than {quota_mib} MiB into /tmp (its only writable place)"
+                ),
+            });
+        }
+        quota.clear("tmp");
 
-        // 3. The observer: golab run as root, its debuggers in the sandbox.
+        // 3. The observer: golab run as root, its debuggers in the sandbox. Its CPU time
+        // (debuggers and program together) is at most twice the program's own allowance
+        // (a lab's dlv session takes a few seconds), and never more than the wall clock.
+        let limits = Limits {
+            cpu_secs: limits
+                .cpu_secs
+                .min(self.timeout.as_secs())
+                .min(self.program.as_secs().saturating_mul(2))
+                .max(1),
+            ..limits
+        };
         let observer = student_dir.join("observer");
         fresh_dir(&observer, 0, 0o700)?;
         let obs_work = student_dir.join("observer-work");
@@ -440,10 +482,12 @@ impl LabRunner for Sandboxed {
             }
         }
         ro.push(lab_dir.to_path_buf());
+        let tmp = quota.folder("tmp", uid, 0o700)?;
         let spec = jail::Spec {
             sandbox: self
                 .base(&obs_work, slot, &ro)
                 .read_only_work()
+                .tmp_at(&tmp)
                 .share_network()
                 .with_syscall_evidence(false),
             limits: limits.clone(),
@@ -477,11 +521,34 @@ impl LabRunner for Sandboxed {
         sandbox::kill_uid(uid);
         cg.set(&limits)?;
         let before = cg.counters();
+        // CPU of the debuggers and the program together, polled as in `Sandbox::run`:
+        // past the limit every process of the uid is killed (a program that spins only
+        // under a debugger).
+        let cpu_limit_ns = limits.cpu_secs.saturating_mul(1_000_000_000);
+        let done = Arc::new(AtomicBool::new(false));
+        let over = Arc::new(AtomicU64::new(0));
+        let watch = {
+            let (done, over) = (done.clone(), over.clone());
+            let cg = cgroup::Cgroup::for_uid(uid)?;
+            let start = before.cpu_ns;
+            std::thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    let used = cg.counters().cpu_ns.saturating_sub(start);
+                    if used >= cpu_limit_ns {
+                        over.store(used, Ordering::SeqCst);
+                        sandbox::kill_uid(uid);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
         let ran = crate::exec::run(
             c,
             "golab run (observer)",
             self.timeout + Duration::from_secs(30),
         );
+        done.store(true, Ordering::SeqCst);
+        let _ = watch.join();
         sandbox::kill_uid(uid);
         let after = cg.counters();
         let left = sweep(uid);
@@ -501,12 +568,31 @@ impl LabRunner for Sandboxed {
                 ),
             });
         }
+        let cpu = over.load(Ordering::SeqCst);
+        if cpu > 0 {
+            return Ok(Ran::Stopped {
+                outcome: Outcome::CpuLimit,
+                message: format!(
+                    "your program under the debugger used more CPU time than allowed ({:.1} s of {} s, the debugger's included)",
+                    cpu as f64 / 1e9,
+                    limits.cpu_secs
+                ),
+            });
+        }
         if after.pids_refused > before.pids_refused {
             return Ok(Ran::Stopped {
                 outcome: Outcome::ProcessLimit,
                 message: format!(
                     "your program under the debugger started more processes or threads than allowed ({})",
                     limits.processes
+                ),
+            });
+        }
+        if quota.full() {
+            return Ok(Ran::Stopped {
+                outcome: Outcome::DiskLimit,
+                message: format!(
+                    "your program under the debugger wrote more than {quota_mib} MiB into /tmp (its only writable place)"
                 ),
             });
         }
@@ -551,6 +637,21 @@ impl LabRunner for Sandboxed {
         }
         Ok(r)
     }
+}
+
+/// An ELF executable (not an `ar` archive, not a shared object), by its header.
+fn is_elf_executable(p: &Path) -> bool {
+    use std::io::Read;
+    let mut h = [0u8; 18];
+    let Ok(mut f) = std::fs::File::open(p) else {
+        return false;
+    };
+    if f.read_exact(&mut h).is_err() || &h[..4] != b"\x7fELF" {
+        return false;
+    }
+    // e_type (little-endian, as on every target golab builds for): ET_EXEC or ET_DYN
+    // (a position-independent executable).
+    matches!(u16::from_le_bytes([h[16], h[17]]), 2 | 3)
 }
 
 /// Kills the uid's processes until none is left (5 s at most); returns survivors.

@@ -178,6 +178,12 @@ fn copy_folder(src: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe
                 ))));
             }
             if md.is_dir() {
+                files += 1;
+                if files > MAX_FILES {
+                    return Ok(Err(Unsafe(format!(
+                        "the submission has more than {MAX_FILES} files and folders"
+                    ))));
+                }
                 stack.push((e.path(), to.join(&name), depth + 1));
             } else if md.is_file() {
                 files += 1;
@@ -321,6 +327,13 @@ fn untar(path: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe>> {
             Err(u) => return Ok(Err(u)),
         };
         let kind = entry.header().entry_type();
+        // Every entry counts, folders too: 300,000 empty folders are 1.4 MB of tar.
+        files += 1;
+        if files > MAX_FILES {
+            return Ok(Err(Unsafe(format!(
+                "the archive has more than {MAX_FILES} entries (files and folders)"
+            ))));
+        }
         if kind.is_dir() {
             std::fs::create_dir_all(dest.join(&rel))?;
             continue;
@@ -335,12 +348,6 @@ fn untar(path: &Path, dest: &Path) -> Result<std::result::Result<(), Unsafe>> {
                 } else {
                     "special file"
                 }
-            ))));
-        }
-        files += 1;
-        if files > MAX_FILES {
-            return Ok(Err(Unsafe(format!(
-                "the archive has more than {MAX_FILES} files"
             ))));
         }
         if let Err(u) = write_entry(&mut entry, &dest.join(&rel), &mut total)? {
@@ -435,6 +442,47 @@ mod tests {
         )
         .unwrap();
         assert!(r.unwrap_err().0.contains("symbolic link"));
+    }
+
+    /// A tar of folders only (a 1.4 MB one held 300,000): every entry counts.
+    #[test]
+    fn a_tar_of_many_folders_is_refused() {
+        let f = tempfile::Builder::new()
+            .suffix(".tar.gz")
+            .tempfile()
+            .unwrap();
+        {
+            let gz =
+                flate2::write::GzEncoder::new(f.reopen().unwrap(), flate2::Compression::fast());
+            let mut t = tar::Builder::new(gz);
+            for i in 0..MAX_FILES + 1 {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                h.set_mode(0o755);
+                t.append_data(&mut h, format!("d/{i}/"), std::io::empty())
+                    .unwrap();
+            }
+            t.into_inner().unwrap().finish().unwrap();
+        }
+        let d = tempfile::tempdir().unwrap();
+        let r = unpack(
+            &Submission {
+                student: "s".into(),
+                source: Source::TarGz(f.path().into()),
+            },
+            &d.path().join("s"),
+        )
+        .unwrap();
+        assert!(r.unwrap_err().0.contains("entries"));
+        // The same as a folder.
+        let sub = d.path().join("folder/bob");
+        for i in 0..MAX_FILES + 1 {
+            std::fs::create_dir_all(sub.join(format!("d/{i}"))).unwrap();
+        }
+        let subs = discover(&d.path().join("folder")).unwrap();
+        let r = unpack(&subs[0], &d.path().join("out")).unwrap();
+        assert!(r.unwrap_err().0.contains("folders"));
     }
 
     #[test]

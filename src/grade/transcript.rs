@@ -8,6 +8,7 @@
 //! session placed), and the stops must come in an order a real run allows.
 
 use super::model::TranscriptCheck;
+use crate::probe::dwarf::Lines;
 use crate::probe::elf::Elf;
 use crate::reference::{Profile, startup};
 use crate::toolchain::GoVersion;
@@ -68,6 +69,45 @@ fn is_stack_address(a: u64) -> bool {
     (0x7f00_0000_0000..0x8000_0000_0000).contains(&a)
 }
 
+/// The transcript `name` (from answers.yaml) of the unpacked submission in `sub`: a
+/// regular file inside it (no absolute path, no `..`, no link, no device or FIFO), at
+/// most `MAX_BYTES`. Err says why, in words for the student.
+pub fn read(sub: &Path, name: &str) -> Result<String, String> {
+    let p = Path::new(name);
+    if name.is_empty()
+        || p.is_absolute()
+        || p.components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(format!(
+            "the transcript '{name}' named in answers.yaml must be a file of the submission, named relative to it (no /, no ..)"
+        ));
+    }
+    let path = sub.join(p);
+    let md = std::fs::symlink_metadata(&path).map_err(|_| {
+        format!("the transcript '{name}' named in answers.yaml is not in the submission")
+    })?;
+    if !md.file_type().is_file() {
+        return Err(format!(
+            "the transcript '{name}' named in answers.yaml is not a regular file"
+        ));
+    }
+    if md.len() > MAX_BYTES {
+        return Err(format!(
+            "the transcript '{name}' is {} bytes; the limit is {MAX_BYTES}",
+            md.len()
+        ));
+    }
+    let f = std::fs::File::open(&path)
+        .map_err(|e| format!("the transcript '{name}' cannot be read: {e}"))?;
+    let mut data = Vec::new();
+    use std::io::Read;
+    f.take(MAX_BYTES)
+        .read_to_end(&mut data)
+        .map_err(|e| format!("the transcript '{name}' cannot be read: {e}"))?;
+    Ok(String::from_utf8_lossy(&data).into_owned())
+}
+
 /// Checks every fact of a dlv transcript that the student's binary, or golab's own run
 /// of it, fixes: breakpoint addresses, the function and file:line of each stop and frame,
 /// hit counts against the breakpoints set, the order of the first stops, and the stack
@@ -78,6 +118,50 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
     let mut facts = 0usize;
     let mut per_run: Vec<String> = Vec::new();
     let elf = Elf::read(binary).ok();
+    let dwarf = Lines::read(binary).ok().filter(|l| !l.is_empty());
+    // The file:line dlv shows for a frame, from the binary's own line table: the pc's
+    // for the top frame, and for a frame whose pc is its function's entry (a
+    // goroutine's saved pc, no call before it) or that runtime.systemstack made up
+    // (mstart, systemstack_switch); else the call's, the instruction before the return
+    // address (dlv's `Stackframe.Call`, pkg/proc/stack.go).
+    let expected_line = |top: bool, pc: u64, func: &str| -> Option<(String, u32)> {
+        let lines = dwarf.as_ref()?;
+        let at_entry = elf
+            .as_ref()
+            .and_then(|e| e.describe(pc))
+            .is_some_and(|d| !d.contains('+'));
+        let made_up = matches!(func, "runtime.mstart" | "runtime.systemstack_switch");
+        let look = if top || at_entry || made_up || pc == 0 {
+            pc
+        } else {
+            pc - 1
+        };
+        let (file, line) = lines.at(look)?;
+        Some((base_name(file), line))
+    };
+    let check_dwarf = |n: usize,
+                       what: &str,
+                       func: &str,
+                       want: Option<(String, u32)>,
+                       said: (String, u32),
+                       findings: &mut Vec<String>,
+                       facts: &mut usize| {
+        let Some((file, line)) = want else { return };
+        // `at :0`: dlv found no line for the frame (its line-table cache sometimes
+        // fails on a return address): no claim to check.
+        if line == 0 || said.0.is_empty() || said.1 == 0 {
+            return;
+        }
+        *facts += 1;
+        if said != (file.clone(), line) {
+            findings.push(format!(
+                "line {}: {what} {func} at {}:{}, but in your binary's line table it is at {file}:{line}",
+                n + 1,
+                said.0,
+                said.1
+            ));
+        }
+    };
     let in_function = |pc: u64, f: &str| -> Option<bool> {
         let d = elf.as_ref()?.describe(pc)?;
         let base = d
@@ -115,6 +199,14 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
         if file.is_empty() || line == 0 {
             return;
         }
+        // A pc: what the binary's line table says there (frame 0 of a stop, or where a
+        // breakpoint was set).
+        if let Some(pc) = pc
+            && let Some(want) = expected_line(true, pc, func)
+        {
+            check_dwarf(n, what, func, Some(want), (file, line), findings, facts);
+            return;
+        }
         // The line golab's own run saw at this pc, or any line it saw in that function
         // (dlv shows a goroutine's saved pc, its function's entry, at the declaration).
         let known: Vec<(String, u32)> = match pc.and_then(|p| by_pc.get(&p)) {
@@ -144,22 +236,53 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
     let (mut sets, mut stops) = (0, Vec::new());
     // Breakpoint number -> (function, hits seen so far).
     let mut numbered: std::collections::HashMap<u32, (String, u32)> = Default::default();
+    // Breakpoint address -> its number (a stop before dlv 1.21 names no breakpoint: its
+    // pc does).
+    let mut by_addr: std::collections::HashMap<u64, u32> = Default::default();
     let mut entry_rsp: Option<u64> = None;
     let mut last_stop: Option<String> = None;
     let mut regs_lines: Vec<(usize, String)> = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
+    // The frame whose `at FILE:LINE` comes on the next line: (its line, top, pc, function).
+    let mut frame: Option<(usize, bool, u64, String)> = None;
     for (n, l) in lines.iter().enumerate() {
-        let t = l.trim();
-        for w in hex_words(t) {
-            if is_stack_address(w) {
-                per_run.push(format!("stack address {w:#x}"));
+        // dlv's prompt before what it printed (commands piped in, or pasted together).
+        let mut t = l.trim();
+        while let Some(r) = t.strip_prefix("(dlv)") {
+            t = r.trim_start();
+        }
+        if let Some(at) = t.strip_prefix("at ")
+            && let Some((_, top, pc, func)) = frame.take()
+            && let Some(said) = file_line(at)
+        {
+            check_dwarf(
+                n,
+                "a frame of",
+                &func,
+                expected_line(top, pc, &func),
+                said,
+                &mut findings,
+                &mut facts,
+            );
+            continue;
+        }
+        frame = None;
+        // `restart`: the breakpoints stay, their counts start again.
+        if t.starts_with("Process restarted with PID") {
+            for (_, seen) in numbered.values_mut() {
+                *seen = 0;
             }
         }
-        if let Some(rest) = t.split(") thread ").nth(1)
-            && let Ok(tid) = rest.split_whitespace().next().unwrap_or("").parse::<u64>()
-            && tid >= 1000
-        {
-            per_run.push(format!("thread {tid}"));
+        // What dlv printed, not what the student typed (`thread 12345` is a command).
+        if !(l.trim_start().starts_with("(dlv)") && is_command(t)) {
+            for w in hex_words(t) {
+                if is_stack_address(w) {
+                    per_run.push(format!("stack address {w:#x}"));
+                }
+            }
+            for tid in thread_ids(t) {
+                per_run.push(format!("thread {tid}"));
+            }
         }
         if let Some(v) = t.strip_prefix("Rsp = ")
             && let Some(a) = hex_words(v).first()
@@ -175,6 +298,9 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
                 .and_then(|x| x.parse::<u32>().ok())
             {
                 numbered.insert(num, (func.clone(), 0));
+                for a in &addrs {
+                    by_addr.insert(*a, num);
+                }
             }
             let ours = obs.dlv.placed(&func).map(|p| p.addrs.clone());
             match ours {
@@ -193,7 +319,19 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
                     // One dlv breakpoint of a lab breakpoint's group (the wrapper's, or
                     // the real function's that the notes' tip added) is part of it.
                     let part = a.iter().all(|x| o.contains(x));
-                    if !part && !any_placed {
+                    // A `FILE:LINE` breakpoint golab did not place itself: each address
+                    // in the function, at that line by the binary's line table.
+                    let at_its_line = file_line(t.split("()").nth(1).unwrap_or("")).is_some_and(
+                        |(file, line)| {
+                            line > 0
+                                && a.iter().all(|x| {
+                                    in_function(*x, &func) == Some(true)
+                                        && expected_line(true, *x, &func)
+                                            == Some((file.clone(), line))
+                                })
+                        },
+                    );
+                    if !part && !any_placed && !at_its_line {
                         findings.push(format!("line {}: breakpoint on {func} at {}, but on your program it resolves to {}", n + 1, hexes(&addrs), hexes(&o)));
                     }
                 }
@@ -232,32 +370,40 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
                     findings.push(format!("line {}: a stop in {func} at pc {pc:#x}, which your program does not have there", n + 1));
                 }
             }
-            // `[Breakpoint N]`: its hit count goes up by one at each of its stops.
-            if let Some(num) = t
+            // `[Breakpoint N]` (or the breakpoint set at the stop's pc): its hit count
+            // goes up by one at each of its stops, over all its locations.
+            let total = t
+                .split("total:")
+                .nth(1)
+                .and_then(|r| r.split(')').next())
+                .and_then(|x| x.trim().parse::<u32>().ok());
+            let named = t
                 .strip_prefix("> [Breakpoint ")
                 .and_then(|r| r.split(']').next())
-                .and_then(|x| x.parse::<u32>().ok())
-                && let Some(total) = t
-                    .split("total:")
-                    .nth(1)
-                    .and_then(|r| r.split(')').next())
-                    .and_then(|x| x.trim().parse::<u32>().ok())
-            {
+                .and_then(|x| x.parse::<u32>().ok());
+            if let Some(total) = total {
                 facts += 1;
-                match numbered.get_mut(&num) {
-                    None => findings.push(format!(
-                        "line {}: a stop at breakpoint {num}, which the transcript never set",
-                        n + 1
-                    )),
-                    Some((_, seen)) => {
-                        *seen += 1;
-                        if total != *seen {
-                            findings.push(format!(
-                                "line {}: breakpoint {num} says total:{total}, but this is its stop number {seen} in the transcript",
-                                n + 1
-                            ));
+                match named.or_else(|| pc.and_then(|p| by_addr.get(&p).copied())) {
+                    Some(num) => match numbered.get_mut(&num) {
+                        None => findings.push(format!(
+                            "line {}: a stop at breakpoint {num}, which the transcript never set",
+                            n + 1
+                        )),
+                        Some((_, seen)) => {
+                            *seen += 1;
+                            if total != *seen {
+                                findings.push(format!(
+                                    "line {}: breakpoint {num} says total:{total}, but this is its stop number {seen} in the transcript",
+                                    n + 1
+                                ));
+                            }
                         }
-                    }
+                    },
+                    None => findings.push(format!(
+                        "line {}: a breakpoint's stop (total:{total}) at {}, where the transcript set no breakpoint",
+                        n + 1,
+                        pc.map(|p| format!("{p:#x}")).unwrap_or_else(|| "a pc it does not give".into())
+                    )),
                 }
             }
             let after = t.split("()").nth(1).unwrap_or("");
@@ -275,7 +421,8 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
             }
             last_stop = Some(func.clone());
             stops.push(func);
-        } else if let Some((pc, func)) = frame_line(t) {
+        } else if let Some((index, pc, func)) = frame_line(t) {
+            frame = Some((n, index == 0, pc, func.clone()));
             // ` N  0xPC in FUNC` then `    at FILE:LINE`.
             if let Some(inside) = in_function(pc, &func) {
                 facts += 1;
@@ -286,10 +433,7 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
                     ));
                 }
             }
-            // A frame's `at FILE:LINE` is not compared: for a return address dlv's line
-            // depends on how it looks up pc-1 and on the frame kind (a goroutine's saved
-            // pc shows the declaration), and honest transcripts disagreed with golab's
-            // own run there. The function at the pc (above) and the stops' lines are.
+            // Its `at FILE:LINE`, on the next line, against the line table (above).
         } else if last_stop.as_deref() == Some("runtime.rt0_go") && t.starts_with("0x") {
             regs_lines.push((n, t.to_string()));
         }
@@ -338,8 +482,15 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
             expected.join(" -> ")
         ));
     }
-    per_run.sort();
-    per_run.dedup();
+    // Values from a transcript that is not even consistent with its binary prove nothing
+    // (a made-up one could list every thread id to frame others); a real one has a few
+    // dozen: the first MAX_PER_RUN, in order.
+    if !findings.is_empty() {
+        per_run.clear();
+    }
+    let mut seen = std::collections::HashSet::new();
+    per_run.retain(|v| seen.insert(v.clone()));
+    per_run.truncate(MAX_PER_RUN);
     TranscriptCheck {
         genuine: findings.is_empty(),
         findings,
@@ -348,16 +499,115 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
     }
 }
 
-/// A backtrace frame line: ` 0  0x0000000000462980 in _rt0_amd64`.
-fn frame_line(l: &str) -> Option<(u64, String)> {
+/// The most per-run values kept from one transcript.
+pub const MAX_PER_RUN: usize = 64;
+
+/// The most bytes of a transcript read (a real session of a lab is well under this).
+pub const MAX_BYTES: u64 = 4 << 20;
+
+/// A line (after the prompt) that is a dlv command the student typed.
+fn is_command(t: &str) -> bool {
+    const COMMANDS: &[&str] = &[
+        "thread",
+        "tr",
+        "goroutine",
+        "gr",
+        "goroutines",
+        "grs",
+        "threads",
+        "break",
+        "b",
+        "continue",
+        "c",
+        "bt",
+        "stack",
+        "regs",
+        "print",
+        "p",
+        "x",
+        "examinemem",
+        "disass",
+        "disassemble",
+        "si",
+        "step-instruction",
+        "n",
+        "next",
+        "s",
+        "step",
+        "so",
+        "stepout",
+        "restart",
+        "r",
+        "clear",
+        "clearall",
+        "exit",
+        "quit",
+        "q",
+        "args",
+        "locals",
+        "vars",
+        "frame",
+        "up",
+        "down",
+        "list",
+        "ls",
+        "l",
+        "on",
+        "condition",
+        "cond",
+        "set",
+        "display",
+    ];
+    let w = t.split_whitespace().next().unwrap_or("");
+    COMMANDS.contains(&w)
+}
+
+/// Thread ids (the kernel's, so anew each run) in the forms dlv prints them: `thread N`
+/// at the end of a stop line, `(thread N)` of a goroutine, `Thread N at` of `threads`,
+/// and both of `Switched from N to M` (a goroutine switch says `(thread N)` instead).
+/// Small numbers (pid namespaces, dlv's own counters) are left out.
+fn thread_ids(t: &str) -> Vec<u64> {
+    let mut v = Vec::new();
+    let num = |w: Option<&str>| -> Option<u64> {
+        w?.trim_end_matches([')', ',', ']'])
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= 1000)
+    };
+    let words: Vec<&str> = t.split_whitespace().collect();
+    let stop = t.starts_with("> ");
+    let listing = t.trim_start_matches(['*', ' ']).starts_with("Thread ");
+    for (i, w) in words.iter().enumerate() {
+        let ok = match *w {
+            "(thread" | "[thread" => true,
+            "thread" => stop,
+            "Thread" => listing && i <= 1,
+            _ => false,
+        };
+        if ok && let Some(n) = num(words.get(i + 1).copied()) {
+            v.push(n);
+        }
+    }
+    if let Some(rest) = t.strip_prefix("Switched from ")
+        && !rest.contains("(thread")
+        && let Some((a, b)) = rest.split_once(" to ")
+    {
+        v.extend(num(Some(a.trim())));
+        v.extend(num(b.split_whitespace().next()));
+    }
+    v
+}
+
+/// A backtrace frame line: ` 0  0x0000000000462980 in _rt0_amd64`: (index, pc, function).
+fn frame_line(l: &str) -> Option<(u32, u64, String)> {
     let mut w = l.split_whitespace();
-    w.next()?.parse::<u32>().ok()?;
+    let index = w.next()?.parse::<u32>().ok()?;
     let pc = u64::from_str_radix(w.next()?.strip_prefix("0x")?, 16).ok()?;
     if w.next()? != "in" {
         return None;
     }
     let func = w.next()?.to_string();
-    (pc != 0 && func != "?").then_some((pc, func))
+    (pc != 0 && func != "?").then_some((index, pc, func))
 }
 
 fn hexes(v: &[u64]) -> String {
@@ -400,6 +650,25 @@ mod tests {
             Some((vec![0x45f1e5], "main.main".into()))
         );
         assert_eq!(stop_line("=> 161:\tMOVQ\tDI, AX\t\t// argc"), None);
+        // Thread ids as dlv 1.20 prints them (`threads`, `thread N`, `goroutine N`).
+        assert_eq!(
+            thread_ids("* Thread 81234 at 0x45bb40 /x/asm_amd64.s:161 runtime.rt0_go"),
+            vec![81234]
+        );
+        assert_eq!(
+            thread_ids("Switched from 81234 to 81240"),
+            vec![81234, 81240]
+        );
+        assert_eq!(
+            thread_ids("Switched from 0 to 1 (thread 81234)"),
+            vec![81234]
+        );
+        assert_eq!(
+            thread_ids(
+                "> [Breakpoint 1] runtime.rt0_go() /x/asm_amd64.s:161 (hits goroutine(0):1 total:1) thread 7"
+            ),
+            Vec::<u64>::new()
+        );
         assert_eq!(stop_line("    # golab: 0x4bbc60 is &runtime.m0"), None);
     }
 }

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Read as _, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Stdio;
@@ -301,30 +301,54 @@ pub fn start_headless(
     let stdout = g.child_mut().stdout.take().context("dlv stdout")?;
     let stderr = g.child_mut().stderr.take().context("dlv stderr")?;
     let mut readers = Vec::new();
+    // What is kept of the two is capped (a program can print gigabytes to the stdout it
+    // shares with dlv): the rest is read and dropped, and its size noted.
+    let kept = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for (i, pipe) in [
+        Box::new(stdout) as Box<dyn std::io::Read + Send>,
+        Box::new(stderr) as Box<dyn std::io::Read + Send>,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let console = console.clone();
+        let kept = kept.clone();
+        let mut tx = (i == 0).then(|| tx.clone());
         readers.push(std::thread::spawn(move || {
-            let mut first = true;
-            for l in BufReader::new(stdout).lines() {
-                let Ok(l) = l else { break };
-                if first {
-                    let _ = tx.send(l.clone());
-                    first = false;
+            let mut r = BufReader::new(pipe);
+            let mut line = Vec::new();
+            let mut cut = 0u64;
+            loop {
+                line.clear();
+                let n = read_line_capped(&mut r, &mut line, CONSOLE_LINE_MAX);
+                if n == 0 {
+                    break;
                 }
+                let l = String::from_utf8_lossy(&line).into_owned();
+                if let Some(t) = tx.take() {
+                    let _ = t.send(l.trim_end_matches('\n').to_string());
+                }
+                use std::sync::atomic::Ordering::SeqCst;
+                if kept.load(SeqCst) + l.len() > CONSOLE_MAX {
+                    cut += n as u64;
+                    continue;
+                }
+                kept.fetch_add(l.len(), SeqCst);
                 let mut c = console.lock().unwrap();
                 c.push_str(&l);
-                c.push('\n');
+                if !l.ends_with('\n') {
+                    c.push('\n');
+                }
+            }
+            if cut > 0 {
+                console
+                    .lock()
+                    .unwrap()
+                    .push_str(&format!("[golab: {cut} more bytes of output dropped]\n"));
             }
         }));
     }
-    {
-        let console = console.clone();
-        readers.push(std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = BufReader::new(stderr).read_to_string(&mut s);
-            console.lock().unwrap().push_str(&s);
-        }));
-    }
+    drop(tx);
     let wait = deadline
         .saturating_duration_since(Instant::now())
         .min(Duration::from_secs(60));
@@ -348,6 +372,33 @@ pub fn start_headless(
             readers,
         },
     ))
+}
+
+/// The most of dlv's (and the program's) output kept, and of one line.
+const CONSOLE_MAX: usize = 1 << 20;
+const CONSOLE_LINE_MAX: usize = 64 << 10;
+
+/// One line (with its newline) into `out`, at most `max` bytes of it kept; returns the
+/// bytes read (0 at the end).
+fn read_line_capped(r: &mut impl BufRead, out: &mut Vec<u8>, max: usize) -> usize {
+    let mut n = 0;
+    loop {
+        let buf = match r.fill_buf() {
+            Ok(b) if !b.is_empty() => b,
+            _ => return n,
+        };
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let room = max.saturating_sub(out.len());
+        out.extend_from_slice(&buf[..take.min(room)]);
+        r.consume(take);
+        n += take;
+        if done {
+            return n;
+        }
+    }
 }
 
 pub fn is_version_complaint(s: &str) -> bool {
@@ -972,6 +1023,23 @@ fn bp_addrs(bp: &Breakpoint) -> Vec<u64> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_line_is_read_whole_but_kept_only_up_to_its_cap() {
+        let data = format!("{}\nnext\n{}", "x".repeat(100), "y".repeat(10));
+        let mut r = std::io::BufReader::with_capacity(7, data.as_bytes());
+        let mut l = Vec::new();
+        assert_eq!(read_line_capped(&mut r, &mut l, 16), 101);
+        assert_eq!(l, b"x".repeat(16));
+        l.clear();
+        assert_eq!(read_line_capped(&mut r, &mut l, 16), 5);
+        assert_eq!(l, b"next\n");
+        l.clear();
+        assert_eq!(read_line_capped(&mut r, &mut l, 16), 10);
+        l.clear();
+        assert_eq!(read_line_capped(&mut r, &mut l, 16), 0);
+    }
+
     use super::*;
 
     #[test]

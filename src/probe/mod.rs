@@ -5,6 +5,7 @@ pub mod build;
 pub mod dlv_api;
 pub mod dlv_console;
 pub mod dlv_rpc;
+pub mod dwarf;
 pub mod elf;
 pub mod gdb_mi;
 pub mod objdump;

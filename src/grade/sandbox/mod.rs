@@ -10,7 +10,8 @@
 //! then works unprivileged through a user namespace: a new pid namespace
 //! (`--unshare-pid`: when the program's pid 1 dies, the kernel kills the rest; a tracer
 //! outside it reads as TracerPid 0), no network but a loopback (`--unshare-net`, or the
-//! observer's private one with `share_network`), a private size-capped /tmp, the system
+//! observer's private one with `share_network`), a size-capped /tmp (private, or a folder
+//! on the grader's `quota` tmpfs, measured after the run), the system
 //! folders and the caller's toolchains read-only, the hidden folders (the batch holding
 //! the other submissions) covered by an empty read-only tmpfs, and the `work` folder
 //! bound back at its own path: read-write for a build's output, read-only for a program
@@ -42,6 +43,7 @@
 pub mod cgroup;
 pub mod jail;
 pub mod launch;
+pub mod quota;
 
 use crate::exec::Group;
 use anyhow::{Context, Result, bail};
@@ -96,9 +98,16 @@ pub struct Limits {
     pub processes: u64,
     /// stdout and stderr together; past it the tree is killed and each is cut there.
     pub output_bytes: u64,
-    /// RLIMIT_FSIZE: the largest file a process may write; the private /tmp holds at
-    /// most four times this much.
+    /// RLIMIT_FSIZE: the largest file a process may write.
     pub file_bytes: u64,
+    /// Every writable place of the run together (its /tmp; a build's output and cache):
+    /// the size of the tmpfs that holds them (`quota`).
+    #[serde(default = "default_disk_bytes")]
+    pub disk_bytes: u64,
+}
+
+fn default_disk_bytes() -> u64 {
+    128 << 20
 }
 
 impl Default for Limits {
@@ -112,6 +121,7 @@ impl Default for Limits {
             processes: 256,
             output_bytes: 4 << 20,
             file_bytes: 64 << 20,
+            disk_bytes: default_disk_bytes(),
         }
     }
 }
@@ -198,6 +208,11 @@ pub struct Sandbox {
     /// Keep the caller's network namespace (the observer's private loopback, where dlv
     /// listens) instead of a new one.
     share_net: bool,
+    /// The program's /tmp: this folder (on the grader's size-capped tmpfs, `quota`, so
+    /// that what was written is measured after the run), else a private tmpfs of
+    /// `disk_bytes`.
+    #[serde(default)]
+    tmp: Option<PathBuf>,
 }
 
 impl Sandbox {
@@ -215,7 +230,14 @@ impl Sandbox {
             syscall_evidence: true,
             writable_work: true,
             share_net: false,
+            tmp: None,
         }
+    }
+
+    /// /tmp is `path` (a folder of the uid's on a `quota::Quota`), bound read-write.
+    pub fn tmp_at(mut self, path: impl Into<PathBuf>) -> Sandbox {
+        self.tmp = Some(path.into());
+        self
     }
 
     /// `work` read-only: the program writes nowhere on the host (HOME is /tmp).
@@ -641,8 +663,17 @@ impl Sandbox {
         {
             reachable_by(p, self.uid)?;
         }
+        let tmp = match &self.tmp {
+            Some(t) => {
+                let t = canon(t, "/tmp folder")?;
+                reachable_by(&t, self.uid)?;
+                Some(t)
+            }
+            None => None,
+        };
         Ok(Layout {
             work,
+            tmp,
             cwd,
             read_only,
             read_write,
@@ -686,10 +717,14 @@ impl Sandbox {
                 Err(_) => {}
             }
         }
-        let tmp_size = limits.file_bytes.saturating_mul(4).max(1 << 20).to_string();
-        push!(
-            "--proc", "/proc", "--dev", "/dev", "--size", &tmp_size, "--tmpfs", "/tmp"
-        );
+        push!("--proc", "/proc", "--dev", "/dev");
+        match &l.tmp {
+            Some(t) => push!("--bind", t, "/tmp"),
+            None => {
+                let size = limits.disk_bytes.max(1 << 20).to_string();
+                push!("--size", &size, "--tmpfs", "/tmp");
+            }
+        }
         // Shallower mounts first, so that a folder bound inside a hidden one (work inside
         // the batch) or hidden inside a bound one shows what it should.
         enum Kind {
@@ -744,6 +779,7 @@ const READY_MARKER: &str = "golab-sandbox-ready";
 
 pub(super) struct Layout {
     work: PathBuf,
+    tmp: Option<PathBuf>,
     cwd: PathBuf,
     read_only: Vec<PathBuf>,
     read_write: Vec<PathBuf>,
@@ -1575,6 +1611,7 @@ mod tests {
             processes: 64,
             output_bytes: 1 << 20,
             file_bytes: 16 << 20,
+            disk_bytes: 64 << 20,
         }
     }
 
