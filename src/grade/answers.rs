@@ -285,7 +285,10 @@ mod tests {
         let mut bom = b"\xEF\xBB\xBF".to_vec();
         bom.extend_from_slice(&plain);
         let a = parse(&bom, "startup-trace", &questions()).unwrap();
-        assert_eq!(a.by_question["why-runnext"], Answer::Text("locality".into()));
+        assert_eq!(
+            a.by_question["why-runnext"],
+            Answer::Text("locality".into())
+        );
         // Two marks are one too many: the second is text, and not YAML.
         let mut two = b"\xEF\xBB\xBF".to_vec();
         two.extend_from_slice(&bom);

@@ -89,7 +89,9 @@ pub fn submitted_at(s: &Submission) -> Option<(i64, String)> {
     {
         return Some((
             at,
-            format!("{from} (the submission_metadata.json inside the submission is the student's file: not used)"),
+            format!(
+                "{from} (the submission_metadata.json inside the submission is the student's file: not used)"
+            ),
         ));
     }
     Some((at, from))

@@ -464,7 +464,9 @@ pub fn read_in_submission(root: &Path, rel: &str, cap: usize) -> Result<Vec<u8>,
     }
     let p = Path::new(rel);
     if p.is_absolute() {
-        return refused("is an absolute path: name a file inside the submission (e.g. dlv.txt)".into());
+        return refused(
+            "is an absolute path: name a file inside the submission (e.g. dlv.txt)".into(),
+        );
     }
     let parts: Vec<&std::ffi::OsStr> = p
         .components()
@@ -484,7 +486,12 @@ pub fn read_in_submission(root: &Path, rel: &str, cap: usize) -> Result<Vec<u8>,
         match std::fs::symlink_metadata(&at) {
             Ok(m) if m.file_type().is_symlink() => return refused("passes through a link".into()),
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return refused(format!("passes through {}, which is not a folder", f.to_string_lossy())),
+            Ok(_) => {
+                return refused(format!(
+                    "passes through {}, which is not a folder",
+                    f.to_string_lossy()
+                ));
+            }
             Err(_) => return Err(Unreadable::Missing),
         }
     }
@@ -496,7 +503,9 @@ pub fn read_in_submission(root: &Path, rel: &str, cap: usize) -> Result<Vec<u8>,
     {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Unreadable::Missing),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return refused("is a link, not a file".into()),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return refused("is a link, not a file".into());
+        }
         Err(e) => return refused(format!("cannot be opened ({e})")),
     };
     let m = file
