@@ -117,7 +117,8 @@ fn a_batch_grades_right_copied_partial_and_broken_submissions_and_resumes() {
     .unwrap();
     std::fs::write(subs.join("bob/answers.yaml"), answers(&alice_entry, CHAIN)).unwrap();
     std::fs::write(subs.join("carol/answers.yaml"), answers(&entry_of(&handouts.join("carol")), "[_rt0_amd64_linux, runtime.rt0_go, runtime.schedinit, runtime.osinit, runtime.mstart, main.main]")).unwrap();
-    // dave: broken YAML. erin: no answers. frank: a program that does not compile.
+    // dave: broken YAML. erin: no answers. frank: a main.go that does not compile
+    // instead of his variant.
     std::fs::write(
         subs.join("dave/answers.yaml"),
         "lab: startup-trace\nanswers:\n  entry-point: [1, 2\n",
@@ -173,12 +174,31 @@ fn a_batch_grades_right_copied_partial_and_broken_submissions_and_resumes() {
             .contains("line 4")
     );
     assert_eq!(result(&out, "erin")["outcome"], "missing-answers");
-    assert_eq!(result(&out, "frank")["outcome"], "compile-error");
+    // frank's main.go is not his variant: it is never built (so its compile error does
+    // not count); his answers are checked against his variant's run, and the gradebook
+    // flags the program he sent.
+    let frank = result(&out, "frank");
+    assert_eq!(frank["outcome"], "graded", "{frank}");
+    assert_eq!(frank["score"], 5.0, "{frank}");
     assert!(
-        result(&out, "frank")["message"]
+        frank["message"]
             .as_str()
             .unwrap()
-            .contains("undefined: nope")
+            .contains("your main.go is not the program you were assigned"),
+        "{frank}"
+    );
+    let batch: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let frank_flags = batch["submissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["student"] == "frank")
+        .unwrap()["flags"]
+        .to_string();
+    assert!(
+        frank_flags.contains("not-assigned-program: "),
+        "{frank_flags}"
     );
 
     // Every rendering, from the same results.

@@ -233,7 +233,7 @@ fn the_instructors_view_of_a_batch() {
     )
     .unwrap();
     std::fs::write(
-        subs.join("dan/submission_metadata.json"),
+        subs.join("dan.submission_metadata.json"),
         r#"{"id": 1, "created_at": "2026-01-09T14:22:32.365935-07:00", "users": [{"email": "dan@example.edu", "id": 7, "name": "Dan"}]}"#,
     )
     .unwrap();

@@ -144,7 +144,12 @@ fn a_wrong_answer_form_costs_its_question_and_an_uncheckable_one_is_held() {
         (Some(1.0), Some(1.0)),
         "{t}"
     );
-    assert_eq!(t["status"], "passed");
+    // Held is not passed: the point is not given until a person has looked.
+    assert_eq!(t["status"], "failed", "{t}");
+    assert!(
+        t["name"].as_str().unwrap().ends_with("(held for review)"),
+        "{t}"
+    );
 }
 
 /// The toolchains folder of scripts/fetch-toolchains.sh (or GOLAB_TOOLCHAINS).

@@ -65,6 +65,9 @@ pub fn parse(text: &[u8], lab: &str, questions: &[Question]) -> Result<Answers, 
             text.len()
         )));
     }
+    // Notepad saves UTF-8 with a byte-order mark; YAML allows one at the start of the
+    // stream, and the parser would read it as a second document.
+    let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
     let text = std::str::from_utf8(text)
         .map_err(|e| Refusal::Invalid(format!("answers.yaml is not UTF-8 text ({e})")))?;
     // A byte-order mark (Notepad writes one) is allowed by YAML; the parser takes it for
@@ -288,6 +291,22 @@ mod tests {
             a.by_question["startup-chain"],
             Answer::Chain(vec!["_rt0_amd64_linux".into(), "runtime.rt0_go".into()])
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_read_past() {
+        let plain = b"lab: startup-trace\nanswers:\n  why-runnext: locality\n".to_vec();
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend_from_slice(&plain);
+        let a = parse(&bom, "startup-trace", &questions()).unwrap();
+        assert_eq!(
+            a.by_question["why-runnext"],
+            Answer::Text("locality".into())
+        );
+        // Two marks are one too many: the second is text, and not YAML.
+        let mut two = b"\xEF\xBB\xBF".to_vec();
+        two.extend_from_slice(&bom);
+        assert!(parse(&two, "startup-trace", &questions()).is_err());
     }
 
     #[test]

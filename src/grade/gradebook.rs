@@ -82,10 +82,14 @@ fn hash_dir(h: &mut Sha256, dir: &Path, rel: &str, depth: usize) -> Result<()> {
     Ok(())
 }
 
-/// When the student handed it in, and how golab knows: Gradescope's
-/// `submission_metadata.json` (`created_at`) in or beside the submission, a
+/// When the student handed it in, and how golab knows: only from what the platform or
+/// the instructor supplies, never from a file the student wrote. Gradescope's
+/// `submission_metadata.json` (`created_at`) given as `STUDENT.submission_metadata.json`
+/// beside the submission (on Gradescope itself it is `/autograder/submission_metadata.json`,
+/// outside the submission, which `golab check --gradescope-metadata` reads), else a
 /// `STUDENT.submitted-at` file beside it (one RFC 3339 time), else the archive's or the
-/// folder's modification time.
+/// folder's modification time. A `submission_metadata.json` inside a folder submission is
+/// the student's own file: it is named in `from`, never used.
 pub fn submitted_at(s: &Submission) -> Option<(i64, String)> {
     let path = match &s.source {
         Source::Folder(p) | Source::Zip(p) | Source::TarGz(p) => p,
@@ -93,18 +97,28 @@ pub fn submitted_at(s: &Submission) -> Option<(i64, String)> {
         Source::Duplicate(paths) => paths.first()?,
     };
     let parent = path.parent()?;
-    let mut metas = vec![parent.join(format!("{}.submission_metadata.json", s.student))];
-    if let Source::Folder(d) = &s.source {
-        metas.insert(0, d.join("submission_metadata.json"));
+    let (at, from) = supplied_time(s, path, parent)?;
+    if let Source::Folder(d) = &s.source
+        && std::fs::symlink_metadata(d.join("submission_metadata.json")).is_ok()
+    {
+        return Some((
+            at,
+            format!(
+                "{from} (the submission_metadata.json inside the submission is the student's file: not used)"
+            ),
+        ));
     }
-    for m in metas {
-        if let Ok(t) = std::fs::read_to_string(&m)
-            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&t)
-            && let Some(c) = v["created_at"].as_str()
-            && let Ok(at) = parse_time(c)
-        {
-            return Some((at, format!("created_at of {}", m.display())));
-        }
+    Some((at, from))
+}
+
+fn supplied_time(s: &Submission, path: &Path, parent: &Path) -> Option<(i64, String)> {
+    let meta = parent.join(format!("{}.submission_metadata.json", s.student));
+    if let Ok(t) = std::fs::read_to_string(&meta)
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&t)
+        && let Some(c) = v["created_at"].as_str()
+        && let Ok(at) = parse_time(c)
+    {
+        return Some((at, format!("created_at of {}", meta.display())));
     }
     let stamp = parent.join(format!("{}.submitted-at", s.student));
     if let Ok(t) = std::fs::read_to_string(&stamp)
@@ -592,6 +606,7 @@ pub fn flag_copies(b: &mut BatchResult) {
     // Byte-identical answers.yaml files and transcripts sharing per-run values first;
     // it also clears what an earlier gradebook flagged.
     flag_shared(&mut b.submissions);
+    flag_programs(&mut b.submissions);
     for s in &mut b.submissions {
         let Some((_, mine)) = answers.iter().find(|(st, _)| *st == s.student) else {
             continue;
@@ -636,6 +651,60 @@ pub fn flag_copies(b: &mut BatchResult) {
                 if !s.flags.contains(&flag) {
                     s.flags.push(flag);
                 }
+            }
+        }
+    }
+}
+
+/// Flags a sent main.go that is not the assigned program (with variants it was not run:
+/// the answers were checked against the assigned variant), one that is another student's
+/// variant, the same main.go sent by two students, and one binary observed for two
+/// different variants. Two students who drew the same variant and sent it unchanged
+/// share a program and a binary honestly: that is no flag.
+fn flag_programs(results: &mut [SubmissionResult]) {
+    let mut add = Vec::new();
+    for (i, s) in results.iter().enumerate() {
+        let others = |f: &dyn Fn(&SubmissionResult) -> bool| -> Vec<&str> {
+            results
+                .iter()
+                .enumerate()
+                .filter(|(j, o)| *j != i && f(o))
+                .map(|(_, o)| o.student.as_str())
+                .collect()
+        };
+        let mut flags = Vec::new();
+        if let Some(sent) = &s.sent_main_go_sha256 {
+            if s.variant.is_some() {
+                let mut f = "not-assigned-program: the main.go sent is not the assigned variant (not run; the answers were checked against the assigned variant's run)".to_string();
+                let whose = others(&|o| o.program_sha256.as_ref() == Some(sent));
+                if !whose.is_empty() {
+                    f.push_str(&format!("; it is the variant of {}", whose.join(", ")));
+                }
+                flags.push(f);
+            }
+            let same = others(&|o| o.sent_main_go_sha256.as_ref() == Some(sent));
+            if !same.is_empty() {
+                flags.push(format!(
+                    "the same main.go (not the assigned program) as {} sent",
+                    same.join(", ")
+                ));
+            }
+        }
+        if let Some(bin) = &s.binary_sha256 {
+            let same = others(&|o| o.binary_sha256.as_ref() == Some(bin) && o.variant != s.variant);
+            if !same.is_empty() {
+                flags.push(format!(
+                    "the same binary as {}, whose variant is another",
+                    same.join(", ")
+                ));
+            }
+        }
+        add.push(flags);
+    }
+    for (r, f) in results.iter_mut().zip(add) {
+        for f in f {
+            if !r.flags.contains(&f) {
+                r.flags.push(f);
             }
         }
     }
@@ -983,6 +1052,8 @@ mod tests {
             late: None,
             binary_sha256: None,
             answers_sha256: None,
+            program_sha256: None,
+            sent_main_go_sha256: None,
             flags: vec![],
         };
         let score = |student: &str, at: &str| {
@@ -1008,6 +1079,64 @@ mod tests {
     }
 
     #[test]
+    fn a_sent_program_that_is_not_the_assigned_one_is_flagged() {
+        let r = |student: &str, variant: &str, program: &str, sent: Option<&str>, bin: &str| {
+            let mut s = SubmissionResult {
+                student: student.into(),
+                outcome: crate::grade::model::Outcome::Graded,
+                message: String::new(),
+                questions: vec![],
+                score: 0.0,
+                max_score: 0.0,
+                transcript: None,
+                variant: Some(variant.into()),
+                seconds: 0.0,
+                content: String::new(),
+                submitted_at: None,
+                submitted_from: None,
+                late: None,
+                binary_sha256: Some(bin.into()),
+                answers_sha256: None,
+                program_sha256: Some(program.into()),
+                sent_main_go_sha256: sent.map(str::to_string),
+                flags: vec![],
+            };
+            s.flags.clear();
+            s
+        };
+        let mut rs = vec![
+            // ann and amy drew the same variant and sent it unchanged: no flag.
+            r("ann", "v1", "P1", None, "B1"),
+            r("amy", "v1", "P1", None, "B1"),
+            // bob and cy sent ann's variant; dee a program nobody was assigned.
+            r("bob", "v2", "P2", Some("P1"), "B2"),
+            r("cy", "v3", "P3", Some("P1"), "B3"),
+            r("dee", "v4", "P4", Some("X"), "B4"),
+            // eve's binary is bob's although her variant is another.
+            r("eve", "v5", "P5", None, "B2"),
+        ];
+        flag_programs(&mut rs);
+        let f = |i: usize| rs[i].flags.join(" | ");
+        assert_eq!(f(0), "");
+        assert_eq!(f(1), "");
+        assert!(
+            f(2).starts_with("not-assigned-program: ")
+                && f(2).contains("it is the variant of ann, amy")
+                && f(2).contains("the same main.go (not the assigned program) as cy sent")
+                && f(2).contains("the same binary as eve, whose variant is another"),
+            "{}",
+            f(2)
+        );
+        assert!(f(3).contains("as bob sent"), "{}", f(3));
+        assert!(
+            f(4).starts_with("not-assigned-program: ") && !f(4).contains("variant of"),
+            "{}",
+            f(4)
+        );
+        assert_eq!(f(5), "the same binary as bob, whose variant is another");
+    }
+
+    #[test]
     fn the_time_of_a_submission_comes_from_metadata_a_stamp_or_mtime() {
         let d = tempfile::tempdir().unwrap();
         let sub = |name: &str, source: Source| Submission {
@@ -1016,7 +1145,7 @@ mod tests {
         };
         std::fs::create_dir(d.path().join("a")).unwrap();
         std::fs::write(
-            d.path().join("a/submission_metadata.json"),
+            d.path().join("a.submission_metadata.json"),
             r#"{"created_at": "2026-12-01T10:00:00.5+01:00", "users": []}"#,
         )
         .unwrap();
@@ -1024,6 +1153,20 @@ mod tests {
         assert_eq!(
             (fmt_time(t).as_str(), from.contains("created_at")),
             ("2026-12-01T09:00:00Z", true)
+        );
+        // The student's own metadata file inside the folder sets nothing.
+        std::fs::create_dir(d.path().join("m")).unwrap();
+        std::fs::write(
+            d.path().join("m/submission_metadata.json"),
+            r#"{"created_at": "2020-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        let (t, from) = submitted_at(&sub("m", Source::Folder(d.path().join("m")))).unwrap();
+        assert!(
+            t > parse_time("2025-01-01").unwrap()
+                && from.starts_with("modification time of")
+                && from.contains("student's file: not used"),
+            "{t} {from}"
         );
         std::fs::write(d.path().join("b.zip"), "zip").unwrap();
         std::fs::write(d.path().join("b.submitted-at"), "2026-12-02T08:00:00Z\n").unwrap();

@@ -103,12 +103,31 @@ impl Grader {
             late: None,
             binary_sha256: None,
             answers_sha256: None,
+            program_sha256: None,
+            sent_main_go_sha256: None,
             flags: vec![],
         }
     }
 
     pub fn max_score(&self) -> f64 {
         self.lab.questions.iter().map(|q| q.points).sum()
+    }
+
+    /// The exact releases of the grader's toolchains (their GOROOT's VERSION file).
+    fn releases(&self) -> Vec<GoVersion> {
+        self.goroots
+            .iter()
+            .filter_map(|(_, g)| {
+                let v = std::fs::read_to_string(g.join("VERSION")).ok()?;
+                GoVersion::parse(v.lines().next()?.trim()).ok()
+            })
+            .collect()
+    }
+
+    /// Whether a student's claim to have built with `w` is one the course allows.
+    fn allows(&self, w: GoVersion) -> bool {
+        GoVersion::parse(crate::pins::course().go.version).is_ok_and(|p| p == w)
+            || self.releases().contains(&w)
     }
 
     fn variant_of(&self, student: &str) -> Option<variant::Variant> {
@@ -167,33 +186,35 @@ impl Grader {
                 ));
             }
         }
-        let answers_path = sub.join("answers.yaml");
-        let Ok(meta) = std::fs::symlink_metadata(&answers_path) else {
-            return Ok(self.stopped(
-                s,
-                Outcome::MissingAnswers,
-                "the submission has no answers.yaml at its top level".into(),
-            ));
+        // Opened without following links, as a regular file only, and never more than
+        // the limit: a folder, a FIFO or a device named answers.yaml is the student's.
+        let text = match read_in_submission(&sub, "answers.yaml", answers::MAX_BYTES) {
+            Ok(t) => t,
+            Err(Unreadable::Missing) => {
+                return Ok(self.stopped(
+                    s,
+                    Outcome::MissingAnswers,
+                    "the submission has no answers.yaml at its top level".into(),
+                ));
+            }
+            Err(Unreadable::TooBig(n)) => {
+                return Ok(self.stopped(
+                    s,
+                    Outcome::YamlBomb,
+                    format!(
+                        "answers.yaml is {n} bytes; the limit is {}",
+                        answers::MAX_BYTES
+                    ),
+                ));
+            }
+            Err(Unreadable::Refused(why)) => {
+                return Ok(self.stopped(
+                    s,
+                    Outcome::InvalidAnswers,
+                    format!("answers.yaml {why}: send your answers as a plain file"),
+                ));
+            }
         };
-        if !meta.is_file() {
-            return Ok(self.stopped(
-                s,
-                Outcome::InvalidAnswers,
-                "answers.yaml is not a file (a folder?): it must be the YAML file itself".into(),
-            ));
-        }
-        if meta.len() > answers::MAX_BYTES as u64 {
-            return Ok(self.stopped(
-                s,
-                Outcome::YamlBomb,
-                format!(
-                    "answers.yaml is {} bytes; the limit is {}",
-                    meta.len(),
-                    answers::MAX_BYTES
-                ),
-            ));
-        }
-        let text = std::fs::read(&answers_path)?;
         let answers = match answers::parse(&text, &self.lab.name, &self.lab.questions) {
             Ok(a) => a,
             Err(Refusal::Bomb(m)) => return Ok(self.stopped(s, Outcome::YamlBomb, m)),
@@ -208,16 +229,35 @@ impl Grader {
             None => copy_files(&self.lab.dir, &lab_dir)?,
         }
         let mut notes = Vec::new();
+        // With variants the program graded is the one assigned: a main.go that is not it
+        // (a classmate's variant, the lab's own, one that prints the answers) is never
+        // built; the answers are checked against the assigned variant's run, and the
+        // gradebook flags the difference. Without variants the student's program is
+        // what the lab observes.
+        let assigned = std::fs::read(lab_dir.join("main.go")).unwrap_or_default();
+        let program_sha256 = Some(normal_sha256(&assigned));
+        let mut sent_sha256 = None;
         let sent = sub.join("main.go");
-        if sent.is_file() {
-            let theirs = std::fs::read_to_string(&sent).unwrap_or_default();
-            let assigned = std::fs::read_to_string(lab_dir.join("main.go")).unwrap_or_default();
-            if normalise(&theirs) != normalise(&assigned) {
-                notes.push(if v.is_some() { "your main.go is not the program you were assigned; the answers are checked against what your program does".to_string() } else { "your main.go differs from the lab's program; the answers are checked against what your program does".to_string() });
+        if std::fs::symlink_metadata(&sent).is_ok_and(|m| m.is_file()) {
+            let theirs = read_in_submission(&sub, "main.go", 4 << 20).unwrap_or_default();
+            let differs = normal_sha256(&theirs) != normal_sha256(&assigned);
+            if differs {
+                sent_sha256 = Some(normal_sha256(&theirs));
             }
-            std::fs::copy(&sent, lab_dir.join("main.go"))?;
+            match &v {
+                Some(v) if differs => notes.push(format!(
+                    "your main.go is not the program you were assigned ({}): the grader ran your assigned variant, and your answers are checked against that run",
+                    v.describe()
+                )),
+                Some(_) => {}
+                None => {
+                    if differs {
+                        notes.push("your main.go differs from the lab's program; the answers are checked against what your program does".to_string());
+                    }
+                    std::fs::copy(&sent, lab_dir.join("main.go"))?;
+                }
+            }
         }
-
         // The Go the student says they used, when the grader has it.
         let wanted = answers.go.as_deref().and_then(super::handout::go_of);
         let goroot = wanted.and_then(|w| {
@@ -252,6 +292,25 @@ impl Grader {
         }
 
         let observed_go = GoVersion::parse(&obs.go_version).ok();
+        // A claim is taken up only for a release the course grades with: its pinned Go or
+        // one of the grader's toolchains. Any other (a patch release nobody has) cannot
+        // be reproduced, so the answers are checked against the grader's build, as they
+        // would be without a claim; the student is told.
+        let claimed = wanted;
+        let wanted = claimed.filter(|w| observed_go == Some(*w) || self.allows(*w));
+        if let Some(c) = claimed
+            && wanted.is_none()
+        {
+            notes.push(format!(
+                "you said you built with {c}, a release this course does not grade with (its Go is go{}{}): your answers are checked against the grader's build with {}",
+                crate::pins::course().go.version,
+                self.releases()
+                    .iter()
+                    .map(|r| format!(", {r}"))
+                    .collect::<String>(),
+                obs.go_version
+            ));
+        }
         // The student's Go is not the one the grader built with: what depends on the
         // exact build cannot be checked, and is held for review.
         let mismatch = match (wanted, observed_go) {
@@ -280,18 +339,26 @@ impl Grader {
                 mismatch.as_deref(),
             ));
         }
-        let transcript = answers
-            .transcript
-            .as_ref()
-            .map(|t| match transcript::read(&sub, t) {
+        // The transcript is a file of the submission, read the way answers.yaml is: a
+        // path out of it, a link, a FIFO or a device is refused before anything is read.
+        let mut transcript_problem = None;
+        let transcript = answers.transcript.as_ref().map(|t| {
+            match read_in_submission(&sub, t, TRANSCRIPT_MAX_BYTES)
+                .and_then(|b| String::from_utf8(b).map_err(|_| Unreadable::Refused("is not UTF-8 text".into())))
+            {
                 Ok(text) => transcript::check(&text, &obs, &lab_dir.join("work").join("main")),
-                Err(why) => TranscriptCheck {
-                    genuine: false,
-                    findings: vec![why],
-                    facts_checked: 0,
-                    per_run: vec![],
-                },
-            });
+                Err(e) => {
+                    let why = match e {
+                        Unreadable::Missing => "is not a file of the submission".to_string(),
+                        Unreadable::TooBig(n) => format!("is {n} bytes; the limit is {TRANSCRIPT_MAX_BYTES} (a dlv session of this lab is under 100 KB)"),
+                        Unreadable::Refused(why) => why,
+                    };
+                    let m = format!("the transcript '{}' named in answers.yaml {why}", t.escape_debug());
+                    transcript_problem = Some(m.clone());
+                    TranscriptCheck { genuine: false, findings: vec![m], facts_checked: 0, per_run: vec![] }
+                }
+            }
+        });
         let score = questions.iter().map(|q| q.points).sum::<f64>();
         let mut message = notes.join("; ");
         if let Some(w) = wanted
@@ -320,16 +387,23 @@ impl Grader {
                 .map(|k| format!("'{k}' (not a question)"))
                 .unwrap_or_default()
         }));
-        let outcome = if wrong.is_empty() {
+        let outcome = if wrong.is_empty() && transcript_problem.is_none() {
             Outcome::Graded
         } else {
-            let mut m = format!(
-                "answers {} cannot be read and get no points; the others are graded",
-                wrong.join(", ")
-            );
-            for u in &answers.unknown {
-                m.push_str(&format!("; {u}"));
+            let mut m = Vec::new();
+            if !wrong.is_empty() {
+                m.push(format!(
+                    "answers {} cannot be read and get no points; the others are graded",
+                    wrong.join(", ")
+                ));
             }
+            m.extend(answers.unknown.iter().cloned());
+            // A transcript that cannot be read costs no points (it earns none), but the
+            // outcome names it: the student is told, the batch goes on.
+            if let Some(t) = transcript_problem {
+                m.push(format!("{t}: it is not checked; the answers are graded"));
+            }
+            let m = m.join("; ");
             message = if message.is_empty() {
                 m
             } else {
@@ -353,9 +427,122 @@ impl Grader {
             late: None,
             binary_sha256: None,
             answers_sha256: None,
+            program_sha256,
+            sent_main_go_sha256: sent_sha256,
             flags: vec![],
         })
     }
+}
+
+/// Larger than any dlv session of a lab (a real one is under 100 KB).
+pub const TRANSCRIPT_MAX_BYTES: usize = 1 << 20;
+
+/// Why a file of the submission (answers.yaml, the transcript it names) is not read.
+#[derive(Debug, PartialEq)]
+pub enum Unreadable {
+    /// Nothing by that name.
+    Missing,
+    /// Larger than the limit: its size.
+    TooBig(u64),
+    /// Not a plain file inside the submission: why, in words that follow its name.
+    Refused(String),
+}
+
+/// Reads `rel` inside the unpacked submission `root`, or says why not. The path is
+/// judged before anything is opened: relative, without `..`, through folders only (no
+/// link); the file is opened without following a link (O_NOFOLLOW) and without waiting
+/// for a writer (O_NONBLOCK: a FIFO), must be a regular file, and is read to `cap` bytes
+/// at most (so neither /dev/zero nor a sparse file can fill memory).
+pub fn read_in_submission(root: &Path, rel: &str, cap: usize) -> Result<Vec<u8>, Unreadable> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    use std::path::Component;
+    let refused = |w: String| Err(Unreadable::Refused(w));
+    let no = Unreadable::Refused;
+    if rel.trim().is_empty() {
+        return refused("is an empty path".into());
+    }
+    let p = Path::new(rel);
+    if p.is_absolute() {
+        return refused(
+            "is an absolute path: name a file inside the submission (e.g. dlv.txt)".into(),
+        );
+    }
+    let parts: Vec<&std::ffi::OsStr> = p
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(Ok(n)),
+            Component::CurDir => None,
+            _ => Some(Err(())),
+        })
+        .collect::<Result<_, ()>>()
+        .map_err(|_| no("leaves the submission ('..'): name a file inside it".into()))?;
+    let Some((last, folders)) = parts.split_last() else {
+        return refused("names no file".into());
+    };
+    let mut at = root.to_path_buf();
+    for f in folders {
+        at.push(f);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => return refused("passes through a link".into()),
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return refused(format!(
+                    "passes through {}, which is not a folder",
+                    f.to_string_lossy()
+                ));
+            }
+            Err(_) => return Err(Unreadable::Missing),
+        }
+    }
+    at.push(last);
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&at)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Unreadable::Missing),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return refused("is a link, not a file".into());
+        }
+        Err(e) => return refused(format!("cannot be opened ({e})")),
+    };
+    let m = file
+        .metadata()
+        .map_err(|e| no(format!("cannot be read ({e})")))?;
+    let t = m.file_type();
+    let kind = if t.is_dir() {
+        Some("a folder")
+    } else if t.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if t.is_char_device() || t.is_block_device() {
+        Some("a device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if !t.is_file() {
+        Some("not a regular file")
+    } else {
+        None
+    };
+    if let Some(k) = kind {
+        return refused(if k.starts_with("not") {
+            format!("is {k}")
+        } else {
+            format!("is {k}, not a file")
+        });
+    }
+    if m.len() > cap as u64 {
+        return Err(Unreadable::TooBig(m.len()));
+    }
+    let mut buf = Vec::new();
+    file.take(cap as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| no(format!("cannot be read ({e})")))?;
+    if buf.len() > cap {
+        return Err(Unreadable::TooBig(buf.len() as u64));
+    }
+    Ok(buf)
 }
 
 fn copy_files(from: &Path, to: &Path) -> Result<()> {
@@ -369,8 +556,15 @@ fn copy_files(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn normalise(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+/// SHA-256 of a Go source with its whitespace collapsed (a CRLF or re-indented copy of
+/// a program is the same program).
+fn normal_sha256(src: &[u8]) -> String {
+    let text = String::from_utf8_lossy(src);
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    Sha256::digest(words.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What makes two builds identical: the program's files and the Go that builds it.
@@ -703,4 +897,66 @@ fn join(v: &[&String]) -> String {
         .map(|s| s.trim_start_matches("runtime."))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(r: Result<Vec<u8>, Unreadable>) -> String {
+        match r {
+            Err(Unreadable::Refused(w)) => w,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_file_of_the_submission_is_read_and_nothing_else() {
+        let d = tempfile::tempdir().unwrap();
+        let sub = d.path().join("submission");
+        std::fs::create_dir_all(sub.join("notes")).unwrap();
+        std::fs::write(sub.join("notes/dlv.txt"), "(dlv) c\n").unwrap();
+        std::fs::write(d.path().join("secret"), "host").unwrap();
+        assert_eq!(
+            read_in_submission(&sub, "./notes/dlv.txt", 100).unwrap(),
+            b"(dlv) c\n"
+        );
+        assert_eq!(
+            read_in_submission(&sub, "gone.txt", 100),
+            Err(Unreadable::Missing)
+        );
+        // Out of the submission: judged on the path, before anything is opened.
+        assert!(refused(read_in_submission(&sub, "/dev/zero", 100)).contains("absolute path"));
+        assert!(refused(read_in_submission(&sub, "../secret", 100)).contains("'..'"));
+        assert!(refused(read_in_submission(&sub, "notes/../../secret", 100)).contains("'..'"));
+        assert!(refused(read_in_submission(&sub, "", 100)).contains("empty"));
+        // Links: neither the file nor a folder on the way is followed.
+        std::os::unix::fs::symlink("/dev/zero", sub.join("zero")).unwrap();
+        assert!(refused(read_in_submission(&sub, "zero", 100)).contains("is a link"));
+        std::os::unix::fs::symlink(d.path(), sub.join("up")).unwrap();
+        assert!(refused(read_in_submission(&sub, "up/secret", 100)).contains("through a link"));
+        // Not a regular file: a folder, a FIFO (opening it would wait for a writer).
+        assert_eq!(
+            refused(read_in_submission(&sub, "notes", 100)),
+            "is a folder, not a file"
+        );
+        let fifo = std::ffi::CString::new(sub.join("pipe").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        assert_eq!(
+            refused(read_in_submission(&sub, "pipe", 100)),
+            "is a FIFO (named pipe), not a file"
+        );
+        // Too big, by its size, without reading it: a sparse 3 GiB file.
+        let big = std::fs::File::create(sub.join("big")).unwrap();
+        big.set_len(3 << 30).unwrap();
+        assert_eq!(
+            read_in_submission(&sub, "big", TRANSCRIPT_MAX_BYTES),
+            Err(Unreadable::TooBig(3 << 30))
+        );
+        std::fs::write(sub.join("eleven"), "01234567890").unwrap();
+        assert_eq!(
+            read_in_submission(&sub, "eleven", 10),
+            Err(Unreadable::TooBig(11))
+        );
+    }
 }

@@ -166,6 +166,14 @@ pub struct SubmissionResult {
     /// SHA-256 of the submitted answers.yaml (byte-identical files are flagged).
     #[serde(default)]
     pub answers_sha256: Option<String>,
+    /// SHA-256 of the assigned program's main.go, whitespace collapsed (the variant, or
+    /// the lab's own program).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_sha256: Option<String>,
+    /// The same of the main.go the student sent, when it is not the assigned one (with
+    /// variants it is not run; the gradebook flags it, and a classmate's variant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_main_go_sha256: Option<String>,
     /// What looks copied, for a person to look at (set when the gradebook is put
     /// together: the same answers or transcript values as another submission).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -625,7 +625,13 @@ fn gradescope_test(q: &QuestionResult) -> Value {
         "visibility": "visible",
     });
     if !q.manual {
-        t["status"] = json!(if q.points >= max { "passed" } else { "failed" });
+        // A held test is not passed: its points are not given yet (a claim the grader
+        // could not check must not read as a right answer).
+        let passed = q.points >= max && q.held_points <= 0.0;
+        t["status"] = json!(if passed { "passed" } else { "failed" });
+        if q.held_points > 0.0 {
+            t["name"] = json!(format!("{name} (held for review)"));
+        }
     }
     t
 }
@@ -734,6 +740,8 @@ mod tests {
                     late: None,
                     binary_sha256: None,
                     answers_sha256: None,
+                    program_sha256: None,
+                    sent_main_go_sha256: None,
                     flags: vec![],
                 },
                 SubmissionResult {
@@ -753,6 +761,8 @@ mod tests {
                     late: None,
                     binary_sha256: None,
                     answers_sha256: None,
+                    program_sha256: None,
+                    sent_main_go_sha256: None,
                     flags: vec![],
                 },
                 SubmissionResult {
@@ -775,6 +785,8 @@ mod tests {
                     late: None,
                     binary_sha256: None,
                     answers_sha256: None,
+                    program_sha256: None,
+                    sent_main_go_sha256: None,
                     flags: vec![],
                 },
             ],
