@@ -17,6 +17,7 @@ count=${1:-200}
 jobs=${2:-2}
 cargo build --release --quiet
 golab=$PWD/target/release/golab
+built_from=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml || echo "+changes")
 export GOLAB_LABS=$PWD/labs
 dir=$(mktemp -d)
 chmod 755 "$dir"   # the sandbox's unprivileged uids must be able to enter it
@@ -70,7 +71,7 @@ if [ -n "${BASELINE:-}" ]; then
     fi
     echo "bench-grade: round $r: baseline ${base_t[-1]}s, this tree ${new_t[-1]}s" >&2
   done
-  python3 - "$count" "$jobs" "${base_t[*]}" "${new_t[*]}" "$(cd "$BASELINE" && git rev-parse --short HEAD)" "$(git rev-parse --short HEAD)" "$dir/out-new-1/results" "$dir/out-base-1/results" <<'PY'
+  python3 - "$count" "$jobs" "${base_t[*]}" "${new_t[*]}" "$(cd "$BASELINE" && git rev-parse --short HEAD)" "$built_from" "$dir/out-new-1/results" "$dir/out-base-1/results" <<'PY'
 import sys, statistics, json, os, collections
 count, jobs = int(sys.argv[1]), int(sys.argv[2])
 base = [float(x) for x in sys.argv[3].split()]
