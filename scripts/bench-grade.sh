@@ -18,7 +18,11 @@ count=${1:-200}
 jobs=${2:-2}
 # GOLAB_BIN: a golab binary to measure instead of building this tree's (an older
 # commit's, to compare: run the script once with each).
-if [ -n "${GOLAB_BIN:-}" ]; then golab=$GOLAB_BIN; else cargo build --release --quiet; golab=$PWD/target/release/golab; fi
+if [ -n "${GOLAB_BIN:-}" ]; then golab=$GOLAB_BIN; built_from="GOLAB_BIN"; else
+  cargo build --release --quiet
+  golab=$PWD/target/release/golab
+  built_from=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml || echo "+changes")
+fi
 export GOLAB_LABS=$PWD/labs
 dir=$(mktemp -d)
 chmod 755 "$dir"   # the sandbox's unprivileged uids must be able to enter it
@@ -72,7 +76,7 @@ if [ -n "${BASELINE:-}" ]; then
     fi
     echo "bench-grade: round $r: baseline ${base_t[-1]}s, this tree ${new_t[-1]}s" >&2
   done
-  python3 - "$count" "$jobs" "${base_t[*]}" "${new_t[*]}" "$(cd "$BASELINE" && git rev-parse --short HEAD)" "$(git rev-parse --short HEAD)" "$dir/out-new-1/results" "$dir/out-base-1/results" <<'PY'
+  python3 - "$count" "$jobs" "${base_t[*]}" "${new_t[*]}" "$(cd "$BASELINE" && git rev-parse --short HEAD)" "$built_from" "$dir/out-new-1/results" "$dir/out-base-1/results" <<'PY'
 import sys, statistics, json, os, collections
 count, jobs = int(sys.argv[1]), int(sys.argv[2])
 base = [float(x) for x in sys.argv[3].split()]

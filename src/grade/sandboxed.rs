@@ -552,6 +552,7 @@ impl LabRunner for Sandboxed {
         sandbox::kill_uid(uid);
         let after = cg.counters();
         let left = sweep(uid);
+        sandbox::reap_orphans(uid);
         // The copy the debuggers ran, checked below; the folder goes whatever happened.
         let observed = sha256_file(&obs_work.join("main"));
         let _ = std::fs::remove_dir_all(&obs_work);

@@ -446,7 +446,12 @@ impl Sandbox {
             .transpose()?;
 
         let start = Instant::now();
-        let mut group = Group::spawn(cmd, "sandbox")?;
+        let mut group = {
+            let mut own = own_children().lock().unwrap();
+            let mut g = Group::spawn(cmd, "sandbox")?;
+            own.insert(g.child_mut().id());
+            g
+        };
         drop(ready_w);
         let ready_at: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
         let ready_thread = {
@@ -554,6 +559,11 @@ impl Sandbox {
         }
         peak.memory = peak.memory.max(cg.peak_memory());
         let leftovers = sweep_uid(uid, Duration::from_secs(5));
+        own_children()
+            .lock()
+            .unwrap()
+            .remove(&group.child_mut().id());
+        reap_orphans(uid);
         let stdout = out_t.join().unwrap_or_default();
         let stderr = err_t.join().unwrap_or_default();
         let _ = ready_thread.join();
@@ -1039,6 +1049,30 @@ fn processes() -> Vec<Proc> {
         v.push(p);
     }
     v
+}
+
+/// The sandbox processes this process started itself and waits for (their leaders).
+fn own_children() -> &'static Mutex<HashSet<u32>> {
+    static OWN: OnceLock<Mutex<HashSet<u32>>> = OnceLock::new();
+    OWN.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// Reaps the zombies of `uid` that were reparented to this process: golab is process 1
+/// of its pid namespace (`sys::reaper`), so a sandbox's inner bwrap whose parent was
+/// killed first ends up here, and unreaped it counts against the slot's `pids.max`
+/// (after a hundred submissions every build was `process-limit`). Never one of its own
+/// children, which their callers wait for.
+pub fn reap_orphans(uid: u32) {
+    let me = std::process::id();
+    let own = own_children().lock().unwrap();
+    for p in processes() {
+        if p.zombie && p.uid == uid && p.ppid == me && !own.contains(&p.pid) {
+            // SAFETY: waitpid on a zombie child of ours that nobody else waits for.
+            unsafe {
+                libc::waitpid(p.pid as libc::pid_t, std::ptr::null_mut(), libc::WNOHANG);
+            }
+        }
+    }
 }
 
 /// The pids of the live (non-zombie) processes whose real uid is `uid`.
