@@ -70,9 +70,6 @@ pub fn parse(text: &[u8], lab: &str, questions: &[Question]) -> Result<Answers, 
     let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
     let text = std::str::from_utf8(text)
         .map_err(|e| Refusal::Invalid(format!("answers.yaml is not UTF-8 text ({e})")))?;
-    // A byte-order mark (Notepad writes one) is allowed by YAML; the parser takes it for
-    // a second document.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let file: AnswersFile = serde_norway::from_str(text).map_err(|e| {
         let msg = e.to_string();
         // serde_norway stops an alias bomb (a few lines that expand to billions of nodes)
