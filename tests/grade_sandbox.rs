@@ -823,15 +823,16 @@ fn the_second_round_of_attacks_each_get_a_fair_outcome() {
         stderr
     };
     grade_once();
-    // F2: graded, the transcript refused with a reason; zoe graded.
+    // F2: the answers graded, the transcript refused with a reason before anything was
+    // read (`invalid-answer`: one answer, not the file); zoe graded.
     let r = result(&out, "aaron");
-    assert_eq!(r["outcome"], "graded", "{r}");
+    assert_eq!(r["outcome"], "invalid-answer", "{r}");
     assert_eq!(r["transcript"]["genuine"], false, "{r}");
     assert!(
         r["transcript"]["findings"][0]
             .as_str()
             .unwrap()
-            .contains("must be a file of the submission"),
+            .contains("is an absolute path: name a file inside the submission"),
         "{r}"
     );
     assert_eq!(result(&out, "zoe")["outcome"], "graded");

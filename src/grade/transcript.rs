@@ -69,45 +69,6 @@ fn is_stack_address(a: u64) -> bool {
     (0x7f00_0000_0000..0x8000_0000_0000).contains(&a)
 }
 
-/// The transcript `name` (from answers.yaml) of the unpacked submission in `sub`: a
-/// regular file inside it (no absolute path, no `..`, no link, no device or FIFO), at
-/// most `MAX_BYTES`. Err says why, in words for the student.
-pub fn read(sub: &Path, name: &str) -> Result<String, String> {
-    let p = Path::new(name);
-    if name.is_empty()
-        || p.is_absolute()
-        || p.components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
-        return Err(format!(
-            "the transcript '{name}' named in answers.yaml must be a file of the submission, named relative to it (no /, no ..)"
-        ));
-    }
-    let path = sub.join(p);
-    let md = std::fs::symlink_metadata(&path).map_err(|_| {
-        format!("the transcript '{name}' named in answers.yaml is not in the submission")
-    })?;
-    if !md.file_type().is_file() {
-        return Err(format!(
-            "the transcript '{name}' named in answers.yaml is not a regular file"
-        ));
-    }
-    if md.len() > MAX_BYTES {
-        return Err(format!(
-            "the transcript '{name}' is {} bytes; the limit is {MAX_BYTES}",
-            md.len()
-        ));
-    }
-    let f = std::fs::File::open(&path)
-        .map_err(|e| format!("the transcript '{name}' cannot be read: {e}"))?;
-    let mut data = Vec::new();
-    use std::io::Read;
-    f.take(MAX_BYTES)
-        .read_to_end(&mut data)
-        .map_err(|e| format!("the transcript '{name}' cannot be read: {e}"))?;
-    Ok(String::from_utf8_lossy(&data).into_owned())
-}
-
 /// Checks every fact of a dlv transcript that the student's binary, or golab's own run
 /// of it, fixes: breakpoint addresses, the function and file:line of each stop and frame,
 /// hit counts against the breakpoints set, the order of the first stops, and the stack
