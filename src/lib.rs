@@ -17,6 +17,7 @@ pub mod lint;
 pub mod machine;
 pub mod pins;
 pub mod probe;
+pub mod program_shape;
 pub mod progress;
 pub mod reference;
 pub mod report;

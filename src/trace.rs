@@ -388,7 +388,7 @@ pub struct ScenarioRun {
     /// What each goroutine of the program does that the scheduler sees, for these
     /// arguments (`tools/goshape`), or why the whole-order model cannot say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shape: Option<crate::reference::shape::Shape>,
+    pub shape: Option<crate::program_shape::Shape>,
     pub session: Session,
 }
 

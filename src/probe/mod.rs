@@ -10,4 +10,3 @@ pub mod elf;
 pub mod gdb_mi;
 pub mod objdump;
 pub mod readelf;
-pub mod shape;

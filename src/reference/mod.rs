@@ -8,6 +8,7 @@
 
 pub mod callers;
 pub mod cosim;
+pub mod goshape;
 pub mod moments;
 pub mod sched;
 pub mod shape;

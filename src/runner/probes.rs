@@ -262,10 +262,10 @@ pub fn dlv_probes(i: &Inputs, progress: &mut Progress) -> Result<Dlv> {
                 .map(|w| w.to_path_buf())
                 .unwrap_or_else(|| src.clone());
         let (build_env, _) = t.tc.build_env(profile.dwarf5_default);
-        match crate::probe::shape::build_helper(m, &t.tc, &work, &build_env) {
+        match crate::reference::goshape::build_helper(m, &t.tc, &work, &build_env) {
             Ok(h) => {
                 for sc in &p.scenarios {
-                    let sh = crate::probe::shape::derive(m, &h, &src, &record, &sc.args());
+                    let sh = crate::reference::goshape::derive(m, &h, &src, &record, &sc.args());
                     shapes.insert(sc.id.clone(), sh);
                 }
             }

@@ -1,4 +1,5 @@
-//! The program's shape for whole-order prediction: `tools/goshape` (embedded in golab)
+//! The program's shape for whole-order prediction (here, not in probe/, because it hands the
+//! reference its own type and probes never import the reference): `tools/goshape` (embedded in golab)
 //! built with the lab's own Go on the lab's machine, then run once per scenario on the
 //! program's sources. It reads syntax and never runs the program.
 
