@@ -455,7 +455,7 @@ pub enum Unreadable {
 /// at most (so neither /dev/zero nor a sparse file can fill memory).
 pub fn read_in_submission(root: &Path, rel: &str, cap: usize) -> Result<Vec<u8>, Unreadable> {
     use std::io::Read;
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    use std::os::unix::fs::FileTypeExt;
     use std::path::Component;
     let refused = |w: String| Err(Unreadable::Refused(w));
     let no = Unreadable::Refused;
@@ -496,17 +496,11 @@ pub fn read_in_submission(root: &Path, rel: &str, cap: usize) -> Result<Vec<u8>,
         }
     }
     at.push(last);
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(&at)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Unreadable::Missing),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return refused("is a link, not a file".into());
-        }
-        Err(e) => return refused(format!("cannot be opened ({e})")),
+    let file = match crate::sys::fs::open_no_follow(&at) {
+        crate::sys::fs::Opened::File(f) => f,
+        crate::sys::fs::Opened::Missing => return Err(Unreadable::Missing),
+        crate::sys::fs::Opened::Link => return refused("is a link, not a file".into()),
+        crate::sys::fs::Opened::Failed(e) => return refused(format!("cannot be opened ({e})")),
     };
     let m = file
         .metadata()
@@ -940,8 +934,7 @@ mod tests {
             refused(read_in_submission(&sub, "notes", 100)),
             "is a folder, not a file"
         );
-        let fifo = std::ffi::CString::new(sub.join("pipe").to_str().unwrap()).unwrap();
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        crate::sys::fs::make_fifo(&sub.join("pipe")).unwrap();
         assert_eq!(
             refused(read_in_submission(&sub, "pipe", 100)),
             "is a FIFO (named pipe), not a file"

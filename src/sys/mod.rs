@@ -8,6 +8,7 @@
 //! - [`host`]: facts about the machine: logical CPUs as Go counts them, the page size,
 //!   a per-boot id, ptrace's yama scope, whether we are in a container, /dev/kvm.
 
+pub mod fs;
 pub mod host;
 pub mod proc;
 pub mod reaper;
