@@ -603,7 +603,9 @@ mod tests {
         let status = Command::new("bash")
             .arg(&script)
             .env("GOLAB_AUTOGRADER_ROOT", root.path())
-            .env_remove("GOLAB_BIN")
+            // A path that cannot exist: the default (/usr/local/bin/golab) is a real golab
+            // on machines the quick start installed, CI among them.
+            .env("GOLAB_BIN", root.path().join("no-golab-here"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
