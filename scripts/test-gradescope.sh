@@ -179,7 +179,15 @@ run_blocked() { # LOG
   mkfifo "$work/go.fifo"
   unshare --user --mount --pid --fork bash -c "read -r _ < '$work/go.fifo'; exec bash '$work/enter.sh' /usr/bin/env PATH=/usr/local/bin:/usr/bin:/bin bash /inner.sh" >"$1" 2>&1 &
   local upid=$!
-  for _ in $(seq 50); do [ -e "/proc/$upid/uid_map" ] && break; sleep 0.1; done
+  # Every process has a uid_map: wait until unshare is in its new user namespace, or the
+  # write below lands on the host's (EPERM).
+  local own
+  own=$(readlink /proc/self/ns/user)
+  for _ in $(seq 100); do
+    ns=$(readlink "/proc/$upid/ns/user" 2>/dev/null || true)
+    [ -n "$ns" ] && [ "$ns" != "$own" ] && break
+    sleep 0.1
+  done
   echo "0 0 65536" >"/proc/$upid/uid_map"
   echo "0 0 65536" >"/proc/$upid/gid_map"
   echo go >"$work/go.fifo"
@@ -245,6 +253,9 @@ func init() {
 GO
 } >"$ag/submission/main.go"
 rm -f "$root/tmp/golab-proof"
+# With a seed only the assigned variant is built, never the main.go a student sends: this
+# run is without one (no golab-seed.txt), so the student's own program is what runs.
+rm -f "$ag/source/golab-seed.txt"
 run_blocked "$work/run2.log"
 proof=$(cat "$root/tmp/golab-proof" 2>/dev/null || true)
 say "the program said: ${proof:-nothing}"
@@ -253,7 +264,7 @@ python3 - "$ag/results/results.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["score"] != 1000 and "isolation:" in r["output"], r
-assert "your main.go is not the program you were assigned" in r["output"], r["output"]
+assert "your main.go differs from the lab's program" in r["output"], r["output"]
 print("results.json after the attempt: score %s, written by golab" % r["score"])
 PY
 

@@ -1,11 +1,15 @@
-//! The reduced isolation (where the sandbox cannot start) on this machine, as root: a
-//! lab run whose program reports its uid and cgroups shows it ran as the runner's own
-//! uid, inside a cgroup of its own with memory and task limits, and the cgroups are gone
-//! afterwards. Real go, dlv, gdb and readelf (golab run).
+//! The reduced isolation (where the sandbox cannot start) on this machine, as root, with
+//! real go, dlv, gdb and readelf (golab run). A lab program that reports its uid and
+//! cgroups, and tries every place the observation or another student's work lives,
+//! shows: it ran as the slot's own uid, inside a cgroup of its own (gone afterwards); it
+//! could write its HOME (so its attempts could succeed) and nothing else: not the
+//! observer's folder, not the program's files or binary, not another student's folder.
+//! That is the sandbox's rule without namespaces: golab run, the observer, stays root.
 
 use golab::grade::batch::GolabRun;
 use golab::grade::grader::{LabRunner, Ran};
 use golab::grade::reduced::{Isolation, Reduced, UID_BASE};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,10 +21,39 @@ import (
 	"strconv"
 )
 
+func tryWrite(p string) bool {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
 func init() {
+	bin := filepath.Dir(os.Args[0])
+	student := filepath.Dir(bin)
+	proof := "uid=" + strconv.Itoa(os.Getuid()) + "\n"
+	tries := []struct{ name, path string }{
+		{"home", filepath.Join(os.Getenv("HOME"), "x")},
+		{"binary-folder", filepath.Join(bin, "x")},
+		{"binary", os.Args[0]},
+		{"observer", filepath.Join(student, "observer", "observation.json")},
+		{"lab", filepath.Join(student, "lab", "x")},
+		{"lab-binary", filepath.Join(student, "lab", "work", "main")},
+		{"lab-yaml", filepath.Join(student, "lab", "lab.yaml")},
+		{"bob", filepath.Join(student, "..", "bob", "x")},
+	}
+	for _, t := range tries {
+		if tryWrite(t.path) {
+			proof += "wrote:" + t.name + "\n"
+		}
+	}
+	if _, err := os.ReadFile(filepath.Join(student, "..", "bob", "submission", "answers.yaml")); err == nil {
+		proof += "read:bob\n"
+	}
 	cg, _ := os.ReadFile("/proc/self/cgroup")
-	proof := "uid=" + strconv.Itoa(os.Getuid()) + "\n" + string(cg)
-	os.WriteFile(filepath.Join(filepath.Dir(os.Args[0]), "proof.txt"), []byte(proof), 0o644)
+	os.WriteFile(PROOF, []byte(proof+string(cg)), 0o644)
 }
 
 func main() {
@@ -36,7 +69,7 @@ func args() {
 "#;
 
 #[test]
-fn a_reduced_run_takes_its_own_uid_and_cgroup() {
+fn a_reduced_run_keeps_the_observer_apart_from_its_own_uid_and_cgroup() {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
         unsafe { libc::geteuid() },
@@ -49,34 +82,56 @@ fn a_reduced_run_takes_its_own_uid_and_cgroup() {
         panic!("no writable cgroup hierarchy with memory and pids limits under /sys/fs/cgroup");
     };
     let dir = tempfile::tempdir().unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Where the program may leave its proof: a folder anyone can write.
+    let drop_box = dir.path().join("drop");
+    std::fs::create_dir(&drop_box).unwrap();
+    std::fs::set_permissions(&drop_box, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let proof_path = drop_box.join("proof.txt");
+    // The grader's layout: work/STUDENT/lab, every student's folder root's alone (0700).
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let alice = work.join("alice");
+    let bob = work.join("bob");
+    for s in [&alice, &bob] {
+        std::fs::create_dir(s).unwrap();
+        std::fs::set_permissions(s, std::fs::Permissions::from_mode(0o700)).unwrap();
     }
-    let lab = dir.path().join("lab");
+    std::fs::create_dir(bob.join("submission")).unwrap();
+    std::fs::write(bob.join("submission/answers.yaml"), "answers: {}\n").unwrap();
+    let lab = alice.join("lab");
     std::fs::create_dir(&lab).unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/startup-trace");
     for f in ["lab.yaml", "go.mod"] {
         std::fs::copy(src.join(f), lab.join(f)).unwrap();
     }
-    std::fs::write(lab.join("main.go"), PROGRAM).unwrap();
-    let r = Reduced {
-        run: GolabRun {
+    let program = PROGRAM.replace("PROOF", &format!("{:?}", proof_path.display().to_string()));
+    std::fs::write(lab.join("main.go"), program).unwrap();
+    let r = Reduced::new(
+        GolabRun {
             golab: env!("CARGO_BIN_EXE_golab").into(),
             dlv: None,
             dlv_for: vec![],
         },
-        timeout: Duration::from_secs(180),
+        Duration::from_secs(180),
         isolation,
-    };
+    );
+    assert!(r.private_folders());
     let ran = r.run(&lab, None, None, 3).unwrap();
     match ran {
         Ran::Observed(o) => assert!(!o.dlv.hits.is_empty(), "the lab ran under dlv"),
         Ran::Stopped { outcome, message } => panic!("{} {message}", outcome.name()),
     }
-    let proof = std::fs::read_to_string(lab.join("work/proof.txt")).unwrap();
+    let proof = std::fs::read_to_string(&proof_path).unwrap();
     let uid = UID_BASE + 3;
     assert!(proof.starts_with(&format!("uid={uid}\n")), "{proof}");
+    let succeeded: Vec<&str> = proof
+        .lines()
+        .filter(|l| l.starts_with("wrote:") || l.starts_with("read:"))
+        .collect();
+    // Its HOME is writable (the attempts could succeed), and only that.
+    assert_eq!(succeeded, ["wrote:home"], "{proof}");
     let name = format!("golab-reduced-{}-3", std::process::id());
     for (parent, _) in &cg.parents {
         let hierarchy = parent.file_name().unwrap().to_string_lossy().to_string();
@@ -99,6 +154,15 @@ fn a_reduced_run_takes_its_own_uid_and_cgroup() {
             parent.join(&name).display()
         );
     }
+    // Afterwards: the student's folder is root's alone again, the uid's HOME is gone,
+    // the observation is root's, and the built binary is root's and read-only.
+    let md = std::fs::metadata(&alice).unwrap();
+    assert_eq!((md.uid(), md.gid(), md.mode() & 0o777), (0, 0, 0o700));
+    assert!(!alice.join("home").exists());
+    let obs = std::fs::metadata(alice.join("observer/observation.json")).unwrap();
+    assert_eq!(obs.uid(), 0);
+    let bin = std::fs::metadata(lab.join("work/main")).unwrap();
+    assert_eq!((bin.uid(), bin.mode() & 0o222), (0, 0));
     let desc = r.isolation.describe("test", Duration::from_secs(9));
     assert!(
         desc.contains(&format!("cgroup v{}", cg.version)) && desc.contains("uid 62000+"),

@@ -30,6 +30,13 @@ pub trait LabRunner: Sync {
         goroot: Option<&Path>,
         slot: usize,
     ) -> Result<Ran>;
+
+    /// Each student's folder is root's alone (0700) from the moment it is made: for a
+    /// runner without a mount namespace, where that mode is all that keeps one student's
+    /// program out of another student's folder (the runner opens it for its own run).
+    fn private_folders(&self) -> bool {
+        false
+    }
 }
 
 pub enum Ran {
@@ -172,6 +179,11 @@ impl Grader {
             std::fs::remove_dir_all(&dir)
                 .with_context(|| format!("cannot clear {}", dir.display()))?;
         }
+        if self.runner.private_folders() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir_all(&dir)?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        }
         let sub = dir.join("submission");
         match submission::unpack(s, &sub) {
             Ok(Ok(())) => {}
@@ -284,6 +296,12 @@ impl Grader {
             let built = lab_dir.join("work").join("main");
             if built.is_file() {
                 std::fs::create_dir_all(&cache)?;
+                // Other students' programs: the grader's alone.
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    let store = self.work.join(".builds");
+                    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o700))?;
+                }
                 let tmp = cache.join(format!(".main.{slot}"));
                 if std::fs::copy(&built, &tmp).is_ok() {
                     let _ = std::fs::rename(&tmp, &prebuilt);

@@ -1,19 +1,36 @@
 //! Grading where the sandbox cannot start: user namespaces are blocked (Gradescope runs
 //! the autograder in an unprivileged Docker container, one per submission, where
 //! bubblewrap's `--unshare-user` fails). The lab then runs with the isolation that
-//! remains, and the result says which: an unprivileged uid of its own (when golab runs
-//! as root), rlimits (CPU time, file size, processes, no core files), and a cgroup with
-//! memory and task limits when the cgroup file system is writable. There is no network
-//! or file-system isolation beyond the uid: the container is the outer wall.
+//! remains, and the result says which. It keeps the sandbox's one rule that a grade
+//! rests on, the observer apart from the observed:
+//! - the build, dlv, gdb and the program run as an unprivileged uid of the slot's own
+//!   (golab must be root), with rlimits (CPU time, memory, file size, processes, no core
+//!   files) and, where the cgroup file system is writable, a cgroup with memory and task
+//!   limits; dlv and gdb are execute-only copies, so the program cannot trace them;
+//! - `golab run`, the observer, stays root and writes its observation into a root-only
+//!   folder; the program's files and the binary are root's and read-only; the uid owns
+//!   only its HOME, which golab never reads back;
+//! - the student's folder is open to the slot's gid only while that student's run lasts.
+//!
+//! There is no network or file-system isolation beyond that: the container is the outer
+//! wall.
 
-use super::batch::{GolabRun, outcome_of};
+use super::batch::GolabRun;
 use super::grader::{LabRunner, Ran};
 use super::model::Outcome;
-use crate::exec;
-use anyhow::{Context, Result};
+use super::sandbox::{Limits, RlimitPlan, jail, launch};
+use super::sandboxed::{
+    exec_only_copy, fresh_dir, go_build, is_elf_executable, observer_result, seal, sha256_file,
+};
+use crate::{exec, lab};
+use anyhow::{Context, Result, bail};
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// The uids the reduced runs take, one per slot (apart from the sandbox's).
@@ -160,9 +177,11 @@ impl Isolation {
     /// The sentence the results carry.
     pub fn describe(&self, why: &str, cpu: Duration) -> String {
         let uid = if self.own_uid {
-            format!("as uid {UID_BASE}+ (not root)")
+            format!(
+                "as uid {UID_BASE}+ (not root), apart from golab's observer (root), which your program can neither write to nor trace"
+            )
         } else {
-            "as golab's own uid (golab is not root, so no uid of its own)".to_string()
+            "as golab's own uid (golab is not root, so no uid of its own: refused)".to_string()
         };
         let cg = match &self.cgroup {
             Some(c) => format!(
@@ -184,18 +203,33 @@ pub struct Reduced {
     pub run: GolabRun,
     pub timeout: Duration,
     pub isolation: Isolation,
+    /// Execute-only copies of dlv and gdb, by original path.
+    pub tools: Mutex<HashMap<PathBuf, PathBuf>>,
 }
 
-fn give(path: &Path, uid: u32) -> Result<()> {
-    let md = std::fs::symlink_metadata(path)?;
-    std::os::unix::fs::lchown(path, Some(uid), Some(uid))
-        .with_context(|| format!("cannot give {} to uid {uid}", path.display()))?;
-    if md.is_dir() {
-        for e in std::fs::read_dir(path)? {
-            give(&e?.path(), uid)?;
+impl Reduced {
+    pub fn new(run: GolabRun, timeout: Duration, isolation: Isolation) -> Reduced {
+        Reduced {
+            run,
+            timeout,
+            isolation,
+            tools: Mutex::new(HashMap::new()),
         }
     }
-    Ok(())
+
+    /// The rlimits of everything that runs as the slot's uid (the build, the debuggers,
+    /// the program).
+    fn limits(&self) -> Limits {
+        Limits {
+            wall: self.timeout,
+            cpu_secs: self.timeout.as_secs().max(1),
+            memory_bytes: MEMORY_MAX,
+            // RLIMIT_NPROC is twice this.
+            processes: TASKS_MAX / 2,
+            file_bytes: FILE_MAX,
+            ..Limits::default()
+        }
+    }
 }
 
 /// SIGKILL to every process of `uid` (kill(-1) as that uid), so nothing it left
@@ -215,7 +249,36 @@ fn kill_uid(uid: u32) {
     let _ = c.output();
 }
 
+/// The student's folder, entered by the slot's gid alone while its run lasts (0710,
+/// group: the slot's gid), then root's alone again (0700), whatever happened: without
+/// a mount namespace this is what keeps one student's program out of another's folder.
+struct Opened<'a>(&'a Path);
+
+impl<'a> Opened<'a> {
+    fn new(dir: &'a Path, gid: u32) -> Result<Opened<'a>> {
+        std::os::unix::fs::chown(dir, Some(0), Some(gid))
+            .with_context(|| format!("cannot chown {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o710))?;
+        Ok(Opened(dir))
+    }
+}
+
+impl Drop for Opened<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::set_permissions(self.0, std::fs::Permissions::from_mode(0o700));
+        let _ = std::os::unix::fs::chown(self.0, Some(0), Some(0));
+    }
+}
+
 impl LabRunner for Reduced {
+    fn private_folders(&self) -> bool {
+        true
+    }
+
+    /// The sandbox's design without its namespaces: the build and the debuggers (with the
+    /// program) run as the slot's uid; `golab run`, the observer, stays root and writes
+    /// the observation where that uid cannot (a root-only folder). The uid owns nothing
+    /// golab reads back: the program's files and the binary are root's and read-only.
     fn run(
         &self,
         lab_dir: &Path,
@@ -223,17 +286,25 @@ impl LabRunner for Reduced {
         goroot: Option<&Path>,
         slot: usize,
     ) -> Result<Ran> {
-        let obs = lab_dir.join("observation.json");
-        let argv = self.run.argv(lab_dir, &obs, prebuilt, goroot);
+        if !self.isolation.own_uid {
+            bail!(
+                "the reduced isolation needs golab to run as root: the observer must not share the student's uid"
+            );
+        }
+        let student_dir = lab_dir
+            .parent()
+            .context("a lab folder inside the student's folder")?;
         let uid = UID_BASE + slot as u32;
-        let home = lab_dir.join(".home");
-        std::fs::create_dir_all(&home)?;
-        let mut c = Command::new(&argv[0]);
-        c.args(&argv[1..])
-            .env("HOME", &home)
-            .env("GOCACHE", home.join("gocache"))
-            .env("GOPATH", home.join("gopath"))
-            .env("GOTOOLCHAIN", "local");
+        let the_lab = lab::load_file(&lab_dir.join("lab.yaml"))?;
+        kill_uid(uid);
+        let _opened = Opened::new(student_dir, uid)?;
+        // The program's files: root's, read-only to the uid.
+        let work = lab_dir.join("work");
+        std::fs::create_dir_all(&work)?;
+        seal(lab_dir)?;
+        // The uid's only folder: HOME, TMPDIR, the build's output and cache.
+        let home = student_dir.join("home");
+        fresh_dir(&home, uid, 0o700)?;
         let groups = self
             .isolation
             .cgroup
@@ -241,64 +312,214 @@ impl LabRunner for Reduced {
             .and_then(|c| c.make(&format!("golab-reduced-{}-{slot}", std::process::id())))
             .unwrap_or_default();
         if self.isolation.cgroup.is_some() && groups.is_empty() {
-            anyhow::bail!("cannot make the run's cgroup under /sys/fs/cgroup");
+            bail!("cannot make the run's cgroup under /sys/fs/cgroup");
         }
-        let procs: Vec<std::ffi::CString> = groups
-            .iter()
-            .map(|g| {
-                std::ffi::CString::new(g.join("cgroup.procs").as_os_str().as_encoded_bytes())
-                    .expect("no NUL in a path")
-            })
-            .collect();
-        let own_uid = self.isolation.own_uid;
-        if own_uid {
-            give(lab_dir, uid)?;
-        }
-        let cpu = self.timeout.as_secs().max(1);
-        // SAFETY: between fork and exec only async-signal-safe system calls are made,
-        // on values prepared before the fork.
-        unsafe {
-            c.pre_exec(move || {
-                for p in &procs {
-                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                    if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                        return Err(std::io::Error::last_os_error());
+        let r = self.build_and_observe(lab_dir, &the_lab, prebuilt, goroot, uid, &home, &groups);
+        kill_uid(uid);
+        Cgroups::remove(&groups);
+        let _ = std::fs::remove_dir_all(&home);
+        r
+    }
+}
+
+impl Reduced {
+    #[allow(clippy::too_many_arguments)]
+    fn build_and_observe(
+        &self,
+        lab_dir: &Path,
+        the_lab: &lab::Lab,
+        prebuilt: Option<&Path>,
+        goroot: Option<&Path>,
+        uid: u32,
+        home: &Path,
+        groups: &[PathBuf],
+    ) -> Result<Ran> {
+        let student_dir = lab_dir.parent().context("the student's folder")?;
+        let limits = self.limits();
+        let procs: Vec<PathBuf> = groups.iter().map(|g| g.join("cgroup.procs")).collect();
+        let binary = lab_dir.join("work").join("main");
+
+        // 1. Build as the uid, from the read-only program, into the uid's folder; the
+        // binary is then copied to a root-owned, read-only file.
+        match prebuilt {
+            Some(p) => {
+                std::fs::copy(p, &binary)
+                    .with_context(|| format!("cannot copy the prebuilt {}", p.display()))?;
+            }
+            None => {
+                let out_dir = home.join("build");
+                std::fs::create_dir(&out_dir)?;
+                std::os::unix::fs::chown(&out_dir, Some(uid), Some(uid))?;
+                let argv = go_build(goroot, &the_lab.program.gcflags, &out_dir.join("main"));
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..])
+                    .current_dir(lab_dir)
+                    .env_clear()
+                    .env("HOME", home)
+                    .env("TMPDIR", home)
+                    .env("GOCACHE", home.join("gocache"))
+                    .env("GOPATH", home.join("gopath"))
+                    .env("GOTOOLCHAIN", "local")
+                    .env("GOPROXY", "off")
+                    .env("GOTELEMETRY", "off")
+                    .env("LANG", "C.UTF-8");
+                match goroot {
+                    Some(g) => {
+                        c.env("GOROOT", g).env(
+                            "PATH",
+                            format!("{}/bin:/usr/local/bin:/usr/bin:/bin", g.display()),
+                        );
                     }
-                    libc::close(fd);
+                    None => {
+                        c.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+                    }
                 }
-                let set = |r, v: u64| {
-                    let l = libc::rlimit {
-                        rlim_cur: v,
-                        rlim_max: v,
-                    };
-                    libc::setrlimit(r, &l)
+                let fds = open_procs(&procs)?;
+                let l = launch::Launch {
+                    uid,
+                    cgroup_fds: fds.iter().map(|f| f.as_raw_fd()).collect(),
+                    rlimits: RlimitPlan::new(&limits),
+                    ready_fd: None,
                 };
-                set(libc::RLIMIT_CORE, 0);
-                set(libc::RLIMIT_CPU, cpu);
-                set(libc::RLIMIT_FSIZE, FILE_MAX);
-                set(libc::RLIMIT_NPROC, TASKS_MAX);
-                if own_uid
-                    && (libc::setgroups(0, std::ptr::null()) != 0
-                        || libc::setgid(uid) != 0
-                        || libc::setuid(uid) != 0)
-                {
-                    return Err(std::io::Error::last_os_error());
+                // SAFETY: Launch::apply makes only async-signal-safe system calls.
+                unsafe {
+                    c.pre_exec(move || l.apply());
                 }
+                let out = match exec::run(c, "go build (reduced isolation)", self.timeout) {
+                    Ok(o) => o,
+                    Err(e) if exec::timed_out(&e) => {
+                        return Ok(Ran::Stopped {
+                            outcome: Outcome::Timeout,
+                            message: "go build did not finish in time".into(),
+                        });
+                    }
+                    Err(e) => return Err(e),
+                };
+                drop(fds);
+                let built = out_dir.join("main");
+                if !out.status.success() {
+                    return Ok(Ran::Stopped {
+                        outcome: Outcome::CompileError,
+                        message: exec::tail(&format!("{}{}", out.stdout, out.stderr)),
+                    });
+                }
+                if !is_elf_executable(&built) {
+                    return Ok(Ran::Stopped {
+                        outcome: Outcome::CompileError,
+                        message: "go build made no program: main.go must be `package main` with a `func main()`".into(),
+                    });
+                }
+                std::fs::copy(&built, &binary).context("cannot take the built binary")?;
+            }
+        }
+        seal(&lab_dir.join("work"))?;
+        let sha = sha256_file(&binary)?;
+
+        // 2. The observer: golab run as root; dlv and gdb (execute-only copies) as the uid.
+        let observer = student_dir.join("observer");
+        fresh_dir(&observer, 0, 0o700)?;
+        let obs_tmp = observer.join("tmp");
+        fresh_dir(&obs_tmp, 0, 0o700)?;
+        let obs_work = student_dir.join("observer-work");
+        fresh_dir(&obs_work, 0, 0o755)?;
+        let tools = student_dir
+            .parent()
+            .context("the work folder")?
+            .join(".tools-reduced");
+        let dlv = self
+            .run
+            .dlv(goroot)
+            .or_else(|| exec::which("dlv"))
+            .context("dlv is not installed")?;
+        let dlv = exec_only_copy(&self.tools, &tools, &dlv)?;
+        let gdb = std::env::var_os("GOLAB_GDB")
+            .map(PathBuf::from)
+            .or_else(|| exec::which("gdb"))
+            .map(|g| exec_only_copy(&self.tools, &tools, &g))
+            .transpose()?;
+        let spec_path = observer.join("jail.json");
+        jail::write_reduced(
+            &spec_path,
+            &jail::ReducedSpec {
+                uid,
+                home: home.to_path_buf(),
+                cgroup_procs: procs.clone(),
+                limits: limits.clone(),
+            },
+        )?;
+        let obs = observer.join("observation.json");
+        let mut argv = self.run.argv(lab_dir, &obs, Some(&binary), goroot);
+        if let Some(i) = argv.iter().position(|a| a == "--work") {
+            argv[i + 1] = obs_work.display().to_string();
+        }
+        if let Some(i) = argv.iter().position(|a| a == "--dlv") {
+            argv[i + 1] = dlv.display().to_string();
+        } else {
+            argv.extend(["--dlv".into(), dlv.display().to_string()]);
+        }
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..])
+            .env(jail::ENV, &spec_path)
+            .env("HOME", &observer)
+            .env("TMPDIR", &obs_tmp)
+            .env("GOTOOLCHAIN", "local");
+        match &gdb {
+            Some(g) => c.env("GOLAB_GDB", g),
+            None => c.env_remove("GOLAB_GDB"),
+        };
+        if let Some(g) = goroot {
+            c.env("GOROOT", g);
+        }
+        // SAFETY: prctl with constant arguments is async-signal-safe.
+        unsafe {
+            c.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
                 Ok(())
             });
         }
-        let r = exec::run(c, "golab run (reduced isolation)", self.timeout);
-        if own_uid {
-            kill_uid(uid);
-        }
-        Cgroups::remove(&groups);
-        match r {
-            Ok(out) => outcome_of(out.status.code(), &out.stderr, &obs),
-            Err(e) if crate::exec::timed_out(&e) => Ok(Ran::Stopped {
+        let ran = exec::run(
+            c,
+            "golab run (observer, reduced isolation)",
+            self.timeout + Duration::from_secs(30),
+        );
+        kill_uid(uid);
+        let observed = sha256_file(&obs_work.join("main"));
+        let _ = std::fs::remove_dir_all(&obs_work);
+        let r = match ran {
+            Ok(out) => observer_result(out.status.code(), &out.stderr, &obs)?,
+            Err(e) if exec::timed_out(&e) => Ran::Stopped {
                 outcome: Outcome::Timeout,
-                message: "the lab run did not finish in time".into(),
-            }),
-            Err(e) => Err(e),
+                message: "the lab run of your program did not finish in time".into(),
+            },
+            Err(e) => return Err(e),
+        };
+        let mut now = vec![("the binary", sha256_file(&binary)?)];
+        if let Ok(o) = observed {
+            now.push(("the debuggers' copy of the binary", o));
         }
+        for (what, h) in now {
+            if h != sha {
+                return Ok(Ran::Stopped {
+                    outcome: Outcome::BinaryChanged,
+                    message: format!(
+                        "{what} changed during the observation (SHA-256 {sha} before, {h} after)"
+                    ),
+                });
+            }
+        }
+        Ok(r)
     }
+}
+
+fn open_procs(procs: &[PathBuf]) -> Result<Vec<std::os::fd::OwnedFd>> {
+    procs
+        .iter()
+        .map(|p| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .map(std::os::fd::OwnedFd::from)
+                .with_context(|| format!("cannot open {}", p.display()))
+        })
+        .collect()
 }

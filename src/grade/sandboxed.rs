@@ -129,7 +129,7 @@ fn set_mode(p: &Path, mode: u32) -> Result<()> {
 }
 
 /// Root's, read-only to everyone else: folders 0755, files 0444 (0555 if executable).
-fn seal(p: &Path) -> Result<()> {
+pub(super) fn seal(p: &Path) -> Result<()> {
     let md = std::fs::symlink_metadata(p)?;
     std::os::unix::fs::lchown(p, Some(0), Some(0))?;
     if md.is_dir() {
@@ -150,8 +150,54 @@ fn seal(p: &Path) -> Result<()> {
     Ok(())
 }
 
+/// An execute-only copy of `tool` under `root` (root's, mode 0711), made once per tool
+/// (`made`: original -> copy). The kernel makes a process of an unreadable executable
+/// non-dumpable: the program it debugs, of the same uid, cannot trace it, read or write
+/// its memory.
+pub(super) fn exec_only_copy(
+    made: &Mutex<HashMap<PathBuf, PathBuf>>,
+    root: &Path,
+    tool: &Path,
+) -> Result<PathBuf> {
+    let mut t = made.lock().unwrap();
+    if let Some(p) = t.get(tool) {
+        return Ok(p.clone());
+    }
+    let dir = root.join(t.len().to_string());
+    std::fs::create_dir_all(&dir)?;
+    set_mode(root, 0o755)?;
+    set_mode(&dir, 0o755)?;
+    let name = tool.file_name().context("a tool's file name")?;
+    let dest = dir.join(name);
+    let tmp = dir.join(".copy");
+    std::fs::copy(tool, &tmp).with_context(|| format!("cannot copy {}", tool.display()))?;
+    std::os::unix::fs::chown(&tmp, Some(0), Some(0))?;
+    set_mode(&tmp, 0o711)?;
+    std::fs::rename(&tmp, &dest)?;
+    t.insert(tool.to_path_buf(), dest.clone());
+    Ok(dest)
+}
+
+/// What the observer (`golab run` as root, its debuggers jailed) ended with: the
+/// program's interference with its debugger first, then the result document.
+pub(super) fn observer_result(code: Option<i32>, stderr: &str, obs: &Path) -> Result<Ran> {
+    if let Some(i) = stderr.find(jail::INTERFERENCE) {
+        let why = stderr[i + jail::INTERFERENCE.len()..]
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        return Ok(Ran::Stopped {
+            outcome: Outcome::ObserverKilled,
+            message: format!("your program stopped or killed the debugger that observed it: {why}"),
+        });
+    }
+    outcome_of(code, stderr, obs)
+}
+
 /// A fresh folder (emptied if it exists) owned by `uid`.
-fn fresh_dir(p: &Path, uid: u32, mode: u32) -> Result<()> {
+pub(super) fn fresh_dir(p: &Path, uid: u32, mode: u32) -> Result<()> {
     if p.exists() {
         std::fs::remove_dir_all(p).with_context(|| format!("cannot clear {}", p.display()))?;
     }
@@ -174,25 +220,7 @@ impl Sandboxed {
 
     /// An execute-only copy of a debugger (the kernel makes such a process non-dumpable).
     fn exec_only(&self, tool: &Path) -> Result<PathBuf> {
-        let mut t = self.tools.lock().unwrap();
-        if let Some(p) = t.get(tool) {
-            return Ok(p.clone());
-        }
-        let dir = self
-            .caches
-            .with_file_name(".tools")
-            .join(t.len().to_string());
-        std::fs::create_dir_all(&dir)?;
-        set_mode(&dir, 0o755)?;
-        let name = tool.file_name().context("a tool's file name")?;
-        let dest = dir.join(name);
-        let tmp = dir.join(".copy");
-        std::fs::copy(tool, &tmp).with_context(|| format!("cannot copy {}", tool.display()))?;
-        std::os::unix::fs::chown(&tmp, Some(0), Some(0))?;
-        set_mode(&tmp, 0o711)?;
-        std::fs::rename(&tmp, &dest)?;
-        t.insert(tool.to_path_buf(), dest.clone());
-        Ok(dest)
+        exec_only_copy(&self.tools, &self.caches.with_file_name(".tools"), tool)
     }
 
     /// The warm cache for a Go (built once, from the lab's own program, then sealed).
@@ -270,7 +298,7 @@ impl Sandboxed {
     }
 }
 
-fn go_build(goroot: Option<&Path>, gcflags: &str, out: &Path) -> Vec<String> {
+pub(super) fn go_build(goroot: Option<&Path>, gcflags: &str, out: &Path) -> Vec<String> {
     let go = goroot
         .map(|g| g.join("bin/go").display().to_string())
         .unwrap_or_else(|| "go".into());
@@ -598,23 +626,13 @@ impl LabRunner for Sandboxed {
             });
         }
         let r = match ran {
-            Ok(out) => {
-                if let Some(i) = out.stderr.find(jail::INTERFERENCE) {
-                    let why = out.stderr[i + jail::INTERFERENCE.len()..]
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_string();
-                    return Ok(Ran::Stopped {
-                        outcome: Outcome::ObserverKilled,
-                        message: format!(
-                            "your program stopped or killed the debugger that observed it: {why}"
-                        ),
-                    });
-                }
-                outcome_of(out.status.code(), &out.stderr, &obs)?
-            }
+            Ok(out) => match observer_result(out.status.code(), &out.stderr, &obs)? {
+                r @ Ran::Stopped {
+                    outcome: Outcome::ObserverKilled,
+                    ..
+                } => return Ok(r),
+                r => r,
+            },
             Err(e) if crate::exec::timed_out(&e) => Ran::Stopped {
                 outcome: Outcome::Timeout,
                 message: "the lab run of your program did not finish in time".into(),
@@ -641,7 +659,7 @@ impl LabRunner for Sandboxed {
 }
 
 /// An ELF executable (not an `ar` archive, not a shared object), by its header.
-fn is_elf_executable(p: &Path) -> bool {
+pub(super) fn is_elf_executable(p: &Path) -> bool {
     use std::io::Read;
     let mut h = [0u8; 18];
     let Ok(mut f) = std::fs::File::open(p) else {

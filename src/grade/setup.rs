@@ -74,6 +74,11 @@ pub fn grader(
     let runner: Box<dyn crate::grade::grader::LabRunner> = if let Some(why) = blocked {
         use crate::grade::reduced;
         let isolation = reduced::Isolation::probe();
+        if !isolation.own_uid {
+            anyhow::bail!(
+                "the sandbox cannot start here ({why}), and the reduced isolation needs golab to run as root: without a uid of its own the student's program could rewrite what golab observes of it"
+            );
+        }
         let n = isolation.describe(&why, timeout);
         eprintln!("golab: {n}");
         note = Some(n);
@@ -82,15 +87,15 @@ pub fn grader(
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o711))?;
         }
-        Box::new(reduced::Reduced {
-            run: batch::GolabRun {
+        Box::new(reduced::Reduced::new(
+            batch::GolabRun {
                 golab,
                 dlv: g.dlv.clone(),
                 dlv_for,
             },
             timeout,
             isolation,
-        })
+        ))
     } else if g.no_sandbox {
         Box::new(batch::Direct {
             run: batch::GolabRun {

@@ -33,9 +33,37 @@ pub struct Spec {
     pub limits: Limits,
 }
 
+/// The jail of the reduced isolation (`grade::reduced`, where bubblewrap cannot start):
+/// the same observer apart from the observed, without namespaces. dlv and gdb run as
+/// `uid` (no supplementary groups), under `limits`' rlimits, in the cgroups whose
+/// `cgroup.procs` files are listed (none where the cgroup file system is not writable),
+/// with `home` (the uid's own folder) as HOME and TMPDIR. golab run stays root and
+/// writes nothing the uid can reach.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReducedSpec {
+    pub uid: u32,
+    pub home: PathBuf,
+    pub cgroup_procs: Vec<PathBuf>,
+    pub limits: Limits,
+}
+
+/// What a jail file holds: the sandbox's spec, or `{"reduced": ReducedSpec}`.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Sandbox(Spec),
+    Reduced(ReducedSpec),
+}
+
 pub struct Jail {
-    pub spec: Spec,
+    pub kind: Kind,
     cgroup_fds: Vec<OwnedFd>,
+}
+
+/// Writes the jail file of a reduced run.
+pub fn write_reduced(path: &Path, spec: &ReducedSpec) -> Result<()> {
+    let v = serde_json::json!({ "reduced": spec });
+    std::fs::write(path, serde_json::to_vec(&v)?)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 static CURRENT: OnceLock<Option<Jail>> = OnceLock::new();
@@ -86,10 +114,37 @@ impl crate::machine::Confinement for Jail {
 impl Jail {
     pub fn load(p: &Path) -> Result<Jail> {
         let text = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
-        let spec: Spec = serde_json::from_str(&text)?;
+        let mut v: serde_json::Value = serde_json::from_str(&text)?;
+        if let Some(r) = v.get_mut("reduced").map(serde_json::Value::take) {
+            let spec: ReducedSpec = serde_json::from_value(r)?;
+            let mut cgroup_fds = Vec::new();
+            for p in &spec.cgroup_procs {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(p)
+                    .with_context(|| format!("cannot open {}", p.display()))?;
+                cgroup_fds.push(OwnedFd::from(f));
+            }
+            return Ok(Jail {
+                kind: Kind::Reduced(spec),
+                cgroup_fds,
+            });
+        }
+        let spec: Spec = serde_json::from_value(v)?;
         let cg = cgroup::Cgroup::for_uid(spec.sandbox.uid())?;
         let cgroup_fds = cg.procs_files()?;
-        Ok(Jail { spec, cgroup_fds })
+        Ok(Jail {
+            kind: Kind::Sandbox(spec),
+            cgroup_fds,
+        })
+    }
+
+    /// The uid dlv, gdb and the program run as.
+    pub fn uid(&self) -> u32 {
+        match &self.kind {
+            Kind::Sandbox(s) => s.sandbox.uid(),
+            Kind::Reduced(r) => r.uid,
+        }
     }
 
     /// The process that runs `program args` inside the sandbox (bwrap as the slot uid).
@@ -100,14 +155,18 @@ impl Jail {
         envs: &[(String, String)],
         cwd: Option<&Path>,
     ) -> Command {
+        let spec = match &self.kind {
+            Kind::Sandbox(s) => s,
+            Kind::Reduced(r) => return self.reduced_command(r, program, args, envs, cwd),
+        };
         let sb = match cwd {
-            Some(c) => self.spec.sandbox.clone().cwd(c),
-            None => self.spec.sandbox.clone(),
+            Some(c) => spec.sandbox.clone().cwd(c),
+            None => spec.sandbox.clone(),
         };
         let mut all: Vec<OsString> = Vec::new();
         let bwrap = super::find_tool("bwrap").unwrap_or_else(|| PathBuf::from("bwrap"));
         match sb.layout() {
-            Ok(l) => all.extend(sb.bwrap_args(&l, &self.spec.limits)),
+            Ok(l) => all.extend(sb.bwrap_args(&l, &spec.limits)),
             // bwrap itself reports the folder it cannot bind.
             Err(e) => eprintln!("golab: sandbox layout: {e:#}"),
         }
@@ -127,7 +186,50 @@ impl Jail {
         let l = launch::Launch {
             uid: sb.uid(),
             cgroup_fds: cgroup::raw(&self.cgroup_fds),
-            rlimits: super::RlimitPlan::new(&self.spec.limits),
+            rlimits: super::RlimitPlan::new(&spec.limits),
+            ready_fd: None,
+        };
+        // SAFETY: Launch::apply makes only async-signal-safe system calls.
+        unsafe {
+            c.pre_exec(move || l.apply());
+        }
+        c
+    }
+
+    /// The reduced jail's process: `program` itself, started by root and dropped to the
+    /// uid (with its rlimits and cgroups) between fork and exec; a clean environment.
+    fn reduced_command(
+        &self,
+        r: &ReducedSpec,
+        program: &str,
+        args: &[String],
+        envs: &[(String, String)],
+        cwd: Option<&Path>,
+    ) -> Command {
+        let home = r.home.display().to_string();
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+            ("HOME".into(), home.clone()),
+            ("TMPDIR".into(), home.clone()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("USER".into(), "golab".into()),
+            ("GOTOOLCHAIN".into(), "local".into()),
+            ("GOPROXY".into(), "off".into()),
+            ("GOTELEMETRY".into(), "off".into()),
+        ];
+        for (k, v) in envs {
+            env.retain(|(k2, _)| k2 != k);
+            env.push((k.clone(), v.clone()));
+        }
+        let mut c = Command::new(program);
+        c.args(args)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .current_dir(cwd.unwrap_or(&r.home));
+        let l = launch::Launch {
+            uid: r.uid,
+            cgroup_fds: cgroup::raw(&self.cgroup_fds),
+            rlimits: super::RlimitPlan::new(&r.limits),
             ready_fd: None,
         };
         // SAFETY: Launch::apply makes only async-signal-safe system calls.
@@ -141,7 +243,7 @@ impl Jail {
     /// accepts a client on localhost only from its own uid. The file-system uid is a
     /// per-thread credential, so a thread of its own takes it for the `socket` call.
     pub fn connect(&self, addr: &str) -> std::io::Result<std::net::TcpStream> {
-        let uid = self.spec.sandbox.uid();
+        let uid = self.uid();
         let addr = addr.to_string();
         std::thread::spawn(move || {
             // SAFETY: setfsuid changes only this thread's file-system uid.
@@ -162,7 +264,7 @@ impl Jail {
     /// Has the program stopped its debugger? A process of the slot's uid in state `T`
     /// (stopped by a signal; a debuggee at a breakpoint is `t`, tracing stop).
     pub fn interference(&self) -> Option<String> {
-        let uid = self.spec.sandbox.uid();
+        let uid = self.uid();
         for p in super::processes_of_uid(uid) {
             let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
                 continue;
