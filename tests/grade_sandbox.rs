@@ -892,4 +892,48 @@ fn the_second_round_of_attacks_each_get_a_fair_outcome() {
     }
     let err = grade_once();
     assert!(err.contains("8 of 8 submissions already graded"), "{err}");
+
+    // F9: zoe resubmits twice, a comment changed each time. The build store keeps one
+    // binary per current result: her first resubmission's build goes when the second
+    // one is graded; the lab program's build, which others' results use, stays.
+    let lab_main = std::fs::read_to_string(lab.join("main.go")).unwrap();
+    let results = out.join("results");
+    let store_keys = || -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(out.join("work/.builds"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect()
+    };
+    let current_builds = || -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(&results)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let v: Value =
+                    serde_json::from_str(&std::fs::read_to_string(e.path()).ok()?).ok()?;
+                v["build"].as_str().map(str::to_string)
+            })
+            .collect()
+    };
+    let before = result(&out, "zoe")["build"].as_str().unwrap().to_string();
+    let mut zoe_builds = vec![];
+    for v in ["v2", "v3"] {
+        std::fs::write(subs.join("zoe/main.go"), format!("{lab_main}\n// {v}\n")).unwrap();
+        let err = grade_once();
+        assert!(err.contains("zoe: graded"), "{err}");
+        let now = result(&out, "zoe")["build"].as_str().unwrap().to_string();
+        assert!(!zoe_builds.contains(&now) && now != before);
+        zoe_builds.push(now);
+        assert_eq!(store_keys(), current_builds(), "{err}");
+    }
+    assert!(
+        !store_keys().contains(&zoe_builds[0]),
+        "the v2 build was kept"
+    );
+    assert!(
+        store_keys().contains(&before),
+        "the lab program's build went"
+    );
+    assert!(store_keys().contains(&zoe_builds[1]));
 }

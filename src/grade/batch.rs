@@ -207,6 +207,7 @@ pub fn run(g: &Grader, subs: &[Submission], o: &Options) -> Result<BatchResult> 
                     };
                     let mut r = g.grade(s, slot);
                     r.content = hash.clone();
+                    r.build = g.build_of(&s.student);
                     if let Some(n) = &o.note {
                         r.message = if r.message.is_empty() {
                             n.clone()
@@ -243,6 +244,24 @@ pub fn run(g: &Grader, subs: &[Submission], o: &Options) -> Result<BatchResult> 
     });
     if let Some(e) = failure.into_inner().unwrap() {
         return Err(e);
+    }
+    // The build store keeps the binaries of the current results only (every result in
+    // OUT/results, this batch's and earlier ones').
+    let current: std::collections::BTreeSet<String> = std::fs::read_dir(o.out.join("results"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|t| serde_json::from_str::<SubmissionResult>(&t).ok())
+        .filter_map(|r| r.build)
+        .collect();
+    let (n, bytes) = g.prune_builds(&current)?;
+    if n > 0 && !o.quiet {
+        eprintln!(
+            "grade: removed {n} build(s) of programs no current submission has ({:.1} MiB) from {}",
+            bytes as f64 / (1 << 20) as f64,
+            g.work.join(".builds").display()
+        );
     }
     let questions = g
         .lab

@@ -1037,6 +1037,7 @@ mod tests {
         let policy = lab.late.clone().unwrap();
         policy.check().unwrap();
         let result = |student: &str, at: &str| SubmissionResult {
+            build: None,
             student: student.into(),
             outcome: crate::grade::model::Outcome::Graded,
             message: String::new(),
@@ -1082,6 +1083,7 @@ mod tests {
     fn a_sent_program_that_is_not_the_assigned_one_is_flagged() {
         let r = |student: &str, variant: &str, program: &str, sent: Option<&str>, bin: &str| {
             let mut s = SubmissionResult {
+                build: None,
                 student: student.into(),
                 outcome: crate::grade::model::Outcome::Graded,
                 message: String::new(),

@@ -53,9 +53,27 @@ pub struct Grader {
     /// GOROOTs by release line (`go1.19` -> dir) to build with the Go a student used.
     pub goroots: Vec<(String, PathBuf)>,
     pub runner: Box<dyn LabRunner>,
+    /// The build store's entry (`work/.builds/KEY`) of each student graded so far.
+    pub builds_used: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 impl Grader {
+    /// The build store entry of a student's program graded by this grader, if any.
+    pub fn build_of(&self, student: &str) -> Option<String> {
+        self.builds_used.lock().unwrap().get(student).cloned()
+    }
+
+    /// Removes every binary of the build store that is not in `current` (the entries of
+    /// the students' current results) nor used by this grader: a resubmission's old
+    /// build, a student gone. The store then holds at most one binary per current
+    /// submission, not one per submission ever sent. Returns how many entries went and
+    /// their bytes.
+    pub fn prune_builds(&self, current: &BTreeSet<String>) -> Result<(usize, u64)> {
+        let mut keep = current.clone();
+        keep.extend(self.builds_used.lock().unwrap().values().cloned());
+        prune_store(&self.work.join(".builds"), &keep)
+    }
+
     pub fn grade(&self, s: &Submission, slot: usize) -> SubmissionResult {
         let start = Instant::now();
         let mut r = match self.grade_inner(s, slot) {
@@ -95,6 +113,7 @@ impl Grader {
             })
             .collect();
         SubmissionResult {
+            build: None,
             student: s.student.clone(),
             outcome,
             message,
@@ -308,6 +327,12 @@ impl Grader {
                 }
             }
         }
+        if prebuilt.is_file() {
+            self.builds_used
+                .lock()
+                .unwrap()
+                .insert(s.student.clone(), build_key.clone());
+        }
 
         let observed_go = GoVersion::parse(&obs.go_version).ok();
         // A claim is taken up only for a release the course grades with: its pinned Go or
@@ -430,6 +455,7 @@ impl Grader {
             Outcome::InvalidAnswer
         };
         Ok(SubmissionResult {
+            build: None,
             student: s.student.clone(),
             outcome,
             message,
@@ -580,6 +606,43 @@ fn normal_sha256(src: &[u8]) -> String {
 }
 
 /// What makes two builds identical: the program's files and the Go that builds it.
+/// Removes the entries of the build store `store` whose names are not in `keep`
+/// (a half-written `.main.N` inside a kept entry goes too).
+fn prune_store(store: &Path, keep: &BTreeSet<String>) -> Result<(usize, u64)> {
+    let mut gone = (0, 0);
+    let Ok(entries) = std::fs::read_dir(store) else {
+        return Ok(gone);
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let path = e.path();
+        if keep.contains(&name) {
+            for f in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                if f.file_name().to_string_lossy().starts_with(".main.") {
+                    let _ = std::fs::remove_file(f.path());
+                }
+            }
+            continue;
+        }
+        let bytes: u64 = std::fs::read_dir(&path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        }
+        .with_context(|| format!("cannot remove {}", path.display()))?;
+        gone.0 += 1;
+        gone.1 += bytes;
+    }
+    Ok(gone)
+}
+
 fn build_key(lab_dir: &Path, goroot: Option<&Path>) -> Result<String> {
     let mut h = Sha256::new();
     for f in ["main.go", "go.mod"] {
@@ -914,6 +977,29 @@ fn join(v: &[&String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_build_store_keeps_only_the_entries_asked_for() {
+        let d = tempfile::tempdir().unwrap();
+        let store = d.path().join(".builds");
+        for k in ["old", "kept", "other"] {
+            std::fs::create_dir_all(store.join(k)).unwrap();
+            std::fs::write(store.join(k).join("main"), vec![0u8; 1000]).unwrap();
+        }
+        std::fs::write(store.join("kept/.main.1"), "half written").unwrap();
+        let keep: BTreeSet<String> = ["kept".to_string()].into();
+        assert_eq!(prune_store(&store, &keep).unwrap(), (2, 2000));
+        let left: Vec<String> = std::fs::read_dir(&store)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(left, ["kept"]);
+        assert!(store.join("kept/main").is_file());
+        assert!(!store.join("kept/.main.1").exists());
+        // No store yet: nothing to do.
+        assert_eq!(prune_store(&d.path().join("none"), &keep).unwrap(), (0, 0));
+    }
 
     fn refused(r: Result<Vec<u8>, Unreadable>) -> String {
         match r {

@@ -163,6 +163,10 @@ pub struct SubmissionResult {
     /// SHA-256 of the binary golab built and observed.
     #[serde(default)]
     pub binary_sha256: Option<String>,
+    /// The build store's entry for this submission's program (`work/.builds/KEY`): kept
+    /// while this result is the student's current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
     /// SHA-256 of the submitted answers.yaml (byte-identical files are flagged).
     #[serde(default)]
     pub answers_sha256: Option<String>,

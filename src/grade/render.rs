@@ -707,6 +707,7 @@ mod tests {
             questions: vec![("q1".into(), 4.0), ("q2".into(), 3.0), ("q3".into(), 3.0)],
             submissions: vec![
                 SubmissionResult {
+                    build: None,
                     student: "doe, \"jane\"".into(),
                     outcome: Outcome::Graded,
                     message: String::new(),
@@ -745,6 +746,7 @@ mod tests {
                     flags: vec![],
                 },
                 SubmissionResult {
+                    build: None,
                     student: "o'neil <b> & co".into(),
                     outcome: Outcome::InvalidAnswers,
                     message: "answers.yaml line 3, key q2: expected a list of function names"
@@ -766,6 +768,7 @@ mod tests {
                     flags: vec![],
                 },
                 SubmissionResult {
+                    build: None,
                     student: "carol\nsmith".into(),
                     outcome: Outcome::Timeout,
                     message: "your program ran past the 120 s limit".into(),

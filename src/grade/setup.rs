@@ -115,6 +115,7 @@ pub fn grader(
             work,
             goroots,
             runner,
+            builds_used: Default::default(),
         },
         note,
     ))
