@@ -110,6 +110,9 @@ pub enum ErrorKind {
     CompileError,
     /// A deadline passed: the program, or the debugger session over it, was killed.
     Timeout,
+    /// The observed program stopped or killed its debugger (only known in the grader's
+    /// sandbox); the message says which debugger and how.
+    ObserverKilled,
     /// Anything else (a bad lab file, a missing tool, a debugger that failed).
     Error,
 }
@@ -186,6 +189,14 @@ mod tests {
         let d: serde_json::Value =
             serde_json::from_str(&error_document(Doc::Run, ErrorKind::Timeout, "")).unwrap();
         assert_eq!(d["error"]["kind"], "timeout");
+        let d: serde_json::Value = serde_json::from_str(&error_document(
+            Doc::Run,
+            ErrorKind::ObserverKilled,
+            "dlv (pid 7) was stopped by a signal",
+        ))
+        .unwrap();
+        assert_eq!(d["error"]["kind"], "observer-killed");
+        assert_eq!(error_of(&d).unwrap().0, ErrorKind::ObserverKilled);
         assert_eq!(error_of(&serde_json::json!({"observation": {}})), None);
         assert_eq!(
             error_of(&serde_json::json!({"error": {"kind": "no-such"}})),

@@ -299,7 +299,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
 }
 
 /// `golab run`. When it cannot be done, `--json`/`--json-file` still get a document:
-/// the error's kind (`compile-error`, `timeout`, `error`) and message, which is how the
+/// the error's kind (`compile-error`, `timeout`, `observer-killed`, `error`) and message, which is how the
 /// grader learns a submission's outcome.
 fn run(a: &cli::RunArgs) -> Result<ExitCode> {
     if let Some(j) = &a.json_file {

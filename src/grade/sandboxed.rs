@@ -598,23 +598,8 @@ impl LabRunner for Sandboxed {
             });
         }
         let r = match ran {
-            Ok(out) => {
-                if let Some(i) = out.stderr.find(jail::INTERFERENCE) {
-                    let why = out.stderr[i + jail::INTERFERENCE.len()..]
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_string();
-                    return Ok(Ran::Stopped {
-                        outcome: Outcome::ObserverKilled,
-                        message: format!(
-                            "your program stopped or killed the debugger that observed it: {why}"
-                        ),
-                    });
-                }
-                outcome_of(out.status.code(), &out.stderr, &obs)?
-            }
+            // `observer-killed` among them: the document's error kind says it.
+            Ok(out) => outcome_of(out.status.code(), &out.stderr, &obs)?,
             Err(e) if crate::exec::timed_out(&e) => Ran::Stopped {
                 outcome: Outcome::Timeout,
                 message: "the lab run of your program did not finish in time".into(),
