@@ -92,8 +92,13 @@ impl Doc {
             Doc::Doctor => ("doctor", 1),
             Doc::Status => ("status", 1),
             Doc::Run => ("run", 1),
-            Doc::Reference => ("reference", 1),
-            Doc::Explain => ("explain", 1),
+            // 2: the profile is the one per-version table (its scheduler half was a
+            // second Profile type): fairness_site, steal and global_get replace the
+            // schedule_calls_runqget, steal_work and global_get_takes_p booleans in
+            // `reference`; `explain`'s profile has every field and find_runnable for
+            // find_runnable_name.
+            Doc::Reference => ("reference", 2),
+            Doc::Explain => ("explain", 2),
             Doc::Tour => ("tour", 1),
         };
         format!("golab.{kind}/{version}")

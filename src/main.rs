@@ -225,11 +225,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 runnext: a.runnext,
                 global_len: a.global,
             };
-            let e = reference::sched::simulate(
-                &reference::sched::Profile::for_version(v.minor),
-                &scenario,
-                &live,
-            );
+            let e =
+                reference::sched::simulate(&reference::Profile::line(v.minor), &scenario, &live);
             if a.json {
                 println!("{}", document(Doc::Explain, &e));
             } else if a.summary {

@@ -66,7 +66,14 @@ fn json_goes_to_stdout_with_a_schema_on_every_reporting_command() {
     let (o, out, err) = golab(&["reference", "startup-trace", "--go", "1.17.1", "--json"]);
     assert!(o.status.success(), "{err}");
     let v = json(&out);
-    assert_eq!(v["schema"], "golab.reference/1");
+    assert_eq!(v["schema"], "golab.reference/2");
+    // One per-version table: the startup facts and the scheduler's side by side.
+    assert_eq!(
+        v["profile"]["find_runnable"], "runtime.findrunnable",
+        "{out}"
+    );
+    assert_eq!(v["profile"]["fairness_site"], "Schedule", "{out}");
+    assert_eq!(v["profile"]["steal"], "StealWork", "{out}");
     assert!(
         v["chain"]
             .as_array()
@@ -79,8 +86,9 @@ fn json_goes_to_stdout_with_a_schema_on_every_reporting_command() {
     let (o, out, err) = golab(&["explain", "runq-order", "--n", "3", "--json"]);
     assert!(o.status.success(), "{err}");
     let v = json(&out);
-    assert_eq!(v["schema"], "golab.explain/1");
+    assert_eq!(v["schema"], "golab.explain/2");
     assert_eq!(v["order"].as_array().unwrap().len(), 3, "{out}");
+    assert!(v["profile"]["abi_wrappers"].is_boolean(), "{out}");
 }
 
 #[test]

@@ -5,8 +5,8 @@
 #![allow(unknown_lints, clippy::collapsible_if, clippy::manual_is_multiple_of)]
 
 use super::model::*;
-use super::profile::*;
 use super::scenario::*;
+use crate::reference::Profile;
 use serde::Serialize;
 use std::fmt::Write as _;
 

@@ -106,7 +106,6 @@
 mod explain;
 mod model;
 mod ops;
-mod profile;
 mod scenario;
 mod sim;
 #[cfg(test)]
@@ -115,6 +114,5 @@ mod tests;
 pub use explain::*;
 pub use model::*;
 pub use ops::*;
-pub use profile::*;
 pub use scenario::*;
 pub use sim::*;

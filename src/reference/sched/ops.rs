@@ -7,7 +7,7 @@
 #![allow(unknown_lints, clippy::collapsible_if, clippy::manual_is_multiple_of)]
 
 use super::model::*;
-use super::profile::*;
+use crate::reference::{GlobalGet, Profile, StealImpl};
 use std::collections::VecDeque;
 
 // ---------------------------------------------------------------------------

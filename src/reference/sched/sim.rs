@@ -7,8 +7,8 @@
 use super::explain::*;
 use super::model::*;
 use super::ops::*;
-use super::profile::*;
 use super::scenario::*;
+use crate::reference::Profile;
 use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -305,7 +305,7 @@ pub fn simulate_with(
                 break;
             }
         };
-        let op = format!("schedule → {}", profile.find_runnable_name);
+        let op = format!("schedule → {}", profile.find_runnable_name());
         lab.sim.snap("sched", op, Some(&pk));
         let label = pk.g.label.clone();
         match lab.sim.roles.get(&pk.g.id).copied() {

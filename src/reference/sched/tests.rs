@@ -3,16 +3,16 @@
 use super::explain::*;
 use super::model::*;
 use super::ops::*;
-use super::profile::*;
 use super::scenario::*;
 use super::sim::*;
+use crate::reference::{FairnessSite, GlobalGet, Profile, StealImpl};
 
 fn g(id: u64) -> G {
     G::new(id, format!("g{id}"))
 }
 
 fn sched(n: usize) -> Sched {
-    Sched::new(Profile::for_version(19), n)
+    Sched::new(Profile::line(19), n)
 }
 
 /// export_test.go:86 RunSchedLocalQueueTest: for i in 0..256, put i
@@ -162,8 +162,8 @@ fn globrunqget_batch_formula() {
 #[test]
 fn globrunqgetbatch_matches_old_globrunqget() {
     for (procs, size) in [(1usize, 5i32), (1, 300), (4, 10), (3, 1000), (8, 1)] {
-        let mut a = Sched::new(Profile::for_version(19), procs);
-        let mut b = Sched::new(Profile::for_version(25), procs);
+        let mut a = Sched::new(Profile::line(19), procs);
+        let mut b = Sched::new(Profile::line(25), procs);
         for i in 0..size as u64 {
             a.globrunqput(g(i));
             b.globrunqput(g(i));
@@ -284,22 +284,19 @@ fn gosched_goes_global_and_handoffp() {
 
 #[test]
 fn profiles() {
-    let p18 = Profile::for_version(18);
-    let p19 = Profile::for_version(19);
+    let p18 = Profile::line(18);
+    let p19 = Profile::line(19);
     assert_eq!(p18.fairness_site, FairnessSite::Schedule);
     assert_eq!(p19.fairness_site, FairnessSite::FindRunnable);
+    assert_eq!(Profile::line(15).steal, StealImpl::InlineFindrunnable);
+    assert_eq!(Profile::line(17).steal, StealImpl::StealWork);
+    assert_eq!(Profile::line(24).global_get, GlobalGet::RunqputEach);
     assert_eq!(
-        Profile::for_version(15).steal,
-        StealImpl::InlineFindrunnable
-    );
-    assert_eq!(Profile::for_version(17).steal, StealImpl::StealWork);
-    assert_eq!(Profile::for_version(24).global_get, GlobalGet::RunqputEach);
-    assert_eq!(
-        Profile::for_version(25).global_get,
+        Profile::line(25).global_get,
         GlobalGet::BatchThenRunqputbatch
     );
-    assert!(Profile::for_version(22).loopvar_per_iteration);
-    assert!(!Profile::for_version(21).loopvar_per_iteration);
+    assert!(Profile::line(22).loopvar_per_iteration);
+    assert!(!Profile::line(21).loopvar_per_iteration);
     // Same single-P order in every version for the same start state.
     let sc = Scenario {
         gosched: Yield::EveryNth(7),
@@ -308,7 +305,7 @@ fn profiles() {
     let base = predict_order(&p19, &sc, &LiveState::GO119_OBSERVED);
     for m in [15, 16, 17, 18, 21, 22, 23, 24, 25, 27] {
         assert_eq!(
-            predict_order(&Profile::for_version(m), &sc, &LiveState::GO119_OBSERVED),
+            predict_order(&Profile::line(m), &sc, &LiveState::GO119_OBSERVED),
             base,
             "1.{m}"
         );
@@ -321,7 +318,7 @@ fn profiles() {
 // GODEBUG=asyncpreemptoff=1); see the golab notes for the match table.
 
 fn observed(sc: &Scenario) -> Explanation {
-    simulate(&Profile::for_version(19), sc, &LiveState::GO119_OBSERVED)
+    simulate(&Profile::line(19), sc, &LiveState::GO119_OBSERVED)
 }
 
 fn ranges(rs: &[(u32, u32)]) -> Vec<u32> {
@@ -330,11 +327,7 @@ fn ranges(rs: &[(u32, u32)]) -> Vec<u32> {
 
 #[test]
 fn n5_empty_state_last_spawned_runs_first() {
-    let o = predict_order(
-        &Profile::for_version(19),
-        &Scenario::new(5),
-        &LiveState::empty(0),
-    );
+    let o = predict_order(&Profile::line(19), &Scenario::new(5), &LiveState::empty(0));
     assert_eq!(o, vec![4, 0, 1, 2, 3]);
 }
 
@@ -473,7 +466,7 @@ fn go119_real_runs_live_schedtick_matters() {
         schedtick: 5,
         ..LiveState::GO119_OBSERVED
     };
-    let o = predict_order(&Profile::for_version(19), &Scenario::new(257), &live5);
+    let o = predict_order(&Profile::line(19), &Scenario::new(257), &live5);
     assert_eq!(
         o,
         ranges(&[
@@ -496,12 +489,7 @@ fn go119_real_runs_main_preempted_by_sysmon() {
         main_preempted_after: vec![9421],
         ..Scenario::new(10000)
     };
-    let e = simulate_with(
-        &Profile::for_version(19),
-        &sc,
-        &LiveState::GO119_OBSERVED,
-        false,
-    );
+    let e = simulate_with(&Profile::line(19), &sc, &LiveState::GO119_OBSERVED, false);
     assert_eq!(e.order[0], 9420, "the last spawned G was in runnext");
     assert_eq!(e.order.len(), 10000);
     assert!(e.error.is_none());
@@ -510,7 +498,7 @@ fn go119_real_runs_main_preempted_by_sysmon() {
 #[test]
 fn explanation_renders_and_is_consistent() {
     let e = simulate(
-        &Profile::for_version(19),
+        &Profile::line(19),
         &Scenario::new(5),
         &LiveState::GO119_OBSERVED,
     );
@@ -523,7 +511,7 @@ fn explanation_renders_and_is_consistent() {
     assert_eq!(picks[1].picked.as_deref(), Some("rt#0"));
     assert_eq!(picks.last().unwrap().picked.as_deref(), Some("main"));
     let big = simulate(
-        &Profile::for_version(19),
+        &Profile::line(19),
         &Scenario::new(300),
         &LiveState::GO119_OBSERVED,
     );
