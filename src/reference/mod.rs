@@ -187,9 +187,7 @@ impl Profile {
             ]
         };
         let provenance = match minor {
-            19 => {
-                "read: go1.19.8 /usr/share/go-1.19/src/runtime/proc.go (this module's line numbers)"
-            }
+            19 => "read: go1.19.8 src/runtime/proc.go (the line numbers reference::sched cites)",
             25 => {
                 "read: findRunnable/globrunqgetbatch in a go1.25.3-labelled mirror; same shape in golang/go tip"
             }

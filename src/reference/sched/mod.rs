@@ -9,8 +9,8 @@
 //! next to `proc.go` and read both together.
 //!
 //! ## Sources (what was read, and which version)
-//! * **go1.19.8**, `/usr/share/go-1.19/src/runtime` (installed toolchain, `go version`
-//!   = go1.19.8 linux/amd64). All line numbers below without a version are
+//! * **go1.19.8**, `src/runtime` of Debian's golang-1.19 (the system toolchain, `go
+//!   version` = go1.19.8 linux/amd64). All line numbers below without a version are
 //!   from this copy of `proc.go`:
 //!   `ready` 843 (runqput 860), `gopark` 346, `goready` 372, `handoffp` 2354,
 //!   `execute` 2517 (`schedtick++` only if `!inheritTime`, 2536),
@@ -59,8 +59,8 @@
 //!   real go1.19.8 runs (see [`LiveState::GO119_OBSERVED`] and the tests).
 //!
 //! ## Verification against real go1.19.8 runs
-//! A Go version of the lab was used for this check. It is not shipped with
-//! golab; when this was written it was at `/tmp/h2/prog/main.go`. It runs
+//! A Go version of the lab was used for this check; it is not shipped with
+//! golab (what it did is described here in full). It runs
 //! with GOMAXPROCS=1 and records `S`/`R`/`M` events together with P0's
 //! schedtick, which it reads through `go:linkname runtime.allp` and field
 //! offsets taken from the binary's DWARF. It was run with `GOGC=off GODEBUG=asyncpreemptoff=1` for N = 1, 5,
