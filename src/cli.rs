@@ -433,7 +433,7 @@ pub struct ExplainArgs {
     pub local: u32,
     #[arg(long, default_value_t = 0)]
     pub global: u32,
-    /// Print JSON (schema golab.explain/1: the order, the events and every step)
+    /// Print JSON (schema golab.explain/2: the order, the events and every step)
     /// instead of the text.
     #[arg(long)]
     pub json: bool,
@@ -636,7 +636,7 @@ pub struct ReferenceArgs {
     /// The Go version, e.g. 1.17 or go1.17.1.
     #[arg(long = "go", value_name = "VERSION")]
     pub go: String,
-    /// Print JSON (schema golab.reference/1) instead of a table.
+    /// Print JSON (schema golab.reference/2) instead of a table.
     #[arg(long)]
     pub json: bool,
 }

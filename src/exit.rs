@@ -92,8 +92,13 @@ impl Doc {
             Doc::Doctor => ("doctor", 1),
             Doc::Status => ("status", 1),
             Doc::Run => ("run", 1),
-            Doc::Reference => ("reference", 1),
-            Doc::Explain => ("explain", 1),
+            // 2: the profile is the one per-version table (its scheduler half was a
+            // second Profile type): fairness_site, steal and global_get replace the
+            // schedule_calls_runqget, steal_work and global_get_takes_p booleans in
+            // `reference`; `explain`'s profile has every field and find_runnable for
+            // find_runnable_name.
+            Doc::Reference => ("reference", 2),
+            Doc::Explain => ("explain", 2),
             Doc::Tour => ("tour", 1),
         };
         format!("golab.{kind}/{version}")
@@ -110,6 +115,9 @@ pub enum ErrorKind {
     CompileError,
     /// A deadline passed: the program, or the debugger session over it, was killed.
     Timeout,
+    /// The observed program stopped or killed its debugger (only known in the grader's
+    /// sandbox); the message says which debugger and how.
+    ObserverKilled,
     /// Anything else (a bad lab file, a missing tool, a debugger that failed).
     Error,
 }
@@ -186,6 +194,14 @@ mod tests {
         let d: serde_json::Value =
             serde_json::from_str(&error_document(Doc::Run, ErrorKind::Timeout, "")).unwrap();
         assert_eq!(d["error"]["kind"], "timeout");
+        let d: serde_json::Value = serde_json::from_str(&error_document(
+            Doc::Run,
+            ErrorKind::ObserverKilled,
+            "dlv (pid 7) was stopped by a signal",
+        ))
+        .unwrap();
+        assert_eq!(d["error"]["kind"], "observer-killed");
+        assert_eq!(error_of(&d).unwrap().0, ErrorKind::ObserverKilled);
         assert_eq!(error_of(&serde_json::json!({"observation": {}})), None);
         assert_eq!(
             error_of(&serde_json::json!({"error": {"kind": "no-such"}})),

@@ -669,7 +669,7 @@ pub fn runq_svg(e: &sched::Explanation, id: &str) -> String {
 
 fn runq_run(lab: &Lab, obs: &Observation, go: GoVersion) -> String {
     let (p, _) = Profile::for_version(go);
-    let profile = sched::Profile::for_version(go.minor);
+    let profile = crate::reference::Profile::line(go.minor);
     let mut s = String::from(
         "<h2 id=\"runq\">The run queues, step by step (the model, from the state read at main.main)</h2>",
     );

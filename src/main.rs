@@ -225,11 +225,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 runnext: a.runnext,
                 global_len: a.global,
             };
-            let e = reference::sched::simulate(
-                &reference::sched::Profile::for_version(v.minor),
-                &scenario,
-                &live,
-            );
+            let e =
+                reference::sched::simulate(&reference::Profile::line(v.minor), &scenario, &live);
             if a.json {
                 println!("{}", document(Doc::Explain, &e));
             } else if a.summary {
@@ -299,7 +296,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
 }
 
 /// `golab run`. When it cannot be done, `--json`/`--json-file` still get a document:
-/// the error's kind (`compile-error`, `timeout`, `error`) and message, which is how the
+/// the error's kind (`compile-error`, `timeout`, `observer-killed`, `error`) and message, which is how the
 /// grader learns a submission's outcome.
 fn run(a: &cli::RunArgs) -> Result<ExitCode> {
     if let Some(j) = &a.json_file {

@@ -3,22 +3,13 @@
 //! and `ssh` for a VM that is not there, the VM commands' real default provider, and
 //! shell completions and man pages generated from the same definitions.
 
+mod common;
+
 use serde_json::Value;
-use std::path::Path;
 use std::process::{Command, Output};
 
 fn golab(args: &[&str]) -> (Output, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_golab"))
-        .args(args)
-        .env(
-            "GOLAB_LABS",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-        )
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    (o, out, err)
+    common::run(common::golab().args(args))
 }
 
 fn json(out: &str) -> Value {
@@ -55,13 +46,12 @@ fn json_goes_to_stdout_with_a_schema_on_every_reporting_command() {
         .map(|l| l["name"].as_str().unwrap())
         .collect();
     // Every lab folder of the clone, by name, in order.
-    let mut bundled: Vec<String> =
-        std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"))
-            .unwrap()
-            .flatten()
-            .filter(|e| e.path().join("lab.yaml").is_file())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
+    let mut bundled: Vec<String> = std::fs::read_dir(common::labs())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("lab.yaml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     bundled.sort();
     assert!(bundled.len() >= 3, "{bundled:?}");
     assert_eq!(names, bundled);
@@ -76,7 +66,14 @@ fn json_goes_to_stdout_with_a_schema_on_every_reporting_command() {
     let (o, out, err) = golab(&["reference", "startup-trace", "--go", "1.17.1", "--json"]);
     assert!(o.status.success(), "{err}");
     let v = json(&out);
-    assert_eq!(v["schema"], "golab.reference/1");
+    assert_eq!(v["schema"], "golab.reference/2");
+    // One per-version table: the startup facts and the scheduler's side by side.
+    assert_eq!(
+        v["profile"]["find_runnable"], "runtime.findrunnable",
+        "{out}"
+    );
+    assert_eq!(v["profile"]["fairness_site"], "Schedule", "{out}");
+    assert_eq!(v["profile"]["steal"], "StealWork", "{out}");
     assert!(
         v["chain"]
             .as_array()
@@ -89,8 +86,9 @@ fn json_goes_to_stdout_with_a_schema_on_every_reporting_command() {
     let (o, out, err) = golab(&["explain", "runq-order", "--n", "3", "--json"]);
     assert!(o.status.success(), "{err}");
     let v = json(&out);
-    assert_eq!(v["schema"], "golab.explain/1");
+    assert_eq!(v["schema"], "golab.explain/2");
     assert_eq!(v["order"].as_array().unwrap().len(), 3, "{out}");
+    assert!(v["profile"]["abi_wrappers"].is_boolean(), "{out}");
 }
 
 #[test]

@@ -1,18 +1,11 @@
 //! The co-simulation check and `golab lint`, end to end with the real go and dlv
 //! (Debian's golang-go and delve, installed by scripts/install-deps.sh).
 
+mod common;
+
+use common::golab;
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
-
-fn golab() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_golab"));
-    c.env(
-        "GOLAB_LABS",
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-    );
-    c
-}
 
 /// A lab folder holding one of tests/fixtures/sched-programs with `lab` as its lab.yaml.
 fn lab_of(program: &str, lab: &str) -> tempfile::TempDir {

@@ -1,27 +1,12 @@
 //! `golab assign`, `golab grade` and `golab check` as an instructor and a student use
 //! them, with the real go, dlv, gdb and readelf.
 
+mod common;
+
+use common::{golab, result, run};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn golab() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_golab"));
-    c.env(
-        "GOLAB_LABS",
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-    );
-    c
-}
-
-fn run(c: &mut Command) -> (Output, String, String) {
-    let o = c.output().expect("golab runs");
-    (
-        o.clone(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
+use std::process::Command;
 
 const SEED: &str = "fall-2026";
 
@@ -85,13 +70,6 @@ fn answers(entry: &str, chain: &str) -> String {
         "lab: startup-trace\ngo: {}\nanswers:\n  entry-point: {{address: {entry}, symbol: _rt0_amd64_linux}}\n  startup-chain: {chain}\n  why-runnext: locality\n  why-inherit: fairness\n",
         go_version()
     )
-}
-
-fn result(out: &Path, student: &str) -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(out.join("results").join(format!("{student}.json"))).unwrap(),
-    )
-    .unwrap()
 }
 
 #[test]

@@ -14,103 +14,38 @@
 //!   answer is never "passed" on Gradescope.
 //! - F13: answers.yaml with a UTF-8 byte-order mark is read.
 
+mod common;
+
+use common::{entry, grader, ok, touch};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
-fn golab() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_golab"));
-    c.env(
-        "GOLAB_LABS",
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-    )
-    .env_remove("GOLAB_SEED")
-    .env_remove("GOLAB_TOOLCHAINS");
-    c
-}
-
-fn ok(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "{text}");
-    text
-}
-
 const SEED: &str = "s3-attacks";
-const CHAIN: &str = "[_rt0_amd64_linux, _rt0_amd64, runtime.rt0_go, runtime.check, runtime.args, runtime.osinit, runtime.schedinit, runtime.newproc, runtime.newproc1, runtime.runqput, runtime.mstart, runtime.mstart0, runtime.mstart1, runtime.schedule, runtime.findRunnable, runtime.runqget, runtime.execute, runtime.gogo, runtime.main, main.main]";
-
-/// The entry point of the program in `h` built as the lab builds it (readelf -h).
-fn entry(h: &Path) -> String {
-    let o = Command::new("go")
-        .args(["build", "-gcflags", "all=-l -N", "-o", "main", "."])
-        .current_dir(h)
-        .env("GOTOOLCHAIN", "local")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r = Command::new("readelf")
-        .arg("-h")
-        .arg(h.join("main"))
-        .output()
-        .unwrap();
-    std::fs::remove_file(h.join("main")).unwrap();
-    String::from_utf8_lossy(&r.stdout)
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("Entry point address:")
-                .map(|a| a.trim().to_string())
-        })
-        .unwrap()
-}
 
 fn answers(go: &str, entry: &str, why: &str) -> String {
-    format!(
-        "lab: startup-trace\ngo: \"{go}\"\nanswers:\n  entry-point: {{address: {entry}, symbol: _rt0_amd64_linux}}\n  startup-chain: {CHAIN}\n  why-runnext: \"{why}\"\n"
-    )
-}
-
-fn touch(p: &Path, when: &str) {
-    assert!(
-        Command::new("touch")
-            .args(["-d", when])
-            .arg(p)
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::answers(go, entry, common::CHAIN, why)
 }
 
 fn grade(subs: &Path, out: &Path, seed: &str) -> String {
-    ok(golab()
-        .arg("grade")
-        .arg(subs)
-        .args([
-            "--lab",
-            "startup-trace",
+    common::grade(
+        subs,
+        out,
+        &[
             "--seed",
             seed,
             "--no-sandbox",
-            "-j",
-            "2",
             "--deadline",
             "2026-11-30T23:59:00Z",
             "--late-penalty",
             "50",
-            "-o",
-        ])
-        .arg(out))
+        ],
+    )
 }
 
+/// The result, with the batch folder it came from (for `flags`).
 fn result(out: &Path, s: &str) -> Value {
-    let mut r: Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join(format!("results/{s}.json"))).unwrap(),
-    )
-    .unwrap();
+    let mut r = common::result(out, s);
     r["__out"] = Value::from(out.to_str().unwrap());
     r
 }
@@ -185,7 +120,7 @@ fn forged_and_broken_submissions_get_fair_outcomes_and_honest_ones_are_untouched
         .map(|i| format!("{SEED}-{i}"))
         .find(|seed| {
             let _ = std::fs::remove_dir_all(d.join("handouts"));
-            ok(golab()
+            ok(grader()
                 .args([
                     "assign",
                     "--lab",

@@ -5,101 +5,30 @@
 //! (checked in headless Chromium), and free-text answers go out for hand grading and
 //! come back as scores.
 
-use serde_json::Value;
+mod common;
+
+use common::{CHAIN, answers, entry, grader, ok, result, touch};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn golab() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_golab"));
-    c.env(
-        "GOLAB_LABS",
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-    )
-    .env_remove("GOLAB_SEED")
-    .env_remove("GOLAB_TOOLCHAINS");
-    c
-}
-
-fn ok(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "{text}");
-    text
-}
-
 const SEED: &str = "s-14-instr";
-const CHAIN: &str = "[_rt0_amd64_linux, _rt0_amd64, runtime.rt0_go, runtime.check, runtime.args, runtime.osinit, runtime.schedinit, runtime.newproc, runtime.newproc1, runtime.runqput, runtime.mstart, runtime.mstart0, runtime.mstart1, runtime.schedule, runtime.findRunnable, runtime.runqget, runtime.execute, runtime.gogo, runtime.main, main.main]";
 const WHY: &str = "runnext keeps the newest g on the same P so it runs next, warm in the cache";
 
-fn entry(h: &Path) -> String {
-    let o = Command::new("go")
-        .args(["build", "-gcflags", "all=-l -N", "-o", "main", "."])
-        .current_dir(h)
-        .env("GOTOOLCHAIN", "local")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r = Command::new("readelf")
-        .arg("-h")
-        .arg(h.join("main"))
-        .output()
-        .unwrap();
-    std::fs::remove_file(h.join("main")).unwrap();
-    String::from_utf8_lossy(&r.stdout)
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("Entry point address:")
-                .map(|a| a.trim().to_string())
-        })
-        .unwrap()
-}
-
-fn answers(go: &str, entry: &str, chain: &str, why: &str) -> String {
-    format!(
-        "lab: startup-trace\ngo: \"{go}\"\nanswers:\n  entry-point: {{address: {entry}, symbol: _rt0_amd64_linux}}\n  startup-chain: {chain}\n  why-runnext: \"{why}\"\n"
-    )
-}
-
 fn grade(subs: &Path, out: &Path, seed: &str, extra: &[&str]) -> String {
-    ok(golab()
-        .arg("grade")
-        .arg(subs)
-        .args([
-            "--lab",
-            "startup-trace",
-            "--seed",
-            seed,
-            "--no-sandbox",
-            "-j",
-            "2",
-        ])
-        .args([
-            "--deadline",
-            "2026-01-10T00:00:00Z",
-            "--late-penalty",
-            "10",
-            "--extensions",
-        ])
-        .arg(out.parent().unwrap().join("ext.csv"))
-        .args(extra)
-        .arg("-o")
-        .arg(out))
-}
-
-fn touch(p: &Path, when: &str) {
-    assert!(
-        Command::new("touch")
-            .args(["-h", "-d", when])
-            .arg(p)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let ext = out.parent().unwrap().join("ext.csv");
+    let mut args = vec![
+        "--seed",
+        seed,
+        "--no-sandbox",
+        "--deadline",
+        "2026-01-10T00:00:00Z",
+        "--late-penalty",
+        "10",
+        "--extensions",
+        ext.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    common::grade(subs, out, &args)
 }
 
 fn csv_row(out: &Path, student: &str) -> Vec<String> {
@@ -133,11 +62,6 @@ fn has(row: &[String], cell: &str) -> bool {
     row.iter().any(|c| c.starts_with(cell))
 }
 
-fn result(out: &Path, s: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(out.join(format!("results/{s}.json"))).unwrap())
-        .unwrap()
-}
-
 fn modified(out: &Path, s: &str) -> std::time::SystemTime {
     std::fs::metadata(out.join(format!("results/{s}.json")))
         .unwrap()
@@ -161,7 +85,7 @@ fn the_instructors_view_of_a_batch() {
         .map(|i| format!("{SEED}-{i}"))
         .find(|seed| {
             let _ = std::fs::remove_dir_all(d.join("handouts"));
-            ok(golab()
+            ok(grader()
                 .args([
                     "assign",
                     "--lab",
@@ -357,7 +281,7 @@ fn the_instructors_view_of_a_batch() {
     );
 
     // Hand grading: one file per question, filled in, imported into the same gradebook.
-    let files = ok(golab()
+    let files = ok(grader()
         .args(["hand", "export", "--split", "question"])
         .arg(&out));
     let runnext = out.join("hand/hand-why-runnext.csv");
@@ -386,14 +310,14 @@ fn the_instructors_view_of_a_batch() {
         .join("\n");
     std::fs::write(&runnext, filled).unwrap();
     for split in ["one", "student"] {
-        let f = ok(golab()
+        let f = ok(grader()
             .args(["hand", "export", "--split", split, "-d"])
             .arg(d.join(split))
             .arg(&out));
         assert!(f.lines().count() >= 1, "{f}");
     }
     assert!(d.join("student/hand-amy.csv").is_file() && d.join("one/hand-grading.csv").is_file());
-    let imported = ok(golab().args(["hand", "import"]).arg(&out).arg(&runnext));
+    let imported = ok(grader().args(["hand", "import"]).arg(&out).arg(&runnext));
     assert!(imported.contains("2 hand scores"), "{imported}");
     let amy_row = csv_row(&out, "amy");
     assert!(
@@ -410,7 +334,7 @@ fn the_instructors_view_of_a_batch() {
         "student,question,max,points,comment,answer\nben,why-runnext,2,3,,\n",
     )
     .unwrap();
-    let o = golab()
+    let o = grader()
         .args(["hand", "import"])
         .arg(&out)
         .arg(d.join("bad.csv"))

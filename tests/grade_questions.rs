@@ -2,25 +2,17 @@
 //! answer that cannot be checked is held for review, and with a toolchains folder the
 //! grader builds with the Go the student used. Real go, readelf, gdb and dlv.
 
+mod common;
+
+use common::grader;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn golab() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_golab"));
-    c.env(
-        "GOLAB_LABS",
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-    )
-    .env_remove("GOLAB_SEED")
-    .env_remove("GOLAB_TOOLCHAINS");
-    c
-}
-
 /// A handout for `student` (lab startup-trace), as `golab assign` writes it.
 fn handout(dir: &Path, student: &str) -> PathBuf {
     std::fs::write(dir.join("roster.csv"), format!("student\n{student}\n")).unwrap();
-    let o = golab()
+    let o = grader()
         .args([
             "assign",
             "--lab",
@@ -70,7 +62,7 @@ fn entry(h: &Path, goroot: Option<&Path>) -> String {
 fn check(h: &Path, answers: &str, extra: &[&str]) -> (Value, String) {
     std::fs::write(h.join("answers.yaml"), answers).unwrap();
     let gs = h.parent().unwrap().join("gs.json");
-    let o = golab()
+    let o = grader()
         .args(["check", "--no-sandbox", "--gradescope"])
         .arg(&gs)
         .args(extra)

@@ -5,6 +5,9 @@
 //! never skip (`sandbox_is_available`).
 #![cfg(target_os = "linux")]
 
+mod common;
+
+use common::{golab, result};
 use serde_json::Value;
 
 /// The tests share the sandbox's uids (and the kill -9 test counts every process of
@@ -22,13 +25,6 @@ fn sandbox_is_available() {
         .expect("the sandbox suite needs bubblewrap and strace (scripts/install-deps.sh)");
     golab::grade::sandbox::cgroup::available()
         .expect("the sandbox suite needs cgroups: memory, pids and cpu (v1) or v2");
-}
-
-fn result(out: &Path, student: &str) -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(out.join("results").join(format!("{student}.json"))).unwrap(),
-    )
-    .unwrap()
 }
 
 #[test]
@@ -66,11 +62,7 @@ fn hostile_programs_each_get_their_own_verdict_and_the_batch_goes_on() {
 
     let out = dir.path().join("out");
     let start = std::time::Instant::now();
-    let o = Command::new(env!("CARGO_BIN_EXE_golab"))
-        .env(
-            "GOLAB_LABS",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-        )
+    let o = golab()
         .arg("grade")
         .arg(&subs)
         .args([
@@ -177,11 +169,7 @@ fn deep_tree(at: &Path, depth: usize) {
 }
 
 fn grade(subs: &Path, out: &Path) -> (String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_golab"))
-        .env(
-            "GOLAB_LABS",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-        )
+    let o = golab()
         .arg("grade")
         .arg(subs)
         .args([
@@ -567,11 +555,7 @@ fn a_grader_killed_with_9_leaves_nothing_running_and_a_rerun_finishes() {
         .unwrap();
     }
     let out = dir.path().join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_golab"))
-        .env(
-            "GOLAB_LABS",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-        )
+    let mut child = golab()
         .arg("grade")
         .arg(&subs)
         .args(["--lab", "startup-trace", "-j", "2", "-q", "-o"])
@@ -804,11 +788,7 @@ fn the_second_round_of_attacks_each_get_a_fair_outcome() {
     );
 
     let grade_once = || {
-        let o = Command::new(env!("CARGO_BIN_EXE_golab"))
-            .env(
-                "GOLAB_LABS",
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-            )
+        let o = golab()
             .arg("grade")
             .arg(&subs)
             // The CPU limit under the debugger is twice --program-seconds: 10 s here.

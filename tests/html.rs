@@ -4,18 +4,12 @@
 //! link resolves, no external reference, and chromium's network log shows no request
 //! made by the page.
 
+mod common;
+
+use common::golab;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-
-fn golab() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_golab"));
-    c.env(
-        "GOLAB_LABS",
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-    );
-    c
-}
 
 struct Rendered {
     dom: String,

@@ -3,8 +3,9 @@
 //! picked as a user picks it (`golab run LAB --go pinned`).
 //! The toolchains' absence is a failure with the command that fixes it, never a skip.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::PathBuf;
 
 /// The toolchains cache: GOLAB_TOOLCHAINS or ~/.cache/golab/toolchains.
 fn cache() -> PathBuf {
@@ -31,16 +32,12 @@ fn pinned() -> (PathBuf, PathBuf) {
 /// folder's Go 1.17.1 and the dlv that serves it); returns (exit code, stdout).
 fn run(lab: &str, extra: &[&str]) -> (i32, String) {
     let (goroot, dlv) = pinned();
-    let o = Command::new(env!("CARGO_BIN_EXE_golab"))
+    let o = common::golab()
         .args(["run", lab, "-q", "-v", "--go", "pinned"])
         .env("GOLAB_TOOLCHAINS", cache())
         .env_remove("GOLAB_GOROOT")
         .env_remove("GOLAB_DLV")
         .args(extra)
-        .env(
-            "GOLAB_LABS",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-        )
         .output()
         .expect("golab runs");
     let out = String::from_utf8_lossy(&o.stdout).into_owned();

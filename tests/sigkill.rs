@@ -6,6 +6,8 @@
 //! (seen by hand; too narrow a moment to hit on purpose in a test), so the control
 //! shows instead that the detector does see a process left on purpose.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -52,12 +54,8 @@ fn marked(marker: &str) -> Vec<Proc> {
 }
 
 fn start(lab: &str, marker: &str, gocache: &Path) -> Child {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_golab"));
+    let mut c = common::golab();
     c.args(["run", lab, "-q"])
-        .env(
-            "GOLAB_LABS",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-        )
         // A cold cache: the -l -N build recompiles the runtime, long enough to catch.
         .env("GOCACHE", gocache)
         .env(

@@ -1,25 +1,11 @@
 //! End-to-end: `golab` as a user runs it, with the real go, dlv, gdb and readelf
 //! (Debian's golang-go and delve, installed by scripts/install-deps.sh).
 
+mod common;
+
+use common::{golab, run};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn golab() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_golab"));
-    c.env(
-        "GOLAB_LABS",
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-    );
-    c
-}
-
-fn run(c: &mut Command) -> (Output, String, String) {
-    let o = c.output().expect("golab runs");
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    (o, out, err)
-}
 
 /// Processes whose command line or executable mentions `dir`.
 fn processes_under(dir: &Path) -> Vec<String> {

@@ -6,19 +6,13 @@
 //! dlv prints for it: the same commands are typed into `dlv exec` and the outputs
 //! compared line by line (stack addresses, thread and process ids aside).
 
+mod common;
+
+use common::golab;
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-fn golab() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_golab"));
-    c.env(
-        "GOLAB_LABS",
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-    );
-    c
-}
 
 struct Pair {
     goroot: Option<PathBuf>,

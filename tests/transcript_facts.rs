@@ -5,6 +5,8 @@
 //! frame's file:line checked against its DWARF line table; one forged fact is caught and
 //! named. The toolchains' absence is a failure with the fix, never a skip.
 
+mod common;
+
 use golab::grade::transcript::check;
 use golab::trace::Observation;
 use std::path::{Path, PathBuf};
@@ -191,7 +193,7 @@ fn golabs_own_session_on_the_pinned_pair_checks_as_consistent() {
         "no {}: run `bash scripts/fetch-toolchains.sh pinned`",
         dlv.display()
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_golab"))
+    let o = common::golab()
         .args(["run", "startup-trace", "-q", "--goroot"])
         .arg(&g)
         .arg("--dlv")
@@ -202,10 +204,6 @@ fn golabs_own_session_on_the_pinned_pair_checks_as_consistent() {
         .arg(&work)
         .arg("--json-file")
         .arg(&json)
-        .env(
-            "GOLAB_LABS",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-        )
         .output()
         .unwrap();
     assert!(

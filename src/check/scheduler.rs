@@ -126,7 +126,7 @@ pub fn live_state(
 }
 
 pub(super) fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVersion) -> Judgement {
-    let profile = sched::Profile::for_version(v.minor);
+    let profile = crate::reference::Profile::line(v.minor);
     if o.facts.gomaxprocs > 1 {
         return Judgement {
             passed: false,
@@ -225,7 +225,7 @@ pub(super) fn run_order(o: &Observation, p: &Profile, v: crate::toolchain::GoVer
 pub(super) fn judge_run(
     run: &crate::trace::ScenarioRun,
     p: &Profile,
-    profile: &sched::Profile,
+    profile: &Profile,
 ) -> Result<String, (Mark, String)> {
     use crate::reference::shape::{self, Shape};
     let refuse = |why: &str| {
@@ -390,7 +390,7 @@ pub(super) fn judge_run(
 
 /// The first place where prediction and observation part, with the model's state there.
 pub fn divergence(
-    profile: &sched::Profile,
+    profile: &Profile,
     scenario: &sched::Scenario,
     live: &sched::LiveState,
     predicted: &[u32],

@@ -96,6 +96,10 @@ pub fn outcome_of(code: Option<i32>, stderr: &str, obs: &Path) -> Result<Ran> {
             Outcome::Timeout,
             "the program did not finish within the lab's time limit (an endless loop?)".to_string(),
         ),
+        Some((ErrorKind::ObserverKilled, m)) => (
+            Outcome::ObserverKilled,
+            format!("your program stopped or killed the debugger that observed it: {m}"),
+        ),
         Some((ErrorKind::Error, m)) => (Outcome::GraderError, m),
         None => (
             Outcome::GraderError,
@@ -359,7 +363,24 @@ mod tests {
             stopped(outcome_of(Some(2), "", &obs).unwrap()).0,
             Outcome::Timeout
         );
+        // The observed program stopped its debugger: said by the kind, whatever the text.
+        std::fs::write(
+            &obs,
+            doc(
+                ErrorKind::ObserverKilled,
+                "dlv (pid 7) was stopped by a signal",
+            ),
+        )
+        .unwrap();
+        let (o, m) = stopped(outcome_of(Some(2), noise, &obs).unwrap());
+        assert_eq!(o, Outcome::ObserverKilled);
+        assert!(m.ends_with("dlv (pid 7) was stopped by a signal"), "{m}");
+        // The marker a person reads on stderr decides nothing.
         std::fs::write(&obs, doc(ErrorKind::Error, "no gdb")).unwrap();
+        assert_eq!(
+            stopped(outcome_of(Some(2), "observer-killed: dlv was stopped", &obs).unwrap()).0,
+            Outcome::GraderError
+        );
         assert_eq!(
             stopped(outcome_of(Some(2), noise, &obs).unwrap()),
             (Outcome::GraderError, "no gdb".into())

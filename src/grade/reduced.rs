@@ -15,13 +15,11 @@
 //! There is no network or file-system isolation beyond that: the container is the outer
 //! wall.
 
-use super::batch::GolabRun;
+use super::batch::{GolabRun, outcome_of};
 use super::grader::{LabRunner, Ran};
 use super::model::Outcome;
 use super::sandbox::{Limits, RlimitPlan, jail, launch};
-use super::sandboxed::{
-    exec_only_copy, fresh_dir, go_build, is_elf_executable, observer_result, seal, sha256_file,
-};
+use super::sandboxed::{exec_only_copy, fresh_dir, go_build, is_elf_executable, seal, sha256_file};
 use crate::{exec, lab};
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
@@ -486,7 +484,8 @@ impl Reduced {
         let observed = sha256_file(&obs_work.join("main"));
         let _ = std::fs::remove_dir_all(&obs_work);
         let r = match ran {
-            Ok(out) => observer_result(out.status.code(), &out.stderr, &obs)?,
+            // `observer-killed` among them: the document's error kind says it.
+            Ok(out) => outcome_of(out.status.code(), &out.stderr, &obs)?,
             Err(e) if exec::timed_out(&e) => Ran::Stopped {
                 outcome: Outcome::Timeout,
                 message: "the lab run of your program did not finish in time".into(),

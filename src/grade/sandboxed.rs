@@ -178,24 +178,6 @@ pub(super) fn exec_only_copy(
     Ok(dest)
 }
 
-/// What the observer (`golab run` as root, its debuggers jailed) ended with: the
-/// program's interference with its debugger first, then the result document.
-pub(super) fn observer_result(code: Option<i32>, stderr: &str, obs: &Path) -> Result<Ran> {
-    if let Some(i) = stderr.find(jail::INTERFERENCE) {
-        let why = stderr[i + jail::INTERFERENCE.len()..]
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        return Ok(Ran::Stopped {
-            outcome: Outcome::ObserverKilled,
-            message: format!("your program stopped or killed the debugger that observed it: {why}"),
-        });
-    }
-    outcome_of(code, stderr, obs)
-}
-
 /// A fresh folder (emptied if it exists) owned by `uid`.
 pub(super) fn fresh_dir(p: &Path, uid: u32, mode: u32) -> Result<()> {
     if p.exists() {
@@ -626,13 +608,8 @@ impl LabRunner for Sandboxed {
             });
         }
         let r = match ran {
-            Ok(out) => match observer_result(out.status.code(), &out.stderr, &obs)? {
-                r @ Ran::Stopped {
-                    outcome: Outcome::ObserverKilled,
-                    ..
-                } => return Ok(r),
-                r => r,
-            },
+            // `observer-killed` among them: the document's error kind says it.
+            Ok(out) => outcome_of(out.status.code(), &out.stderr, &obs)?,
             Err(e) if crate::exec::timed_out(&e) => Ran::Stopped {
                 outcome: Outcome::Timeout,
                 message: "the lab run of your program did not finish in time".into(),

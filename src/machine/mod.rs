@@ -203,8 +203,28 @@ pub struct Cmd {
 }
 
 /// How an observer's error starts when the observed program stopped or killed the
-/// debugger (the grader's `observer-killed`).
+/// debugger (the grader's `observer-killed`): what a person reads on stderr. Programs
+/// learn it from the type, [`Interfered`], never from this text.
 pub const INTERFERENCE: &str = "observer-killed:";
+
+/// The error of a probe whose debugger the observed program stopped or killed (only
+/// known in the grader's sandbox). `golab run` reports it as the error kind
+/// `observer-killed` (`runner::failure`), which is how the grader learns it.
+#[derive(Debug)]
+pub struct Interfered(pub String);
+
+impl std::fmt::Display for Interfered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{INTERFERENCE} {}", self.0)
+    }
+}
+
+impl std::error::Error for Interfered {}
+
+/// The [`Interfered`] that `e` is or wraps, if any.
+pub fn interfered(e: &anyhow::Error) -> Option<&Interfered> {
+    e.chain().find_map(|c| c.downcast_ref::<Interfered>())
+}
 
 /// Where `Cmd::untrusted` commands run when golab observes a student's program inside
 /// the grader's sandbox. The grader (`grade::sandbox::jail`) implements it and installs
@@ -253,8 +273,10 @@ fn jail() -> Option<&'static dyn Confinement> {
 }
 
 /// Did the observed program stop or kill its debugger? (Only known in the sandbox.)
-pub fn interference() -> Option<String> {
-    jail().and_then(|j| j.interference())
+pub fn interference() -> Option<Interfered> {
+    let why = jail().and_then(|j| j.interference())?;
+    let why = why.strip_prefix(INTERFERENCE).unwrap_or(&why).trim();
+    Some(Interfered(why.to_string()))
 }
 
 /// A TCP connection to a tool started with `Cmd::untrusted` (dlv's API).

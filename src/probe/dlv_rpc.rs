@@ -110,7 +110,7 @@ impl Client {
                     ) =>
                 {
                     if let Some(why) = crate::machine::interference() {
-                        bail!("{why}");
+                        return Err(why.into());
                     }
                 }
                 Err(e) => {
@@ -246,6 +246,9 @@ pub struct DlvRun {
     pub error: Option<String>,
     /// The session ended because its deadline passed (`error` says which call).
     pub timed_out: bool,
+    /// The session ended because the program under dlv stopped or killed it (in the
+    /// grader's sandbox): nothing dlv said after that is evidence.
+    pub interfered: bool,
 }
 
 /// Starts `dlv exec --headless` and returns the group and the API address.
@@ -458,12 +461,18 @@ pub fn run(
         };
         let failed = d.drive().err();
         let mut timed_out = failed.as_ref().is_some_and(crate::exec::timed_out);
-        let mut error = failed.map(|e| format!("{e:#}"));
+        let mut interfered = failed
+            .as_ref()
+            .is_some_and(|e| crate::machine::interfered(e).is_some());
+        let mut error = failed.map(|e| match crate::machine::interfered(&e) {
+            Some(i) => i.0.clone(),
+            None => format!("{e:#}"),
+        });
         // In the sandbox dlv never ends a session by itself: if it is gone, the program
         // under it ended it (a signal), and nothing it said after that is evidence.
         if let Some(e) = &error
             && crate::machine::jailed()
-            && !e.starts_with(crate::machine::INTERFERENCE)
+            && !interfered
         {
             let end = Instant::now() + Duration::from_secs(1);
             let mut status = None;
@@ -473,9 +482,9 @@ pub fn run(
             }
             if let Some(st) = status {
                 timed_out = false;
+                interfered = true;
                 error = Some(format!(
-                    "{} dlv ended during the session ({st}) while your program ran under it: {e}",
-                    crate::machine::INTERFERENCE
+                    "dlv ended during the session ({st}) while your program ran under it: {e}"
                 ));
             }
         }
@@ -492,6 +501,7 @@ pub fn run(
             console,
             error,
             timed_out,
+            interfered,
         });
     }
 }

@@ -370,7 +370,7 @@ impl Gdb {
                 Err(RecvTimeoutError::Timeout) if jailed && !left.is_zero() => {
                     if let Some(why) = crate::machine::interference() {
                         self.group.kill();
-                        bail!("{why}");
+                        return Err(why.into());
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -382,10 +382,10 @@ impl Gdb {
                 }
                 Err(RecvTimeoutError::Disconnected) if jailed && self.running => {
                     // gdb never ends a session by itself: the program under it did.
-                    bail!(
-                        "{} gdb ended during the session while your program ran under it",
-                        crate::machine::INTERFERENCE
+                    return Err(crate::machine::Interfered(
+                        "gdb ended during the session while your program ran under it".into(),
                     )
+                    .into());
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     bail!("gdb exited unexpectedly (see the gdb/MI log)")
@@ -468,6 +468,8 @@ pub struct GdbRun {
     pub error: Option<String>,
     /// The session ended because its deadline passed (`error` says which call).
     pub timed_out: bool,
+    /// The program under gdb stopped or killed it (in the grader's sandbox).
+    pub interfered: bool,
 }
 
 /// The program a gdb session runs: its binary, arguments and environment.
@@ -497,7 +499,13 @@ pub fn run(
     let mut info_file = String::new();
     let failed = drive(&mut g, &mut s, &mut entry, &mut info_file, args, plan).err();
     let timed_out = failed.as_ref().is_some_and(crate::exec::timed_out);
-    let error = failed.map(|e| format!("{e:#}"));
+    let interfered = failed
+        .as_ref()
+        .is_some_and(|e| crate::machine::interfered(e).is_some());
+    let error = failed.map(|e| match crate::machine::interfered(&e) {
+        Some(i) => i.0.clone(),
+        None => format!("{e:#}"),
+    });
     // Whatever happened, gdb and the program go; the log is kept for the transcript.
     let log = std::mem::take(&mut g.log);
     drop(g);
@@ -508,6 +516,7 @@ pub fn run(
         log,
         error,
         timed_out,
+        interfered,
     })
 }
 

@@ -208,7 +208,7 @@ pub fn points(v: &VersionProfile) -> Vec<Point> {
     add(Op::Globrunqput, &["glob=-", "g=gp@0"]);
     add(Op::Globrunqputhead, &["glob=-", "g=gp@0"]);
     add(Op::Globrunqputbatch, &["glob=-", "batch=batch@0"]);
-    if v.global_get_takes_p {
+    if v.global_get_takes_p() {
         add(Op::Globrunqget, &[&p0, "glob=-", "arg.max=max@1"]);
     } else {
         add(Op::Globrunqget, &["glob=-"]);
@@ -475,7 +475,7 @@ impl Cosim {
     pub fn new(minor: u32, gomaxprocs: usize) -> Cosim {
         let n = gomaxprocs.clamp(1, 256);
         Cosim {
-            s: Sched::new(sched::Profile::for_version(minor), n),
+            s: Sched::new(crate::reference::Profile::line(minor), n),
             goid: HashMap::new(),
             thread_p: HashMap::new(),
             expect: HashMap::new(),
@@ -1449,7 +1449,7 @@ impl Cosim {
     }
 
     fn s_profile_takes_p(&self) -> bool {
-        self.s.profile.global_get == sched::GlobalGet::RunqputEach
+        self.s.profile.global_get == super::GlobalGet::RunqputEach
     }
 
     /// Where the model holds g in a run queue, if anywhere.

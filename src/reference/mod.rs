@@ -2,9 +2,9 @@
 //!
 //! `startup` walks the amd64 startup path from the ELF entry to `main.main`; `sched`
 //! models the G-M-P run queues. Everything that differs between Go releases is a field
-//! of [`Profile`], filled in one table ([`Profile::known`]) from the runtime's source
-//! (see ../shared/GO-RUNTIME-SOURCE.md for the lines read); nothing else in golab asks
-//! "which Go version is this".
+//! of [`Profile`], filled in one table ([`Profile::line`], the lines golab knows in
+//! [`Profile::known`]) from the runtime's source (see ../shared/GO-RUNTIME-SOURCE.md for
+//! the lines read); nothing else in golab asks "which Go version is this".
 
 pub mod callers;
 pub mod cosim;
@@ -17,8 +17,49 @@ pub mod startup;
 use crate::toolchain::GoVersion;
 use serde::Serialize;
 
-/// What one Go release line does differently in the parts the labs look at.
-#[derive(Debug, Clone, Serialize)]
+/// Where the `schedtick%61` fairness check lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum FairnessSite {
+    /// ≤1.18: in `schedule()` (1.17.1 proc.go:3355), after lockedg, checkTimers,
+    /// traceReader and the GC worker, and before `schedule`'s own `runqget`
+    /// and `findrunnable()`.
+    Schedule,
+    /// ≥1.19: in `findRunnable()` (1.19.8 proc.go:2605; 1.23.5:3299), after
+    /// checkTimers, traceReader and the GC worker, before the finalizer wake
+    /// and the local `runqget` (2625). `schedule` no longer calls runqget.
+    FindRunnable,
+}
+
+/// How stealing is structured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum StealImpl {
+    /// 1.15/1.16: inline `for i := 0; i < 4; i++` in findrunnable with
+    /// `stealRunNextG := i > 2` (1.15.8:2269), i.e. runnext only in pass 4.
+    InlineFindrunnable,
+    /// 1.17+: `stealWork(now)` with
+    /// `stealTimersOrRunNextG := i == stealTries-1` (1.19.8:2912).
+    StealWork,
+}
+
+/// How a batch is taken from the global queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum GlobalGet {
+    /// ≤1.24 (read: 1.17.1, 1.19.8:5603, 1.23.5:6535): `globrunqget(p, max)`
+    /// pops n and `runqput(p, g, false)`s all but the first; fairness uses
+    /// `globrunqget(p, 1)`.
+    RunqputEach,
+    /// 1.25+ (read: go1.25.3 mirror, tip): fairness uses `globrunqget()` (one
+    /// G); the batch path uses `globrunqgetbatch(128)` + `runqputbatch`.
+    /// Same count, same order as `RunqputEach`.
+    BatchThenRunqputbatch,
+}
+
+/// What one Go release line does differently in the parts the labs look at: the
+/// startup path, the scheduler's code (for a single P no version from 1.15 to tip
+/// changes the run order given the same starting state; what changes is where the code
+/// lives, where the finalizer wake sits, and which runtime goroutines exist before
+/// `main.main`: measure those with `sched::LiveState`), and the names dlv reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Profile {
     pub major: u32,
     pub minor: u32,
@@ -31,11 +72,11 @@ pub struct Profile {
     pub newproc_has_size: bool,
     /// `findrunnable` up to 1.18, `findRunnable` from 1.19.
     pub find_runnable: &'static str,
-    /// `schedule` itself calls `runqget` (and the `schedtick%61` check) up to 1.18;
-    /// from 1.19 both live in `findRunnable`.
-    pub schedule_calls_runqget: bool,
+    /// Where the `schedtick%61` check is: `schedule` itself calls it and `runqget` up
+    /// to 1.18; from 1.19 both live in `findRunnable` ([`Profile::schedule_calls_runqget`]).
+    pub fairness_site: FairnessSite,
     /// Work stealing is its own function `stealWork` (1.17+); before, inline in findrunnable.
-    pub steal_work: bool,
+    pub steal: StealImpl,
     /// On Linux, `physPageSize` is set from the auxiliary vector (AT_PAGESZ) read by
     /// `args` -> `sysargs` -> `sysauxv`, before `osinit` runs.
     pub page_size_set_by: &'static str,
@@ -58,13 +99,26 @@ pub struct Profile {
     pub g_status_field: &'static str,
     /// `globrunqget(pp, max)` moves a batch to the P's ring itself up to 1.24; from
     /// 1.25 `globrunqget()` returns one g and `globrunqgetbatch(n)` hands the rest to
-    /// `runqputbatch` (1.24.4 and 1.25.5 read).
-    pub global_get_takes_p: bool,
+    /// `runqputbatch` (1.24.4 and 1.25.5 read; [`Profile::global_get_takes_p`]).
+    pub global_get: GlobalGet,
     /// The register ABI (1.17+): a function's integer arguments arrive in RAX, RBX,
     /// RCX, RDI, RSI, R8-R11 and are still there at the breakpoint after the prologue.
     /// dlv 1.9 reads the arguments' stack slots there, before the spill (garbage), so
     /// the co-simulation reads them from the registers.
     pub register_args: bool,
+    /// 1.19+: the finalizer-G wake (`ready(fing, 0, true)`, i.e. into
+    /// runnext) happens before the local `runqget`; ≤1.18 it is in
+    /// findrunnable, reached only after `schedule`'s `runqget` found nothing.
+    /// Not simulated (the lab has no finalizers to run).
+    pub fing_wake_before_local_runq: bool,
+    /// 1.22+ (module `go` ≥ 1.22): each loop iteration has its own variable,
+    /// so `go func(){ use(i) }()` records the iteration's i. Earlier, closures
+    /// share one i; pass i as an argument (the lab does).
+    pub loopvar_per_iteration: bool,
+    /// The order of checks that a scheduling round makes, as in the source.
+    pub check_order: Vec<&'static str>,
+    /// Where the scheduler facts come from for this version.
+    pub provenance: &'static str,
 }
 
 impl Profile {
@@ -73,7 +127,82 @@ impl Profile {
         (15..=27).map(Profile::line).collect()
     }
 
-    fn line(minor: u32) -> Profile {
+    /// The profile of the release line Go 1.`minor`, for any minor: below 1.15 it is
+    /// 1.15's and marked unverified in `provenance` ([`Profile::for_version`] picks
+    /// among the [`known`](Profile::known) lines instead).
+    pub fn line(minor: u32) -> Profile {
+        let fairness_site = if minor >= 19 {
+            FairnessSite::FindRunnable
+        } else {
+            FairnessSite::Schedule
+        };
+        let steal = if minor >= 17 {
+            StealImpl::StealWork
+        } else {
+            StealImpl::InlineFindrunnable
+        };
+        let global_get = if minor >= 25 {
+            GlobalGet::BatchThenRunqputbatch
+        } else {
+            GlobalGet::RunqputEach
+        };
+        let check_order: Vec<&'static str> = if minor >= 19 {
+            vec![
+                "schedule: lockedg → execute(lockedg, false)",
+                "findRunnable: gcwaiting → gcstopm; runSafePointFn",
+                "findRunnable: checkTimers(pp, 0)",
+                "findRunnable: traceReader",
+                "findRunnable: GC worker (findRunnableGCWorker)",
+                "findRunnable: schedtick%61 == 0 && global not empty → one G from global",
+                "findRunnable: wake finalizer G (ready(fing, next=true))",
+                "findRunnable: runqget(pp) (runnext first, inheritTime=true)",
+                "findRunnable: global batch (globrunqget(pp, 0) / globrunqgetbatch(128))",
+                "findRunnable: netpoll(0)",
+                "findRunnable: stealWork (4 rounds, runnext + timers only in the last)",
+                "findRunnable: idle GC mark worker",
+                "findRunnable: lock; re-check global queue",
+                "findRunnable: releasep; pidleput; ...; stopm",
+                "schedule: execute(gp, inheritTime)",
+            ]
+        } else {
+            vec![
+                "schedule: lockedg → execute(lockedg, false)",
+                "schedule: gcwaiting; runSafePointFn; checkTimers",
+                "schedule: traceReader",
+                "schedule: GC worker",
+                "schedule: schedtick%61 == 0 && sched.runqsize > 0 → globrunqget(p, 1)",
+                "schedule: runqget(p)",
+                "findrunnable: (top) wake finalizer G; runqget(p)",
+                "findrunnable: globrunqget(p, 0)",
+                "findrunnable: netpoll(0)",
+                if minor >= 17 {
+                    "findrunnable: stealWork (4 rounds, runnext only in the last)"
+                } else {
+                    "findrunnable: inline steal loop (4 rounds, stealRunNextG := i > 2)"
+                },
+                "findrunnable: idle GC mark worker",
+                "findrunnable: lock; re-check global queue",
+                "findrunnable: releasep; pidleput; ...; stopm",
+                "schedule: execute(gp, inheritTime)",
+            ]
+        };
+        let provenance = match minor {
+            19 => "read: go1.19.8 src/runtime/proc.go (the line numbers reference::sched cites)",
+            25 => {
+                "read: findRunnable/globrunqgetbatch in a go1.25.3-labelled mirror; same shape in golang/go tip"
+            }
+            m if m >= 26 => {
+                "read: golang/go tip proc.go from the search index (go1.27-era); 1.26 inferred"
+            }
+            17 | 18 | 23 => {
+                "from the runtime source notes (1.17.1, 1.18, 1.23.5: ../shared/GO-RUNTIME-SOURCE.md in the repository's workspace), not re-read here"
+            }
+            15 | 16 => {
+                "from the runtime source notes (1.15.8, 1.16.14: ../shared/GO-RUNTIME-SOURCE.md), not re-read here"
+            }
+            20..=24 => "not read: inferred from 1.19.8 and 1.23.5 (and the 1.25 change)",
+            _ => "unverified: below 1.15, treated like 1.15",
+        };
         Profile {
             major: 1,
             minor,
@@ -85,8 +214,8 @@ impl Profile {
             } else {
                 "runtime.findrunnable"
             },
-            schedule_calls_runqget: minor <= 18,
-            steal_work: minor >= 17,
+            fairness_site,
+            steal,
             page_size_set_by: "runtime.args",
             goamd64_check: minor >= 18,
             dwarf5_default: minor >= 25,
@@ -106,8 +235,35 @@ impl Profile {
             } else {
                 "atomicstatus"
             },
-            global_get_takes_p: minor <= 24,
+            global_get,
             register_args: minor >= 17,
+            fing_wake_before_local_runq: minor >= 19,
+            loopvar_per_iteration: minor >= 22,
+            check_order,
+            provenance,
+        }
+    }
+
+    /// `schedule` itself calls `runqget` (and the fairness check): up to 1.18.
+    pub fn schedule_calls_runqget(&self) -> bool {
+        self.fairness_site == FairnessSite::Schedule
+    }
+
+    /// `globrunqget` takes the P and fills its ring itself: up to 1.24.
+    pub fn global_get_takes_p(&self) -> bool {
+        self.global_get == GlobalGet::RunqputEach
+    }
+
+    /// `findRunnable`'s name without the package (`findrunnable` up to 1.18).
+    pub fn find_runnable_name(&self) -> &'static str {
+        self.find_runnable.trim_start_matches("runtime.")
+    }
+
+    /// Source location of the fairness check, for explanations.
+    pub fn fairness_site_ref(&self) -> &'static str {
+        match self.fairness_site {
+            FairnessSite::Schedule => "schedule (1.17.1 proc.go:3355)",
+            FairnessSite::FindRunnable => "findRunnable (1.19.8 proc.go:2605)",
         }
     }
 
@@ -171,7 +327,7 @@ mod tests {
         assert!(!p18.newproc_has_size && p18.find_runnable == "runtime.findrunnable");
         let (p19, _) = Profile::for_version(GoVersion::new(1, 19, 8));
         assert_eq!(p19.find_runnable, "runtime.findRunnable");
-        assert!(!p19.schedule_calls_runqget);
+        assert!(!p19.schedule_calls_runqget());
     }
 
     #[test]

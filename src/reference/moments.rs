@@ -145,7 +145,8 @@ pub fn summary(e: &Explanation) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reference::sched::{LiveState, Profile, Scenario, simulate};
+    use crate::reference::Profile;
+    use crate::reference::sched::{LiveState, Scenario, simulate};
 
     #[test]
     fn three_hundred_goroutines_overflow_the_ring_once_and_fairness_fires() {
@@ -156,7 +157,7 @@ mod tests {
             runnext: true,
             global_len: 0,
         };
-        let e = simulate(&Profile::for_version(19), &Scenario::new(300), &live);
+        let e = simulate(&Profile::line(19), &Scenario::new(300), &live);
         let m = moments(&e);
         assert_eq!(
             m.iter().filter(|m| m.kind == Kind::Runqputslow).count(),

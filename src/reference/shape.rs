@@ -9,7 +9,8 @@
 //! state read at `main.main`. A program the helper cannot follow is refused there, by
 //! name and line.
 
-use super::sched::{G, LiveState, Profile, RUNQ_LEN, Sched};
+use super::Profile;
+use super::sched::{G, LiveState, RUNQ_LEN, Sched};
 use serde::Serialize;
 use std::collections::VecDeque;
 
@@ -494,7 +495,7 @@ mod tests {
             Yield::EveryNth(5),
         ];
         for minor in [15, 17, 19, 25] {
-            let profile = Profile::for_version(minor);
+            let profile = Profile::line(minor);
             for live in [
                 LiveState::GO119_OBSERVED,
                 LiveState::empty(5),
@@ -581,7 +582,7 @@ mod tests {
         };
         // main parks; b (runnext) runs: records 2; a (ring) sends: main to runnext,
         // a goes on and records 1; main runs and records 9.
-        let p = predict(&Profile::for_version(19), &prog, &LiveState::empty(4), &[]).unwrap();
+        let p = predict(&Profile::line(19), &prog, &LiveState::empty(4), &[]).unwrap();
         assert_eq!(p.order, vec![2, 1, 9]);
     }
 
@@ -595,7 +596,7 @@ mod tests {
             chans: vec![0],
             wgs: 0,
         };
-        let e = predict(&Profile::for_version(19), &prog, &LiveState::empty(4), &[]).unwrap_err();
+        let e = predict(&Profile::line(19), &prog, &LiveState::empty(4), &[]).unwrap_err();
         assert!(e.contains("went idle"), "{e}");
     }
 }

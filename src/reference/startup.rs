@@ -130,7 +130,7 @@ fn body(p: &Profile, f: &str) -> (Vec<Op>, &'static str) {
             "minit; on m0 mstartm0; runs m.mstartfn if set; then schedule()",
         ),
         "runtime.schedule" => {
-            let find = if p.schedule_calls_runqget {
+            let find = if p.schedule_calls_runqget() {
                 "runtime.runqget"
             } else {
                 p.find_runnable
@@ -335,7 +335,7 @@ pub fn render(p: &Profile, v: crate::toolchain::GoVersion) -> String {
         if p.abi_wrappers { "yes" } else { "no" },
         if p.mstart0 { "yes" } else { "no" },
         if p.newproc_has_size { "siz, fn" } else { "fn" },
-        if p.schedule_calls_runqget { format!("schedule calls runqget, {} when it is empty", p.find_runnable) } else { format!("schedule calls {}, which calls runqget", p.find_runnable) },
+        if p.schedule_calls_runqget() { format!("schedule calls runqget, {} when it is empty", p.find_runnable) } else { format!("schedule calls {}, which calls runqget", p.find_runnable) },
         p.page_size_set_by
     ));
     s

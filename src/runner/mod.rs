@@ -98,6 +98,9 @@ pub fn failure(e: &anyhow::Error) -> (crate::exit::ErrorKind, String) {
     {
         return (ErrorKind::CompileError, c.output.clone());
     }
+    if let Some(i) = crate::machine::interfered(e) {
+        return (ErrorKind::ObserverKilled, i.0.clone());
+    }
     if crate::exec::timed_out(e) {
         return (ErrorKind::Timeout, format!("{e:#}"));
     }

@@ -124,6 +124,9 @@ pub fn gdb_probe(i: &Inputs) -> Result<Option<gdb_mi::GdbRun>> {
     )?;
     if let Some(e) = &g.error {
         let e = format!("the gdb session failed: {e}");
+        if g.interfered {
+            return Err(crate::machine::Interfered(e).into());
+        }
         if g.timed_out {
             return Err(crate::exec::TimedOut(e).into());
         }
@@ -198,6 +201,9 @@ fn session(
                 "the dlv session of ./main {} failed: {first}{hint}{rest}",
                 args.join(" ")
             );
+            if d.interfered {
+                return Err(crate::machine::Interfered(e).into());
+            }
             if d.timed_out {
                 return Err(crate::exec::TimedOut(e).into());
             }

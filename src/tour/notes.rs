@@ -139,12 +139,12 @@ pub fn claims(function: &str, p: &Profile) -> Vec<Claim> {
         )],
         "runtime.schedule" => vec![c(
             "runqget(): called by findrunnable(), schedule(), stealWork()",
-            if p.schedule_calls_runqget {
+            if p.schedule_calls_runqget() {
                 Right
             } else {
                 Depends
             },
-            if p.schedule_calls_runqget {
+            if p.schedule_calls_runqget() {
                 format!("{v}: schedule calls runqget itself (true up to Go 1.18)")
             } else {
                 format!(

@@ -1,0 +1,117 @@
+//! What the integration tests share: the golab under test with the clone's labs, its
+//! output, a batch's results, and the startup-trace answers a student would write.
+//! Each test file that needs it says `mod common;` (Cargo builds it into each of them,
+//! so a file uses only some of it).
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The clone's folder (the crate's manifest folder).
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The clone's `labs/`.
+pub fn labs() -> PathBuf {
+    repo().join("labs")
+}
+
+/// The golab under test, reading the clone's labs.
+pub fn golab() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_golab"));
+    c.env("GOLAB_LABS", labs());
+    c
+}
+
+/// [`golab`] for the grading tests: a seed or toolchains folder set in the environment
+/// that runs the tests does not reach it (either would change the outcomes).
+pub fn grader() -> Command {
+    let mut c = golab();
+    c.env_remove("GOLAB_SEED").env_remove("GOLAB_TOOLCHAINS");
+    c
+}
+
+/// Runs `c`: its output, stdout and stderr.
+pub fn run(c: &mut Command) -> (Output, String, String) {
+    let o = c.output().expect("golab runs");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    (o, out, err)
+}
+
+/// Runs `c`, which must succeed: stdout and stderr together.
+pub fn ok(c: &mut Command) -> String {
+    let (o, out, err) = run(c);
+    let text = format!("{out}{err}");
+    assert!(o.status.success(), "{text}");
+    text
+}
+
+/// `golab grade SUBS --lab startup-trace -j 2 ARGS... -o OUT` ([`grader`]), which must succeed:
+/// stdout and stderr together.
+pub fn grade(subs: &Path, out: &Path, args: &[&str]) -> String {
+    ok(grader()
+        .arg("grade")
+        .arg(subs)
+        .args(["--lab", "startup-trace", "-j", "2"])
+        .args(args)
+        .arg("-o")
+        .arg(out))
+}
+
+/// A batch's result for `student` (`OUT/results/STUDENT.json`).
+pub fn result(out: &Path, student: &str) -> Value {
+    let p = out.join("results").join(format!("{student}.json"));
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The startup chain as a student answers it (Go 1.17 to 1.19, -l -N).
+pub const CHAIN: &str = "[_rt0_amd64_linux, _rt0_amd64, runtime.rt0_go, runtime.check, runtime.args, runtime.osinit, runtime.schedinit, runtime.newproc, runtime.newproc1, runtime.runqput, runtime.mstart, runtime.mstart0, runtime.mstart1, runtime.schedule, runtime.findRunnable, runtime.runqget, runtime.execute, runtime.gogo, runtime.main, main.main]";
+
+/// A startup-trace answers.yaml.
+pub fn answers(go: &str, entry: &str, chain: &str, why: &str) -> String {
+    format!(
+        "lab: startup-trace\ngo: \"{go}\"\nanswers:\n  entry-point: {{address: {entry}, symbol: _rt0_amd64_linux}}\n  startup-chain: {chain}\n  why-runnext: \"{why}\"\n"
+    )
+}
+
+/// The entry point of the program in `h` built as the lab builds it (the system go,
+/// `readelf -h`).
+pub fn entry(h: &Path) -> String {
+    let o = Command::new("go")
+        .args(["build", "-gcflags", "all=-l -N", "-o", "main", "."])
+        .current_dir(h)
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = Command::new("readelf")
+        .arg("-h")
+        .arg(h.join("main"))
+        .output()
+        .unwrap();
+    std::fs::remove_file(h.join("main")).unwrap();
+    String::from_utf8_lossy(&r.stdout)
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Entry point address:")
+                .map(|a| a.trim().to_string())
+        })
+        .unwrap()
+}
+
+/// Sets `p`'s modification time (of a link itself, not what it names).
+pub fn touch(p: &Path, when: &str) {
+    assert!(
+        Command::new("touch")
+            .args(["-h", "-d", when])
+            .arg(p)
+            .status()
+            .unwrap()
+            .success()
+    );
+}
