@@ -118,6 +118,9 @@ pub enum ErrorKind {
     /// The observed program stopped or killed its debugger (only known in the grader's
     /// sandbox); the message says which debugger and how.
     ObserverKilled,
+    /// The observed program, under its debugger, tried to reach a network (only known in
+    /// the grader's sandbox); the message lists the calls, refused.
+    NetworkDenied,
     /// Anything else (a bad lab file, a missing tool, a debugger that failed).
     Error,
 }

@@ -6,9 +6,11 @@
 //! observer's folder, not the program's files or binary, not another student's folder.
 //! That is the sandbox's rule without namespaces: golab run, the observer, stays root.
 
+mod common;
+
 use golab::grade::batch::GolabRun;
 use golab::grade::grader::{LabRunner, Ran};
-use golab::grade::reduced::{Isolation, Reduced, UID_BASE};
+use golab::grade::reduced::{Isolation, Reduced, first_uid};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
@@ -124,7 +126,7 @@ fn a_reduced_run_keeps_the_observer_apart_from_its_own_uid_and_cgroup() {
         Ran::Stopped { outcome, message } => panic!("{} {message}", outcome.name()),
     }
     let proof = std::fs::read_to_string(&proof_path).unwrap();
-    let uid = UID_BASE + 3;
+    let uid = first_uid() + 3;
     assert!(proof.starts_with(&format!("uid={uid}\n")), "{proof}");
     let succeeded: Vec<&str> = proof
         .lines()
@@ -165,7 +167,40 @@ fn a_reduced_run_keeps_the_observer_apart_from_its_own_uid_and_cgroup() {
     assert_eq!((bin.uid(), bin.mode() & 0o222), (0, 0));
     let desc = r.isolation.describe("test", Duration::from_secs(9));
     assert!(
-        desc.contains(&format!("cgroup v{}", cg.version)) && desc.contains("uid 62000+"),
+        desc.contains(&format!("cgroup v{}", cg.version))
+            && desc.contains(&format!("uid {}+", first_uid())),
         "{desc}"
     );
+}
+
+#[test]
+fn a_network_attempt_under_the_debugger_is_refused_and_is_the_verdict() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "this test runs as root");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let student = dir.path().join("underdlv");
+    let lab = student.join("lab");
+    std::fs::create_dir_all(&lab).unwrap();
+    let src = common::labs().join("startup-trace");
+    for f in ["lab.yaml", "go.mod"] {
+        std::fs::copy(src.join(f), lab.join(f)).unwrap();
+    }
+    std::fs::write(lab.join("main.go"), common::dialing_program(true)).unwrap();
+    let r = Reduced::new(
+        GolabRun {
+            golab: env!("CARGO_BIN_EXE_golab").into(),
+            dlv: None,
+            dlv_for: vec![],
+        },
+        Duration::from_secs(180),
+        Isolation::probe(),
+    );
+    match r.run(&lab, None, None, 2).unwrap() {
+        Ran::Stopped { outcome, message } => {
+            assert_eq!(outcome.name(), "network-denied", "{message}");
+            assert!(message.contains("connect(AF_INET 1.1.1.1:80)"), "{message}");
+        }
+        Ran::Observed(_) => panic!("the dial under dlv went unseen"),
+    }
 }

@@ -917,3 +917,42 @@ fn the_second_round_of_attacks_each_get_a_fair_outcome() {
     );
     assert!(store_keys().contains(&zoe_builds[1]));
 }
+
+#[test]
+fn a_network_attempt_under_the_debugger_is_evidence_too() {
+    let _one_at_a_time = serial();
+    sandbox_is_available();
+    let dir = tempfile::Builder::new()
+        .prefix("golab-grade-f12-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let subs = dir.path().join("subs");
+    let out = dir.path().join("out");
+    for (s, only_under) in [("underdlv", true), ("always", false)] {
+        std::fs::create_dir_all(subs.join(s)).unwrap();
+        std::fs::write(
+            subs.join(s).join("main.go"),
+            common::dialing_program(only_under),
+        )
+        .unwrap();
+        std::fs::write(
+            subs.join(s).join("answers.yaml"),
+            "lab: startup-trace\nanswers:\n  why-runnext: locality\n",
+        )
+        .unwrap();
+    }
+    let said = common::grade(&subs, &out, &["--timeout", "120"]);
+    // Alone under strace, and only under the debugger: both are the same verdict, with
+    // the call as evidence; the second says where it was seen.
+    let r = result(&out, "always");
+    assert_eq!(r["outcome"], "network-denied", "{said}\n{r}");
+    assert!(r["message"].as_str().unwrap().contains("1.1.1.1"), "{r}");
+    let r = result(&out, "underdlv");
+    assert_eq!(r["outcome"], "network-denied", "{said}\n{r}");
+    let m = r["message"].as_str().unwrap();
+    assert!(
+        m.contains("under the debugger") && m.contains("connect(AF_INET 1.1.1.1:80)"),
+        "{m}"
+    );
+    assert_eq!(r["score"], 0.0);
+}

@@ -100,6 +100,12 @@ pub fn outcome_of(code: Option<i32>, stderr: &str, obs: &Path) -> Result<Ran> {
             Outcome::ObserverKilled,
             format!("your program stopped or killed the debugger that observed it: {m}"),
         ),
+        Some((ErrorKind::NetworkDenied, m)) => (
+            Outcome::NetworkDenied,
+            format!(
+                "your program tried to open a network connection under the debugger; lab programs have no network ({m})"
+            ),
+        ),
         Some((ErrorKind::Error, m)) => (Outcome::GraderError, m),
         None => (
             Outcome::GraderError,

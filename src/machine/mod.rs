@@ -221,6 +221,29 @@ impl std::fmt::Display for Interfered {
 
 impl std::error::Error for Interfered {}
 
+/// The observed program, under its debugger, tried to reach a network: the calls (each
+/// refused). `runner::failure` makes it the document's `network-denied`.
+#[derive(Debug)]
+pub struct Denied(pub Vec<String>);
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the program tried to reach a network under its debugger: {}",
+            self.0.join("; ")
+        )
+    }
+}
+
+impl std::error::Error for Denied {}
+
+/// The program's network attempts under its debugger so far (only known in the sandbox).
+pub fn denied() -> Option<Denied> {
+    let calls = jail()?.evidence();
+    (!calls.is_empty()).then_some(Denied(calls))
+}
+
 /// The [`Interfered`] that `e` is or wraps, if any.
 pub fn interfered(e: &anyhow::Error) -> Option<&Interfered> {
     e.chain().find_map(|c| c.downcast_ref::<Interfered>())
@@ -243,6 +266,11 @@ pub trait Confinement: Send + Sync {
     fn connect(&self, addr: &str) -> std::io::Result<std::net::TcpStream>;
     /// Did the observed program stop or kill its debugger? (starts with [`INTERFERENCE`])
     fn interference(&self) -> Option<String>;
+    /// The observed program's calls that the sandbox refused and recorded as evidence
+    /// (a connect to an address outside the loopback), in order.
+    fn evidence(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The environment variable that names the sandbox golab observes in (set by the

@@ -101,6 +101,12 @@ pub fn failure(e: &anyhow::Error) -> (crate::exit::ErrorKind, String) {
     if let Some(i) = crate::machine::interfered(e) {
         return (ErrorKind::ObserverKilled, i.0.clone());
     }
+    if let Some(d) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::machine::Denied>())
+    {
+        return (ErrorKind::NetworkDenied, d.0.join("; "));
+    }
     if crate::exec::timed_out(e) {
         return (ErrorKind::Timeout, format!("{e:#}"));
     }
@@ -120,7 +126,13 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<RunResult> {
         lab.name, lab.program.gcflags
     ));
     let b = build_stage(&t, opts, lab)?;
-    let probed = probe(&p, &t, &b, m, &transcript, &mut progress)?;
+    let probed = probe(&p, &t, &b, m, &transcript, &mut progress);
+    // What the program tried under its debugger decides first (it may be why a session
+    // failed): the sandbox refused it and kept it as evidence.
+    if let Some(d) = crate::machine::denied() {
+        return Err(d.into());
+    }
+    let probed = probed?;
     progress.stage("checking against the reference");
     let (obs, warnings) = observe(&p, &t, &b, m, probed)?;
     let verdict = check::judge(lab, &obs, &t.profile, warnings);

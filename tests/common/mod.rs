@@ -115,3 +115,50 @@ pub fn touch(p: &Path, when: &str) {
             .success()
     );
 }
+
+/// The startup-trace lab's program with an `init` that dials 1.1.1.1:80, only when its
+/// tracer is dlv or gdb (`only_under_debugger`), else always: the program that behaves
+/// only where it believes no strace watches (attack F12).
+pub fn dialing_program(only_under_debugger: bool) -> String {
+    let lab = std::fs::read_to_string(labs().join("startup-trace/main.go")).unwrap();
+    let body = lab
+        .split_once('\n')
+        .map(|(package, rest)| {
+            assert!(package.starts_with("package"), "{package}");
+            rest
+        })
+        .unwrap();
+    let (skip, dial) = if only_under_debugger {
+        ("pid == \"0\"", "c == \"dlv\" || c == \"gdb\"")
+    } else {
+        ("false", "c == c")
+    };
+    format!(
+        r#"package main
+
+import (
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+func init() {{
+	st, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(st), "\n") {{
+		if strings.HasPrefix(l, "TracerPid:") {{
+			pid := strings.TrimSpace(strings.TrimPrefix(l, "TracerPid:"))
+			if {skip} {{
+				return
+			}}
+			comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+			c := strings.TrimSpace(string(comm))
+			if {dial} {{
+				net.DialTimeout("tcp", "1.1.1.1:80", time.Second)
+			}}
+		}}
+	}}
+}}
+{body}"#
+    )
+}

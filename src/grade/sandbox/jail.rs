@@ -12,7 +12,7 @@
 //! process_vm_writev from the same uid). A debugger that the program stopped or killed is
 //! reported as `observer-killed` (`interference`), never read as evidence.
 
-use super::{Limits, Sandbox, cgroup, launch};
+use super::{Limits, Sandbox, cgroup, launch, notify};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
@@ -20,7 +20,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The environment variable naming the jail file.
 pub const ENV: &str = crate::machine::JAIL_ENV;
@@ -57,6 +57,8 @@ pub enum Kind {
 pub struct Jail {
     pub kind: Kind,
     cgroup_fds: Vec<OwnedFd>,
+    /// What the debuggers' seccomp supervisors saw (`notify`).
+    evidence: Arc<Mutex<notify::Evidence>>,
 }
 
 /// Writes the jail file of a reduced run.
@@ -109,6 +111,9 @@ impl crate::machine::Confinement for Jail {
     fn interference(&self) -> Option<String> {
         Jail::interference(self)
     }
+    fn evidence(&self) -> Vec<String> {
+        Jail::evidence(self)
+    }
 }
 
 impl Jail {
@@ -128,6 +133,7 @@ impl Jail {
             return Ok(Jail {
                 kind: Kind::Reduced(spec),
                 cgroup_fds,
+                evidence: Default::default(),
             });
         }
         let spec: Spec = serde_json::from_value(v)?;
@@ -136,6 +142,7 @@ impl Jail {
         Ok(Jail {
             kind: Kind::Sandbox(spec),
             cgroup_fds,
+            evidence: Default::default(),
         })
     }
 
@@ -178,7 +185,7 @@ impl Jail {
             env.retain(|(k2, _)| k2 != k);
             env.push((k.clone(), v.clone()));
         }
-        let mut c = Command::new(bwrap);
+        let mut c = Command::new(&bwrap);
         c.args(&all)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -188,6 +195,7 @@ impl Jail {
             cgroup_fds: cgroup::raw(&self.cgroup_fds),
             rlimits: super::RlimitPlan::new(&spec.limits),
             ready_fd: None,
+            notify: self.supervise(&[Path::new(program), &bwrap]),
         };
         // SAFETY: Launch::apply makes only async-signal-safe system calls.
         unsafe {
@@ -231,12 +239,37 @@ impl Jail {
             cgroup_fds: cgroup::raw(&self.cgroup_fds),
             rlimits: super::RlimitPlan::new(&r.limits),
             ready_fd: None,
+            notify: self.supervise(&[Path::new(program)]),
         };
         // SAFETY: Launch::apply makes only async-signal-safe system calls.
         unsafe {
             c.pre_exec(move || l.apply());
         }
         c
+    }
+
+    /// A seccomp supervisor for one command (`notify`): the calls of `tools` (the
+    /// command's own executable, bubblewrap) go on; the program's are the evidence.
+    /// None (no evidence from that command, and said so) where it cannot be set up.
+    fn supervise(&self, tools: &[&Path]) -> Option<notify::Child> {
+        use std::os::unix::fs::MetadataExt;
+        let ids = tools
+            .iter()
+            .filter_map(|t| std::fs::metadata(t).ok())
+            .map(|m| (m.dev(), m.ino()))
+            .collect();
+        match notify::supervise(self.uid(), ids, self.evidence.clone()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("golab: no network evidence from the debugger step: {e}");
+                None
+            }
+        }
+    }
+
+    /// The program's refused network calls under its debuggers so far.
+    pub fn evidence(&self) -> Vec<String> {
+        self.evidence.lock().unwrap().calls.clone()
     }
 
     /// A connection to dlv's API, made with the slot's uid as the socket's owner: dlv

@@ -14,6 +14,9 @@ pub struct Launch {
     pub rlimits: RlimitPlan,
     /// Duplicated onto fd 3 (the sandbox's ready pipe), if any.
     pub ready_fd: Option<i32>,
+    /// The seccomp filter whose listener goes to the observer (`notify`), last before
+    /// exec.
+    pub notify: Option<super::notify::Child>,
 }
 
 impl Launch {
@@ -58,6 +61,9 @@ impl Launch {
             }
             // Set after setuid, which clears it: if golab dies, so does the sandbox.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        }
+        if let Some(n) = &self.notify {
+            n.install();
         }
         Ok(())
     }

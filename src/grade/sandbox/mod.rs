@@ -43,6 +43,7 @@
 pub mod cgroup;
 pub mod jail;
 pub mod launch;
+pub mod notify;
 pub mod quota;
 
 use crate::exec::Group;
@@ -423,6 +424,7 @@ impl Sandbox {
         cmd.current_dir("/");
         // Joins the slot's cgroup as root, then becomes the slot's uid (launch.rs).
         let l = launch::Launch {
+            notify: None,
             uid,
             cgroup_fds: cgroup::raw(&cgroup_fds),
             rlimits: RlimitPlan::new(limits),
