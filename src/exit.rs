@@ -121,6 +121,9 @@ pub enum ErrorKind {
     /// The observed program, under its debugger, tried to reach a network (only known in
     /// the grader's sandbox); the message lists the calls, refused.
     NetworkDenied,
+    /// The observed program printed more under its debugger than the sandbox allows
+    /// (only known in the grader's sandbox); the rest was read and dropped.
+    OutputLimit,
     /// Anything else (a bad lab file, a missing tool, a debugger that failed).
     Error,
 }

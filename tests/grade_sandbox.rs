@@ -919,7 +919,7 @@ fn the_second_round_of_attacks_each_get_a_fair_outcome() {
 }
 
 #[test]
-fn a_network_attempt_under_the_debugger_is_evidence_too() {
+fn what_a_program_does_only_under_the_debugger_is_evidence_too() {
     let _one_at_a_time = serial();
     sandbox_is_available();
     let dir = tempfile::Builder::new()
@@ -928,13 +928,13 @@ fn a_network_attempt_under_the_debugger_is_evidence_too() {
         .unwrap();
     let subs = dir.path().join("subs");
     let out = dir.path().join("out");
-    for (s, only_under) in [("underdlv", true), ("always", false)] {
+    for (s, program) in [
+        ("underdlv", common::dialing_program(true)),
+        ("always", common::dialing_program(false)),
+        ("flood", common::flooding_program()),
+    ] {
         std::fs::create_dir_all(subs.join(s)).unwrap();
-        std::fs::write(
-            subs.join(s).join("main.go"),
-            common::dialing_program(only_under),
-        )
-        .unwrap();
+        std::fs::write(subs.join(s).join("main.go"), program).unwrap();
         std::fs::write(
             subs.join(s).join("answers.yaml"),
             "lab: startup-trace\nanswers:\n  why-runnext: locality\n",
@@ -955,4 +955,14 @@ fn a_network_attempt_under_the_debugger_is_evidence_too() {
         "{m}"
     );
     assert_eq!(r["score"], 0.0);
+    // F1: 8 MiB printed only under the debugger is output-limit (4 MiB), as it is alone.
+    let r = result(&out, "flood");
+    assert_eq!(r["outcome"], "output-limit", "{said}\n{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("under the debugger"),
+        "{r}"
+    );
 }

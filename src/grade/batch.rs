@@ -106,6 +106,10 @@ pub fn outcome_of(code: Option<i32>, stderr: &str, obs: &Path) -> Result<Ran> {
                 "your program tried to open a network connection under the debugger; lab programs have no network ({m})"
             ),
         ),
+        Some((ErrorKind::OutputLimit, m)) => (
+            Outcome::OutputLimit,
+            format!("your program wrote more output than allowed under the debugger ({m})"),
+        ),
         Some((ErrorKind::Error, m)) => (Outcome::GraderError, m),
         None => (
             Outcome::GraderError,

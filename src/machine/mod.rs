@@ -238,6 +238,45 @@ impl std::fmt::Display for Denied {
 
 impl std::error::Error for Denied {}
 
+/// The observed program printed more than `limit` bytes under its debugger (`seen`).
+#[derive(Debug)]
+pub struct Flooded {
+    pub seen: u64,
+    pub limit: u64,
+}
+
+impl std::fmt::Display for Flooded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the program printed more than {} bytes under its debugger ({} read, the rest dropped)",
+            self.limit, self.seen
+        )
+    }
+}
+
+impl std::error::Error for Flooded {}
+
+static FLOODED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts the observed program's output under a debugger (`total`: all of it so far, in
+/// one session); past the sandbox's output limit it is [`flooded`]. Outside the sandbox
+/// the output is only capped where it is kept.
+pub fn note_output(total: u64) {
+    if let Some(limit) = jail().and_then(|j| j.output_limit())
+        && total > limit
+    {
+        FLOODED.fetch_max(total, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Whether the observed program's output under a debugger passed the sandbox's limit.
+pub fn flooded() -> Option<Flooded> {
+    let seen = FLOODED.load(std::sync::atomic::Ordering::SeqCst);
+    let limit = jail()?.output_limit()?;
+    (seen > 0).then_some(Flooded { seen, limit })
+}
+
 /// The program's network attempts under its debugger so far (only known in the sandbox).
 pub fn denied() -> Option<Denied> {
     let calls = jail()?.evidence();
@@ -270,6 +309,10 @@ pub trait Confinement: Send + Sync {
     /// (a connect to an address outside the loopback), in order.
     fn evidence(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// The bytes the observed program may print (stdout and stderr together).
+    fn output_limit(&self) -> Option<u64> {
+        None
     }
 }
 

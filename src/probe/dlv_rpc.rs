@@ -307,6 +307,9 @@ pub fn start_headless(
     // What is kept of the two is capped (a program can print gigabytes to the stdout it
     // shares with dlv): the rest is read and dropped, and its size noted.
     let kept = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // All of it, read: in the grader's sandbox past its output limit the run's outcome
+    // is output-limit (`machine::note_output`).
+    let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
     for (i, pipe) in [
         Box::new(stdout) as Box<dyn std::io::Read + Send>,
         Box::new(stderr) as Box<dyn std::io::Read + Send>,
@@ -316,6 +319,7 @@ pub fn start_headless(
     {
         let console = console.clone();
         let kept = kept.clone();
+        let total = total.clone();
         let mut tx = (i == 0).then(|| tx.clone());
         readers.push(std::thread::spawn(move || {
             let mut r = BufReader::new(pipe);
@@ -327,11 +331,12 @@ pub fn start_headless(
                 if n == 0 {
                     break;
                 }
+                use std::sync::atomic::Ordering::SeqCst;
+                crate::machine::note_output(total.fetch_add(n as u64, SeqCst) + n as u64);
                 let l = String::from_utf8_lossy(&line).into_owned();
                 if let Some(t) = tx.take() {
                     let _ = t.send(l.trim_end_matches('\n').to_string());
                 }
-                use std::sync::atomic::Ordering::SeqCst;
                 if kept.load(SeqCst) + l.len() > CONSOLE_MAX {
                     cut += n as u64;
                     continue;

@@ -107,6 +107,12 @@ pub fn failure(e: &anyhow::Error) -> (crate::exit::ErrorKind, String) {
     {
         return (ErrorKind::NetworkDenied, d.0.join("; "));
     }
+    if let Some(f) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::machine::Flooded>())
+    {
+        return (ErrorKind::OutputLimit, f.to_string());
+    }
     if crate::exec::timed_out(e) {
         return (ErrorKind::Timeout, format!("{e:#}"));
     }
@@ -131,6 +137,9 @@ pub fn run(lab: &Lab, opts: &Options) -> Result<RunResult> {
     // failed): the sandbox refused it and kept it as evidence.
     if let Some(d) = crate::machine::denied() {
         return Err(d.into());
+    }
+    if let Some(f) = crate::machine::flooded() {
+        return Err(f.into());
     }
     let probed = probed?;
     progress.stage("checking against the reference");

@@ -120,6 +120,29 @@ pub fn touch(p: &Path, when: &str) {
 /// tracer is dlv or gdb (`only_under_debugger`), else always: the program that behaves
 /// only where it believes no strace watches (attack F12).
 pub fn dialing_program(only_under_debugger: bool) -> String {
+    program_doing(
+        only_under_debugger,
+        r#"net.DialTimeout("tcp", "1.1.1.1:80", time.Second)"#,
+        &["net", "time"],
+    )
+}
+
+/// The startup-trace lab's program with an `init` that prints 8 MiB to stdout, only
+/// under dlv or gdb (attack F1: the observer outside the cgroup read all of it).
+pub fn flooding_program() -> String {
+    program_doing(
+        true,
+        r#"line := strings.Repeat("x", 1<<16) + "\n"
+				for i := 0; i < 128; i++ {
+					os.Stdout.WriteString(line)
+				}"#,
+        &[],
+    )
+}
+
+/// The lab's program with an `init` that runs `action` when traced by dlv or gdb (or
+/// always, when not `only_under_debugger`); `imports` beyond os and strings.
+fn program_doing(only_under_debugger: bool, action: &str, imports: &[&str]) -> String {
     let lab = std::fs::read_to_string(labs().join("startup-trace/main.go")).unwrap();
     let body = lab
         .split_once('\n')
@@ -128,20 +151,21 @@ pub fn dialing_program(only_under_debugger: bool) -> String {
             rest
         })
         .unwrap();
-    let (skip, dial) = if only_under_debugger {
+    let (skip, act) = if only_under_debugger {
         ("pid == \"0\"", "c == \"dlv\" || c == \"gdb\"")
     } else {
         ("false", "c == c")
     };
+    let imports: String = ["os", "strings"]
+        .iter()
+        .chain(imports)
+        .map(|i| format!("\t\"{i}\"\n"))
+        .collect();
     format!(
         r#"package main
 
 import (
-	"net"
-	"os"
-	"strings"
-	"time"
-)
+{imports})
 
 func init() {{
 	st, _ := os.ReadFile("/proc/self/status")
@@ -153,8 +177,8 @@ func init() {{
 			}}
 			comm, _ := os.ReadFile("/proc/" + pid + "/comm")
 			c := strings.TrimSpace(string(comm))
-			if {dial} {{
-				net.DialTimeout("tcp", "1.1.1.1:80", time.Second)
+			if {act} {{
+				{action}
 			}}
 		}}
 	}}

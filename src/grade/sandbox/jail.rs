@@ -114,6 +114,12 @@ impl crate::machine::Confinement for Jail {
     fn evidence(&self) -> Vec<String> {
         Jail::evidence(self)
     }
+    fn output_limit(&self) -> Option<u64> {
+        Some(match &self.kind {
+            Kind::Sandbox(s) => s.limits.output_bytes,
+            Kind::Reduced(r) => r.limits.output_bytes,
+        })
+    }
 }
 
 impl Jail {
