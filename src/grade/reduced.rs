@@ -288,6 +288,10 @@ impl LabRunner for Reduced {
         true
     }
 
+    fn slot_uid(&self, slot: usize) -> Option<u32> {
+        Some(first_uid() + slot as u32)
+    }
+
     /// The sandbox's design without its namespaces: the build and the debuggers (with the
     /// program) run as the slot's uid; `golab run`, the observer, stays root and writes
     /// the observation where that uid cannot (a root-only folder). The uid owns nothing

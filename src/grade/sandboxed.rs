@@ -296,6 +296,10 @@ pub(super) fn go_build(goroot: Option<&Path>, gcflags: &str, out: &Path) -> Vec<
 }
 
 impl LabRunner for Sandboxed {
+    fn slot_uid(&self, slot: usize) -> Option<u32> {
+        Some(sandbox::first_uid() + slot as u32)
+    }
+
     fn run(
         &self,
         lab_dir: &Path,
