@@ -60,6 +60,7 @@ fn the_pins_are_written_only_in_toolchains_txt() {
         format!("/delve-{dlv}"),
         format!("delve-{dlv}.tar"),
         format!("/go{go_version}.linux-amd64"),
+        format!(" dlv-{dlv}\""),
     ];
     let mut all = vec![];
     for d in ["src", "scripts", "provision"] {
