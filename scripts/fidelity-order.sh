@@ -12,7 +12,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
-cache=${GOLAB_TOOLCHAINS:-$HOME/.cache/golab/toolchains}
 if [ -n "${GOLAB_BIN:-}" ]; then
   golab=$GOLAB_BIN
 else
@@ -21,19 +20,9 @@ else
 fi
 out=${GOLAB_FIDELITY_OUT:-$(mktemp -d)}
 mkdir -p "$out"
-sys_root=$(GOTOOLCHAIN=local go env GOROOT)
-sys_name=go$(GOTOOLCHAIN=local go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/')
-declare -A root
-root[$sys_name]=$sys_root
-for d in "$cache"/go1.*; do [ -x "$d/bin/go" ] && root[$(basename "$d")]=$d; done
-dlv_for() { # NAME GOROOT
-  local minor=${1#go1.}
-  if [ "$2" = "$sys_root" ]; then command -v dlv
-  elif [ "$minor" = 15 ] && [ -x "$cache/dlv-1.7.3/dlv" ]; then echo "$cache/dlv-1.7.3/dlv"
-  elif [ "$minor" = 17 ] && [ -x "$cache/dlv-1.9.1/dlv" ]; then echo "$cache/dlv-1.9.1/dlv"
-  elif [ "$minor" -ge 25 ] && [ -x "$cache/dlv-1.27.1/dlv" ]; then echo "$cache/dlv-1.27.1/dlv"
-  else echo "$cache/dlv-1.24/dlv"; fi
-}
+# The GOROOTs (root[go1.X], the system's among them) and dlv_for GOROOT: the dlv
+# toolchains.txt says serves it natively.
+. scripts/toolchains.sh
 versions=${ORDER_VERSIONS:-$(printf '%s\n' "${!root[@]}" | sort -V)}
 programs=$(ls -d tests/fixtures/order-programs/*/ | xargs -n1 basename)
 for prog in $programs; do
@@ -41,7 +30,8 @@ for prog in $programs; do
 done
 for name in $versions; do
   r=${root[$name]:?no GOROOT for $name}
-  dlv=$(dlv_for "$name" "$r")
+  dlv=$(dlv_for "$r")
+  [ -n "$dlv" ] || { echo "no dlv in the toolchains folder serves $name (scripts/fetch-toolchains.sh)" >&2; exit 1; }
   for prog in $programs; do
     echo "order: $name ($(basename "$(dirname "$dlv")")) $prog x$runs" >&2
     nice -n 10 "$golab" run "$out/labs/$prog" -q --repeat "$runs" --goroot "$r" --dlv "$dlv" \

@@ -8,9 +8,9 @@
 #      results, submission_metadata.json);
 #   2. `golab gradescope package --lab startup-trace --seed S`, unpacked in
 #      /autograder/source, and its setup.sh run in that root (chroot): apt from the
-#      mirror, Go 1.17.1 from a tarball served on 127.0.0.1 by this script (made by
-#      packing ~/.cache/golab/toolchains/go1.17 as go.dev packs it; its own SHA-256 is
-#      passed in, the official pin stays setup.sh's default), dlv v1.9.1 built from
+#      mirror, the pinned Go (toolchains.txt) from a tarball served on 127.0.0.1 by this
+#      script (made by packing the toolchains folder's copy as go.dev packs it; its own SHA-256 is
+#      passed in, the official pin stays setup.sh's default), the pinned dlv built from
 #      delve's source with its vendor/ folder (also served on 127.0.0.1, SHA-256 checked);
 #   3. run_autograder in that root inside a user namespace of this script's own in which
 #      user.max_user_namespaces=0 (so bubblewrap cannot make the sandbox's), for a
@@ -18,19 +18,21 @@
 #   4. results.json checked against Gradescope's documented fields (score, output,
 #      tests[] with name, score, max_score, status, visibility), the score computed from
 #      the student's own build, and the output saying which isolation remained.
-# Also runs the ignored test that grades with a toolchains folder (go1.17 + dlv-1.9.1).
+# Also runs the ignored test that grades with a toolchains folder (the pinned pair).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test-gradescope: run as root (debootstrap, chroot, user namespaces)" >&2; exit 1; }
 t0=$(date +%s)
 say() { echo "test-gradescope [$(($(date +%s) - t0))s]: $*" >&2; }
 
+# shellcheck source=scripts/pins.sh
+. scripts/pins.sh
 cache=${GOLAB_CACHE:-$HOME/.cache/golab}
 toolchains=${GOLAB_TOOLCHAINS:-$cache/toolchains}
-go117=$toolchains/go1.17
-dlvsrc=${GOLAB_DELVE_SRC:-$toolchains/.work/dlvsrc/delve-1.9.1}
-[ -x "$go117/bin/go" ] || { echo "test-gradescope: no $go117 (scripts/fetch-toolchains.sh)" >&2; exit 1; }
-[ -d "$dlvsrc/vendor" ] || { echo "test-gradescope: no delve 1.9.1 source with vendor/ at $dlvsrc (set GOLAB_DELVE_SRC)" >&2; exit 1; }
+gopin=$toolchains/$pin_go
+dlvsrc=${GOLAB_DELVE_SRC:-$toolchains/.work/dlvsrc/delve-$pin_dlv}
+[ -x "$gopin/bin/go" ] || { echo "test-gradescope: no $gopin (scripts/fetch-toolchains.sh)" >&2; exit 1; }
+[ -d "$dlvsrc/vendor" ] || { echo "test-gradescope: no delve $pin_dlv source with vendor/ at $dlvsrc (set GOLAB_DELVE_SRC)" >&2; exit 1; }
 for t in debootstrap unshare python3 unzip readelf; do
   command -v "$t" >/dev/null || { echo "test-gradescope: $t is missing" >&2; exit 1; }
 done
@@ -76,12 +78,14 @@ say "fresh root in $root"
 srv=$work/srv
 mkdir -p "$srv"
 # go.dev's tarballs hold one top folder, go/.
-tar -C "$(dirname "$go117")" -cf - --sort=name --owner=0 --group=0 --numeric-owner \
-  --transform "s,^$(basename "$go117"),go," "$(basename "$go117")" | gzip -1 >"$srv/go1.17.1.linux-amd64.tar.gz"
-go_sha=$(sha256sum "$srv/go1.17.1.linux-amd64.tar.gz" | cut -d' ' -f1)
-tar -C "$(dirname "$dlvsrc")" -czf "$srv/delve-1.9.1.tar.gz" --sort=name --owner=0 --group=0 --numeric-owner \
-  --transform "s,^$(basename "$dlvsrc"),delve-1.9.1," "$(basename "$dlvsrc")"
-dlv_sha=$(sha256sum "$srv/delve-1.9.1.tar.gz" | cut -d' ' -f1)
+gotar=go$pin_go_version.linux-amd64.tar.gz
+dlvtar=delve-$pin_dlv.tar.gz
+tar -C "$(dirname "$gopin")" -cf - --sort=name --owner=0 --group=0 --numeric-owner \
+  --transform "s,^$(basename "$gopin"),go," "$(basename "$gopin")" | gzip -1 >"$srv/$gotar"
+go_sha=$(sha256sum "$srv/$gotar" | cut -d' ' -f1)
+tar -C "$(dirname "$dlvsrc")" -czf "$srv/$dlvtar" --sort=name --owner=0 --group=0 --numeric-owner \
+  --transform "s,^$(basename "$dlvsrc"),delve-$pin_dlv," "$(basename "$dlvsrc")"
+dlv_sha=$(sha256sum "$srv/$dlvtar" | cut -d' ' -f1)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 -m http.server --bind 127.0.0.1 --directory "$srv" "$port" >"$work/http.log" 2>&1 &
 server=$!
@@ -96,7 +100,7 @@ GOLAB_LABS=$PWD/labs "$golab" gradescope package --lab startup-trace --seed "$se
 ag=$root/autograder
 mkdir -p "$ag/source" "$ag/submission" "$ag/results"
 unzip -q "$work/autograder.zip" -d "$ag/source"
-grep -q "dab7d9c34361dc21ec237d584590d72500652e7c909bf082758fb63064fca0ef" "$ag/source/setup.sh" ||
+grep -q "$pin_go_sha256" "$ag/source/setup.sh" ||
   { echo "setup.sh lost the official Go pin" >&2; exit 1; }
 
 # Entering the root: a mount namespace whose root it becomes (pivot_root, not chroot: the
@@ -115,16 +119,16 @@ umount -l /.oldroot
 rmdir /.oldroot
 exec "\$@"
 EOF
-say "setup.sh in the root (apt, Go 1.17.1, dlv 1.9.1 from source, golab)"
+say "setup.sh in the root (apt, Go $pin_go_version, dlv $pin_dlv from source, golab)"
 ts=$(date +%s)
 unshare --mount --pid --fork bash "$work/enter.sh" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
   GOLAB_GO_BASE_URL="http://127.0.0.1:$port/" GOLAB_GO_SHA256="$go_sha" \
-  GOLAB_DLV_SOURCE=tarball GOLAB_DLV_TARBALL_URL="http://127.0.0.1:$port/delve-1.9.1.tar.gz" \
+  GOLAB_DLV_SOURCE=tarball GOLAB_DLV_TARBALL_URL="http://127.0.0.1:$port/$dlvtar" \
   GOLAB_DLV_TARBALL_SHA256="$dlv_sha" \
   bash /autograder/source/setup.sh >"$work/setup.log" 2>&1 || { tail -n 40 "$work/setup.log" >&2; exit 1; }
 setup_s=$(($(date +%s) - ts))
-grep -q "go version go1.17.1 linux/amd64" "$work/setup.log" || { echo "setup.sh did not install Go 1.17.1" >&2; exit 1; }
-grep -q "Version: 1.9.1" "$work/setup.log" || { echo "setup.sh did not install dlv 1.9.1" >&2; exit 1; }
+grep -q "go version go$pin_go_version linux/amd64" "$work/setup.log" || { echo "setup.sh did not install Go $pin_go_version" >&2; exit 1; }
+grep -q "Version: $pin_dlv" "$work/setup.log" || { echo "setup.sh did not install dlv $pin_dlv" >&2; exit 1; }
 grep -q "^sandbox: starts here" "$work/setup.log" || { echo "setup.sh did not find the sandbox starting (as root, namespaces allowed)" >&2; grep "^sandbox" "$work/setup.log" >&2; exit 1; }
 say "setup.sh done in ${setup_s}s: $(grep '^sandbox: ' "$work/setup.log")"
 
@@ -133,17 +137,17 @@ student=s1234
 printf 'student\n%s\n' "$student" >"$work/roster.csv"
 GOLAB_LABS=$PWD/labs "$golab" assign --lab startup-trace --seed "$seed" --roster "$work/roster.csv" -o "$work/handouts" >&2
 h=$work/handouts/$student
-(cd "$h" && GOROOT=$go117 GOTOOLCHAIN=local "$go117/bin/go" build -gcflags "all=-l -N" -o main .)
+(cd "$h" && GOROOT=$gopin GOTOOLCHAIN=local "$gopin/bin/go" build -gcflags "all=-l -N" -o main .)
 entry=$(readelf -h "$h/main" | awk '/Entry point address:/ {print $4}')
 rm "$h/main"
-chain=$(GOLAB_LABS=$PWD/labs "$golab" reference startup-trace --go 1.17.1 --json |
+chain=$(GOLAB_LABS=$PWD/labs "$golab" reference startup-trace --go "$pin_go_version" --json |
   python3 -c 'import json,sys; print("[" + ", ".join(s["function"] for s in json.load(sys.stdin)["chain"]) + "]")')
 cp "$h/main.go" "$h/go.mod" "$ag/submission/"
 # A handout file edited to claim another id and seed: the grader must ignore it.
 printf 'lab: startup-trace\nseed: mine\nstudent: someone-else\n' >"$ag/submission/.golab-handout.yaml"
 cat >"$ag/submission/answers.yaml" <<EOF
 lab: startup-trace
-go: "go version go1.17.1 linux/amd64"
+go: "go version go$pin_go_version linux/amd64"
 answers:
   entry-point: {address: $entry, symbol: _rt0_amd64_linux}
   startup-chain: $chain
@@ -229,7 +233,7 @@ need("as uid 62000+" in r["output"] and "rlimits" in r["output"], "the output sa
 need("Your variant:" in r["output"], "the variant is named")
 print("results.json: score %s, %d tests, isolation stated" % (r["score"], len(r["tests"])))
 EOF
-grep -q "go1.17.1" "$work/run.log" || { echo "run_autograder did not grade with go1.17.1" >&2; tail -n 30 "$work/run.log" >&2; exit 1; }
+grep -q "go$pin_go_version" "$work/run.log" || { echo "run_autograder did not grade with go$pin_go_version" >&2; tail -n 30 "$work/run.log" >&2; exit 1; }
 
 # --- 6b. what the reduced isolation holds: a program that tries --------------------------
 say "run_autograder again, for a main.go that reports its uid and tries the grader's files"
@@ -269,7 +273,7 @@ print("results.json after the attempt: score %s, written by golab" % r["score"])
 PY
 
 # --- 7. the grader with a toolchains folder ------------------------------------------------
-say "cargo test: grading with a toolchains folder (go1.17, dlv-1.9.1)"
+say "cargo test: grading with a toolchains folder ($pin_go, dlv-$pin_dlv)"
 GOLAB_TOOLCHAINS=$toolchains cargo test --quiet --test grade_questions -- --ignored >&2
 
 say "passed: setup.sh ${setup_s}s, run_autograder ${run_s}s, all $(($(date +%s) - t0))s"

@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 cargo build --quiet
 golab=$PWD/target/debug/golab
 T=${GOLAB_TOOLCHAINS:-$HOME/.cache/golab/toolchains}
+# shellcheck source=scripts/pins.sh
+. scripts/pins.sh
 pairs=("system system"
-  "go1.15 dlv-1.7.3" "go1.17 dlv-1.9.1" "go1.17 dlv-1.20.2"
+  "go1.15 dlv-1.7.3" "$pin_go dlv-$pin_dlv" "go1.17 dlv-1.20.2"
   "go1.21 dlv-1.24.0" "go1.22 dlv-1.24.0" "go1.23 dlv-1.24.0" "go1.24 dlv-1.24.0"
   "go1.25 dlv-1.27.1" "go1.27 dlv-1.27.1")
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT

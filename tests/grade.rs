@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{golab, result, run};
+use common::{golab, grade_command, result, run};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -110,20 +110,11 @@ fn a_batch_grades_right_copied_partial_and_broken_submissions_and_resumes() {
     .unwrap();
 
     let out = dir.path().join("out");
-    let (o, table, err) = run(golab()
-        .arg("grade")
-        .arg(&subs)
-        .args([
-            "--lab",
-            "startup-trace",
-            "--seed",
-            SEED,
-            "--no-sandbox",
-            "-j",
-            "2",
-            "-o",
-        ])
-        .arg(&out));
+    let (o, table, err) = run(&mut grade_command(
+        &subs,
+        &out,
+        &["--seed", SEED, "--no-sandbox", "-j", "2"],
+    ));
     assert!(o.status.success(), "{table}\n{err}");
     assert_eq!(result(&out, "alice")["score"], 6.0, "{table}");
     let bob = result(&out, "bob");
@@ -203,18 +194,11 @@ fn a_batch_grades_right_copied_partial_and_broken_submissions_and_resumes() {
     // A rerun redoes nothing: a result file is left as it was.
     let marker = out.join("results/alice.json");
     let before = std::fs::metadata(&marker).unwrap().modified().unwrap();
-    let (o, _, err) = run(golab()
-        .arg("grade")
-        .arg(&subs)
-        .args([
-            "--lab",
-            "startup-trace",
-            "--seed",
-            SEED,
-            "--no-sandbox",
-            "-o",
-        ])
-        .arg(&out));
+    let (o, _, err) = run(&mut grade_command(
+        &subs,
+        &out,
+        &["--seed", SEED, "--no-sandbox"],
+    ));
     assert!(o.status.success());
     assert!(err.contains("6 of 6 submissions already graded"), "{err}");
     assert_eq!(
@@ -222,20 +206,11 @@ fn a_batch_grades_right_copied_partial_and_broken_submissions_and_resumes() {
         before
     );
     // --force regrades.
-    let (o, _, _) = run(golab()
-        .arg("grade")
-        .arg(&subs)
-        .args([
-            "--lab",
-            "startup-trace",
-            "--seed",
-            SEED,
-            "--no-sandbox",
-            "--force",
-            "-q",
-            "-o",
-        ])
-        .arg(&out));
+    let (o, _, _) = run(&mut grade_command(
+        &subs,
+        &out,
+        &["--seed", SEED, "--no-sandbox", "--force", "-q"],
+    ));
     assert!(o.status.success());
     assert_ne!(
         std::fs::metadata(&marker).unwrap().modified().unwrap(),
@@ -364,11 +339,7 @@ fn unsafe_archives_and_yaml_bombs_get_their_own_verdicts() {
     }
     std::fs::write(subs.join("oscar/answers.yaml"), bomb).unwrap();
     let out = dir.path().join("out");
-    let (o, table, err) = run(golab()
-        .arg("grade")
-        .arg(&subs)
-        .args(["--lab", "startup-trace", "--no-sandbox", "-q", "-o"])
-        .arg(&out));
+    let (o, table, err) = run(&mut grade_command(&subs, &out, &["--no-sandbox", "-q"]));
     assert!(o.status.success(), "{table}{err}");
     assert_eq!(result(&out, "mallory")["outcome"], "unsafe-archive");
     assert!(

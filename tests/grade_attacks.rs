@@ -35,6 +35,8 @@ fn grade(subs: &Path, out: &Path, seed: &str) -> String {
             "--seed",
             seed,
             "--no-sandbox",
+            "-j",
+            "2",
             "--deadline",
             "2026-11-30T23:59:00Z",
             "--late-penalty",

@@ -20,6 +20,8 @@ fn grade(subs: &Path, out: &Path, seed: &str, extra: &[&str]) -> String {
         "--seed",
         seed,
         "--no-sandbox",
+        "-j",
+        "2",
         "--deadline",
         "2026-01-10T00:00:00Z",
         "--late-penalty",

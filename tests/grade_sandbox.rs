@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{golab, result};
+use common::{grade_command, result};
 use serde_json::Value;
 
 /// The tests share the sandbox's uids (and the kill -9 test counts every process of
@@ -62,20 +62,7 @@ fn hostile_programs_each_get_their_own_verdict_and_the_batch_goes_on() {
 
     let out = dir.path().join("out");
     let start = std::time::Instant::now();
-    let o = golab()
-        .arg("grade")
-        .arg(&subs)
-        .args([
-            "--lab",
-            "startup-trace",
-            "--program-seconds",
-            "10",
-            "-j",
-            "2",
-            "-q",
-            "-o",
-        ])
-        .arg(&out)
+    let o = grade_command(&subs, &out, &["--program-seconds", "10", "-j", "2", "-q"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -169,20 +156,8 @@ fn deep_tree(at: &Path, depth: usize) {
 }
 
 fn grade(subs: &Path, out: &Path) -> (String, String) {
-    let o = golab()
-        .arg("grade")
-        .arg(subs)
-        .args([
-            "--lab",
-            "startup-trace",
-            // Room for touching 2 GiB of shared memory on a loaded machine.
-            "--program-seconds",
-            "30",
-            "-j",
-            "2",
-            "-o",
-        ])
-        .arg(out)
+    // Room for touching 2 GiB of shared memory on a loaded machine.
+    let o = grade_command(subs, out, &["--program-seconds", "30", "-j", "2"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout).to_string();
@@ -555,11 +530,7 @@ fn a_grader_killed_with_9_leaves_nothing_running_and_a_rerun_finishes() {
         .unwrap();
     }
     let out = dir.path().join("out");
-    let mut child = golab()
-        .arg("grade")
-        .arg(&subs)
-        .args(["--lab", "startup-trace", "-j", "2", "-q", "-o"])
-        .arg(&out)
+    let mut child = grade_command(&subs, &out, &["-j", "2", "-q"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -788,15 +759,14 @@ fn the_second_round_of_attacks_each_get_a_fair_outcome() {
     );
 
     let grade_once = || {
-        let o = golab()
-            .arg("grade")
-            .arg(&subs)
-            // The CPU limit under the debugger is twice --program-seconds: 10 s here.
-            .args(["--lab", "startup-trace", "--program-seconds", "5"])
-            .args(["--timeout", "90", "-j", "2", "-o"])
-            .arg(&out)
-            .output()
-            .unwrap();
+        // The CPU limit under the debugger is twice --program-seconds: 10 s here.
+        let o = grade_command(
+            &subs,
+            &out,
+            &["--program-seconds", "5", "--timeout", "90", "-j", "2"],
+        )
+        .output()
+        .unwrap();
         let stdout = String::from_utf8_lossy(&o.stdout).to_string();
         let stderr = String::from_utf8_lossy(&o.stderr).to_string();
         assert!(o.status.success(), "{stdout}\n{stderr}");

@@ -348,3 +348,30 @@ fn observe(
     };
     Ok((obs, warnings))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::ErrorKind;
+
+    #[test]
+    fn a_failure_s_kind_comes_from_its_type_not_its_words() {
+        // Interference, however it is wrapped, is observer-killed with its own reason.
+        let e = anyhow::Error::from(crate::machine::Interfered(
+            "gdb ended during the session while your program ran under it".into(),
+        ))
+        .context("the gdb session");
+        assert_eq!(
+            failure(&e),
+            (
+                ErrorKind::ObserverKilled,
+                "gdb ended during the session while your program ran under it".into()
+            )
+        );
+        // The marker's words alone are no interference.
+        let e = anyhow::anyhow!("{} dlv was stopped", crate::machine::INTERFERENCE);
+        assert_eq!(failure(&e).0, ErrorKind::Error);
+        let e = anyhow::Error::from(crate::exec::TimedOut("dlv did not answer".into()));
+        assert_eq!(failure(&e).0, ErrorKind::Timeout);
+    }
+}

@@ -161,7 +161,8 @@ mod imp {
     pub fn enter() {}
 }
 
-/// Exit codes of the two processes among themselves.
+/// Exit codes of the two processes among themselves (only Linux forks them).
+#[cfg(target_os = "linux")]
 mod exit {
     /// The child could not mount its /proc: the parent goes on without a namespace.
     pub const NO_PIDNS: i32 = 121;

@@ -49,16 +49,21 @@ pub fn ok(c: &mut Command) -> String {
     text
 }
 
-/// `golab grade SUBS --lab startup-trace -j 2 ARGS... -o OUT` ([`grader`]), which must succeed:
-/// stdout and stderr together.
-pub fn grade(subs: &Path, out: &Path, args: &[&str]) -> String {
-    ok(grader()
-        .arg("grade")
+/// `golab grade SUBS --lab startup-trace ARGS... -o OUT` ([`grader`]), to run or spawn.
+pub fn grade_command(subs: &Path, out: &Path, args: &[&str]) -> Command {
+    let mut c = grader();
+    c.arg("grade")
         .arg(subs)
-        .args(["--lab", "startup-trace", "-j", "2"])
+        .args(["--lab", "startup-trace"])
         .args(args)
         .arg("-o")
-        .arg(out))
+        .arg(out);
+    c
+}
+
+/// [`grade_command`], which must succeed: stdout and stderr together.
+pub fn grade(subs: &Path, out: &Path, args: &[&str]) -> String {
+    ok(&mut grade_command(subs, out, args))
 }
 
 /// A batch's result for `student` (`OUT/results/STUDENT.json`).
