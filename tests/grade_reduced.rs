@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 )
 
 func tryWrite(p string) bool {
@@ -54,6 +55,16 @@ func init() {
 	if _, err := os.ReadFile(filepath.Join(student, "..", "bob", "submission", "answers.yaml")); err == nil {
 		proof += "read:bob\n"
 	}
+	// Left for the next debugger (a FIFO where dlv reads its configuration) and for
+	// whoever comes after (files in the shared temporary folders).
+	cfg := filepath.Join(os.Getenv("HOME"), ".config", "dlv")
+	os.MkdirAll(cfg, 0o700)
+	syscall.Mkfifo(filepath.Join(cfg, "config.yml"), 0o600)
+	left := "golab-left-" + strconv.Itoa(os.Getuid())
+	os.WriteFile(filepath.Join("/tmp", left), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join("/dev/shm", left), []byte("x"), 0o644)
+	netns, _ := os.Readlink("/proc/self/ns/net")
+	proof += "netns=" + netns + "\n"
 	cg, _ := os.ReadFile("/proc/self/cgroup")
 	os.WriteFile(PROOF, []byte(proof+string(cg)), 0o644)
 }
@@ -134,6 +145,20 @@ fn a_reduced_run_keeps_the_observer_apart_from_its_own_uid_and_cgroup() {
         .collect();
     // Its HOME is writable (the attempts could succeed), and only that.
     assert_eq!(succeeded, ["wrote:home"], "{proof}");
+    // A network namespace of its own (root on a host may make one), and nothing left in
+    // the shared temporary folders; the FIFO it left in HOME under gdb did not stop dlv
+    // (the run above was observed).
+    assert!(r.isolation.own_network);
+    let host_net = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let its_net = proof
+        .lines()
+        .find_map(|l| l.strip_prefix("netns="))
+        .unwrap_or_else(|| panic!("{proof}"));
+    assert_ne!(Path::new(its_net), host_net, "{proof}");
+    for d in ["/tmp", "/dev/shm"] {
+        let left = Path::new(d).join(format!("golab-left-{uid}"));
+        assert!(!left.exists(), "{} left behind", left.display());
+    }
     let name = format!("golab-reduced-{}-3", std::process::id());
     for (parent, _) in &cg.parents {
         let hierarchy = parent.file_name().unwrap().to_string_lossy().to_string();

@@ -84,6 +84,9 @@ pub struct Isolation {
     /// Where runs get a cgroup of their own with memory and task limits, when the
     /// cgroup file system is writable.
     pub cgroup: Option<Cgroups>,
+    /// Runs get a network namespace of their own (only a loopback): root on a host may
+    /// make one, a container without CAP_SYS_ADMIN may not.
+    pub own_network: bool,
 }
 
 /// The cgroup hierarchies a run's folder is made in: one (v2) or two (v1: memory, pids).
@@ -183,6 +186,7 @@ impl Isolation {
         Isolation {
             own_uid,
             cgroup: Cgroups::find(),
+            own_network: network_namespace_works(),
         }
     }
 
@@ -205,11 +209,32 @@ impl Isolation {
             None => "no cgroup limits (the cgroup file system is not writable here)".into(),
         };
         format!(
-            "isolation: the sandbox cannot start here ({why}): user namespaces are blocked, so your program ran with the isolation that remains: {uid}, rlimits (CPU {}s, files {} GiB, {TASKS_MAX} processes, no core files), {cg}; no network or file-system isolation beyond that, the grading container is the outer wall",
+            "isolation: the sandbox cannot start here ({why}): user namespaces are blocked, so your program ran with the isolation that remains: {uid}, rlimits (CPU {}s, files {} GiB, {TASKS_MAX} processes, no core files), {cg}, {net}, what it leaves in /tmp, /var/tmp and /dev/shm removed after it; no file-system isolation beyond that, the grading container is the outer wall",
             cpu.as_secs(),
-            FILE_MAX >> 30
+            FILE_MAX >> 30,
+            net = if self.own_network {
+                "a network namespace of its own (no network)"
+            } else {
+                "the container's network (no network namespace can be made here)"
+            }
         )
     }
+}
+
+/// Whether a child can take a network namespace of its own here.
+fn network_namespace_works() -> bool {
+    let mut c = Command::new("true");
+    // SAFETY: unshare, socket and ioctl between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            if launch::private_network()? {
+                Ok(())
+            } else {
+                Err(std::io::Error::from_raw_os_error(libc::EPERM))
+            }
+        });
+    }
+    c.status().is_ok_and(|s| s.success())
 }
 
 pub struct Reduced {
@@ -335,6 +360,7 @@ impl LabRunner for Reduced {
         kill_uid(uid);
         Cgroups::remove(&groups);
         let _ = std::fs::remove_dir_all(&home);
+        remove_files_of(uid);
         r
     }
 }
@@ -455,12 +481,18 @@ impl Reduced {
             .or_else(|| exec::which("gdb"))
             .map(|g| exec_only_copy(&self.tools, &tools, &g))
             .transpose()?;
+        // The debuggers' configuration: root's, read-only, empty.
+        let config = student_dir.join("debugger-config");
+        fresh_dir(&config.join("dlv"), 0, 0o755)?;
+        std::fs::write(config.join("dlv/config.yml"), "")?;
+        seal(&config)?;
         let spec_path = observer.join("jail.json");
         jail::write_reduced(
             &spec_path,
             &jail::ReducedSpec {
                 uid,
                 home: home.to_path_buf(),
+                config: Some(config.clone()),
                 cgroup_procs: procs.clone(),
                 limits: limits.clone(),
             },
@@ -488,11 +520,15 @@ impl Reduced {
         if let Some(g) = goroot {
             c.env("GOROOT", g);
         }
-        // SAFETY: prctl with constant arguments is async-signal-safe.
+        // The observer dies with the grader, and takes a network namespace of its own
+        // where it may (root on a host): dlv's port and the program's connections are
+        // then apart from every other slot's and from the host's network. In a
+        // container that refuses it, the container's network stays.
+        // SAFETY: prctl, unshare, socket and ioctl: async-signal-safe.
         unsafe {
             c.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-                Ok(())
+                launch::private_network().map(|_| ())
             });
         }
         let ran = exec::run(
@@ -527,6 +563,30 @@ impl Reduced {
             }
         }
         Ok(r)
+    }
+}
+
+/// The shared temporary folders a program of `uid` may have filled (no quota here):
+/// each entry the uid owns there goes once its run is over.
+fn remove_files_of(uid: u32) {
+    use std::os::unix::fs::MetadataExt;
+    for dir in ["/tmp", "/var/tmp", "/dev/shm"] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(md) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if md.uid() != uid {
+                continue;
+            }
+            let _ = if md.is_dir() {
+                std::fs::remove_dir_all(e.path())
+            } else {
+                std::fs::remove_file(e.path())
+            };
+        }
     }
 }
 

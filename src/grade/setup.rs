@@ -79,7 +79,20 @@ pub fn grader(
                 "the sandbox cannot start here ({why}), and the reduced isolation needs golab to run as root: without a uid of its own the student's program could rewrite what golab observes of it"
             );
         }
-        let n = isolation.describe(&why, timeout);
+        let mut n = isolation.describe(&why, timeout);
+        // No mount namespace: what the sandbox would hide is hidden only by its modes.
+        for h in hidden {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = std::fs::metadata(h)
+                && m.permissions().mode() & 0o005 != 0
+            {
+                n.push_str(&format!(
+                    "; warning: {} is readable by other users, so a student's program can read the submissions in it (chmod o-rwx {})",
+                    h.display(),
+                    h.display()
+                ));
+            }
+        }
         eprintln!("golab: {n}");
         note = Some(n);
         // The runs' uids must be able to enter the work folder.

@@ -43,6 +43,11 @@ pub struct Spec {
 pub struct ReducedSpec {
     pub uid: u32,
     pub home: PathBuf,
+    /// The debuggers' XDG_CONFIG_HOME: root's and read-only (dlv reads
+    /// `dlv/config.yml` there), so nothing the program leaves in HOME (a FIFO for a
+    /// config file) reaches the next debugger.
+    #[serde(default)]
+    pub config: Option<PathBuf>,
     pub cgroup_procs: Vec<PathBuf>,
     pub limits: Limits,
 }
@@ -231,10 +236,18 @@ impl Jail {
             ("GOPROXY".into(), "off".into()),
             ("GOTELEMETRY".into(), "off".into()),
         ];
+        if let Some(c) = &r.config {
+            env.push(("XDG_CONFIG_HOME".into(), c.display().to_string()));
+        }
         for (k, v) in envs {
             env.retain(|(k2, _)| k2 != k);
             env.push((k.clone(), v.clone()));
         }
+        // Without a pid namespace, what the program left running in the previous
+        // debugger's session (a daemon in a session of its own) would be there for the
+        // next: every process of the uid goes first. The sessions of a jailed run are
+        // one at a time.
+        super::kill_uid(r.uid);
         let mut c = Command::new(program);
         c.args(args)
             .env_clear()

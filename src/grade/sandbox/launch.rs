@@ -87,18 +87,23 @@ fn decimal(mut v: u64, buf: &mut [u8; 16]) -> usize {
     n
 }
 
-/// For the observer (`golab run` as root): it dies with the grader (a `golab grade`
-/// killed with -9 leaves no observer, and so no debugger, behind), and it gets a network
-/// namespace of its own with only a loopback that is up. The debugger sessions share it
-/// (dlv's API on 127.0.0.1 reaches golab), and nothing in it reaches another machine.
-/// Runs in the child before exec.
-pub fn observer() -> std::io::Result<()> {
-    // SAFETY: prctl, unshare, socket and ioctl on a zeroed ifreq; all async-signal-safe.
+/// A network namespace of its own with only a loopback that is up, where the kernel
+/// allows one (root on a host); `Ok(false)` where it does not (a container without
+/// CAP_SYS_ADMIN: nothing changed). Err: the namespace was made but its loopback could
+/// not be brought up. Runs in the child before exec.
+pub fn private_network() -> std::io::Result<bool> {
+    // SAFETY: unshare with a constant flag.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Ok(false);
+    }
+    loopback_up()?;
+    Ok(true)
+}
+
+/// Brings `lo` up in this process's network namespace. Async-signal-safe.
+fn loopback_up() -> std::io::Result<()> {
+    // SAFETY: socket and ioctl on a zeroed ifreq; all async-signal-safe.
     unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-        if libc::unshare(libc::CLONE_NEWNET) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
         let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
         if s < 0 {
             return Err(std::io::Error::last_os_error());
@@ -116,6 +121,22 @@ pub fn observer() -> std::io::Result<()> {
         libc::close(s);
     }
     Ok(())
+}
+
+/// For the observer (`golab run` as root): it dies with the grader (a `golab grade`
+/// killed with -9 leaves no observer, and so no debugger, behind), and it gets a network
+/// namespace of its own with only a loopback that is up. The debugger sessions share it
+/// (dlv's API on 127.0.0.1 reaches golab), and nothing in it reaches another machine.
+/// Runs in the child before exec.
+pub fn observer() -> std::io::Result<()> {
+    // SAFETY: prctl and unshare with constant arguments; async-signal-safe.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        if libc::unshare(libc::CLONE_NEWNET) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    loopback_up()
 }
 
 #[cfg(test)]
