@@ -210,7 +210,7 @@ pub fn run(g: &Grader, subs: &[Submission], o: &Options) -> Result<BatchResult> 
     }
     // Each slot's uid is this grader's alone: a run begins by killing its processes.
     for slot in 0..o.jobs.max(1) {
-        if let Some(why) = g.runner.slot_uid(slot).and_then(super::grader::uid_in_use) {
+        if let Some(why) = g.runner.slot_in_use(slot) {
             bail!(
                 "{why}: two graders on one machine need their own uids (GOLAB_SANDBOX_UID, or GOLAB_REDUCED_UID with --fallback-isolation, e.g. 63000)"
             );

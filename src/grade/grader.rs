@@ -38,46 +38,12 @@ pub trait LabRunner: Sync {
         false
     }
 
-    /// The uid a slot's runs take, if the runner switches uids. A run starts by killing
-    /// every process of it, so two graders must not share one ([`uid_in_use`]).
-    fn slot_uid(&self, _slot: usize) -> Option<u32> {
+    /// Why a slot cannot be used now: its uid is another grader's (a run starts by
+    /// killing every process of its uid, so two graders must not share one). None for
+    /// runners that keep golab's own uid.
+    fn slot_in_use(&self, _slot: usize) -> Option<String> {
         None
     }
-}
-
-/// Whether another golab (a second `golab grade` on this machine) runs processes as
-/// `uid`: a process of that uid with a `golab` ancestor that is not this process. A
-/// leftover with no such ancestor (an orphan of a grader that died) is not in use: the
-/// next run kills it.
-#[cfg(target_os = "linux")]
-pub fn uid_in_use(uid: u32) -> Option<String> {
-    let me = std::process::id();
-    for p in super::sandbox::processes_of_uid(uid) {
-        let mut a = p;
-        for _ in 0..64 {
-            let Some(st) = crate::sys::proc::stat(a) else {
-                break;
-            };
-            a = st.ppid;
-            if a <= 1 || a == me {
-                break;
-            }
-            let comm = std::fs::read_to_string(format!("/proc/{a}/comm")).unwrap_or_default();
-            // `golab`, or a copy named after it (`golab-0.3`).
-            if comm.trim().starts_with("golab") {
-                return Some(format!(
-                    "uid {uid} is in use by another golab (pid {a}: {}; its process {p} runs as that uid)",
-                    crate::sys::proc::cmdline(a).unwrap_or_default()
-                ));
-            }
-        }
-    }
-    None
-}
-
-#[cfg(not(target_os = "linux"))]
-pub fn uid_in_use(_uid: u32) -> Option<String> {
-    None
 }
 
 pub enum Ran {
@@ -1018,60 +984,6 @@ fn join(v: &[&String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Another golab's process of a uid makes it in use; the same process under no
-    /// golab (a leftover) does not. Real processes: a shell copied as `golab` starts
-    /// `sleep` as the uid with setpriv (util-linux).
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn a_uid_is_in_use_only_under_another_golab() {
-        // SAFETY: geteuid has no preconditions.
-        assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
-            "runs as root, as scripts/test.sh does"
-        );
-        let uid = 63990;
-        let d = tempfile::tempdir().unwrap();
-        let shell = d.path().join("golab");
-        std::fs::copy("/bin/sh", &shell).unwrap();
-        let start = |parent: &Path| {
-            std::process::Command::new(parent)
-                .arg("-c")
-                .arg(format!(
-                    "setpriv --reuid={uid} --regid={uid} --clear-groups sleep 30 & wait"
-                ))
-                .spawn()
-                .unwrap()
-        };
-        let wait_for_uid = || {
-            for _ in 0..200 {
-                if !crate::grade::sandbox::processes_of_uid(uid).is_empty() {
-                    return;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            panic!("no process of uid {uid} started");
-        };
-        let mut other = start(&shell);
-        wait_for_uid();
-        let why = uid_in_use(uid);
-        crate::grade::sandbox::kill_uid(uid);
-        let _ = other.kill();
-        let _ = other.wait();
-        let why = why.expect("in use by the shell named golab");
-        assert!(
-            why.contains(&format!("uid {uid} is in use by another golab")),
-            "{why}"
-        );
-        let mut plain = start(Path::new("/bin/sh"));
-        wait_for_uid();
-        let none = uid_in_use(uid);
-        crate::grade::sandbox::kill_uid(uid);
-        let _ = plain.kill();
-        let _ = plain.wait();
-        assert_eq!(none, None);
-    }
 
     #[test]
     fn the_build_store_keeps_only_the_entries_asked_for() {

@@ -313,8 +313,8 @@ impl LabRunner for Reduced {
         true
     }
 
-    fn slot_uid(&self, slot: usize) -> Option<u32> {
-        Some(first_uid() + slot as u32)
+    fn slot_in_use(&self, slot: usize) -> Option<String> {
+        super::sandbox::uid_in_use(first_uid() + slot as u32)
     }
 
     /// The sandbox's design without its namespaces: the build and the debuggers (with the

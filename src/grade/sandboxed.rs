@@ -296,8 +296,8 @@ pub(super) fn go_build(goroot: Option<&Path>, gcflags: &str, out: &Path) -> Vec<
 }
 
 impl LabRunner for Sandboxed {
-    fn slot_uid(&self, slot: usize) -> Option<u32> {
-        Some(sandbox::first_uid() + slot as u32)
+    fn slot_in_use(&self, slot: usize) -> Option<String> {
+        super::sandbox::uid_in_use(sandbox::first_uid() + slot as u32)
     }
 
     fn run(

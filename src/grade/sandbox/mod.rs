@@ -57,7 +57,7 @@ mod strace;
 mod tests;
 
 use monitor::*;
-pub use monitor::{kill_uid, processes_of_uid, reap_orphans};
+pub use monitor::{kill_uid, processes_of_uid, reap_orphans, uid_in_use};
 pub use policy::*;
 use strace::*;
 
