@@ -209,7 +209,7 @@ impl Isolation {
             None => "no cgroup limits (the cgroup file system is not writable here)".into(),
         };
         format!(
-            "isolation: the sandbox cannot start here ({why}): user namespaces are blocked, so your program ran with the isolation that remains: {uid}, rlimits (CPU {}s, files {} GiB, {TASKS_MAX} processes, no core files), {cg}, {net}, what it leaves in /tmp, /var/tmp and /dev/shm removed after it; no file-system isolation beyond that, the grading container is the outer wall",
+            "isolation: the sandbox cannot start here ({why}): user namespaces are blocked, so your program ran with the isolation that remains: {uid}, rlimits (CPU {}s per process, files {} GiB, {TASKS_MAX} processes, no core files), {cg}, {net}, what it leaves in /tmp, /var/tmp and /dev/shm removed after it; no file-system isolation beyond that, the grading container is the outer wall",
             cpu.as_secs(),
             FILE_MAX >> 30,
             net = if self.own_network {
