@@ -29,6 +29,44 @@ fn set_line(l: &str) -> Option<(Vec<u64>, String)> {
 }
 
 /// A `> FUNC() FILE:LINE ... (PC: ADDR)` stop line (dlv's, with or without `[Breakpoint N]`).
+/// The hit counts of one `continue`'s stops: a breakpoint that `k` threads stopped at
+/// shows, on each of its `k` lines, the count after all of them (dlv's `printcontext`
+/// prints every thread stopped at a breakpoint, from one shared count): its stops so far
+/// plus `k`. Empties `group`.
+fn check_counts(
+    group: &mut Vec<(usize, u32, u32)>,
+    numbered: &mut std::collections::HashMap<u32, (String, u32)>,
+    findings: &mut Vec<String>,
+) {
+    let mut nums: Vec<u32> = group.iter().map(|g| g.1).collect();
+    nums.sort_unstable();
+    nums.dedup();
+    for num in nums {
+        let Some((_, seen)) = numbered.get_mut(&num) else {
+            continue;
+        };
+        let k = group.iter().filter(|g| g.1 == num).count() as u32;
+        let want = *seen + k;
+        for &(n, _, total) in group.iter().filter(|g| g.1 == num) {
+            if total != want {
+                findings.push(if k == 1 {
+                    format!(
+                        "line {}: breakpoint {num} says total:{total}, but this is its stop number {want} in the transcript",
+                        n + 1
+                    )
+                } else {
+                    format!(
+                        "line {}: breakpoint {num} says total:{total}, but {k} threads stopped at it here, after {seen} stops before: total:{want}",
+                        n + 1
+                    )
+                });
+            }
+        }
+        *seen = want;
+    }
+    group.clear();
+}
+
 fn stop_line(l: &str) -> Option<(String, Option<u64>)> {
     let rest = l.trim().strip_prefix("> ")?;
     let rest = if rest.starts_with('[') {
@@ -206,7 +244,14 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
     let lines: Vec<&str> = text.lines().collect();
     // The frame whose `at FILE:LINE` comes on the next line: (its line, top, pc, function).
     let mut frame: Option<(usize, bool, u64, String)> = None;
+    // The stops of one `continue` (several threads may stop at once; dlv prints each,
+    // and every line of one breakpoint shows its count after all of them): (line,
+    // breakpoint, total), checked together when the next prompt comes.
+    let mut group: Vec<(usize, u32, u32)> = Vec::new();
     for (n, l) in lines.iter().enumerate() {
+        if l.trim_start().starts_with("(dlv)") {
+            check_counts(&mut group, &mut numbered, &mut findings);
+        }
         // dlv's prompt before what it printed (commands piped in, or pasted together).
         let mut t = l.trim();
         while let Some(r) = t.strip_prefix("(dlv)") {
@@ -345,20 +390,12 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
             if let Some(total) = total {
                 facts += 1;
                 match named.or_else(|| pc.and_then(|p| by_addr.get(&p).copied())) {
-                    Some(num) => match numbered.get_mut(&num) {
+                    Some(num) => match numbered.get(&num) {
                         None => findings.push(format!(
                             "line {}: a stop at breakpoint {num}, which the transcript never set",
                             n + 1
                         )),
-                        Some((_, seen)) => {
-                            *seen += 1;
-                            if total != *seen {
-                                findings.push(format!(
-                                    "line {}: breakpoint {num} says total:{total}, but this is its stop number {seen} in the transcript",
-                                    n + 1
-                                ));
-                            }
-                        }
+                        Some(_) => group.push((n, num, total)),
                     },
                     None => findings.push(format!(
                         "line {}: a breakpoint's stop (total:{total}) at {}, where the transcript set no breakpoint",
@@ -443,6 +480,7 @@ pub fn check(text: &str, obs: &Observation, binary: &Path) -> TranscriptCheck {
             expected.join(" -> ")
         ));
     }
+    check_counts(&mut group, &mut numbered, &mut findings);
     // Values from a transcript that is not even consistent with its binary prove nothing
     // (a made-up one could list every thread id to frame others); a real one has a few
     // dozen: the first MAX_PER_RUN, in order.
@@ -581,6 +619,38 @@ fn hexes(v: &[u64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_threads_at_one_breakpoint_in_one_stop_share_its_count() {
+        let mut numbered: std::collections::HashMap<u32, (String, u32)> =
+            [(17, ("runtime.mstart1".to_string(), 1))].into();
+        let mut findings = Vec::new();
+        // After one earlier stop, two threads stop at breakpoint 17 at once: dlv prints
+        // total:3 on both lines.
+        let mut group = vec![(972, 17, 3), (973, 17, 3)];
+        check_counts(&mut group, &mut numbered, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(numbered[&17].1, 3);
+        assert!(group.is_empty());
+        // The next stop, alone: total:4.
+        check_counts(&mut vec![(990, 17, 4)], &mut numbered, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+        // Counts no run gives: one stop reporting two hits, two stops reporting one each.
+        check_counts(&mut vec![(1000, 17, 6)], &mut numbered, &mut findings);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(findings[0].contains("stop number 5"), "{findings:?}");
+        findings.clear();
+        check_counts(
+            &mut vec![(1010, 17, 6), (1011, 17, 7)],
+            &mut numbered,
+            &mut findings,
+        );
+        assert_eq!(findings.len(), 2, "{findings:?}");
+        assert!(
+            findings[0].contains("2 threads stopped at it here"),
+            "{findings:?}"
+        );
+    }
 
     #[test]
     fn reads_dlv_lines() {
