@@ -198,6 +198,77 @@ pub fn run(mut cmd: Command, label: &str, timeout: Duration) -> Result<Captured>
     })
 }
 
+/// What [`run_lines`] saw: the command's status, its stderr, and whether its stdout went
+/// past the limit (then the pipe was closed there and the command stopped).
+pub struct Streamed {
+    pub status: ExitStatus,
+    pub stderr: String,
+    pub cut: bool,
+}
+
+/// Like [`run`], but stdout is handed to `each` line by line as it comes and never held
+/// whole: after `max_bytes` of it the pipe is closed (the command dies of SIGPIPE) and
+/// `cut` says so. For commands whose output grows with untrusted input (objdump of a
+/// student's binary).
+pub fn run_lines<F: FnMut(&str) + Send>(
+    mut cmd: Command,
+    label: &str,
+    timeout: Duration,
+    max_bytes: u64,
+    mut each: F,
+) -> Result<Streamed> {
+    use std::io::BufRead;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut g = Group::spawn(cmd, label)?;
+    let out = g.child_mut().stdout.take();
+    let err = reader(g.child_mut().stderr.take());
+    let (status, cut) = std::thread::scope(|sc| {
+        let lines = sc.spawn(move || {
+            let mut cut = false;
+            if let Some(r) = out {
+                let mut r = std::io::BufReader::new(r.take(max_bytes));
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match r.read_until(b'\n', &mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    if line.last() != Some(&b'\n') && r.get_ref().limit() == 0 {
+                        cut = true; // a line cut at the limit: not parsed
+                        break;
+                    }
+                    each(String::from_utf8_lossy(&line).trim_end_matches('\n'));
+                }
+                // Exactly `max_bytes` ending in a newline: more follows if the pipe has it.
+                if !cut && r.get_ref().limit() == 0 {
+                    let mut one = [0u8; 1];
+                    cut = matches!(r.into_inner().into_inner().read(&mut one), Ok(1));
+                }
+            }
+            // The pipe closes here: past the limit the command dies writing to it.
+            cut
+        });
+        let status = g.wait_deadline(Instant::now() + timeout);
+        (status, lines.join().unwrap_or(true))
+    });
+    let stderr = err.join().unwrap_or_default();
+    let status = status.with_context(|| {
+        format!(
+            "after {}s; it printed:\n{}",
+            timeout.as_secs(),
+            tail(&stderr)
+        )
+    })?;
+    Ok(Streamed {
+        status,
+        stderr,
+        cut,
+    })
+}
+
 /// Like [`run`], and every line the command prints also goes to our stderr as it comes,
 /// after `prefix` (for long commands whose progress the user should see: `vagrant up`).
 pub fn run_echoed(

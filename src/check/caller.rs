@@ -28,6 +28,13 @@ pub(super) fn static_callers(
         Ok(t) => t,
         Err(e) => return e,
     };
+    if let Some(why) = &o.static_callers_not_checked {
+        return Judgement {
+            passed: false,
+            summary: format!("static callers not checked: {why}"),
+            lines: vec![line(Mark::Note, why.clone())],
+        };
+    }
     let mut lines = Vec::new();
     let mut ok = true;
     for name in &spec.functions {

@@ -70,6 +70,7 @@ pub fn parse(text: &[u8], lab: &str, questions: &[Question]) -> Result<Answers, 
     let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
     let text = std::str::from_utf8(text)
         .map_err(|e| Refusal::Invalid(format!("answers.yaml is not UTF-8 text ({e})")))?;
+    nesting(text)?;
     let file: AnswersFile = serde_norway::from_str(text).map_err(|e| {
         let msg = e.to_string();
         // serde_norway stops an alias bomb (a few lines that expand to billions of nodes)
@@ -168,6 +169,101 @@ pub fn parse(text: &[u8], lab: &str, questions: &[Question]) -> Result<Answers, 
         problems,
         unknown,
     })
+}
+
+/// The deepest nesting of flow collections (`[`, `{`) let through to the YAML parser:
+/// this lab's answers nest 2 deep. The parser's scanner does work proportional to the
+/// depth for every token (120k nested `[` in 240 KB: 139 s of CPU before its own
+/// recursion limit said no).
+pub const MAX_FLOW_DEPTH: usize = 64;
+
+/// The most `[` and `{` in the file, wherever they are (in quotes, comments, block
+/// text: no context is trusted, so no quoting trick hides one): this bounds the
+/// parser's work whatever `nesting`'s reading of quotes got wrong. A pasted stack
+/// trace or Go function has a few dozen.
+pub const MAX_FLOW_OPENERS: usize = 1024;
+
+/// The deepest block nesting (`- - - x`, or indentation) let through: what the parser's
+/// recursion limit would refuse anyway, refused before it runs.
+pub const MAX_BLOCK_DEPTH: usize = 64;
+
+/// A linear scan, before any YAML parsing, that refuses nesting far past any honest
+/// answers.yaml with the line where it goes too deep (a `yaml-bomb`).
+fn nesting(text: &str) -> Result<(), Refusal> {
+    let openers = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+    if openers > MAX_FLOW_OPENERS {
+        return Err(Refusal::Bomb(format!(
+            "answers.yaml has {openers} '[' and '{{'; the limit is {MAX_FLOW_OPENERS}"
+        )));
+    }
+    let mut depth = 0usize;
+    for (n, line) in text.lines().enumerate() {
+        let bomb = |what: &str, limit: usize| {
+            Refusal::Bomb(format!(
+                "answers.yaml line {}: {what} nested deeper than {limit} levels",
+                n + 1
+            ))
+        };
+        // Block nesting: the indentation plus each `- ` / `? ` that opens a level on
+        // the same line (only outside flow collections, where they mean that).
+        if depth == 0 {
+            let b = line.as_bytes();
+            let mut i = 0;
+            let mut levels = 0;
+            loop {
+                while i < b.len() && b[i] == b' ' {
+                    i += 1;
+                }
+                if i + 1 < b.len() && matches!(b[i], b'-' | b'?') && b[i + 1] == b' ' {
+                    levels += 1;
+                    i += 2;
+                } else {
+                    break;
+                }
+            }
+            // Two spaces of indentation a level, as the skeleton writes it.
+            if levels + i.saturating_sub(levels * 2) / 2 > MAX_BLOCK_DEPTH {
+                return Err(bomb("block collections", MAX_BLOCK_DEPTH));
+            }
+        }
+        // Flow nesting, skipping quoted text and comments (a `[` in an answer's
+        // quoted prose is no collection).
+        let mut quote: Option<u8> = None;
+        let mut prev = b' ';
+        let b = line.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            match quote {
+                Some(b'"') if c == b'\\' => i += 1,
+                Some(q) if c == q => {
+                    if q == b'\'' && b.get(i + 1) == Some(&b'\'') {
+                        i += 1;
+                    } else {
+                        quote = None;
+                    }
+                }
+                Some(_) => {}
+                None => match c {
+                    b'#' if prev == b' ' || prev == b'\t' => break,
+                    b'"' | b'\'' if matches!(prev, b' ' | b'\t' | b'[' | b'{' | b',' | b':') => {
+                        quote = Some(c)
+                    }
+                    b'[' | b'{' => {
+                        depth += 1;
+                        if depth > MAX_FLOW_DEPTH {
+                            return Err(bomb("flow collections ('[', '{')", MAX_FLOW_DEPTH));
+                        }
+                    }
+                    b']' | b'}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            prev = c;
+            i += 1;
+        }
+    }
+    Ok(())
 }
 
 /// ` (line N)` for the first line that starts the key `id`.
@@ -389,5 +485,70 @@ mod tests {
             parse(&big, "startup-trace", &questions()),
             Err(Refusal::Bomb(_))
         ));
+    }
+
+    /// G10: 120k nested `[` in 240 KB cost the parser 139 s before its recursion limit;
+    /// the pre-scan refuses them first, naming the line, and lets real answers through.
+    #[test]
+    fn deep_nesting_is_refused_before_the_parser_runs() {
+        let q = questions();
+        let deep = |open: &str, close: &str, n: usize| {
+            format!(
+                "lab: startup-trace\nanswers:\n  startup-chain: {}{}\n",
+                open.repeat(n),
+                close.repeat(n)
+            )
+        };
+        // The attack's file: every '[' counts, the refusal says so.
+        let e = parse(deep("[", "]", 120_000).as_bytes(), "startup-trace", &q).unwrap_err();
+        assert!(
+            matches!(&e, Refusal::Bomb(m) if m.contains("120000 '[' and '{'")),
+            "{e:?}"
+        );
+        // Under the count, past the depth: the line is named.
+        let e = parse(deep("[", "]", 65).as_bytes(), "startup-trace", &q).unwrap_err();
+        assert_eq!(
+            e,
+            Refusal::Bomb(
+                "answers.yaml line 3: flow collections ('[', '{') nested deeper than 64 levels"
+                    .into()
+            )
+        );
+        let e = parse(deep("{a: ", "}", 65).as_bytes(), "startup-trace", &q).unwrap_err();
+        assert!(
+            matches!(&e, Refusal::Bomb(m) if m.contains("line 3")),
+            "{e:?}"
+        );
+        // Closers in quotes do not hide the depth.
+        let e = parse(deep("[\"]]]\", ", "]", 65).as_bytes(), "startup-trace", &q).unwrap_err();
+        assert!(
+            matches!(&e, Refusal::Bomb(m) if m.contains("nested deeper")),
+            "{e:?}"
+        );
+        // Block nesting on one line.
+        let mut t = String::from("lab: startup-trace\nanswers:\n  why-runnext:\n");
+        t.push_str(&"- ".repeat(100_000));
+        t.push_str("x\n");
+        let e = parse(t.as_bytes(), "startup-trace", &q).unwrap_err();
+        assert_eq!(
+            e,
+            Refusal::Bomb(
+                "answers.yaml line 4: block collections nested deeper than 64 levels".into()
+            )
+        );
+        // 64 levels, brackets in quoted and commented prose, and a pasted stack trace
+        // in a block scalar are answers, not bombs.
+        let ok = deep("[", "]", 64);
+        assert!(!matches!(
+            parse(ok.as_bytes(), "startup-trace", &q),
+            Err(Refusal::Bomb(_))
+        ));
+        let prose = format!(
+            "lab: startup-trace\nanswers:  # [[[[\n  why-runnext: \"{}\"\n  why-not: |\n{}",
+            "[".repeat(100),
+            "    goroutine 1 [running]:\n    main.main()\n".repeat(200)
+        );
+        let a = parse(prose.as_bytes(), "startup-trace", &q).unwrap();
+        assert!(a.by_question.contains_key("why-runnext"));
     }
 }

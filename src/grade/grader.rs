@@ -405,7 +405,7 @@ impl Grader {
                     };
                     let m = format!("the transcript '{}' named in answers.yaml {why}", t.escape_debug());
                     transcript_problem = Some(m.clone());
-                    TranscriptCheck { genuine: false, findings: vec![m], facts_checked: 0, per_run: vec![] }
+                    TranscriptCheck { genuine: false, findings: vec![m], facts_checked: 0, per_run: vec![], not_checked: vec![] }
                 }
             }
         });

@@ -121,17 +121,27 @@ pub struct TranscriptCheck {
     /// ids): two students sharing one copied a session.
     #[serde(default)]
     pub per_run: Vec<String>,
+    /// Facts of the transcript that were not checked, and why (the student's binary's
+    /// line table past golab's limits): "not checked: ...", never a crash of golab.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_checked: Vec<String>,
 }
 
 impl TranscriptCheck {
-    /// "consistent with your binary (N facts checked)", or the first inconsistency.
+    /// "consistent with your binary (N facts checked)", or the first inconsistency;
+    /// then what was not checked.
     pub fn summary(&self) -> String {
-        match self.findings.first() {
+        let s = match self.findings.first() {
             Some(f) if !self.genuine => format!("inconsistent with your binary: {f}"),
             _ => format!(
                 "consistent with your binary ({} facts checked)",
                 self.facts_checked
             ),
+        };
+        if self.not_checked.is_empty() {
+            s
+        } else {
+            format!("{s}; not checked: {}", self.not_checked.join("; "))
         }
     }
 }

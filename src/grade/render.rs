@@ -731,6 +731,7 @@ mod tests {
                         genuine: false,
                         facts_checked: 0,
                         per_run: vec![],
+                        not_checked: vec![],
                         findings: vec!["pc 0x1234 is not in main.main".into()],
                     }),
                     variant: Some("n=257, block on chan".into()),

@@ -376,7 +376,7 @@ impl LabRunner for Sandboxed {
                     // linker asks for the whole binary at once, and leaves nothing when
                     // refused): the tools' own words, which a submission can only make
                     // them say about itself.
-                    let enospc = said.contains("no space left on device");
+                    let enospc = out_of_room(&said);
                     return Ok(Ran::Stopped {
                         outcome: if quota.full() || enospc {
                             Outcome::DiskLimit
@@ -664,5 +664,29 @@ fn sweep(uid: u32) -> Vec<u32> {
         }
         sandbox::kill_uid(uid);
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The tools' words for a write refused for want of room: go's own
+/// ("no space left on device") and ld's, through gcc for a cgo build ("final link
+/// failed: No space left on device"): strerror's spelling, in any case.
+fn out_of_room(said: &str) -> bool {
+    said.to_ascii_lowercase()
+        .contains("no space left on device")
+}
+
+#[cfg(test)]
+mod tests {
+    /// G9: the quota used up inside the linker (a cgo build: gcc's ld) is `disk-limit`,
+    /// as it is when go itself says so. The words are ld's (paths cut), from a real sandboxed build of
+    /// attack round 4's nop sled (25 M nops, 128 MiB quota).
+    #[test]
+    fn the_linker_running_out_of_room_is_out_of_room() {
+        let ld = "# schedulercallers\nlink: running gcc failed: exit status 1\nld: final link failed: No space left on device\ncollect2: error: ld returned 1 exit status\n";
+        assert!(super::out_of_room(ld));
+        assert!(super::out_of_room(
+            "go build: write /tmp/x: no space left on device"
+        ));
+        assert!(!super::out_of_room("./main.go:3:2: undefined: fmt.Printn"));
     }
 }

@@ -14,73 +14,139 @@ use std::time::Duration;
 /// target function -> the symbols whose code calls or jumps to it.
 pub type CallSites = BTreeMap<String, BTreeSet<String>>;
 
+/// The most bytes of objdump's output read: a lab program's disassembly is 3-6 MB (the
+/// whole runtime); a binary whose code prints more (a sled of nops in a cgo preamble's
+/// asm printed 3 GB) is not disassembled further.
+pub const MAX_OUTPUT: u64 = 64 << 20;
+
+/// objdump's output went past `MAX_OUTPUT`: the static callers are not known (the check
+/// that needs them is not checked, with this reason), and nothing was held whole.
+#[derive(Debug)]
+pub struct TooLarge(pub String);
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
 pub fn call_sites(
     m: &Machine,
     objdump: &Path,
     binary: &Path,
     targets: &[String],
 ) -> Result<(CallSites, BTreeSet<String>)> {
-    let out = m.run(
-        Cmd::new(objdump)
-            .args(["-d", "--no-show-raw-insn", "-M", "att"])
-            .arg(binary),
+    call_sites_within(m, objdump, binary, targets, MAX_OUTPUT)
+}
+
+/// [`call_sites`] reading at most `max_bytes` of objdump's output, parsed as it comes.
+pub fn call_sites_within(
+    m: &Machine,
+    objdump: &Path,
+    binary: &Path,
+    targets: &[String],
+    max_bytes: u64,
+) -> Result<(CallSites, BTreeSet<String>)> {
+    let mut cmd = Cmd::new(objdump);
+    cmd.args(["-d", "--no-show-raw-insn", "-M", "att"])
+        .arg(binary);
+    let mut parser = Parser::new(targets);
+    let out = crate::exec::run_lines(
+        m.command(&cmd),
         "objdump -d",
         Duration::from_secs(300),
+        max_bytes,
+        |l: &str| parser.line(l),
     )?;
-    if !out.ok() {
+    if out.cut {
+        return Err(TooLarge(format!(
+            "objdump -d printed more than {} MiB for your binary (a program of this lab prints a few MiB): its machine code is not read further",
+            max_bytes >> 20
+        ))
+        .into());
+    }
+    if !out.status.success() {
         bail!(
             "objdump -d {} failed: {}",
             binary.display(),
             out.stderr.trim()
         );
     }
-    Ok(parse(&out.stdout, targets))
+    Ok(parser.finish())
 }
 
-/// Parses objdump's disassembly; returns the call sites of `targets` and every function
-/// symbol seen (to tell "never called" from "not in the binary").
-pub fn parse(text: &str, targets: &[String]) -> (CallSites, BTreeSet<String>) {
-    let wanted: BTreeSet<&str> = targets.iter().map(String::as_str).collect();
-    let mut sites: CallSites = BTreeMap::new();
-    let mut symbols = BTreeSet::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
+/// objdump's disassembly, read a line at a time.
+pub struct Parser {
+    wanted: BTreeSet<String>,
+    sites: CallSites,
+    symbols: BTreeSet<String>,
+    current: Option<String>,
+}
+
+impl Parser {
+    pub fn new(targets: &[String]) -> Parser {
+        Parser {
+            wanted: targets.iter().cloned().collect(),
+            sites: BTreeMap::new(),
+            symbols: BTreeSet::new(),
+            current: None,
+        }
+    }
+
+    pub fn line(&mut self, line: &str) {
         // "000000000043d3e0 <runtime.newproc>:"
         if let Some(rest) = line.strip_suffix(">:") {
             if let Some((_, name)) = rest.split_once(" <") {
-                current = Some(name.to_string());
-                symbols.insert(name.to_string());
+                self.current = Some(name.to_string());
+                self.symbols.insert(name.to_string());
             }
-            continue;
+            return;
         }
         // "  43d3f5:\tcall   43d4e0 <runtime.newproc1>"
         let Some((_, insn)) = line.split_once(":\t") else {
-            continue;
+            return;
         };
         let mut words = insn.split_whitespace();
-        let Some(op) = words.next() else { continue };
+        let Some(op) = words.next() else { return };
         if !matches!(op, "call" | "callq" | "jmp" | "jmpq") {
-            continue;
+            return;
         }
         let Some(target) = insn
             .rsplit_once(" <")
             .and_then(|(_, t)| t.strip_suffix('>'))
         else {
-            continue;
+            return;
         };
-        if target.contains('+') || !wanted.contains(target) {
-            continue; // a jump inside a function, or a function nobody asked about
+        if target.contains('+') || !self.wanted.contains(target) {
+            return; // a jump inside a function, or a function nobody asked about
         }
-        if let Some(cur) = &current
+        if let Some(cur) = &self.current
             && cur != target
         {
-            sites
+            self.sites
                 .entry(target.to_string())
                 .or_default()
                 .insert(cur.clone());
         }
     }
-    (sites, symbols)
+
+    /// The call sites of the targets, and every function symbol seen (to tell "never
+    /// called" from "not in the binary").
+    pub fn finish(self) -> (CallSites, BTreeSet<String>) {
+        (self.sites, self.symbols)
+    }
+}
+
+/// Parses objdump's disassembly; returns the call sites of `targets` and every function
+/// symbol seen (to tell "never called" from "not in the binary").
+pub fn parse(text: &str, targets: &[String]) -> (CallSites, BTreeSet<String>) {
+    let mut p = Parser::new(targets);
+    for line in text.lines() {
+        p.line(line);
+    }
+    p.finish()
 }
 
 #[cfg(test)]

@@ -296,6 +296,7 @@ fn observe(
     };
     obs.in_binary = static_.in_binary;
     obs.static_callers = static_.static_callers;
+    obs.static_callers_not_checked = static_.static_callers_not_checked;
     if let Some(g) = gdb {
         obs.entry.gdb = g.entry;
         warnings.extend(g.session.warnings.iter().map(|w| format!("gdb: {w}")));
