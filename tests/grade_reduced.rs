@@ -229,3 +229,42 @@ fn a_network_attempt_under_the_debugger_is_refused_and_is_the_verdict() {
         Ran::Observed(_) => panic!("the dial under dlv went unseen"),
     }
 }
+
+#[test]
+fn many_spinning_threads_meet_one_cpu_total() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "this test runs as root");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let lab = dir.path().join("spinner/lab");
+    std::fs::create_dir_all(&lab).unwrap();
+    let src = common::labs().join("startup-trace");
+    for f in ["lab.yaml", "go.mod"] {
+        std::fs::copy(src.join(f), lab.join(f)).unwrap();
+    }
+    // Eight threads spinning for ever, each far under its own RLIMIT_CPU for a while.
+    std::fs::write(
+        lab.join("main.go"),
+        "package main\n\nimport \"runtime\"\n\nfunc init() {\n\truntime.GOMAXPROCS(8)\n\tfor i := 0; i < 8; i++ {\n\t\tgo func() {\n\t\t\tfor {\n\t\t\t}\n\t\t}()\n\t}\n\tselect {}\n}\n\nfunc main() {}\n",
+    )
+    .unwrap();
+    let r = Reduced::new(
+        GolabRun {
+            golab: env!("CARGO_BIN_EXE_golab").into(),
+            dlv: None,
+            dlv_for: vec![],
+        },
+        Duration::from_secs(25),
+        Isolation::probe(),
+    );
+    let t = std::time::Instant::now();
+    match r.run(&lab, None, None, 1).unwrap() {
+        Ran::Stopped { outcome, message } => {
+            assert_eq!(outcome.name(), "cpu-limit", "{message}");
+            assert!(message.contains("of 25 s"), "{message}");
+        }
+        Ran::Observed(_) => panic!("a program that never ends was observed"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(80), "{:?}", t.elapsed());
+    assert!(golab::grade::sandbox::processes_of_uid(first_uid() + 1).is_empty());
+}

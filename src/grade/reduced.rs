@@ -28,7 +28,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The uids the reduced runs take, one per slot (apart from the sandbox's).
@@ -120,6 +121,9 @@ impl Cgroups {
                         vec![("memory.limit_in_bytes", MEMORY_MAX)],
                     ),
                     (base.join("pids"), vec![("pids.max", TASKS_MAX)]),
+                    // No limit file: the run's CPU total is read (cpuacct.usage) and
+                    // polled against the limit.
+                    (base.join("cpuacct"), vec![]),
                 ],
                 version: 1,
             }]
@@ -156,6 +160,24 @@ impl Cgroups {
             }
         }
         Some(made)
+    }
+
+    /// The CPU time of every process in the run's groups so far, in nanoseconds
+    /// (v1: cpuacct.usage; v2: cpu.stat's usage_usec); None where neither is there.
+    fn cpu_ns(groups: &[PathBuf]) -> Option<u64> {
+        for g in groups {
+            if let Ok(t) = std::fs::read_to_string(g.join("cpuacct.usage")) {
+                return t.trim().parse().ok();
+            }
+            if let Ok(t) = std::fs::read_to_string(g.join("cpu.stat")) {
+                return t
+                    .lines()
+                    .find_map(|l| l.strip_prefix("usage_usec "))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(|us| us * 1000);
+            }
+        }
+        None
     }
 
     fn remove(groups: &[PathBuf]) {
@@ -202,9 +224,10 @@ impl Isolation {
         };
         let cg = match &self.cgroup {
             Some(c) => format!(
-                "a cgroup of its own (cgroup v{}: memory {} GiB, {TASKS_MAX} tasks)",
+                "a cgroup of its own (cgroup v{}: memory {} GiB, {TASKS_MAX} tasks, {} s of CPU in all under the debuggers)",
                 c.version,
-                MEMORY_MAX >> 30
+                MEMORY_MAX >> 30,
+                cpu.as_secs()
             ),
             None => "no cgroup limits (the cgroup file system is not writable here)".into(),
         };
@@ -531,12 +554,49 @@ impl Reduced {
                 launch::private_network().map(|_| ())
             });
         }
+        // The CPU total of the debuggers and the program (every process in the run's
+        // cgroup), polled: past the limit every process of the uid is killed (a program
+        // that spins in hundreds of threads, each under its own RLIMIT_CPU).
+        let cpu_limit_ns = self.timeout.as_secs().max(1).saturating_mul(1_000_000_000);
+        let done = Arc::new(AtomicBool::new(false));
+        let over = Arc::new(AtomicU64::new(0));
+        let watch = Cgroups::cpu_ns(groups).map(|start| {
+            let (done, over, groups) = (done.clone(), over.clone(), groups.to_vec());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    let used = Cgroups::cpu_ns(&groups)
+                        .unwrap_or(start)
+                        .saturating_sub(start);
+                    if used >= cpu_limit_ns {
+                        over.store(used, Ordering::SeqCst);
+                        kill_uid(uid);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        });
         let ran = exec::run(
             c,
             "golab run (observer, reduced isolation)",
             self.timeout + Duration::from_secs(30),
         );
+        done.store(true, Ordering::SeqCst);
+        if let Some(w) = watch {
+            let _ = w.join();
+        }
         kill_uid(uid);
+        let cpu = over.load(Ordering::SeqCst);
+        if cpu > 0 {
+            let _ = std::fs::remove_dir_all(&obs_work);
+            return Ok(Ran::Stopped {
+                outcome: Outcome::CpuLimit,
+                message: format!(
+                    "your program under the debugger used more CPU time than allowed ({:.1} s of {} s, the debuggers' included)",
+                    cpu as f64 / 1e9,
+                    cpu_limit_ns / 1_000_000_000
+                ),
+            });
+        }
         let observed = sha256_file(&obs_work.join("main"));
         let _ = std::fs::remove_dir_all(&obs_work);
         let r = match ran {
