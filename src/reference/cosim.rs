@@ -795,6 +795,15 @@ impl Cosim {
     }
 
     /// `thread` is about to change these Ps: remember the state it found.
+    /// A steal's victim that another M than the thief `tid` acted on (or whose last
+    /// comparison was a race) since: the half the thief took is not the model's.
+    fn victim_raced(&self, v: usize, tid: i64) -> bool {
+        self.touched
+            .get(&v)
+            .is_some_and(|s| s.iter().any(|t| *t != tid))
+            || self.contested.contains(&v)
+    }
+
     fn touch(&mut self, thread: i64, ps: &[usize]) {
         for p in ps {
             self.touched.entry(*p).or_default().insert(thread);
@@ -1270,9 +1279,31 @@ impl Cosim {
                     ));
                     return "execute".into();
                 };
+                // A steal whose victim another M acted on between the thief's entry and
+                // its CAS (runqgrab reads head and tail after the stop, and retries)
+                // took another half than the model's: the thief's own ring is raced too.
+                let steal_raced = self
+                    .pick
+                    .get(&tid)
+                    .and_then(|pk| pk.victim)
+                    .filter(|v| self.victim_raced(*v, tid));
                 let p = match e.pstate("p").filter(|l| l.id < self.s.ps.len()) {
                     Some(l) => {
-                        self.compare_p(e, &l, problems);
+                        match steal_raced {
+                            Some(v) if !self.p_matches(&l) && !self.unknown.contains(&l.id) => {
+                                problems.push(Problem {
+                                    kind: Kind::Raced,
+                                    why: format!(
+                                        "P{}'s queue holds the half of a steal from P{v} while another M acted on P{v}",
+                                        l.id
+                                    ),
+                                    model: Some(self.model_p(l.id)),
+                                    live: Some(self.live_p(&l)),
+                                });
+                                self.sync_p(&l);
+                            }
+                            _ => self.compare_p(e, &l, problems),
+                        }
                         self.thread_p.insert(tid, l.id);
                         Some(l.id)
                     }
@@ -1293,12 +1324,7 @@ impl Cosim {
                             ));
                         } else if pk.g != g || pk.inherit != inherit {
                             // A steal whose victim's owner acted in the meantime raced.
-                            let raced = pk.victim.is_some_and(|v| {
-                                self.touched
-                                    .get(&v)
-                                    .is_some_and(|s| s.iter().any(|t| *t != tid))
-                                    || self.contested.contains(&v)
-                            });
+                            let raced = pk.victim.is_some_and(|v| self.victim_raced(v, tid));
                             problems.push(Problem {
                                 kind: if raced { Kind::Raced } else { Kind::Disagree },
                                 why: format!(
@@ -1726,6 +1752,47 @@ mod tests {
         slow.insert("p.id".into(), "0".into());
         c.step(&ev(0, Op::Runqputslow, slow));
         assert_eq!(c.report.disagreements.len(), 1);
+    }
+
+    #[test]
+    fn a_steal_whose_victim_moved_on_is_raced_not_a_disagreement() {
+        // Recorded on go1.17.1, chan-handoff on 4 Ps (fidelity-cosim): the thief's
+        // runqsteal read P0 as ring [A] with B in runnext; before its runqgrab's CAS the
+        // owner queued C and D (ring [A, B, C]), so the thief took two, ran B and left
+        // [A] in its own ring where the model, stealing at the entry, left nothing.
+        let (a, b, c, d) = (0x1100, 0x1200, 0x1300, 0x1400);
+        let on = |thread: i64, e: Event| Event { thread, ..e };
+        let put =
+            |seq: usize, ring: &[u64], next: u64, g: u64| on(1, runqput(seq, 0, ring, next, g));
+        let mut steal = HashMap::new();
+        pvals(&mut steal, "p", 1, 0, 0, &[], 0);
+        pvals(&mut steal, "v", 0, 0, 0, &[a], b);
+        steal.insert("arg.steal".into(), "true".into());
+        let mut grab = HashMap::new();
+        grab.insert("v.id".into(), "0".into());
+        grab.insert("arg.steal".into(), "true".into());
+        let mut exec = HashMap::new();
+        gvals(&mut exec, b);
+        exec.insert("arg.inherit".into(), "false".into());
+        pvals(&mut exec, "p", 1, 0, 0, &[a], 0);
+        let events = vec![
+            put(0, &[], 0, a),
+            put(1, &[], a, b),
+            on(2, ev(2, Op::Runqsteal, steal)),
+            on(2, ev(3, Op::Runqgrab, grab)),
+            put(4, &[a], b, c),
+            put(5, &[a, b], c, d),
+            on(2, ev(6, Op::Execute, exec)),
+        ];
+        let r = Cosim::run(17, 2, &events);
+        assert!(r.disagreements.is_empty(), "{r:?}");
+        assert!(r.raced >= 1, "{r:?}");
+        assert!(
+            r.raced_list
+                .iter()
+                .any(|t| matches!(&t.judged, Judged::Raced(w) if w.contains("a steal from P0"))),
+            "{r:?}"
+        );
     }
 
     #[test]
