@@ -367,6 +367,7 @@ impl Qemu {
             name: name.to_string(),
             quiet: opts.quiet,
             t0: Instant::now(),
+            shown: Default::default(),
         };
         let stage = read_stage(&dir);
         let pid = running_pid(&dir);
@@ -1785,6 +1786,8 @@ struct Say {
     name: String,
     quiet: bool,
     t0: Instant,
+    /// The last `every` window a line was printed in (polls come faster than windows).
+    shown: std::cell::Cell<u64>,
 }
 
 impl Say {
@@ -1802,7 +1805,8 @@ impl Say {
     /// A line every `secs` seconds of a wait that began at `since`.
     fn every(&self, since: Instant, secs: u64, what: &str) {
         let e = since.elapsed().as_secs();
-        if e >= secs && e % secs < 4 {
+        if e >= secs && e / secs != self.shown.get() {
+            self.shown.set(e / secs);
             self.line(&format!("  {what} ({e}s)"));
         }
     }
