@@ -99,7 +99,7 @@ run_lab() { # LABEL ENV...
   [ -s "$state/run.json" ] || { cat "$state/run.txt" "$state/run.err" >&2; exit 1; }
   local total
   total=$(secs "$s")
-  row "$label ($(python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))["verdict"]; print(f"{v["earned"]}/{v["possible"]}")' "$state/run.json"))" "$total" "$l"
+  row "$label ($(python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))["verdict"]; print("%s/%s" % (v["earned"], v["possible"]))' "$state/run.json"))" "$total" "$l"
   # The profile: each stage's share, from the run's own stage lines ("[N/M] what (T s)",
   # T counted from the run's start), the last one ending with the whole command.
   mapfile -t -O "${#profile[@]}" profile < <(python3 - "$state/run.err" "$total" "$label" <<'PY'
