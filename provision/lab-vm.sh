@@ -76,8 +76,18 @@ install_apt_packages() {
   fi
   say "installing apt packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Measured in a TCG guest (2 cores, host load ~6): update 75 s, of which 40 s were the
+  # 32 MB Translation-en nobody reads (Languages none: 35 s); dpkg's unpack 90 s, 81 s
+  # without its fsync per file (unsafe-io: a half-unpacked package after a power cut is
+  # reinstalled by the next run anyway, and a busy host's disk makes each fsync slower).
+  local apt=(-o Acquire::Languages=none -o Dpkg::Options::=--force-unsafe-io -o Dpkg::Use-Pty=0)
+  local t
+  t=$SECONDS
+  apt-get "${apt[@]}" update -qq
+  say "apt-get update: $((SECONDS - t))s"
+  t=$SECONDS
+  apt-get "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}"
+  say "apt-get install: $((SECONDS - t))s"
 }
 
 # True when the file exists and has the checksum SHA.

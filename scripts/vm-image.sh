@@ -5,6 +5,18 @@
 #
 #   scripts/vm-image.sh [OUT_DIR]      default: ${GOLAB_CACHE:-~/.cache/golab}/images
 #   scripts/vm-image.sh --deps         only the host packages `golab up --provider qemu` needs
+#   scripts/vm-image.sh --with-tools [OUT_DIR]
+#                                      the same image with the provisioner's apt packages
+#                                      (gdb binutils vim rsync xz-utils) already installed,
+#                                      by apt in the chroot at the host's native speed:
+#                                      OUT_DIR/debian-12-golab-tools.*
+#
+# The plain image stands in for the cloud image a user downloads: `golab up` and `golab
+# image build` install the apt packages inside the guest (scripts/test-vm.sh does that
+# once). Under software emulation on a busy 2-core host that apt run took 20-45+ min
+# (dpkg's unpack of gdb, vim-runtime and python3.11's libraries), so the benchmark
+# (scripts/bench-vm.sh) bakes from the --with-tools image and says so: the provisioner
+# finds the packages installed and runs no apt at all.
 #
 # Cached: when the three files match their .sha256 and were built by this recipe, it
 # prints their paths and exits (cold: ~4-5 min on 2 cores). Run as root (debootstrap).
@@ -28,8 +40,16 @@ DISK_SIZE=8G
 # python3-cffi-backend-api-* that cloud-init's python3-cryptography needs.
 INCLUDE=systemd-sysv,udev,dbus,linux-image-amd64,openssh-server,iproute2,ca-certificates,sudo,netbase,procps,cloud-init,python3-cffi-backend,kmod
 
-deps_only=false
+deps_only=false with_tools=false
 if [ "${1:-}" = --deps ]; then deps_only=true; shift; fi
+if [ "${1:-}" = --with-tools ]; then with_tools=true; shift; fi
+# The provisioner's APT_PACKAGES for a dlv built from an .xz source tarball
+# (provision/lab-vm.sh); ca-certificates is in INCLUDE already.
+TOOLS="gdb binutils vim rsync xz-utils"
+if $with_tools; then
+  NAME=$NAME-tools
+  RECIPE="$RECIPE + $TOOLS"
+fi
 cache=${GOLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/golab}
 out=${1:-$cache/images}
 say() { echo "vm-image: $*" >&2; }
@@ -98,6 +118,23 @@ debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$root" "$mirror" >"
   exit 1
 }
 say "debootstrap done in $(($(date +%s) - t0))s; configuring"
+if $with_tools; then
+  # apt in the chroot needs the mirror (debootstrap wrote sources for it) and the host's
+  # resolv.conf (copied by debootstrap; emptied below). proc for the maintainer scripts.
+  printf 'deb %s %s main\n' "$mirror" "$SUITE" >"$root/etc/apt/sources.list"
+  mount -t proc proc "$root/proc"
+  t1=$(date +%s)
+  # shellcheck disable=SC2086  # TOOLS is a word list
+  if ! chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -c \
+    "apt-get update -qq && apt-get install -y -qq --no-install-recommends $TOOLS" >"$work/tools.log" 2>&1; then
+    umount "$root/proc"
+    tail -n 30 "$work/tools.log" >&2
+    say "apt-get install $TOOLS in the chroot failed"
+    exit 1
+  fi
+  umount "$root/proc"
+  say "installed $TOOLS in the chroot in $(($(date +%s) - t1))s"
+fi
 
 # Names resolve from /etc/hosts only: the guest gets the mirror's address from cloud-init
 # (user-data) and has no name server, so it never asks anyone else.

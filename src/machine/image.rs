@@ -271,8 +271,16 @@ pub fn build(q: &Qemu, opts: &UpOptions, out: &Path, name: &str, with_box: bool)
         // cloud-init forgets this instance (the next boot is a new one: its own user key,
         // host keys, machine-id); the build's key and dlv's module/build caches go.
         // The login key goes last, with the power-off that follows it.
+        // A machine from the image needs only cloud-init's init stage (bootcmd,
+        // write_files, its user and key; sshd starts after it): the config and final
+        // stages are masked (each a Python start under emulation: ~25 s of the first
+        // boot), and `golab up` waits for nothing after ssh answers. The modules udev
+        // would load for QEMU's emulated CPU and chipset (nested KVM, a watchdog, the PC
+        // speaker) are of no use in a lab VM and cost a boot seconds under emulation.
         c.arg("--").arg(
             "set -e; sudo cloud-init clean --logs --seed; \
+             sudo systemctl mask cloud-config.service cloud-final.service >/dev/null 2>&1; \
+             printf 'blacklist %s\\n' kvm_amd kvm_intel kvm iTCO_wdt iTCO_vendor_support pcspkr | sudo tee /etc/modprobe.d/golab-baked.conf >/dev/null; \
              sudo rm -rf /var/cache/golab/gocache /var/cache/golab/gopath /var/cache/golab/*.tar.* /tmp/golab-*; \
              sudo truncate -s 0 /etc/machine-id; sudo fstrim -a >/dev/null 2>&1 || true; sync; \
              rm -f ~/.ssh/authorized_keys; sudo systemctl --no-block poweroff",

@@ -367,6 +367,7 @@ impl Qemu {
             name: name.to_string(),
             quiet: opts.quiet,
             t0: Instant::now(),
+            shown: Default::default(),
         };
         let stage = read_stage(&dir);
         let pid = running_pid(&dir);
@@ -773,7 +774,10 @@ impl Qemu {
                 );
             }
             say.every(t, 30, "waiting for sshd");
-            std::thread::sleep(Duration::from_secs(3));
+            // A refused connection costs nothing (QEMU's forward closes it at once), and
+            // sshd comes up at an unknown moment: each second of polling is up to a
+            // second of ready machine not used.
+            std::thread::sleep(Duration::from_secs(1));
         }
         vm.stages.push(StageTime {
             stage: "ssh answers".into(),
@@ -786,9 +790,19 @@ impl Qemu {
         } else {
             dl.resume_boot
         };
-        say.stage(if first_boot && made.baked.is_some() {
-            "cloud-init: user and key (a baked image: no provisioning)"
-        } else if first_boot {
+        // A baked image: sshd starts after cloud-init's init stage (Before=ssh.service),
+        // which is everything its seed asks for (bootcmd, write_files, the user and its
+        // key): the login that just worked proves it. The image's config and final
+        // stages are masked at bake time (`image::build`; Python under emulation, ~25 s
+        // of a boot), so there is no later result to wait for on any boot.
+        if made.baked.is_some() {
+            say.line("  cloud-init: user and key in place (a baked image: no provisioning)");
+            if first_boot {
+                write_stage(&vm.dir, Stage::Provisioned)?;
+            }
+            return self.check_ready_tools(vm, made, &dl, say);
+        }
+        say.stage(if first_boot {
             "cloud-init: user, share, provisioner (Go, dlv, gdb, binutils)"
         } else {
             "cloud-init: boot stages (already provisioned)"
@@ -830,7 +844,7 @@ impl Qemu {
                 );
             }
             ticks += 1;
-            if first_boot && made.baked.is_none() && ticks.is_multiple_of(6) {
+            if first_boot && ticks.is_multiple_of(6) {
                 let last = ssh(
                     "tail -n 1 /var/log/golab-provision.log 2>/dev/null",
                     Duration::from_secs(30),
@@ -853,9 +867,7 @@ impl Qemu {
             write_stage(&vm.dir, Stage::Provisioned)?;
         }
         vm.stages.push(StageTime {
-            stage: if first_boot && made.baked.is_some() {
-                "cloud-init (baked image)"
-            } else if first_boot {
+            stage: if first_boot {
                 "cloud-init + provisioning"
             } else {
                 "cloud-init (resume)"
@@ -863,7 +875,22 @@ impl Qemu {
             .into(),
             took: t.elapsed(),
         });
+        self.check_ready_tools(vm, made, &dl, say)
+    }
 
+    /// The tools' versions (the pins, or a baked image's manifest), then `Stage::Ready`.
+    fn check_ready_tools(
+        &self,
+        mut vm: LabVm,
+        made: &Made,
+        dl: &Deadlines,
+        say: &Say,
+    ) -> Result<LabVm> {
+        let ssh = |cmd: &str, timeout: Duration| -> Result<exec::Captured> {
+            let mut c = ssh_base(&vm.key, vm.ports.ssh);
+            c.arg("--").arg(cmd);
+            exec::run(c, "ssh", timeout)
+        };
         let t = Instant::now();
         say.stage(if made.baked.is_some() {
             "tools as the image's manifest lists them: go, dlv, gdb, readelf"
@@ -1759,6 +1786,8 @@ struct Say {
     name: String,
     quiet: bool,
     t0: Instant,
+    /// The last `every` window a line was printed in (polls come faster than windows).
+    shown: std::cell::Cell<u64>,
 }
 
 impl Say {
@@ -1776,7 +1805,8 @@ impl Say {
     /// A line every `secs` seconds of a wait that began at `since`.
     fn every(&self, since: Instant, secs: u64, what: &str) {
         let e = since.elapsed().as_secs();
-        if e >= secs && e % secs < 4 {
+        if e >= secs && e / secs != self.shown.get() {
+            self.shown.set(e / secs);
             self.line(&format!("  {what} ({e}s)"));
         }
     }
