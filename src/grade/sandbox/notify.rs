@@ -313,7 +313,11 @@ fn answer_all(listener: &OwnedFd, tools: &[(u64, u64)], sink: &Mutex<Evidence>) 
             )
         } != 0
         {
-            // ENOENT: the caller died before we took it; EINTR: again.
+            // ENOENT: the caller died before we took it; EINTR: again. With every
+            // process under the filter gone there is nothing more to take.
+            if pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                return;
+            }
             continue;
         }
         let (error, call) = decide(&req, tools);
