@@ -252,16 +252,22 @@ func init() {
 	if os.WriteFile("/autograder/source/run_autograder", []byte("#!/bin/sh\n"), 0o755) == nil {
 		proof += " wrote-autograder"
 	}
-	os.WriteFile("/tmp/golab-proof", []byte(proof), 0o644)
+	// The proof goes into a folder the test made (root's): what the program leaves in
+	// /tmp itself is removed after its run, as golab-left shows.
+	os.WriteFile("/tmp/proof/golab-proof", []byte(proof), 0o644)
+	os.WriteFile("/tmp/golab-left", []byte("x"), 0o644)
 }
 GO
 } >"$ag/submission/main.go"
-rm -f "$root/tmp/golab-proof"
+rm -rf "$root/tmp/proof" "$root/tmp/golab-left"
+mkdir -p "$root/tmp/proof"
+chmod 1777 "$root/tmp/proof"
 # With a seed only the assigned variant is built, never the main.go a student sends: this
 # run is without one (no golab-seed.txt), so the student's own program is what runs.
 rm -f "$ag/source/golab-seed.txt"
 run_blocked "$work/run2.log"
-proof=$(cat "$root/tmp/golab-proof" 2>/dev/null || true)
+proof=$(cat "$root/tmp/proof/golab-proof" 2>/dev/null || true)
+if [ -e "$root/tmp/golab-left" ]; then echo "the program's file in /tmp was left behind" >&2; exit 1; fi
 say "the program said: ${proof:-nothing}"
 [ "$proof" = "uid=62000" ] || { echo "the program ran as '${proof:-?}', not uid 62000 alone" >&2; tail -n 30 "$work/run2.log" >&2; exit 1; }
 python3 - "$ag/results/results.json" <<'PY'
