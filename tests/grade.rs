@@ -24,31 +24,6 @@ fn assign(dir: &Path, lab: &str, students: &[&str]) -> PathBuf {
     out
 }
 
-/// What a diligent student does: build the handout and read the entry point.
-fn entry_of(handout: &Path) -> String {
-    let o = Command::new("go")
-        .args(["build", "-gcflags", "all=-l -N", "-o", "main", "."])
-        .current_dir(handout)
-        .env("GOTOOLCHAIN", "local")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let h = Command::new("readelf")
-        .arg("-h")
-        .arg(handout.join("main"))
-        .output()
-        .unwrap();
-    std::fs::remove_file(handout.join("main")).unwrap();
-    String::from_utf8_lossy(&h.stdout)
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("Entry point address:")
-                .map(|a| a.trim().to_string())
-        })
-        .unwrap()
-}
-
 fn go_version() -> String {
     let o = Command::new("go")
         .arg("version")
@@ -86,7 +61,7 @@ fn a_batch_grades_right_copied_partial_and_broken_submissions_and_resumes() {
             std::fs::copy(handouts.join(s).join(f), to.join(f)).unwrap();
         }
     }
-    let alice_entry = entry_of(&handouts.join("alice"));
+    let alice_entry = common::entry(&handouts.join("alice"));
     // alice: right. bob: copies alice's answers. carol: half the chain, reordered.
     std::fs::write(
         subs.join("alice/answers.yaml"),
@@ -94,7 +69,7 @@ fn a_batch_grades_right_copied_partial_and_broken_submissions_and_resumes() {
     )
     .unwrap();
     std::fs::write(subs.join("bob/answers.yaml"), answers(&alice_entry, CHAIN)).unwrap();
-    std::fs::write(subs.join("carol/answers.yaml"), answers(&entry_of(&handouts.join("carol")), "[_rt0_amd64_linux, runtime.rt0_go, runtime.schedinit, runtime.osinit, runtime.mstart, main.main]")).unwrap();
+    std::fs::write(subs.join("carol/answers.yaml"), answers(&common::entry(&handouts.join("carol")), "[_rt0_amd64_linux, runtime.rt0_go, runtime.schedinit, runtime.osinit, runtime.mstart, main.main]")).unwrap();
     // dave: broken YAML. erin: no answers. frank: a main.go that does not compile
     // instead of his variant.
     std::fs::write(
@@ -223,7 +198,7 @@ fn check_tells_a_student_what_the_grader_will_say_and_flags_a_made_up_transcript
     let dir = tempfile::tempdir().unwrap();
     let handouts = assign(dir.path(), "startup-trace", &["gina"]);
     let sub = handouts.join("gina");
-    let entry = entry_of(&sub);
+    let entry = common::entry(&sub);
     // A real dlv session of gina's own program, as golab records it.
     let tr = dir.path().join("tr");
     // The handout has no lab.yaml: run the lab's folder with gina's program in it.
