@@ -18,7 +18,7 @@
 use super::batch::{GolabRun, outcome_of};
 use super::grader::{LabRunner, Ran};
 use super::model::Outcome;
-use super::sandbox::{Limits, RlimitPlan, jail, launch};
+use super::sandbox::{Limits, RlimitPlan, jail, kill_uid, launch};
 use super::sandboxed::{exec_only_copy, fresh_dir, go_build, is_elf_executable, seal, sha256_file};
 use crate::{exec, lab};
 use anyhow::{Context, Result, bail};
@@ -291,23 +291,6 @@ impl Reduced {
             ..Limits::default()
         }
     }
-}
-
-/// SIGKILL to every process of `uid` (kill(-1) as that uid), so nothing it left
-/// running survives into the next submission.
-fn kill_uid(uid: u32) {
-    let mut c = Command::new("kill");
-    c.args(["-9", "-1"]);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        c.pre_exec(move || {
-            if libc::setgid(uid) != 0 || libc::setuid(uid) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let _ = c.output();
 }
 
 /// The student's folder, entered by the slot's gid alone while its run lasts (0710,
