@@ -63,6 +63,13 @@ secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]
 
 images=$cache/vm-bench
 manifest=$images/golab-go$gover-dlv$dlvver.manifest.json
+# Baked again when how golab bakes changed (the bake, the seed unit, the provisioner):
+# a figure is then of the image this tree makes, not of an older one.
+recipe=$(cat src/machine/image.rs src/machine/cloudinit/* provision/lab-vm.sh "${base%.*}.sha256" | sha256sum | cut -d' ' -f1)
+if [ -f "$manifest" ] && [ "$(cat "$images/recipe" 2>/dev/null)" != "$recipe" ]; then
+  stamp "the baked image in $images is of another recipe: baking again"
+  rm -f "$manifest"
+fi
 if [ ! -f "$manifest" ]; then
   stamp "golab image build (provisions from nothing once)"
   l=$(load) s=$(date +%s.%N)
@@ -83,6 +90,7 @@ sys.exit("the HTTP server on 127.0.0.1 did not start")' "$port"
     --dlv-src-url "http://127.0.0.1:$port/$(basename "$dlvsrc")" --dlv-src-sha256 "$dlvsha" --accel tcg
   kill "$http"
   http=
+  echo "$recipe" >"$images/recipe"
   row "golab image build (provisioning + bake)" "$(secs "$s")" "$l"
 fi
 

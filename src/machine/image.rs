@@ -4,6 +4,11 @@
 //! A machine made from one needs no provisioning; at readiness its tools must answer
 //! exactly as the manifest lists them.
 //!
+//! A baked disk boots without cloud-init: `build` turns it off and installs
+//! `cloudinit/golab-seed.{sh,service}` (a shell unit before sshd that reads the seed's
+//! `golab.env`) and `cloudinit/golab-warm.{sh,service}` (after sshd: one -l -N build and
+//! debugger session), and remakes the initrd with only the modules this VM needs.
+//!
 //! Files, in one folder: `NAME.qcow2`, `NAME.vmlinuz`, `NAME.initrd` (when the base boots
 //! directly), `NAME.manifest.json` (format, pins, tools as found inside, the SHA-256 and
 //! size of every file) and `NAME.manifest.json.sha256` (the manifest's own SHA-256, in
@@ -33,7 +38,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-pub const FORMAT: &str = "golab-image 1";
+/// The manifest's format: 2 since baked images boot without cloud-init (`golab-seed.sh`
+/// reads the seed's `golab.env`, which a golab before it does not write); 1 (cloud-init's
+/// init stage reads the seed) still boots.
+pub const FORMAT: &str = "golab-image 2";
+const FORMATS_READ: [&str; 2] = ["golab-image 1", FORMAT];
+
+/// What a baked image runs instead of cloud-init, before sshd (see `build`).
+const SEED_SCRIPT: &str = include_str!("cloudinit/golab-seed.sh");
+const SEED_UNIT: &str = include_str!("cloudinit/golab-seed.service");
+const WARM_SCRIPT: &str = include_str!("cloudinit/golab-warm.sh");
+const WARM_UNIT: &str = include_str!("cloudinit/golab-warm.service");
 pub const MANIFEST_SUFFIX: &str = ".manifest.json";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,8 +94,11 @@ impl Manifest {
     pub fn parse(text: &str, from: &str) -> Result<Manifest> {
         let m: Manifest = serde_json::from_str(text)
             .with_context(|| format!("{from} is not a golab image manifest"))?;
-        if m.format != FORMAT {
-            bail!("{from}: format {:?}, golab reads {FORMAT:?}", m.format);
+        if !FORMATS_READ.contains(&m.format.as_str()) {
+            bail!(
+                "{from}: format {:?}, golab reads {FORMATS_READ:?}",
+                m.format
+            );
         }
         for f in m.files.iter().chain(&m.boxes) {
             if f.name.contains('/') || f.name.starts_with('.') || f.name.is_empty() {
@@ -266,7 +284,37 @@ pub fn build(q: &Qemu, opts: &UpOptions, out: &Path, name: &str, with_box: bool)
         let t = Instant::now();
         let vm = q.up(&vm_name, opts)?;
         stages.push(("provision (golab up)".to_string(), t.elapsed()));
+        let made: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(q.dir(&vm_name).join("machine.json"))?)?;
         let t = Instant::now();
+        let initrd = small_initrd(q, &vm_name, &out, name, made["kernel"].is_string());
+        stages.push((
+            match &initrd {
+                Ok(Some(_)) => "initrd: the modules this VM needs (MODULES=dep)".to_string(),
+                Ok(None) => "initrd: remade in the image (it boots its own loader)".to_string(),
+                Err(e) => format!("initrd: the base's, not remade ({e:#})"),
+            },
+            t.elapsed(),
+        ));
+        let t = Instant::now();
+        // cloud-init is turned off: what it did at each boot of a machine from the image
+        // (the lab user's key, the host name, host keys for a new instance, the mirror,
+        // the share) is golab-seed.sh's, a shell unit before sshd that reads the seed's
+        // golab.env. cloud-init's Python took ~40 s of each boot under emulation, and
+        // sshd waited for it.
+        let staging = tempfile::tempdir()?;
+        // After sshd, golab-warm.service does one build and debugger session: a machine's
+        // first lab run then finds the toolchain read and (under emulation) translated.
+        for (name, text) in [
+            ("golab-seed.sh", SEED_SCRIPT),
+            ("golab-seed.service", SEED_UNIT),
+            ("golab-warm.sh", WARM_SCRIPT),
+            ("golab-warm.service", WARM_UNIT),
+        ] {
+            let local = staging.path().join(name);
+            std::fs::write(&local, text)?;
+            q.copy_in(&vm_name, &local, &format!("/tmp/{name}"))?;
+        }
         let mut c = q.ssh_command(&vm_name)?;
         // cloud-init forgets this instance (the next boot is a new one: its own user key,
         // host keys, machine-id); the build's key and dlv's module/build caches go.
@@ -280,6 +328,13 @@ pub fn build(q: &Qemu, opts: &UpOptions, out: &Path, name: &str, with_box: bool)
         c.arg("--").arg(
             "set -e; sudo cloud-init clean --logs --seed; \
              sudo systemctl mask cloud-config.service cloud-final.service >/dev/null 2>&1; \
+             for u in golab-seed golab-warm; do \
+               sudo install -D -m 0755 /tmp/$u.sh /usr/local/lib/golab/$u.sh; \
+               sudo install -m 0644 /tmp/$u.service /etc/systemd/system/$u.service; \
+               rm -f /tmp/$u.sh /tmp/$u.service; \
+               sudo systemctl enable $u.service >/dev/null 2>&1; \
+             done; \
+             sudo touch /etc/cloud/cloud-init.disabled; \
              printf 'blacklist %s\\n' kvm_amd kvm_intel kvm iTCO_wdt iTCO_vendor_support pcspkr | sudo tee /etc/modprobe.d/golab-baked.conf >/dev/null; \
              sudo rm -rf /var/cache/golab/gocache /var/cache/golab/gopath /var/cache/golab/*.tar.* /tmp/golab-*; \
              sudo truncate -s 0 /etc/machine-id; sudo fstrim -a >/dev/null 2>&1 || true; sync; \
@@ -313,12 +368,13 @@ pub fn build(q: &Qemu, opts: &UpOptions, out: &Path, name: &str, with_box: bool)
             bail!("qemu-img convert failed: {}", o.combined().trim());
         }
         std::fs::rename(&tmp, out.join(&disk_name))?;
-        let made: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(q.dir(&vm_name).join("machine.json"))?)?;
         let mut files = vec![entry(&out, &disk_name)?];
         for (key, suffix) in [("kernel", "vmlinuz"), ("initrd", "initrd")] {
-            if let Some(p) = made[key].as_str() {
-                let n = format!("{name}.{suffix}");
+            let n = format!("{name}.{suffix}");
+            if let (Ok(Some(small)), "initrd") = (&initrd, key) {
+                std::fs::rename(small, out.join(&n))?;
+                files.push(entry(&out, &n)?);
+            } else if let Some(p) = made[key].as_str() {
                 std::fs::copy(p, out.join(&n)).with_context(|| format!("cannot copy {p}"))?;
                 files.push(entry(&out, &n)?);
             }
@@ -375,6 +431,49 @@ pub fn build(q: &Qemu, opts: &UpOptions, out: &Path, name: &str, with_box: bool)
     })();
     let _ = q.destroy(&vm_name);
     r
+}
+
+/// The initrd of a baked image: initramfs-tools' `MODULES=dep` in the guest, so that it
+/// holds the modules this virtual machine needs (virtio, ext4: ~7 MB) rather than most
+/// of the kernel's (a Debian base's is 36 MB; unpacking it and its udev's coldplug took
+/// 8-30 s of each boot under emulation). With direct kernel boot (`direct`) it is copied
+/// out to `out/.NAME.initrd` (the kernel is the one running); else the image's own is
+/// remade in place and `None` comes back. A guest without update-initramfs keeps its own.
+fn small_initrd(
+    q: &Qemu,
+    vm: &str,
+    out: &Path,
+    name: &str,
+    direct: bool,
+) -> Result<Option<PathBuf>> {
+    let mut c = q.ssh_command(vm)?;
+    c.arg("--").arg(
+        "set -e; command -v update-initramfs >/dev/null || { echo 'no update-initramfs in the guest' >&2; exit 3; }; \
+         printf 'MODULES=dep\\n' | sudo tee /etc/initramfs-tools/conf.d/golab-baked.conf >/dev/null; \
+         sudo update-initramfs -u -k \"$(uname -r)\" >/dev/null; \
+         sudo chmod 0644 \"/boot/initrd.img-$(uname -r)\"; uname -r",
+    );
+    let o = exec::run(c, "ssh (update-initramfs)", Duration::from_secs(1800))?;
+    if !o.ok() {
+        bail!(
+            "update-initramfs failed: {}",
+            exec::tail(o.combined().trim())
+        );
+    }
+    if !direct {
+        return Ok(None);
+    }
+    let kver = o.stdout.lines().last().unwrap_or("").trim().to_string();
+    if kver.is_empty() || kver.contains('/') {
+        bail!("the guest's kernel version {kver:?} is not a plain one");
+    }
+    let local = out.join(format!(".{name}.initrd"));
+    q.copy_out(vm, &format!("/boot/initrd.img-{kver}"), &local)?;
+    if std::fs::metadata(&local)?.len() < 1 << 20 {
+        let _ = std::fs::remove_file(&local);
+        bail!("the guest's initrd is smaller than 1 MiB: not used");
+    }
+    Ok(Some(local))
 }
 
 /// Writes `NAME.manifest.json` and its `.sha256`; the manifest's SHA-256.
@@ -845,6 +944,10 @@ mod tests {
         let mut bad = m.clone();
         bad.files[0].name = "../etc/passwd.qcow2".into();
         assert!(Manifest::parse(&serde_json::to_string(&bad).unwrap(), "m").is_err());
+        // A format-1 image (cloud-init reads the seed) still boots.
+        let mut old = m.clone();
+        old.format = "golab-image 1".into();
+        assert!(Manifest::parse(&serde_json::to_string(&old).unwrap(), "m").is_ok());
         let mut bad = m.clone();
         bad.format = "golab-image 9".into();
         assert!(Manifest::parse(&serde_json::to_string(&bad).unwrap(), "m").is_err());

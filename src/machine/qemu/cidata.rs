@@ -2,7 +2,7 @@
 //! provisioner and the apt mirror), and where the seed sits in the folder.
 
 use super::*;
-use anyhow::Context;
+use anyhow::{Context, bail};
 use std::net::ToSocketAddrs;
 
 pub(super) const USER_DATA: &str = include_str!("../cloudinit/user-data.yaml.j2");
@@ -113,6 +113,36 @@ pub(super) fn uri_host_port(uri: &str) -> Option<(String, u16)> {
 pub(super) struct Seed {
     pub(super) user_data: String,
     pub(super) meta_data: String,
+    /// `golab.env`: what a baked image's `golab-seed.sh` reads (cloud-init is off there).
+    pub(super) golab_env: String,
+}
+
+/// The seed as `golab-seed.sh` reads it: `KEY=VALUE` lines, never evaluated by the
+/// guest. A value with a line break would become two lines: refused.
+pub(super) fn golab_env(
+    hostname: &str,
+    instance_id: &str,
+    public_key: &str,
+    mirror: Option<&Mirror>,
+) -> Result<String> {
+    let mut out = String::new();
+    let mut put = |k: &str, v: &str| -> Result<()> {
+        if v.contains(['\n', '\r']) {
+            bail!("the seed's {k} holds a line break: {v:?}");
+        }
+        out.push_str(&format!("{k}={v}\n"));
+        Ok(())
+    };
+    put("instance_id", instance_id)?;
+    put("hostname", hostname)?;
+    put("user", USER)?;
+    put("ssh_key", public_key)?;
+    if let Some(m) = mirror {
+        put("mirror_ip", &m.ip)?;
+        put("mirror_host", &m.host)?;
+        put("mirror_uri", &m.uri)?;
+    }
+    Ok(out)
 }
 
 pub(super) fn render_seed(
@@ -170,5 +200,6 @@ pub(super) fn render_seed(
     Ok(Seed {
         user_data,
         meta_data,
+        golab_env: golab_env(&format!("golab-{name}"), instance_id, public_key, mirror)?,
     })
 }

@@ -216,11 +216,13 @@ impl Qemu {
         let cidata = dir.join("cidata");
         write_atomic(&cidata.join("user-data"), seed.user_data.as_bytes())?;
         write_atomic(&cidata.join("meta-data"), seed.meta_data.as_bytes())?;
+        write_atomic(&cidata.join("golab.env"), seed.golab_env.as_bytes())?;
         super::super::seed::write(
             &dir.join(SEED),
             &[
                 ("user-data", seed.user_data.as_bytes()),
                 ("meta-data", seed.meta_data.as_bytes()),
+                ("golab.env", seed.golab_env.as_bytes()),
             ],
         )?;
 
@@ -305,6 +307,45 @@ impl Qemu {
                 err.trim()
             );
         }
+        Ok(())
+    }
+
+    /// Copies a file of the guest (readable by the lab user) to `local`, atomically: a
+    /// copy that fails leaves nothing at `local`.
+    pub fn copy_out(&self, name: &str, remote: &str, local: &Path) -> Result<()> {
+        let tmp = local.with_file_name(format!(
+            ".{}.part",
+            local
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ));
+        let mut c = self.ssh_command(name)?;
+        c.arg("--")
+            .arg(format!("cat -- {}", super::super::shell_quote(remote)));
+        c.stdin(Stdio::null())
+            .stdout(
+                std::fs::File::create(&tmp)
+                    .with_context(|| format!("cannot write {}", tmp.display()))?,
+            )
+            .stderr(Stdio::piped());
+        let mut g = exec::Group::spawn(c, "ssh (copy out)")?;
+        let mut err = String::new();
+        let pipe = g.child_mut().stderr.take();
+        let st = g.wait_deadline(Instant::now() + Duration::from_secs(300))?;
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_string(&mut err);
+        }
+        if !st.success() {
+            let _ = std::fs::remove_file(&tmp);
+            bail!(
+                "copying {name}:{remote} to {} failed: {}",
+                local.display(),
+                err.trim()
+            );
+        }
+        std::fs::rename(&tmp, local)
+            .with_context(|| format!("cannot move {} into place", tmp.display()))?;
         Ok(())
     }
 

@@ -71,13 +71,13 @@ impl Qemu {
         } else {
             dl.resume_boot
         };
-        // A baked image: sshd starts after cloud-init's init stage (Before=ssh.service),
-        // which is everything its seed asks for (bootcmd, write_files, the user and its
-        // key): the login that just worked proves it. The image's config and final
-        // stages are masked at bake time (`image::build`; Python under emulation, ~25 s
-        // of a boot), so there is no later result to wait for on any boot.
+        // A baked image: sshd starts after golab-seed.service (cloud-init is off there;
+        // an image of format 1: after cloud-init's init stage, its config and final
+        // stages masked), which is everything the seed asks for on a baked machine (the
+        // user's key, host name and keys, the mirror): the login that just worked proves
+        // it, and there is no later result to wait for on any boot.
         if made.baked.is_some() {
-            say.line("  cloud-init: user and key in place (a baked image: no provisioning)");
+            say.line("  seed: user and key in place (a baked image: no provisioning)");
             if first_boot {
                 write_stage(&vm.dir, Stage::Provisioned)?;
             }
@@ -101,6 +101,15 @@ impl Qemu {
             );
             if let Ok(c) = &out {
                 let s = &c.stdout;
+                // A baked image given as a plain disk: its cloud-init is off, so nothing
+                // would ever provision it.
+                if s.contains("status: disabled") {
+                    bail!(
+                        "{}: cloud-init is off in the base image {}: it is a baked golab image (or made like one), which does not provision. Boot it as it is with `golab up --image` and its NAME.manifest.json, or bake anew from the base image it was made from",
+                        vm.name,
+                        made.image.display(),
+                    );
+                }
                 // cloud-init says "error" as soon as one module failed, while later
                 // stages (the provisioner) still run: judge only once it has finished.
                 if s.contains("this-boot-finished") {

@@ -130,6 +130,41 @@ fn without_a_mirror_asked_the_guests_apt_is_left_alone() {
 }
 
 #[test]
+fn golab_env_is_one_line_a_value_and_refuses_line_breaks() {
+    let m = Mirror {
+        uri: "http://mirror.example/debian".into(),
+        host: "mirror.example".into(),
+        ip: "192.0.2.7".into(),
+    };
+    let s = render_seed(
+        "lab1",
+        "golab-lab1-1",
+        "ssh-ed25519 AAAA golab-lab1",
+        Some(&m),
+        &opts(),
+    )
+    .unwrap();
+    let lines: Vec<&str> = s.golab_env.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "instance_id=golab-lab1-1",
+            "hostname=golab-lab1",
+            "user=golab",
+            "ssh_key=ssh-ed25519 AAAA golab-lab1",
+            "mirror_ip=192.0.2.7",
+            "mirror_host=mirror.example",
+            "mirror_uri=http://mirror.example/debian",
+        ]
+    );
+    let plain = render_seed("lab1", "i-1", "ssh-ed25519 AAAA k", None, &opts()).unwrap();
+    assert!(!plain.golab_env.contains("mirror"));
+    // A second line would be a second KEY=VALUE to the guest's script.
+    let e = golab_env("golab-x", "i-1", "ssh-ed25519 AAAA k\nuser=root", None).unwrap_err();
+    assert!(format!("{e:#}").contains("line break"), "{e:#}");
+}
+
+#[test]
 fn user_data_is_yaml_with_the_key_the_mirror_and_the_pins() {
     let m = Mirror {
         uri: "http://mirror.example/debian".into(),
@@ -627,9 +662,35 @@ fn a_lab_vm_builds_the_seed_and_answers_gdb_and_dlv_through_the_forward() -> Res
         clock.time("destroy lab2", || q.destroy("lab2"))?;
         clock.time("destroy lab1", || q.destroy("lab1"))?;
         ensure!(!q.dir("lab1").exists() && !q.dir("lab2").exists());
+
+        // A baked disk given as a plain base image (to provision, or to bake anew): its
+        // cloud-init is off, so it is refused by name, not waited for until a deadline.
+        if opts.baked.is_some() {
+            let mut plain = lab_opts();
+            plain.baked = None;
+            let t = Instant::now();
+            let refused = clock.time(
+                "up lab3 from the baked disk as a plain base (refused)",
+                || match q.up("lab3", &plain) {
+                    Ok(_) => bail!("a baked disk given as a base image was provisioned"),
+                    Err(e) => Ok(format!("{e:#}")),
+                },
+            )?;
+            ensure!(
+                refused.contains("cloud-init is off in the base image"),
+                "{refused}"
+            );
+            ensure!(
+                t.elapsed() < Duration::from_secs(600),
+                "refused only after {:?}",
+                t.elapsed()
+            );
+            clock.time("destroy lab3", || q.destroy("lab3"))?;
+        }
         Ok(())
     })();
     if r.is_err() {
+        let _ = q.destroy("lab3");
         let _ = q.destroy("lab2");
         let _ = q.destroy("lab1");
     }
@@ -637,7 +698,18 @@ fn a_lab_vm_builds_the_seed_and_answers_gdb_and_dlv_through_the_forward() -> Res
     for (what, took) in &clock.rows {
         eprintln!("vm-test:   {:>7.1}s  {what}", took.as_secs_f64());
     }
-    let left = qemu_processes_under(&q.root);
-    assert!(left.is_empty(), "QEMU processes left: {left:?}");
+    // A QEMU that was stopped may still be exiting (flushing its disk, closing its
+    // sockets) for a moment after `destroy` saw it go: looked at until a deadline.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut left = qemu_processes_under(&q.root);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        left = qemu_processes_under(&q.root);
+    }
+    let said: Vec<String> = left
+        .iter()
+        .map(|p| format!("{p}: {}", sys::proc::cmdline(*p).unwrap_or_default()))
+        .collect();
+    assert!(left.is_empty(), "QEMU processes left after 30 s: {said:?}");
     r
 }
