@@ -236,6 +236,21 @@ pub fn die_with_parent(c: &mut std::process::Command) {
     let _ = c;
 }
 
+/// The CPU time the calling thread has used so far (CLOCK_THREAD_CPUTIME_ID, on Linux
+/// and macOS alike): the work a test's step did, which the waiting of a loaded machine
+/// does not inflate as it does wall-clock time.
+#[cfg(test)]
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the one it is given.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// open(2) flags: do not follow a final symbolic link, do not block on a FIFO.
 pub const OPEN_NOFOLLOW_NONBLOCK: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK;
 
