@@ -128,10 +128,14 @@ impl Cgroups {
                 version: 1,
             }]
         };
-        // Usable when a child can be made and its limit files are there.
+        // Usable when a child can be made and its limit files are there. The child's name
+        // is this call's own: two probes at once in one process (threads of a test
+        // binary) made the same folder, and one of them found no cgroup.
+        static PROBES: AtomicU64 = AtomicU64::new(0);
+        let n = PROBES.fetch_add(1, Ordering::SeqCst);
         candidates.into_iter().find(|c| {
             c.parents.iter().all(|(parent, files)| {
-                let test = parent.join(format!("golab-probe-{}", std::process::id()));
+                let test = parent.join(format!("golab-probe-{}-{n}", std::process::id()));
                 let ok = std::fs::create_dir(&test).is_ok()
                     && files.iter().all(|(f, _)| test.join(f).is_file());
                 let _ = std::fs::remove_dir(&test);
