@@ -106,6 +106,14 @@ impl Cgroups {
                 .is_ok_and(|c| c.contains("memory") && c.contains("pids"))
         };
         let candidates = if v2(base) {
+            // A child gets memory.max and pids.max only once the root enables those
+            // controllers for its children; without systemd nothing has, and this must
+            // not depend on whether the sandbox's own cgroup code ran first (it enables
+            // them too). One write each: a write naming a controller the hierarchy lacks
+            // fails whole.
+            for c in ["+memory", "+pids", "+cpu"] {
+                let _ = std::fs::write(base.join("cgroup.subtree_control"), c);
+            }
             vec![Cgroups {
                 parents: vec![(
                     base.to_path_buf(),
