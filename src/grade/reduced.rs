@@ -438,6 +438,7 @@ impl Reduced {
                 let fds = open_procs(&procs)?;
                 let l = launch::Launch {
                     notify: None,
+                    refusals: Some(super::sandbox::notify::Refusals::default()),
                     uid,
                     cgroup_fds: fds.iter().map(|f| f.as_raw_fd()).collect(),
                     rlimits: RlimitPlan::new(&limits),

@@ -216,7 +216,10 @@ impl Trace {
                 self.note(pid, Verdict::MemoryLimit, line);
             }
             "connect" | "sendto" | "sendmsg" | "sendmmsg"
-                if outside_address(&c.args.join(", ")).is_some() =>
+                if outside_address(&c.args.join(", ")).is_some()
+                    // A send to AF_UNSPEC is one to AF_INET for UDP (udp_sendmsg); in
+                    // connect it is a disconnect.
+                    || (c.name != "connect" && c.args.iter().any(|a| a.contains("sa_family=AF_UNSPEC"))) =>
             {
                 self.note(pid, Verdict::NetworkDenied, line);
             }
