@@ -214,21 +214,14 @@ pub fn points(v: &VersionProfile) -> Vec<Point> {
         add(Op::Globrunqget, &["glob=-"]);
         add(Op::Globrunqgetbatch, &["glob=-", "arg.max=n@0"]);
     }
-    if v.register_args {
-        // The register ABI keeps the running g in R14: at execute it is the M's g0, and
-        // its m.p is the P that execute advances (an M changes Ps in stopm/startm
-        // without a run-queue call in between).
-        add(
-            Op::Execute,
-            &[
-                "g=gp@0",
-                "arg.inherit=inheritTime@1",
-                "p=!*(*runtime.p)((*(*runtime.g)({reg:r14})).m.p)",
-            ],
-        );
-    } else {
-        add(Op::Execute, &["g=gp@0", "arg.inherit=inheritTime@1"]);
-    }
+    // The running g at execute is the M's g0, and its m.p the P that execute advances
+    // (an M changes Ps in stopm/startm and stoplockedm without a run-queue call in
+    // between): R14 in the register ABI, the thread-local slot before.
+    let exec_p = format!("p=!*(*runtime.p)({}.m.p)", v.running_g);
+    add(
+        Op::Execute,
+        &["g=gp@0", "arg.inherit=inheritTime@1", exec_p.as_str()],
+    );
     add(Op::Gopark, &["arg.reason=reason@2"]);
     add(Op::Ready, &["g=gp@0", "arg.next=next@2"]);
     add(Op::GoschedM, &["g=gp@0"]);
@@ -1905,5 +1898,92 @@ mod tests {
         );
         assert!(f(&p17, Op::Globrunqgetbatch).is_none());
         assert!(f(&p25, Op::Globrunqgetbatch).is_some());
+    }
+
+    /// A stop at `op`'s breakpoint on `thread`, its values keyed as go1.`minor`'s points
+    /// read them (`eval *_p_.schedtick`, `eval *(*runtime.p)(...).id`, ...), from the
+    /// values by role.
+    fn hit_of(
+        minor: u32,
+        seq: usize,
+        thread: i64,
+        op: Op,
+        by_role: &HashMap<String, String>,
+    ) -> crate::trace::Hit {
+        let pts = points(&VersionProfile::line(minor));
+        let pt = pts.iter().find(|p| p.op == op).expect("a point for op");
+        crate::trace::Hit {
+            seq,
+            tool: crate::trace::Tool::Dlv,
+            breakpoint: pt.function.clone(),
+            thread,
+            goroutine: 0,
+            stack: vec![crate::trace::Frame {
+                function: pt.function.clone(),
+                file: "proc.go".into(),
+                line: 1,
+                pc: 0,
+                entry_pc: false,
+            }],
+            values: pt
+                .roles
+                .iter()
+                .filter_map(|(role, key)| by_role.get(role).map(|v| (key.clone(), v.clone())))
+                .collect(),
+            stop: seq,
+        }
+    }
+
+    #[test]
+    fn an_m_that_takes_a_p_without_a_run_queue_call_advances_that_ps_schedtick_on_go115() {
+        // go1.15 passes arguments on the stack, so execute's P is not in R14: the
+        // point reads it through the thread-local g (-8(FS)). M1 last touched P0, then
+        // took P1 the way stoplockedm does (acquirep of the P startlockedm handed over,
+        // 1.15.15 proc.go:2093) and ran the locked g with inheritTime=false (proc.go:2618):
+        // P1's schedtick advanced, not P0's.
+        let (a, b, m) = (0x1100, 0x1200, 0x100);
+        let (t1, t2) = (1, 2);
+        let glob = |v: &mut HashMap<String, String>| {
+            for k in ["glob.head", "glob.tail", "glob.size"] {
+                v.insert(k.into(), "0".into());
+            }
+        };
+        let mut hits = Vec::new();
+        let mut v = HashMap::new();
+        pvals(&mut v, "p", 0, 0, 0, &[], 0);
+        gvals(&mut v, a);
+        v.insert("arg.next".into(), "false".into());
+        hits.push(hit_of(15, 0, t1, Op::Runqput, &v));
+        let mut v = HashMap::new();
+        pvals(&mut v, "p", 0, 0, 0, &[a], 0);
+        glob(&mut v);
+        hits.push(hit_of(15, 1, t2, Op::Runqget, &v));
+        let mut v = HashMap::new();
+        gvals(&mut v, a);
+        v.insert("arg.inherit".into(), "false".into());
+        pvals(&mut v, "p", 0, 0, 1, &[], 0);
+        hits.push(hit_of(15, 2, t2, Op::Execute, &v));
+        let mut v = HashMap::new();
+        gvals(&mut v, m);
+        v.insert("arg.inherit".into(), "false".into());
+        pvals(&mut v, "p", 1, 0, 0, &[], 0);
+        hits.push(hit_of(15, 3, t1, Op::Execute, &v));
+        let mut v = HashMap::new();
+        pvals(&mut v, "p", 1, 1, 0, &[], 0);
+        gvals(&mut v, b);
+        v.insert("arg.next".into(), "true".into());
+        hits.push(hit_of(15, 4, t1, Op::Runqput, &v));
+        let mut v = HashMap::new();
+        pvals(&mut v, "p", 0, 1, 1, &[], 0);
+        glob(&mut v);
+        hits.push(hit_of(15, 5, t2, Op::Runqget, &v));
+        let events = Event::from_hits(&points(&VersionProfile::line(15)), &hits);
+        assert!(
+            events[2].vals.contains_key("p.tick") && events[3].vals.contains_key("p.tick"),
+            "go1.15's execute reads its P: {:?}",
+            events[3].vals.keys().collect::<Vec<_>>()
+        );
+        let r = Cosim::run(15, 2, &events);
+        assert_eq!((r.observed, r.judged, r.matched), (6, 6, 6), "{r:?}");
     }
 }
