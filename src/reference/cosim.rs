@@ -387,6 +387,8 @@ struct PendingPick {
     inherit: bool,
     from: String,
     victim: Option<usize>,
+    /// The queue the g came from: a P, or the global queue (`GLOBAL`).
+    src: usize,
     /// A steal that took the victim's runnext (the g, to give back if the thief's
     /// next stop shows the runtime's steal found nothing).
     took_runnext: Option<G>,
@@ -1039,6 +1041,7 @@ impl Cosim {
                                 g: g.id,
                                 inherit,
                                 from: format!("P{}'s {from}", l.id),
+                                src: l.id,
                                 victim: None,
                                 took_runnext: None,
                                 behind: false,
@@ -1103,6 +1106,7 @@ impl Cosim {
                                 g: g.id,
                                 inherit: false,
                                 from: format!("stolen from P{}", v.id),
+                                src: v.id,
                                 victim: Some(v.id),
                                 took_runnext: (vlen == 0).then(|| g.clone()),
                                 behind: v_lagged,
@@ -1190,6 +1194,7 @@ impl Cosim {
                                     g: g.id,
                                     inherit: false,
                                     from: "the global queue".into(),
+                                    src: GLOBAL,
                                     victim: None,
                                     took_runnext: None,
                                     behind: false,
@@ -1244,6 +1249,7 @@ impl Cosim {
                                 g: g.id,
                                 inherit: false,
                                 from: "the global queue".into(),
+                                src: GLOBAL,
                                 victim: None,
                                 took_runnext: None,
                                 behind: false,
@@ -1301,6 +1307,7 @@ impl Cosim {
                                 g: g.id,
                                 inherit: false,
                                 from: "the global queue".into(),
+                                src: GLOBAL,
                                 victim: None,
                                 took_runnext: None,
                                 behind: false,
@@ -1362,23 +1369,56 @@ impl Cosim {
                                 "a g from the middle of the global queue, which is not read".into(),
                             ));
                         } else if pk.g != g || pk.inherit != inherit {
+                            // The g this M ran is another M's pending pick: both took from
+                            // one queue between their stops (an owner's runqget and a
+                            // thief's runqgrab, or two thieves) and their CASes came in
+                            // the other order than their entries. The other M gets this
+                            // M's g, and its own P's ring may differ from the model's.
+                            let swapped = (pk.g != g)
+                                .then(|| {
+                                    self.pick
+                                        .iter_mut()
+                                        .find(|(t, o)| **t != tid && o.g == g && o.src == pk.src)
+                                })
+                                .flatten()
+                                .map(|(t, o)| {
+                                    o.g = pk.g;
+                                    o.behind = true;
+                                    o.from = format!("{} (swapped with thread {tid})", o.from);
+                                    *t
+                                });
                             // A steal whose victim's owner acted in the meantime raced.
-                            let raced = pk
-                                .victim
-                                .is_some_and(|v| pk.behind || self.victim_raced(v, tid));
-                            problems.push(Problem {
-                                kind: if raced { Kind::Raced } else { Kind::Disagree },
-                                why: format!(
+                            let raced = swapped.is_some()
+                                || pk
+                                    .victim
+                                    .is_some_and(|v| pk.behind || self.victim_raced(v, tid));
+                            let why = match swapped {
+                                Some(t) => format!(
+                                    "this M and thread {t} took each other's g from one queue (their CASes in the other order than their entries): the model's pick was {} from {}, the runtime ran g{goid}",
+                                    self.label(pk.g),
+                                    pk.from
+                                ),
+                                None => format!(
                                     "the model's pick was {} from {} (inheritTime={}), the runtime ran g{goid} (inheritTime={inherit})",
                                     self.label(pk.g),
                                     pk.from,
                                     pk.inherit
                                 ),
-                                model: p.map(|p| format!("{} {}", self.model_p(p), self.model_global())),
+                            };
+                            problems.push(Problem {
+                                kind: if raced { Kind::Raced } else { Kind::Disagree },
+                                why,
+                                model: p.map(|p| {
+                                    format!("{} {}", self.model_p(p), self.model_global())
+                                }),
                                 live: None,
                             });
                         }
                         let _ = pk.stop;
+                        // A g that runs is in no run queue: a copy the model took from a
+                        // state read while another M was still inside its steal of g
+                        // (synced after a race) goes.
+                        self.drop_queued(g);
                     }
                     None => {
                         what = format!(
@@ -1517,6 +1557,17 @@ impl Cosim {
 
     fn s_profile_takes_p(&self) -> bool {
         self.s.profile.global_get == super::GlobalGet::RunqputEach
+    }
+
+    /// Takes g out of a P's runnext or its ring's head, where the model still holds it.
+    fn drop_queued(&mut self, g: u64) {
+        for pp in &mut self.s.ps {
+            if pp.runnext.as_ref().is_some_and(|x| x.id == g) {
+                pp.runnext = None;
+            } else if pp.runq_contents().first().is_some_and(|x| x.id == g) {
+                pp.runqhead = pp.runqhead.wrapping_add(1);
+            }
+        }
     }
 
     /// Where the model holds g in a run queue, if anywhere.
@@ -1985,5 +2036,108 @@ mod tests {
         );
         let r = Cosim::run(15, 2, &events);
         assert_eq!((r.observed, r.judged, r.matched), (6, 6, 6), "{r:?}");
+    }
+
+    #[test]
+    fn an_owner_and_a_thief_that_took_each_others_g_are_raced_and_swapped() {
+        // Recorded on go1.17.1, mutex on 2 Ps (fidelity-cosim, seq 213-218): a thief's
+        // runqsteal read P0's ring as [A, B] and its runqgrab was still to CAS the head
+        // when the owner's runqget read [A, B] too. The model, stealing at the entry,
+        // gave A to the thief and B to the owner; the owner's CAS came first: it ran A
+        // and the thief B. Neither order is a disagreement, and once the owner's execute
+        // shows which, the thief's pick is B.
+        let (a, b) = (0x1100, 0x1200);
+        let on = |thread: i64, e: Event| Event { thread, ..e };
+        let put = |seq: usize, ring: &[u64], g: u64| {
+            let mut e = runqput(seq, 0, ring, 0, g);
+            e.vals.insert("arg.next".into(), "false".into());
+            on(1, e)
+        };
+        let events_put = vec![put(0, &[], a), put(1, &[a], b)];
+        let mut steal = HashMap::new();
+        pvals(&mut steal, "p", 1, 0, 0, &[], 0);
+        pvals(&mut steal, "v", 0, 0, 0, &[a, b], 0);
+        steal.insert("arg.steal".into(), "false".into());
+        let mut grab = HashMap::new();
+        grab.insert("v.id".into(), "0".into());
+        grab.insert("arg.steal".into(), "false".into());
+        let owner_exec = on(1, execute(5, a, false));
+        let mut exec = HashMap::new();
+        gvals(&mut exec, b);
+        exec.insert("arg.inherit".into(), "false".into());
+        pvals(&mut exec, "p", 1, 0, 0, &[], 0);
+        let mut events = events_put;
+        events.extend([
+            on(2, ev(2, Op::Runqsteal, steal)),
+            on(2, ev(3, Op::Runqgrab, grab)),
+            on(1, runqget(4, 0, &[a, b], 0)),
+            owner_exec,
+            on(2, ev(6, Op::Execute, exec)),
+            on(1, runqget_at(7, 1, 2, &[], 0)),
+        ]);
+        let r = Cosim::run(17, 2, &events);
+        assert!(r.disagreements.is_empty(), "{r:?}");
+        assert!(
+            r.raced_list.iter().any(|t| t.seq == 5
+                && matches!(&t.judged, Judged::Raced(w) if w.contains("took each other's"))),
+            "{r:?}"
+        );
+        // The thief's execute of B and the owner's next read of P0 are judged, and agree.
+        assert!(r.matched >= 6, "{r:?}");
+    }
+
+    #[test]
+    fn a_g_that_runs_is_in_no_run_queue_even_after_a_raced_read_put_it_back() {
+        // Recorded on go1.17.1, chan-handoff on 4 Ps (fidelity-cosim, seq 55-70): two
+        // thieves read P0's ring [A, B] (runnext C) before either CASed; the second
+        // ran A, so the first's pick is B. Before the first's CAS landed the owner read
+        // [B] and the model took that state (a race); when the first thief runs B, B is
+        // in no run queue, and the owner's next read of P0 finds it empty.
+        let (a, b, c) = (0x1100, 0x1200, 0x1300);
+        let on = |thread: i64, e: Event| Event { thread, ..e };
+        let put = |seq: usize, ring: &[u64], next: u64, g: u64, as_next: bool| {
+            let mut e = runqput(seq, 0, ring, next, g);
+            e.vals.insert("arg.next".into(), as_next.to_string());
+            on(1, e)
+        };
+        let steal = |seq: usize, thread: i64, thief: u64| {
+            let mut v = HashMap::new();
+            pvals(&mut v, "p", thief, 0, 0, &[], 0);
+            pvals(&mut v, "v", 0, 0, 0, &[a, b], c);
+            v.insert("arg.steal".into(), "false".into());
+            on(thread, ev(seq, Op::Runqsteal, v))
+        };
+        let grab = |seq: usize, thread: i64| {
+            let mut v = HashMap::new();
+            v.insert("v.id".into(), "0".into());
+            v.insert("arg.steal".into(), "false".into());
+            on(thread, ev(seq, Op::Runqgrab, v))
+        };
+        let exec_on = |seq: usize, thread: i64, g: u64, p: u64| {
+            let mut v = HashMap::new();
+            gvals(&mut v, g);
+            v.insert("arg.inherit".into(), "false".into());
+            pvals(&mut v, "p", p, 0, 0, &[], 0);
+            on(thread, ev(seq, Op::Execute, v))
+        };
+        let mut owner_exec = execute(9, c, true);
+        pvals(&mut owner_exec.vals, "p", 0, 0, 1, &[b], 0);
+        let events = vec![
+            put(0, &[], 0, a, false),
+            put(1, &[a], 0, b, false),
+            put(2, &[a, b], 0, c, true),
+            steal(3, 2, 1),
+            steal(4, 3, 2),
+            grab(5, 2),
+            grab(6, 3),
+            exec_on(7, 3, a, 2),
+            on(1, runqget_at(8, 0, 1, &[b], c)),
+            on(1, owner_exec),
+            exec_on(10, 2, b, 1),
+            on(1, runqget_at(11, 0, 2, &[], 0)),
+        ];
+        let r = Cosim::run(17, 4, &events);
+        assert!(r.disagreements.is_empty(), "{r:?}");
+        assert_eq!(r.raced, 2, "{r:?}");
     }
 }
