@@ -1333,6 +1333,28 @@ impl Cosim {
                     pk.victim
                         .filter(|v| pk.behind || self.victim_raced(*v, tid))
                 });
+                // A steal that found nothing at its entry can find work its victim's
+                // owner queued while the thief was inside runqgrab: the model steals
+                // again from the victim as it is now, before the thief's ring (where
+                // the rest of the half goes) is compared.
+                let held = if self.pick.contains_key(&tid) {
+                    None
+                } else {
+                    self.holds(g)
+                };
+                let again = match (&held, self.steal.get(&tid)) {
+                    (Some(_), Some(&(thief, victim, sr, false))) => {
+                        let saved = self.s.clone();
+                        match self.s.runqsteal(thief, victim, sr) {
+                            Some(x) if x.id == g => Some(victim),
+                            _ => {
+                                self.s = saved;
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                };
                 let p = match e.pstate("p").filter(|l| l.id < self.s.ps.len()) {
                     Some(l) => {
                         match steal_raced {
@@ -1424,18 +1446,9 @@ impl Cosim {
                         what = format!(
                             "execute(g{goid}, inheritTime={inherit}) [not from a run queue]"
                         );
-                        if let Some(where_) = self.holds(g) {
-                            // A steal that found nothing at its entry can find work its
-                            // victim's owner queued while the thief was inside runqgrab:
-                            // the model steals again from the victim as it is now.
-                            let again = match self.steal.get(&tid) {
-                                Some(&(thief, victim, sr, false)) => {
-                                    self.s.runqsteal(thief, victim, sr).map(|x| (x.id, victim))
-                                }
-                                _ => None,
-                            };
+                        if let Some(where_) = held {
                             match again {
-                                Some((x, victim)) if x == g => problems.push(Problem {
+                                Some(victim) => problems.push(Problem {
                                     kind: Kind::Raced,
                                     why: format!(
                                         "the steal from P{victim} found g{goid}, queued by P{victim}'s owner after the steal began"
@@ -1443,7 +1456,7 @@ impl Cosim {
                                     model: None,
                                     live: None,
                                 }),
-                                _ => problems.push(Problem::disagree(format!(
+                                None => problems.push(Problem::disagree(format!(
                                     "g{goid} runs without a pick, but the model holds it in {where_}"
                                 ))),
                             }
@@ -2139,5 +2152,50 @@ mod tests {
         let r = Cosim::run(17, 4, &events);
         assert!(r.disagreements.is_empty(), "{r:?}");
         assert_eq!(r.raced, 2, "{r:?}");
+    }
+
+    #[test]
+    fn a_steal_that_found_work_after_its_entry_fills_the_thiefs_ring_before_it_is_compared() {
+        // Recorded on go1.15.15, close-wake on 2 Ps (fidelity-cosim, seq 44-51): the
+        // thief's runqsteal read P0 with only runnext (A) and its ring empty, so the
+        // model's steal (stealRunNextG=false) found nothing; by its runqgrab's CAS the
+        // owner had queued B, C and D, kicking A, B and C to the ring: the thief took
+        // A and B, ran B and left A in its own ring, which its execute reads.
+        let (a, b, c, d) = (0x1100, 0x1200, 0x1300, 0x1400);
+        let on = |thread: i64, e: Event| Event { thread, ..e };
+        let mut steal = HashMap::new();
+        pvals(&mut steal, "p", 1, 0, 0, &[], 0);
+        pvals(&mut steal, "v", 0, 0, 0, &[], a);
+        steal.insert("arg.steal".into(), "false".into());
+        let mut grab = HashMap::new();
+        grab.insert("v.id".into(), "0".into());
+        grab.insert("arg.steal".into(), "false".into());
+        let mut exec = HashMap::new();
+        gvals(&mut exec, b);
+        exec.insert("arg.inherit".into(), "false".into());
+        pvals(&mut exec, "p", 1, 0, 0, &[a], 0);
+        let mut get = runqget(7, 1, &[a], 0);
+        pvals(&mut get.vals, "p", 1, 1, 0, &[a], 0);
+        let events = vec![
+            on(1, runqput(0, 0, &[], 0, a)),
+            on(2, ev(1, Op::Runqsteal, steal)),
+            on(2, ev(2, Op::Runqgrab, grab)),
+            on(1, runqput(3, 0, &[], a, b)),
+            on(1, runqput(4, 0, &[a], b, c)),
+            on(1, runqput(5, 0, &[a, b], c, d)),
+            on(2, ev(6, Op::Execute, exec)),
+            on(2, get),
+        ];
+        let r = Cosim::run(15, 2, &events);
+        assert!(r.disagreements.is_empty(), "{r:?}");
+        assert!(
+            r.raced_list
+                .iter()
+                .any(|t| t.seq == 6
+                    && matches!(&t.judged, Judged::Raced(w) if w.contains("found g"))),
+            "{r:?}"
+        );
+        // The thief's next read of its own P (A in the ring) is judged and agrees.
+        assert_eq!(r.by_op.get("runqget"), Some(&(1, 1)), "{r:?}");
     }
 }
