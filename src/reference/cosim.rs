@@ -392,8 +392,9 @@ struct PendingPick {
     /// A steal that took the victim's runnext (the g, to give back if the thief's
     /// next stop shows the runtime's steal found nothing).
     took_runnext: Option<G>,
-    /// The victim's state read at the steal was behind the model's (another M inside
-    /// a transition on it): the half the runtime takes is not the model's to predict.
+    /// The queue's state read at the pick was behind the model's (another M inside a
+    /// transition on it): the half a steal takes, or which g an owner's runqget gets
+    /// before a thief's CAS, is not the model's to predict.
     behind: bool,
     stop: usize,
 }
@@ -1005,7 +1006,11 @@ impl Cosim {
                     problems.push(Problem::unjudged("runqget's state was not readable".into()));
                     return "runqget".into();
                 };
+                // Read while a thief's runqgrab on this P had not landed: which of the
+                // two CASes on the head comes first is not the model's to predict.
+                self.lagged.remove(&l.id);
                 self.compare_p(e, &l, problems);
+                let behind = self.lagged.remove(&l.id);
                 if let Some(gl) = e.global() {
                     self.compare_global(e, &gl, problems);
                 }
@@ -1044,7 +1049,7 @@ impl Cosim {
                                 src: l.id,
                                 victim: None,
                                 took_runnext: None,
-                                behind: false,
+                                behind,
                                 stop: e.stop,
                             },
                         );
@@ -1411,9 +1416,8 @@ impl Cosim {
                                 });
                             // A steal whose victim's owner acted in the meantime raced.
                             let raced = swapped.is_some()
-                                || pk
-                                    .victim
-                                    .is_some_and(|v| pk.behind || self.victim_raced(v, tid));
+                                || pk.behind
+                                || pk.victim.is_some_and(|v| self.victim_raced(v, tid));
                             let why = match swapped {
                                 Some(t) => format!(
                                     "this M and thread {t} took each other's g from one queue (their CASes in the other order than their entries): the model's pick was {} from {}, the runtime ran g{goid}",
@@ -2197,5 +2201,49 @@ mod tests {
         );
         // The thief's next read of its own P (A in the ring) is judged and agrees.
         assert_eq!(r.by_op.get("runqget"), Some(&(1, 1)), "{r:?}");
+    }
+
+    #[test]
+    fn an_owners_pick_read_before_a_thiefs_cas_landed_is_raced() {
+        // Recorded on go1.15.15, close-wake on 4 Ps (fidelity-cosim, seq 118-126): a
+        // thief's runqsteal read P0's ring [A, B, C, D] (the model: it takes A and B,
+        // runs B), then the owner's runqget read the ring unchanged (the thief's CAS not
+        // landed: the model's pick is C). The owner's CAS came first: it ran A, and the
+        // thief took B and C from [B, C, D], ran C and kept B.
+        let (a, b, c, d) = (0x1100, 0x1200, 0x1300, 0x1400);
+        let on = |thread: i64, e: Event| Event { thread, ..e };
+        let put = |seq: usize, ring: &[u64], g: u64| {
+            let mut e = runqput(seq, 0, ring, 0, g);
+            e.vals.insert("arg.next".into(), "false".into());
+            on(1, e)
+        };
+        let mut steal = HashMap::new();
+        pvals(&mut steal, "p", 2, 0, 0, &[], 0);
+        pvals(&mut steal, "v", 0, 0, 0, &[a, b, c, d], 0);
+        steal.insert("arg.steal".into(), "false".into());
+        let mut grab = HashMap::new();
+        grab.insert("v.id".into(), "0".into());
+        grab.insert("arg.steal".into(), "false".into());
+        let mut exec = HashMap::new();
+        gvals(&mut exec, c);
+        exec.insert("arg.inherit".into(), "false".into());
+        pvals(&mut exec, "p", 2, 0, 0, &[b], 0);
+        let events = vec![
+            put(0, &[], a),
+            put(1, &[a], b),
+            put(2, &[a, b], c),
+            put(3, &[a, b, c], d),
+            on(2, ev(4, Op::Runqsteal, steal)),
+            on(2, ev(5, Op::Runqgrab, grab)),
+            on(1, runqget(6, 0, &[a, b, c, d], 0)),
+            on(1, execute(7, a, false)),
+            on(2, ev(8, Op::Execute, exec)),
+            on(1, runqget_at(9, 1, 3, &[d], 0)),
+        ];
+        let r = Cosim::run(15, 4, &events);
+        assert!(r.disagreements.is_empty(), "{r:?}");
+        assert!(r.raced_list.iter().any(|t| t.seq == 7), "{r:?}");
+        // The owner's next read of P0 ([D]) is judged and agrees.
+        assert_eq!(r.by_op.get("runqget"), Some(&(2, 2)), "{r:?}");
     }
 }
