@@ -198,12 +198,13 @@ pub fn points(v: &VersionProfile) -> Vec<Point> {
     };
     let p0 = format!("p={pp}@0");
     let pid = format!("p.id={pp}@0");
-    let vid = format!("v.id={pp}@0");
     add(Op::Runqput, &[&p0, "g=gp@1", "arg.next=next@2"]);
     add(Op::Runqputslow, &[&pid, "g=gp@1", "arg.h=h@2", "arg.t=t@3"]);
     add(Op::Runqget, &[&p0, "glob=-"]);
     add(Op::Runqsteal, &[&p0, "v=p2@1", "arg.steal=stealRunNextG@2"]);
-    add(Op::Runqgrab, &[&vid, "arg.steal=stealRunNextG@3"]);
+    // The victim's whole state (one read, as for its id): the runnext the grab found.
+    let v0 = format!("v={pp}@0");
+    add(Op::Runqgrab, &[&v0, "arg.steal=stealRunNextG@3"]);
     add(Op::Runqputbatch, &["p=pp@0"]);
     add(Op::Globrunqput, &["glob=-", "g=gp@0"]);
     add(Op::Globrunqputhead, &["glob=-", "g=gp@0"]);
@@ -471,6 +472,8 @@ pub struct Cosim {
     /// Per thread: the steal of this scheduling round (thief P, victim, stealRunNextG,
     /// whether the model's steal found a g).
     steal: HashMap<i64, (usize, usize, bool, bool)>,
+    /// Per thread: the victim and its runnext as its last runqgrab read them.
+    grab_next: HashMap<i64, (usize, u64)>,
     report: Report,
 }
 
@@ -495,6 +498,7 @@ impl Cosim {
             fairness_checked_thread: HashMap::new(),
             recent: HashMap::new(),
             steal: HashMap::new(),
+            grab_next: HashMap::new(),
             report: Report {
                 ps: n,
                 ..Default::default()
@@ -880,6 +884,11 @@ impl Cosim {
         let mut problems: Vec<Problem> = Vec::new();
         if let Some((addr, goid)) = e.g() {
             self.goid.insert(addr, goid);
+        }
+        if e.op == Op::Runqgrab
+            && let Some(v) = e.pstate("v")
+        {
+            self.grab_next.insert(e.thread, (v.id, v.runnext));
         }
         // Does this call complete the transition before it on this thread?
         let mut inner_done = false;
@@ -1348,10 +1357,25 @@ impl Cosim {
                     self.holds(g)
                 };
                 let again = match (&held, self.steal.get(&tid)) {
+                    // The grab found g in the victim's runnext and took it there, before
+                    // the owner's runqput(next) kicked it to the ring in the model: that
+                    // CAS failed in the runtime and retried on an empty runnext
+                    // (runqput's retryNext), so the kick never happened.
+                    (Some(_), Some(&(_, victim, true, false)))
+                        if self.grab_next.get(&tid) == Some(&(victim, g))
+                            && self.s.ps[victim]
+                                .runq_contents()
+                                .last()
+                                .is_some_and(|x| x.id == g) =>
+                    {
+                        let pp = &mut self.s.ps[victim];
+                        pp.runqtail = pp.runqtail.wrapping_sub(1);
+                        Some((victim, true))
+                    }
                     (Some(_), Some(&(thief, victim, sr, false))) => {
                         let saved = self.s.clone();
                         match self.s.runqsteal(thief, victim, sr) {
-                            Some(x) if x.id == g => Some(victim),
+                            Some(x) if x.id == g => Some((victim, false)),
                             _ => {
                                 self.s = saved;
                                 None
@@ -1452,11 +1476,17 @@ impl Cosim {
                         );
                         if let Some(where_) = held {
                             match again {
-                                Some(victim) => problems.push(Problem {
+                                Some((victim, from_next)) => problems.push(Problem {
                                     kind: Kind::Raced,
-                                    why: format!(
-                                        "the steal from P{victim} found g{goid}, queued by P{victim}'s owner after the steal began"
-                                    ),
+                                    why: if from_next {
+                                        format!(
+                                            "the steal from P{victim} took g{goid} from its runnext before the owner's runqput(next) could kick it to the ring"
+                                        )
+                                    } else {
+                                        format!(
+                                            "the steal from P{victim} found g{goid}, queued by P{victim}'s owner after the steal began"
+                                        )
+                                    },
                                     model: None,
                                     live: None,
                                 }),
@@ -1468,6 +1498,7 @@ impl Cosim {
                     }
                 }
                 self.steal.remove(&tid);
+                self.grab_next.remove(&tid);
                 self.untouch(tid);
                 match p {
                     Some(p) => {
@@ -2245,5 +2276,43 @@ mod tests {
         assert!(r.raced_list.iter().any(|t| t.seq == 7), "{r:?}");
         // The owner's next read of P0 ([D]) is judged and agrees.
         assert_eq!(r.by_op.get("runqget"), Some(&(2, 2)), "{r:?}");
+    }
+
+    #[test]
+    fn a_thief_that_took_runnext_before_the_owners_kick_leaves_the_ring_alone() {
+        // Recorded on go1.27.3 and go1.19.8, chan-handoff on 4 Ps (fidelity-cosim,
+        // go1.27 seq 191-204): the thief's runqsteal read the victim's runnext empty,
+        // its runqgrab found A there; the owner's runqput(B, next=true) read A in
+        // runnext too, but the thief's CAS took A first, so the owner's CAS failed and
+        // retried on an empty runnext: no kick, the ring unchanged.
+        let (a, b) = (0x1100, 0x1200);
+        let on = |thread: i64, e: Event| Event { thread, ..e };
+        let mut steal = HashMap::new();
+        pvals(&mut steal, "p", 1, 0, 0, &[], 0);
+        pvals(&mut steal, "v", 0, 0, 0, &[], 0);
+        steal.insert("arg.steal".into(), "true".into());
+        let mut grab = HashMap::new();
+        pvals(&mut grab, "v", 0, 0, 0, &[], a);
+        grab.insert("arg.steal".into(), "true".into());
+        let mut exec = HashMap::new();
+        gvals(&mut exec, a);
+        exec.insert("arg.inherit".into(), "false".into());
+        pvals(&mut exec, "p", 1, 0, 0, &[], 0);
+        let events = vec![
+            on(2, ev(0, Op::Runqsteal, steal)),
+            on(1, runqput(1, 0, &[], 0, a)),
+            on(2, ev(2, Op::Runqgrab, grab)),
+            on(1, runqput(3, 0, &[], a, b)),
+            on(2, ev(4, Op::Execute, exec)),
+            on(1, runqget(5, 0, &[], b)),
+        ];
+        let r = Cosim::run(27, 4, &events);
+        assert!(r.disagreements.is_empty(), "{r:?}");
+        assert!(
+            r.raced_list.iter().any(|t| t.seq == 4
+                && matches!(&t.judged, Judged::Raced(w) if w.contains("from its runnext"))),
+            "{r:?}"
+        );
+        assert_eq!(r.by_op.get("runqget"), Some(&(1, 1)), "{r:?}");
     }
 }
