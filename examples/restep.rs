@@ -51,6 +51,10 @@ fn main() {
                     continue;
                 }
             };
+            if let Some(m) = j["error"]["message"].as_str() {
+                notes.push(format!("{name}: no result: {m}"));
+                continue;
+            }
             let o = &j["observation"];
             let Some(v) = o["go_version"]
                 .as_str()
