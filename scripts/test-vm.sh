@@ -15,7 +15,7 @@
 #   3. `golab image build` (the suite's one provisioning from nothing: the default pins,
 #      only where the tarballs come from is the test's): the qcow2, the Vagrant box and
 #      the manifest, every SHA-256 checked;
-#   4. the ignored test in src/machine/qemu.rs on machines from that image
+#   4. the ignored test in src/machine/qemu/tests.rs on machines from that image
 #      (GOLAB_VM_BAKED): up, go version, the seed program built with -gcflags
 #      "all=-l -N", readelf -h, gdb -batch at runtime.schedinit, dlv --headless answered
 #      from the host through the forwarded port, up again (already running), down, up

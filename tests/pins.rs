@@ -22,6 +22,10 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The part of a Rust file before its first test module (tests may name versions).
 fn non_test(p: &Path, text: &str) -> String {
     if p.extension().is_some_and(|e| e == "rs") {
+        // A file of tests only (`#[cfg(test)] mod tests;` beside it) says so itself.
+        if text.contains("\n#![cfg(test)]") || text.starts_with("#![cfg(test)]") {
+            return String::new();
+        }
         text.split("#[cfg(test)]").next().unwrap_or("").to_string()
     } else {
         text.to_string()
