@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod tour_cmd;
+#[path = "machine/lifecycle.rs"]
 mod vm;
 
 /// golab's own sources, embedded by build.rs for `golab gradescope package`.
