@@ -4,8 +4,6 @@
 mod cli;
 mod commands;
 mod tour_cmd;
-#[path = "machine/lifecycle.rs"]
-mod vm;
 
 /// golab's own sources, embedded by build.rs for `golab gradescope package`.
 mod sources {
@@ -13,6 +11,7 @@ mod sources {
 }
 
 use golab::exit::{Doc, Exit, document};
+use golab::machine::lifecycle;
 use golab::{doctor, files, lab, reference, report, runner, toolchain};
 
 use anyhow::{Result, bail};
@@ -162,12 +161,45 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         },
-        Cmd::Up(a) => vm::up(&a),
-        Cmd::Image(cli::ImageCmd::Build(a)) => vm::image_build(&a),
-        Cmd::Status { vm, json } => vm::status(&vm.machine(), json),
-        Cmd::Ssh { vm, command } => vm::ssh(&vm.machine(), &command),
-        Cmd::Down(m) => vm::down(&m.machine()),
-        Cmd::Destroy(m) => vm::destroy(&m.machine()),
+        Cmd::Up(a) => {
+            println!("{}", lifecycle::up(&a.request())?);
+            Ok(Exit::Ok.into())
+        }
+        Cmd::Image(cli::ImageCmd::Build(a)) => {
+            for line in lifecycle::image_build(&a.request())? {
+                println!("{line}");
+            }
+            Ok(Exit::Ok.into())
+        }
+        Cmd::Status { vm, json } => {
+            let st = lifecycle::status(&vm.machine().which())?;
+            if json {
+                println!("{}", document(Doc::Status, st.doc));
+            } else {
+                println!("{}", st.line);
+            }
+            Ok(if st.running {
+                Exit::Ok
+            } else {
+                Exit::NotRunning
+            }
+            .into())
+        }
+        Cmd::Ssh { vm, command } => match lifecycle::ssh(&vm.machine().which(), &command)? {
+            lifecycle::Ssh::NotRunning(why) => {
+                eprintln!("golab: {why}");
+                Ok(Exit::NotRunning.into())
+            }
+            lifecycle::Ssh::Exited(code) => Ok(ExitCode::from(code)),
+        },
+        Cmd::Down(m) => {
+            println!("{}", lifecycle::down(&m.machine().which())?);
+            Ok(Exit::Ok.into())
+        }
+        Cmd::Destroy(m) => {
+            println!("{}", lifecycle::destroy(&m.machine().which())?);
+            Ok(Exit::Ok.into())
+        }
         Cmd::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "golab", &mut std::io::stdout());
@@ -188,7 +220,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Render(a) => {
             use golab::machine::vagrant::write;
             let provider = a.provider.provider();
-            let mut cfg = vm::vagrant_config(a.cpus, a.memory, &a.pins, &a.boot, &a.vagrant)?;
+            let mut cfg = lifecycle::vagrant_config(
+                a.cpus,
+                a.memory,
+                &a.pins.pins(),
+                &a.boot.boot(),
+                &a.vagrant.settings(),
+            )?;
             cfg.ssh_port = a.ssh_port.unwrap_or(cfg.ssh_port);
             cfg.dlv_port = a.dlv_port.unwrap_or(cfg.dlv_port);
             let path = write(provider, &cfg, &a.out)?;
@@ -337,7 +375,7 @@ fn run_lab(a: &cli::RunArgs) -> Result<ExitCode> {
         scenario: a.scenario.clone(),
         repeat: a.repeat,
         prebuilt: a.binary.clone(),
-        machine: vm::machine(a.machine.provider, &a.machine.name)?,
+        machine: lifecycle::machine(a.machine.provider.provider(), &a.machine.name)?,
     };
     let out = runner::run(&lab, &opts)?;
     let json = report::json(&out.observation, &out.verdict);
