@@ -2,6 +2,7 @@
 //! library (src/lib.rs).
 
 mod cli;
+#[path = "grade/commands.rs"]
 mod commands;
 mod tour_cmd;
 
