@@ -2,6 +2,7 @@
 
 use crate::toolchain::Choice;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use golab::grade::commands;
 use golab::machine::lifecycle;
 use std::path::PathBuf;
 
@@ -647,6 +648,80 @@ impl UpArgs {
             vagrant_provider: self.vagrant_provider.clone(),
             vagrant: self.vagrant.settings(),
             no_keep_base: self.no_keep_base,
+        }
+    }
+}
+
+impl GradingArgs {
+    pub fn setup(&self) -> golab::grade::setup::Setup {
+        golab::grade::setup::Setup {
+            lab: self.lab.clone(),
+            seed: self.seed.clone(),
+            toolchains: self.toolchains.clone(),
+            dlv: self.tools.dlv.clone(),
+            timeout: std::time::Duration::from_secs(self.timeout),
+            program_time: std::time::Duration::from_secs(self.program_seconds),
+            no_sandbox: self.no_sandbox,
+            fallback_isolation: self.fallback_isolation,
+        }
+    }
+}
+
+impl AssignArgs {
+    pub fn request(&self) -> commands::Assign {
+        commands::Assign {
+            lab: self.lab.clone(),
+            roster: self.roster.clone(),
+            seed: self.seed.clone(),
+            out: self.out.clone(),
+            go: self.go.clone(),
+        }
+    }
+}
+
+impl GradeArgs {
+    pub fn request(&self) -> commands::Grade {
+        commands::Grade {
+            dir: self.dir.clone(),
+            setup: self.grading.setup(),
+            jobs: self.jobs,
+            force: self.force,
+            only: self.only.clone(),
+            late: commands::Late {
+                deadline: self.late.deadline.clone(),
+                penalty_per_day: self.late.late_penalty,
+                max_days: self.late.late_max_days,
+                extensions: self.late.extensions.clone(),
+            },
+            out: self.out.clone(),
+            quiet: self.quiet,
+        }
+    }
+}
+
+impl CheckArgs {
+    pub fn request(&self) -> commands::Check {
+        commands::Check {
+            submission: self.submission.clone(),
+            setup: self.grading.setup(),
+            student: self.student.clone(),
+            gradescope_metadata: self.gradescope_metadata.clone(),
+        }
+    }
+}
+
+impl HandArgs {
+    pub fn request(&self) -> commands::Hand {
+        match &self.command {
+            HandCmd::Export { out, split, dir } => commands::Hand::Export {
+                out: out.clone(),
+                split: split.clone(),
+                dir: dir.clone(),
+            },
+            HandCmd::Import { out, files } => commands::Hand::Import {
+                out: out.clone(),
+                files: files.clone(),
+            },
         }
     }
 }

@@ -2,8 +2,6 @@
 //! library (src/lib.rs).
 
 mod cli;
-#[path = "grade/commands.rs"]
-mod commands;
 mod tour_cmd;
 
 /// golab's own sources, embedded by build.rs for `golab gradescope package`.
@@ -12,6 +10,7 @@ mod sources {
 }
 
 use golab::exit::{Doc, Exit, document};
+use golab::grade::commands;
 use golab::machine::lifecycle;
 use golab::{doctor, files, lab, reference, report, runner, toolchain};
 
@@ -115,11 +114,27 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(Exit::Ok.into())
         }
         Cmd::Run(a) => run(&a),
-        Cmd::Assign(a) => commands::assign(&a),
-        Cmd::Grade(a) => commands::grade(&a),
-        Cmd::Check(a) => commands::check(&a),
+        Cmd::Assign(a) => {
+            println!("{}", commands::assign(&a.request())?);
+            Ok(Exit::Ok.into())
+        }
+        Cmd::Grade(a) => {
+            print!("{}", commands::grade(&a.request())?);
+            Ok(Exit::Ok.into())
+        }
+        Cmd::Check(a) => {
+            let c = commands::check(&a.request())?;
+            print!("{}", c.text);
+            if let Some(f) = &a.gradescope {
+                c.write_gradescope(f)?;
+            }
+            Ok(if c.graded { Exit::Ok } else { Exit::Failed }.into())
+        }
         Cmd::Tour(a) => tour_cmd::run(&a),
-        Cmd::Hand(a) => commands::hand(&a),
+        Cmd::Hand(a) => {
+            print!("{}", commands::hand(&a.request())?);
+            Ok(Exit::Ok.into())
+        }
         Cmd::Gradescope(a) => match a.command {
             cli::GradescopeCmd::Probe => {
                 use golab::grade::reduced;

@@ -3,6 +3,7 @@
 
 pub mod answers;
 pub mod batch;
+pub mod commands;
 pub mod gradebook;
 pub mod grader;
 pub mod gradescope;
