@@ -1,5 +1,8 @@
 //! Processes: liveness, command lines, descendants and signals.
 
+use nix::sys::signal::{kill, killpg};
+use nix::unistd::Pid;
+
 /// Whether `pid` is a live process (a zombie counts as gone: nothing reaps a daemonized
 /// QEMU's corpse in a test). kill(pid, 0) answers for any process, ours or not (EPERM
 /// means it exists).
@@ -7,9 +10,10 @@ pub fn alive(pid: u32) -> bool {
     if pid == 0 || pid > i32::MAX as u32 {
         return false;
     }
-    // SAFETY: signal 0 only checks that the process exists and may be signalled.
-    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    let exists = r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    let exists = matches!(
+        kill(Pid::from_raw(pid as i32), None),
+        Ok(()) | Err(nix::errno::Errno::EPERM)
+    );
     exists && !zombie(pid)
 }
 
@@ -179,10 +183,10 @@ pub enum Signal {
 }
 
 impl Signal {
-    fn raw(self) -> libc::c_int {
+    fn nix(self) -> nix::sys::signal::Signal {
         match self {
-            Signal::Term => libc::SIGTERM,
-            Signal::Kill => libc::SIGKILL,
+            Signal::Term => nix::sys::signal::Signal::SIGTERM,
+            Signal::Kill => nix::sys::signal::Signal::SIGKILL,
         }
     }
 }
@@ -192,10 +196,7 @@ pub fn signal(pid: u32, sig: Signal) {
     if pid == 0 || pid > i32::MAX as u32 {
         return;
     }
-    // SAFETY: kill only sends a signal.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig.raw());
-    }
+    let _ = kill(Pid::from_raw(pid as i32), sig.nix());
 }
 
 /// Sends `sig` to every process in group `pgid` (a group that is gone is not an error).
@@ -203,10 +204,8 @@ pub fn signal_group(pgid: u32, sig: Signal) {
     if pgid <= 1 || pgid > i32::MAX as u32 {
         return;
     }
-    // SAFETY: killpg only sends a signal; a stale pgid yields ESRCH, which we ignore.
-    unsafe {
-        libc::killpg(pgid as libc::pid_t, sig.raw());
-    }
+    // A stale pgid yields ESRCH, which we ignore.
+    let _ = killpg(Pid::from_raw(pgid as i32), sig.nix());
 }
 
 /// Restores SIGPIPE's default action (end quietly when the reader of stdout goes), as
