@@ -41,17 +41,17 @@ pub struct Stat {
     pub pgrp: u32,
 }
 
-/// `/proc/PID/stat`'s state, ppid and pgrp.
+/// `/proc/PID/stat`'s state, ppid and pgrp (procfs parses it).
 #[cfg(target_os = "linux")]
 pub fn stat(pid: u32) -> Option<Stat> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the ")" that closes the command name: state ppid pgrp ...
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    let s = procfs::process::Process::new(i32::try_from(pid).ok()?)
+        .ok()?
+        .stat()
+        .ok()?;
     Some(Stat {
-        state: f.first()?.chars().next()?,
-        ppid: f.get(1)?.parse().ok()?,
-        pgrp: f.get(2)?.parse().ok()?,
+        state: s.state,
+        ppid: u32::try_from(s.ppid).ok()?,
+        pgrp: u32::try_from(s.pgrp).ok()?,
     })
 }
 
@@ -93,13 +93,13 @@ pub fn stat(pid: u32) -> Option<Stat> {
     })
 }
 
-/// Every process id on the machine.
+/// Every process id on the machine (procfs lists /proc).
 #[cfg(target_os = "linux")]
 pub fn all() -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+    procfs::process::all_processes()
+        .map(|ps| {
+            ps.flatten()
+                .filter_map(|p| u32::try_from(p.pid()).ok())
                 .collect()
         })
         .unwrap_or_default()
@@ -126,7 +126,9 @@ pub fn all() -> Vec<u32> {
     }
 }
 
-/// The command line of `pid`, its words joined by spaces.
+/// The command line of `pid`, its words joined by spaces. Read by hand, not with
+/// procfs: its `cmdline` fails on bytes that are not UTF-8 (a VM folder's path may have
+/// them), and this must still find the overlay's path in it.
 #[cfg(target_os = "linux")]
 pub fn cmdline(pid: u32) -> Option<String> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
