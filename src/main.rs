@@ -137,17 +137,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Gradescope(a) => match a.command {
             cli::GradescopeCmd::Probe => {
-                use golab::grade::reduced;
-                match reduced::sandbox_starts() {
-                    Ok(()) => println!(
-                        "sandbox: starts here (bubblewrap with user, pid and network namespaces)"
-                    ),
-                    Err(why) => println!(
-                        "sandbox: cannot start here; {}",
-                        reduced::Isolation::probe()
-                            .describe(&why, std::time::Duration::from_secs(180))
-                    ),
-                }
+                println!("{}", golab::grade::setup::probe());
                 Ok(ExitCode::SUCCESS)
             }
             cli::GradescopeCmd::Package {

@@ -9,6 +9,8 @@ pub mod grader;
 pub mod gradescope;
 pub mod handout;
 pub mod model;
+// The reduced isolation (a uid, rlimits, a cgroup, the sandbox's killer): Linux only too.
+#[cfg(target_os = "linux")]
 pub mod reduced;
 pub mod render;
 // The sandbox (bubblewrap, uid switching, /proc monitoring) exists only on Linux.
