@@ -5,6 +5,7 @@
 //! could write its HOME (so its attempts could succeed) and nothing else: not the
 //! observer's folder, not the program's files or binary, not another student's folder.
 //! That is the sandbox's rule without namespaces: golab run, the observer, stays root.
+#![cfg(target_os = "linux")]
 
 mod common;
 

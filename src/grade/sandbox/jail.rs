@@ -314,16 +314,13 @@ impl Jail {
     pub fn interference(&self) -> Option<String> {
         let uid = self.uid();
         for p in super::processes_of_uid(uid) {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            let Ok(stat) = procfs::process::Process::new(p as i32).and_then(|p| p.stat()) else {
                 continue;
             };
-            let Some((head, rest)) = stat.rsplit_once(')') else {
-                continue;
-            };
-            if rest.trim_start().starts_with('T') {
-                let name = head.split_once('(').map(|x| x.1).unwrap_or("?");
+            if stat.state == 'T' {
                 return Some(format!(
-                    "{INTERFERENCE} {name} (pid {p}) was stopped by a signal while it observed your program"
+                    "{INTERFERENCE} {} (pid {p}) was stopped by a signal while it observed your program",
+                    stat.comm
                 ));
             }
         }

@@ -746,6 +746,25 @@ fn strace_lines_are_read_as_evidence() {
 }
 
 #[test]
+fn strace_signal_names_become_this_kernels_numbers() {
+    // Every name strace prints for the 31 standard signals, the Linux-only ones too.
+    for (name, n) in [
+        ("SIGHUP", libc::SIGHUP),
+        ("SIGKILL", libc::SIGKILL),
+        ("SIGSTKFLT", libc::SIGSTKFLT),
+        ("SIGCHLD", libc::SIGCHLD),
+        ("SIGIO", libc::SIGIO),
+        ("SIGPWR", libc::SIGPWR),
+        ("SIGSYS", libc::SIGSYS),
+    ] {
+        assert_eq!(signal_number(name), Some(n), "{name}");
+    }
+    assert_eq!(signal_number("SIGNOPE"), None);
+    assert_eq!(signal_number(""), None);
+    assert_eq!(signal_number("11"), None);
+}
+
+#[test]
 fn strace_strings_and_paths_are_decoded() {
     assert_eq!(
         unquote(r#""a\"b\\c\x41\101\n"..."#).unwrap(),
