@@ -74,7 +74,12 @@ for v in versions:
                     txt = open(f"{out}/{v}-{prog}-p{p}-{k}.txt").read().strip().splitlines()
                     notes.append(f"{v} {prog} P={p} run {k}: no result: {txt[-1] if txt else ''}")
                     continue
-                c = next(c for c in json.load(open(path))["verdict"]["checks"] if c["kind"] == "cosim")
+                doc = json.load(open(path))
+                if "verdict" not in doc:
+                    # golab's error document: the run gave no verdict (a timeout, ...).
+                    notes.append(f"{v} {prog} P={p} run {k}: no result: {doc.get('error', {}).get('message', '')}")
+                    continue
+                c = next(c for c in doc["verdict"]["checks"] if c["kind"] == "cosim")
                 m = re.match(r"(\d+) of (\d+) transitions .*\((\d+) observed, (\d+) raced, (\d+) not judged", c["summary"])
                 if not m:
                     notes.append(f"{v} {prog} P={p} run {k}: {c['summary']}")

@@ -52,6 +52,10 @@ for v in versions:
             notes.append(f"{v} {prog}: no result: {txt[-1] if txt else ''}")
             continue
         d = json.load(open(path))
+        if "verdict" not in d:
+            # golab's error document: the run gave no verdict (a timeout, ...).
+            notes.append(f"{v} {prog}: no result: {d.get('error', {}).get('message', '')}")
+            continue
         c = next(c for c in d["verdict"]["checks"] if c["kind"] == "run-order")
         disturbed = collections.Counter(s["id"] for s in d["observation"]["scenarios"] if s["disturbances"])
         for l in c["lines"]:

@@ -2,6 +2,8 @@
 
 use crate::toolchain::Choice;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use golab::grade::commands;
+use golab::machine::lifecycle;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -199,11 +201,12 @@ pub struct PinArgs {
 }
 
 impl PinArgs {
-    /// Where the guest's dlv comes from, as these options say.
-    pub fn dlv_source(&self) -> anyhow::Result<golab::machine::DlvSource> {
-        match (&self.dlv_src_url, &self.dlv_src_sha256) {
-            (Some(u), Some(s)) => golab::machine::DlvSource::source(&self.dlv, u, s),
-            _ => Ok(golab::machine::DlvSource::parse(&self.dlv)),
+    pub fn pins(&self) -> lifecycle::Pins {
+        lifecycle::Pins {
+            go: self.go.clone(),
+            go_sha256: self.go_sha256.clone(),
+            dlv: self.dlv.clone(),
+            dlv_src: self.dlv_src_url.clone().zip(self.dlv_src_sha256.clone()),
         }
     }
 }
@@ -235,6 +238,26 @@ pub struct VagrantArgs {
     /// libvirt: kvm, or qemu for software emulation.
     #[arg(long, default_value = "kvm")]
     pub libvirt_driver: String,
+}
+
+impl BootArgs {
+    pub fn boot(&self) -> lifecycle::Boot {
+        lifecycle::Boot {
+            kernel: self.kernel.clone(),
+            initrd: self.initrd.clone(),
+        }
+    }
+}
+
+impl VagrantArgs {
+    pub fn settings(&self) -> lifecycle::VagrantSettings {
+        lifecycle::VagrantSettings {
+            box_name: self.box_name.clone(),
+            go_base_url: self.go_base_url.clone(),
+            libvirt_driver: self.libvirt_driver.clone(),
+            labs_dir: golab::lab::labs_dir,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -577,6 +600,130 @@ pub struct UpArgs {
     /// a later `up` with the same pins and base image never provisions again.
     #[arg(long)]
     pub no_keep_base: bool,
+}
+
+impl VmProvider {
+    pub fn provider(self) -> lifecycle::Provider {
+        match self {
+            VmProvider::Host => lifecycle::Provider::Host,
+            VmProvider::Qemu => lifecycle::Provider::Qemu,
+            VmProvider::Vagrant => lifecycle::Provider::Vagrant,
+        }
+    }
+}
+
+impl MachineArgs {
+    pub fn which(&self) -> lifecycle::Which {
+        lifecycle::Which {
+            provider: self.provider.provider(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+impl ImageBuildArgs {
+    pub fn request(&self) -> lifecycle::ImageBuildRequest {
+        lifecycle::ImageBuildRequest {
+            out: self.out.clone(),
+            image_name: self.image_name.clone(),
+            no_box: self.no_box,
+            up: self.up.request(),
+        }
+    }
+}
+
+impl UpArgs {
+    pub fn request(&self) -> lifecycle::UpRequest {
+        lifecycle::UpRequest {
+            machine: self.machine.which(),
+            image: self.image.clone(),
+            image_sha256: self.image_sha256.clone(),
+            boot: self.boot.boot(),
+            cpus: self.cpus,
+            memory: self.memory,
+            pins: self.pins.pins(),
+            go_tarball: self.go_tarball.clone(),
+            accel: self.accel.clone(),
+            apt_mirror: self.apt_mirror.clone(),
+            vagrant_provider: self.vagrant_provider.clone(),
+            vagrant: self.vagrant.settings(),
+            no_keep_base: self.no_keep_base,
+        }
+    }
+}
+
+impl GradingArgs {
+    pub fn setup(&self) -> golab::grade::setup::Setup {
+        golab::grade::setup::Setup {
+            lab: self.lab.clone(),
+            seed: self.seed.clone(),
+            toolchains: self.toolchains.clone(),
+            dlv: self.tools.dlv.clone(),
+            timeout: std::time::Duration::from_secs(self.timeout),
+            program_time: std::time::Duration::from_secs(self.program_seconds),
+            no_sandbox: self.no_sandbox,
+            fallback_isolation: self.fallback_isolation,
+        }
+    }
+}
+
+impl AssignArgs {
+    pub fn request(&self) -> commands::Assign {
+        commands::Assign {
+            lab: self.lab.clone(),
+            roster: self.roster.clone(),
+            seed: self.seed.clone(),
+            out: self.out.clone(),
+            go: self.go.clone(),
+        }
+    }
+}
+
+impl GradeArgs {
+    pub fn request(&self) -> commands::Grade {
+        commands::Grade {
+            dir: self.dir.clone(),
+            setup: self.grading.setup(),
+            jobs: self.jobs,
+            force: self.force,
+            only: self.only.clone(),
+            late: commands::Late {
+                deadline: self.late.deadline.clone(),
+                penalty_per_day: self.late.late_penalty,
+                max_days: self.late.late_max_days,
+                extensions: self.late.extensions.clone(),
+            },
+            out: self.out.clone(),
+            quiet: self.quiet,
+        }
+    }
+}
+
+impl CheckArgs {
+    pub fn request(&self) -> commands::Check {
+        commands::Check {
+            submission: self.submission.clone(),
+            setup: self.grading.setup(),
+            student: self.student.clone(),
+            gradescope_metadata: self.gradescope_metadata.clone(),
+        }
+    }
+}
+
+impl HandArgs {
+    pub fn request(&self) -> commands::Hand {
+        match &self.command {
+            HandCmd::Export { out, split, dir } => commands::Hand::Export {
+                out: out.clone(),
+                split: split.clone(),
+                dir: dir.clone(),
+            },
+            HandCmd::Import { out, files } => commands::Hand::Import {
+                out: out.clone(),
+                files: files.clone(),
+            },
+        }
+    }
 }
 
 #[derive(Args)]

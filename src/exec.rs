@@ -489,10 +489,17 @@ mod tests {
         cmd.arg("-c").arg("sleep 30 & sleep 30");
         let mut g = Group::spawn(cmd, "sleeper").unwrap();
         let pgid = g.pid();
-        std::thread::sleep(Duration::from_millis(100));
+        // The shell forks its background sleep when it is scheduled, which on a loaded
+        // machine may be well after spawn returns: wait for both (10 s at most), not a
+        // fixed 100 ms.
+        let until = Instant::now() + Duration::from_secs(10);
+        while processes_in_group(pgid).len() < 2 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert!(
             processes_in_group(pgid).len() >= 2,
-            "the shell and its sleeps should be running"
+            "the shell and its sleeps should be running: {:?}",
+            processes_in_group(pgid)
         );
         let err = g
             .wait_deadline(Instant::now() + Duration::from_millis(200))
@@ -501,7 +508,11 @@ mod tests {
             format!("{err:#}").contains("did not finish in time"),
             "{err:#}"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        // SIGKILLed processes end when the kernel schedules them: gone within 10 s.
+        let until = Instant::now() + Duration::from_secs(10);
+        while !processes_in_group(pgid).is_empty() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert_eq!(processes_in_group(pgid), Vec::<u32>::new(), "left behind");
     }
 
@@ -509,7 +520,9 @@ mod tests {
     fn run_reports_a_timeout_with_what_was_printed() {
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg("echo started; sleep 30");
-        let err = run(cmd, "slow", Duration::from_millis(300)).unwrap_err();
+        // Long enough for the shell to have printed its line even on a loaded machine
+        // (300 ms was a bet on the scheduler), far short of the sleep.
+        let err = run(cmd, "slow", Duration::from_secs(3)).unwrap_err();
         let msg = format!("{err:#}");
         assert!(
             msg.contains("slow did not finish in time") && msg.contains("started"),

@@ -2,9 +2,7 @@
 //! library (src/lib.rs).
 
 mod cli;
-mod commands;
 mod tour_cmd;
-mod vm;
 
 /// golab's own sources, embedded by build.rs for `golab gradescope package`.
 mod sources {
@@ -12,6 +10,8 @@ mod sources {
 }
 
 use golab::exit::{Doc, Exit, document};
+use golab::grade::commands;
+use golab::machine::lifecycle;
 use golab::{doctor, files, lab, reference, report, runner, toolchain};
 
 use anyhow::{Result, bail};
@@ -114,24 +114,30 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(Exit::Ok.into())
         }
         Cmd::Run(a) => run(&a),
-        Cmd::Assign(a) => commands::assign(&a),
-        Cmd::Grade(a) => commands::grade(&a),
-        Cmd::Check(a) => commands::check(&a),
+        Cmd::Assign(a) => {
+            println!("{}", commands::assign(&a.request())?);
+            Ok(Exit::Ok.into())
+        }
+        Cmd::Grade(a) => {
+            print!("{}", commands::grade(&a.request())?);
+            Ok(Exit::Ok.into())
+        }
+        Cmd::Check(a) => {
+            let c = commands::check(&a.request())?;
+            print!("{}", c.text);
+            if let Some(f) = &a.gradescope {
+                c.write_gradescope(f)?;
+            }
+            Ok(if c.graded { Exit::Ok } else { Exit::Failed }.into())
+        }
         Cmd::Tour(a) => tour_cmd::run(&a),
-        Cmd::Hand(a) => commands::hand(&a),
+        Cmd::Hand(a) => {
+            print!("{}", commands::hand(&a.request())?);
+            Ok(Exit::Ok.into())
+        }
         Cmd::Gradescope(a) => match a.command {
             cli::GradescopeCmd::Probe => {
-                use golab::grade::reduced;
-                match reduced::sandbox_starts() {
-                    Ok(()) => println!(
-                        "sandbox: starts here (bubblewrap with user, pid and network namespaces)"
-                    ),
-                    Err(why) => println!(
-                        "sandbox: cannot start here; {}",
-                        reduced::Isolation::probe()
-                            .describe(&why, std::time::Duration::from_secs(180))
-                    ),
-                }
+                println!("{}", golab::grade::setup::probe());
                 Ok(ExitCode::SUCCESS)
             }
             cli::GradescopeCmd::Package {
@@ -161,12 +167,45 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         },
-        Cmd::Up(a) => vm::up(&a),
-        Cmd::Image(cli::ImageCmd::Build(a)) => vm::image_build(&a),
-        Cmd::Status { vm, json } => vm::status(&vm.machine(), json),
-        Cmd::Ssh { vm, command } => vm::ssh(&vm.machine(), &command),
-        Cmd::Down(m) => vm::down(&m.machine()),
-        Cmd::Destroy(m) => vm::destroy(&m.machine()),
+        Cmd::Up(a) => {
+            println!("{}", lifecycle::up(&a.request())?);
+            Ok(Exit::Ok.into())
+        }
+        Cmd::Image(cli::ImageCmd::Build(a)) => {
+            for line in lifecycle::image_build(&a.request())? {
+                println!("{line}");
+            }
+            Ok(Exit::Ok.into())
+        }
+        Cmd::Status { vm, json } => {
+            let st = lifecycle::status(&vm.machine().which())?;
+            if json {
+                println!("{}", document(Doc::Status, st.doc));
+            } else {
+                println!("{}", st.line);
+            }
+            Ok(if st.running {
+                Exit::Ok
+            } else {
+                Exit::NotRunning
+            }
+            .into())
+        }
+        Cmd::Ssh { vm, command } => match lifecycle::ssh(&vm.machine().which(), &command)? {
+            lifecycle::Ssh::NotRunning(why) => {
+                eprintln!("golab: {why}");
+                Ok(Exit::NotRunning.into())
+            }
+            lifecycle::Ssh::Exited(code) => Ok(ExitCode::from(code)),
+        },
+        Cmd::Down(m) => {
+            println!("{}", lifecycle::down(&m.machine().which())?);
+            Ok(Exit::Ok.into())
+        }
+        Cmd::Destroy(m) => {
+            println!("{}", lifecycle::destroy(&m.machine().which())?);
+            Ok(Exit::Ok.into())
+        }
         Cmd::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "golab", &mut std::io::stdout());
@@ -187,7 +226,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Render(a) => {
             use golab::machine::vagrant::write;
             let provider = a.provider.provider();
-            let mut cfg = vm::vagrant_config(a.cpus, a.memory, &a.pins, &a.boot, &a.vagrant)?;
+            let mut cfg = lifecycle::vagrant_config(
+                a.cpus,
+                a.memory,
+                &a.pins.pins(),
+                &a.boot.boot(),
+                &a.vagrant.settings(),
+            )?;
             cfg.ssh_port = a.ssh_port.unwrap_or(cfg.ssh_port);
             cfg.dlv_port = a.dlv_port.unwrap_or(cfg.dlv_port);
             let path = write(provider, &cfg, &a.out)?;
@@ -336,7 +381,7 @@ fn run_lab(a: &cli::RunArgs) -> Result<ExitCode> {
         scenario: a.scenario.clone(),
         repeat: a.repeat,
         prebuilt: a.binary.clone(),
-        machine: vm::machine(a.machine.provider, &a.machine.name)?,
+        machine: lifecycle::machine(a.machine.provider.provider(), &a.machine.name)?,
     };
     let out = runner::run(&lab, &opts)?;
     let json = report::json(&out.observation, &out.verdict);

@@ -163,20 +163,25 @@ fn serve(mut conn: TcpStream, st: &State, stop: &AtomicBool) -> std::io::Result<
         "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n{extra}\r\n",
         body.len()
     );
-    conn.write_all(h.as_bytes())?;
-    if let Some(k) = st.cut_next.lock().unwrap().take() {
-        conn.write_all(&body[..k.min(body.len())])?;
-        conn.flush()?;
-        return conn.shutdown(std::net::Shutdown::Both);
-    }
     if let Some(k) = st.stall_next.lock().unwrap().take() {
-        conn.write_all(&body[..k.min(body.len())])?;
+        // Head and the first bytes in one write: written apart, a server thread
+        // descheduled between them for longer than the client's read timeout (a loaded
+        // CI machine) would make the client give up with fewer bytes than the test counts.
+        let mut first = h.into_bytes();
+        first.extend_from_slice(&body[..k.min(body.len())]);
+        conn.write_all(&first)?;
         conn.flush()?;
         let until = Instant::now() + Duration::from_secs(10);
         while !stop.load(Ordering::SeqCst) && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(10));
         }
         return Ok(());
+    }
+    conn.write_all(h.as_bytes())?;
+    if let Some(k) = st.cut_next.lock().unwrap().take() {
+        conn.write_all(&body[..k.min(body.len())])?;
+        conn.flush()?;
+        return conn.shutdown(std::net::Shutdown::Both);
     }
     conn.write_all(body)
 }

@@ -5,6 +5,7 @@
 //! could write its HOME (so its attempts could succeed) and nothing else: not the
 //! observer's folder, not the program's files or binary, not another student's folder.
 //! That is the sandbox's rule without namespaces: golab run, the observer, stays root.
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -254,14 +255,34 @@ fn many_spinning_threads_meet_one_cpu_total() {
             dlv: None,
             dlv_for: vec![],
         },
-        Duration::from_secs(25),
+        // The CPU total is this many seconds and the observer's wall clock 30 s more:
+        // 6 s of CPU come before that wall clock while the spinners get a sixth of a
+        // core; 25 s did not at load 18 here (the lab run timed out first).
+        Duration::from_secs(6),
         Isolation::probe(),
     );
+    // Built beforehand (the system go, its warm cache), as the grader's build store hands
+    // a binary over: the reduced run's own build is cold (a fresh GOCACHE in the uid's
+    // fresh HOME) and falls under the same limit, which a loaded CI machine can spend on
+    // compiling the runtime with -l -N alone ("go build did not finish in time" in 25 s,
+    // seen here at load 15). The CPU total under the debuggers is what is tested.
+    let build = dir.path().join("build");
+    std::fs::create_dir(&build).unwrap();
+    for f in ["main.go", "go.mod"] {
+        std::fs::copy(lab.join(f), build.join(f)).unwrap();
+    }
+    let o = std::process::Command::new("go")
+        .args(["build", "-gcflags", "all=-l -N", "-o", "spinner", "."])
+        .current_dir(&build)
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let t = std::time::Instant::now();
-    match r.run(&lab, None, None, 1).unwrap() {
+    match r.run(&lab, Some(&build.join("spinner")), None, 1).unwrap() {
         Ran::Stopped { outcome, message } => {
             assert_eq!(outcome.name(), "cpu-limit", "{message}");
-            assert!(message.contains("of 25 s"), "{message}");
+            assert!(message.contains("of 6 s"), "{message}");
         }
         Ran::Observed(_) => panic!("a program that never ends was observed"),
     }

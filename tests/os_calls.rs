@@ -8,6 +8,12 @@ use std::path::{Path, PathBuf};
 /// What counts as an OS call, and why it belongs in src/sys/.
 const FORBIDDEN: &[(&str, &str)] = &[
     ("libc::", "a raw libc call"),
+    // nix's modules by name (a bare `nix::` would match `std::os::unix::`).
+    ("nix::sys", "a nix call (an OS call too)"),
+    ("nix::unistd", "a nix call (an OS call too)"),
+    ("nix::errno", "a nix call (an OS call too)"),
+    ("use nix::", "a nix call (an OS call too)"),
+    ("procfs::", "a /proc read (Linux only)"),
     (
         "pre_exec",
         "CommandExt::pre_exec (runs code between fork and exec)",

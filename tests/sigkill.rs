@@ -152,12 +152,19 @@ fn sigkill_while_the_debugged_program_runs_leaves_no_process() {
 fn the_detector_finds_an_orphan_left_on_purpose() {
     let marker = format!("GOLAB_TEST_RUN=orphan-{}", std::process::id());
     let (k, v) = marker.split_once('=').unwrap();
-    let st = Command::new("sh")
-        .args(["-c", "sleep 30 >/dev/null 2>&1 &"])
+    // The shell says the background pid ($!), so a failure can tell "the detector
+    // missed a live process" from "the process was gone" (killed by something else).
+    let o = Command::new("sh")
+        .args(["-c", "sleep 30 >/dev/null 2>&1 & echo $!"])
         .env(k, v)
-        .status()
+        .stderr(Stdio::inherit())
+        .output()
         .unwrap();
-    assert!(st.success());
+    assert!(o.status.success());
+    let bg: u32 = String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .expect("sh printed the background pid");
     // The shell that put it in the background may still be ending, and the child may
     // still be between fork and exec (its environ unreadable for that moment): CI once
     // saw nothing at the first look. So look until exactly one sleep is seen, or 5 s.
@@ -167,14 +174,31 @@ fn the_detector_finds_an_orphan_left_on_purpose() {
         std::thread::sleep(Duration::from_millis(20));
         left = marked(&marker);
     }
-    assert_eq!(
-        left.len(),
-        1,
-        "{:?}",
-        left.iter().map(|p| &p.comm).collect::<Vec<_>>()
+    // What the background process itself looks like now, for the failure message.
+    let environ = std::fs::read(format!("/proc/{bg}/environ"))
+        .map(|e| e.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()));
+    let about = format!(
+        "marked: {:?}; the background pid {bg}: {}, marker in its environ: {environ:?}",
+        left.iter()
+            .map(|p| format!("{} {}", p.pid, p.comm))
+            .collect::<Vec<_>>(),
+        match stat(bg) {
+            Some(p) => format!("{} (parent {}, zombie {})", p.comm, p.ppid, p.zombie),
+            None => "gone".into(),
+        }
     );
-    assert_eq!(left[0].comm, "sleep");
-    unsafe {
-        libc::kill(left[0].pid as i32, libc::SIGKILL);
+    // Whatever happens below, the sleep does not outlive the test (only a process that
+    // carries the marker: the pid of one that is gone may be another's by now).
+    if matches!(environ, Ok(true)) {
+        // SAFETY: the background process this test started, found by its marker.
+        unsafe {
+            libc::kill(bg as i32, libc::SIGKILL);
+        }
     }
+    assert_eq!(left.len(), 1, "{about}");
+    assert_eq!(
+        (left[0].pid, left[0].comm.as_str()),
+        (bg, "sleep"),
+        "{about}"
+    );
 }

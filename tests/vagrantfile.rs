@@ -6,8 +6,9 @@
 //! Ruby against a stub `Vagrant.configure` that records every attribute each provider
 //! block sets (the `STUB` script below).
 //!
-//! Needs `ruby` and `shellcheck` (Debian packages); the `vagrant validate` test skips
-//! with a message when `vagrant` is not installed.
+//! Needs `ruby`, `shellcheck` and `vagrant` with `vagrant-libvirt` (Debian packages,
+//! installed by scripts/install-deps.sh); without one the test that needs it fails with
+//! the package to install, never skips.
 
 use golab::machine::DlvSource;
 use golab::machine::vagrant::{self, DirectBoot, LibvirtDriver, Provider, VagrantConfig};
@@ -126,12 +127,7 @@ fn write_puts_the_provisioner_beside_the_vagrantfile() {
 
 #[test]
 fn vagrant_validate_accepts_the_libvirt_rendering() {
-    if !have("vagrant") {
-        eprintln!(
-            "SKIPPED: `vagrant` is not installed (Debian packages vagrant and vagrant-libvirt); vagrant validate did not run"
-        );
-        return;
-    }
+    need("vagrant", "vagrant");
     let d = tempfile::tempdir().unwrap();
     let cfg = lab_config(d.path());
     let validate = |p: Provider| {
@@ -680,7 +676,8 @@ fn provider_blocks_set_the_configured_values_under_their_real_names() {
         }
     }
 
-    // The hand-written lists against the real config classes, where they are installed.
+    // The hand-written lists against the real config classes (scripts/install-deps.sh
+    // installs both gems: without them this fails, it does not skip).
     for (gem, rel, provider) in [
         (
             "vagrant",
@@ -697,8 +694,8 @@ fn provider_blocks_set_the_configured_values_under_their_real_names() {
             Some(dir) if dir.join(rel).is_file() => {
                 check_against_installed_source(&dir.join(rel), &used[provider])
             }
-            _ => eprintln!(
-                "{gem} is not installed: {provider}'s attributes checked against the list only"
+            _ => panic!(
+                "the gem {gem} is not installed (no {rel}): install the Debian package `{gem}` (scripts/install-deps.sh); {provider}'s attributes cannot be checked against it"
             ),
         }
     }

@@ -3,11 +3,14 @@
 
 pub mod answers;
 pub mod batch;
+pub mod commands;
 pub mod gradebook;
 pub mod grader;
 pub mod gradescope;
 pub mod handout;
 pub mod model;
+// The reduced isolation (a uid, rlimits, a cgroup, the sandbox's killer): Linux only too.
+#[cfg(target_os = "linux")]
 pub mod reduced;
 pub mod render;
 // The sandbox (bubblewrap, uid switching, /proc monitoring) exists only on Linux.

@@ -106,6 +106,14 @@ impl Cgroups {
                 .is_ok_and(|c| c.contains("memory") && c.contains("pids"))
         };
         let candidates = if v2(base) {
+            // A child gets memory.max and pids.max only once the root enables those
+            // controllers for its children; without systemd nothing has, and this must
+            // not depend on whether the sandbox's own cgroup code ran first (it enables
+            // them too). One write each: a write naming a controller the hierarchy lacks
+            // fails whole.
+            for c in ["+memory", "+pids", "+cpu"] {
+                let _ = std::fs::write(base.join("cgroup.subtree_control"), c);
+            }
             vec![Cgroups {
                 parents: vec![(
                     base.to_path_buf(),
@@ -128,10 +136,14 @@ impl Cgroups {
                 version: 1,
             }]
         };
-        // Usable when a child can be made and its limit files are there.
+        // Usable when a child can be made and its limit files are there. The child's name
+        // is this call's own: two probes at once in one process (threads of a test
+        // binary) made the same folder, and one of them found no cgroup.
+        static PROBES: AtomicU64 = AtomicU64::new(0);
+        let n = PROBES.fetch_add(1, Ordering::SeqCst);
         candidates.into_iter().find(|c| {
             c.parents.iter().all(|(parent, files)| {
-                let test = parent.join(format!("golab-probe-{}", std::process::id()));
+                let test = parent.join(format!("golab-probe-{}-{n}", std::process::id()));
                 let ok = std::fs::create_dir(&test).is_ok()
                     && files.iter().all(|(f, _)| test.join(f).is_file());
                 let _ = std::fs::remove_dir(&test);
@@ -426,6 +438,7 @@ impl Reduced {
                 let fds = open_procs(&procs)?;
                 let l = launch::Launch {
                     notify: None,
+                    refusals: Some(super::sandbox::notify::Refusals::default()),
                     uid,
                     cgroup_fds: fds.iter().map(|f| f.as_raw_fd()).collect(),
                     rlimits: RlimitPlan::new(&limits),
@@ -609,26 +622,80 @@ impl Reduced {
     }
 }
 
-/// The shared temporary folders a program of `uid` may have filled (no quota here):
-/// each entry the uid owns there goes once its run is over.
+/// What a program of `uid` may leave behind for the host once its processes are gone
+/// (there is no quota, no IPC namespace here): every entry the uid owns in the shared
+/// writable folders, and in any world-writable folder below them (a sticky folder
+/// another user made in /tmp), goes; so do its System V shared memory segments,
+/// message queues and semaphore sets, which outlive their processes and the run's
+/// memory cgroup (attack H2: three unattached 256 MiB segments after a `graded 6/6`).
 fn remove_files_of(uid: u32) {
+    for dir in [
+        "/tmp",
+        "/var/tmp",
+        "/dev/shm",
+        "/run/lock",
+        "/var/lock",
+        "/dev/mqueue",
+        "/var/crash",
+    ] {
+        sweep(std::path::Path::new(dir), uid, 0);
+    }
+    remove_ipc_of(uid);
+}
+
+/// Removes the entries of `dir` that `uid` owns, and looks into the world-writable
+/// folders among the rest (symbolic links are never followed).
+fn sweep(dir: &std::path::Path, uid: u32, depth: usize) {
     use std::os::unix::fs::MetadataExt;
-    for dir in ["/tmp", "/var/tmp", "/dev/shm"] {
-        let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Ok(md) = std::fs::symlink_metadata(e.path()) else {
             continue;
         };
-        for e in entries.flatten() {
-            let Ok(md) = std::fs::symlink_metadata(e.path()) else {
-                continue;
-            };
-            if md.uid() != uid {
-                continue;
-            }
+        if md.uid() == uid {
             let _ = if md.is_dir() {
                 std::fs::remove_dir_all(e.path())
             } else {
                 std::fs::remove_file(e.path())
             };
+        } else if md.is_dir() && md.mode() & 0o002 != 0 && depth < 8 {
+            sweep(&e.path(), uid, depth + 1);
+        }
+    }
+}
+
+/// Removes the System V IPC objects that `uid` owns or made, as listed in
+/// /proc/sysvipc (whose columns are named in its first line).
+fn remove_ipc_of(uid: u32) {
+    let uid = uid.to_string();
+    for (table, id_column) in [("shm", "shmid"), ("msg", "msqid"), ("sem", "semid")] {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/sysvipc/{table}")) else {
+            continue;
+        };
+        let mut lines = text.lines();
+        let head: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+        let col = |name: &str| head.iter().position(|h| *h == name);
+        let (Some(idc), Some(uidc), Some(cuidc)) = (col(id_column), col("uid"), col("cuid")) else {
+            continue;
+        };
+        for l in lines {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.get(uidc) != Some(&uid.as_str()) && f.get(cuidc) != Some(&uid.as_str()) {
+                continue;
+            }
+            let Some(id) = f.get(idc).and_then(|v| v.parse::<i32>().ok()) else {
+                continue;
+            };
+            // SAFETY: IPC_RMID on an id, with no buffer.
+            unsafe {
+                match table {
+                    "shm" => libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()),
+                    "msg" => libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()),
+                    _ => libc::semctl(id, 0, libc::IPC_RMID),
+                };
+            }
         }
     }
 }
@@ -644,4 +711,64 @@ fn open_procs(procs: &[PathBuf]) -> Result<Vec<std::os::fd::OwnedFd>> {
                 .with_context(|| format!("cannot open {}", p.display()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Attack H2's leftovers, made for a uid of this test's own (as root), and the
+    /// sweep after a run: its file in /run/lock, its file in a sticky folder another
+    /// user made in /tmp, and its System V shared memory segment are gone; another
+    /// owner's file beside them stays.
+    #[test]
+    fn what_a_uid_leaves_in_shared_folders_and_shared_memory_goes() {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "this test runs as root");
+        let uid = 64_917;
+        let chown = |p: &std::path::Path, u: u32| std::os::unix::fs::lchown(p, Some(u), None);
+        let lock = std::path::Path::new("/run/lock");
+        std::fs::create_dir_all(lock).unwrap();
+        let in_lock = lock.join(format!("golab-h2-{}", std::process::id()));
+        std::fs::write(&in_lock, b"x").unwrap();
+        chown(&in_lock, uid).unwrap();
+        // A world-writable, sticky folder of another user, in /tmp.
+        let sticky = tempfile::Builder::new()
+            .prefix("golab-h2-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::set_permissions(sticky.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        chown(sticky.path(), 1).unwrap();
+        let deep = sticky.path().join("left.bin");
+        std::fs::write(&deep, b"x").unwrap();
+        chown(&deep, uid).unwrap();
+        let other = sticky.path().join("other.bin");
+        std::fs::write(&other, b"x").unwrap();
+        chown(&other, uid + 1).unwrap();
+        // A segment, given to the uid (as a program of that uid would make it).
+        // SAFETY: shmget/shmctl on a new private segment with a zeroed buffer.
+        let id = unsafe {
+            let id = libc::shmget(libc::IPC_PRIVATE, 4096, libc::IPC_CREAT | 0o600);
+            assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+            let mut ds: libc::shmid_ds = std::mem::zeroed();
+            assert_eq!(libc::shmctl(id, libc::IPC_STAT, &mut ds), 0);
+            ds.shm_perm.uid = uid;
+            assert_eq!(libc::shmctl(id, libc::IPC_SET, &mut ds), 0);
+            id
+        };
+        let listed = |id: i32| {
+            std::fs::read_to_string("/proc/sysvipc/shm")
+                .unwrap()
+                .lines()
+                .skip(1)
+                .any(|l| l.split_whitespace().nth(1) == Some(id.to_string().as_str()))
+        };
+        assert!(listed(id));
+        remove_files_of(uid);
+        assert!(!in_lock.exists(), "{} stayed", in_lock.display());
+        assert!(!deep.exists(), "{} stayed", deep.display());
+        assert_eq!(std::fs::symlink_metadata(&other).unwrap().uid(), uid + 1);
+        assert!(!listed(id), "the segment {id} stayed");
+    }
 }

@@ -68,47 +68,13 @@ pub fn grader(
     let blocked = if g.no_sandbox || !g.fallback_isolation {
         None
     } else {
-        crate::grade::reduced::sandbox_starts().err()
+        sandbox_blocked()
     };
     let mut note = None;
     let runner: Box<dyn crate::grade::grader::LabRunner> = if let Some(why) = blocked {
-        use crate::grade::reduced;
-        let isolation = reduced::Isolation::probe();
-        if !isolation.own_uid {
-            anyhow::bail!(
-                "the sandbox cannot start here ({why}), and the reduced isolation needs golab to run as root: without a uid of its own the student's program could rewrite what golab observes of it"
-            );
-        }
-        let mut n = isolation.describe(&why, timeout);
-        // No mount namespace: what the sandbox would hide is hidden only by its modes.
-        for h in hidden {
-            use std::os::unix::fs::PermissionsExt;
-            if let Ok(m) = std::fs::metadata(h)
-                && m.permissions().mode() & 0o005 != 0
-            {
-                n.push_str(&format!(
-                    "; warning: {} is readable by other users, so a student's program can read the submissions in it (chmod o-rwx {})",
-                    h.display(),
-                    h.display()
-                ));
-            }
-        }
-        eprintln!("golab: {n}");
+        let (r, n) = reduced_runner(g, &work, hidden, golab, dlv_for, timeout, &why)?;
         note = Some(n);
-        // The runs' uids must be able to enter the work folder.
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o711))?;
-        }
-        Box::new(reduced::Reduced::new(
-            batch::GolabRun {
-                golab,
-                dlv: g.dlv.clone(),
-                dlv_for,
-            },
-            timeout,
-            isolation,
-        ))
+        r
     } else if g.no_sandbox {
         Box::new(batch::Direct {
             run: batch::GolabRun {
@@ -132,6 +98,104 @@ pub fn grader(
         },
         note,
     ))
+}
+
+/// Why the sandbox cannot start here, if it cannot (Linux: bubblewrap's words).
+#[cfg(target_os = "linux")]
+fn sandbox_blocked() -> Option<String> {
+    crate::grade::reduced::sandbox_starts().err()
+}
+
+/// Elsewhere there is no reduced isolation to fall back to: the sandboxed runner refuses.
+#[cfg(not(target_os = "linux"))]
+fn sandbox_blocked() -> Option<String> {
+    None
+}
+
+/// The reduced isolation, where the sandbox cannot start (`why`) and that is allowed,
+/// and the note the results carry about it.
+#[cfg(target_os = "linux")]
+fn reduced_runner(
+    g: &Setup,
+    work: &std::path::Path,
+    hidden: &[PathBuf],
+    golab: PathBuf,
+    dlv_for: Vec<(String, PathBuf)>,
+    timeout: Duration,
+    why: &str,
+) -> Result<(Box<dyn LabRunner>, String)> {
+    use crate::grade::reduced;
+    let isolation = reduced::Isolation::probe();
+    if !isolation.own_uid {
+        anyhow::bail!(
+            "the sandbox cannot start here ({why}), and the reduced isolation needs golab to run as root: without a uid of its own the student's program could rewrite what golab observes of it"
+        );
+    }
+    let mut n = isolation.describe(why, timeout);
+    // No mount namespace: what the sandbox would hide is hidden only by its modes.
+    for h in hidden {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(h)
+            && m.permissions().mode() & 0o005 != 0
+        {
+            n.push_str(&format!(
+                "; warning: {} is readable by other users, so a student's program can read the submissions in it (chmod o-rwx {})",
+                h.display(),
+                h.display()
+            ));
+        }
+    }
+    eprintln!("golab: {n}");
+    // The runs' uids must be able to enter the work folder.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(work, std::fs::Permissions::from_mode(0o711))?;
+    }
+    let runner: Box<dyn LabRunner> = Box::new(reduced::Reduced::new(
+        batch::GolabRun {
+            golab,
+            dlv: g.dlv.clone(),
+            dlv_for,
+        },
+        timeout,
+        isolation,
+    ));
+    Ok((runner, n))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reduced_runner(
+    _g: &Setup,
+    _work: &std::path::Path,
+    _hidden: &[PathBuf],
+    _golab: PathBuf,
+    _dlv_for: Vec<(String, PathBuf)>,
+    _timeout: Duration,
+    _why: &str,
+) -> Result<(Box<dyn LabRunner>, String)> {
+    bail!("{}", super::SANDBOX_ONLY_ON_LINUX)
+}
+
+/// `golab gradescope probe`'s answer: whether the sandbox starts here, else what the
+/// reduced isolation would do.
+#[cfg(target_os = "linux")]
+pub fn probe() -> String {
+    use crate::grade::reduced;
+    match reduced::sandbox_starts() {
+        Ok(()) => "sandbox: starts here (bubblewrap with user, pid and network namespaces)".into(),
+        Err(why) => format!(
+            "sandbox: cannot start here; {}",
+            reduced::Isolation::probe().describe(&why, Duration::from_secs(180))
+        ),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn probe() -> String {
+    format!(
+        "sandbox: cannot start here; {}",
+        super::SANDBOX_ONLY_ON_LINUX
+    )
 }
 
 /// The runner that puts each student's program in the sandbox (Linux only: bubblewrap,

@@ -4,6 +4,7 @@
 //! lab runs the same way everywhere; only this module knows the difference.
 
 pub mod image;
+pub mod lifecycle;
 pub mod qemu;
 pub mod seed;
 pub mod vagrant;

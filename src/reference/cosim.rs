@@ -198,12 +198,13 @@ pub fn points(v: &VersionProfile) -> Vec<Point> {
     };
     let p0 = format!("p={pp}@0");
     let pid = format!("p.id={pp}@0");
-    let vid = format!("v.id={pp}@0");
     add(Op::Runqput, &[&p0, "g=gp@1", "arg.next=next@2"]);
     add(Op::Runqputslow, &[&pid, "g=gp@1", "arg.h=h@2", "arg.t=t@3"]);
     add(Op::Runqget, &[&p0, "glob=-"]);
     add(Op::Runqsteal, &[&p0, "v=p2@1", "arg.steal=stealRunNextG@2"]);
-    add(Op::Runqgrab, &[&vid, "arg.steal=stealRunNextG@3"]);
+    // The victim's whole state (one read, as for its id): the runnext the grab found.
+    let v0 = format!("v={pp}@0");
+    add(Op::Runqgrab, &[&v0, "arg.steal=stealRunNextG@3"]);
     add(Op::Runqputbatch, &["p=pp@0"]);
     add(Op::Globrunqput, &["glob=-", "g=gp@0"]);
     add(Op::Globrunqputhead, &["glob=-", "g=gp@0"]);
@@ -214,21 +215,14 @@ pub fn points(v: &VersionProfile) -> Vec<Point> {
         add(Op::Globrunqget, &["glob=-"]);
         add(Op::Globrunqgetbatch, &["glob=-", "arg.max=n@0"]);
     }
-    if v.register_args {
-        // The register ABI keeps the running g in R14: at execute it is the M's g0, and
-        // its m.p is the P that execute advances (an M changes Ps in stopm/startm
-        // without a run-queue call in between).
-        add(
-            Op::Execute,
-            &[
-                "g=gp@0",
-                "arg.inherit=inheritTime@1",
-                "p=!*(*runtime.p)((*(*runtime.g)({reg:r14})).m.p)",
-            ],
-        );
-    } else {
-        add(Op::Execute, &["g=gp@0", "arg.inherit=inheritTime@1"]);
-    }
+    // The running g at execute is the M's g0, and its m.p the P that execute advances
+    // (an M changes Ps in stopm/startm and stoplockedm without a run-queue call in
+    // between): R14 in the register ABI, the thread-local slot before.
+    let exec_p = format!("p=!*(*runtime.p)({}.m.p)", v.running_g);
+    add(
+        Op::Execute,
+        &["g=gp@0", "arg.inherit=inheritTime@1", exec_p.as_str()],
+    );
     add(Op::Gopark, &["arg.reason=reason@2"]);
     add(Op::Ready, &["g=gp@0", "arg.next=next@2"]);
     add(Op::GoschedM, &["g=gp@0"]);
@@ -394,11 +388,14 @@ struct PendingPick {
     inherit: bool,
     from: String,
     victim: Option<usize>,
+    /// The queue the g came from: a P, or the global queue (`GLOBAL`).
+    src: usize,
     /// A steal that took the victim's runnext (the g, to give back if the thief's
     /// next stop shows the runtime's steal found nothing).
     took_runnext: Option<G>,
-    /// The victim's state read at the steal was behind the model's (another M inside
-    /// a transition on it): the half the runtime takes is not the model's to predict.
+    /// The queue's state read at the pick was behind the model's (another M inside a
+    /// transition on it): the half a steal takes, or which g an owner's runqget gets
+    /// before a thief's CAS, is not the model's to predict.
     behind: bool,
     stop: usize,
 }
@@ -475,6 +472,8 @@ pub struct Cosim {
     /// Per thread: the steal of this scheduling round (thief P, victim, stealRunNextG,
     /// whether the model's steal found a g).
     steal: HashMap<i64, (usize, usize, bool, bool)>,
+    /// Per thread: the victim and its runnext as its last runqgrab read them.
+    grab_next: HashMap<i64, (usize, u64)>,
     report: Report,
 }
 
@@ -499,6 +498,7 @@ impl Cosim {
             fairness_checked_thread: HashMap::new(),
             recent: HashMap::new(),
             steal: HashMap::new(),
+            grab_next: HashMap::new(),
             report: Report {
                 ps: n,
                 ..Default::default()
@@ -885,6 +885,11 @@ impl Cosim {
         if let Some((addr, goid)) = e.g() {
             self.goid.insert(addr, goid);
         }
+        if e.op == Op::Runqgrab
+            && let Some(v) = e.pstate("v")
+        {
+            self.grab_next.insert(e.thread, (v.id, v.runnext));
+        }
         // Does this call complete the transition before it on this thread?
         let mut inner_done = false;
         if let Some(x) = self.expect.get_mut(&e.thread).and_then(|q| q.pop_front()) {
@@ -1010,7 +1015,11 @@ impl Cosim {
                     problems.push(Problem::unjudged("runqget's state was not readable".into()));
                     return "runqget".into();
                 };
+                // Read while a thief's runqgrab on this P had not landed: which of the
+                // two CASes on the head comes first is not the model's to predict.
+                self.lagged.remove(&l.id);
                 self.compare_p(e, &l, problems);
+                let behind = self.lagged.remove(&l.id);
                 if let Some(gl) = e.global() {
                     self.compare_global(e, &gl, problems);
                 }
@@ -1046,9 +1055,10 @@ impl Cosim {
                                 g: g.id,
                                 inherit,
                                 from: format!("P{}'s {from}", l.id),
+                                src: l.id,
                                 victim: None,
                                 took_runnext: None,
-                                behind: false,
+                                behind,
                                 stop: e.stop,
                             },
                         );
@@ -1110,6 +1120,7 @@ impl Cosim {
                                 g: g.id,
                                 inherit: false,
                                 from: format!("stolen from P{}", v.id),
+                                src: v.id,
                                 victim: Some(v.id),
                                 took_runnext: (vlen == 0).then(|| g.clone()),
                                 behind: v_lagged,
@@ -1197,6 +1208,7 @@ impl Cosim {
                                     g: g.id,
                                     inherit: false,
                                     from: "the global queue".into(),
+                                    src: GLOBAL,
                                     victim: None,
                                     took_runnext: None,
                                     behind: false,
@@ -1251,6 +1263,7 @@ impl Cosim {
                                 g: g.id,
                                 inherit: false,
                                 from: "the global queue".into(),
+                                src: GLOBAL,
                                 victim: None,
                                 took_runnext: None,
                                 behind: false,
@@ -1308,6 +1321,7 @@ impl Cosim {
                                 g: g.id,
                                 inherit: false,
                                 from: "the global queue".into(),
+                                src: GLOBAL,
                                 victim: None,
                                 took_runnext: None,
                                 behind: false,
@@ -1333,6 +1347,43 @@ impl Cosim {
                     pk.victim
                         .filter(|v| pk.behind || self.victim_raced(*v, tid))
                 });
+                // A steal that found nothing at its entry can find work its victim's
+                // owner queued while the thief was inside runqgrab: the model steals
+                // again from the victim as it is now, before the thief's ring (where
+                // the rest of the half goes) is compared.
+                let held = if self.pick.contains_key(&tid) {
+                    None
+                } else {
+                    self.holds(g)
+                };
+                let again = match (&held, self.steal.get(&tid)) {
+                    // The grab found g in the victim's runnext and took it there, before
+                    // the owner's runqput(next) kicked it to the ring in the model: that
+                    // CAS failed in the runtime and retried on an empty runnext
+                    // (runqput's retryNext), so the kick never happened.
+                    (Some(_), Some(&(_, victim, true, false)))
+                        if self.grab_next.get(&tid) == Some(&(victim, g))
+                            && self.s.ps[victim]
+                                .runq_contents()
+                                .last()
+                                .is_some_and(|x| x.id == g) =>
+                    {
+                        let pp = &mut self.s.ps[victim];
+                        pp.runqtail = pp.runqtail.wrapping_sub(1);
+                        Some((victim, true))
+                    }
+                    (Some(_), Some(&(thief, victim, sr, false))) => {
+                        let saved = self.s.clone();
+                        match self.s.runqsteal(thief, victim, sr) {
+                            Some(x) if x.id == g => Some((victim, false)),
+                            _ => {
+                                self.s = saved;
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                };
                 let p = match e.pstate("p").filter(|l| l.id < self.s.ps.len()) {
                     Some(l) => {
                         match steal_raced {
@@ -1369,48 +1420,77 @@ impl Cosim {
                                 "a g from the middle of the global queue, which is not read".into(),
                             ));
                         } else if pk.g != g || pk.inherit != inherit {
+                            // The g this M ran is another M's pending pick: both took from
+                            // one queue between their stops (an owner's runqget and a
+                            // thief's runqgrab, or two thieves) and their CASes came in
+                            // the other order than their entries. The other M gets this
+                            // M's g, and its own P's ring may differ from the model's.
+                            let swapped = (pk.g != g)
+                                .then(|| {
+                                    self.pick
+                                        .iter_mut()
+                                        .find(|(t, o)| **t != tid && o.g == g && o.src == pk.src)
+                                })
+                                .flatten()
+                                .map(|(t, o)| {
+                                    o.g = pk.g;
+                                    o.behind = true;
+                                    o.from = format!("{} (swapped with thread {tid})", o.from);
+                                    *t
+                                });
                             // A steal whose victim's owner acted in the meantime raced.
-                            let raced = pk
-                                .victim
-                                .is_some_and(|v| pk.behind || self.victim_raced(v, tid));
-                            problems.push(Problem {
-                                kind: if raced { Kind::Raced } else { Kind::Disagree },
-                                why: format!(
+                            let raced = swapped.is_some()
+                                || pk.behind
+                                || pk.victim.is_some_and(|v| self.victim_raced(v, tid));
+                            let why = match swapped {
+                                Some(t) => format!(
+                                    "this M and thread {t} took each other's g from one queue (their CASes in the other order than their entries): the model's pick was {} from {}, the runtime ran g{goid}",
+                                    self.label(pk.g),
+                                    pk.from
+                                ),
+                                None => format!(
                                     "the model's pick was {} from {} (inheritTime={}), the runtime ran g{goid} (inheritTime={inherit})",
                                     self.label(pk.g),
                                     pk.from,
                                     pk.inherit
                                 ),
-                                model: p.map(|p| format!("{} {}", self.model_p(p), self.model_global())),
+                            };
+                            problems.push(Problem {
+                                kind: if raced { Kind::Raced } else { Kind::Disagree },
+                                why,
+                                model: p.map(|p| {
+                                    format!("{} {}", self.model_p(p), self.model_global())
+                                }),
                                 live: None,
                             });
                         }
                         let _ = pk.stop;
+                        // A g that runs is in no run queue: a copy the model took from a
+                        // state read while another M was still inside its steal of g
+                        // (synced after a race) goes.
+                        self.drop_queued(g);
                     }
                     None => {
                         what = format!(
                             "execute(g{goid}, inheritTime={inherit}) [not from a run queue]"
                         );
-                        if let Some(where_) = self.holds(g) {
-                            // A steal that found nothing at its entry can find work its
-                            // victim's owner queued while the thief was inside runqgrab:
-                            // the model steals again from the victim as it is now.
-                            let again = match self.steal.get(&tid) {
-                                Some(&(thief, victim, sr, false)) => {
-                                    self.s.runqsteal(thief, victim, sr).map(|x| (x.id, victim))
-                                }
-                                _ => None,
-                            };
+                        if let Some(where_) = held {
                             match again {
-                                Some((x, victim)) if x == g => problems.push(Problem {
+                                Some((victim, from_next)) => problems.push(Problem {
                                     kind: Kind::Raced,
-                                    why: format!(
-                                        "the steal from P{victim} found g{goid}, queued by P{victim}'s owner after the steal began"
-                                    ),
+                                    why: if from_next {
+                                        format!(
+                                            "the steal from P{victim} took g{goid} from its runnext before the owner's runqput(next) could kick it to the ring"
+                                        )
+                                    } else {
+                                        format!(
+                                            "the steal from P{victim} found g{goid}, queued by P{victim}'s owner after the steal began"
+                                        )
+                                    },
                                     model: None,
                                     live: None,
                                 }),
-                                _ => problems.push(Problem::disagree(format!(
+                                None => problems.push(Problem::disagree(format!(
                                     "g{goid} runs without a pick, but the model holds it in {where_}"
                                 ))),
                             }
@@ -1418,6 +1498,7 @@ impl Cosim {
                     }
                 }
                 self.steal.remove(&tid);
+                self.grab_next.remove(&tid);
                 self.untouch(tid);
                 match p {
                     Some(p) => {
@@ -1524,6 +1605,17 @@ impl Cosim {
 
     fn s_profile_takes_p(&self) -> bool {
         self.s.profile.global_get == super::GlobalGet::RunqputEach
+    }
+
+    /// Takes g out of a P's runnext or its ring's head, where the model still holds it.
+    fn drop_queued(&mut self, g: u64) {
+        for pp in &mut self.s.ps {
+            if pp.runnext.as_ref().is_some_and(|x| x.id == g) {
+                pp.runnext = None;
+            } else if pp.runq_contents().first().is_some_and(|x| x.id == g) {
+                pp.runqhead = pp.runqhead.wrapping_add(1);
+            }
+        }
     }
 
     /// Where the model holds g in a run queue, if anywhere.
@@ -1905,5 +1997,322 @@ mod tests {
         );
         assert!(f(&p17, Op::Globrunqgetbatch).is_none());
         assert!(f(&p25, Op::Globrunqgetbatch).is_some());
+    }
+
+    /// A stop at `op`'s breakpoint on `thread`, its values keyed as go1.`minor`'s points
+    /// read them (`eval *_p_.schedtick`, `eval *(*runtime.p)(...).id`, ...), from the
+    /// values by role.
+    fn hit_of(
+        minor: u32,
+        seq: usize,
+        thread: i64,
+        op: Op,
+        by_role: &HashMap<String, String>,
+    ) -> crate::trace::Hit {
+        let pts = points(&VersionProfile::line(minor));
+        let pt = pts.iter().find(|p| p.op == op).expect("a point for op");
+        crate::trace::Hit {
+            seq,
+            tool: crate::trace::Tool::Dlv,
+            breakpoint: pt.function.clone(),
+            thread,
+            goroutine: 0,
+            stack: vec![crate::trace::Frame {
+                function: pt.function.clone(),
+                file: "proc.go".into(),
+                line: 1,
+                pc: 0,
+                entry_pc: false,
+            }],
+            values: pt
+                .roles
+                .iter()
+                .filter_map(|(role, key)| by_role.get(role).map(|v| (key.clone(), v.clone())))
+                .collect(),
+            stop: seq,
+        }
+    }
+
+    #[test]
+    fn an_m_that_takes_a_p_without_a_run_queue_call_advances_that_ps_schedtick_on_go115() {
+        // go1.15 passes arguments on the stack, so execute's P is not in R14: the
+        // point reads it through the thread-local g (-8(FS)). M1 last touched P0, then
+        // took P1 the way stoplockedm does (acquirep of the P startlockedm handed over,
+        // 1.15.15 proc.go:2093) and ran the locked g with inheritTime=false (proc.go:2618):
+        // P1's schedtick advanced, not P0's.
+        let (a, b, m) = (0x1100, 0x1200, 0x100);
+        let (t1, t2) = (1, 2);
+        let glob = |v: &mut HashMap<String, String>| {
+            for k in ["glob.head", "glob.tail", "glob.size"] {
+                v.insert(k.into(), "0".into());
+            }
+        };
+        let mut hits = Vec::new();
+        let mut v = HashMap::new();
+        pvals(&mut v, "p", 0, 0, 0, &[], 0);
+        gvals(&mut v, a);
+        v.insert("arg.next".into(), "false".into());
+        hits.push(hit_of(15, 0, t1, Op::Runqput, &v));
+        let mut v = HashMap::new();
+        pvals(&mut v, "p", 0, 0, 0, &[a], 0);
+        glob(&mut v);
+        hits.push(hit_of(15, 1, t2, Op::Runqget, &v));
+        let mut v = HashMap::new();
+        gvals(&mut v, a);
+        v.insert("arg.inherit".into(), "false".into());
+        pvals(&mut v, "p", 0, 0, 1, &[], 0);
+        hits.push(hit_of(15, 2, t2, Op::Execute, &v));
+        let mut v = HashMap::new();
+        gvals(&mut v, m);
+        v.insert("arg.inherit".into(), "false".into());
+        pvals(&mut v, "p", 1, 0, 0, &[], 0);
+        hits.push(hit_of(15, 3, t1, Op::Execute, &v));
+        let mut v = HashMap::new();
+        pvals(&mut v, "p", 1, 1, 0, &[], 0);
+        gvals(&mut v, b);
+        v.insert("arg.next".into(), "true".into());
+        hits.push(hit_of(15, 4, t1, Op::Runqput, &v));
+        let mut v = HashMap::new();
+        pvals(&mut v, "p", 0, 1, 1, &[], 0);
+        glob(&mut v);
+        hits.push(hit_of(15, 5, t2, Op::Runqget, &v));
+        let events = Event::from_hits(&points(&VersionProfile::line(15)), &hits);
+        assert!(
+            events[2].vals.contains_key("p.tick") && events[3].vals.contains_key("p.tick"),
+            "go1.15's execute reads its P: {:?}",
+            events[3].vals.keys().collect::<Vec<_>>()
+        );
+        let r = Cosim::run(15, 2, &events);
+        assert_eq!((r.observed, r.judged, r.matched), (6, 6, 6), "{r:?}");
+    }
+
+    #[test]
+    fn an_owner_and_a_thief_that_took_each_others_g_are_raced_and_swapped() {
+        // Recorded on go1.17.1, mutex on 2 Ps (fidelity-cosim, seq 213-218): a thief's
+        // runqsteal read P0's ring as [A, B] and its runqgrab was still to CAS the head
+        // when the owner's runqget read [A, B] too. The model, stealing at the entry,
+        // gave A to the thief and B to the owner; the owner's CAS came first: it ran A
+        // and the thief B. Neither order is a disagreement, and once the owner's execute
+        // shows which, the thief's pick is B.
+        let (a, b) = (0x1100, 0x1200);
+        let on = |thread: i64, e: Event| Event { thread, ..e };
+        let put = |seq: usize, ring: &[u64], g: u64| {
+            let mut e = runqput(seq, 0, ring, 0, g);
+            e.vals.insert("arg.next".into(), "false".into());
+            on(1, e)
+        };
+        let events_put = vec![put(0, &[], a), put(1, &[a], b)];
+        let mut steal = HashMap::new();
+        pvals(&mut steal, "p", 1, 0, 0, &[], 0);
+        pvals(&mut steal, "v", 0, 0, 0, &[a, b], 0);
+        steal.insert("arg.steal".into(), "false".into());
+        let mut grab = HashMap::new();
+        grab.insert("v.id".into(), "0".into());
+        grab.insert("arg.steal".into(), "false".into());
+        let owner_exec = on(1, execute(5, a, false));
+        let mut exec = HashMap::new();
+        gvals(&mut exec, b);
+        exec.insert("arg.inherit".into(), "false".into());
+        pvals(&mut exec, "p", 1, 0, 0, &[], 0);
+        let mut events = events_put;
+        events.extend([
+            on(2, ev(2, Op::Runqsteal, steal)),
+            on(2, ev(3, Op::Runqgrab, grab)),
+            on(1, runqget(4, 0, &[a, b], 0)),
+            owner_exec,
+            on(2, ev(6, Op::Execute, exec)),
+            on(1, runqget_at(7, 1, 2, &[], 0)),
+        ]);
+        let r = Cosim::run(17, 2, &events);
+        assert!(r.disagreements.is_empty(), "{r:?}");
+        assert!(
+            r.raced_list.iter().any(|t| t.seq == 5
+                && matches!(&t.judged, Judged::Raced(w) if w.contains("took each other's"))),
+            "{r:?}"
+        );
+        // The thief's execute of B and the owner's next read of P0 are judged, and agree.
+        assert!(r.matched >= 6, "{r:?}");
+    }
+
+    #[test]
+    fn a_g_that_runs_is_in_no_run_queue_even_after_a_raced_read_put_it_back() {
+        // Recorded on go1.17.1, chan-handoff on 4 Ps (fidelity-cosim, seq 55-70): two
+        // thieves read P0's ring [A, B] (runnext C) before either CASed; the second
+        // ran A, so the first's pick is B. Before the first's CAS landed the owner read
+        // [B] and the model took that state (a race); when the first thief runs B, B is
+        // in no run queue, and the owner's next read of P0 finds it empty.
+        let (a, b, c) = (0x1100, 0x1200, 0x1300);
+        let on = |thread: i64, e: Event| Event { thread, ..e };
+        let put = |seq: usize, ring: &[u64], next: u64, g: u64, as_next: bool| {
+            let mut e = runqput(seq, 0, ring, next, g);
+            e.vals.insert("arg.next".into(), as_next.to_string());
+            on(1, e)
+        };
+        let steal = |seq: usize, thread: i64, thief: u64| {
+            let mut v = HashMap::new();
+            pvals(&mut v, "p", thief, 0, 0, &[], 0);
+            pvals(&mut v, "v", 0, 0, 0, &[a, b], c);
+            v.insert("arg.steal".into(), "false".into());
+            on(thread, ev(seq, Op::Runqsteal, v))
+        };
+        let grab = |seq: usize, thread: i64| {
+            let mut v = HashMap::new();
+            v.insert("v.id".into(), "0".into());
+            v.insert("arg.steal".into(), "false".into());
+            on(thread, ev(seq, Op::Runqgrab, v))
+        };
+        let exec_on = |seq: usize, thread: i64, g: u64, p: u64| {
+            let mut v = HashMap::new();
+            gvals(&mut v, g);
+            v.insert("arg.inherit".into(), "false".into());
+            pvals(&mut v, "p", p, 0, 0, &[], 0);
+            on(thread, ev(seq, Op::Execute, v))
+        };
+        let mut owner_exec = execute(9, c, true);
+        pvals(&mut owner_exec.vals, "p", 0, 0, 1, &[b], 0);
+        let events = vec![
+            put(0, &[], 0, a, false),
+            put(1, &[a], 0, b, false),
+            put(2, &[a, b], 0, c, true),
+            steal(3, 2, 1),
+            steal(4, 3, 2),
+            grab(5, 2),
+            grab(6, 3),
+            exec_on(7, 3, a, 2),
+            on(1, runqget_at(8, 0, 1, &[b], c)),
+            on(1, owner_exec),
+            exec_on(10, 2, b, 1),
+            on(1, runqget_at(11, 0, 2, &[], 0)),
+        ];
+        let r = Cosim::run(17, 4, &events);
+        assert!(r.disagreements.is_empty(), "{r:?}");
+        assert_eq!(r.raced, 2, "{r:?}");
+    }
+
+    #[test]
+    fn a_steal_that_found_work_after_its_entry_fills_the_thiefs_ring_before_it_is_compared() {
+        // Recorded on go1.15.15, close-wake on 2 Ps (fidelity-cosim, seq 44-51): the
+        // thief's runqsteal read P0 with only runnext (A) and its ring empty, so the
+        // model's steal (stealRunNextG=false) found nothing; by its runqgrab's CAS the
+        // owner had queued B, C and D, kicking A, B and C to the ring: the thief took
+        // A and B, ran B and left A in its own ring, which its execute reads.
+        let (a, b, c, d) = (0x1100, 0x1200, 0x1300, 0x1400);
+        let on = |thread: i64, e: Event| Event { thread, ..e };
+        let mut steal = HashMap::new();
+        pvals(&mut steal, "p", 1, 0, 0, &[], 0);
+        pvals(&mut steal, "v", 0, 0, 0, &[], a);
+        steal.insert("arg.steal".into(), "false".into());
+        let mut grab = HashMap::new();
+        grab.insert("v.id".into(), "0".into());
+        grab.insert("arg.steal".into(), "false".into());
+        let mut exec = HashMap::new();
+        gvals(&mut exec, b);
+        exec.insert("arg.inherit".into(), "false".into());
+        pvals(&mut exec, "p", 1, 0, 0, &[a], 0);
+        let mut get = runqget(7, 1, &[a], 0);
+        pvals(&mut get.vals, "p", 1, 1, 0, &[a], 0);
+        let events = vec![
+            on(1, runqput(0, 0, &[], 0, a)),
+            on(2, ev(1, Op::Runqsteal, steal)),
+            on(2, ev(2, Op::Runqgrab, grab)),
+            on(1, runqput(3, 0, &[], a, b)),
+            on(1, runqput(4, 0, &[a], b, c)),
+            on(1, runqput(5, 0, &[a, b], c, d)),
+            on(2, ev(6, Op::Execute, exec)),
+            on(2, get),
+        ];
+        let r = Cosim::run(15, 2, &events);
+        assert!(r.disagreements.is_empty(), "{r:?}");
+        assert!(
+            r.raced_list
+                .iter()
+                .any(|t| t.seq == 6
+                    && matches!(&t.judged, Judged::Raced(w) if w.contains("found g"))),
+            "{r:?}"
+        );
+        // The thief's next read of its own P (A in the ring) is judged and agrees.
+        assert_eq!(r.by_op.get("runqget"), Some(&(1, 1)), "{r:?}");
+    }
+
+    #[test]
+    fn an_owners_pick_read_before_a_thiefs_cas_landed_is_raced() {
+        // Recorded on go1.15.15, close-wake on 4 Ps (fidelity-cosim, seq 118-126): a
+        // thief's runqsteal read P0's ring [A, B, C, D] (the model: it takes A and B,
+        // runs B), then the owner's runqget read the ring unchanged (the thief's CAS not
+        // landed: the model's pick is C). The owner's CAS came first: it ran A, and the
+        // thief took B and C from [B, C, D], ran C and kept B.
+        let (a, b, c, d) = (0x1100, 0x1200, 0x1300, 0x1400);
+        let on = |thread: i64, e: Event| Event { thread, ..e };
+        let put = |seq: usize, ring: &[u64], g: u64| {
+            let mut e = runqput(seq, 0, ring, 0, g);
+            e.vals.insert("arg.next".into(), "false".into());
+            on(1, e)
+        };
+        let mut steal = HashMap::new();
+        pvals(&mut steal, "p", 2, 0, 0, &[], 0);
+        pvals(&mut steal, "v", 0, 0, 0, &[a, b, c, d], 0);
+        steal.insert("arg.steal".into(), "false".into());
+        let mut grab = HashMap::new();
+        grab.insert("v.id".into(), "0".into());
+        grab.insert("arg.steal".into(), "false".into());
+        let mut exec = HashMap::new();
+        gvals(&mut exec, c);
+        exec.insert("arg.inherit".into(), "false".into());
+        pvals(&mut exec, "p", 2, 0, 0, &[b], 0);
+        let events = vec![
+            put(0, &[], a),
+            put(1, &[a], b),
+            put(2, &[a, b], c),
+            put(3, &[a, b, c], d),
+            on(2, ev(4, Op::Runqsteal, steal)),
+            on(2, ev(5, Op::Runqgrab, grab)),
+            on(1, runqget(6, 0, &[a, b, c, d], 0)),
+            on(1, execute(7, a, false)),
+            on(2, ev(8, Op::Execute, exec)),
+            on(1, runqget_at(9, 1, 3, &[d], 0)),
+        ];
+        let r = Cosim::run(15, 4, &events);
+        assert!(r.disagreements.is_empty(), "{r:?}");
+        assert!(r.raced_list.iter().any(|t| t.seq == 7), "{r:?}");
+        // The owner's next read of P0 ([D]) is judged and agrees.
+        assert_eq!(r.by_op.get("runqget"), Some(&(2, 2)), "{r:?}");
+    }
+
+    #[test]
+    fn a_thief_that_took_runnext_before_the_owners_kick_leaves_the_ring_alone() {
+        // Recorded on go1.27.3 and go1.19.8, chan-handoff on 4 Ps (fidelity-cosim,
+        // go1.27 seq 191-204): the thief's runqsteal read the victim's runnext empty,
+        // its runqgrab found A there; the owner's runqput(B, next=true) read A in
+        // runnext too, but the thief's CAS took A first, so the owner's CAS failed and
+        // retried on an empty runnext: no kick, the ring unchanged.
+        let (a, b) = (0x1100, 0x1200);
+        let on = |thread: i64, e: Event| Event { thread, ..e };
+        let mut steal = HashMap::new();
+        pvals(&mut steal, "p", 1, 0, 0, &[], 0);
+        pvals(&mut steal, "v", 0, 0, 0, &[], 0);
+        steal.insert("arg.steal".into(), "true".into());
+        let mut grab = HashMap::new();
+        pvals(&mut grab, "v", 0, 0, 0, &[], a);
+        grab.insert("arg.steal".into(), "true".into());
+        let mut exec = HashMap::new();
+        gvals(&mut exec, a);
+        exec.insert("arg.inherit".into(), "false".into());
+        pvals(&mut exec, "p", 1, 0, 0, &[], 0);
+        let events = vec![
+            on(2, ev(0, Op::Runqsteal, steal)),
+            on(1, runqput(1, 0, &[], 0, a)),
+            on(2, ev(2, Op::Runqgrab, grab)),
+            on(1, runqput(3, 0, &[], a, b)),
+            on(2, ev(4, Op::Execute, exec)),
+            on(1, runqget(5, 0, &[], b)),
+        ];
+        let r = Cosim::run(27, 4, &events);
+        assert!(r.disagreements.is_empty(), "{r:?}");
+        assert!(
+            r.raced_list.iter().any(|t| t.seq == 4
+                && matches!(&t.judged, Judged::Raced(w) if w.contains("from its runnext"))),
+            "{r:?}"
+        );
+        assert_eq!(r.by_op.get("runqget"), Some(&(1, 1)), "{r:?}");
     }
 }

@@ -106,6 +106,15 @@ pub struct Profile {
     /// dlv 1.9 reads the arguments' stack slots there, before the spill (garbage), so
     /// the co-simulation reads them from the registers.
     pub register_args: bool,
+    /// The running g (`getg()`) as a dlv expression at a function's breakpoint, with
+    /// `{reg:NAME}` for a register's value: R14 in the register ABI (1.17+, amd64's
+    /// ABIInternal keeps g there); before, the thread-local slot at -8(FS)
+    /// (1.15.15 sys_linux_amd64.s:663, `settls`: "ELF wants to use -8(FS)"). At
+    /// `execute` it is the M's g0, and its `m.p` the P whose schedtick `execute`
+    /// advances: an M can take a P without a run-queue call on it (1.15.15
+    /// proc.go:2093 `stoplockedm` acquires the P `startlockedm` hands over, then
+    /// `schedule` calls `execute(lockedg, false)` at 2618; `exitsyscall0` at 3408).
+    pub running_g: &'static str,
     /// 1.19+: the finalizer-G wake (`ready(fing, 0, true)`, i.e. into
     /// runnext) happens before the local `runqget`; ≤1.18 it is in
     /// findrunnable, reached only after `schedule`'s `runqget` found nothing.
@@ -237,6 +246,11 @@ impl Profile {
             },
             global_get,
             register_args: minor >= 17,
+            running_g: if minor >= 17 {
+                "(*(*runtime.g)({reg:r14}))"
+            } else {
+                "(*(*runtime.g)(*(*uintptr)({reg:fs_base}-8)))"
+            },
             fing_wake_before_local_runq: minor >= 19,
             loopvar_per_iteration: minor >= 22,
             check_order,

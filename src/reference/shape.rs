@@ -110,10 +110,19 @@ impl Run<'_> {
                         .iter()
                         .position(|o| o.op == "go")
                         .map_or(ops.len(), |j| j + 1);
+                    let all = &self.prog.goroutines[0].ops;
                     ops[..upto]
                         .iter()
                         .position(|o| lines.contains(&o.pos))
-                        .map_or(here, |j| here + j)
+                        .map(|j| here + j)
+                        .or_else(|| {
+                            if upto == ops.len() {
+                                past_every_step(all, lines)
+                            } else {
+                                None
+                            }
+                        })
+                        .unwrap_or(here)
                 });
                 if here >= target {
                     let at = *at;
@@ -272,13 +281,32 @@ impl Run<'_> {
     }
 }
 
+/// main was preempted past every step of its shape when no go statement is ahead and
+/// its own frame (`main.main`'s line, the last of `lines`) is below every line its
+/// steps come from (in a function the shape does not follow, like the print at the
+/// end): the yield falls before its `exit`. The index of that step.
+fn past_every_step(ops: &[Op], lines: &[String]) -> Option<usize> {
+    let split = |s: &str| -> Option<(String, u32)> {
+        let (f, l) = s.rsplit_once(':')?;
+        Some((f.to_string(), l.parse().ok()?))
+    };
+    let (file, line) = split(lines.last()?)?;
+    let exit = ops.iter().rposition(|o| o.op == "exit")?;
+    let past = ops[..exit].iter().all(|o| match split(&o.pos) {
+        Some((f, l)) => f == file && l < line,
+        None => false,
+    });
+    past.then_some(exit)
+}
+
 /// The order of recorded values on one P, from the live state at `main.main`.
 /// `main_preempted`: each time sysmon preempted main (measured at `gopreempt_m`), how
 /// many goroutines had been created by then and the lines of main's frames
 /// (`main.go:52`, innermost first). main yields to the global queue there (goschedImpl,
 /// like `runtime.Gosched`): once that many exist, at its step on one of those lines if
 /// one comes before its next go statement (a prologue of that call was the preemption
-/// point), else at once.
+/// point); with no go statement ahead and main's frame past every line of its steps,
+/// before its exit ([`past_every_step`]); else at once.
 pub fn predict(
     profile: &Profile,
     prog: &Program,
@@ -598,5 +626,63 @@ mod tests {
         };
         let e = predict(&Profile::line(19), &prog, &LiveState::empty(4), &[]).unwrap_err();
         assert!(e.contains("went idle"), "{e}");
+    }
+
+    #[test]
+    fn a_preemption_past_every_step_of_main_falls_before_its_exit() {
+        // Measured on go1.24.4 (fidelity-order, yield-after n300): sysmon preempted main
+        // in the print after its receive loop (main.go:30 <- main.go:50), with every
+        // goroutine created. main: go a; go b; recv; record 9; recv; exit (main.go:51).
+        let at = |o: Op, line: u32| with(o, |o| o.pos = format!("main.go:{line}"));
+        let main = vec![
+            at(with(op("go"), |o| o.g = 1), 40),
+            at(with(op("go"), |o| o.g = 2), 40),
+            at(with(op("recv"), |o| o.ch = 1), 48),
+            at(with(op("record"), |o| o.n = 9), 49),
+            at(with(op("recv"), |o| o.ch = 1), 48),
+            at(op("exit"), 51),
+        ];
+        let child = |n: i64| {
+            vec![
+                at(with(op("record"), |o| o.n = n), 41),
+                at(with(op("send"), |o| o.ch = 1), 42),
+                at(op("exit"), 43),
+            ]
+        };
+        let prog = Program {
+            goroutines: vec![
+                Goroutine {
+                    label: "main".into(),
+                    ops: main,
+                },
+                Goroutine {
+                    label: "a".into(),
+                    ops: child(1),
+                },
+                Goroutine {
+                    label: "b".into(),
+                    ops: child(2),
+                },
+            ],
+            chans: vec![2],
+            wgs: 0,
+        };
+        let live = LiveState::empty(4);
+        let lines = vec!["main.go:30".to_string(), "main.go:50".to_string()];
+        // main parks in its first receive, b (runnext) records 2 and readies main,
+        // main records 9 and parks again, a records 1. Yielding right after the second
+        // go statement instead would let b and a record before main: 2 1 9.
+        let p = predict(&Profile::line(24), &prog, &live, &[(2, lines)]).unwrap();
+        assert_eq!(p.order, vec![2, 9, 1], "{:?}", p.steps);
+        // A line the steps ahead reach past (a loop header between go statements)
+        // keeps the yield right after the second go statement.
+        let p = predict(
+            &Profile::line(24),
+            &prog,
+            &live,
+            &[(2, vec!["main.go:40".into()])],
+        )
+        .unwrap();
+        assert_eq!(p.order, vec![2, 1, 9], "{:?}", p.steps);
     }
 }

@@ -1,5 +1,8 @@
 //! Processes: liveness, command lines, descendants and signals.
 
+use nix::sys::signal::{kill, killpg};
+use nix::unistd::Pid;
+
 /// Whether `pid` is a live process (a zombie counts as gone: nothing reaps a daemonized
 /// QEMU's corpse in a test). kill(pid, 0) answers for any process, ours or not (EPERM
 /// means it exists).
@@ -7,9 +10,10 @@ pub fn alive(pid: u32) -> bool {
     if pid == 0 || pid > i32::MAX as u32 {
         return false;
     }
-    // SAFETY: signal 0 only checks that the process exists and may be signalled.
-    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    let exists = r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    let exists = matches!(
+        kill(Pid::from_raw(pid as i32), None),
+        Ok(()) | Err(nix::errno::Errno::EPERM)
+    );
     exists && !zombie(pid)
 }
 
@@ -37,17 +41,17 @@ pub struct Stat {
     pub pgrp: u32,
 }
 
-/// `/proc/PID/stat`'s state, ppid and pgrp.
+/// `/proc/PID/stat`'s state, ppid and pgrp (procfs parses it).
 #[cfg(target_os = "linux")]
 pub fn stat(pid: u32) -> Option<Stat> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the ")" that closes the command name: state ppid pgrp ...
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    let s = procfs::process::Process::new(i32::try_from(pid).ok()?)
+        .ok()?
+        .stat()
+        .ok()?;
     Some(Stat {
-        state: f.first()?.chars().next()?,
-        ppid: f.get(1)?.parse().ok()?,
-        pgrp: f.get(2)?.parse().ok()?,
+        state: s.state,
+        ppid: u32::try_from(s.ppid).ok()?,
+        pgrp: u32::try_from(s.pgrp).ok()?,
     })
 }
 
@@ -89,13 +93,13 @@ pub fn stat(pid: u32) -> Option<Stat> {
     })
 }
 
-/// Every process id on the machine.
+/// Every process id on the machine (procfs lists /proc).
 #[cfg(target_os = "linux")]
 pub fn all() -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+    procfs::process::all_processes()
+        .map(|ps| {
+            ps.flatten()
+                .filter_map(|p| u32::try_from(p.pid()).ok())
                 .collect()
         })
         .unwrap_or_default()
@@ -122,7 +126,9 @@ pub fn all() -> Vec<u32> {
     }
 }
 
-/// The command line of `pid`, its words joined by spaces.
+/// The command line of `pid`, its words joined by spaces. Read by hand, not with
+/// procfs: its `cmdline` fails on bytes that are not UTF-8 (a VM folder's path may have
+/// them), and this must still find the overlay's path in it.
 #[cfg(target_os = "linux")]
 pub fn cmdline(pid: u32) -> Option<String> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
@@ -179,10 +185,10 @@ pub enum Signal {
 }
 
 impl Signal {
-    fn raw(self) -> libc::c_int {
+    fn nix(self) -> nix::sys::signal::Signal {
         match self {
-            Signal::Term => libc::SIGTERM,
-            Signal::Kill => libc::SIGKILL,
+            Signal::Term => nix::sys::signal::Signal::SIGTERM,
+            Signal::Kill => nix::sys::signal::Signal::SIGKILL,
         }
     }
 }
@@ -192,10 +198,7 @@ pub fn signal(pid: u32, sig: Signal) {
     if pid == 0 || pid > i32::MAX as u32 {
         return;
     }
-    // SAFETY: kill only sends a signal.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig.raw());
-    }
+    let _ = kill(Pid::from_raw(pid as i32), sig.nix());
 }
 
 /// Sends `sig` to every process in group `pgid` (a group that is gone is not an error).
@@ -203,10 +206,8 @@ pub fn signal_group(pgid: u32, sig: Signal) {
     if pgid <= 1 || pgid > i32::MAX as u32 {
         return;
     }
-    // SAFETY: killpg only sends a signal; a stale pgid yields ESRCH, which we ignore.
-    unsafe {
-        libc::killpg(pgid as libc::pid_t, sig.raw());
-    }
+    // A stale pgid yields ESRCH, which we ignore.
+    let _ = killpg(Pid::from_raw(pgid as i32), sig.nix());
 }
 
 /// Restores SIGPIPE's default action (end quietly when the reader of stdout goes), as
@@ -234,6 +235,21 @@ pub fn die_with_parent(c: &mut std::process::Command) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = c;
+}
+
+/// The CPU time the calling thread has used so far (CLOCK_THREAD_CPUTIME_ID, on Linux
+/// and macOS alike): the work a test's step did, which the waiting of a loaded machine
+/// does not inflate as it does wall-clock time.
+#[cfg(test)]
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the one it is given.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// open(2) flags: do not follow a final symbolic link, do not block on a FIFO.

@@ -73,7 +73,10 @@ fn write(p: &Path, v: &str) -> Result<()> {
 /// A cgroup v2 hierarchy with the memory and pids controllers available.
 fn v2_root() -> Option<PathBuf> {
     for r in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-        let c = std::fs::read_to_string(Path::new(r).join("cgroup.controllers")).ok()?;
+        // A hybrid layout has no cgroup.controllers at /sys/fs/cgroup itself: look on.
+        let Ok(c) = std::fs::read_to_string(Path::new(r).join("cgroup.controllers")) else {
+            continue;
+        };
         let has = |x: &str| c.split_whitespace().any(|w| w == x);
         if has("memory") && has("pids") {
             return Some(PathBuf::from(r));
@@ -108,12 +111,32 @@ impl Cgroup {
             let parent = root.join("golab");
             std::fs::create_dir_all(&parent)
                 .with_context(|| format!("cannot create the cgroup {}", parent.display()))?;
-            // Controllers must be enabled on the way down.
+            // Controllers must be enabled on the way down, one by one: a write naming a
+            // controller the hierarchy lacks (cpu, where only memory and pids are
+            // delegated) fails whole, and would leave memory and pids off too.
             for d in [root.as_path(), parent.as_path()] {
-                let _ = std::fs::write(d.join("cgroup.subtree_control"), "+memory +pids +cpu");
+                for c in ["+memory", "+pids", "+cpu"] {
+                    let _ = std::fs::write(d.join("cgroup.subtree_control"), c);
+                }
             }
             let dir = parent.join(&name);
-            std::fs::create_dir_all(&dir)?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create the cgroup {}", dir.display()))?;
+            // The kernel refuses to enable controllers below a cgroup that has processes
+            // of its own (EBUSY), as the root of a container's cgroup namespace has: the
+            // group then has no limit files, which must be said as such.
+            for f in ["memory.max", "pids.max"] {
+                if !dir.join(f).is_file() {
+                    bail!(
+                        "cgroup v2 at {}: the memory and pids controllers could not be enabled below it (its cgroup.subtree_control says {:?}; the kernel refuses them in a cgroup that has processes of its own, as a container's cgroup root has), so {} has no {f}: run golab where it can make cgroups with limits (a host or VM as root, or a container whose processes are in a child cgroup)",
+                        root.display(),
+                        std::fs::read_to_string(root.join("cgroup.subtree_control"))
+                            .unwrap_or_default()
+                            .trim(),
+                        dir.display()
+                    );
+                }
+            }
             Kind::V2 { dir }
         } else {
             let mk = |c: &str| -> Result<PathBuf> {

@@ -206,7 +206,8 @@ impl Jail {
             cgroup_fds: cgroup::raw(&self.cgroup_fds),
             rlimits: super::RlimitPlan::new(&spec.limits),
             ready_fd: None,
-            notify: self.supervise(&[Path::new(program), &bwrap]),
+            notify: self.supervise(),
+            refusals: None,
         };
         // SAFETY: Launch::apply makes only async-signal-safe system calls.
         unsafe {
@@ -258,7 +259,8 @@ impl Jail {
             cgroup_fds: cgroup::raw(&self.cgroup_fds),
             rlimits: super::RlimitPlan::new(&r.limits),
             ready_fd: None,
-            notify: self.supervise(&[Path::new(program)]),
+            notify: self.supervise(),
+            refusals: None,
         };
         // SAFETY: Launch::apply makes only async-signal-safe system calls.
         unsafe {
@@ -267,17 +269,11 @@ impl Jail {
         c
     }
 
-    /// A seccomp supervisor for one command (`notify`): the calls of `tools` (the
-    /// command's own executable, bubblewrap) go on; the program's are the evidence.
-    /// None (no evidence from that command, and said so) where it cannot be set up.
-    fn supervise(&self, tools: &[&Path]) -> Option<notify::Child> {
-        use std::os::unix::fs::MetadataExt;
-        let ids = tools
-            .iter()
-            .filter_map(|t| std::fs::metadata(t).ok())
-            .map(|m| (m.dev(), m.ino()))
-            .collect();
-        match notify::supervise(self.uid(), ids, self.evidence.clone()) {
+    /// A seccomp supervisor for one command (`notify`): the calls of the command and of
+    /// everything it starts are the evidence. None (no evidence from that command, and
+    /// said so) where it cannot be set up.
+    fn supervise(&self) -> Option<notify::Child> {
+        match notify::supervise(self.uid(), self.evidence.clone()) {
             Ok(c) => Some(c),
             Err(e) => {
                 eprintln!("golab: no network evidence from the debugger step: {e}");
@@ -318,16 +314,13 @@ impl Jail {
     pub fn interference(&self) -> Option<String> {
         let uid = self.uid();
         for p in super::processes_of_uid(uid) {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            let Ok(stat) = procfs::process::Process::new(p as i32).and_then(|p| p.stat()) else {
                 continue;
             };
-            let Some((head, rest)) = stat.rsplit_once(')') else {
-                continue;
-            };
-            if rest.trim_start().starts_with('T') {
-                let name = head.split_once('(').map(|x| x.1).unwrap_or("?");
+            if stat.state == 'T' {
                 return Some(format!(
-                    "{INTERFERENCE} {name} (pid {p}) was stopped by a signal while it observed your program"
+                    "{INTERFERENCE} {} (pid {p}) was stopped by a signal while it observed your program",
+                    stat.comm
                 ));
             }
         }

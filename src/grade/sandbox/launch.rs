@@ -17,6 +17,8 @@ pub struct Launch {
     /// The seccomp filter whose listener goes to the observer (`notify`), last before
     /// exec.
     pub notify: Option<super::notify::Child>,
+    /// The same filter's refusals alone, without a supervisor (`notify::Refusals`).
+    pub refusals: Option<super::notify::Refusals>,
 }
 
 impl Launch {
@@ -64,6 +66,8 @@ impl Launch {
         }
         if let Some(n) = &self.notify {
             n.install();
+        } else if let Some(r) = &self.refusals {
+            r.install();
         }
         Ok(())
     }

@@ -311,8 +311,12 @@ impl Sandbox {
             .stderr(Stdio::piped());
         cmd.current_dir("/");
         // Joins the slot's cgroup as root, then becomes the slot's uid (launch.rs).
+        // The refusals of the debuggers' filter apply here too (a program alone under
+        // strace could otherwise reach what strace does not read as network: io_uring's
+        // connect, AF_VSOCK, whose host is outside every network namespace).
         let l = launch::Launch {
             notify: None,
+            refusals: Some(notify::Refusals::default()),
             uid,
             cgroup_fds: cgroup::raw(&cgroup_fds),
             rlimits: RlimitPlan::new(limits),

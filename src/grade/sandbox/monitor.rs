@@ -54,52 +54,29 @@ impl Usage {
     }
 }
 
-/// One process, from /proc/PID/status.
+/// One process, from /proc/PID/status (procfs parses it).
 struct Proc {
     pid: u32,
     ppid: u32,
     uid: u32,
-    threads: u64,
     zombie: bool,
 }
 
 fn processes() -> Vec<Proc> {
-    let mut v = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return v;
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
     };
-    for e in dir.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-            continue;
-        };
-        let mut p = Proc {
-            pid,
-            ppid: 0,
-            uid: u32::MAX,
-            threads: 1,
-            zombie: false,
-        };
-        for line in status.lines() {
-            if let Some(r) = line.strip_prefix("Uid:") {
-                p.uid = r
-                    .split_whitespace()
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(u32::MAX);
-            } else if let Some(r) = line.strip_prefix("PPid:") {
-                p.ppid = r.trim().parse().unwrap_or(0);
-            } else if let Some(r) = line.strip_prefix("Threads:") {
-                p.threads = r.trim().parse().unwrap_or(1);
-            } else if let Some(r) = line.strip_prefix("State:") {
-                p.zombie = r.trim_start().starts_with('Z');
-            }
-        }
-        v.push(p);
-    }
-    v
+    all.flatten()
+        .filter_map(|p| {
+            let st = p.status().ok()?;
+            Some(Proc {
+                pid: u32::try_from(p.pid()).ok()?,
+                ppid: u32::try_from(st.ppid).unwrap_or(0),
+                uid: st.ruid,
+                zombie: st.state.starts_with('Z'),
+            })
+        })
+        .collect()
 }
 
 /// The sandbox processes this process started itself and waits for (their leaders).
@@ -197,7 +174,10 @@ pub fn uid_in_use(uid: u32) -> Option<String> {
             if a <= 1 || a == me {
                 break;
             }
-            let comm = std::fs::read_to_string(format!("/proc/{a}/comm")).unwrap_or_default();
+            let comm = procfs::process::Process::new(a as i32)
+                .and_then(|p| p.stat())
+                .map(|s| s.comm)
+                .unwrap_or_default();
             // `golab`, or a copy named after it (`golab-0.3`).
             if comm.trim().starts_with("golab") {
                 return Some(format!(

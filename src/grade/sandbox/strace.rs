@@ -216,7 +216,10 @@ impl Trace {
                 self.note(pid, Verdict::MemoryLimit, line);
             }
             "connect" | "sendto" | "sendmsg" | "sendmmsg"
-                if outside_address(&c.args.join(", ")).is_some() =>
+                if outside_address(&c.args.join(", ")).is_some()
+                    // A send to AF_UNSPEC is one to AF_INET for UDP (udp_sendmsg); in
+                    // connect it is a disconnect.
+                    || (c.name != "connect" && c.args.iter().any(|a| a.contains("sa_family=AF_UNSPEC"))) =>
             {
                 self.note(pid, Verdict::NetworkDenied, line);
             }
@@ -446,39 +449,9 @@ pub(super) fn outside_address(args: &str) -> Option<String> {
     None
 }
 
-fn signal_number(name: &str) -> Option<i32> {
-    const NAMES: [&str; 31] = [
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
-    NAMES.iter().position(|n| *n == name).map(|i| i as i32 + 1)
+/// The number of a signal strace names (`SIGSEGV`), as this kernel numbers it.
+pub(super) fn signal_number(name: &str) -> Option<i32> {
+    name.parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|s| s as i32)
 }

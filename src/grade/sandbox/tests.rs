@@ -630,6 +630,77 @@ fn a_path_the_uid_cannot_reach_is_golabs_error() {
     );
 }
 
+/// Attack H1: a UDP send to AF_UNSPEC goes out as AF_INET, and strace shows only the
+/// family and the raw bytes; connect(AF_UNSPEC) is a disconnect, no attempt.
+#[test]
+fn a_send_to_af_unspec_is_a_network_attempt() {
+    let mut t = Trace::new(
+        vec!["/b/alice".into()],
+        vec!["/b".into()],
+        "/b/alice".into(),
+    );
+    t.line(r#"102 execve("/bin/sh", ["golab-sandbox-ready", "-c", "printf . >&3; exec 3>&-; exec \"$@\"", "golab-sandbox-ready", "./prog"], 0x5 /* 9 vars */) = 0"#);
+    t.line(r#"102 connect(3<UDP:[9]>, {sa_family=AF_UNSPEC, sa_data="\0\t\300\0\2\1\0\0\0\0\0\0\0\0"}, 16) = 0"#);
+    assert_eq!(t.verdict(), None);
+    t.line(r#"102 sendto(3<UDP:[9]>, "x", 1, 0, {sa_family=AF_UNSPEC, sa_data="\0\t\300\0\2\1\0\0\0\0\0\0\0\0"}, 16) = -1 ENETUNREACH (Network is unreachable)"#);
+    assert_eq!(t.verdict(), Some(Verdict::NetworkDenied));
+}
+
+/// The refusals of the debuggers' filter, installed alone (as for the program under
+/// strace), in a real process: AF_VSOCK and io_uring are refused, and a send to the
+/// loopback goes on (strace, not a supervisor, judges the network there).
+#[test]
+fn the_refusals_alone_refuse_vsock_and_io_uring_and_let_sends_go() {
+    let r = super::notify::Refusals::default();
+    // SAFETY: the child makes raw system calls on its stack and ends with _exit.
+    let st = unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0);
+        if pid == 0 {
+            r.install();
+            let mut fails = 0;
+            let errno = || *libc::__errno_location();
+            if libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM, 0) >= 0
+                || errno() != libc::EAFNOSUPPORT
+            {
+                fails |= 1;
+            }
+            let mut params = [0u8; 120];
+            if libc::syscall(libc::SYS_io_uring_setup, 1, params.as_mut_ptr()) >= 0
+                || errno() != libc::ENOSYS
+            {
+                fails |= 2;
+            }
+            let udp = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+            let to = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: 9u16.to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+                },
+                sin_zero: [0; 8],
+            };
+            if libc::sendto(
+                udp,
+                b"x".as_ptr().cast(),
+                1,
+                0,
+                (&to as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ) != 1
+            {
+                fails |= 4;
+            }
+            libc::_exit(fails);
+        }
+        let mut st = 0;
+        assert_eq!(libc::waitpid(pid, &mut st, 0), pid);
+        st
+    };
+    assert!(libc::WIFEXITED(st), "{st:#x}");
+    assert_eq!(libc::WEXITSTATUS(st), 0, "failed checks (bits)");
+}
+
 #[test]
 fn strace_lines_are_read_as_evidence() {
     let mut t = Trace::new(
@@ -672,6 +743,25 @@ fn strace_lines_are_read_as_evidence() {
     t.line(r#"7 execve("/bin/sh", ["golab-sandbox-ready", "golab-sandbox-ready"], 0x1 /* 1 var */) = 0"#);
     t.line("7 +++ killed by SIGSEGV (core dumped) +++");
     assert_eq!(t.verdict(), Some(Verdict::Signaled(11)));
+}
+
+#[test]
+fn strace_signal_names_become_this_kernels_numbers() {
+    // Every name strace prints for the 31 standard signals, the Linux-only ones too.
+    for (name, n) in [
+        ("SIGHUP", libc::SIGHUP),
+        ("SIGKILL", libc::SIGKILL),
+        ("SIGSTKFLT", libc::SIGSTKFLT),
+        ("SIGCHLD", libc::SIGCHLD),
+        ("SIGIO", libc::SIGIO),
+        ("SIGPWR", libc::SIGPWR),
+        ("SIGSYS", libc::SIGSYS),
+    ] {
+        assert_eq!(signal_number(name), Some(n), "{name}");
+    }
+    assert_eq!(signal_number("SIGNOPE"), None);
+    assert_eq!(signal_number(""), None);
+    assert_eq!(signal_number("11"), None);
 }
 
 #[test]

@@ -1,23 +1,139 @@
-//! `golab up | status | ssh | down | destroy`: the lab machine's lifecycle, and the
-//! machine a `--provider` names for `golab run`.
+//! `golab up | image build | status | ssh | down | destroy`: the lab machine's
+//! lifecycle, and the machine a `--provider` names for `golab run`. The choices are
+//! made here, from plain requests (`cli.rs` fills them from the command line): which
+//! provider, the pins and where their tarballs come from, a baked image or a local base
+//! before provisioning, the Vagrantfile's settings.
 
-use crate::cli::{BootArgs, ImageBuildArgs, MachineArgs, PinArgs, UpArgs, VagrantArgs, VmProvider};
+use crate::download::{self, Cache};
+use crate::machine::image;
+use crate::machine::qemu::{Accel, Qemu, UpOptions};
+use crate::machine::vagrant::{DirectBoot, UpOutcome, Vagrant, VagrantConfig};
+use crate::machine::{DlvSource, Machine};
 use anyhow::{Context, Result, bail};
-use golab::download::{self, Cache};
-use golab::exit::{Doc, Exit, document};
-use golab::machine::Machine;
-use golab::machine::image;
-use golab::machine::qemu::{Accel, Qemu, UpOptions};
-use golab::machine::vagrant::{DirectBoot, UpOutcome, Vagrant, VagrantConfig};
-use std::process::ExitCode;
+use std::path::PathBuf;
+
+/// Where a lab runs: this machine, or a lab VM of one of the two providers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    Host,
+    Qemu,
+    Vagrant,
+}
+
+impl Provider {
+    /// The VM provider's name (`status`'s document, the hints); the host is no VM, and
+    /// the VM commands treat it as qemu, their default.
+    fn vm_name(self) -> &'static str {
+        match self {
+            Provider::Vagrant => "vagrant",
+            _ => "qemu",
+        }
+    }
+}
+
+/// Which lab machine: its provider and name.
+#[derive(Clone, Debug)]
+pub struct Which {
+    pub provider: Provider,
+    pub name: String,
+}
+
+/// What the lab VM's provisioning installs: the Go (with its tarball's SHA-256 when
+/// golab does not pin one), and dlv (a version, `apt`, or a source tarball and its
+/// SHA-256).
+#[derive(Clone, Debug)]
+pub struct Pins {
+    pub go: String,
+    pub go_sha256: Option<String>,
+    pub dlv: String,
+    pub dlv_src: Option<(String, String)>,
+}
+
+impl Pins {
+    /// Where the guest's dlv comes from.
+    pub fn dlv_source(&self) -> Result<DlvSource> {
+        match &self.dlv_src {
+            Some((url, sha256)) => DlvSource::source(&self.dlv, url, sha256),
+            None => Ok(DlvSource::parse(&self.dlv)),
+        }
+    }
+}
+
+/// Direct kernel boot, for an image or box without a boot loader.
+#[derive(Clone, Debug, Default)]
+pub struct Boot {
+    pub kernel: Option<PathBuf>,
+    pub initrd: Option<PathBuf>,
+}
+
+/// The Vagrantfile's own settings.
+#[derive(Clone, Debug)]
+pub struct VagrantSettings {
+    /// A box name, a .box file, or a baked image's NAME.manifest.json.
+    pub box_name: String,
+    /// Where the provisioner downloads Go's tarball from (else the mirror, else Go's page).
+    pub go_base_url: Option<String>,
+    /// libvirt: kvm, or qemu.
+    pub libvirt_driver: String,
+    /// Finds the labs folder the VM shares (`lab::labs_dir`, handed in: the machine layer
+    /// is below the labs'; called only when a Vagrantfile is made).
+    pub labs_dir: fn() -> Result<PathBuf>,
+}
+
+/// `golab up` (and what `golab image build` provisions).
+#[derive(Clone, Debug)]
+pub struct UpRequest {
+    pub machine: Which,
+    /// A base image, or a baked image's NAME.manifest.json (file or URL).
+    pub image: Option<String>,
+    pub image_sha256: Option<String>,
+    pub boot: Boot,
+    pub cpus: u32,
+    pub memory: u32,
+    pub pins: Pins,
+    /// A local Go tarball instead of the pinned download.
+    pub go_tarball: Option<PathBuf>,
+    /// auto, kvm, hvf or tcg.
+    pub accel: String,
+    pub apt_mirror: Option<String>,
+    /// Vagrant's provider, or auto.
+    pub vagrant_provider: String,
+    pub vagrant: VagrantSettings,
+    pub no_keep_base: bool,
+}
+
+/// `golab image build`.
+#[derive(Clone, Debug)]
+pub struct ImageBuildRequest {
+    pub out: Option<PathBuf>,
+    pub image_name: Option<String>,
+    pub no_box: bool,
+    pub up: UpRequest,
+}
+
+/// Whether a lab VM runs: the line `status` prints, and its JSON body.
+#[derive(Debug)]
+pub struct Status {
+    pub running: bool,
+    pub line: String,
+    pub doc: serde_json::Value,
+}
+
+/// How `golab ssh` ended: the VM does not run (why, for the user), or the command's
+/// exit status.
+#[derive(Debug)]
+pub enum Ssh {
+    NotRunning(String),
+    Exited(u8),
+}
 
 /// The machine `golab run --provider P --name N` runs on.
 /// On a VM, the run's commands share one ssh connection (it ends with the run).
-pub fn machine(provider: VmProvider, name: &str) -> Result<Machine> {
+pub fn machine(provider: Provider, name: &str) -> Result<Machine> {
     let m = match provider {
-        VmProvider::Host => return Ok(Machine::Host),
-        VmProvider::Qemu => Qemu::new()?.machine(name)?,
-        VmProvider::Vagrant => Vagrant::new()?.machine(name)?,
+        Provider::Host => return Ok(Machine::Host),
+        Provider::Qemu => Qemu::new()?.machine(name)?,
+        Provider::Vagrant => Vagrant::new()?.machine(name)?,
     };
     // GOLAB_SSH_SHARE=0: every command its own login (scripts/bench-vm.sh's baseline).
     if std::env::var("GOLAB_SSH_SHARE").is_ok_and(|v| v == "0") {
@@ -35,9 +151,9 @@ pub fn machine(provider: VmProvider, name: &str) -> Result<Machine> {
 pub fn vagrant_config(
     cpus: u32,
     memory: u32,
-    pins: &PinArgs,
-    boot: &BootArgs,
-    v: &VagrantArgs,
+    pins: &Pins,
+    boot: &Boot,
+    v: &VagrantSettings,
 ) -> Result<VagrantConfig> {
     let go_sha256 = match &pins.go_sha256 {
         Some(s) => s.trim().to_string(),
@@ -67,7 +183,7 @@ pub fn vagrant_config(
             .map(str::to_string)
             .unwrap_or_else(|| download::GO_BASE.to_string()),
     };
-    let (ssh_port, dlv_port) = golab::machine::free_port_pair()?;
+    let (ssh_port, dlv_port) = crate::machine::free_port_pair()?;
     Ok(VagrantConfig {
         box_name: v.box_name.clone(),
         cpus,
@@ -75,7 +191,7 @@ pub fn vagrant_config(
         ssh_port,
         dlv_port,
         labs_dir: {
-            let d = golab::lab::labs_dir()?;
+            let d = (v.labs_dir)()?;
             std::fs::canonicalize(&d).unwrap_or(d)
         },
         libvirt_driver: v.libvirt_driver.parse()?,
@@ -90,7 +206,7 @@ pub fn vagrant_config(
 
 /// The Go tarball to download: the pinned one, with the SHA-256 `--go-sha256` gives
 /// instead when given (a Go golab does not pin, or a tarball of one's own on a mirror).
-fn go_artifact(pins: &PinArgs) -> Result<download::Artifact> {
+fn go_artifact(pins: &Pins) -> Result<download::Artifact> {
     let v = pins.go.trim_start_matches("go");
     let mut art = match download::go_tarball(v) {
         Some(a) => a,
@@ -110,7 +226,7 @@ fn go_artifact(pins: &PinArgs) -> Result<download::Artifact> {
     Ok(art)
 }
 
-fn vagrant_up(a: &UpArgs) -> Result<ExitCode> {
+fn vagrant_up(a: &UpRequest) -> Result<String> {
     let provider = match a.vagrant_provider.as_str() {
         "auto" => Vagrant::auto_provider()?,
         p => p.parse()?,
@@ -152,19 +268,19 @@ fn vagrant_up(a: &UpArgs) -> Result<ExitCode> {
         UpOutcome::Resumed => "up again (provisioned before)",
         UpOutcome::AlreadyRunning => "already running; nothing done",
     };
-    println!(
+    Ok(format!(
         "{name}: {what} (vagrant, {provider}); `golab run LAB --provider vagrant --name {name}`"
-    );
-    Ok(ExitCode::SUCCESS)
+    ))
 }
 
-pub fn up(a: &UpArgs) -> Result<ExitCode> {
+/// `golab up`: the machine made, resumed or found running; the line saying where it is.
+pub fn up(a: &UpRequest) -> Result<String> {
     match a.machine.provider {
-        VmProvider::Host => {
+        Provider::Host => {
             bail!("the host needs no `up`: give --provider qemu or --provider vagrant")
         }
-        VmProvider::Vagrant => return vagrant_up(a),
-        VmProvider::Qemu => {}
+        Provider::Vagrant => return vagrant_up(a),
+        Provider::Qemu => {}
     }
     let mut o = qemu_options(a, true)?;
     let q = Qemu::new()?;
@@ -194,23 +310,22 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
     for n in &vm.notes {
         eprintln!("note: {n}");
     }
-    println!(
+    Ok(format!(
         "{}: up (ssh -p {} golab@127.0.0.1, dlv on 127.0.0.1:{}); `golab run LAB --provider qemu --name {}`",
         vm.name, vm.ports.ssh, vm.ports.dlv, vm.name
-    );
-    Ok(ExitCode::SUCCESS)
+    ))
 }
 
 /// Where baked images live by default, and where `up` looks for one with its pins.
 fn images_dir() -> Result<std::path::PathBuf> {
-    Ok(golab::machine::state_root()?.join("images"))
+    Ok(crate::machine::state_root()?.join("images"))
 }
 
 /// The qemu provider's options from the command line: a baked image (`--image
 /// NAME.manifest.json`, or with `use_baked` one in the images folder with the same pins
 /// and base), else the base image and the pinned tarballs, fetched through the download
 /// cache.
-fn qemu_options(a: &UpArgs, use_baked: bool) -> Result<UpOptions> {
+fn qemu_options(a: &UpRequest, use_baked: bool) -> Result<UpOptions> {
     let cache = Cache::from_env()?;
     let accel = match a.accel.as_str() {
         "auto" => Accel::Auto,
@@ -270,9 +385,10 @@ fn qemu_options(a: &UpArgs, use_baked: bool) -> Result<UpOptions> {
     Ok(o)
 }
 
-/// `golab image build`: provision once, bake, print where the set is and its SHA-256.
-pub fn image_build(a: &ImageBuildArgs) -> Result<ExitCode> {
-    if a.up.machine.provider == VmProvider::Vagrant {
+/// `golab image build`: provision once, bake; the lines saying where the set is and its
+/// SHA-256.
+pub fn image_build(a: &ImageBuildRequest) -> Result<Vec<String>> {
+    if a.up.machine.provider == Provider::Vagrant {
         bail!("golab image build provisions with the qemu provider (leave out --provider)");
     }
     let o = qemu_options(&a.up, false)?;
@@ -289,21 +405,22 @@ pub fn image_build(a: &ImageBuildArgs) -> Result<ExitCode> {
         eprintln!("golab image build: {:>7.1}s  {stage}", took.as_secs_f64());
     }
     let t = &built.manifest.tools;
-    println!(
-        "{}: {}; dlv {}; {}; {}",
-        built.manifest_path.display(),
-        t.go,
-        t.dlv,
-        t.gdb,
-        t.readelf
-    );
-    println!("sha256 {}", built.manifest_sha256);
-    Ok(ExitCode::SUCCESS)
+    Ok(vec![
+        format!(
+            "{}: {}; dlv {}; {}; {}",
+            built.manifest_path.display(),
+            t.go,
+            t.dlv,
+            t.gdb,
+            t.readelf
+        ),
+        format!("sha256 {}", built.manifest_sha256),
+    ])
 }
 
-/// Whether the VM runs: `Exit::Ok`, else `Exit::NotRunning` (no such VM, or stopped).
-pub fn status(m: &MachineArgs, json: bool) -> Result<ExitCode> {
-    let (running, line, doc) = if m.provider == VmProvider::Vagrant {
+/// Whether the VM runs (no such VM, or stopped: not running).
+pub fn status(m: &Which) -> Result<Status> {
+    Ok(if m.provider == Provider::Vagrant {
         let v = Vagrant::new()?;
         let exists = v.dir(&m.name).join("Vagrantfile").is_file();
         let state = if exists {
@@ -316,39 +433,46 @@ pub fn status(m: &MachineArgs, json: bool) -> Result<ExitCode> {
             "name": m.name, "provider": "vagrant", "exists": exists, "running": running,
             "state": state, "dir": v.dir(&m.name),
         });
-        (running, format!("{}: {state} (vagrant)", m.name), doc)
+        Status {
+            running,
+            line: format!("{}: {state} (vagrant)", m.name),
+            doc,
+        }
     } else {
         let st = Qemu::new()?.status(&m.name)?;
         let doc = serde_json::json!({
             "name": st.name, "provider": "qemu", "exists": st.exists, "running": st.running(),
             "stage": st.stage.map(|s| s.as_str()), "pid": st.pid, "ports": st.ports, "dir": st.dir,
         });
-        (st.running(), st.to_string(), doc)
-    };
-    if json {
-        println!("{}", document(Doc::Status, doc));
-    } else {
-        println!("{line}");
-    }
-    Ok(if running { Exit::Ok } else { Exit::NotRunning }.into())
+        Status {
+            running: st.running(),
+            line: st.to_string(),
+            doc,
+        }
+    })
 }
 
-/// Says why `ssh` cannot go in: `Exit::NotRunning`, as `status` exits for the same VM.
-fn not_running(m: &MachineArgs, state: &str) -> ExitCode {
-    let provider = if m.provider == VmProvider::Vagrant {
-        "vagrant"
-    } else {
-        "qemu"
-    };
-    eprintln!(
-        "golab: the lab VM {} is not running ({state}): `golab up --provider {provider} --name {}` first",
-        m.name, m.name
-    );
-    Exit::NotRunning.into()
+/// Why `ssh` cannot go in, and what to do (`status` says not running for the same VM).
+fn not_running(m: &Which, state: &str) -> Ssh {
+    Ssh::NotRunning(format!(
+        "the lab VM {} is not running ({state}): `golab up --provider {} --name {}` first",
+        m.name,
+        m.provider.vm_name(),
+        m.name
+    ))
 }
 
-pub fn ssh(m: &MachineArgs, command: &[String]) -> Result<ExitCode> {
-    if m.provider == VmProvider::Vagrant {
+/// `golab ssh`: a shell, or the command (in a login shell, so that the provisioned Go
+/// and dlv are on PATH), in the lab VM.
+pub fn ssh(m: &Which, command: &[String]) -> Result<Ssh> {
+    let line = || {
+        command
+            .iter()
+            .map(|w| crate::machine::shell_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if m.provider == Provider::Vagrant {
         let v = Vagrant::new()?;
         if !v.dir(&m.name).join("Vagrantfile").is_file() {
             return Ok(not_running(m, "no such machine"));
@@ -360,20 +484,10 @@ pub fn ssh(m: &MachineArgs, command: &[String]) -> Result<ExitCode> {
         let mut c = std::process::Command::new("vagrant");
         c.arg("ssh").current_dir(v.dir(&m.name));
         if !command.is_empty() {
-            c.arg("-c").arg(
-                command
-                    .iter()
-                    .map(|w| golab::machine::shell_quote(w))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            );
+            c.arg("-c").arg(line());
         }
-        return Ok(ExitCode::from(
-            c.status()
-                .context("cannot run vagrant")?
-                .code()
-                .unwrap_or(255) as u8,
-        ));
+        let st = c.status().context("cannot run vagrant")?;
+        return Ok(Ssh::Exited(st.code().unwrap_or(255) as u8));
     }
     let q = Qemu::new()?;
     let st = q.status(&m.name)?;
@@ -387,36 +501,29 @@ pub fn ssh(m: &MachineArgs, command: &[String]) -> Result<ExitCode> {
     }
     let mut c = q.ssh_command(&m.name)?;
     if !command.is_empty() {
-        // A login shell, so that the provisioned Go and dlv are on PATH.
-        let line = command
-            .iter()
-            .map(|w| golab::machine::shell_quote(w))
-            .collect::<Vec<_>>()
-            .join(" ");
         c.arg("--")
-            .arg(format!("bash -lc {}", golab::machine::shell_quote(&line)));
+            .arg(format!("bash -lc {}", crate::machine::shell_quote(&line())));
     }
     let st = c.status().context("cannot run ssh")?;
-    Ok(ExitCode::from(st.code().unwrap_or(255) as u8))
+    Ok(Ssh::Exited(st.code().unwrap_or(255) as u8))
 }
 
-pub fn down(m: &MachineArgs) -> Result<ExitCode> {
-    if m.provider == VmProvider::Vagrant {
+/// `golab down`: the VM powered off; the line saying how.
+pub fn down(m: &Which) -> Result<String> {
+    if m.provider == Provider::Vagrant {
         Vagrant::new()?.down(&m.name)?;
-        println!("{}: halted", m.name);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(format!("{}: halted", m.name));
     }
     let how = Qemu::new()?.down(&m.name)?;
-    println!("{}: {how:?}", m.name);
-    Ok(ExitCode::SUCCESS)
+    Ok(format!("{}: {how:?}", m.name))
 }
 
-pub fn destroy(m: &MachineArgs) -> Result<ExitCode> {
-    if m.provider == VmProvider::Vagrant {
+/// `golab destroy`: the VM powered off and deleted.
+pub fn destroy(m: &Which) -> Result<String> {
+    if m.provider == Provider::Vagrant {
         Vagrant::new()?.destroy(&m.name)?;
     } else {
         Qemu::new()?.destroy(&m.name)?;
     }
-    println!("{}: destroyed", m.name);
-    Ok(ExitCode::SUCCESS)
+    Ok(format!("{}: destroyed", m.name))
 }

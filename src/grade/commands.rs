@@ -1,15 +1,95 @@
-//! The grading commands' glue: from parsed arguments to a Grader and back to files.
+//! The instructor's commands, `golab assign | grade | check | hand`, from plain requests
+//! (`cli.rs` fills them from the command line) to a Grader, and back to files; each
+//! returns what the command prints.
 
-use crate::cli::{AssignArgs, CheckArgs, GradeArgs, GradingArgs};
+use crate::files::write_atomic;
+use crate::grade::setup::Setup;
+use crate::grade::{batch, gradebook, grader::Grader, handout, render, submission, variant};
+use crate::lab;
 use anyhow::{Context, Result, bail};
-use golab::files::write_atomic;
-use golab::grade::{batch, gradebook, grader::Grader, handout, render, submission, variant};
-use golab::lab;
 use std::path::PathBuf;
-use std::process::ExitCode;
-use std::time::Duration;
 
-pub fn assign(a: &AssignArgs) -> Result<ExitCode> {
+/// `golab assign`: one handout folder per student of the roster.
+#[derive(Clone, Debug)]
+pub struct Assign {
+    pub lab: String,
+    /// A CSV with a `student` (or `id`) column.
+    pub roster: PathBuf,
+    pub seed: String,
+    pub out: PathBuf,
+    /// The Go the course builds with (the skeleton's chain length).
+    pub go: String,
+}
+
+/// A late policy from the command line: none without a deadline.
+#[derive(Clone, Debug, Default)]
+pub struct Late {
+    pub deadline: Option<String>,
+    pub penalty_per_day: f64,
+    pub max_days: Option<f64>,
+    /// A file of per-student extensions.
+    pub extensions: Option<PathBuf>,
+}
+
+/// `golab grade`: a folder of submissions.
+#[derive(Clone, Debug)]
+pub struct Grade {
+    pub dir: PathBuf,
+    pub setup: Setup,
+    pub jobs: usize,
+    pub force: bool,
+    pub only: Vec<String>,
+    pub late: Late,
+    pub out: PathBuf,
+    pub quiet: bool,
+}
+
+/// `golab check`: one submission (a folder, .zip or .tar.gz), as a student or
+/// Gradescope's autograder grades it.
+#[derive(Clone, Debug)]
+pub struct Check {
+    pub submission: PathBuf,
+    pub setup: Setup,
+    pub student: Option<String>,
+    /// Gradescope's submission_metadata.json.
+    pub gradescope_metadata: Option<PathBuf>,
+}
+
+/// What `golab check` found: the feedback it prints, and whether it was graded.
+#[derive(Debug)]
+pub struct Checked {
+    pub text: String,
+    pub graded: bool,
+    pub result: crate::grade::model::SubmissionResult,
+}
+
+impl Checked {
+    /// Gradescope's results.json of this submission (`check --gradescope FILE`).
+    pub fn write_gradescope(&self, f: &std::path::Path) -> Result<()> {
+        write_atomic(
+            f,
+            serde_json::to_string_pretty(&render::gradescope(&self.result))?.as_bytes(),
+        )
+    }
+}
+
+/// `golab hand export | import`: free-text answers graded by hand.
+#[derive(Clone, Debug)]
+pub enum Hand {
+    Export {
+        out: PathBuf,
+        /// one, question or student.
+        split: String,
+        dir: Option<PathBuf>,
+    },
+    Import {
+        out: PathBuf,
+        files: Vec<PathBuf>,
+    },
+}
+
+/// `golab assign`; the line saying what was written.
+pub fn assign(a: &Assign) -> Result<String> {
     let lab = lab::load(&a.lab)?;
     let spec = lab
         .variant
@@ -30,7 +110,7 @@ pub fn assign(a: &AssignArgs) -> Result<ExitCode> {
             std::fs::remove_dir_all(tmpl.parent().unwrap_or(&dir)).ok();
         }
         let go =
-            golab::toolchain::GoVersion::parse(&a.go).with_context(|| format!("--go {}", a.go))?;
+            crate::toolchain::GoVersion::parse(&a.go).with_context(|| format!("--go {}", a.go))?;
         std::fs::write(dir.join("answers.yaml"), handout::skeleton(&lab, go))?;
         std::fs::write(
             dir.join(handout::FILE),
@@ -74,33 +154,24 @@ pub fn assign(a: &AssignArgs) -> Result<ExitCode> {
         csv.push_str(&format!("{s},{}\n", v.describe()));
     }
     write_atomic(&a.out.join("assignments.csv"), csv.as_bytes())?;
-    println!(
+    Ok(format!(
         "{} variants of {} in {} (assignments.csv lists them)",
         students.len(),
         lab.name,
         a.out.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    ))
 }
 
-/// `hidden`: what the sandboxed programs must not see (the submissions folder).
-/// Also returns what the results must say about the isolation, when it is reduced.
-/// The grader for these arguments (the choice of isolation is the library's).
-fn grader(g: &GradingArgs, work: PathBuf, hidden: &[PathBuf]) -> Result<(Grader, Option<String>)> {
-    let setup = golab::grade::setup::Setup {
-        lab: g.lab.clone(),
-        seed: g.seed.clone(),
-        toolchains: g.toolchains.clone(),
-        dlv: g.tools.dlv.clone(),
-        timeout: Duration::from_secs(g.timeout),
-        program_time: Duration::from_secs(g.program_seconds),
-        no_sandbox: g.no_sandbox,
-        fallback_isolation: g.fallback_isolation,
-    };
-    golab::grade::setup::grader(&setup, std::env::current_exe()?, work, hidden)
+/// The grader for this setup (the choice of isolation is `setup`'s), and what the
+/// results must say about the isolation when it is reduced. `hidden`: what the
+/// sandboxed programs must not see (the submissions folder). Each submission's lab
+/// run starts this same binary.
+fn grader(g: &Setup, work: PathBuf, hidden: &[PathBuf]) -> Result<(Grader, Option<String>)> {
+    crate::grade::setup::grader(g, std::env::current_exe()?, work, hidden)
 }
 
-pub fn grade(a: &GradeArgs) -> Result<ExitCode> {
+/// `golab grade`; the table, the statistics and where the reports are.
+pub fn grade(a: &Grade) -> Result<String> {
     let subs = submission::discover(&a.dir)?;
     if subs.is_empty() {
         bail!(
@@ -109,7 +180,7 @@ pub fn grade(a: &GradeArgs) -> Result<ExitCode> {
         );
     }
     let late = late_policy(&a.late)?;
-    let (g, note) = grader(&a.grading, a.out.join("work"), std::slice::from_ref(&a.dir))?;
+    let (g, note) = grader(&a.setup, a.out.join("work"), std::slice::from_ref(&a.dir))?;
     if let Some(p) = &g.lab.late {
         p.check()
             .with_context(|| format!("lab {}: late:", g.lab.name))?;
@@ -138,27 +209,26 @@ pub fn grade(a: &GradeArgs) -> Result<ExitCode> {
         }
     }
     batch::write_reports(&b, &a.out)?;
-    print!("{}", render::table(&b));
-    print!("{}", gradebook::stats_text(&b));
-    println!(
-        "reports: {}/gradebook.csv, report.html, junit.xml, results.json, gradescope/",
+    Ok(format!(
+        "{}{}reports: {}/gradebook.csv, report.html, junit.xml, results.json, gradescope/\n",
+        render::table(&b),
+        gradebook::stats_text(&b),
         a.out.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    ))
 }
 
 /// The late policy from the command line, if a deadline is given.
-fn late_policy(l: &crate::cli::LateArgs) -> Result<Option<gradebook::LatePolicy>> {
+fn late_policy(l: &Late) -> Result<Option<gradebook::LatePolicy>> {
     let Some(deadline) = &l.deadline else {
-        if l.extensions.is_some() || l.late_penalty != 0.0 || l.late_max_days.is_some() {
+        if l.extensions.is_some() || l.penalty_per_day != 0.0 || l.max_days.is_some() {
             bail!("--extensions, --late-penalty and --late-max-days need --deadline");
         }
         return Ok(None);
     };
     let mut p = gradebook::LatePolicy {
         deadline: deadline.clone(),
-        penalty_per_day: l.late_penalty,
-        max_days: l.late_max_days,
+        penalty_per_day: l.penalty_per_day,
+        max_days: l.max_days,
         extensions: Default::default(),
     };
     if let Some(f) = &l.extensions {
@@ -173,7 +243,7 @@ fn late_policy(l: &crate::cli::LateArgs) -> Result<Option<gradebook::LatePolicy>
 
 /// The gradebook of a grading folder as `golab grade` left it (results.json names the
 /// lab and its questions), reloaded from the result files.
-fn reload(out: &std::path::Path) -> Result<golab::grade::model::BatchResult> {
+fn reload(out: &std::path::Path) -> Result<crate::grade::model::BatchResult> {
     let p = out.join("results.json");
     let text = std::fs::read_to_string(&p).with_context(|| {
         format!(
@@ -182,7 +252,7 @@ fn reload(out: &std::path::Path) -> Result<golab::grade::model::BatchResult> {
             out.display()
         )
     })?;
-    let old: golab::grade::model::BatchResult =
+    let old: crate::grade::model::BatchResult =
         serde_json::from_str(&text).with_context(|| format!("{}", p.display()))?;
     let saved = std::fs::read_to_string(out.join("late-policy.json"))
         .ok()
@@ -190,9 +260,10 @@ fn reload(out: &std::path::Path) -> Result<golab::grade::model::BatchResult> {
     batch::load(out, &old.lab, old.questions, saved.as_ref())
 }
 
-pub fn hand(a: &crate::cli::HandArgs) -> Result<ExitCode> {
-    match &a.command {
-        crate::cli::HandCmd::Export { out, split, dir } => {
+/// `golab hand`; the files written (export), or the table and the count (import).
+pub fn hand(a: &Hand) -> Result<String> {
+    match a {
+        Hand::Export { out, split, dir } => {
             let b = reload(out)?;
             let split = match split.as_str() {
                 "one" => gradebook::Split::One,
@@ -206,13 +277,14 @@ pub fn hand(a: &crate::cli::HandArgs) -> Result<ExitCode> {
                 bail!("no free-text answers to grade by hand in {}", out.display());
             }
             let dir = dir.clone().unwrap_or(out.join("hand"));
+            let mut written = String::new();
             for (name, text) in &files {
                 write_atomic(&dir.join(name), text.as_bytes())?;
-                println!("{}", dir.join(name).display());
+                written.push_str(&format!("{}\n", dir.join(name).display()));
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(written)
         }
-        crate::cli::HandCmd::Import { out, files } => {
+        Hand::Import { out, files } => {
             let b = reload(out)?;
             let mut hand = gradebook::HandScores::load(out)?;
             let mut n = 0;
@@ -229,17 +301,17 @@ pub fn hand(a: &crate::cli::HandArgs) -> Result<ExitCode> {
             )?;
             let b = reload(out)?;
             batch::write_reports(&b, out)?;
-            print!("{}", render::table(&b));
-            println!(
-                "{n} hand scores in {}",
+            Ok(format!(
+                "{}{n} hand scores in {}\n",
+                render::table(&b),
                 out.join(gradebook::HAND_FILE).display()
-            );
-            Ok(ExitCode::SUCCESS)
+            ))
         }
     }
 }
 
-pub fn check(a: &CheckArgs) -> Result<ExitCode> {
+/// `golab check`: the submission graded, with its feedback.
+pub fn check(a: &Check) -> Result<Checked> {
     let name = a
         .submission
         .file_name()
@@ -253,7 +325,7 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    let mut grading = a.grading.clone();
+    let mut grading = a.setup.clone();
     if let Some(h) = &from_handout {
         if grading.lab.is_none() {
             grading.lab = Some(h.lab.clone());
@@ -263,7 +335,7 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
         }
     }
     let meta = match &a.gradescope_metadata {
-        Some(p) => Some(golab::grade::gradescope::Metadata::read(p)?),
+        Some(p) => Some(crate::grade::gradescope::Metadata::read(p)?),
         None => None,
     };
     let submitted_at = meta.as_ref().and_then(|m| m.created_at);
@@ -307,22 +379,15 @@ pub fn check(a: &CheckArgs) -> Result<ExitCode> {
         r.submitted_at = Some(gradebook::fmt_time(*at));
         r.submitted_from = Some("created_at of Gradescope's submission_metadata.json".into());
     }
-    print!("{}", feedback(&r));
-    if let Some(f) = &a.gradescope {
-        write_atomic(
-            f,
-            serde_json::to_string_pretty(&render::gradescope(&r))?.as_bytes(),
-        )?;
-    }
-    Ok(if r.outcome == golab::grade::model::Outcome::Graded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    Ok(Checked {
+        text: feedback(&r),
+        graded: r.outcome == crate::grade::model::Outcome::Graded,
+        result: r,
     })
 }
 
 /// One submission's result in words, for the student.
-pub fn feedback(r: &golab::grade::model::SubmissionResult) -> String {
+pub fn feedback(r: &crate::grade::model::SubmissionResult) -> String {
     let mut s = format!(
         "{}: {} ({}/{} points)\n",
         r.student,
