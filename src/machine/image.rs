@@ -439,6 +439,8 @@ pub fn build(q: &Qemu, opts: &UpOptions, out: &Path, name: &str, with_box: bool)
 /// 8-30 s of each boot under emulation). With direct kernel boot (`direct`) it is copied
 /// out to `out/.NAME.initrd` (the kernel is the one running); else the image's own is
 /// remade in place and `None` comes back. A guest without update-initramfs keeps its own.
+/// It is looked for as root: in /usr/sbin, which the lab user's PATH over ssh leaves out
+/// (the first bench bakes said "no update-initramfs" for that reason and kept 36 MB).
 fn small_initrd(
     q: &Qemu,
     vm: &str,
@@ -448,7 +450,7 @@ fn small_initrd(
 ) -> Result<Option<PathBuf>> {
     let mut c = q.ssh_command(vm)?;
     c.arg("--").arg(
-        "set -e; command -v update-initramfs >/dev/null || { echo 'no update-initramfs in the guest' >&2; exit 3; }; \
+        "set -e; sudo sh -c 'command -v update-initramfs' >/dev/null || { echo 'no update-initramfs in the guest' >&2; exit 3; }; \
          printf 'MODULES=dep\\n' | sudo tee /etc/initramfs-tools/conf.d/golab-baked.conf >/dev/null; \
          sudo update-initramfs -u -k \"$(uname -r)\" >/dev/null; \
          sudo chmod 0644 \"/boot/initrd.img-$(uname -r)\"; uname -r",
