@@ -27,6 +27,14 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 /// ("Text file busy": seen once in tests/anywhere.rs with three tests in parallel). `cp`
 /// writes it in a process of its own, whose descriptors no thread of golab can pass on.
 pub fn copy_executable(from: &Path, to: &Path) -> Result<()> {
+    // cp copies into a folder of that name; std's copy, which this replaces, refuses.
+    if std::fs::symlink_metadata(to).is_ok_and(|m| m.is_dir()) {
+        anyhow::bail!(
+            "cannot copy {} to {}: a folder is there",
+            from.display(),
+            to.display()
+        );
+    }
     let o = std::process::Command::new("cp")
         .arg("--")
         .arg(from)
@@ -77,5 +85,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("nothing") && e.contains("cannot copy"), "{e}");
+        std::fs::create_dir(d.path().join("dir")).unwrap();
+        let e = super::copy_executable(Path::new("/bin/true"), &d.path().join("dir"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a folder is there"), "{e}");
+        assert!(!d.path().join("dir/true").exists());
     }
 }

@@ -490,5 +490,9 @@ fn the_binary_makes_no_decision_of_its_own() {
             }
         }
     }
-    assert!(found.is_empty(), "refusals made in the binary:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "refusals made in the binary:\n{}",
+        found.join("\n")
+    );
 }
