@@ -1,9 +1,9 @@
 //! The command line: clap definitions and dispatch only.
 
-use crate::toolchain::Choice;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use golab::grade::commands;
 use golab::machine::lifecycle;
+use golab::toolchain::Choice;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -466,6 +466,22 @@ pub struct ExplainArgs {
     pub summary: bool,
 }
 
+impl ExplainArgs {
+    pub fn request(&self) -> golab::lookup::ExplainRequest {
+        golab::lookup::ExplainRequest {
+            lab: self.lab.clone(),
+            go: self.go.clone(),
+            n: self.n,
+            block: self.block.clone(),
+            gosched: self.gosched.clone(),
+            schedtick: self.schedtick,
+            runnext: self.runnext,
+            local: self.local,
+            global: self.global,
+        }
+    }
+}
+
 #[derive(Args, Clone)]
 pub struct ToolArgs {
     /// A Go from golab's toolchains folder (`scripts/fetch-toolchains.sh`; `$GOLAB_TOOLCHAINS`,
@@ -492,18 +508,12 @@ pub struct ToolArgs {
 impl ToolArgs {
     /// The tools asked for; `--go` becomes that Go's GOROOT and its serving dlv.
     pub fn choice(&self) -> anyhow::Result<Choice> {
-        let mut c = Choice {
-            goroot: self.goroot.clone(),
-            dlv: self.dlv.clone(),
-            gdb: self.gdb.clone(),
-        };
-        if let Some(spec) = &self.go {
-            let (root, dlv) =
-                crate::toolchain::from_folder(&crate::toolchain::toolchains_dir(), spec)?;
-            c.goroot = Some(root);
-            c.dlv = c.dlv.or(Some(dlv));
-        }
-        Ok(c)
+        Choice::asked(
+            self.goroot.clone(),
+            self.dlv.clone(),
+            self.gdb.clone(),
+            self.go.as_deref(),
+        )
     }
 }
 

@@ -14,6 +14,7 @@ pub mod grade;
 pub mod html;
 pub mod lab;
 pub mod lint;
+pub mod lookup;
 pub mod machine;
 pub mod pins;
 pub mod probe;

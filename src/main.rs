@@ -12,9 +12,9 @@ mod sources {
 use golab::exit::{Doc, Exit, document};
 use golab::grade::commands;
 use golab::machine::lifecycle;
-use golab::{doctor, files, lab, reference, report, runner, toolchain};
+use golab::{doctor, files, lab, report, runner};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Parser;
 use cli::{Cli, Cmd};
 use std::process::ExitCode;
@@ -86,30 +86,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Labs { json } => {
             let labs = lab::list()?;
             if json {
-                let labs: Vec<_> = labs
-                    .iter()
-                    .map(|l| {
-                        serde_json::json!({
-                            "name": l.name,
-                            "title": l.title,
-                            "dir": l.dir,
-                            "checks": l.checks.len(),
-                            "questions": l.questions.len(),
-                            "scenarios": l.scenarios.len(),
-                        })
-                    })
-                    .collect();
-                println!(
-                    "{}",
-                    document(
-                        Doc::Labs,
-                        serde_json::json!({"labs_dir": lab::labs_dir()?, "labs": labs})
-                    )
-                );
+                println!("{}", lab::listing_json(&labs)?);
             } else {
-                for l in labs {
-                    println!("{:<18} {}", l.name, l.title);
-                }
+                print!("{}", lab::listing_text(&labs));
             }
             Ok(Exit::Ok.into())
         }
@@ -245,97 +224,27 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Explain(a) => {
-            let lab = lab::load(&a.lab)?;
-            if !lab
-                .checks
-                .iter()
-                .any(|c| c.kind == lab::CheckKind::RunOrder)
-            {
-                bail!("lab {} has no run-order scenarios to explain", lab.name);
-            }
-            let v = toolchain::GoVersion::parse(&a.go)?;
-            let spec = lab::ScenarioSpec {
-                id: "explain".into(),
-                args: None,
-                n: a.n,
-                block: a.block.clone(),
-                gosched: a.gosched.clone(),
-                main_gosched: Vec::new(),
-            };
-            let scenario = spec.model().map_err(anyhow::Error::msg)?;
-            let live = reference::sched::LiveState {
-                schedtick: a.schedtick,
-                runqhead: 0,
-                local_len: a.local,
-                runnext: a.runnext,
-                global_len: a.global,
-            };
-            let e =
-                reference::sched::simulate(&reference::Profile::line(v.minor), &scenario, &live);
+            let e = golab::lookup::explain(&a.request())?;
             if a.json {
-                println!("{}", document(Doc::Explain, &e));
+                println!("{}", e.json());
             } else if a.summary {
-                print!("{}", reference::moments::summary(&e));
+                print!("{}", e.summary());
             } else {
-                print!("{}", e.render());
+                print!("{}", e.text());
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Ok.into())
         }
         Cmd::Reference(a) => {
-            let lab = lab::load(&a.lab)?;
-            let v = toolchain::GoVersion::parse(&a.go)?;
-            if lab.chain.as_deref() != Some("startup")
-                && lab.checks.iter().any(|c| {
-                    matches!(
-                        c.kind,
-                        lab::CheckKind::StaticCallers | lab::CheckKind::DynamicCallers
-                    )
-                })
-            {
-                let (t, note) = reference::callers::Table::for_version(v)?;
-                if let Some(n) = note {
-                    eprintln!("warning: {n}");
-                }
-                if a.json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&serde_json::json!({
-                            "go": t.go, "source": t.source,
-                            "callers": reference::callers::FUNCTIONS.iter().map(|f| {
-                                let here = t.resolve(f).unwrap_or(f.to_string());
-                                (here.clone(), t.notes_callers(&here))
-                            }).collect::<std::collections::BTreeMap<_, _>>(),
-                            "notes_differences": t.notes_differences(),
-                        }))?
-                    );
-                } else {
-                    print!("{}", t.render(v));
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            if lab.chain.as_deref() != Some("startup") {
-                bail!(
-                    "lab {} has no reference chain to print (its lab.yaml sets no `chain: startup`)",
-                    lab.name
-                );
-            }
-            let (p, warning) = reference::Profile::for_version(v);
-            if let Some(w) = warning {
+            let p = golab::lookup::reference(&a.lab, &a.go)?;
+            if let Some(w) = p.warning {
                 eprintln!("warning: {w}");
             }
             if a.json {
-                let steps = reference::startup::walk(&p);
-                println!(
-                    "{}",
-                    document(
-                        Doc::Reference,
-                        serde_json::json!({"profile": p, "chain": reference::startup::chain(&p), "walk": steps})
-                    )
-                );
+                println!("{}", p.json);
             } else {
-                print!("{}", reference::startup::render(&p, v));
+                print!("{}", p.text);
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Ok.into())
         }
     }
 }
@@ -368,20 +277,20 @@ fn run(a: &cli::RunArgs) -> Result<ExitCode> {
 
 fn run_lab(a: &cli::RunArgs) -> Result<ExitCode> {
     let lab = lab::load(&a.lab)?;
-    if a.tools.go.is_some() && a.machine.provider != cli::VmProvider::Host {
-        anyhow::bail!(
-            "--go picks a Go from this machine's toolchains folder; the lab VM has the pinned Go and dlv installed: leave --go out (or give --goroot/--dlv paths inside the VM)"
-        );
-    }
+    let choice = a.tools.choice()?;
     let opts = runner::Options {
-        choice: a.tools.choice()?,
+        machine: lifecycle::machine(
+            a.machine.provider.provider(),
+            &a.machine.name,
+            choice.release.as_deref(),
+        )?,
+        choice,
         transcript: a.transcript.clone(),
         keep_work: a.work.clone(),
         quiet: a.quiet,
         scenario: a.scenario.clone(),
         repeat: a.repeat,
         prebuilt: a.binary.clone(),
-        machine: lifecycle::machine(a.machine.provider.provider(), &a.machine.name)?,
     };
     let out = runner::run(&lab, &opts)?;
     let json = report::json(&out.observation, &out.verdict);

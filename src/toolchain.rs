@@ -291,6 +291,33 @@ pub struct Choice {
     pub goroot: Option<PathBuf>,
     pub dlv: Option<PathBuf>,
     pub gdb: Option<PathBuf>,
+    /// `--go pinned|1.X`: the release whose GOROOT and dlv came from this machine's
+    /// toolchains folder (a lab VM has only its own).
+    pub release: Option<String>,
+}
+
+impl Choice {
+    /// Paths as given; `go` (`--go pinned|1.X`) becomes that Go's GOROOT in the
+    /// toolchains folder and the dlv that serves it, unless a dlv was named.
+    pub fn asked(
+        goroot: Option<PathBuf>,
+        dlv: Option<PathBuf>,
+        gdb: Option<PathBuf>,
+        go: Option<&str>,
+    ) -> Result<Choice> {
+        let mut c = Choice {
+            goroot,
+            dlv,
+            gdb,
+            release: go.map(str::to_string),
+        };
+        if let Some(spec) = go {
+            let (root, dlv) = from_folder(&toolchains_dir(), spec)?;
+            c.goroot = Some(root);
+            c.dlv = c.dlv.or(Some(dlv));
+        }
+        Ok(c)
+    }
 }
 
 impl Toolchain {
@@ -339,6 +366,39 @@ impl Toolchain {
             gdb_version,
             readelf,
             readelf_version,
+        })
+    }
+
+    /// Finds go and dlv only, for what needs no gdb or readelf (the tour): each version
+    /// asked is a process start, and the tour aims at seconds. gdb and readelf are left
+    /// empty.
+    pub fn find_go_and_dlv(choice: &Choice, m: &Machine) -> Result<Toolchain> {
+        let (go, goroot) = match &choice.goroot {
+            Some(root) => {
+                let go = root.join("bin/go");
+                if !m.is_file(&go) {
+                    bail!(
+                        "--goroot {}: there is no bin/go in it (a GOROOT is the folder that holds bin/go and src/runtime)",
+                        root.display()
+                    );
+                }
+                (go, Some(root.clone()))
+            }
+            None => (find_tool(m, "go", None, "--goroot / GOLAB_GOROOT")?, None),
+        };
+        let go_version = go_version(m, &go, goroot.as_deref())?;
+        let dlv = find_tool(m, "dlv", choice.dlv.as_deref(), "--dlv / GOLAB_DLV")?;
+        let dlv_version = dlv_version(m, &dlv)?;
+        Ok(Toolchain {
+            go,
+            goroot,
+            go_version,
+            dlv,
+            dlv_version,
+            gdb: Default::default(),
+            gdb_version: String::new(),
+            readelf: Default::default(),
+            readelf_version: String::new(),
         })
     }
 

@@ -47,14 +47,27 @@ impl Away {
     }
 
     fn golab(&self, args: &[&str]) -> (Output, String, String) {
-        let o = Command::new(&self.exe)
-            .args(args)
-            .current_dir(self.work())
-            .env_remove("GOLAB_LABS")
-            .env("XDG_CACHE_HOME", &self.cache)
-            .env("GOCACHE", &self.gocache)
-            .output()
-            .unwrap();
+        // The copy was written by this process: a child another test thread forked while
+        // the copy's file was open for writing holds that descriptor until its own exec,
+        // and the kernel refuses to run a file open for writing (ETXTBSY). That child
+        // execs within moments; asking again is the known remedy.
+        let mut tries = 0;
+        let o = loop {
+            match Command::new(&self.exe)
+                .args(args)
+                .current_dir(self.work())
+                .env_remove("GOLAB_LABS")
+                .env("XDG_CACHE_HOME", &self.cache)
+                .env("GOCACHE", &self.gocache)
+                .output()
+            {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => break r.unwrap(),
+            }
+        };
         let out = String::from_utf8_lossy(&o.stdout).into_owned();
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         (o, out, err)

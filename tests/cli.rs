@@ -83,6 +83,19 @@ fn json_goes_to_stdout_with_a_schema_on_every_reporting_command() {
         "{out}"
     );
 
+    // The other kind of reference, a lab's callers table, keeps the same convention
+    // (it printed JSON without a schema before).
+    let (o, out, err) = golab(&["reference", "scheduler-callers", "--go", "1.17.1", "--json"]);
+    assert!(o.status.success(), "{err}");
+    let v = json(&out);
+    assert_eq!(v["schema"], "golab.reference/2", "{out}");
+    assert!(
+        v["callers"]
+            .as_object()
+            .is_some_and(|c| c.contains_key("runtime.schedule")),
+        "{out}"
+    );
+
     let (o, out, err) = golab(&["explain", "runq-order", "--n", "3", "--json"]);
     assert!(o.status.success(), "{err}");
     let v = json(&out);
@@ -123,6 +136,28 @@ fn status_and_ssh_exit_3_for_the_same_missing_vm_under_both_providers() {
         let (code, out, err) = run(&["ssh", "--", "true"]);
         assert_eq!(code, Some(3), "{provider} ssh: {out}{err}");
         assert!(err.contains("is not running (no such machine)"), "{err}");
+        // `--go` names a Go of this machine's toolchains folder (here one the test made:
+        // the files are only looked at): refused for a lab VM by that reason, before the
+        // missing machine is looked for.
+        let tc = state.path().join("toolchains");
+        for f in ["go1.17/bin/go", "dlv-1.9.1/dlv"] {
+            std::fs::create_dir_all(tc.join(f).parent().unwrap()).unwrap();
+            std::fs::write(tc.join(f), "").unwrap();
+        }
+        let o = Command::new(env!("CARGO_BIN_EXE_golab"))
+            .args(["run", "startup-trace", "--go", "pinned"])
+            .args(["--provider", provider, "--name", "nothere"])
+            .env("GOLAB_STATE", state.path())
+            .env("GOLAB_TOOLCHAINS", &tc)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{provider}: {err}");
+        assert!(
+            err.contains("--go pinned picks a Go from this machine's toolchains folder")
+                && err.contains("leave --go out"),
+            "{provider}: {err}"
+        );
     }
     // The default provider is the one they use: qemu.
     let o = Command::new(env!("CARGO_BIN_EXE_golab"))

@@ -473,3 +473,26 @@ fn the_finder_sees_use_trees_paths_and_circles() {
     g.insert(m("c"), BTreeSet::new());
     assert_eq!(circle(&g), None);
 }
+
+/// The binary parses and dispatches: a refusal (a `bail!`, an `anyhow!` error made up
+/// there) is a decision, and decisions live in the library, where its tests and other
+/// callers (the grader, examples/) see them too.
+#[test]
+fn the_binary_makes_no_decision_of_its_own() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    for f in ["main.rs", "cli.rs", "tour_cmd.rs"] {
+        let text = std::fs::read_to_string(src.join(f)).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if code.contains("bail!(") || code.contains("anyhow!(") {
+                found.push(format!("src/{f}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "refusals made in the binary:\n{}",
+        found.join("\n")
+    );
+}

@@ -329,7 +329,7 @@ impl Grader {
                     std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o700))?;
                 }
                 let tmp = cache.join(format!(".main.{slot}"));
-                if std::fs::copy(&built, &tmp).is_ok() {
+                if crate::files::copy_executable(&built, &tmp).is_ok() {
                     let _ = std::fs::rename(&tmp, &prebuilt);
                 }
             }

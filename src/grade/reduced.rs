@@ -404,7 +404,7 @@ impl Reduced {
         // binary is then copied to a root-owned, read-only file.
         match prebuilt {
             Some(p) => {
-                std::fs::copy(p, &binary)
+                crate::files::copy_executable(p, &binary)
                     .with_context(|| format!("cannot copy the prebuilt {}", p.display()))?;
             }
             None => {
@@ -472,7 +472,8 @@ impl Reduced {
                         message: "go build made no program: main.go must be `package main` with a `func main()`".into(),
                     });
                 }
-                std::fs::copy(&built, &binary).context("cannot take the built binary")?;
+                crate::files::copy_executable(&built, &binary)
+                    .context("cannot take the built binary")?;
             }
         }
         seal(&lab_dir.join("work"))?;

@@ -170,7 +170,8 @@ pub(super) fn exec_only_copy(
     let name = tool.file_name().context("a tool's file name")?;
     let dest = dir.join(name);
     let tmp = dir.join(".copy");
-    std::fs::copy(tool, &tmp).with_context(|| format!("cannot copy {}", tool.display()))?;
+    crate::files::copy_executable(tool, &tmp)
+        .with_context(|| format!("cannot copy {}", tool.display()))?;
     std::os::unix::fs::chown(&tmp, Some(0), Some(0))?;
     set_mode(&tmp, 0o711)?;
     std::fs::rename(&tmp, &dest)?;
@@ -343,7 +344,7 @@ impl LabRunner for Sandboxed {
         // 1. Build, by the grader, from the read-only copy.
         match prebuilt {
             Some(p) => {
-                std::fs::copy(p, &binary)
+                crate::files::copy_executable(p, &binary)
                     .with_context(|| format!("cannot copy the prebuilt {}", p.display()))?;
             }
             None => {
@@ -402,7 +403,8 @@ impl LabRunner for Sandboxed {
                         message: "go build made no program: main.go must be `package main` with a `func main()`".into(),
                     });
                 }
-                std::fs::copy(&built, &binary).context("cannot take the built binary")?;
+                crate::files::copy_executable(&built, &binary)
+                    .context("cannot take the built binary")?;
                 quota.unmount("gocache");
                 quota.clear("build");
                 quota.clear("tmp");

@@ -241,7 +241,7 @@ fn sandboxed_runner(
     // whatever the folder golab was installed in.
     let inside = work.join(".bin/golab");
     std::fs::create_dir_all(work.join(".bin"))?;
-    std::fs::copy(&golab, &inside)
+    crate::files::copy_executable(&golab, &inside)
         .with_context(|| format!("cannot copy {} for the sandbox", golab.display()))?;
     {
         use std::os::unix::fs::PermissionsExt;

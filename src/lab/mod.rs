@@ -803,6 +803,34 @@ pub fn list() -> Result<Vec<Lab>> {
     Ok(labs)
 }
 
+/// `golab labs`: one line per bundled lab.
+pub fn listing_text(labs: &[Lab]) -> String {
+    labs.iter()
+        .map(|l| format!("{:<18} {}\n", l.name, l.title))
+        .collect()
+}
+
+/// `golab labs --json` (schema golab.labs): where the labs were read, and each one's size.
+pub fn listing_json(labs: &[Lab]) -> Result<String> {
+    let labs: Vec<_> = labs
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "name": l.name,
+                "title": l.title,
+                "dir": l.dir,
+                "checks": l.checks.len(),
+                "questions": l.questions.len(),
+                "scenarios": l.scenarios.len(),
+            })
+        })
+        .collect();
+    Ok(crate::exit::document(
+        crate::exit::Doc::Labs,
+        serde_json::json!({"labs_dir": labs_dir()?, "labs": labs}),
+    ))
+}
+
 /// A deadline, per-student extensions and what lateness costs. In lab.yaml as `late:`,
 /// or from the command line (`golab grade --deadline ... --late-penalty ...`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

@@ -127,9 +127,18 @@ pub enum Ssh {
     Exited(u8),
 }
 
-/// The machine `golab run --provider P --name N` runs on.
-/// On a VM, the run's commands share one ssh connection (it ends with the run).
-pub fn machine(provider: Provider, name: &str) -> Result<Machine> {
+/// The machine `golab run --provider P --name N` runs on, for the tools chosen (a Go
+/// from this machine's toolchains folder is refused for a VM before the VM is looked
+/// for). On a VM, the run's commands share one ssh connection (it ends with the run).
+/// `go_release`: the `--go` asked (toolchain::Choice::release).
+pub fn machine(provider: Provider, name: &str, go_release: Option<&str>) -> Result<Machine> {
+    if provider != Provider::Host
+        && let Some(r) = go_release
+    {
+        bail!(
+            "--go {r} picks a Go from this machine's toolchains folder; the lab VM has the pinned Go and dlv installed: leave --go out (or give --goroot/--dlv paths inside the VM)"
+        );
+    }
     let m = match provider {
         Provider::Host => return Ok(Machine::Host),
         Provider::Qemu => Qemu::new()?.machine(name)?,

@@ -10,6 +10,7 @@
 //! version-dependent, and the values golab knows independently are checked.
 
 pub mod notes;
+pub mod session;
 
 use crate::probe::dlv_console as con;
 use crate::probe::dlv_rpc::{
