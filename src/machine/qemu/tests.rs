@@ -481,13 +481,65 @@ fn lab_opts() -> UpOptions {
     o
 }
 
+/// QEMU processes (by their program's name) whose command line names `root`. Only
+/// QEMU: scripts/test-vm.sh's own HTTP server serves from a folder under the same root
+/// and lives until the script ends, and an ssh to a machine names its key there.
 fn qemu_processes_under(root: &Path) -> Vec<u32> {
     let want = root.to_string_lossy().to_string();
     sys::proc::all()
         .into_iter()
         .filter(|p| pid_alive(*p))
-        .filter(|p| sys::proc::cmdline(*p).is_some_and(|c| c.contains(&want)))
+        .filter(|p| {
+            sys::proc::cmdline(*p).is_some_and(|c| {
+                let program = c.split_whitespace().next().unwrap_or("");
+                let name = program.rsplit('/').next().unwrap_or(program);
+                name.starts_with("qemu-system") && c.contains(&want)
+            })
+        })
         .collect()
+}
+
+/// The leftover check sees a QEMU naming the state folder, and not the test script's
+/// HTTP server serving from it (what made scripts/test-vm.sh fail with every machine
+/// destroyed).
+#[test]
+fn the_leftover_check_sees_qemu_and_only_qemu() {
+    let root = tempfile::tempdir().unwrap();
+    let bin = root.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let fake = bin.join("qemu-system-x86_64");
+    crate::files::copy_executable(Path::new("/bin/sh"), &fake).unwrap();
+    let served = root.path().join("served");
+    // Both wait in the shell's own `read` on a pipe this test holds: no child process,
+    // which between its fork and exec would show its parent's command line.
+    let mut qemu = std::process::Command::new(&fake)
+        .args(["-c", "read x"])
+        .arg(root.path().join("disk.qcow2"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut other = std::process::Command::new("sh")
+        .args(["-c", "read x", "server"])
+        .arg(&served)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = qemu_processes_under(root.path());
+    while seen.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        seen = qemu_processes_under(root.path());
+    }
+    let _ = qemu.kill();
+    let _ = other.kill();
+    let _ = qemu.wait();
+    let _ = other.wait();
+    assert_eq!(
+        seen,
+        vec![qemu.id()],
+        "the sh naming the folder is pid {}",
+        other.id()
+    );
 }
 
 #[test]
