@@ -373,19 +373,7 @@ impl Toolchain {
     /// asked is a process start, and the tour aims at seconds. gdb and readelf are left
     /// empty.
     pub fn find_go_and_dlv(choice: &Choice, m: &Machine) -> Result<Toolchain> {
-        let (go, goroot) = match &choice.goroot {
-            Some(root) => {
-                let go = root.join("bin/go");
-                if !m.is_file(&go) {
-                    bail!(
-                        "--goroot {}: there is no bin/go in it (a GOROOT is the folder that holds bin/go and src/runtime)",
-                        root.display()
-                    );
-                }
-                (go, Some(root.clone()))
-            }
-            None => (find_tool(m, "go", None, "--goroot / GOLAB_GOROOT")?, None),
-        };
+        let (go, goroot) = find_go(choice, m)?;
         let go_version = go_version(m, &go, goroot.as_deref())?;
         let dlv = find_tool(m, "dlv", choice.dlv.as_deref(), "--dlv / GOLAB_DLV")?;
         let dlv_version = dlv_version(m, &dlv)?;

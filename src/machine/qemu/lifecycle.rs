@@ -293,13 +293,7 @@ impl Qemu {
         )
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-        let mut g = exec::Group::spawn(c, "ssh (copy in)")?;
-        let mut err = String::new();
-        let pipe = g.child_mut().stderr.take();
-        let st = g.wait_deadline(Instant::now() + Duration::from_secs(300))?;
-        if let Some(mut p) = pipe {
-            let _ = p.read_to_string(&mut err);
-        }
+        let (st, err) = finish_copy(exec::Group::spawn(c, "ssh (copy in)")?)?;
         if !st.success() {
             bail!(
                 "copying {} into {name}:{remote} failed: {}",
@@ -329,13 +323,7 @@ impl Qemu {
                     .with_context(|| format!("cannot write {}", tmp.display()))?,
             )
             .stderr(Stdio::piped());
-        let mut g = exec::Group::spawn(c, "ssh (copy out)")?;
-        let mut err = String::new();
-        let pipe = g.child_mut().stderr.take();
-        let st = g.wait_deadline(Instant::now() + Duration::from_secs(300))?;
-        if let Some(mut p) = pipe {
-            let _ = p.read_to_string(&mut err);
-        }
+        let (st, err) = finish_copy(exec::Group::spawn(c, "ssh (copy out)")?)?;
         if !st.success() {
             let _ = std::fs::remove_file(&tmp);
             bail!(
@@ -415,4 +403,15 @@ impl Qemu {
         lock.remove();
         Ok(())
     }
+}
+
+/// Waits (5 min at most) for an ssh that copies a file in or out; its status and stderr.
+fn finish_copy(mut g: exec::Group) -> Result<(std::process::ExitStatus, String)> {
+    let mut err = String::new();
+    let pipe = g.child_mut().stderr.take();
+    let st = g.wait_deadline(Instant::now() + Duration::from_secs(300))?;
+    if let Some(mut p) = pipe {
+        let _ = p.read_to_string(&mut err);
+    }
+    Ok((st, err))
 }

@@ -129,21 +129,26 @@ fn without_a_mirror_asked_the_guests_apt_is_left_alone() {
     );
 }
 
-#[test]
-fn golab_env_is_one_line_a_value_and_refuses_line_breaks() {
+/// lab1's seed with a host mirror, as the seed tests read it.
+fn seed_with_mirror() -> Seed {
     let m = Mirror {
         uri: "http://mirror.example/debian".into(),
         host: "mirror.example".into(),
         ip: "192.0.2.7".into(),
     };
-    let s = render_seed(
+    render_seed(
         "lab1",
         "golab-lab1-1",
         "ssh-ed25519 AAAA golab-lab1",
         Some(&m),
         &opts(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn golab_env_is_one_line_a_value_and_refuses_line_breaks() {
+    let s = seed_with_mirror();
     let lines: Vec<&str> = s.golab_env.lines().collect();
     assert_eq!(
         lines,
@@ -166,19 +171,7 @@ fn golab_env_is_one_line_a_value_and_refuses_line_breaks() {
 
 #[test]
 fn user_data_is_yaml_with_the_key_the_mirror_and_the_pins() {
-    let m = Mirror {
-        uri: "http://mirror.example/debian".into(),
-        host: "mirror.example".into(),
-        ip: "192.0.2.7".into(),
-    };
-    let s = render_seed(
-        "lab1",
-        "golab-lab1-1",
-        "ssh-ed25519 AAAA golab-lab1",
-        Some(&m),
-        &opts(),
-    )
-    .unwrap();
+    let s = seed_with_mirror();
     assert!(s.user_data.starts_with("#cloud-config\n"));
     let v: serde_norway::Value = serde_norway::from_str(&s.user_data).unwrap();
     assert_eq!(v["users"][0]["name"], "golab");
