@@ -1,4 +1,5 @@
-//! Finding and checking the tools a lab needs: go, dlv, gdb, readelf, objdump.
+//! Finding and checking the tools a lab needs: go, dlv, gdb, readelf (and objdump, which
+//! only the notes' own commands use).
 //!
 //! A tool is chosen explicitly (`--goroot`, `--dlv`, `--gdb` or `GOLAB_GOROOT`,
 //! `GOLAB_DLV`, `GOLAB_GDB`), else found on PATH. Versions are read from the tools

@@ -345,10 +345,10 @@ pub struct Observation {
     pub dlv: Session,
     pub gdb: Option<Session>,
     pub wrappers: Vec<WrapperCode>,
-    /// From `objdump -d`: function -> the symbols whose code calls it.
+    /// From the machine code (probe::calls): function -> the symbols whose code calls it.
     #[serde(default)]
     pub static_callers: BTreeMap<String, std::collections::BTreeSet<String>>,
-    /// Why `static_callers` was not read (objdump's output of the binary past its limit).
+    /// Why `static_callers` was not read (the binary's machine code past its limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub static_callers_not_checked: Option<String>,
     /// Which of the functions the checks name are text symbols of the binary.

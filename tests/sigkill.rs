@@ -1,5 +1,5 @@
 //! No process of a run outlives golab, SIGKILL included (src/reaper.rs): `kill -9` of
-//! `golab run` in each stage (build, gdb, dlv, objdump) leaves nothing running. Every
+//! `golab run` in each stage (build, gdb, dlv) leaves nothing running. Every
 //! process of the run is found by a marker in its environment, which go, gdb, dlv and
 //! the program they start all inherit. Without the PID namespace (GOLAB_NO_PIDNS=1) a
 //! kill between dlv's start and golab's connection leaves dlv and its stopped debuggee
@@ -130,12 +130,6 @@ fn sigkill_in_the_gdb_session_leaves_no_process() {
 #[test]
 fn sigkill_in_the_dlv_session_leaves_no_process() {
     let (left, seen) = kill_during("startup-trace", "dlv");
-    assert!(left.is_empty(), "left running: {left:?} (seen {seen:?})");
-}
-
-#[test]
-fn sigkill_in_objdump_leaves_no_process() {
-    let (left, seen) = kill_during("scheduler-callers", "objdump");
     assert!(left.is_empty(), "left running: {left:?} (seen {seen:?})");
 }
 

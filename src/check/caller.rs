@@ -1,4 +1,4 @@
-//! Callers checks: who calls a scheduler function, statically (objdump's call sites)
+//! Callers checks: who calls a scheduler function, statically (the call sites in the machine code)
 //! and dynamically (the stacks at dlv's stops), against the runtime source's table.
 use super::*;
 

@@ -2,11 +2,11 @@
 //! judges what it saw (that is `check`) or prints it (that is `report`).
 
 pub mod build;
+pub mod calls;
 pub mod dlv_api;
 pub mod dlv_console;
 pub mod dlv_rpc;
 pub mod dwarf;
 pub mod elf;
 pub mod gdb_mi;
-pub mod objdump;
 pub mod readelf;

@@ -6,7 +6,7 @@
 //!      -> checks (Verdict) -> report (the caller: report::terminal, report::json)
 //! ```
 //! `plan` reads only the lab file and the options. The probes run side by side: the
-//! static ones (readelf, objdump) on a thread beside the debugger sessions, and the gdb
+//! static ones (readelf, the call-site decoder) on a thread beside the debugger sessions, and the gdb
 //! session beside the dlv sessions (one after the other in the grader's sandbox, whose
 //! limits count both). What each probe recorded is written to the transcript folder as
 //! soon as it exists, so a later failure loses nothing that was already seen.
@@ -64,6 +64,9 @@ pub struct Tools {
 pub struct Binary {
     pub built: build::Built,
     pub elf: Elf,
+    /// The binary on the host (a copy when the lab runs on a VM): what the ELF reader and
+    /// the call-site decoder read.
+    pub local: PathBuf,
     pub warnings: Vec<String>,
     /// The work folder, when it is a temporary one, and the ELF's local copy.
     _work: Option<tempfile::TempDir>,
@@ -204,6 +207,7 @@ fn build_stage(t: &Tools, opts: &Options, lab: &Lab) -> Result<Binary> {
     Ok(Binary {
         built,
         elf,
+        local: local_binary,
         warnings: build_warning.into_iter().collect(),
         _work: work_tmp,
         _local: local,
@@ -211,7 +215,7 @@ fn build_stage(t: &Tools, opts: &Options, lab: &Lab) -> Result<Binary> {
 }
 
 /// Stage 4: the probes, side by side. Errors are reported in the order the probes
-/// were listed (readelf and objdump, gdb, dlv), whichever came first.
+/// were listed (readelf and the call sites, gdb, dlv), whichever came first.
 fn probe(
     p: &RunPlan,
     t: &Tools,
@@ -222,7 +226,7 @@ fn probe(
 ) -> Result<Probed> {
     progress.stage("reading the entry point (readelf -h, ELF header)");
     if p.static_check && !p.caller_targets().is_empty() {
-        progress.stage("reading static callers from the machine code (objdump -d)");
+        progress.stage("reading static callers from the machine code");
     }
     if p.lab.gdb.is_some() {
         progress.stage("gdb/MI session");

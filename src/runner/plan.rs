@@ -21,7 +21,7 @@ pub struct RunPlan<'a> {
     pub scenarios: Vec<&'a ScenarioSpec>,
     /// Runs of each scenario (at least 1).
     pub repeat: u32,
-    /// A check reads the static callers (objdump).
+    /// A check reads the static callers (the call sites in the machine code).
     pub static_check: bool,
     /// The callers tables and the notes' answers are needed.
     pub callers_check: bool,

@@ -1,6 +1,6 @@
 //! Stage 3 of a run, the probes: each tool records what it saw and writes its
 //! transcript as soon as it has it; none judges. The static probes (readelf -h, the
-//! callers in the ELF, objdump's call sites) read only the file; the gdb and dlv
+//! callers in the ELF, the call sites in its machine code) read only the file; the gdb and dlv
 //! sessions each run the program. `super::run` runs them side by side.
 
 use super::plan::{self, RunPlan};
@@ -17,7 +17,7 @@ pub struct Inputs<'a> {
 }
 use crate::lab::{Lab, ScenarioSpec};
 use crate::machine::Machine;
-use crate::probe::{dlv_rpc, gdb_mi, objdump, readelf};
+use crate::probe::{calls, dlv_rpc, gdb_mi, readelf};
 use crate::progress::Progress;
 use crate::reference::callers;
 use crate::toolchain;
@@ -33,14 +33,14 @@ pub struct Static {
     /// Whether each function the callers checks name (and each static caller of it) is
     /// in the binary.
     pub in_binary: BTreeMap<String, bool>,
-    pub static_callers: objdump::CallSites,
-    /// Why the static callers were not read (objdump's output past its limit).
+    pub static_callers: calls::CallSites,
+    /// Why the static callers were not read (the machine code past its limit).
     pub static_callers_not_checked: Option<String>,
     pub warnings: Vec<String>,
 }
 
 /// readelf -h, the callers present in the ELF and, for a static callers check,
-/// objdump's call sites.
+/// the call sites in its machine code.
 pub fn static_probes(i: &Inputs) -> Result<Static> {
     let Inputs {
         p,
@@ -74,12 +74,11 @@ pub fn static_probes(i: &Inputs) -> Result<Static> {
             }
         }
         if p.static_check {
-            let objdump = toolchain::find_tool(m, "objdump", None, "")?;
-            match objdump::call_sites(m, &objdump, &b.built.binary, &targets) {
-                Ok((sites, _)) => s.static_callers = sites,
+            match calls::call_sites(&b.local, &targets) {
+                Ok(sites) => s.static_callers = sites,
                 // The student's machine code is too big to read: that check is not
                 // checked, with the reason; the rest of the run goes on.
-                Err(e) if e.downcast_ref::<objdump::TooLarge>().is_some() => {
+                Err(e) if e.downcast_ref::<calls::TooLarge>().is_some() => {
                     s.static_callers_not_checked = Some(e.to_string())
                 }
                 Err(e) => return Err(e),
