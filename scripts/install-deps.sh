@@ -5,7 +5,8 @@
 set -euo pipefail
 
 # chromium: the grading HTML report is checked in headless Chromium (tests/grade_instructor.rs).
-pkgs=(golang-go delve gdb binutils gcc libc6-dev ca-certificates bubblewrap strace openssh-client man-db dosfstools mtools bc ruby shellcheck vagrant vagrant-libvirt chromium)
+# grub-pc-bin: the boot code of the VirtualBox and vagrant-qemu boxes (src/machine/bootdisk.rs).
+pkgs=(golang-go delve gdb binutils gcc libc6-dev ca-certificates bubblewrap strace openssh-client man-db dosfstools mtools bc ruby shellcheck vagrant vagrant-libvirt chromium grub-pc-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

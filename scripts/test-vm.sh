@@ -13,8 +13,10 @@
 #      guest with -mod=vendor; both served from 127.0.0.1 and fetched by golab's download
 #      cache; the host's verdict comes from the same Go and a dlv from the same source;
 #   3. `golab image build` (the suite's one provisioning from nothing: the default pins,
-#      only where the tarballs come from is the test's): the qcow2, the Vagrant box and
-#      the manifest, every SHA-256 checked;
+#      only where the tarballs come from is the test's): the qcow2, the Vagrant boxes
+#      (libvirt, VirtualBox, vagrant-qemu) and the manifest, every SHA-256 checked; the
+#      VirtualBox and vagrant-qemu boxes booted from their own GRUB on their providers'
+#      hardware (scripts/check-boot-box.sh: no VirtualBox or vagrant-qemu here);
 #   4. the ignored test in src/machine/qemu/tests.rs on machines from that image
 #      (GOLAB_VM_BAKED): up, go version, the seed program built with -gcflags
 #      "all=-l -N", readelf -h, gdb -batch at runtime.schedinit, dlv --headless answered
@@ -145,11 +147,23 @@ m = json.load(open(path))
 assert m["tools"]["go"].startswith(f"go version go{gover} "), m["tools"]
 assert m["tools"]["dlv"] == dlvver, m["tools"]
 assert m["pins"]["go_sha256"] == sha and m["pins"]["dlv"]["Source"]["version"].lstrip("v") == dlvver, m["pins"]
-for f in m["files"]:
+for f in m["files"] + m["boxes"]:
     p = os.path.join(os.path.dirname(path), f["name"])
-    assert hashlib.sha256(open(p, "rb").read()).hexdigest() == f["sha256"], f["name"]
-print(f"test-vm: manifest: {[f['name'] for f in m['files']]}, tools {m['tools']}", file=sys.stderr)
+    h = hashlib.sha256()
+    with open(p, "rb") as r:
+        for chunk in iter(lambda: r.read(1 << 20), b""):
+            h.update(chunk)
+    assert h.hexdigest() == f["sha256"], f["name"]
+kinds = sorted(b["name"].rsplit(".", 2)[-2] for b in m["boxes"])
+assert kinds == ["libvirt", "qemu", "virtualbox"], kinds
+print(f"test-vm: manifest: {[f['name'] for f in m['files'] + m['boxes']]}, tools {m['tools']}", file=sys.stderr)
 PY
+  # The boxes that boot by themselves (VirtualBox's, vagrant-qemu's), booted under QEMU
+  # on their providers' hardware from their own GRUB, the tools as the manifest says.
+  for kind in virtualbox qemu; do
+    stamp "scripts/check-boot-box.sh (the $kind box)"
+    bash scripts/check-boot-box.sh "${manifest%.manifest.json}.$kind.box" "$manifest"
+  done
   # The ignored Rust test on machines from that image (GOLAB_VM_BAKED): build, gdb, dlv
   # through the forward, down, resume, a second machine whose first boot is killed.
   stamp "cargo test (ignored VM test, machines from the baked image)"

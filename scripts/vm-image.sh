@@ -82,14 +82,14 @@ mirror=$(debian_mirror) || exit 1
 # too (same version); qemu-block-extra is left out (it pins an older QEMU).
 need_host_packages() {
   local missing=() p
-  for p in debootstrap qemu-system-x86 qemu-utils genisoimage openssh-client e2fsprogs; do
+  for p in debootstrap qemu-system-x86 qemu-utils genisoimage openssh-client e2fsprogs grub-pc-bin; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   ((${#missing[@]})) || return 0
   say "installing host packages: ${missing[*]}"
   apt_private "$cache/apt" "$SUITE-backports" -- update -qq
   apt_private "$cache/apt" "$SUITE-backports" -- install -y -qq --no-install-recommends \
-    -t "$SUITE-backports" qemu-system-x86 qemu-utils debootstrap genisoimage openssh-client e2fsprogs >/dev/null
+    -t "$SUITE-backports" qemu-system-x86 qemu-utils debootstrap genisoimage openssh-client e2fsprogs grub-pc-bin >/dev/null
 }
 need_host_packages
 if $deps_only; then exit 0; fi

@@ -555,8 +555,10 @@ pub struct ImageBuildArgs {
     /// The image set's file name stem (default: golab-goVERSION-dlvVERSION).
     #[arg(long = "image-name")]
     pub image_name: Option<String>,
-    /// Leave out the Vagrant box (NAME.libvirt.box, made with qemu-img and e2fsprogs'
-    /// debugfs; vagrant-libvirt and vagrant-qemu read it).
+    /// Leave out the Vagrant boxes: NAME.libvirt.box (vagrant-libvirt, booting the image's
+    /// kernel), NAME.virtualbox.box (a BIOS disk with GRUB, VMDK and OVF) and
+    /// NAME.qemu.box (vagrant-qemu: the same disk, qcow2), made with qemu-img, e2fsprogs'
+    /// debugfs and grub-mkimage (grub-pc-bin).
     #[arg(long)]
     pub no_box: bool,
     /// `golab up`'s options for the machine that is provisioned and baked.

@@ -7,7 +7,9 @@
 use crate::download::{self, Cache};
 use crate::machine::image;
 use crate::machine::qemu::{Accel, Qemu, UpOptions};
-use crate::machine::vagrant::{DirectBoot, UpOutcome, Vagrant, VagrantConfig};
+use crate::machine::vagrant::{
+    DirectBoot, Provider as VagrantProvider, UpOutcome, Vagrant, VagrantConfig,
+};
 use crate::machine::{DlvSource, Machine};
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
@@ -250,6 +252,7 @@ fn vagrant_up(a: &UpRequest) -> Result<String> {
             &cfg.box_name,
             a.image_sha256.as_deref(),
             &Cache::from_env()?,
+            provider,
         )?;
         let m = &baked.manifest;
         eprintln!(
@@ -261,11 +264,15 @@ fn vagrant_up(a: &UpRequest) -> Result<String> {
         cfg.go_version = m.pins.go_version.clone();
         cfg.go_sha256 = m.pins.go_sha256.clone();
         cfg.dlv = m.pins.dlv.clone();
-        cfg.boot = Some(DirectBoot {
-            kernel: baked.kernel.clone().context("no kernel")?,
-            initrd: baked.initrd.clone().context("no initrd")?,
-            cmdline: "root=/dev/vda console=ttyS0".into(),
-        });
+        // libvirt boots the image's kernel; VirtualBox's box boots by itself (GRUB).
+        cfg.boot = match provider {
+            VagrantProvider::Libvirt => Some(DirectBoot {
+                kernel: baked.kernel.clone().context("no kernel")?,
+                initrd: baked.initrd.clone().context("no initrd")?,
+                cmdline: "root=/dev/vda console=ttyS0".into(),
+            }),
+            _ => None,
+        };
         cfg.box_name = vagrant.add_box_file(&file)?;
     } else if cfg.box_name.ends_with(".box") && as_file.is_file() {
         cfg.box_name = vagrant.add_box_file(as_file)?;

@@ -3,6 +3,8 @@
 //! the way Lima reaches its VMs. Probes build their commands through [`Machine`], so a
 //! lab runs the same way everywhere; only this module knows the difference.
 
+pub mod bootdisk;
+pub mod boxfs;
 pub mod image;
 pub mod lifecycle;
 pub mod qemu;
