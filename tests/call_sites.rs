@@ -38,6 +38,21 @@ fn lab_program() -> (tempfile::TempDir, PathBuf) {
     (d, bin)
 }
 
+/// The lab program with `nops` one-byte nops in its text (tests/fixtures/nop-sled), built.
+fn nop_sled(nops: u64) -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nop-sled");
+    let tmpl = std::fs::read_to_string(fx.join("main.go.tmpl")).unwrap();
+    std::fs::write(
+        d.path().join("main.go"),
+        tmpl.replace("@NOPS@", &nops.to_string()),
+    )
+    .unwrap();
+    std::fs::copy(fx.join("go.mod"), d.path().join("go.mod")).unwrap();
+    let bin = go_build(d.path());
+    (d, bin)
+}
+
 /// objdump's view: every function label, and for each, who calls or tail-jumps to its
 /// start (the parser golab had before it decoded the code itself).
 fn objdump_call_sites(bin: &Path) -> (BTreeSet<String>, calls::CallSites) {
@@ -127,12 +142,7 @@ fn machine_code_past_the_limit_is_refused_by_size() {
     assert!(t.0.contains("more than 0.2 MiB"), "{t}");
 
     // 72 M nops: 72 MiB of code, past MAX_CODE (64 MiB).
-    let d = tempfile::tempdir().unwrap();
-    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nop-sled");
-    let tmpl = std::fs::read_to_string(fx.join("main.go.tmpl")).unwrap();
-    std::fs::write(d.path().join("main.go"), tmpl.replace("@NOPS@", "72000000")).unwrap();
-    std::fs::copy(fx.join("go.mod"), d.path().join("go.mod")).unwrap();
-    let sled = go_build(d.path());
+    let (_s, sled) = nop_sled(72_000_000);
     let e = calls::call_sites(&sled, &targets).unwrap_err();
     let t = e
         .downcast_ref::<calls::TooLarge>()
@@ -147,12 +157,7 @@ fn machine_code_past_the_limit_is_refused_by_size() {
 /// of text), and the program's own call sites are still found in it.
 #[test]
 fn a_nop_sled_under_the_limit_is_decoded() {
-    let d = tempfile::tempdir().unwrap();
-    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nop-sled");
-    let tmpl = std::fs::read_to_string(fx.join("main.go.tmpl")).unwrap();
-    std::fs::write(d.path().join("main.go"), tmpl.replace("@NOPS@", "8000000")).unwrap();
-    std::fs::copy(fx.join("go.mod"), d.path().join("go.mod")).unwrap();
-    let bin = go_build(d.path());
+    let (_d, bin) = nop_sled(8_000_000);
     let targets = vec!["runtime.runqget".to_string(), "main.worker".to_string()];
     let got = calls::call_sites(&bin, &targets).unwrap();
     assert!(

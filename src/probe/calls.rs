@@ -29,16 +29,7 @@ const MIB: f64 = (1 << 20) as f64;
 
 /// The binary's machine code is larger than the limit: the static callers are not known
 /// (the check that needs them is not checked, with this reason).
-#[derive(Debug)]
-pub struct TooLarge(pub String);
-
-impl std::fmt::Display for TooLarge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TooLarge {}
+pub use super::TooLarge;
 
 /// The call sites of `targets` in the x86-64 ELF file at `binary`.
 pub fn call_sites(binary: &Path, targets: &[String]) -> Result<CallSites> {

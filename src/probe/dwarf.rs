@@ -27,16 +27,7 @@ pub const MAX_PROGRAM_BYTES: u64 = 64 << 20;
 
 /// The binary's line table is past a limit: it is not read (the facts that need it are
 /// not checked), never read whole.
-#[derive(Debug)]
-pub struct TooLarge(pub String);
-
-impl std::fmt::Display for TooLarge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TooLarge {}
+pub use super::TooLarge;
 
 /// Rows of every line-number program, by address: one sorted run per sequence.
 pub struct Lines {
