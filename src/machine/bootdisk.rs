@@ -174,6 +174,59 @@ fn fs_uuid(raw: &Path) -> Result<String> {
         .context("the image's file system has no UUID debugfs can read")
 }
 
+/// The file system edited to boot from its own disk: an fstab by UUID, and `initrd` (if
+/// given) in place of the image's; both root's, 0644, read back. Returns the kernel
+/// version in /boot and the file system's UUID.
+fn root_by_uuid(raw: &Path, initrd: Option<&Path>, work: &Path) -> Result<(String, String)> {
+    let kver = kernel_version(raw)?;
+    let uuid = fs_uuid(raw)?;
+    let fstab = work.join("fstab");
+    std::fs::write(
+        &fstab,
+        format!("UUID={uuid} / ext4 rw,errors=remount-ro 0 1\n"),
+    )?;
+    // debugfs's `write` takes the owner of the local file: root's is set after it.
+    let own = |p: &str| format!("sif {p} uid 0\nsif {p} gid 0\nsif {p} mode 0100644\n");
+    let mut script = format!(
+        "rm /etc/fstab\ncd /etc\nwrite {} fstab\ncd /\n{}",
+        fstab.display(),
+        own("/etc/fstab")
+    );
+    if let Some(i) = initrd {
+        script.push_str(&format!(
+            "rm /boot/initrd.img-{kver}\ncd /boot\nwrite {} initrd.img-{kver}\ncd /\n{}",
+            i.display(),
+            own(&format!("/boot/initrd.img-{kver}"))
+        ));
+    }
+    let sf = work.join("script");
+    std::fs::write(&sf, script)?;
+    let mut c = Command::new("debugfs");
+    c.arg("-w").arg("-f").arg(&sf).arg(raw);
+    tool_ok(c, "debugfs -w (the VirtualBox disk's fstab)", 300)?;
+    let got = debugfs_read(raw, "cat /etc/fstab")?;
+    if !got.starts_with(&format!("UUID={uuid} ")) {
+        bail!("the VirtualBox disk's fstab did not take: it reads {got:?}");
+    }
+    let mut written = vec![("/etc/fstab".to_string(), None)];
+    if let Some(i) = initrd {
+        written.push((
+            format!("/boot/initrd.img-{kver}"),
+            Some(std::fs::metadata(i)?.len()),
+        ));
+    }
+    let squeeze = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (p, size) in written {
+        let st = squeeze(&debugfs_read(raw, &format!("stat {p}"))?);
+        let sized = size.is_none_or(|n| st.contains(&format!("Size: {n}")));
+        if !sized || !st.contains("User: 0 Group: 0") || !st.contains("Mode: 0644") {
+            bail!("{p} in the boot disk is not root's 0644 file of its size: {st:.200}");
+        }
+    }
+    e2fsck(raw)?;
+    Ok((kver, uuid))
+}
+
 /// Where the boxes that boot by themselves go.
 pub struct Dests<'a> {
     /// `NAME.virtualbox.box`.
@@ -199,41 +252,7 @@ pub fn boxes(disk: &Path, initrd: Option<&Path>, to: &Dests) -> Result<()> {
         .arg(&raw);
     tool_ok(c, "qemu-img convert (to raw, for the VirtualBox box)", 3600)?;
     make_vagrant_ready(&raw, &keys)?;
-    let kver = kernel_version(&raw)?;
-    let uuid = fs_uuid(&raw)?;
-    // The root by UUID; the initrd replaced if asked.
-    let fstab = work.path().join("fstab");
-    std::fs::write(
-        &fstab,
-        format!("UUID={uuid} / ext4 rw,errors=remount-ro 0 1\n"),
-    )?;
-    let mut script = format!(
-        "rm /etc/fstab\ncd /etc\nwrite {} fstab\ncd /\n",
-        fstab.display()
-    );
-    if let Some(i) = initrd {
-        script.push_str(&format!(
-            "rm /boot/initrd.img-{kver}\ncd /boot\nwrite {} initrd.img-{kver}\ncd /\n",
-            i.display()
-        ));
-    }
-    let sf = work.path().join("script");
-    std::fs::write(&sf, script)?;
-    let mut c = Command::new("debugfs");
-    c.arg("-w").arg("-f").arg(&sf).arg(&raw);
-    tool_ok(c, "debugfs -w (the VirtualBox disk's fstab)", 300)?;
-    let got = debugfs_read(&raw, "cat /etc/fstab")?;
-    if !got.starts_with(&format!("UUID={uuid} ")) {
-        bail!("the VirtualBox disk's fstab did not take: it reads {got:?}");
-    }
-    if let Some(i) = initrd {
-        let st = debugfs_read(&raw, &format!("stat /boot/initrd.img-{kver}"))?;
-        let want = std::fs::metadata(i)?.len();
-        if !st.contains(&format!("Size: {want}")) {
-            bail!("the initrd written into the VirtualBox disk is not {want} bytes");
-        }
-    }
-    e2fsck(&raw)?;
+    let (kver, uuid) = root_by_uuid(&raw, initrd, work.path())?;
     let fs_bytes = std::fs::metadata(&raw)?.len();
     let (mbr, core) = boot_code(work.path(), &uuid, &kver, fs_bytes / SECTOR)?;
     let whole = work.path().join("disk.raw");
@@ -502,6 +521,53 @@ mod tests {
         // Past MBR's 2 TiB, no disk.
         let e = super::boot_code(d.path(), "u", "k", 1 << 33).unwrap_err();
         assert!(format!("{e:#}").contains("2 TiB"), "{e:#}");
+    }
+
+    /// On a small ext4 made as the base image is (`mkfs.ext4 -d`), by a file owner that is
+    /// not root: the fstab names the root by UUID and the initrd is replaced, both root's
+    /// and 0644, and the kernel version and UUID come back.
+    #[test]
+    fn the_root_is_named_by_uuid_and_the_initrd_replaced_as_roots() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path().join("root");
+        for dir in ["etc", "boot"] {
+            std::fs::create_dir_all(r.join(dir)).unwrap();
+        }
+        std::fs::write(r.join("etc/fstab"), "/dev/vda / ext4 rw 0 1\n").unwrap();
+        std::fs::write(r.join("boot/vmlinuz-6.1.0-50-amd64"), "kernel").unwrap();
+        std::fs::write(r.join("boot/initrd.img-6.1.0-50-amd64"), "small").unwrap();
+        let img = d.path().join("root.raw");
+        let o = std::process::Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-d"])
+            .arg(&r)
+            .arg(&img)
+            .arg("16M")
+            .output()
+            .expect("mkfs.ext4 (e2fsprogs) must be installed");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let big = d.path().join("big.initrd");
+        std::fs::write(&big, vec![7u8; 300_000]).unwrap();
+        std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&big, Some(1234), Some(1234)).ok();
+        let work = d.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        let (kver, uuid) = super::root_by_uuid(&img, Some(&big), &work).unwrap();
+        assert_eq!(kver, "6.1.0-50-amd64");
+        let fstab = super::debugfs_read(&img, "cat /etc/fstab").unwrap();
+        assert_eq!(
+            fstab,
+            format!("UUID={uuid} / ext4 rw,errors=remount-ro 0 1\n")
+        );
+        let st = super::debugfs_read(&img, "stat /boot/initrd.img-6.1.0-50-amd64").unwrap();
+        let st = st.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            st.contains("Size: 300000") && st.contains("User: 0 Group: 0"),
+            "{st}"
+        );
+        // Again, on the disk already edited: the same answer.
+        let again = super::root_by_uuid(&img, None, &work).unwrap();
+        assert_eq!(again, (kver, uuid));
     }
 
     #[test]
