@@ -703,6 +703,53 @@ mod tests {
         assert!(e.contains("--image-sha256"), "{e}");
     }
 
+    /// `--box NAME.manifest.json` takes the box of the Vagrant provider asked for, checked
+    /// by its SHA-256; a manifest without that provider's box says which boxes it has.
+    #[test]
+    fn each_vagrant_provider_gets_its_own_box_from_a_manifest() {
+        use crate::machine::vagrant::Provider;
+        let d = tempfile::tempdir().unwrap();
+        let mut m = manifest();
+        for n in ["x.qcow2", "x.vmlinuz", "x.initrd"] {
+            std::fs::write(d.path().join(n), n).unwrap();
+            m.files.push(entry(d.path(), n).unwrap());
+        }
+        for n in ["x.libvirt.box", "x.virtualbox.box", "x.qemu.box"] {
+            std::fs::write(d.path().join(n), n).unwrap();
+            m.boxes.push(entry(d.path(), n).unwrap());
+        }
+        let path = d.path().join("x.manifest.json");
+        std::fs::write(&path, serde_json::to_string(&m).unwrap()).unwrap();
+        let cache = Cache::new(d.path().join("cache"), None);
+        let at = path.to_str().unwrap();
+        for (p, want) in [
+            (Provider::Libvirt, "x.libvirt.box"),
+            (Provider::Virtualbox, "x.virtualbox.box"),
+            (Provider::Qemu, "x.qemu.box"),
+        ] {
+            let (_, file) = resolve_box(at, None, &cache, p).unwrap();
+            assert_eq!(file.file_name().unwrap(), want);
+        }
+        // A box changed after baking is refused by its SHA-256.
+        std::fs::write(d.path().join("x.qemu.box"), "changed").unwrap();
+        let e = format!(
+            "{:#}",
+            resolve_box(at, None, &cache, Provider::Qemu).unwrap_err()
+        );
+        assert!(e.contains("x.qemu.box has SHA-256"), "{e}");
+        // A manifest from before the boxes that boot by themselves: libvirt's only.
+        m.boxes.truncate(1);
+        std::fs::write(&path, serde_json::to_string(&m).unwrap()).unwrap();
+        let e = format!(
+            "{:#}",
+            resolve_box(at, None, &cache, Provider::Virtualbox).unwrap_err()
+        );
+        assert!(
+            e.contains("lists no virtualbox box (it has x.libvirt.box"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn manifests_with_foreign_formats_or_paths_are_refused() {
         let mut m = manifest();
