@@ -440,10 +440,7 @@ pub fn build(q: &Qemu, opts: &UpOptions, out: &Path, name: &str, with_box: bool)
             })?;
             manifest.boxes.push(entry(&out, &n)?);
             sha = write_manifest(&out, name, &manifest)?;
-            stages.push((
-                "Vagrant box (libvirt, vagrant-qemu)".to_string(),
-                t.elapsed(),
-            ));
+            stages.push(("Vagrant box (libvirt)".to_string(), t.elapsed()));
             // VirtualBox boots from the disk: the same file system behind an MBR and GRUB
             // (a base with its own loader would need none of that; golab makes its box
             // only from a base that boots directly, as golab's own Debian base does).
