@@ -538,14 +538,7 @@ mod tests {
         std::fs::write(r.join("boot/vmlinuz-6.1.0-50-amd64"), "kernel").unwrap();
         std::fs::write(r.join("boot/initrd.img-6.1.0-50-amd64"), "small").unwrap();
         let img = d.path().join("root.raw");
-        let o = std::process::Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-d"])
-            .arg(&r)
-            .arg(&img)
-            .arg("16M")
-            .output()
-            .expect("mkfs.ext4 (e2fsprogs) must be installed");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        crate::machine::boxfs::tests::ext4_of(&r, &img);
         let big = d.path().join("big.initrd");
         std::fs::write(&big, vec![7u8; 300_000]).unwrap();
         std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600)).unwrap();

@@ -208,7 +208,7 @@ pub(crate) fn e2fsck(raw: &Path) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A small ext4 image made like the base image (`mkfs.ext4 -d`), with what a baked
@@ -250,15 +250,20 @@ mod tests {
         )
         .unwrap();
         let img = d.path().join("root.raw");
+        ext4_of(&r, &img);
+        (d, img)
+    }
+
+    /// A 16 MiB ext4 image of the folder `root`, made as the base image is (`mkfs.ext4 -d`).
+    pub(crate) fn ext4_of(root: &Path, img: &Path) {
         let o = Command::new("mkfs.ext4")
             .args(["-q", "-F", "-d"])
-            .arg(&r)
-            .arg(&img)
+            .arg(root)
+            .arg(img)
             .arg("16M")
             .output()
             .expect("mkfs.ext4 (e2fsprogs) must be installed");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        (d, img)
     }
 
     #[test]
