@@ -245,7 +245,8 @@ fn vagrant_up(a: &UpRequest) -> Result<String> {
     let mut cfg = vagrant_config(a.cpus, a.memory, &a.pins, &a.boot, &a.vagrant)?;
     let vagrant = Vagrant::new()?;
     let as_file = std::path::Path::new(&cfg.box_name);
-    if image::is_manifest(&cfg.box_name) {
+    let baked = image::is_manifest(&cfg.box_name);
+    if baked {
         // A baked image's box: its pins and the kernel it boots come from the manifest;
         // the provisioner finds everything in place.
         let (baked, file) = image::resolve_box(
@@ -280,6 +281,9 @@ fn vagrant_up(a: &UpRequest) -> Result<String> {
     let name = &a.machine.name;
     let (_, outcome) = vagrant.up(name, provider, cfg)?;
     let what = match outcome {
+        UpOutcome::Created if baked => {
+            "up from the baked image's box (its provisioner found everything in place)"
+        }
         UpOutcome::Created => "up and provisioned",
         UpOutcome::Resumed => "up again (provisioned before)",
         UpOutcome::AlreadyRunning => "already running; nothing done",
