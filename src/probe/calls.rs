@@ -69,13 +69,14 @@ pub fn call_sites_within(binary: &Path, targets: &[String], max_code: u64) -> Re
         .filter_map(|s| Some((s.address(), s.name().ok()?.to_string())))
         .collect();
     starts.sort();
-    starts.dedup_by_key(|s| s.0);
+    // Every target by its address, aliases included (two symbols at one address are one
+    // function: a call there calls both names); then one symbol per address starts a run.
     let wanted: BTreeSet<&str> = targets.iter().map(String::as_str).collect();
-    let target_at: HashMap<u64, &str> = starts
-        .iter()
-        .filter(|(_, n)| wanted.contains(n.as_str()))
-        .map(|(a, n)| (*a, n.as_str()))
-        .collect();
+    let mut target_at: HashMap<u64, Vec<String>> = HashMap::new();
+    for (a, n) in starts.iter().filter(|(_, n)| wanted.contains(n.as_str())) {
+        target_at.entry(*a).or_default().push(n.clone());
+    }
+    starts.dedup_by_key(|s| s.0);
     let mut sites = CallSites::new();
     for section in &code {
         let bytes = section
@@ -89,13 +90,10 @@ pub fn call_sites_within(binary: &Path, targets: &[String], max_code: u64) -> Re
             let end = starts.get(i + 1).map_or(hi, |s| s.0.min(hi));
             let slice = &bytes[(start - lo) as usize..(end - lo) as usize];
             for target in branch_targets(slice, *start) {
-                if let Some(&t) = target_at.get(&target)
-                    && t != caller
-                {
-                    sites
-                        .entry(t.to_string())
-                        .or_default()
-                        .insert(caller.clone());
+                for t in target_at.get(&target).into_iter().flatten() {
+                    if t != caller {
+                        sites.entry(t.clone()).or_default().insert(caller.clone());
+                    }
                 }
             }
         }
