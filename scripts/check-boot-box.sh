@@ -106,14 +106,15 @@ fi
 
 # Real Vagrant takes the box, under the provider its metadata names (box add needs no
 # VirtualBox), in a Vagrant home of this check's own.
-if command -v vagrant >/dev/null; then
+command -v vagrant >/dev/null || { echo "check-boot-box: vagrant is not installed (apt-get install vagrant: scripts/install-deps.sh)" >&2; exit 1; }
+{
   VAGRANT_HOME=$d/vagrant.d vagrant box add --name golab-check-box "$box" >"$d/box-add.txt" 2>&1 ||
     { echo "check-boot-box: vagrant box add refused the box:" >&2; cat "$d/box-add.txt" >&2; exit 1; }
   VAGRANT_HOME=$d/vagrant.d vagrant box list --machine-readable | grep -q ",box-provider,$kind" ||
     { echo "check-boot-box: vagrant does not list the box under $kind" >&2; exit 1; }
   rm -rf "$d/vagrant.d"
   say "vagrant box add: listed under $kind"
-fi
+}
 
 # Vagrant's insecure private key: the one the box's authorized_keys answers to.
 key=""
